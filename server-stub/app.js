@@ -1,0 +1,176 @@
+/**
+ * The reference server: Express + express-session on an embedded SQLite store, Socket.IO,
+ * and socket.io-sessions sharing that store and secret. `npm start` runs it (server.js);
+ * the browser tests start it as a child process.
+ *
+ * @example
+ *   const { url, close } = await createServer({ port: 0, dataDir: '/tmp/demo' });
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express from 'express';
+import session from 'express-session';
+import { Server } from 'socket.io';
+import { sessions } from 'socket.io-sessions/server';
+import { SqliteStore } from './sqlite-store.js';
+
+const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), 'public');
+const ONE_DAY_MS = 24 * 60 * 60 * 1000;
+const COOKIE_NAME = 'connect.sid';
+
+/**
+ * Builds and starts the reference server.
+ *
+ * @param {object} [options]
+ * @param {number} [options.port=3000]  0 picks a free port
+ * @param {string} [options.host='127.0.0.1']
+ * @param {string} [options.dataDir='.data']  holds sessions.db and the generated secret
+ * @param {boolean} [options.perMessage=true]  socket.io-sessions per-message mode
+ * @param {string|string[]} [options.secret]  default: env SESSION_SECRET, else a secret persisted in dataDir
+ */
+export async function createServer({
+  port = 3000,
+  host = '127.0.0.1',
+  dataDir = '.data',
+  perMessage = true,
+  secret,
+} = {}) {
+  mkdirSync(dataDir, { recursive: true });
+  secret ??= process.env.SESSION_SECRET || loadOrCreateSecret(join(dataDir, 'secret'));
+  const store = new SqliteStore({ path: join(dataDir, 'sessions.db') });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(
+    session({
+      store,
+      secret,
+      name: COOKIE_NAME,
+      saveUninitialized: false,
+      resave: false,
+      cookie: { httpOnly: true, sameSite: 'lax', maxAge: ONE_DAY_MS },
+    }),
+  );
+
+  // Pages that need a session create one on first visit; modifying it makes express-session save it.
+  const ensureSession = (req, _res, next) => {
+    req.session.createdAt ??= Date.now();
+    next();
+  };
+  const page = (file) => (_req, res) => res.sendFile(join(PUBLIC_DIR, file));
+
+  app.get(['/', '/index.html'], ensureSession, page('index.html'));
+  app.get('/ping.html', ensureSession, page('ping.html'));
+  // Deliberately no ensureSession: this page shows the SDK giving up on an invalid session.
+  app.get('/no-session.html', page('no-session.html'));
+
+  app.get('/api/session', (req, res) => {
+    res.set('Cache-Control', 'no-store');
+    res.json(publicView(req.session));
+  });
+
+  app.post('/login', express.json(), express.urlencoded({ extended: false }), (req, res, next) => {
+    const name = typeof req.body?.name === 'string' ? req.body.name.trim().slice(0, 64) : '';
+    if (!name) return res.status(400).json({ error: 'name is required' });
+    // A new id on privilege change (session fixation); destroying the old one tells its sockets.
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      req.session.user = name;
+      req.session.createdAt = Date.now();
+      req.session.save((err) => {
+        if (err) return next(err);
+        res.json({ ok: true, ...publicView(req.session) });
+      });
+    });
+  });
+
+  app.post('/logout', (req, res, next) => {
+    req.session.destroy((err) => {
+      if (err) return next(err);
+      res.clearCookie(COOKIE_NAME, { path: '/', httpOnly: true, sameSite: 'lax' });
+      res.json({ ok: true });
+    });
+  });
+
+  app.use(express.static(PUBLIC_DIR, { index: false }));
+
+  const httpServer = createHttpServer(app);
+  const io = new Server(httpServer);
+  const sio = sessions(io, { store, secret, perMessage });
+
+  sio.on('sconnection', (socket, _session) => {
+    // Per-message mode reloads socket.session before each handler and saves it before the ack goes out.
+    socket.on('increment', (ack) => {
+      socket.session.counter = (socket.session.counter || 0) + 1;
+      if (typeof ack === 'function') ack({ counter: socket.session.counter });
+    });
+    socket.on('state', (ack) => {
+      if (typeof ack === 'function') ack({ counter: socket.session.counter ?? 0, user: socket.session.user ?? null });
+    });
+    // The seed's facade: a client `socket.send(msg, cb)` arrives here; the library acks after the save.
+    socket.on('smessage', (message, _session) => {
+      socket.send(message);
+    });
+  });
+
+  sio.on('sinvalid', (socket, reason) => {
+    if (process.env.DEBUG_SESSIONS) console.log(`sinvalid: ${reason} (socket ${socket.id})`);
+  });
+
+  await new Promise((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(port, host, () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const actualPort = httpServer.address().port;
+  const shownHost = host === '127.0.0.1' || host === '::1' || host === 'localhost' ? 'localhost' : host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+  console.log(`socket.io-sessions reference server on http://${shownHost}:${actualPort}`);
+
+  let closing;
+  const close = () =>
+    (closing ??= new Promise((resolve) => {
+      // io.close() disconnects every socket (the library saves sessions on disconnect) and then
+      // closes the http server; only after that may the database go.
+      sio.close();
+      io.close(() => {
+        store.close();
+        resolve();
+      });
+    }));
+
+  return { httpServer, io, sio, store, app, url, close };
+}
+
+/** What the demo may see of a session: never its id, only a short non-reversible tag. */
+function publicView(sess) {
+  return {
+    counter: sess?.counter ?? 0,
+    user: sess?.user ?? null,
+    id: sess?.createdAt ? createHash('sha256').update(sess.id).digest('base64url').slice(0, 8) : null,
+  };
+}
+
+/** A random secret created once per data dir, so sessions survive a restart without configuration. */
+function loadOrCreateSecret(file) {
+  try {
+    const existing = readFileSync(file, 'utf8').trim();
+    if (existing) return existing;
+  } catch (err) {
+    if (err.code !== 'ENOENT') throw err;
+  }
+  const secret = randomBytes(32).toString('base64url');
+  try {
+    // 'wx': if another process won the race, use its secret instead of overwriting it.
+    writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' });
+    return secret;
+  } catch (err) {
+    if (err.code === 'EEXIST') return readFileSync(file, 'utf8').trim();
+    throw err;
+  }
+}

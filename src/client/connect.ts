@@ -1,0 +1,264 @@
+/**
+ * `connectWithSession(url?, options?)`: a plain socket.io-client Socket that connects with the
+ * page's session and keeps it: it reconnects where socket.io-client stops (a retryable refusal,
+ * a server-side disconnect), and applies one policy to every invalid-session signal, at the
+ * handshake or pushed mid-connection.
+ */
+import EventEmitter from 'eventemitter3';
+import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client';
+import { ErrorCode, Events, isSessionErrorData, type SessionErrorData } from '../protocol.js';
+import { SessionOptionsError, sessionErrorFrom, type SessionInvalidError } from '../errors.js';
+import { backoff } from './backoff.js';
+import { decideInvalid, type InvalidAction, type OnInvalid } from './invalid-policy.js';
+
+/** Connection state as the app sees it. Only `transition()` changes it. */
+export type SessionState = 'connecting' | 'connected' | 'disconnected' | 'invalid';
+
+/** Passed to `invalid` listeners and to an `onInvalid` function. */
+export interface InvalidContext {
+  code: typeof ErrorCode.SESSION_INVALID;
+  reason: SessionErrorData['reason'];
+  /** Refused at the handshake, or told mid-connection (logout, expiry). */
+  phase: 'handshake' | 'connected';
+  /** What the SDK does next. */
+  action: InvalidAction;
+  error: SessionInvalidError;
+  /** For an `onInvalid` function: try connecting again (e.g. after the app logged in again). */
+  reconnect(): void;
+}
+
+/** Passed to `unavailable` listeners. */
+export interface UnavailableContext {
+  code: typeof ErrorCode.SESSION_UNAVAILABLE;
+  reason: SessionErrorData['reason'];
+  /** Refused at the handshake (then retried in `retryIn` ms), or an event was not run mid-connection. */
+  phase: 'handshake' | 'connected';
+  retryIn?: number;
+}
+
+/** SDK events, on `socket.sessions`. */
+export interface SessionClientEvents {
+  state: (change: { newState: SessionState; oldState: SessionState }) => void;
+  invalid: (ctx: InvalidContext) => void;
+  unavailable: (ctx: UnavailableContext) => void;
+  /** A refusal the SDK cannot fix by retrying: the page's origin is not allowed. */
+  fatal: (error: Error) => void;
+}
+
+/** Options of {@link connectWithSession}: every socket.io-client option, plus these. */
+export interface ConnectWithSessionOptions extends Partial<ManagerOptions & SocketOptions> {
+  /**
+   * What to do when the session is still invalid after one fresh reconnect.
+   * `'reload'` reloads the page (a new page load usually brings a new session cookie),
+   * `'none'` stops, a function takes over (call `ctx.reconnect()` to try again).
+   * @default 'reload'
+   */
+  onInvalid?: OnInvalid<InvalidContext>;
+  /**
+   * At most this many reloads per `reloadWindow` per tab; then the SDK stops (state `invalid`).
+   * @default 3
+   */
+  maxReloads?: number;
+  /**
+   * @default 60000
+   */
+  reloadWindow?: number;
+  /**
+   * Backoff (full jitter) between retries after `SESSION_UNAVAILABLE` or a server-side disconnect, in ms.
+   * @default { min: 1000, max: 30000 }
+   */
+  retry?: { min?: number; max?: number };
+  /** Listeners registered before the first connection attempt, so none is missed. */
+  on?: { [E in keyof SessionClientEvents]?: SessionClientEvents[E] };
+}
+
+/** `socket.sessions`: the SDK's state and events. `on()` returns a disposer. */
+export interface SessionController {
+  readonly state: SessionState;
+  on<E extends keyof SessionClientEvents>(event: E, listener: SessionClientEvents[E]): () => void;
+  /** Remove the SDK's listeners and timers; the socket itself is left as it is. */
+  dispose(): void;
+}
+
+/** The socket returned by {@link connectWithSession}: socket.io-client's own, typed with your event maps. */
+export type SessionSocket<ListenEvents extends object = Record<string, (...args: any[]) => void>, EmitEvents extends object = ListenEvents> = Socket<
+  ListenEvents & Record<string, any>,
+  EmitEvents & Record<string, any>
+> & { readonly sessions: SessionController };
+
+/** socket.io-client's `io()`: the npm export, or the global of `/socket.io/socket.io.js`. */
+export type Lookup = (uri?: string, opts?: Partial<ManagerOptions & SocketOptions>) => Socket;
+
+type Emitter = { on(event: string, listener: (...args: any[]) => void): unknown; off(event: string, listener: (...args: any[]) => void): unknown };
+
+function count(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) {
+    throw new SessionOptionsError(`socket.io-sessions: option "${name}" must be a non-negative number, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** Builds `connectWithSession` on a socket.io-client lookup function (`io` from the package or the global one). */
+export function createConnectWithSession(lookup: Lookup) {
+  return function connectWithSession<ListenEvents extends object = Record<string, (...args: any[]) => void>, EmitEvents extends object = ListenEvents>(
+    url?: string | ConnectWithSessionOptions,
+    options?: ConnectWithSessionOptions,
+  ): SessionSocket<ListenEvents, EmitEvents> {
+    if (typeof url === 'object' && url !== null) [url, options] = [undefined, url];
+    if (url !== undefined && typeof url !== 'string') throw new SessionOptionsError('socket.io-sessions: url must be a string');
+    const { onInvalid = 'reload', maxReloads, reloadWindow, retry, on, ...ioOptions } = options ?? {};
+    if (onInvalid !== 'reload' && onInvalid !== 'none' && typeof onInvalid !== 'function') {
+      throw new SessionOptionsError(`socket.io-sessions: onInvalid must be 'reload', 'none' or a function`);
+    }
+    const policy = {
+      onInvalid,
+      maxReloads: count(maxReloads, 'maxReloads', 3),
+      reloadWindow: count(reloadWindow, 'reloadWindow', 60_000),
+    };
+    const retryMin = count(retry?.min, 'retry.min', 1000);
+    const retryMax = Math.max(retryMin, count(retry?.max, 'retry.max', 30_000));
+    const autoConnect = ioOptions.autoConnect ?? true;
+    // Cookies must travel on cross-origin polling requests too.
+    const socket = lookup(url, { withCredentials: true, ...ioOptions, autoConnect: false }) as SessionSocket<ListenEvents, EmitEvents>;
+    const emitter = socket as unknown as Emitter;
+
+    const events = new EventEmitter<SessionClientEvents>();
+    const subs: Array<() => void> = [];
+    let state: SessionState = 'disconnected';
+    let invalidStreak = 0;
+    let retryStep = 0;
+    let retryTimer: ReturnType<typeof setTimeout> | undefined;
+    /** Set while the SDK itself closes the socket, so its own disconnect is not taken for the user's. */
+    let closingForInvalid = false;
+
+    const transition = (newState: SessionState) => {
+      if (newState === state) return;
+      const oldState = state;
+      state = newState;
+      events.emit('state', { newState, oldState });
+    };
+    const listen = (event: string, listener: (...args: any[]) => void) => {
+      emitter.on(event, listener);
+      subs.push(() => emitter.off(event, listener));
+    };
+    const cancelRetry = () => {
+      clearTimeout(retryTimer);
+      retryTimer = undefined;
+    };
+    const connectNow = () => {
+      cancelRetry();
+      transition('connecting');
+      socket.connect();
+    };
+    const retryLater = (minDelay = 0) => {
+      cancelRetry();
+      const delay = Math.max(minDelay, backoff(retryStep++, retryMin, retryMax));
+      transition('connecting');
+      retryTimer = setTimeout(connectNow, delay);
+      return delay;
+    };
+
+    const handleInvalid = (data: SessionErrorData, phase: InvalidContext['phase']) => {
+      invalidStreak += 1;
+      cancelRetry();
+      if (socket.connected) {
+        closingForInvalid = true;
+        socket.disconnect();
+        closingForInvalid = false;
+      }
+      const action = decideInvalid<InvalidContext>({
+        streak: invalidStreak,
+        ...policy,
+        canReload: typeof location !== 'undefined' && typeof location.reload === 'function',
+      });
+      const ctx: InvalidContext = {
+        code: ErrorCode.SESSION_INVALID,
+        reason: data.reason,
+        phase,
+        action,
+        error: sessionErrorFrom(data) as SessionInvalidError,
+        reconnect: connectNow,
+      };
+      events.emit('invalid', ctx);
+      if (action === 'reconnect') return connectNow();
+      transition('invalid');
+      if (action === 'reload') location.reload();
+      else if (action === 'handler') (policy.onInvalid as (c: InvalidContext) => void)(ctx);
+    };
+
+    const handleUnavailable = (data: SessionErrorData, phase: UnavailableContext['phase']) => {
+      const retryIn = phase === 'handshake' ? retryLater(data.retryAfter) : undefined;
+      events.emit('unavailable', { code: ErrorCode.SESSION_UNAVAILABLE, reason: data.reason, phase, retryIn });
+    };
+
+    listen('connect', () => {
+      invalidStreak = 0;
+      retryStep = 0;
+      transition('connected');
+    });
+    listen('connect_error', (err: Error & { data?: unknown }) => {
+      const { data } = err;
+      if (!isSessionErrorData(data)) {
+        // Transport errors: socket.io-client retries by itself while `active`.
+        transition(socket.active ? 'connecting' : 'disconnected');
+        return;
+      }
+      if (data.code === ErrorCode.SESSION_INVALID) handleInvalid(data, 'handshake');
+      else if (data.code === ErrorCode.SESSION_UNAVAILABLE) handleUnavailable(data, 'handshake');
+      else {
+        transition('disconnected');
+        events.emit('fatal', sessionErrorFrom(data));
+      }
+    });
+    listen(Events.INVALID, (data: unknown) => {
+      if (isSessionErrorData(data)) handleInvalid(data, 'connected');
+    });
+    listen(Events.UNAVAILABLE, (data: unknown) => {
+      if (isSessionErrorData(data)) handleUnavailable(data, 'connected');
+    });
+    listen('disconnect', (reason: string) => {
+      if (closingForInvalid || state === 'invalid') return;
+      if (reason === 'io client disconnect') {
+        cancelRetry();
+        transition('disconnected');
+      } else if (reason === 'io server disconnect') {
+        // socket.io-client does not come back after a server-side disconnect; a session SDK should.
+        retryLater();
+      } else {
+        transition('connecting'); // transport loss: socket.io-client reconnects by itself
+      }
+    });
+    // Come back at once when the network returns or a hidden tab is shown, instead of waiting out the backoff.
+    const wakeUp = () => {
+      if (retryTimer !== undefined && (typeof document === 'undefined' || document.visibilityState !== 'hidden')) connectNow();
+    };
+    if (typeof window !== 'undefined' && typeof window.addEventListener === 'function') {
+      window.addEventListener('online', wakeUp);
+      subs.push(() => window.removeEventListener('online', wakeUp));
+      document.addEventListener('visibilitychange', wakeUp);
+      subs.push(() => document.removeEventListener('visibilitychange', wakeUp));
+    }
+
+    const controller: SessionController = {
+      get state() {
+        return state;
+      },
+      on(event, listener) {
+        events.on(event, listener as never);
+        return () => void events.off(event, listener as never);
+      },
+      dispose() {
+        cancelRetry();
+        subs.splice(0).forEach((off) => off());
+        events.removeAllListeners();
+      },
+    };
+    for (const [event, listener] of Object.entries(on ?? {})) {
+      if (typeof listener === 'function') controller.on(event as keyof SessionClientEvents, listener as never);
+    }
+    Object.defineProperty(socket, 'sessions', { value: controller, enumerable: false });
+    if (autoConnect) connectNow();
+    return socket;
+  };
+}

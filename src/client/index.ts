@@ -1,0 +1,21 @@
+/**
+ * socket.io-sessions: connect to a session-aware Socket.IO server with the page's session.
+ *
+ * @example
+ * ```ts
+ * import { connectWithSession } from 'socket.io-sessions';
+ * const socket = connectWithSession();          // same origin, session cookie
+ * socket.sessions.on('invalid', (ctx) => console.log(ctx.reason, ctx.action));
+ * socket.emit('hello');                           // everything else is plain socket.io-client
+ * ```
+ */
+import { io } from 'socket.io-client';
+import { createConnectWithSession } from './connect.js';
+
+export const connectWithSession = createConnectWithSession(io);
+export { createConnectWithSession };
+export type { ConnectWithSessionOptions, SessionSocket, SessionController, SessionClientEvents, SessionState, InvalidContext, UnavailableContext } from './connect.js';
+export type { InvalidAction, OnInvalid } from './invalid-policy.js';
+export { backoff } from './backoff.js';
+export { ErrorCode, Events, type InvalidReason, type UnavailableReason, type SessionErrorData } from '../protocol.js';
+export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError } from '../errors.js';

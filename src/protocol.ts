@@ -1,0 +1,62 @@
+/**
+ * The words both sides share: event names, error codes and reasons, paths.
+ * The only file that `src/client` and `src/server` both import.
+ */
+
+/** Codes carried in `err.data.code` of a refused handshake and in pushed session events. */
+export const ErrorCode = {
+  /** No session, bad signature, unknown, expired or destroyed: retrying with the same credential cannot help. */
+  SESSION_INVALID: 'SESSION_INVALID',
+  /** The session store failed or timed out: transient, retry with backoff; the session may be fine. */
+  SESSION_UNAVAILABLE: 'SESSION_UNAVAILABLE',
+  /** The handshake's Origin is not allowed: fatal for this page, reloading cannot help. */
+  ORIGIN_NOT_ALLOWED: 'ORIGIN_NOT_ALLOWED',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Why a session is invalid. */
+export type InvalidReason =
+  /** no session id in the handshake (no cookie, empty cutter result) */
+  | 'no-session-id'
+  /** the cookie's signature matches none of the secrets */
+  | 'bad-signature'
+  /** the store has no such session */
+  | 'not-found'
+  /** the session's cookie expiry has passed */
+  | 'expired'
+  /** the session was destroyed (logout) while the socket was open */
+  | 'destroyed';
+
+/** Why the store could not answer. */
+export type UnavailableReason = 'store-error' | 'store-timeout';
+
+/** `err.data` of a refused handshake, and the payload of {@link Events.INVALID}. */
+export interface SessionErrorData {
+  code: ErrorCode;
+  reason: InvalidReason | UnavailableReason | 'origin';
+  /** For `SESSION_UNAVAILABLE`: a hint in ms before retrying. */
+  retryAfter?: number;
+}
+
+/** Events the server pushes to a connected client. */
+export const Events = {
+  /** The session went bad mid-connection; a server `disconnect` follows. Payload: {@link SessionErrorData}. */
+  INVALID: 'sio-sessions:invalid',
+  /** A store failure while handling an event (per-message mode); the event was not run. Payload: {@link SessionErrorData}. */
+  UNAVAILABLE: 'sio-sessions:unavailable',
+} as const;
+
+/** File name of the served browser add-on, under the Socket.IO path (seed path: `/socket.io/socket.io-sessions.js`). */
+export const CLIENT_SCRIPT_NAME = 'socket.io-sessions.js';
+
+/** Default express-session cookie name. */
+export const DEFAULT_COOKIE_NAME = 'connect.sid';
+
+/** True when `data` looks like the `err.data` of a handshake refused by this library. */
+export function isSessionErrorData(data: unknown): data is SessionErrorData {
+  return (
+    typeof data === 'object' &&
+    data !== null &&
+    Object.values(ErrorCode).includes((data as SessionErrorData).code)
+  );
+}

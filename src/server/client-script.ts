@@ -1,0 +1,78 @@
+/**
+ * Serves the browser add-on at `<io path>/socket.io-sessions.js`, the seed's path, on the
+ * Socket.IO HTTP server, in front of Socket.IO's and engine.io's own request handlers.
+ * The response is per user (it will carry a ticket), so it is never cached.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { EventEmitter } from 'node:events';
+import { CLIENT_SCRIPT_NAME } from '../protocol.js';
+
+/** dist/server/index.js → dist/umd/; src/server/*.ts (tests run from source) → dist/umd/. */
+const CANDIDATES = [`../umd/${CLIENT_SCRIPT_NAME}`, `../../dist/umd/${CLIENT_SCRIPT_NAME}`];
+
+let cached: { script: string; map?: string } | undefined;
+
+function loadScript(): { script: string; map?: string } {
+  if (cached) return cached;
+  for (const candidate of CANDIDATES) {
+    const file = fileURLToPath(new URL(candidate, import.meta.url));
+    let script: string;
+    try {
+      script = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    let map: string | undefined;
+    try {
+      map = readFileSync(`${file}.map`, 'utf8');
+    } catch {
+      map = undefined;
+    }
+    return (cached = { script, map });
+  }
+  throw new Error(`socket.io-sessions: the browser add-on is not built (looked for ${CANDIDATES.join(', ')}); run "npm run build"`);
+}
+
+type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** A request handler for the add-on and its source map under `basePath` (e.g. '/socket.io'). Calls `next` for other URLs. */
+export function clientScriptHandler(basePath: string) {
+  const scriptPath = `${basePath.replace(/\/$/, '')}/${CLIENT_SCRIPT_NAME}`;
+  return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
+    const path = (req.url ?? '').split('?')[0];
+    if ((path !== scriptPath && path !== `${scriptPath}.map`) || (req.method !== 'GET' && req.method !== 'HEAD')) return next();
+    let body: string | undefined;
+    try {
+      const { script, map } = loadScript();
+      body = path === scriptPath ? script : map;
+    } catch (err) {
+      res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end(String((err as Error).message));
+      return;
+    }
+    if (body === undefined) return next();
+    res.writeHead(200, {
+      'Content-Type': path === scriptPath ? 'application/javascript; charset=utf-8' : 'application/json; charset=utf-8',
+      'Cache-Control': 'private, no-store',
+      Vary: 'Cookie',
+      'X-Content-Type-Options': 'nosniff',
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+}
+
+/** Put the handler in front of every `request` listener of `server`. Returns a disposer that restores them. */
+export function serveClientScript(server: EventEmitter, basePath: string): () => void {
+  const handle = clientScriptHandler(basePath);
+  const previous = server.listeners('request') as RequestListener[];
+  const listener: RequestListener = (req, res) => handle(req, res, () => previous.forEach((l) => l.call(server, req, res)));
+  server.removeAllListeners('request');
+  server.on('request', listener);
+  return () => {
+    if (!server.listeners('request').includes(listener)) return;
+    server.removeListener('request', listener);
+    previous.forEach((l) => server.on('request', l));
+  };
+}

@@ -1,0 +1,21 @@
+/**
+ * socket.io-sessions/server: the express-session of the handshake as `socket.session`.
+ */
+import type { SocketSession } from './bound-session.js';
+
+export { sessions, SessionServer, type SessionServerEvents } from './sessions.js';
+export { enable, type EnableOptions } from './enable.js';
+export type { SessionsOptions, Cutter, CookieParserMiddleware, OriginCheck } from './options.js';
+export type { SocketSession } from './bound-session.js';
+export { clientScriptHandler } from './client-script.js';
+export { unsignSessionCookie } from './session-id.js';
+export { ErrorCode, Events, CLIENT_SCRIPT_NAME, type InvalidReason, type UnavailableReason, type SessionErrorData } from '../protocol.js';
+export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError } from '../errors.js';
+
+declare module 'socket.io' {
+  // Same type parameters as socket.io's Socket class, so the declarations merge.
+  interface Socket<ListenEvents, EmitEvents, ServerSideEvents, SocketData> {
+    /** The handshake's express-session, set by `sessions()` (undefined on namespaces without it). */
+    readonly session: SocketSession;
+  }
+}

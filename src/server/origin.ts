@@ -1,0 +1,28 @@
+/**
+ * Cross-Site WebSocket Hijacking defence for cookie-authenticated handshakes: a browser
+ * always sends Origin on a websocket upgrade and on cross-origin polling requests, so a page
+ * of another site cannot ride the user's cookie. A handshake without Origin (a Node client,
+ * a same-origin polling GET) carries no ambient browser credential from another site.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { ResolvedOptions } from './options.js';
+
+function sameHost(origin: string, req: IncomingMessage): boolean {
+  const host = req.headers.host;
+  if (!host) return false;
+  try {
+    const url = new URL(origin);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.host === host.toLowerCase();
+  } catch {
+    return false;
+  }
+}
+
+export function originAllowed(req: IncomingMessage, options: Pick<ResolvedOptions, 'origins'>): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  const { origins } = options;
+  if (origins === undefined) return sameHost(origin, req);
+  if (typeof origins === 'function') return origins(origin, req) === true;
+  return origins.includes(origin);
+}

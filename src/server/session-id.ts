@@ -1,0 +1,69 @@
+/**
+ * Where a handshake's session id comes from: the signed express-session cookie, else a
+ * seed-style `cutter(req)`, else a seed-style cookie `parser`. Parsing and unsigning use
+ * `cookie` and `cookie-signature`, the libraries express-session itself uses.
+ */
+import type { IncomingMessage } from 'node:http';
+import { parse as parseCookie } from 'cookie';
+import { unsign } from 'cookie-signature';
+import type { ResolvedOptions } from './options.js';
+import type { InvalidReason } from '../protocol.js';
+
+export type SessionIdResult = { sid: string } | { invalid: InvalidReason };
+
+/** Unsign an express-session cookie value (`s:<id>.<sig>`) with any of the secrets (rotation: newest first). */
+export function unsignSessionCookie(value: string, secrets: string[]): string | false {
+  if (!value.startsWith('s:')) return false;
+  for (const secret of secrets) {
+    // cookie-signature >= 1.2 compares in constant time (crypto.timingSafeEqual).
+    const sid = unsign(value.slice(2), secret);
+    if (sid !== false) return sid;
+  }
+  return false;
+}
+
+/** A raw value from a cutter or parser: signed values are unsigned, unsigned ones taken as they are (seed behaviour). */
+function fromRawValue(value: unknown, secrets: string[]): SessionIdResult | undefined {
+  if (typeof value !== 'string' || value.length === 0) return undefined;
+  if (value.startsWith('s:') && secrets.length > 0) {
+    const sid = unsignSessionCookie(value, secrets);
+    return sid === false ? { invalid: 'bad-signature' } : { sid };
+  }
+  return { sid: value };
+}
+
+function runParser(parser: NonNullable<ResolvedOptions['parser']>, req: IncomingMessage): Promise<void> {
+  return new Promise((resolve, reject) => {
+    try {
+      parser(req, {}, (err?: unknown) => (err ? reject(err) : resolve()));
+    } catch (err) {
+      reject(err);
+    }
+  });
+}
+
+/** Find the session id of a handshake. Throws only if a user-supplied cutter or parser throws. */
+export async function sessionIdFrom(req: IncomingMessage, options: ResolvedOptions): Promise<SessionIdResult> {
+  const { name, secrets, cutter, parser } = options;
+  const header = req.headers.cookie;
+  if (header && secrets.length > 0) {
+    const value = parseCookie(header)[name];
+    if (value !== undefined) {
+      const sid = unsignSessionCookie(value, secrets);
+      return sid === false ? { invalid: 'bad-signature' } : { sid };
+    }
+  }
+  if (cutter) {
+    const found = fromRawValue(await cutter(req), secrets);
+    if (found) return found;
+  }
+  if (parser) {
+    await runParser(parser, req);
+    const parsed = req as IncomingMessage & { signedCookies?: Record<string, unknown>; cookies?: Record<string, unknown> };
+    const signed = parsed.signedCookies?.[name];
+    if (signed === false) return { invalid: 'bad-signature' };
+    const found = fromRawValue(signed ?? parsed.cookies?.[name], secrets);
+    if (found) return found;
+  }
+  return { invalid: 'no-session-id' };
+}

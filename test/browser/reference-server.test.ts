@@ -1,0 +1,232 @@
+/**
+ * The reference server (`server-stub/`) in real Chromium: the session a page has over HTTP is
+ * the one its socket uses, across reloads, server restarts, logout and login, and the SDK's
+ * invalid-session policy never loops.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchBrowser, PageRecorder, textOf, waitUntil } from '../helpers/browser.js';
+import { startReferenceServer, type ReferenceServer } from '../helpers/reference-server.js';
+
+let browser: Browser;
+
+before(async () => {
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** A fresh server process, browser context (no cookies, empty sessionStorage) and recorded page. */
+async function setup(): Promise<{ server: ReferenceServer; context: BrowserContext; page: Page; rec: PageRecorder; teardown: () => Promise<void> }> {
+  const server = await startReferenceServer();
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const rec = new PageRecorder(page);
+  return {
+    server,
+    context,
+    page,
+    rec,
+    teardown: async () => {
+      await context.close();
+      await server.dispose();
+    },
+  };
+}
+
+/** Waits until `selector`'s text satisfies `accept` (works across reloads). */
+function waitForText(
+  page: Page,
+  rec: PageRecorder,
+  server: ReferenceServer,
+  selector: string,
+  accept: string | ((text: string) => boolean),
+  timeout = 10_000,
+): Promise<string | null> {
+  const ok = typeof accept === 'string' ? (t: string) => t === accept : accept;
+  return waitUntil(() => textOf(page, selector), (t) => t !== null && ok(t), {
+    timeout,
+    what: `${selector} to be ${typeof accept === 'string' ? JSON.stringify(accept) : 'accepted'}`,
+    describe: () => `page events:\n${rec.dump()}\nserver output:\n${server.output()}`,
+  });
+}
+
+async function increment(page: Page, rec: PageRecorder, server: ReferenceServer, expected: number): Promise<void> {
+  await page.click('#increment');
+  await waitForText(page, rec, server, '#counter', String(expected));
+  // The HTTP view is refreshed after the ack, which the library sends only after saving.
+  await waitForText(page, rec, server, '#http-counter', String(expected));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('reference server demo page (/)', () => {
+  test('the socket and HTTP share one session that survives a page reload and a server restart without a page reload', async () => {
+    const { server, page, rec, teardown } = await setup();
+    try {
+      await page.goto(`${server.url}/`);
+      await waitForText(page, rec, server, '#state', 'connected');
+      await waitForText(page, rec, server, '#counter', '0');
+
+      for (const n of [1, 2, 3]) await increment(page, rec, server, n);
+      assert.equal(await textOf(page, '#counter'), '3');
+      assert.equal(await textOf(page, '#http-counter'), '3', 'HTTP sees what the socket handler wrote');
+
+      await page.reload();
+      await waitForText(page, rec, server, '#state', 'connected');
+      await waitForText(page, rec, server, '#counter', '3');
+      await waitForText(page, rec, server, '#http-counter', '3');
+
+      // From here on the page must recover by itself: no navigation, same JS realm.
+      const navigationsBefore = rec.navigations;
+      await page.evaluate(() => ((window as unknown as { __sameDocument: boolean }).__sameDocument = true));
+
+      await server.stop();
+      await waitForText(page, rec, server, '#state', (s) => s !== 'connected');
+      await server.start();
+      await waitForText(page, rec, server, '#state', 'connected', 15_000);
+
+      assert.equal(rec.navigations, navigationsBefore, `no navigation during the restart:\n${rec.dump()}`);
+      assert.equal(await page.evaluate(() => (window as unknown as { __sameDocument?: boolean }).__sameDocument), true);
+      await waitForText(page, rec, server, '#counter', '3');
+
+      await increment(page, rec, server, 4);
+      assert.equal(rec.navigations, navigationsBefore);
+    } finally {
+      await teardown();
+    }
+  });
+
+  test('logout: the page hears the session was destroyed, reloads at most once and ends connected with a fresh session', async () => {
+    const { server, page, rec, teardown } = await setup();
+    try {
+      await page.goto(`${server.url}/`);
+      await waitForText(page, rec, server, '#state', 'connected');
+      await increment(page, rec, server, 1);
+      const oldTag = await textOf(page, '#session-tag');
+      assert.ok(oldTag, 'the demo shows a session tag');
+
+      const mark = rec.events.length;
+      const navigationsBefore = rec.navigations;
+      await page.click('#logout');
+
+      const invalidLine = await waitUntil(
+        async () => rec.consoleLines(mark).find((l) => /sinvalid: destroyed/.test(l)),
+        Boolean,
+        { what: 'the invalid-session event with reason "destroyed"', describe: () => rec.dump() },
+      );
+      assert.match(invalidLine!, /^\[demo\] sinvalid: destroyed \(connected\) -> (reconnect|reload)$/);
+
+      // Fresh session: connected again, counter back to 0, nobody logged in, another session tag.
+      await waitUntil(
+        () =>
+          page.evaluate(() => ({
+            state: document.querySelector('#state')?.textContent,
+            counter: document.querySelector('#counter')?.textContent,
+            tag: document.querySelector('#session-tag')?.textContent,
+          })),
+        (v) => v.state === 'connected' && v.counter === '0' && !!v.tag && v.tag !== oldTag,
+        { timeout: 15_000, what: 'a connected page with a fresh session', describe: () => `${rec.dump()}\n${server.output()}` },
+      );
+      await sleep(1000); // nothing else should happen once settled
+      assert.equal(await textOf(page, '#state'), 'connected');
+      assert.equal(await textOf(page, '#user'), '');
+      assert.equal(await textOf(page, '#counter'), '0');
+
+      const reloads = rec.navigations - navigationsBefore;
+      assert.ok(reloads <= 1, `at most one page reload, saw ${reloads}:\n${rec.dump()}`);
+      if (reloads === 1) {
+        const firstInvalid = rec.indexOf((e) => e.type === 'console' && /sinvalid/.test(e.text), mark);
+        const firstNavigation = rec.indexOf((e) => e.type === 'navigation', mark);
+        assert.ok(firstInvalid < firstNavigation, 'the invalid-session event comes before the reload');
+      }
+      await increment(page, rec, server, 1);
+    } finally {
+      await teardown();
+    }
+  });
+
+  test('login: the old session\'s sockets are told and the page reconnects into the new session without a reload', async () => {
+    const { server, page, rec, teardown } = await setup();
+    try {
+      await page.goto(`${server.url}/`);
+      await waitForText(page, rec, server, '#state', 'connected');
+      await increment(page, rec, server, 1);
+      const oldTag = await textOf(page, '#session-tag');
+      assert.equal(await textOf(page, '#user'), '');
+
+      const mark = rec.events.length;
+      const navigationsBefore = rec.navigations;
+      await page.fill('#name', 'alice');
+      await page.click('#login');
+
+      await waitUntil(
+        async () => rec.consoleLines(mark).find((l) => /sinvalid: destroyed/.test(l)),
+        Boolean,
+        { what: 'the old session\'s sockets to hear it was destroyed', describe: () => `${rec.dump()}\n${server.output()}` },
+      );
+      await waitForText(page, rec, server, '#user', 'alice');
+      assert.equal(await textOf(page, '#state'), 'connected');
+      // regenerate() gives a new session: new id, and the old session's data stays behind.
+      assert.equal(await textOf(page, '#counter'), '0');
+      await waitForText(page, rec, server, '#session-tag', (t) => !!t && t !== oldTag);
+
+      await increment(page, rec, server, 1);
+      assert.equal(rec.navigations, navigationsBefore, `no page reload on login:\n${rec.dump()}`);
+      assert.equal(await textOf(page, '#user'), 'alice');
+    } finally {
+      await teardown();
+    }
+  });
+});
+
+describe('reference server no-session page (/no-session.html)', () => {
+  test('the SDK reloads at most maxReloads times, then stops in state "invalid" and stays put', async () => {
+    const { server, page, rec, teardown } = await setup();
+    try {
+      await page.goto(`${server.url}/no-session.html`);
+      const maxReloads = Number(await textOf(page, '#max-reloads'));
+      assert.ok(maxReloads >= 1, 'the page states its maxReloads');
+
+      await waitForText(page, rec, server, '#result', (t) => t.includes('gave up'), 20_000);
+      assert.equal(await textOf(page, '#state'), 'invalid');
+      const reloads = rec.navigations - 1; // the first navigation is our goto
+      assert.ok(reloads >= 1, `the SDK tried reloading before giving up:\n${rec.dump()}`);
+      assert.ok(reloads <= maxReloads, `at most ${maxReloads} reloads, saw ${reloads}:\n${rec.dump()}`);
+      assert.equal(await textOf(page, '#loads'), String(reloads + 1));
+
+      const stopLines = rec.consoleLines().filter((l) => /sinvalid: .* -> stop$/.test(l));
+      assert.equal(stopLines.length, 1, `exactly one "stop" decision:\n${rec.dump()}`);
+      assert.match(stopLines[0]!, /sinvalid: no-session-id \(handshake\) -> stop/);
+
+      const settled = rec.events.length;
+      await sleep(3000);
+      assert.equal(rec.navigations - 1, reloads, `no navigation after giving up:\n${rec.dump()}`);
+      assert.deepEqual(rec.consoleLines(settled).filter((l) => /sinvalid/.test(l)), [], 'no further handshake attempts');
+      assert.equal(await textOf(page, '#state'), 'invalid');
+    } finally {
+      await teardown();
+    }
+  });
+});
+
+describe('seed example page (/ping.html)', () => {
+  test('connects, and a ping is acknowledged after the save and echoed back', async () => {
+    const { server, page, rec, teardown } = await setup();
+    try {
+      await page.goto(`${server.url}/ping.html`);
+      await waitForText(page, rec, server, '#msgbox', (t) => t.includes('Connect!'));
+
+      await page.click('#sendmsg');
+      const box = await waitForText(page, rec, server, '#msgbox', (t) => t.includes('(msg sent)') && t.includes('Message: "ping"'));
+      const lines = box!.split('\n').filter(Boolean);
+      assert.equal(lines[0], 'Connect!', 'the connect line comes first');
+      assert.deepEqual([...lines.slice(1)].sort(), ['(msg sent)', 'Message: "ping"'].sort());
+    } finally {
+      await teardown();
+    }
+  });
+});

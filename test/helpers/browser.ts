@@ -1,0 +1,103 @@
+/**
+ * Real-browser helpers: the system's Debian Chromium driven by playwright-core (no browser
+ * download), plus a recorder of what a page did (console lines, main-frame navigations) that
+ * survives reloads, and a poll that does too.
+ */
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/** Launches headless Chromium from `/usr/bin/chromium` (override with env CHROMIUM_PATH). */
+export function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** One thing a page did, in the order it happened. */
+export type PageEvent = { type: 'console'; text: string } | { type: 'navigation'; url: string };
+
+/**
+ * Records a page's console lines and main-frame navigations from the moment it is created.
+ * Listeners are on the Page, so they keep recording across reloads.
+ */
+export class PageRecorder {
+  readonly events: PageEvent[] = [];
+
+  constructor(readonly page: Page) {
+    page.on('console', (msg) => this.events.push({ type: 'console', text: msg.text() }));
+    page.on('framenavigated', (frame) => {
+      if (frame === page.mainFrame()) this.events.push({ type: 'navigation', url: frame.url() });
+    });
+  }
+
+  /** Main-frame navigations so far (the first `goto` counts as one). */
+  get navigations(): number {
+    return this.events.filter((e) => e.type === 'navigation').length;
+  }
+
+  /** Console lines, optionally only those after event index `from`. */
+  consoleLines(from = 0): string[] {
+    return this.events.slice(from).flatMap((e) => (e.type === 'console' ? [e.text] : []));
+  }
+
+  /** Index of the first event at or after `from` matching `predicate`, or -1. */
+  indexOf(predicate: (e: PageEvent) => boolean, from = 0): number {
+    for (let i = from; i < this.events.length; i++) if (predicate(this.events[i]!)) return i;
+    return -1;
+  }
+
+  /** A readable dump for assertion messages. */
+  dump(): string {
+    return this.events.map((e) => (e.type === 'console' ? `  console: ${e.text}` : `  navigate: ${e.url}`)).join('\n');
+  }
+}
+
+/**
+ * Polls `read()` (which may use `page.evaluate`) until `accept(value)` holds. A navigation
+ * that destroys the execution context mid-read just means "try again", so this works across
+ * page reloads. On timeout it throws with the last value seen and `describe()`'s context.
+ */
+export async function waitUntil<T>(
+  read: () => Promise<T>,
+  accept: (value: T) => boolean,
+  { timeout = 10_000, interval = 50, what = 'condition', describe = () => '' }: {
+    timeout?: number;
+    interval?: number;
+    what?: string;
+    describe?: () => string;
+  } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeout;
+  let last: T | undefined;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      last = await read();
+      lastError = undefined;
+      if (accept(last)) return last;
+    } catch (err) {
+      lastError = err; // typically "Execution context was destroyed" during a reload
+    }
+    if (Date.now() > deadline) {
+      const seen = lastError ? `error ${String(lastError)}` : JSON.stringify(last);
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}; last seen: ${seen}\n${describe()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+}
+
+/** The text content of `selector` on the current document, or null if absent. */
+export function textOf(page: Page, selector: string): Promise<string | null> {
+  return page.evaluate((sel) => document.querySelector(sel)?.textContent ?? null, selector);
+}

@@ -1,0 +1,132 @@
+/**
+ * Runs `server-stub/server.js` as a real child process on a free loopback port with its own
+ * temporary data dir, so tests can stop and restart it like an operator would.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SERVER_ENTRY = join(ROOT, 'server-stub', 'server.js');
+const READY_LINE = /reference server on (http:\/\/\S+)/;
+const START_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 8_000;
+
+/** Every temp dir made here, removed when the test process exits even if a test forgot to. */
+const tempDirs = new Set<string>();
+process.once('exit', () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.unref();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ReferenceServerOptions {
+  /** Extra environment, e.g. `{ SESSION_MODE: 'per-connection' }`. */
+  env?: Record<string, string>;
+}
+
+export interface ReferenceServer {
+  /** Base URL the browser uses: `http://127.0.0.1:<port>`. */
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Everything the process printed (stdout and stderr) across all its runs. */
+  output(): string;
+  /** Starts the process (again) on the same port and data dir; resolves once it is listening. */
+  start(): Promise<void>;
+  /** SIGTERM, then waits for the exit (SIGKILL if it hangs). No-op when not running. */
+  stop(): Promise<void>;
+  /** stop() then start(): same port, same data dir, so sessions and the secret survive. */
+  restart(): Promise<void>;
+  /** stop() and delete the data dir. */
+  dispose(): Promise<void>;
+}
+
+/** Starts a reference server process and resolves when it prints its "reference server on" line. */
+export async function startReferenceServer({ env = {} }: ReferenceServerOptions = {}): Promise<ReferenceServer> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'sio-sessions-ref-'));
+  tempDirs.add(dataDir);
+  let child: ChildProcess | undefined;
+  let output = '';
+
+  const start = () =>
+    new Promise<void>((resolve, reject) => {
+      if (child) return reject(new Error('reference server already running'));
+      const childEnv: NodeJS.ProcessEnv = {
+        ...process.env,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        DATA_DIR: dataDir,
+        ...env,
+      };
+      delete childEnv.NODE_TEST_CONTEXT; // it is a server, not a node:test subprocess
+      const proc = spawn(process.execPath, [SERVER_ENTRY], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      child = proc;
+      let ready = false;
+      const timer = setTimeout(() => {
+        proc.kill('SIGKILL');
+        reject(new Error(`reference server did not start within ${START_TIMEOUT_MS} ms; output:\n${output}`));
+      }, START_TIMEOUT_MS);
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        if (!ready && READY_LINE.test(output)) {
+          ready = true;
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      proc.stdout!.on('data', onData);
+      proc.stderr!.on('data', onData);
+      proc.once('exit', (code, signal) => {
+        if (child === proc) child = undefined;
+        if (!ready) {
+          clearTimeout(timer);
+          reject(new Error(`reference server exited (code ${code}, signal ${signal}) before listening; output:\n${output}`));
+        }
+      });
+    });
+
+  const stop = async () => {
+    const proc = child;
+    if (!proc) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill('SIGTERM');
+    const killer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    await exited;
+    clearTimeout(killer);
+  };
+
+  await start();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    dataDir,
+    output: () => output,
+    start,
+    stop,
+    restart: async () => {
+      await stop();
+      await start();
+    },
+    dispose: async () => {
+      await stop();
+      rmSync(dataDir, { recursive: true, force: true });
+      tempDirs.delete(dataDir);
+    },
+  };
+}
