@@ -1,0 +1,153 @@
+/**
+ * Real servers for integration tests: express + express-session + socket.io + this library on
+ * a loopback port, and real socket.io-client sockets that carry the session cookie.
+ */
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import session, { MemoryStore, type Store } from 'express-session';
+import { Server } from 'socket.io';
+import { io as ioClient, type Socket as ClientSocket, type ManagerOptions, type SocketOptions } from 'socket.io-client';
+import { sessions, type SessionServer, type SessionsOptions } from '../../src/server/index.js';
+
+export const SECRET = 'test secret one';
+
+export interface TestServer {
+  url: string;
+  port: number;
+  store: Store;
+  io: Server;
+  sio: SessionServer;
+  httpServer: HttpServer;
+  /** Creates a session over HTTP (POST /login) and returns the Cookie header value. */
+  login(data?: Record<string, unknown>): Promise<string>;
+  /** The session as HTTP sees it (GET /session). */
+  httpSession(cookie: string): Promise<Record<string, unknown>>;
+  /** Writes keys into the session over HTTP (POST /session). */
+  httpWrite(cookie: string, data: Record<string, unknown>): Promise<void>;
+  logout(cookie: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface TestServerOptions extends Partial<SessionsOptions> {
+  /** express-session secret, if different from the library's. */
+  sessionSecret?: string | string[];
+  port?: number;
+  /** Runs before the library is attached (e.g. io.use or io.on('connection')). */
+  before?(io: Server): void;
+}
+
+export async function startServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const { sessionSecret, port = 0, before, ...libraryOptions } = options;
+  const store = libraryOptions.store ?? new MemoryStore();
+  const secret = libraryOptions.secret ?? SECRET;
+  const app = express();
+  app.use(express.json());
+  app.use(session({ store, secret: sessionSecret ?? secret, resave: false, saveUninitialized: false, name: libraryOptions.name }));
+  app.post('/login', (req, res, next) => {
+    req.session.regenerate((err) => {
+      if (err) return next(err);
+      Object.assign(req.session, { user: 'alice', ...req.body });
+      req.session.save((err2) => (err2 ? next(err2) : res.json({ ok: true })));
+    });
+  });
+  app.get('/session', (req, res) => {
+    const { cookie: _cookie, ...data } = req.session as unknown as Record<string, unknown>;
+    res.json(data);
+  });
+  app.post('/session', (req, res, next) => {
+    Object.assign(req.session, req.body);
+    req.session.save((err) => (err ? next(err) : res.json({ ok: true })));
+  });
+  app.post('/logout', (req, res, next) => {
+    req.session.destroy((err) => (err ? next(err) : res.json({ ok: true })));
+  });
+  const httpServer = createServer(app);
+  const io = new Server(httpServer);
+  before?.(io);
+  const sio = sessions(io, { store, secret, ...libraryOptions });
+  await new Promise<void>((resolve) => httpServer.listen(port, '127.0.0.1', resolve));
+  const actualPort = (httpServer.address() as AddressInfo).port;
+  const url = `http://127.0.0.1:${actualPort}`;
+
+  const request = async (path: string, cookie?: string, body?: unknown) => {
+    const res = await fetch(url + path, {
+      method: body === undefined ? 'GET' : 'POST',
+      headers: { ...(cookie ? { cookie } : {}), 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+    return res;
+  };
+
+  return {
+    url,
+    port: actualPort,
+    store,
+    io,
+    sio,
+    httpServer,
+    async login(data = {}) {
+      const res = await request('/login', undefined, data);
+      const setCookie = res.headers.get('set-cookie');
+      if (!setCookie) throw new Error('login set no cookie');
+      return setCookie.split(';')[0];
+    },
+    async httpSession(cookie) {
+      return (await request('/session', cookie)).json() as Promise<Record<string, unknown>>;
+    },
+    async httpWrite(cookie, data) {
+      await request('/session', cookie, data);
+    },
+    async logout(cookie) {
+      await request('/logout', cookie, {});
+    },
+    async close() {
+      sio.close();
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+    },
+  };
+}
+
+/** A plain socket.io-client socket that sends `cookie` (as a browser would) on every transport. */
+export function connectClient(url: string, cookie?: string, options: Partial<ManagerOptions & SocketOptions> = {}): ClientSocket {
+  return ioClient(url, {
+    forceNew: true,
+    reconnection: false,
+    transports: ['websocket'],
+    ...options,
+    extraHeaders: { ...(cookie ? { cookie } : {}), ...options.extraHeaders },
+  });
+}
+
+/** Resolves on `connect`, rejects with the connect_error (its `data` holds the library's code). */
+export function connected(socket: ClientSocket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('connect_error', (err) => reject(err));
+  });
+}
+
+/** The next `event` on an emitter, with its arguments; fails after `ms`. */
+export function once<T extends unknown[] = unknown[]>(emitter: { once(event: string, listener: (...args: any[]) => void): unknown }, event: string, ms = 5000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for "${event}"`)), ms);
+    emitter.once(event, (...args: unknown[]) => {
+      clearTimeout(timer);
+      resolve(args as T);
+    });
+  });
+}
+
+export const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Poll `check` until it returns a truthy value or `ms` passes. */
+export async function eventually<T>(check: () => T | Promise<T>, ms = 5000, every = 25): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    await delay(every);
+  }
+}
