@@ -76,6 +76,8 @@ export interface ConnectWithSessionOptions extends Partial<ManagerOptions & Sock
 export interface SessionController {
   readonly state: SessionState;
   on<E extends keyof SessionClientEvents>(event: E, listener: SessionClientEvents[E]): () => void;
+  /** Like `on`, for the next event only. */
+  once<E extends keyof SessionClientEvents>(event: E, listener: SessionClientEvents[E]): () => void;
   /** Remove the SDK's listeners and timers; the socket itself is left as it is. */
   dispose(): void;
 }
@@ -246,6 +248,10 @@ export function createConnectWithSession(lookup: Lookup) {
       },
       on(event, listener) {
         events.on(event, listener as never);
+        return () => void events.off(event, listener as never);
+      },
+      once(event, listener) {
+        events.once(event, listener as never);
         return () => void events.off(event, listener as never);
       },
       dispose() {

@@ -8,7 +8,9 @@ import express from 'express';
 import session, { MemoryStore, type Store } from 'express-session';
 import { Server } from 'socket.io';
 import { io as ioClient, type Socket as ClientSocket, type ManagerOptions, type SocketOptions } from 'socket.io-client';
-import { sessions, type SessionServer, type SessionsOptions } from '../../src/server/index.js';
+import { parse as parseCookie, serialize as serializeCookie } from 'cookie';
+import { sign, unsign } from 'cookie-signature';
+import { sessions, unsignSessionCookie, type SessionServer, type SessionsOptions } from '../../src/server/index.js';
 
 export const SECRET = 'test secret one';
 
@@ -35,10 +37,12 @@ export interface TestServerOptions extends Partial<SessionsOptions> {
   port?: number;
   /** Runs before the library is attached (e.g. io.use or io.on('connection')). */
   before?(io: Server): void;
+  /** Attaches the library in place of `sessions(io, { store, secret, ...options })` (e.g. the seed's `enable()`). */
+  attach?(io: Server, store: Store): SessionServer;
 }
 
 export async function startServer(options: TestServerOptions = {}): Promise<TestServer> {
-  const { sessionSecret, port = 0, before, ...libraryOptions } = options;
+  const { sessionSecret, port = 0, before, attach, ...libraryOptions } = options;
   const store = libraryOptions.store ?? new MemoryStore();
   const secret = libraryOptions.secret ?? SECRET;
   const app = express();
@@ -65,7 +69,7 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
   const httpServer = createServer(app);
   const io = new Server(httpServer);
   before?.(io);
-  const sio = sessions(io, { store, secret, ...libraryOptions });
+  const sio = attach ? attach(io, store) : sessions(io, { store, secret, ...libraryOptions });
   await new Promise<void>((resolve) => httpServer.listen(port, '127.0.0.1', resolve));
   const actualPort = (httpServer.address() as AddressInfo).port;
   const url = `http://127.0.0.1:${actualPort}`;
@@ -150,4 +154,55 @@ export async function eventually<T>(check: () => T | Promise<T>, ms = 5000, ever
     if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
     await delay(every);
   }
+}
+
+/** Resolves with the connect_error of a refused handshake (its `data` holds the library's code); rejects if the socket connects. */
+export function refused(socket: ClientSocket, ms = 5000): Promise<Error & { data?: any }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('timed out waiting for connect_error')), ms);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      reject(new Error('connected, expected connect_error'));
+    });
+    socket.once('connect_error', (err) => {
+      clearTimeout(timer);
+      resolve(err as Error & { data?: any });
+    });
+  });
+}
+
+/** The raw session id inside a `name=s:<id>.<sig>` Cookie header value, unsigned with `secrets`. */
+export function sidOf(cookie: string, secrets: string[] = [SECRET]): string {
+  const [name] = cookie.split('=');
+  const value = parseCookie(cookie)[name];
+  const sid = value === undefined ? false : unsignSessionCookie(value, secrets);
+  if (sid === false) throw new Error(`cannot unsign ${cookie}`);
+  return sid;
+}
+
+/** The Cookie header value express-session would set for `sid` signed with `secret`. */
+export function signedCookie(sid: string, secret: string = SECRET, name = 'connect.sid'): string {
+  return serializeCookie(name, `s:${sign(sid, secret)}`);
+}
+
+/**
+ * A tiny Connect-style cookie parser, as the seed's `connect.cookieParser(secret)`: `req.cookies`
+ * from the header and, with a secret, `req.signedCookies` (unsigned ids; `false` for a bad signature).
+ */
+export function tinyCookieParser(secret?: string) {
+  return (req: { headers: Record<string, string | string[] | undefined>; cookies?: Record<string, unknown>; signedCookies?: Record<string, unknown> }, _res: unknown, next: (err?: unknown) => void) => {
+    const header = req.headers.cookie;
+    const cookies: Record<string, unknown> = typeof header === 'string' ? { ...parseCookie(header) } : {};
+    const signedCookies: Record<string, unknown> = {};
+    if (secret) {
+      for (const [name, value] of Object.entries(cookies)) {
+        if (typeof value !== 'string' || !value.startsWith('s:')) continue;
+        signedCookies[name] = unsign(value.slice(2), secret);
+        delete cookies[name];
+      }
+    }
+    req.cookies = cookies;
+    req.signedCookies = signedCookies;
+    next();
+  };
 }

@@ -1,0 +1,142 @@
+/**
+ * connectWithSession in Node against a real server: the SDK's state, its reconnects where
+ * socket.io-client stops by itself, and its invalid-session policy. (The page-reload part of the
+ * policy runs in Chromium: test/browser.)
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryStore } from 'express-session';
+import { connectWithSession, type SessionState } from '../../src/client/index.js';
+import { startServer, once, eventually } from '../helpers/servers.js';
+
+const fast = { retry: { min: 50, max: 200 }, forceNew: true, transports: ['websocket'] as string[], reconnectionDelay: 50, reconnectionDelayMax: 200 };
+
+function states(socket: { sessions: { on(e: 'state', l: (c: { newState: SessionState }) => void): () => void } }): SessionState[] {
+  const seen: SessionState[] = [];
+  socket.sessions.on('state', ({ newState }) => seen.push(newState));
+  return seen;
+}
+
+test('connects with the session cookie and reports connecting -> connected', async () => {
+  const server = await startServer();
+  const cookie = await server.login({ user: 'ann' });
+  const seen: SessionState[] = [];
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, on: { state: ({ newState }) => seen.push(newState) } });
+  await once(socket, 'connect');
+  assert.deepEqual(seen, ['connecting', 'connected']);
+  assert.equal(socket.sessions.state, 'connected');
+  socket.disconnect();
+  assert.equal(socket.sessions.state, 'disconnected');
+  await server.close();
+});
+
+test('comes back by itself after the server restarts, with the same session', async () => {
+  const store = new MemoryStore();
+  let server = await startServer({ store });
+  const cookie = await server.login({ user: 'ann' });
+  const { port } = server;
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie } });
+  await once(socket, 'connect');
+  await server.close();
+  await eventually(() => socket.sessions.state === 'connecting');
+  server = await startServer({ store, port });
+  server.sio.on('sconnection', (s) => s.on('who', (ack: (u: unknown) => void) => ack(s.session.user)));
+  await once(socket, 'connect', 5000);
+  assert.equal(await socket.emitWithAck('who'), 'ann');
+  socket.disconnect();
+  await server.close();
+});
+
+test('SESSION_UNAVAILABLE at the handshake is retried with backoff until the store is back', async () => {
+  // A store outage cannot be produced on MemoryStore for real: this subclass fails on demand.
+  class FlakyStore extends MemoryStore {
+    down = false;
+    override get(sid: string, cb: (err: unknown, s?: any) => void) {
+      if (this.down) return cb(new Error('store down'));
+      super.get(sid, cb);
+    }
+  }
+  const store = new FlakyStore();
+  const server = await startServer({ store });
+  server.sio.on('serror', () => {});
+  const cookie = await server.login();
+  store.down = true;
+  const socket = connectWithSession(server.url, { ...fast, retry: { min: 20, max: 40 }, extraHeaders: { cookie } });
+  const invalid: unknown[] = [];
+  socket.sessions.on('invalid', (ctx) => invalid.push(ctx));
+  const [first] = await once<[{ code: string; phase: string; retryIn: number }]>(socket.sessions, 'unavailable');
+  assert.equal(first.code, 'SESSION_UNAVAILABLE');
+  assert.equal(first.phase, 'handshake');
+  assert.ok(first.retryIn >= 10 && first.retryIn <= 1000, `retryIn ${first.retryIn}`);
+  await once(socket.sessions, 'unavailable', 3000); // it keeps trying
+  store.down = false;
+  await once(socket, 'connect', 5000);
+  assert.equal(socket.sessions.state, 'connected');
+  assert.deepEqual(invalid, [], 'a store outage is never an invalid session');
+  socket.disconnect();
+  await server.close();
+});
+
+test('a server-side disconnect that is not about the session is followed by a reconnect', async () => {
+  const server = await startServer();
+  server.sio.on('sconnection', (s) => s.on('kick', () => s.disconnect()));
+  const cookie = await server.login();
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie } });
+  await once(socket, 'connect');
+  socket.emit('kick');
+  const [reason] = await once<[string]>(socket, 'disconnect');
+  assert.equal(reason, 'io server disconnect');
+  await once(socket, 'connect', 3000);
+  assert.equal(socket.sessions.state, 'connected');
+  socket.disconnect();
+  await server.close();
+});
+
+test('logout mid-connection: one listener hears it, the SDK retries once, then stops (no page to reload in Node)', async () => {
+  const server = await startServer();
+  const cookie = await server.login();
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie } });
+  const seen = states(socket);
+  const invalid: Array<{ phase: string; action: string; reason: string }> = [];
+  socket.sessions.on('invalid', ({ phase, action, reason }) => invalid.push({ phase, action, reason }));
+  await once(socket, 'connect');
+  await server.logout(cookie);
+  await eventually(() => socket.sessions.state === 'invalid', 3000);
+  assert.deepEqual(invalid, [
+    { phase: 'connected', action: 'reconnect', reason: 'destroyed' },
+    { phase: 'handshake', action: 'stop', reason: 'not-found' },
+  ]);
+  assert.deepEqual(seen.slice(-2), ['connecting', 'invalid']);
+  // Stopped means stopped: no further attempts.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(invalid.length, 2);
+  await server.close();
+});
+
+test('an onInvalid function takes over and can reconnect after the app logs in again', async () => {
+  const server = await startServer();
+  const stale = await server.login();
+  await server.logout(stale);
+  let fresh = '';
+  const socket = connectWithSession(server.url, {
+    ...fast,
+    extraHeaders: { cookie: stale },
+    onInvalid: async (ctx) => {
+      fresh = await server.login({ user: 'again' });
+      (socket.io.opts.extraHeaders as Record<string, string>).cookie = fresh;
+      ctx.reconnect();
+    },
+  });
+  const actions: string[] = [];
+  socket.sessions.on('invalid', (ctx) => actions.push(ctx.action));
+  await once(socket, 'connect', 5000);
+  assert.deepEqual(actions, ['reconnect', 'handler']);
+  assert.equal(socket.sessions.state, 'connected');
+  socket.disconnect();
+  await server.close();
+});
+
+test('bad options throw a typed error at once', () => {
+  assert.throws(() => connectWithSession('http://127.0.0.1:9', { onInvalid: 'explode' as never, autoConnect: false }), { name: 'SessionOptionsError' });
+  assert.throws(() => connectWithSession('http://127.0.0.1:9', { maxReloads: -1, autoConnect: false }), { name: 'SessionOptionsError' });
+});

@@ -1,0 +1,225 @@
+// Per-connection mode (the default): the session loaded at connect is the one handlers use;
+// changes are saved shortly after they happen and at disconnect, merged key by key with what
+// HTTP wrote meanwhile, and never after a logout.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { SessionData, Store } from 'express-session';
+import type { Socket } from 'socket.io';
+import { startServer, connectClient, connected, once, eventually, delay, sidOf, type TestServer } from '../helpers/servers.js';
+
+type Ack = (value?: unknown) => void;
+
+/** Handlers every test uses: set a key, read a key. */
+function handlers(server: TestServer): Socket[] {
+  const sockets: Socket[] = [];
+  server.sio.on('sconnection', (socket) => {
+    sockets.push(socket);
+    socket.on('set', (key: string, value: unknown, ack: Ack) => {
+      socket.session[key] = value;
+      ack();
+    });
+    socket.on('get', (key: string, ack: Ack) => ack(socket.session[key]));
+  });
+  return sockets;
+}
+
+/** Counts store.set calls from now on, with the data written. */
+function countSets(store: Store): Array<{ sid: string; data: SessionData }> {
+  const calls: Array<{ sid: string; data: SessionData }> = [];
+  const set = store.set;
+  store.set = function (sid, data, cb) {
+    calls.push({ sid, data: JSON.parse(JSON.stringify(data)) });
+    return set.call(this, sid, data, cb);
+  };
+  return calls;
+}
+
+function storedSession(store: Store, sid: string): Promise<SessionData | null | undefined> {
+  return new Promise((resolve, reject) => store.get(sid, (err, data) => (err ? reject(err) : resolve(data))));
+}
+
+test('a change made in a handler reaches HTTP within saveDelay, while the socket stays connected', async (t) => {
+  const server = await startServer({ saveDelay: 100 });
+  t.after(() => server.close());
+  handlers(server);
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  await client.emitWithAck('set', 'color', 'teal');
+  const changedAt = Date.now();
+  await eventually(async () => (await server.httpSession(cookie)).color === 'teal', 2000, 10);
+  const elapsed = Date.now() - changedAt;
+  assert.ok(elapsed < 100 + 400, `visible over HTTP after ${elapsed} ms`);
+  assert.equal(client.connected, true);
+});
+
+test('a change is saved when the socket disconnects', async (t) => {
+  const server = await startServer({ saveDelay: 60_000 });
+  t.after(() => server.close());
+  const sockets = handlers(server);
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  await client.emitWithAck('set', 'color', 'plum');
+  assert.equal((await server.httpSession(cookie)).color, undefined, 'not saved yet: saveDelay is a minute');
+  const serverDisconnect = once(sockets[0], 'disconnect');
+  client.close();
+  await serverDisconnect;
+  await eventually(async () => (await server.httpSession(cookie)).color === 'plum', 2000);
+});
+
+test('changes made in the app\'s own disconnect listener are saved too', async (t) => {
+  const server = await startServer({ saveDelay: 60_000 });
+  t.after(() => server.close());
+  server.sio.on('sconnection', (socket) => {
+    socket.on('disconnect', () => {
+      socket.session.leftAt = 'goodbye';
+    });
+  });
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  client.close();
+  await eventually(async () => (await server.httpSession(cookie)).leftAt === 'goodbye', 2000);
+});
+
+test('a socket that changed nothing writes nothing, so an HTTP write made meanwhile survives its disconnect', async (t) => {
+  const server = await startServer({ saveDelay: 50 });
+  t.after(() => server.close());
+  const sockets = handlers(server);
+  const cookie = await server.login({ x: 1 });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const sets = countSets(server.store);
+  assert.equal(await client.emitWithAck('get', 'x'), 1);
+  await server.httpWrite(cookie, { x: 2 });
+  assert.equal(sets.length, 1, 'the HTTP write');
+  assert.equal(await client.emitWithAck('get', 'x'), 1, 'the socket still has the copy it loaded');
+  await delay(150); // past saveDelay: the debounced save ran and found nothing to write
+  const serverDisconnect = once(sockets[0], 'disconnect');
+  client.close();
+  await serverDisconnect;
+  await delay(50); // the disconnect save is queued after the app's disconnect listeners
+  assert.equal((await server.httpSession(cookie)).x, 2);
+  assert.deepEqual(sets.map((s) => s.data.x), [2], 'the library called store.set not once');
+});
+
+test('a socket that changed key A does not overwrite key B written over HTTP meanwhile', async (t) => {
+  const server = await startServer({ saveDelay: 60_000 });
+  t.after(() => server.close());
+  const sockets = handlers(server);
+  const cookie = await server.login({ a: 'a0', b: 'b0' });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  await client.emitWithAck('set', 'a', 'a-from-socket');
+  await server.httpWrite(cookie, { b: 'b-from-http' });
+  const serverDisconnect = once(sockets[0], 'disconnect');
+  client.close();
+  await serverDisconnect;
+  await eventually(async () => (await server.httpSession(cookie)).a === 'a-from-socket', 2000);
+  const http = await server.httpSession(cookie);
+  assert.equal(http.b, 'b-from-http');
+  assert.equal(http.user, 'alice');
+});
+
+test('a key the socket deleted is deleted in the store, other keys kept', async (t) => {
+  const server = await startServer({ saveDelay: 50 });
+  t.after(() => server.close());
+  server.sio.on('sconnection', (socket) => {
+    socket.on('forget', (key: string, ack: Ack) => {
+      delete socket.session[key];
+      ack();
+    });
+  });
+  const cookie = await server.login({ cart: [1, 2], keep: true });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  await client.emitWithAck('forget', 'cart');
+  await eventually(async () => !('cart' in (await server.httpSession(cookie))), 2000);
+  assert.equal((await server.httpSession(cookie)).keep, true);
+});
+
+test('HTTP changes show up in socket.session after the socket\'s next save', async (t) => {
+  const server = await startServer({ saveDelay: 100 });
+  t.after(() => server.close());
+  handlers(server);
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  await delay(150); // let the save scheduled at connect pass
+  await server.httpWrite(cookie, { fromHttp: 7 });
+  assert.equal(await client.emitWithAck('get', 'fromHttp'), null, 'loaded at connect, not reloaded per event (undefined arrives as null)');
+  await client.emitWithAck('set', 'fromSocket', 1);
+  await eventually(async () => (await client.emitWithAck('get', 'fromHttp')) === 7, 2000);
+  assert.equal(await client.emitWithAck('get', 'fromSocket'), 1);
+  assert.equal((await server.httpSession(cookie)).fromSocket, 1);
+});
+
+test('after logout over HTTP, a socket with unsaved changes does not bring the session back', async (t) => {
+  const server = await startServer({ saveDelay: 60_000 });
+  t.after(() => server.close());
+  const sockets = handlers(server);
+  const cookie = await server.login();
+  const sid = sidOf(cookie);
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  await client.emitWithAck('set', 'pending', 'unsaved');
+  const sets = countSets(server.store);
+  const serverDisconnect = once(sockets[0], 'disconnect');
+  await server.logout(cookie);
+  await serverDisconnect;
+  await delay(100); // the disconnect save would run right after the disconnect listeners
+  assert.equal(await storedSession(server.store, sid), undefined);
+  assert.deepEqual(sets, [], 'nothing written for the destroyed session');
+});
+
+test('a session destroyed while its socket is saving stays destroyed', async (t) => {
+  // The save reads the store, then writes: a logout landing between the two must win.
+  const server = await startServer({ saveDelay: 60_000 });
+  t.after(() => server.close());
+  const sockets = handlers(server);
+  const cookie = await server.login();
+  const sid = sidOf(cookie);
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  await client.emitWithAck('set', 'pending', 'racing');
+  // Hold the library's write (the save's last step, after it read the store) until the logout is done.
+  const store = server.store;
+  const set = store.set;
+  let release!: () => void;
+  const logoutDone = new Promise<void>((resolve) => (release = resolve));
+  let held = false;
+  let wrote!: () => void;
+  const written = new Promise<void>((resolve) => (wrote = resolve));
+  store.set = function (id, data, cb) {
+    if (!held && id === sid) {
+      held = true;
+      void logoutDone.then(() =>
+        set.call(this, id, data, (err) => {
+          wrote();
+          cb?.(err);
+        }),
+      );
+      return;
+    }
+    return set.call(this, id, data, cb);
+  };
+  client.close(); // disconnect → the save reads the session, then its write is held
+  await once(sockets[0], 'disconnect');
+  await eventually(() => held, 2000);
+  // Logout over HTTP (express-session destroys without writing).
+  await server.logout(cookie);
+  assert.equal(await storedSession(store, sid), undefined);
+  release(); // the stale write lands after the logout
+  await written;
+  await eventually(async () => (await storedSession(store, sid)) === undefined, 1000);
+});

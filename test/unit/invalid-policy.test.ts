@@ -1,0 +1,52 @@
+import { test, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { decideInvalid, recentReloads } from '../../src/client/invalid-policy.js';
+
+// Node has no sessionStorage; this Map-backed stand-in has the same API (the real one is used in test/browser).
+const backing = new Map<string, string>();
+(globalThis as { sessionStorage?: unknown }).sessionStorage = {
+  getItem: (k: string) => backing.get(k) ?? null,
+  setItem: (k: string, v: string) => void backing.set(k, String(v)),
+  removeItem: (k: string) => void backing.delete(k),
+};
+beforeEach(() => backing.clear());
+
+const base = { onInvalid: 'reload' as const, maxReloads: 2, reloadWindow: 60_000, canReload: true };
+
+test('the first invalid answer after a good connection reconnects once', () => {
+  assert.equal(decideInvalid({ ...base, streak: 1 }), 'reconnect');
+  assert.deepEqual(recentReloads(60_000), []);
+});
+
+test('still invalid: reloads at most maxReloads times in the window, then stops', () => {
+  assert.equal(decideInvalid({ ...base, streak: 2 }), 'reload');
+  assert.equal(decideInvalid({ ...base, streak: 2 }), 'reload');
+  assert.equal(decideInvalid({ ...base, streak: 2 }), 'stop');
+  assert.equal((recentReloads(60_000) as number[]).length, 2);
+});
+
+test('reloads older than the window are forgotten', () => {
+  backing.set('socket.io-sessions:reloads', JSON.stringify([Date.now() - 120_000, Date.now() - 90_000]));
+  assert.equal(decideInvalid({ ...base, streak: 2 }), 'reload');
+});
+
+test("'none', a handler, and no page to reload", () => {
+  assert.equal(decideInvalid({ ...base, streak: 2, onInvalid: 'none' }), 'stop');
+  assert.equal(decideInvalid({ ...base, streak: 2, onInvalid: () => {} }), 'handler');
+  assert.equal(decideInvalid({ ...base, streak: 2, canReload: false }), 'stop');
+});
+
+test('a corrupt or unwritable sessionStorage never leads to an endless reload loop', () => {
+  backing.set('socket.io-sessions:reloads', '{not json');
+  assert.equal(decideInvalid({ ...base, streak: 2 }), 'reload');
+  const storage = (globalThis as { sessionStorage: { setItem: unknown } }).sessionStorage;
+  const setItem = storage.setItem;
+  storage.setItem = () => {
+    throw new Error('QuotaExceededError');
+  };
+  try {
+    assert.equal(decideInvalid({ ...base, streak: 2 }), 'stop');
+  } finally {
+    storage.setItem = setItem;
+  }
+});
