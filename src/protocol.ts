@@ -25,7 +25,17 @@ export type InvalidReason =
   /** the session's cookie expiry has passed */
   | 'expired'
   /** the session was destroyed (logout) while the socket was open */
-  | 'destroyed';
+  | 'destroyed'
+  /** a ticket that is not a ticket: not a string, oversized, not a compact JWE */
+  | 'ticket-malformed'
+  /** a ticket that fails authentication: changed, or sealed with a key this server does not hold */
+  | 'ticket-tampered'
+  /** a ticket past its `exp` (also: a connected ticket socket that was not refreshed in time) */
+  | 'ticket-expired'
+  /** a ticket minted for another page origin */
+  | 'ticket-audience'
+  /** an in-band refresh with a ticket of another session */
+  | 'ticket-session-mismatch';
 
 /** Why the store could not answer. */
 export type UnavailableReason = 'store-error' | 'store-timeout';

@@ -126,6 +126,15 @@ export class BoundSession {
     return undefined;
   }
 
+  /** Undo what a failed handler changed: put back the keys as last loaded or saved. */
+  discardChanges(): void {
+    const session = this.session as unknown as Record<string, unknown>;
+    for (const key of changedKeys(this.baseline, snapshot(session))) {
+      if (this.baseline.has(key)) session[key] = JSON.parse(this.baseline.get(key)!);
+      else delete session[key];
+    }
+  }
+
   /** Take the written copy as the new baseline, and its values into the live session where the handler did not change them meanwhile. */
   private adopt(written: Record<string, unknown>, savedFrom: Snapshot): void {
     const session = this.session as unknown as Record<string, unknown>;

@@ -3,8 +3,8 @@
  * reload, handler (sync or async), save, then the ack — and the units of one session
  * run one at a time on this node, so concurrent events never lose an update.
  *
- * Handlers are wrapped as they are registered (`on`, `addListener`, `prependListener`; `once`
- * goes through `on`), so it works wherever the app registers them.
+ * Handlers are wrapped as they are registered (`on`, `addListener`, `prependListener`, `once`,
+ * `prependOnceListener`), so it works wherever the app registers them.
  */
 import type { Socket } from 'socket.io';
 import type { BoundSession } from './bound-session.js';
@@ -41,6 +41,7 @@ function runUnit(bound: BoundSession, host: ModeHost, args: unknown[], handler: 
       await handler(deferred.proxy ? [...args, deferred.proxy] : args);
     } catch (err) {
       // A failed handler leaves the session as the store has it; the client gets no ack.
+      bound.discardChanges();
       host.report(err, bound.socket);
       return undefined;
     }
@@ -65,16 +66,29 @@ export function instrumentPerMessage(bound: BoundSession, host: ModeHost): void 
       await Promise.all(listeners.map((l) => l.call(socket, a[0], bound.session, ack)));
     }, true);
   });
-  for (const method of ['on', 'addListener', 'prependListener'] as const) {
-    const register = methods[method];
+  const wrap = (event: string, listener: Listener, once: boolean): Listener => {
+    const wrapped = function (this: unknown, ...args: unknown[]) {
+      if (once) socket.removeListener(event, wrapped);
+      runUnit(bound, host, args, (a) => listener.apply(this, a), false);
+    };
+    // Lets removeListener(event, listener) find it.
+    (wrapped as { listener?: Listener }).listener = listener;
+    return wrapped;
+  };
+  // `once` is replaced too: Node's own would wrap our wrapper, and removeListener(fn) could not find it.
+  const registrations = [
+    ['on', 'on', false],
+    ['addListener', 'on', false],
+    ['prependListener', 'prependListener', false],
+    ['once', 'on', true],
+    ['prependOnceListener', 'prependListener', true],
+  ] as const;
+  const originals = { on: methods.on, prependListener: methods.prependListener };
+  for (const [method, register, once] of registrations) {
+    const fallback = methods[method];
     methods[method] = function (this: Socket, event: string, listener: Listener) {
-      if (UNWRAPPED.has(event) || typeof listener !== 'function') return register.call(this, event, listener);
-      const wrapped = function (this: unknown, ...args: unknown[]) {
-        runUnit(bound, host, args, (a) => listener.apply(this, a), false);
-      };
-      // Lets removeListener(event, listener) find it, and keeps `once` working.
-      (wrapped as { listener?: Listener }).listener = listener;
-      return register.call(this, event, wrapped);
+      if (UNWRAPPED.has(event) || typeof listener !== 'function') return fallback.call(this, event, listener);
+      return originals[register].call(this, event, wrap(event, listener, once));
     };
   }
 }

@@ -20,8 +20,10 @@ after(async () => {
 });
 
 /** A fresh server process, browser context (no cookies, empty sessionStorage) and recorded page. */
-async function setup(): Promise<{ server: ReferenceServer; context: BrowserContext; page: Page; rec: PageRecorder; teardown: () => Promise<void> }> {
-  const server = await startReferenceServer();
+async function setup(
+  env: Record<string, string> = {},
+): Promise<{ server: ReferenceServer; context: BrowserContext; page: Page; rec: PageRecorder; teardown: () => Promise<void> }> {
+  const server = await startReferenceServer({ env });
   const context = await browser.newContext();
   const page = await context.newPage();
   const rec = new PageRecorder(page);
@@ -31,6 +33,7 @@ async function setup(): Promise<{ server: ReferenceServer; context: BrowserConte
     page,
     rec,
     teardown: async () => {
+      if (process.env.DEBUG_BROWSER_TESTS) console.log(`page events:\n${rec.dump()}\nserver output:\n${server.output()}`);
       await context.close();
       await server.dispose();
     },
@@ -177,6 +180,41 @@ describe('reference server demo page (/)', () => {
       await increment(page, rec, server, 1);
       assert.equal(rec.navigations, navigationsBefore, `no page reload on login:\n${rec.dump()}`);
       assert.equal(await textOf(page, '#user'), 'alice');
+    } finally {
+      await teardown();
+    }
+  });
+});
+
+describe('reference server in per-connection mode (SESSION_MODE=per-connection)', () => {
+  test('socket changes reach HTTP after the debounced save, and a graceful restart keeps the latest one', async () => {
+    const { server, page, rec, teardown } = await setup({ SESSION_MODE: 'per-connection' });
+    try {
+      await page.goto(`${server.url}/`);
+      await waitForText(page, rec, server, '#state', 'connected');
+      for (const n of [1, 2]) {
+        await page.click('#increment');
+        await waitForText(page, rec, server, '#counter', String(n));
+      }
+      // The ack does not wait for a save in this mode; the change is written shortly after.
+      await waitUntil(
+        async () => {
+          await page.click('#refresh-http');
+          await sleep(100);
+          return textOf(page, '#http-counter');
+        },
+        (t) => t === '2',
+        { what: 'the HTTP counter to catch up', describe: () => server.output() },
+      );
+
+      await page.click('#increment');
+      await waitForText(page, rec, server, '#counter', '3');
+      // Restart before the debounced save: the save at disconnect (graceful shutdown) must have it.
+      const navigationsBefore = rec.navigations;
+      await server.restart();
+      await waitForText(page, rec, server, '#state', 'connected', 15_000);
+      await waitForText(page, rec, server, '#counter', '3');
+      assert.equal(rec.navigations, navigationsBefore, 'no page reload');
     } finally {
       await teardown();
     }

@@ -165,6 +165,29 @@ test('a session whose cookie expiry has passed is refused as SESSION_INVALID', a
   assert.equal(seen.length, 1);
 });
 
+test('a store that keeps expired rows does not revive them: refused as "expired"', async (t) => {
+  // Some stores return a row until their clean-up runs; MemoryStore drops expired rows on get,
+  // so this subclass returns the raw row to stand in for such a store.
+  class KeepsExpiredStore extends MemoryStore {
+    override get(sid: string, callback: (err: any, session?: SessionData | null) => void): void {
+      const raw = (this as unknown as { sessions: Record<string, string> }).sessions[sid];
+      setImmediate(() => callback(null, raw ? JSON.parse(raw) : null));
+    }
+  }
+  const store = new KeepsExpiredStore();
+  const server = await startServer({ store });
+  t.after(() => server.close());
+  const seen = invalids(server);
+  const sid = 'expired-but-kept';
+  const expired = { cookie: { originalMaxAge: 1000, expires: new Date(Date.now() - 60_000), path: '/', httpOnly: true }, user: 'ghost' };
+  await new Promise<void>((resolve, reject) => store.set(sid, expired as unknown as SessionData, (err) => (err ? reject(err) : resolve())));
+  const client = connectClient(server.url, signedCookie(sid));
+  t.after(() => client.close());
+  const err = await refused(client);
+  assert.deepEqual({ code: err.data?.code, reason: err.data?.reason }, { code: 'SESSION_INVALID', reason: 'expired' });
+  assert.deepEqual(seen.map((s) => s.reason), ['expired']);
+});
+
 test('a store error is SESSION_UNAVAILABLE (retryable), reported as serror, never sinvalid', async (t) => {
   const store = new FaultyStore();
   const server = await startServer({ store });

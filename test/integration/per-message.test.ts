@@ -1,0 +1,242 @@
+// Per-message mode: each event reloads the session, runs the handler (sync or async), saves a
+// changed session, and only then sends the ack; events of one session run one at a time.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Socket } from 'socket.io';
+import { startServer, connectClient, connected, once, delay, type TestServer } from '../helpers/servers.js';
+
+type Ack = (value?: unknown) => void;
+
+async function perMessageServer(t: { after(fn: () => unknown): void }, setup: (socket: Socket) => void): Promise<TestServer> {
+  const server = await startServer({ perMessage: true });
+  t.after(() => server.close());
+  server.sio.on('sconnection', (socket) => setup(socket));
+  return server;
+}
+
+test('a handler sees an HTTP write made just before the event', async (t) => {
+  const server = await perMessageServer(t, (socket) => {
+    socket.on('get', (key: string, ack: Ack) => ack(socket.session[key]));
+  });
+  const cookie = await server.login({ theme: 'light' });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  assert.equal(await client.emitWithAck('get', 'theme'), 'light');
+  await server.httpWrite(cookie, { theme: 'dark' });
+  assert.equal(await client.emitWithAck('get', 'theme'), 'dark');
+});
+
+test('a sync handler\'s change is saved before the ack arrives', async (t) => {
+  const server = await perMessageServer(t, (socket) => {
+    socket.on('set', (key: string, value: unknown, ack: Ack) => {
+      socket.session[key] = value;
+      ack('done');
+    });
+  });
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const seenInAck = await new Promise((resolve, reject) => {
+    client.emit('set', 'color', 'red', (reply: unknown) => {
+      assert.equal(reply, 'done');
+      server.httpSession(cookie).then((http) => resolve(http.color), reject);
+    });
+  });
+  assert.equal(seenInAck, 'red');
+});
+
+test('an async handler\'s change (made after an await) is saved before the ack arrives', async (t) => {
+  const server = await perMessageServer(t, (socket) => {
+    socket.on('slowSet', async (key: string, value: unknown, ack: Ack) => {
+      ack('early'); // the ack is held until the handler finished and the session is saved
+      await delay(100);
+      socket.session[key] = value;
+    });
+  });
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const started = Date.now();
+  assert.equal(await client.emitWithAck('slowSet', 'color', 'blue'), 'early');
+  assert.ok(Date.now() - started >= 90, 'the ack waited for the handler');
+  assert.equal((await server.httpSession(cookie)).color, 'blue');
+});
+
+test('200 concurrent increments from 2 sockets of one session lose no update', async (t) => {
+  const server = await perMessageServer(t, (socket) => {
+    socket.on('inc', async (ack: Ack) => {
+      const before = (socket.session.counter as number | undefined) ?? 0;
+      await delay(Math.random() < 0.5 ? 0 : 1); // yield in the middle of the read-modify-write
+      socket.session.counter = before + 1;
+      ack(socket.session.counter);
+    });
+  });
+  const cookie = await server.login({ counter: 0 });
+  const a = connectClient(server.url, cookie);
+  const b = connectClient(server.url, cookie);
+  t.after(() => a.close());
+  t.after(() => b.close());
+  await Promise.all([connected(a), connected(b)]);
+  const fromA: Array<Promise<number>> = [];
+  const fromB: Array<Promise<number>> = [];
+  for (let i = 0; i < 100; i++) {
+    fromA.push(a.timeout(20_000).emitWithAck('inc'));
+    fromB.push(b.timeout(20_000).emitWithAck('inc'));
+  }
+  const acksA = await Promise.all(fromA);
+  const acksB = await Promise.all(fromB);
+  const all = [...acksA, ...acksB].sort((x, y) => x - y);
+  assert.deepEqual(all, Array.from({ length: 200 }, (_, i) => i + 1));
+  // Each socket's events ran in the order it sent them.
+  for (const acks of [acksA, acksB]) assert.ok(acks.every((n, i) => i === 0 || n > acks[i - 1]), 'in order per socket');
+  assert.equal((await server.httpSession(cookie)).counter, 200);
+});
+
+test('a handler that throws sends no ack, leaves the session unchanged, is reported, and the next event works', async (t) => {
+  const errors: unknown[] = [];
+  const server = await perMessageServer(t, (socket) => {
+    socket.on('boom', (_ack: Ack) => {
+      socket.session.counter = 999;
+      throw new Error('handler failed'); // before acking
+    });
+    socket.on('get', (key: string, ack: Ack) => ack(socket.session[key]));
+  });
+  const serror = once<[unknown, Socket | undefined]>(server.sio, 'serror');
+  server.sio.on('serror', (err) => errors.push(err));
+  const cookie = await server.login({ counter: 5 });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  await assert.rejects(client.timeout(500).emitWithAck('boom'), /operation has timed out/);
+  const [error, socket] = await serror;
+  assert.equal((error as Error).message, 'handler failed');
+  assert.equal(socket?.id, client.id);
+  assert.equal((await server.httpSession(cookie)).counter, 5);
+  assert.equal(await client.emitWithAck('get', 'counter'), 5, 'the next event sees the stored session');
+  assert.equal(errors.length, 1);
+});
+
+test('a throwing handler\'s partial change is not saved when the socket then disconnects', async (t) => {
+  let serverSocket: Socket | undefined;
+  const server = await perMessageServer(t, (socket) => {
+    serverSocket = socket;
+    socket.on('boom', () => {
+      socket.session.counter = 999;
+      throw new Error('handler failed');
+    });
+  });
+  server.sio.on('serror', () => {}); // expected
+  const cookie = await server.login({ counter: 5 });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const reported = once(server.sio, 'serror');
+  client.emit('boom');
+  await reported;
+  const disconnected = once(serverSocket!, 'disconnect');
+  client.close();
+  await disconnected;
+  await delay(100); // the disconnect save runs right after the disconnect listeners
+  assert.equal((await server.httpSession(cookie)).counter, 5);
+});
+
+test('seed API: socket.on("smessage", (message, session)) receives send(), and the send callback fires after the save', async (t) => {
+  const messages: unknown[] = [];
+  const server = await perMessageServer(t, (socket) => {
+    socket.on('smessage', (message: unknown, session: Socket['session']) => {
+      messages.push(message);
+      assert.equal(session, socket.session);
+      session.pings = ((session.pings as number | undefined) ?? 0) + 1;
+    });
+  });
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  for (const expected of [1, 2]) {
+    const pingsInCallback = await new Promise((resolve, reject) => {
+      client.send('ping', () => server.httpSession(cookie).then((http) => resolve(http.pings), reject));
+    });
+    assert.equal(pingsInCallback, expected);
+  }
+  assert.deepEqual(messages, ['ping', 'ping']);
+});
+
+test('once() handlers run once, and removeListener() stops a handler', async (t) => {
+  const calls: string[] = [];
+  const server = await perMessageServer(t, (socket) => {
+    socket.once('first', (ack: Ack) => {
+      calls.push('first');
+      socket.session.first = true;
+      ack('once');
+    });
+    const counted = (ack: Ack) => {
+      calls.push('counted');
+      ack('counted');
+    };
+    socket.on('counted', counted);
+    socket.on('stop', (ack: Ack) => {
+      socket.removeListener('counted', counted);
+      ack(socket.listenerCount('counted'));
+    });
+    socket.on('ping', (ack: Ack) => ack('pong'));
+  });
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  assert.equal(await client.emitWithAck('first'), 'once');
+  assert.equal((await server.httpSession(cookie)).first, true, 'a once handler is saved like any other');
+  await assert.rejects(client.timeout(300).emitWithAck('first'), /timed out/);
+  assert.equal(await client.emitWithAck('counted'), 'counted');
+  assert.equal(await client.emitWithAck('stop'), 0);
+  await assert.rejects(client.timeout(300).emitWithAck('counted'), /timed out/);
+  assert.equal(await client.emitWithAck('ping'), 'pong');
+  assert.deepEqual(calls, ['first', 'counted']);
+});
+
+test('removeListener() of a once() handler before it fires stops it', async (t) => {
+  const calls: string[] = [];
+  const server = await perMessageServer(t, (socket) => {
+    const later = (ack: Ack) => {
+      calls.push('later');
+      ack('ran');
+    };
+    socket.once('later', later);
+    socket.on('cancel', (ack: Ack) => {
+      socket.removeListener('later', later);
+      ack(socket.listenerCount('later'));
+    });
+  });
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  assert.equal(await client.emitWithAck('cancel'), 0);
+  await assert.rejects(client.timeout(300).emitWithAck('later'), /timed out/);
+  assert.deepEqual(calls, []);
+});
+
+test('off() and listenerCount() see the handlers the app registered', async (t) => {
+  // Handlers are wrapped in per-message mode; the app must not notice.
+  const server = await perMessageServer(t, (socket) => {
+    const h = (ack: Ack) => ack('h');
+    socket.on('h', h);
+    socket.on('count', (ack: Ack) => ack(socket.listenerCount('h')));
+    socket.on('off', (ack: Ack) => {
+      socket.off('h', h);
+      ack(socket.listenerCount('h'));
+    });
+  });
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  assert.equal(await client.emitWithAck('h'), 'h');
+  assert.equal(await client.emitWithAck('count'), 1);
+  assert.equal(await client.emitWithAck('off'), 0);
+  await assert.rejects(client.timeout(300).emitWithAck('h'), /timed out/);
+});
