@@ -54,7 +54,38 @@ export const Events = {
   INVALID: 'sio-sessions:invalid',
   /** A store failure while handling an event (per-message mode); the event was not run. Payload: {@link SessionErrorData}. */
   UNAVAILABLE: 'sio-sessions:unavailable',
+  /** Server → client, after a ticket connect or refresh: when the socket's credential runs out. Payload: {@link CredentialExpiry}. */
+  CREDENTIAL: 'sio-sessions:credential',
+  /** Client → server, with ack: a new ticket for the live socket (in-band refresh, no reconnect). Ack: {@link RefreshResult}. */
+  REFRESH: 'sio-sessions:refresh',
 } as const;
+
+/** The field of the handshake `auth` payload that carries a ticket. */
+export const TICKET_AUTH_FIELD = 'sessionTicket';
+
+/** Where the token endpoint answers unless told otherwise. */
+export const DEFAULT_TOKEN_PATH = '/socket.io-sessions/token';
+
+/** The global the served script puts its embedded ticket on: `globalThis[EMBED_GLOBAL].ticket`. */
+export const EMBED_GLOBAL = '__socketIoSessions';
+
+/** A sealed ticket as the token endpoint and the served script hand it out. */
+export interface Ticket {
+  token: string;
+  /** Epoch ms, by the server's clock. */
+  expiresAt: number;
+  /** ms from when it was issued: what clients schedule with, immune to clock skew. */
+  expiresIn: number;
+}
+
+/** Payload of {@link Events.CREDENTIAL}. */
+export interface CredentialExpiry {
+  expiresAt: number;
+  expiresIn: number;
+}
+
+/** Ack of {@link Events.REFRESH}. */
+export type RefreshResult = ({ ok: true } & CredentialExpiry) | ({ ok: false } & SessionErrorData);
 
 /** File name of the served browser add-on, under the Socket.IO path (seed path: `/socket.io/socket.io-sessions.js`). */
 export const CLIENT_SCRIPT_NAME = 'socket.io-sessions.js';

@@ -1,14 +1,14 @@
 /**
- * Script-tag add-on: after `<script src="/socket.io/socket.io.js">`, attaches
- * `io.connectWithSession` to the global `io` (the seed's API) and exposes `ioSessions`.
+ * Script-tag add-on (dist/umd/socket.io-sessions.js, served at /socket.io/socket.io-sessions.js):
+ * after `<script src="/socket.io/socket.io.js">`, attaches `io.connectWithSession` to the global
+ * `io` (the seed's API) and exposes the global `ioSessions` with `connectWithSession`, the error
+ * codes and the error classes. Its socket.io-client is that global `io` (global-io.ts is swapped
+ * in for `socket.io-client` by rollup.config.mjs). The namespace is kept small on purpose: every
+ * export costs bytes in a file that has a 3 KB budget; the npm and CDN builds export everything.
  */
-import { createConnectWithSession } from './connect.js';
+import { io } from './global-io.js';
+import { connectWithSession } from './index.js';
 
-const globalIo = (globalThis as { io?: Parameters<typeof createConnectWithSession>[0] & { connectWithSession?: unknown } }).io;
-if (typeof globalIo !== 'function') {
-  throw new Error('socket.io-sessions: the global "io" is missing; load <script src="/socket.io/socket.io.js"></script> before socket.io-sessions.js');
-}
+export { connectWithSession, ErrorCode, SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError } from './index.js';
 
-export const connectWithSession = createConnectWithSession(globalIo);
-globalIo.connectWithSession = connectWithSession;
-export { ErrorCode } from '../protocol.js';
+(io as typeof io & { connectWithSession?: typeof connectWithSession }).connectWithSession = connectWithSession;

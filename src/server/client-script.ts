@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventEmitter } from 'node:events';
-import { CLIENT_SCRIPT_NAME } from '../protocol.js';
+import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, type Ticket } from '../protocol.js';
 
 /** dist/server/index.js → dist/umd/; src/server/*.ts (tests run from source) → dist/umd/. */
 const CANDIDATES = [`../umd/${CLIENT_SCRIPT_NAME}`, `../../dist/umd/${CLIENT_SCRIPT_NAME}`];
@@ -37,22 +37,39 @@ function loadScript(): { script: string; map?: string } {
 
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** A request handler for the add-on and its source map under `basePath` (e.g. '/socket.io'). Calls `next` for other URLs. */
-export function clientScriptHandler(basePath: string) {
+/** Finds the ticket to embed for a request (none: the SDK falls back to fetching one or to the cookie). */
+export type EmbedTicket = (req: IncomingMessage) => Promise<Ticket | undefined>;
+
+/** The statement that hands the page its ticket, appended after the add-on. A ticket is base64url and dots: JSON is safe here. */
+function embedStatement(ticket: Ticket | undefined): string {
+  return `\n(globalThis.${EMBED_GLOBAL}=globalThis.${EMBED_GLOBAL}||{}).ticket=${JSON.stringify(ticket ?? null)};\n`;
+}
+
+/**
+ * A request handler for the add-on and its source map under `basePath` (e.g. '/socket.io'),
+ * with a fresh ticket embedded when `embed` gives one. Calls `next` for other URLs.
+ */
+export function clientScriptHandler(basePath: string, embed?: EmbedTicket) {
   const scriptPath = `${basePath.replace(/\/$/, '')}/${CLIENT_SCRIPT_NAME}`;
   return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
     const path = (req.url ?? '').split('?')[0];
     if ((path !== scriptPath && path !== `${scriptPath}.map`) || (req.method !== 'GET' && req.method !== 'HEAD')) return next();
-    let body: string | undefined;
+    let loaded: ReturnType<typeof loadScript>;
     try {
-      const { script, map } = loadScript();
-      body = path === scriptPath ? script : map;
+      loaded = loadScript();
     } catch (err) {
       res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
       res.end(String((err as Error).message));
       return;
     }
-    if (body === undefined) return next();
+    if (path !== scriptPath) {
+      if (loaded.map === undefined) return next();
+      return respond(res, req, path, loaded.map);
+    }
+    if (!embed) return respond(res, req, path, loaded.script);
+    void embed(req).then((ticket) => respond(res, req, path, loaded.script + embedStatement(ticket)));
+  };
+  function respond(res: ServerResponse, req: IncomingMessage, path: string, body: string): void {
     res.writeHead(200, {
       'Content-Type': path === scriptPath ? 'application/javascript; charset=utf-8' : 'application/json; charset=utf-8',
       'Cache-Control': 'private, no-store',
@@ -60,12 +77,12 @@ export function clientScriptHandler(basePath: string) {
       'X-Content-Type-Options': 'nosniff',
     });
     res.end(req.method === 'HEAD' ? undefined : body);
-  };
+  }
 }
 
 /** Put the handler in front of every `request` listener of `server`. Returns a disposer that restores them. */
-export function serveClientScript(server: EventEmitter, basePath: string): () => void {
-  const handle = clientScriptHandler(basePath);
+export function serveClientScript(server: EventEmitter, basePath: string, embed?: EmbedTicket): () => void {
+  const handle = clientScriptHandler(basePath, embed);
   const previous = server.listeners('request') as RequestListener[];
   const listener: RequestListener = (req, res) => handle(req, res, () => previous.forEach((l) => l.call(server, req, res)));
   server.removeAllListeners('request');

@@ -7,9 +7,20 @@ export { sessions, SessionServer, type SessionServerEvents } from './sessions.js
 export { enable, type EnableOptions } from './enable.js';
 export type { SessionsOptions, Cutter, CookieParserMiddleware, OriginCheck } from './options.js';
 export type { SocketSession } from './bound-session.js';
-export { clientScriptHandler } from './client-script.js';
+export type { TokenEndpointOptions } from './token-endpoint.js';
+export { MAX_TICKET_LENGTH } from './tickets.js';
 export { unsignSessionCookie } from './session-id.js';
-export { ErrorCode, Events, CLIENT_SCRIPT_NAME, type InvalidReason, type UnavailableReason, type SessionErrorData } from '../protocol.js';
+export {
+  ErrorCode,
+  Events,
+  CLIENT_SCRIPT_NAME,
+  DEFAULT_TOKEN_PATH,
+  TICKET_AUTH_FIELD,
+  type InvalidReason,
+  type UnavailableReason,
+  type SessionErrorData,
+  type Ticket,
+} from '../protocol.js';
 export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError } from '../errors.js';
 
 declare module 'socket.io' {

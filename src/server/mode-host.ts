@@ -12,6 +12,8 @@ export interface ModeHost {
    * Resolves to true when the task completed without either.
    */
   runExclusive(bound: BoundSession, task: () => Promise<InvalidReason | undefined>): Promise<boolean>;
+  /** Tell the socket its session is invalid (event, `sinvalid`), then disconnect it. Once per socket. */
+  invalidate(bound: BoundSession, reason: InvalidReason): void;
   /** Report an error that is not the client's to handle (store failure, throwing handler). */
   report(error: unknown, socket?: Socket): void;
 }

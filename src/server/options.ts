@@ -69,6 +69,12 @@ export interface SessionsOptions {
    */
   revalidateInterval?: number;
   /**
+   * Lifetime of session tickets (token endpoint, served script), in ms. A ticket socket that does
+   * not present a new ticket in time (the SDK refreshes in-band) is told its session is invalid.
+   * @default 60000
+   */
+  ticketTtl?: number;
+  /**
    * Serve the browser add-on at `<io path>/socket.io-sessions.js` on the Socket.IO HTTP server.
    * @default true
    */
@@ -127,6 +133,7 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
     storeTimeout: positiveNumber(options.storeTimeout, 'storeTimeout', 5000),
     saveDelay: positiveNumber(options.saveDelay, 'saveDelay', 1000, true),
     revalidateInterval: positiveNumber(options.revalidateInterval, 'revalidateInterval', 60_000, true),
+    ticketTtl: positiveNumber(options.ticketTtl, 'ticketTtl', 60_000),
     serveClient: options.serveClient ?? true,
   };
 }

@@ -26,3 +26,14 @@ export function originAllowed(req: IncomingMessage, options: Pick<ResolvedOption
   if (typeof origins === 'function') return origins(origin, req) === true;
   return origins.includes(origin);
 }
+
+/** The origin a request was addressed to (scheme from the TLS socket; put a TLS-terminating proxy's origin in `origins`). */
+export function ownOrigin(req: IncomingMessage): string {
+  const secure = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
+  return `${secure ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}`;
+}
+
+/** The audience a ticket must carry to be used on (or minted by) this request: the page's Origin, else the server's own. */
+export function audienceOf(req: IncomingMessage): string {
+  return req.headers.origin ?? ownOrigin(req);
+}

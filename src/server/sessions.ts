@@ -6,11 +6,13 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Namespace, Server, Socket } from 'socket.io';
-import { ErrorCode, Events, type InvalidReason } from '../protocol.js';
+import type { IncomingMessage } from 'node:http';
+import type { SessionData } from 'express-session';
+import { DEFAULT_TOKEN_PATH, ErrorCode, Events, TICKET_AUTH_FIELD, type InvalidReason, type Ticket } from '../protocol.js';
 import { OriginNotAllowedError, SessionInvalidError, SessionOptionsError, SessionUnavailableError } from '../errors.js';
 import { resolveOptions, type ResolvedOptions, type SessionsOptions } from './options.js';
-import { sessionIdFrom } from './session-id.js';
-import { originAllowed } from './origin.js';
+import { sessionIdFrom, type SessionIdResult } from './session-id.js';
+import { audienceOf, originAllowed } from './origin.js';
 import { isExpired, StoreGateway } from './store.js';
 import { KeyedQueue } from './queue.js';
 import { onStoreDestroy, sessionRoom, Tombstones } from './invalidation.js';
@@ -18,7 +20,13 @@ import { BoundSession, type SocketSession } from './bound-session.js';
 import type { ModeHost } from './mode-host.js';
 import { savePerConnection } from './per-connection.js';
 import { instrumentPerMessage } from './per-message.js';
-import { serveClientScript } from './client-script.js';
+import { clientScriptHandler, serveClientScript } from './client-script.js';
+import { TicketSealer } from './tickets.js';
+import { keepTicketAlive } from './ticket-refresh.js';
+import { tokenEndpoint, type TokenEndpointOptions } from './token-endpoint.js';
+
+/** A session found for a request: its id and stored data, or why there is none. */
+type Lookup = { sid: string; data: SessionData } | { invalid: InvalidReason };
 
 /** Events of the object `sessions()` returns. */
 export interface SessionServerEvents {
@@ -49,6 +57,9 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
   private readonly queue = new KeyedQueue();
   private readonly tombstones = new Tombstones();
   private readonly bindings = new WeakMap<Socket, BoundSession>();
+  /** Ticket sockets: when their credential runs out. */
+  private readonly ticketExpiry = new WeakMap<Socket, number>();
+  private readonly sealer: TicketSealer | undefined;
   private readonly disposers: Array<() => void> = [];
 
   constructor(io: Server | Namespace, options: SessionsOptions) {
@@ -56,6 +67,7 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
     this.options = resolveOptions(options);
     this.namespace = namespaceOf(io);
     this.gateway = new StoreGateway(this.options.store, this.options.storeTimeout);
+    this.sealer = this.options.secrets.length > 0 ? new TicketSealer(this.options.secrets, this.options.ticketTtl) : undefined;
     this.disposers.push(onStoreDestroy(this.options.store, (sid) => this.destroyed(sid)));
     this.namespace.use((socket, next) => {
       this.handshake(socket).then(() => next(), next);
@@ -64,22 +76,25 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
     this.namespace.on('connection', onConnection);
     this.disposers.push(() => this.namespace.off('connection', onConnection));
     const httpServer = this.namespace.server.httpServer;
-    if (this.options.serveClient && httpServer) this.disposers.push(serveClientScript(httpServer, this.namespace.server.path()));
+    if (this.options.serveClient && httpServer) {
+      this.disposers.push(serveClientScript(httpServer, this.namespace.server.path(), (req) => this.embeddedTicket(req)));
+    }
   }
 
-  /** The middleware: find the session or refuse with a typed error. */
-  private async handshake(socket: Socket): Promise<void> {
-    const { options } = this;
-    if (!originAllowed(socket.request, options)) throw new OriginNotAllowedError();
-    let found;
+  /** The session id a cookie (or cutter/parser) names. A throwing cutter/parser is the app's bug: reported, and no session. */
+  private async sessionIdOf(req: IncomingMessage, socket?: Socket): Promise<SessionIdResult> {
     try {
-      found = await sessionIdFrom(socket.request, options);
+      return await sessionIdFrom(req, this.options);
     } catch (err) {
-      // A throwing cutter/parser is the app's bug: report it, and refuse as no session.
       this.report(err, socket);
-      found = { invalid: 'no-session-id' as const };
+      return { invalid: 'no-session-id' };
     }
-    if ('invalid' in found) throw this.refuse(socket, found.invalid);
+  }
+
+  /** Load the session an id names. Throws SessionUnavailableError (reported) when the store fails. */
+  private async lookup(found: SessionIdResult, socket?: Socket): Promise<Lookup> {
+    if ('invalid' in found) return found;
+    if (this.tombstones.has(found.sid)) return { invalid: 'destroyed' };
     let data;
     try {
       data = await this.gateway.get(found.sid);
@@ -87,13 +102,74 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
       this.report(err, socket);
       throw err;
     }
-    if (!data) throw this.refuse(socket, 'not-found');
-    if (isExpired(data)) throw this.refuse(socket, 'expired');
-    if (this.tombstones.has(found.sid)) throw this.refuse(socket, 'destroyed');
-    const bound = new BoundSession(socket, found.sid, data, this.gateway, this.tombstones);
+    if (!data) return { invalid: 'not-found' };
+    if (isExpired(data)) return { invalid: 'expired' };
+    return { sid: found.sid, data };
+  }
+
+  /**
+   * The middleware: find the session or refuse with a typed error. A ticket in `auth` decides
+   * alone (it is bound to its page origin); otherwise the cookie, after the Origin check.
+   */
+  private async handshake(socket: Socket): Promise<void> {
+    const { options } = this;
+    const req = socket.request;
+    const ticket = (socket.handshake.auth as Record<string, unknown> | undefined)?.[TICKET_AUTH_FIELD];
+    let found: SessionIdResult;
+    let ticketExpiresAt: number | undefined;
+    if (ticket !== undefined && this.sealer) {
+      const opened = await this.sealer.open(ticket, audienceOf(req));
+      found = opened;
+      if ('sid' in opened) ticketExpiresAt = opened.expiresAt;
+    } else {
+      if (!originAllowed(req, options)) throw new OriginNotAllowedError();
+      found = await this.sessionIdOf(req, socket);
+    }
+    const result = await this.lookup(found, socket);
+    if ('invalid' in result) throw this.refuse(socket, result.invalid);
+    const bound = new BoundSession(socket, result.sid, result.data, this.gateway, this.tombstones);
     this.bindings.set(socket, bound);
+    if (ticketExpiresAt !== undefined) this.ticketExpiry.set(socket, ticketExpiresAt);
     Object.defineProperty(socket, 'session', { configurable: true, enumerable: false, get: () => bound.session });
     if (options.perMessage) instrumentPerMessage(bound, this);
+  }
+
+  /**
+   * A ticket for the session of an HTTP request (its cookie), for the page origin that asks.
+   * Throws SessionInvalidError or SessionUnavailableError.
+   */
+  async mintTicket(req: IncomingMessage): Promise<Ticket> {
+    if (!this.sealer) throw new SessionOptionsError('socket.io-sessions: tickets need a "secret"');
+    const result = await this.lookup(await this.sessionIdOf(req));
+    if ('invalid' in result) throw new SessionInvalidError(result.invalid);
+    return this.sealer.seal(result.sid, audienceOf(req));
+  }
+
+  /**
+   * The served script's embedded ticket: none without a valid session, when the store fails, or
+   * when another site includes the script (a classic script tag carries no Origin, but browsers
+   * say `Sec-Fetch-Site`): that page must not read a ticket minted with this user's cookie.
+   */
+  private async embeddedTicket(req: IncomingMessage): Promise<Ticket | undefined> {
+    const site = req.headers['sec-fetch-site'];
+    if (!this.sealer || req.headers.origin !== undefined || (site !== undefined && site !== 'same-origin' && site !== 'none')) return undefined;
+    return this.mintTicket(req).catch(() => undefined);
+  }
+
+  /**
+   * The token endpoint, as Express/Connect middleware or a plain `http` listener: answers
+   * `{ token, expiresAt, expiresIn }` (`Cache-Control: no-store`) for the request's session,
+   * 401 `SESSION_INVALID` without one, 503 `SESSION_UNAVAILABLE` when the store fails, 403 for
+   * an origin that is not allowed. Other paths go to `next`.
+   *
+   * @example
+   * ```ts
+   * app.use(sio.tokenHandler());                       // GET /socket.io-sessions/token
+   * ```
+   */
+  tokenHandler({ path = DEFAULT_TOKEN_PATH }: TokenEndpointOptions = {}) {
+    if (!this.sealer) throw new SessionOptionsError('socket.io-sessions: tickets need a "secret"');
+    return tokenEndpoint({ originAllowed: (req) => originAllowed(req, this.options), mint: (req) => this.mintTicket(req) }, path);
   }
 
   private refuse(socket: Socket, reason: InvalidReason): SessionInvalidError {
@@ -105,6 +181,8 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
     const bound = this.bindings.get(socket);
     if (!bound) return; // a socket of this namespace that another middleware let in before ours refused it
     void socket.join(bound.room);
+    const ticketExpiresAt = this.ticketExpiry.get(socket);
+    const stopTicket = ticketExpiresAt !== undefined && this.sealer ? keepTicketAlive(bound, this, this.sealer, ticketExpiresAt) : undefined;
     socket.use((_packet, next) => {
       bound.active = true;
       next();
@@ -117,6 +195,7 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
     socket.on('disconnect', () => {
       clearInterval(revalidation);
       perConnection?.stop();
+      stopTicket?.();
       // Queued: runs after the app's own disconnect listeners, so their changes are saved too.
       void this.runExclusive(bound, () => bound.saveChanges());
     });
@@ -143,8 +222,7 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
     else console.error('socket.io-sessions:', error);
   }
 
-  /** Tell the socket its session is invalid, then disconnect it. Once per socket. */
-  private invalidate(bound: BoundSession, reason: InvalidReason): void {
+  invalidate(bound: BoundSession, reason: InvalidReason): void {
     if (bound.invalidated) return;
     bound.invalidated = true;
     const { socket } = bound;
@@ -164,6 +242,14 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
       const bound = socket && this.bindings.get(socket);
       if (bound) this.invalidate(bound, 'destroyed');
     }
+  }
+
+  /**
+   * The served add-on (with its embedded ticket) as middleware, for when Socket.IO's HTTP server
+   * is not the one that should serve it (then pass `serveClient: false`).
+   */
+  clientScriptHandler(basePath = this.namespace.server.path()) {
+    return clientScriptHandler(basePath, (req) => this.embeddedTicket(req));
   }
 
   /** The session bound to a socket of this namespace, if any. */

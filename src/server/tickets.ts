@@ -12,7 +12,7 @@
  */
 import { createHash, hkdfSync } from 'node:crypto';
 import { EncryptJWT, jwtDecrypt, type JWTPayload } from 'jose';
-import type { InvalidReason } from '../protocol.js';
+import type { InvalidReason, Ticket } from '../protocol.js';
 
 const ISSUER = 'socket.io-sessions';
 /** A ticket is a few hundred characters; anything far larger is refused before parsing. */
@@ -28,14 +28,6 @@ function deriveKey(secret: string): TicketKey {
   return { kid: createHash('sha256').update(key).digest('base64url').slice(0, 16), key };
 }
 
-export interface SealedTicket {
-  token: string;
-  /** Epoch ms. */
-  expiresAt: number;
-  /** ms from now: what clients schedule with, immune to clock skew. */
-  expiresIn: number;
-}
-
 export type OpenedTicket = { sid: string; expiresAt: number } | { invalid: InvalidReason };
 
 export class TicketSealer {
@@ -48,7 +40,7 @@ export class TicketSealer {
     this.keys = secrets.map(deriveKey);
   }
 
-  async seal(sid: string, audience: string, now = Date.now()): Promise<SealedTicket> {
+  async seal(sid: string, audience: string, now = Date.now()): Promise<Ticket> {
     const [{ kid, key }] = this.keys;
     const iat = Math.floor(now / 1000);
     const exp = Math.floor((now + this.ttlMs) / 1000);
@@ -63,10 +55,10 @@ export class TicketSealer {
   }
 
   /**
-   * Open a ticket presented by a client. `audience` is the handshake's Origin (undefined for
-   * clients that send none). Never throws: every bad ticket is a reason.
+   * Open a ticket presented by a client. `audience` is what the request must be: its Origin, or
+   * the server's own origin for clients that send none. Never throws: every bad ticket is a reason.
    */
-  async open(token: unknown, audience: string | undefined): Promise<OpenedTicket> {
+  async open(token: unknown, audience: string): Promise<OpenedTicket> {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TICKET_LENGTH) return { invalid: 'ticket-malformed' };
     let payload: JWTPayload;
     try {
@@ -83,7 +75,7 @@ export class TicketSealer {
       return { invalid: reasonOf(err) };
     }
     if (typeof payload.sid !== 'string' || payload.sid.length === 0) return { invalid: 'ticket-malformed' };
-    if (audience !== undefined && payload.aud !== audience) return { invalid: 'ticket-audience' };
+    if (payload.aud !== audience) return { invalid: 'ticket-audience' };
     return { sid: payload.sid, expiresAt: payload.exp! * 1000 };
   }
 }

@@ -104,7 +104,7 @@ test('logout mid-connection: one listener hears it, the SDK retries once, then s
   await eventually(() => socket.sessions.state === 'invalid', 3000);
   assert.deepEqual(invalid, [
     { phase: 'connected', action: 'reconnect', reason: 'destroyed' },
-    { phase: 'handshake', action: 'stop', reason: 'not-found' },
+    { phase: 'handshake', action: 'stop', reason: 'destroyed' },
   ]);
   assert.deepEqual(seen.slice(-2), ['connecting', 'invalid']);
   // Stopped means stopped: no further attempts.
