@@ -6,9 +6,10 @@
  */
 import EventEmitter from 'eventemitter3';
 import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client';
-import { ErrorCode, Events, isSessionErrorData, type SessionErrorData } from '../protocol.js';
+import { ErrorCode, Events, TICKET_AUTH_FIELD, isSessionErrorData, type CredentialExpiry, type RefreshResult, type SessionErrorData } from '../protocol.js';
 import { SessionOptionsError, sessionErrorFrom, type SessionInvalidError } from '../errors.js';
 import { backoff } from './backoff.js';
+import { createCredentials, type CredentialSource } from './credentials.js';
 import { decideInvalid, type InvalidAction, type OnInvalid } from './invalid-policy.js';
 
 /** Connection state as the app sees it. Only `transition()` changes it. */
@@ -31,8 +32,8 @@ export interface InvalidContext {
 export interface UnavailableContext {
   code: typeof ErrorCode.SESSION_UNAVAILABLE;
   reason: SessionErrorData['reason'];
-  /** Refused at the handshake (then retried in `retryIn` ms), or an event was not run mid-connection. */
-  phase: 'handshake' | 'connected';
+  /** Refused at the handshake (retried in `retryIn` ms), the token endpoint failed (retried in `retryIn` ms), or an event was not run mid-connection. */
+  phase: 'handshake' | 'credential' | 'connected';
   retryIn?: number;
 }
 
@@ -47,6 +48,21 @@ export interface SessionClientEvents {
 
 /** Options of {@link connectWithSession}: every socket.io-client option, plus these. */
 export interface ConnectWithSessionOptions extends Partial<ManagerOptions & SocketOptions> {
+  /**
+   * Where the session credential comes from: the session `'cookie'`, the ticket `'embedded'` by the
+   * served script (or a `<meta name="socket.io-sessions-ticket">`), a ticket `'fetch'`ed from
+   * `tokenUrl`, or your function. `'auto'` takes an embedded ticket while fresh, else `tokenUrl`
+   * when given, else the cookie. Tickets are renewed before they expire, on the live socket too.
+   * @default 'auto'
+   */
+  credential?: CredentialSource;
+  /** The token endpoint (`sio.tokenHandler()`), fetched with credentials. */
+  tokenUrl?: string;
+  /**
+   * The served script, re-requested with a cache-busting parameter to renew an embedded ticket
+   * when there is no `tokenUrl`. @default the `src` of the served add-on's script tag, when it loaded this code
+   */
+  scriptUrl?: string;
   /**
    * What to do when the session is still invalid after one fresh reconnect.
    * `'reload'` reloads the page (a new page load usually brings a new session cookie),
@@ -109,7 +125,7 @@ export function createConnectWithSession(lookup: Lookup) {
   ): SessionSocket<ListenEvents, EmitEvents> {
     if (typeof url === 'object' && url !== null) [url, options] = [undefined, url];
     if (url !== undefined && typeof url !== 'string') throw new SessionOptionsError('socket.io-sessions: url must be a string');
-    const { onInvalid = 'reload', maxReloads, reloadWindow, retry, on, ...ioOptions } = options ?? {};
+    const { onInvalid = 'reload', maxReloads, reloadWindow, retry, on, credential = 'auto', tokenUrl, scriptUrl, ...ioOptions } = options ?? {};
     if (onInvalid !== 'reload' && onInvalid !== 'none' && typeof onInvalid !== 'function') {
       throw new SessionOptionsError(`socket.io-sessions: onInvalid must be 'reload', 'none' or a function`);
     }
@@ -121,16 +137,38 @@ export function createConnectWithSession(lookup: Lookup) {
     const retryMin = count(retry?.min, 'retry.min', 1000);
     const retryMax = Math.max(retryMin, count(retry?.max, 'retry.max', 30_000));
     const autoConnect = ioOptions.autoConnect ?? true;
+    const events = new EventEmitter<SessionClientEvents>();
+    const credentials = createCredentials({
+      source: credential,
+      tokenUrl,
+      scriptUrl,
+      wait(step, error) {
+        const retryIn = backoff(step, retryMin, retryMax);
+        events.emit('unavailable', { code: ErrorCode.SESSION_UNAVAILABLE, reason: error.reason, phase: 'credential', retryIn });
+        return new Promise((resolve) => setTimeout(resolve, retryIn));
+      },
+    });
+    // socket.io-client calls `auth` on every (re)connect: each attempt gets a valid credential.
+    const userAuth = ioOptions.auth;
+    const auth = credentials.usesTicket
+      ? (cb: (data: object) => void) => {
+          const base = typeof userAuth === 'object' ? userAuth : {};
+          credentials.get().then(
+            (held) => cb(held ? { ...base, [TICKET_AUTH_FIELD]: held.token } : base),
+            () => cb(base), // no session: the server's answer (invalid) starts the policy
+          );
+        }
+      : userAuth;
     // Cookies must travel on cross-origin polling requests too.
-    const socket = lookup(url, { withCredentials: true, ...ioOptions, autoConnect: false }) as SessionSocket<ListenEvents, EmitEvents>;
+    const socket = lookup(url, { withCredentials: true, ...ioOptions, auth, autoConnect: false } as Partial<ManagerOptions & SocketOptions>) as SessionSocket<ListenEvents, EmitEvents>;
     const emitter = socket as unknown as Emitter;
 
-    const events = new EventEmitter<SessionClientEvents>();
     const subs: Array<() => void> = [];
     let state: SessionState = 'disconnected';
     let invalidStreak = 0;
     let retryStep = 0;
     let retryTimer: ReturnType<typeof setTimeout> | undefined;
+    let refreshTimer: ReturnType<typeof setTimeout> | undefined;
     /** Set while the SDK itself closes the socket, so its own disconnect is not taken for the user's. */
     let closingForInvalid = false;
 
@@ -164,6 +202,7 @@ export function createConnectWithSession(lookup: Lookup) {
     const handleInvalid = (data: SessionErrorData, phase: InvalidContext['phase']) => {
       invalidStreak += 1;
       cancelRetry();
+      credentials.discard();
       if (socket.connected) {
         closingForInvalid = true;
         socket.disconnect();
@@ -216,6 +255,20 @@ export function createConnectWithSession(lookup: Lookup) {
     listen(Events.INVALID, (data: unknown) => {
       if (isSessionErrorData(data)) handleInvalid(data, 'connected');
     });
+    // In-band refresh: a new ticket over the live socket before the current one runs out.
+    const refresh = async () => {
+      const held = await credentials.renew().catch(() => undefined);
+      if (!held || !socket.connected) return;
+      const result: RefreshResult | undefined = await (socket as unknown as Socket).timeout(10_000).emitWithAck(Events.REFRESH, held.token).catch(() => undefined);
+      // Refused: the server ends the socket when the old ticket runs out, and the policy takes over.
+      if (result && !result.ok) credentials.discard();
+    };
+    listen(Events.CREDENTIAL, ({ expiresIn }: CredentialExpiry) => {
+      credentials.expiresIn(expiresIn);
+      clearTimeout(refreshTimer);
+      const renewIn = credentials.renewIn();
+      if (renewIn !== undefined) refreshTimer = setTimeout(refresh, renewIn);
+    });
     listen(Events.UNAVAILABLE, (data: unknown) => {
       if (isSessionErrorData(data)) handleUnavailable(data, 'connected');
     });
@@ -256,6 +309,7 @@ export function createConnectWithSession(lookup: Lookup) {
       },
       dispose() {
         cancelRetry();
+        clearTimeout(refreshTimer);
         subs.splice(0).forEach((off) => off());
         events.removeAllListeners();
       },
@@ -264,6 +318,8 @@ export function createConnectWithSession(lookup: Lookup) {
       if (typeof listener === 'function') controller.on(event as keyof SessionClientEvents, listener as never);
     }
     Object.defineProperty(socket, 'sessions', { value: controller, enumerable: false });
+    // Start fetching the ticket now, overlapped with the transport handshake; `auth` awaits it.
+    if (credentials.usesTicket) credentials.get().catch(() => undefined);
     if (autoConnect) connectNow();
     return socket;
   };

@@ -1,0 +1,126 @@
+/**
+ * Where a connection's credential comes from, and keeping it fresh. The session cookie needs
+ * nothing from us; a ticket (embedded in the served script or a `<meta>`, fetched from the token
+ * endpoint, or returned by the app's function) is reused while fresh, renewed when near its end,
+ * and never used once expired. Renewal retries transient failures with backoff by itself.
+ */
+import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, type Ticket } from '../protocol.js';
+import { SessionInvalidError, SessionUnavailableError } from '../errors.js';
+
+/** What an app's credential function may return: a bare token, or a ticket with its lifetime. */
+export type CredentialResult = string | { token: string; expiresAt?: number; expiresIn?: number };
+
+/** `'auto'`: an embedded ticket while fresh, else `tokenUrl` when given, else the cookie. */
+export type CredentialSource = 'auto' | 'cookie' | 'embedded' | 'fetch' | ((ctx: { renewal: boolean }) => Promise<CredentialResult>);
+
+interface Held {
+  token: string;
+  /** Local clock, ms. */
+  expiresAt: number;
+  lifetime: number;
+}
+
+export interface CredentialsOptions {
+  source: CredentialSource;
+  tokenUrl?: string;
+  /** The served script, re-requested with a cache-busting parameter when there is no token endpoint. */
+  scriptUrl?: string;
+  /** Waits before the next try after a transient failure; `step` counts from 0. */
+  wait(step: number, error: SessionUnavailableError): Promise<void>;
+}
+
+/** The served add-on's own URL, when this code runs as that script (classic scripts only). */
+const servedScript = ((typeof document !== 'undefined' && (document.currentScript as HTMLScriptElement | null)?.src) || '').split('?')[0];
+const defaultScriptUrl = servedScript.endsWith(`/${CLIENT_SCRIPT_NAME}`) ? servedScript : undefined;
+
+function normalize(result: CredentialResult | Ticket | null | undefined, now = Date.now()): Held | undefined {
+  if (!result) return undefined;
+  if (typeof result === 'string') return { token: result, expiresAt: Infinity, lifetime: Infinity };
+  if (typeof result.token !== 'string') return undefined;
+  // Prefer the relative lifetime: the page's clock may be off from the server's.
+  const lifetime = result.expiresIn ?? (result.expiresAt !== undefined ? result.expiresAt - now : Infinity);
+  return { token: result.token, expiresAt: now + lifetime, lifetime };
+}
+
+/** ms before expiry at which a credential is renewed: a quarter of its lifetime, at most 10 s. */
+const renewAt = (held: Held) => held.expiresAt - Math.min(10_000, held.lifetime / 4);
+const fresh = (held: Held | undefined): held is Held => !!held && renewAt(held) > Date.now();
+
+function embedded(): Held | undefined {
+  const global = (globalThis as unknown as Record<string, { ticket?: Ticket } | undefined>)[EMBED_GLOBAL];
+  if (global?.ticket) return normalize(global.ticket);
+  const meta = typeof document !== 'undefined' ? document.querySelector('meta[name="socket.io-sessions-ticket"]') : null;
+  try {
+    return meta ? normalize(JSON.parse(meta.getAttribute('content') ?? '')) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function request(url: string, parse: (res: Response) => Promise<CredentialResult | Ticket | null>): Promise<Held> {
+  let res: Response;
+  try {
+    res = await fetch(url, { credentials: 'include', cache: 'no-store' });
+  } catch (err) {
+    throw new SessionUnavailableError('store-error', undefined, { cause: err });
+  }
+  if (res.status === 401 || res.status === 403) throw new SessionInvalidError('no-session-id');
+  if (!res.ok) throw new SessionUnavailableError('store-error');
+  const held = normalize(await parse(res).catch(() => null));
+  if (!held) throw new SessionInvalidError('no-session-id');
+  return held;
+}
+
+/** The served script ends with `...ticket=<json>;`: read it back from a cache-busted copy. */
+async function ticketFromScript(res: Response): Promise<Ticket | null> {
+  const match = /\.ticket=(.*);\s*$/.exec(await res.text());
+  return match ? JSON.parse(match[1]) : null;
+}
+
+export function createCredentials({ source, tokenUrl, scriptUrl = defaultScriptUrl, wait }: CredentialsOptions) {
+  let held = source === 'auto' || source === 'embedded' ? embedded() : undefined;
+  let inflight: Promise<Held | undefined> | undefined;
+  const kind = source !== 'auto' ? source : fresh(held) ? 'embedded' : tokenUrl ? 'fetch' : 'cookie';
+
+  const fetchOnce = (): Promise<Held | undefined> => {
+    if (typeof kind === 'function') return kind({ renewal: held !== undefined }).then((r) => normalize(r));
+    if (kind === 'cookie') return Promise.resolve(undefined);
+    if (tokenUrl) return request(tokenUrl, (res) => res.json());
+    if (!scriptUrl) return Promise.reject(new SessionInvalidError('no-session-id'));
+    return request(`${scriptUrl}${scriptUrl.includes('?') ? '&' : '?'}_=${Date.now()}`, ticketFromScript);
+  };
+
+  const renew = (): Promise<Held | undefined> =>
+    (inflight ??= (async () => {
+      for (let step = 0; ; step++) {
+        try {
+          return (held = await fetchOnce());
+        } catch (err) {
+          if (!(err instanceof SessionUnavailableError)) throw err;
+          await wait(step, err);
+        }
+      }
+    })().finally(() => (inflight = undefined)));
+
+  return {
+    /** Uses a ticket at all (not the cookie alone). */
+    usesTicket: kind !== 'cookie',
+    /** A credential fit to use now: the held one while fresh, else a renewed one (undefined: the cookie). */
+    get: (): Promise<Held | undefined> => (fresh(held) ? Promise.resolve(held) : renew()),
+    renew,
+    /** The server refused it: never use it again. */
+    discard() {
+      held = undefined;
+    },
+    /** The server said how long the credential in use lasts. */
+    expiresIn(ms: number) {
+      if (held) held = { ...held, expiresAt: Date.now() + ms, lifetime: held.lifetime === Infinity ? ms : held.lifetime };
+    },
+    /** ms until the held credential should be renewed. */
+    renewIn(): number | undefined {
+      return held && held.expiresAt !== Infinity ? Math.max(0, renewAt(held) - Date.now()) : undefined;
+    },
+  };
+}
+
+export type Credentials = ReturnType<typeof createCredentials>;
