@@ -20,6 +20,8 @@ import { SqliteStore } from './sqlite-store.js';
 const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), 'public');
 const ONE_DAY_MS = 24 * 60 * 60 * 1000;
 const COOKIE_NAME = 'connect.sid';
+/** How long close() lets open connections finish before cutting them. */
+const CLOSE_GRACE_MS = 1500;
 
 /**
  * Builds and starts the reference server.
@@ -60,7 +62,8 @@ export async function createServer({
     req.session.createdAt ??= Date.now();
     next();
   };
-  const page = (file) => (_req, res) => res.sendFile(join(PUBLIC_DIR, file));
+  // `root`, not an absolute path: send() refuses any path with a dot-directory in it (e.g. ~/.cache/…).
+  const page = (file) => (_req, res) => res.sendFile(file, { root: PUBLIC_DIR });
 
   app.get(['/', '/index.html'], ensureSession, page('index.html'));
   app.get('/ping.html', ensureSession, page('ping.html'));
@@ -110,10 +113,18 @@ export async function createServer({
     socket.on('state', (ack) => {
       if (typeof ack === 'function') ack({ counter: socket.session.counter ?? 0, user: socket.session.user ?? null });
     });
-    // The seed's facade: a client `socket.send(msg, cb)` arrives here; the library acks after the save.
-    socket.on('smessage', (message, _session) => {
-      socket.send(message);
-    });
+    if (perMessage) {
+      // The seed's per-message API: a client `socket.send(msg, cb)` arrives here; the library acks after the save.
+      socket.on('smessage', (message, _session) => {
+        socket.send(message);
+      });
+    } else {
+      // The seed's per-connection API: plain `message` events, acked by the app.
+      socket.on('message', (message, ack) => {
+        socket.send(message);
+        if (typeof ack === 'function') ack();
+      });
+    }
   });
 
   sio.on('sinvalid', (socket, reason) => {
@@ -132,13 +143,29 @@ export async function createServer({
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
   console.log(`socket.io-sessions reference server on http://${shownHost}:${actualPort}`);
 
+  // Every TCP connection, so a shutdown can end the ones that do not close by themselves.
+  const connections = new Set();
+  httpServer.on('connection', (conn) => {
+    connections.add(conn);
+    conn.once('close', () => connections.delete(conn));
+  });
+
   let closing;
-  const close = () =>
+  const close = ({ grace = CLOSE_GRACE_MS } = {}) =>
     (closing ??= new Promise((resolve) => {
+      // After the grace period, connections still open (a hung request, a websocket whose close
+      // handshake never completes) are cut, so shutdown cannot hang on a client.
+      const cut = setTimeout(() => {
+        if (connections.size === 0) return;
+        console.log(`socket.io-sessions reference server: closing ${connections.size} lingering connection(s)`);
+        for (const conn of connections) conn.destroy();
+      }, grace);
+      cut.unref();
       // io.close() disconnects every socket (the library saves sessions on disconnect) and then
       // closes the http server; only after that may the database go.
       sio.close();
       io.close(() => {
+        clearTimeout(cut);
         store.close();
         resolve();
       });

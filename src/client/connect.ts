@@ -10,7 +10,7 @@ import { ErrorCode, Events, TICKET_AUTH_FIELD, isSessionErrorData, type Credenti
 import { SessionOptionsError, sessionErrorFrom, type SessionInvalidError } from '../errors.js';
 import { backoff } from './backoff.js';
 import { createCredentials, type CredentialSource } from './credentials.js';
-import { decideInvalid, type InvalidAction, type OnInvalid } from './invalid-policy.js';
+import { decideInvalid, reconnectDelay, type InvalidAction, type OnInvalid } from './invalid-policy.js';
 
 /** Connection state as the app sees it. Only `transition()` changes it. */
 export type SessionState = 'connecting' | 'connected' | 'disconnected' | 'invalid';
@@ -166,6 +166,7 @@ export function createConnectWithSession(lookup: Lookup) {
     const subs: Array<() => void> = [];
     let state: SessionState = 'disconnected';
     let invalidStreak = 0;
+    let streakFromConnected = false;
     let retryStep = 0;
     let retryTimer: ReturnType<typeof setTimeout> | undefined;
     let refreshTimer: ReturnType<typeof setTimeout> | undefined;
@@ -191,16 +192,17 @@ export function createConnectWithSession(lookup: Lookup) {
       transition('connecting');
       socket.connect();
     };
-    const retryLater = (minDelay = 0) => {
+    const connectIn = (delay: number) => {
       cancelRetry();
-      const delay = Math.max(minDelay, backoff(retryStep++, retryMin, retryMax));
       transition('connecting');
       retryTimer = setTimeout(connectNow, delay);
       return delay;
     };
+    const retryLater = (minDelay = 0) => connectIn(Math.max(minDelay, backoff(retryStep++, retryMin, retryMax)));
 
     const handleInvalid = (data: SessionErrorData, phase: InvalidContext['phase']) => {
       invalidStreak += 1;
+      if (invalidStreak === 1) streakFromConnected = phase === 'connected';
       cancelRetry();
       credentials.discard();
       if (socket.connected) {
@@ -210,6 +212,7 @@ export function createConnectWithSession(lookup: Lookup) {
       }
       const action = decideInvalid<InvalidContext>({
         streak: invalidStreak,
+        fromConnected: streakFromConnected,
         ...policy,
         canReload: typeof location !== 'undefined' && typeof location.reload === 'function',
       });
@@ -222,7 +225,7 @@ export function createConnectWithSession(lookup: Lookup) {
         reconnect: connectNow,
       };
       events.emit('invalid', ctx);
-      if (action === 'reconnect') return connectNow();
+      if (action === 'reconnect') return void connectIn(reconnectDelay(invalidStreak, streakFromConnected));
       transition('invalid');
       if (action === 'reload') location.reload();
       else if (action === 'handler') (policy.onInvalid as (c: InvalidContext) => void)(ctx);

@@ -6,7 +6,7 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import session, { MemoryStore, type Store } from 'express-session';
-import { Server } from 'socket.io';
+import { Server, type ServerOptions } from 'socket.io';
 import { io as ioClient, type Socket as ClientSocket, type ManagerOptions, type SocketOptions } from 'socket.io-client';
 import { parse as parseCookie, serialize as serializeCookie } from 'cookie';
 import { sign, unsign } from 'cookie-signature';
@@ -28,6 +28,10 @@ export interface TestServer {
   /** Writes keys into the session over HTTP (POST /session). */
   httpWrite(cookie: string, data: Record<string, unknown>): Promise<void>;
   logout(cookie: string): Promise<void>;
+  /** GET the token endpoint with this cookie (and Origin, if given); the raw response. */
+  tokenResponse(cookie?: string, origin?: string): Promise<Response>;
+  /** A ticket for the cookie's session (throws unless 200). */
+  ticket(cookie: string, origin?: string): Promise<{ token: string; expiresAt: number; expiresIn: number }>;
   close(): Promise<void>;
 }
 
@@ -39,13 +43,23 @@ export interface TestServerOptions extends Partial<SessionsOptions> {
   before?(io: Server): void;
   /** Attaches the library in place of `sessions(io, { store, secret, ...options })` (e.g. the seed's `enable()`). */
   attach?(io: Server, store: Store): SessionServer;
+  /** Extra express routes (e.g. static pages), mounted before the session middleware. */
+  routes?(app: express.Express): void;
+  /** Options of the socket.io `Server` (e.g. `cors` for pages on another origin). */
+  ioOptions?: Partial<ServerOptions>;
 }
 
 export async function startServer(options: TestServerOptions = {}): Promise<TestServer> {
-  const { sessionSecret, port = 0, before, attach, ...libraryOptions } = options;
+  const { sessionSecret, port = 0, before, attach, routes, ioOptions, ...libraryOptions } = options;
   const store = libraryOptions.store ?? new MemoryStore();
   const secret = libraryOptions.secret ?? SECRET;
   const app = express();
+  routes?.(app);
+  // The token endpoint at its default path (/socket.io-sessions/token). It reads the cookie itself,
+  // so it goes before express-session (which would load the session a second time, and answer 500
+  // itself when the store fails). Set once the library is attached below.
+  let tokenHandler: express.RequestHandler = (_req, _res, next) => next();
+  app.use((req, res, next) => tokenHandler(req, res, next));
   app.use(express.json());
   app.use(session({ store, secret: sessionSecret ?? secret, resave: false, saveUninitialized: false, name: libraryOptions.name }));
   app.post('/login', (req, res, next) => {
@@ -67,9 +81,10 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
     req.session.destroy((err) => (err ? next(err) : res.json({ ok: true })));
   });
   const httpServer = createServer(app);
-  const io = new Server(httpServer);
+  const io = new Server(httpServer, ioOptions);
   before?.(io);
   const sio = attach ? attach(io, store) : sessions(io, { store, secret, ...libraryOptions });
+  if (sio.options.secrets.length > 0) tokenHandler = sio.tokenHandler();
   await new Promise<void>((resolve) => httpServer.listen(port, '127.0.0.1', resolve));
   const actualPort = (httpServer.address() as AddressInfo).port;
   const url = `http://127.0.0.1:${actualPort}`;
@@ -83,6 +98,9 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
     if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
     return res;
   };
+
+  const tokenResponse = (cookie?: string, origin?: string) =>
+    fetch(`${url}/socket.io-sessions/token`, { headers: { ...(cookie ? { cookie } : {}), ...(origin ? { origin } : {}) } });
 
   return {
     url,
@@ -105,6 +123,12 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
     },
     async logout(cookie) {
       await request('/logout', cookie, {});
+    },
+    tokenResponse,
+    async ticket(cookie, origin) {
+      const res = await tokenResponse(cookie, origin);
+      if (res.status !== 200) throw new Error(`token endpoint: HTTP ${res.status}`);
+      return res.json();
     },
     async close() {
       sio.close();

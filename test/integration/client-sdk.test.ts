@@ -92,7 +92,7 @@ test('a server-side disconnect that is not about the session is followed by a re
   await server.close();
 });
 
-test('logout mid-connection: one listener hears it, the SDK retries once, then stops (no page to reload in Node)', async () => {
+test('logout mid-connection: one listener hears it, the SDK retries twice (a login may be in flight), then stops (no page to reload in Node)', async () => {
   const server = await startServer();
   const cookie = await server.login();
   const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie } });
@@ -101,15 +101,16 @@ test('logout mid-connection: one listener hears it, the SDK retries once, then s
   socket.sessions.on('invalid', ({ phase, action, reason }) => invalid.push({ phase, action, reason }));
   await once(socket, 'connect');
   await server.logout(cookie);
-  await eventually(() => socket.sessions.state === 'invalid', 3000);
+  await eventually(() => socket.sessions.state === 'invalid', 5000);
   assert.deepEqual(invalid, [
     { phase: 'connected', action: 'reconnect', reason: 'destroyed' },
+    { phase: 'handshake', action: 'reconnect', reason: 'destroyed' },
     { phase: 'handshake', action: 'stop', reason: 'destroyed' },
   ]);
   assert.deepEqual(seen.slice(-2), ['connecting', 'invalid']);
   // Stopped means stopped: no further attempts.
   await new Promise((r) => setTimeout(r, 300));
-  assert.equal(invalid.length, 2);
+  assert.equal(invalid.length, 3);
   await server.close();
 });
 

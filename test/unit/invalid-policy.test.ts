@@ -1,6 +1,6 @@
 import { test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { decideInvalid, recentReloads } from '../../src/client/invalid-policy.js';
+import { decideInvalid, reconnectDelay, recentReloads } from '../../src/client/invalid-policy.js';
 
 // Node has no sessionStorage; this Map-backed stand-in has the same API (the real one is used in test/browser).
 const backing = new Map<string, string>();
@@ -11,11 +11,18 @@ const backing = new Map<string, string>();
 };
 beforeEach(() => backing.clear());
 
-const base = { onInvalid: 'reload' as const, maxReloads: 2, reloadWindow: 60_000, canReload: true };
+const base = { fromConnected: false, onInvalid: 'reload' as const, maxReloads: 2, reloadWindow: 60_000, canReload: true };
 
 test('the first invalid answer after a good connection reconnects once', () => {
   assert.equal(decideInvalid({ ...base, streak: 1 }), 'reconnect');
   assert.deepEqual(recentReloads(60_000), []);
+});
+
+test('a session that ended mid-connection gets one more, later reconnect (a login response may be in flight)', () => {
+  assert.equal(decideInvalid({ ...base, streak: 2, fromConnected: true }), 'reconnect');
+  assert.equal(decideInvalid({ ...base, streak: 3, fromConnected: true }), 'reload');
+  assert.equal(reconnectDelay(1, false), 0);
+  assert.ok(reconnectDelay(1, true) > 0 && reconnectDelay(2, true) > reconnectDelay(1, true));
 });
 
 test('still invalid: reloads at most maxReloads times in the window, then stops', () => {

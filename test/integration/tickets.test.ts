@@ -1,0 +1,243 @@
+/**
+ * Session tickets against a real server: the token endpoint, ticket handshakes (and every way a
+ * ticket can be bad), the embedded ticket of the served script, and in-band refresh.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryStore } from 'express-session';
+import { TicketSealer } from '../../src/server/tickets.js';
+import { connectWithSession } from '../../src/client/index.js';
+import { startServer, connectClient, connected, refused, once, sidOf, delay, SECRET } from '../helpers/servers.js';
+
+const withTicket = (url: string, token: unknown, extra: Record<string, unknown> = {}) => connectClient(url, undefined, { auth: { sessionTicket: token }, ...extra });
+
+test('the token endpoint hands out a ticket for the cookie session, never cached, and never the session id', async () => {
+  const server = await startServer();
+  const cookie = await server.login({ user: 'tia' });
+  const res = await server.tokenResponse(cookie);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('cache-control'), 'no-store');
+  const body = (await res.json()) as { token: string; expiresAt: number; expiresIn: number };
+  assert.equal(typeof body.token, 'string');
+  assert.equal(body.token.split('.').length, 5, 'compact JWE');
+  assert.ok(body.expiresIn > 55_000 && body.expiresIn <= 60_000, `default 60 s, got ${body.expiresIn}`);
+  assert.ok(Math.abs(body.expiresAt - (Date.now() + body.expiresIn)) < 2000);
+  const sid = sidOf(cookie);
+  assert.ok(!JSON.stringify(body).includes(sid), 'the raw session id is sealed');
+  assert.ok(!Buffer.from(body.token.split('.')[0], 'base64url').toString().includes(sid));
+  await server.close();
+});
+
+test('the token endpoint: 401 without a session, 403 for a foreign origin, CORS only for allowed origins, 503 when the store fails', async () => {
+  class FlakyStore extends MemoryStore {
+    down = false;
+    override get(sid: string, cb: (err: unknown, s?: any) => void) {
+      if (this.down) return cb(new Error('store down')); // a store outage, on demand
+      super.get(sid, cb);
+    }
+  }
+  const store = new FlakyStore();
+  const server = await startServer({ store, origins: ['http://app.example'] });
+  server.sio.on('serror', () => {});
+  const cookie = await server.login();
+  const none = await server.tokenResponse();
+  assert.equal(none.status, 401);
+  assert.deepEqual(await none.json(), { code: 'SESSION_INVALID', reason: 'no-session-id' });
+  const foreign = await server.tokenResponse(cookie, 'http://evil.example');
+  assert.equal(foreign.status, 403);
+  assert.equal(foreign.headers.get('access-control-allow-origin'), null);
+  const allowed = await server.tokenResponse(cookie, 'http://app.example');
+  assert.equal(allowed.status, 200);
+  assert.equal(allowed.headers.get('access-control-allow-origin'), 'http://app.example');
+  assert.equal(allowed.headers.get('access-control-allow-credentials'), 'true');
+  store.down = true;
+  const down = await server.tokenResponse(cookie);
+  assert.equal(down.status, 503);
+  assert.equal(((await down.json()) as { code: string }).code, 'SESSION_UNAVAILABLE');
+  assert.ok(down.headers.get('retry-after'));
+  await server.close();
+});
+
+test('a ticket connects without any cookie, to the session it was minted for', async () => {
+  const server = await startServer();
+  server.sio.on('sconnection', (s) => s.on('who', (ack: (u: unknown) => void) => ack(s.session.user)));
+  const cookie = await server.login({ user: 'tom' });
+  const { token } = await server.ticket(cookie);
+  const client = withTicket(server.url, token);
+  await connected(client);
+  assert.equal(await client.emitWithAck('who'), 'tom');
+  client.close();
+  await server.close();
+});
+
+test('bad tickets are refused as SESSION_INVALID with the reason, and the server keeps running', async () => {
+  const server = await startServer({ origins: ['http://a.example', 'http://b.example'] });
+  const cookie = await server.login();
+  const sid = sidOf(cookie);
+  const { token } = await server.ticket(cookie);
+  const sealer = new TicketSealer([SECRET], 60_000);
+  const expired = (await sealer.seal(sid, `http://127.0.0.1:${server.port}`, Date.now() - 120_000)).token;
+  const forA = (await server.ticket(cookie, 'http://a.example')).token;
+  const otherKey = (await new TicketSealer(['another secret'], 60_000).seal(sid, `http://127.0.0.1:${server.port}`)).token;
+  const flipped = token.slice(0, -6) + (token.at(-6) === 'A' ? 'B' : 'A') + token.slice(-5);
+  const cases: Array<[string, unknown, string, Record<string, unknown>?]> = [
+    ['tampered', flipped, 'ticket-tampered'],
+    ['sealed with another secret', otherKey, 'ticket-tampered'],
+    ['expired', expired, 'ticket-expired'],
+    ['minted for another origin', forA, 'ticket-audience', { extraHeaders: { origin: 'http://b.example' } }],
+    ['minted for a page, used without Origin', forA, 'ticket-audience'],
+    ['malformed', 'not.a.ticket', 'ticket-malformed'],
+    ['not a string', 12345, 'ticket-malformed'],
+    ['an object', { token }, 'ticket-malformed'],
+    ['oversized', 'x'.repeat(100_000), 'ticket-malformed'],
+    ['empty', '', 'ticket-malformed'],
+  ];
+  for (const [name, ticket, reason, extra] of cases) {
+    const err = await refused(withTicket(server.url, ticket, extra));
+    assert.deepEqual(err.data, { code: 'SESSION_INVALID', reason }, name);
+  }
+  // The same origin that the audience names is fine.
+  const ok = withTicket(server.url, forA, { extraHeaders: { origin: 'http://a.example' } });
+  await connected(ok);
+  ok.close();
+  await server.close();
+});
+
+test('a ticket replayed after it expired is refused, though it worked before', async () => {
+  const server = await startServer({ ticketTtl: 1000 });
+  const cookie = await server.login();
+  const { token } = await server.ticket(cookie);
+  const first = withTicket(server.url, token);
+  await connected(first);
+  first.close();
+  await delay(1100);
+  const err = await refused(withTicket(server.url, token));
+  assert.deepEqual(err.data, { code: 'SESSION_INVALID', reason: 'ticket-expired' });
+  await server.close();
+});
+
+test('secret rotation: tickets minted under the old secret still open after a new one is added', async () => {
+  const store = new MemoryStore();
+  const before = await startServer({ store, secret: 'old' });
+  const cookie = await before.login();
+  const { token } = await before.ticket(cookie);
+  const { port } = before;
+  await before.close();
+  const after = await startServer({ store, secret: ['new', 'old'], port });
+  const client = withTicket(after.url, token);
+  await connected(client);
+  client.close();
+  await after.close();
+});
+
+test('a ticket for a logged-out session is refused, and logout still reaches ticket sockets', async () => {
+  const server = await startServer();
+  const cookie = await server.login();
+  const { token } = await server.ticket(cookie);
+  const client = withTicket(server.url, token);
+  await connected(client);
+  const pushed = once<[{ reason: string }]>(client, 'sio-sessions:invalid');
+  await server.logout(cookie);
+  assert.equal((await pushed)[0].reason, 'destroyed');
+  const err = await refused(withTicket(server.url, token));
+  assert.equal(err.data.code, 'SESSION_INVALID');
+  await server.close();
+});
+
+test('the server tells a ticket socket when its credential expires, and ends it if no new ticket comes', async () => {
+  const server = await startServer({ ticketTtl: 1000 });
+  const reasons: string[] = [];
+  server.sio.on('sinvalid', (_s, reason) => reasons.push(reason));
+  const cookie = await server.login();
+  const { token } = await server.ticket(cookie);
+  const client = withTicket(server.url, token);
+  const credential = once<[{ expiresIn: number }]>(client, 'sio-sessions:credential');
+  await connected(client);
+  const [{ expiresIn }] = await credential;
+  assert.ok(expiresIn > 0 && expiresIn <= 1000);
+  const [pushed] = await once<[{ reason: string }]>(client, 'sio-sessions:invalid', 5000);
+  assert.equal(pushed.reason, 'ticket-expired');
+  assert.deepEqual(reasons, ['ticket-expired']);
+  await server.close();
+});
+
+test('in-band refresh: the SDK presents new tickets on the live socket, with no disconnect', async () => {
+  const server = await startServer({ ticketTtl: 1200 });
+  let refreshes = 0;
+  server.io.on('connection', (s) => s.on('sio-sessions:refresh', () => refreshes++));
+  server.sio.on('sconnection', (s) => s.on('who', (ack: (u: unknown) => void) => ack(s.session.user)));
+  const cookie = await server.login({ user: 'rae' });
+  let fetched = 0;
+  const socket = connectWithSession(server.url, {
+    forceNew: true,
+    transports: ['websocket'],
+    credential: async () => (fetched++, server.ticket(cookie)),
+  });
+  const disconnects: string[] = [];
+  socket.on('disconnect', (r) => disconnects.push(r));
+  await once(socket, 'connect');
+  await delay(3500); // ~3 ticket lifetimes
+  assert.deepEqual(disconnects, []);
+  assert.equal(socket.connected, true);
+  assert.ok(refreshes >= 2, `refreshed ${refreshes} times`);
+  assert.ok(fetched >= 3, `fetched ${fetched} tickets`);
+  assert.equal(await socket.emitWithAck('who'), 'rae');
+  socket.disconnect();
+  await server.close();
+});
+
+test('a refresh with a ticket of another session is refused, and the socket keeps its own', async () => {
+  const server = await startServer();
+  const mine = await server.login({ user: 'me' });
+  const theirs = await server.login({ user: 'them' });
+  const client = withTicket(server.url, (await server.ticket(mine)).token);
+  await connected(client);
+  const result = await client.emitWithAck('sio-sessions:refresh', (await server.ticket(theirs)).token);
+  assert.deepEqual(result, { ok: false, code: 'SESSION_INVALID', reason: 'ticket-session-mismatch' });
+  const good = await client.emitWithAck('sio-sessions:refresh', (await server.ticket(mine)).token);
+  assert.equal(good.ok, true);
+  client.close();
+  await server.close();
+});
+
+test('the served script embeds a fresh ticket for a same-origin request with a session, and none otherwise', async () => {
+  const server = await startServer();
+  const cookie = await server.login();
+  const script = (headers: Record<string, string>) => fetch(`${server.url}/socket.io/socket.io-sessions.js`, { headers }).then((r) => r.text());
+  const withSession = await script({ cookie });
+  const match = /\.ticket=(.*);\s*$/.exec(withSession);
+  assert.ok(match, 'ends with the ticket statement');
+  const ticket = JSON.parse(match![1]);
+  assert.equal(typeof ticket.token, 'string');
+  assert.ok(!withSession.includes(sidOf(cookie)), 'the raw session id is not in the script');
+  const client = withTicket(server.url, ticket.token);
+  await connected(client);
+  client.close();
+  assert.match(await script({}), /\.ticket=null;\s*$/);
+  assert.match(await script({ cookie, 'sec-fetch-site': 'cross-site' }), /\.ticket=null;\s*$/, 'another site including the script gets no ticket');
+  assert.match(await script({ cookie, 'sec-fetch-site': 'same-origin' }), /\.ticket=\{/);
+  await server.close();
+});
+
+test('the SDK retries a failing credential source with backoff, then connects', async () => {
+  const server = await startServer();
+  const cookie = await server.login();
+  let calls = 0;
+  const { SessionUnavailableError } = await import('../../src/errors.js');
+  const socket = connectWithSession(server.url, {
+    forceNew: true,
+    transports: ['websocket'],
+    retry: { min: 20, max: 50 },
+    credential: async () => {
+      if (++calls < 3) throw new SessionUnavailableError('store-error');
+      return server.ticket(cookie);
+    },
+  });
+  const phases: string[] = [];
+  socket.sessions.on('unavailable', (ctx) => phases.push(ctx.phase));
+  await once(socket, 'connect');
+  assert.deepEqual(phases, ['credential', 'credential']);
+  assert.equal(calls, 3);
+  socket.disconnect();
+  await server.close();
+});
