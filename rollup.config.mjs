@@ -1,11 +1,20 @@
-// Builds dist/: npm ESM entries (client, server) + a CommonJS server entry, and the
-// script-tag add-on the server serves at /socket.io/socket.io-sessions.js.
-// Declarations come from `tsc -p tsconfig.build.json` (see the build script).
+// Builds dist/ (see "dist/ files and sizes" in README.md):
+//   client/  npm ESM + CommonJS entry of `socket.io-sessions` (socket.io-client external), a minified
+//            ESM copy (the size budget is measured on it), bundled .d.ts/.d.cts
+//   server/  npm ESM + CommonJS entry of `socket.io-sessions/server`, bundled .d.ts/.d.cts
+//            and of `socket.io-sessions/tickets` (opt-in ticket credentials)
+//   umd/     the script-tag add-on and its tickets part, served together (with an embedded ticket)
+//            by the server at /socket.io/socket.io-sessions.js
+//   cdn/     standalone files with socket.io-client inside: a UMD for one <script>, an ESM for import
+// Declarations: `tsc -p tsconfig.build.json` writes them to node_modules/.cache/ first (build script);
+// rollup-plugin-dts bundles one file per entry, so `import` and `require` each get their own.
 import typescript from '@rollup/plugin-typescript';
 import commonjs from '@rollup/plugin-commonjs';
 import resolve from '@rollup/plugin-node-resolve';
 import terser from '@rollup/plugin-terser';
+import { dts } from 'rollup-plugin-dts';
 import { builtinModules } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 const ts = () =>
   typescript({
@@ -15,22 +24,64 @@ const ts = () =>
     noEmitOnError: true,
   });
 
-// Server: everything in node_modules and node builtins stays external.
-const serverExternal = (id) => builtinModules.includes(id.replace(/^node:/, '')) || id.startsWith('node:') || /^[a-z@][^:]*$/i.test(id) && !id.startsWith('.');
+// Every minified file uses these. The property regex only renames eventemitter3's private
+// fields (`_events`, `_eventsCount`): no other code in the bundles reads them.
+const minify = () =>
+  terser({
+    ecma: 2020,
+    compress: { passes: 3, pure_getters: true }, // no getter in these bundles has a side effect
+    mangle: { properties: { regex: /^_events(Count)?$/ } },
+    format: { comments: false },
+  });
 
-// Client: socket.io-client is the app's (peer dependency); eventemitter3 is bundled (CommonJS inside).
-const clientPlugins = () => [resolve({ browser: true }), commonjs(), ts()];
+// Node builtins and packages (bare specifiers) stay external: the server's and all declarations.
+const packagesAndBuiltins = (id) => id.startsWith('node:') || builtinModules.includes(id) || /^[a-z@][^:]*$/i.test(id);
+
+// Client: eventemitter3 (CommonJS, no require() inside) is bundled. `strictRequires: false` inlines
+// it without a lazy-init wrapper and `defaultIsModuleExports` without an interop helper (~40 B gzip).
+const clientPlugins = (...before) => [...before, resolve({ browser: true }), commonjs({ strictRequires: false, defaultIsModuleExports: true }), ts()];
+
+// The script-tag add-on's socket.io-client is the global `io` of /socket.io/socket.io.js.
+const globalIo = {
+  name: 'global-io',
+  resolveId: (id) => (id === 'socket.io-client' ? fileURLToPath(new URL('./src/client/global-io.ts', import.meta.url)) : null),
+};
+
+const declarations = (entry, name = 'index') => ({
+  input: `node_modules/.cache/socket.io-sessions/types/${entry}/${name}.d.ts`,
+  external: packagesAndBuiltins,
+  plugins: [dts({ sourcemap: true, respectExternal: true })], // respectExternal: the input is under node_modules/.cache
+  output: [
+    { file: `dist/${entry}/${name}.d.ts`, format: 'es', sourcemap: true },
+    { file: `dist/${entry}/${name}.d.cts`, format: 'es', sourcemap: true },
+  ],
+});
 
 export default [
   {
     input: 'src/client/index.ts',
     external: ['socket.io-client'],
     plugins: clientPlugins(),
-    output: { file: 'dist/client/index.js', format: 'es', sourcemap: true },
+    output: [
+      { file: 'dist/client/index.js', format: 'es', sourcemap: true },
+      { file: 'dist/client/index.min.js', format: 'es', sourcemap: true, plugins: [minify()] },
+      { file: 'dist/client/index.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
+    ],
+  },
+  // socket.io-sessions/tickets: opt-in ticket credentials, so cookie-only apps do not ship them.
+  {
+    input: 'src/client/tickets.ts',
+    external: ['socket.io-client'],
+    plugins: clientPlugins(),
+    output: [
+      { file: 'dist/client/tickets.js', format: 'es', sourcemap: true },
+      { file: 'dist/client/tickets.min.js', format: 'es', sourcemap: true, plugins: [minify()] },
+      { file: 'dist/client/tickets.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
+    ],
   },
   {
     input: 'src/server/index.ts',
-    external: serverExternal,
+    external: packagesAndBuiltins,
     plugins: [ts()],
     output: [
       { file: 'dist/server/index.js', format: 'es', sourcemap: true },
@@ -39,13 +90,24 @@ export default [
   },
   {
     input: 'src/client/umd.ts',
-    plugins: clientPlugins(),
-    output: {
-      file: 'dist/umd/socket.io-sessions.js',
-      format: 'umd',
-      name: 'ioSessions',
-      sourcemap: true,
-      plugins: [terser()],
-    },
+    plugins: clientPlugins(globalIo),
+    output: { file: 'dist/umd/socket.io-sessions.js', format: 'umd', name: 'ioSessions', sourcemap: true, plugins: [minify()] },
   },
+  // Served after the add-on in /socket.io/socket.io-sessions.js, with the embedded ticket.
+  {
+    input: 'src/client/tickets-umd.ts',
+    plugins: clientPlugins(),
+    output: { file: 'dist/umd/socket.io-sessions-tickets.js', format: 'iife', sourcemap: true, plugins: [minify()] },
+  },
+  {
+    input: 'src/client/standalone.ts',
+    plugins: clientPlugins(),
+    output: [
+      { file: 'dist/cdn/socket.io-sessions.min.js', format: 'umd', name: 'ioSessions', sourcemap: true, plugins: [minify()] },
+      { file: 'dist/cdn/socket.io-sessions.esm.min.js', format: 'es', sourcemap: true, plugins: [minify()] },
+    ],
+  },
+  declarations('client'),
+  declarations('client', 'tickets'),
+  declarations('server'),
 ];

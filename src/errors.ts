@@ -48,15 +48,3 @@ export class SessionOptionsError extends TypeError {
   override readonly name = 'SessionOptionsError';
   readonly code = 'INVALID_OPTIONS';
 }
-
-/** Turn the `err.data` of a refused handshake (or a pushed event payload) back into the matching class. */
-export function sessionErrorFrom(data: SessionErrorData): SessionError {
-  switch (data.code) {
-    case ErrorCode.SESSION_INVALID:
-      return new SessionInvalidError(data.reason);
-    case ErrorCode.SESSION_UNAVAILABLE:
-      return new SessionUnavailableError(data.reason, data.retryAfter);
-    case ErrorCode.ORIGIN_NOT_ALLOWED:
-      return new OriginNotAllowedError();
-  }
-}

@@ -54,6 +54,10 @@ export const Events = {
   INVALID: 'sio-sessions:invalid',
   /** A store failure while handling an event (per-message mode); the event was not run. Payload: {@link SessionErrorData}. */
   UNAVAILABLE: 'sio-sessions:unavailable',
+} as const;
+
+/** Events of ticket sockets (kept apart from {@link Events} so the cookie-only client does not carry them). */
+export const TicketEvents = {
   /** Server → client, after a ticket connect or refresh: when the socket's credential runs out. Payload: {@link CredentialExpiry}. */
   CREDENTIAL: 'sio-sessions:credential',
   /** Client → server, with ack: a new ticket for the live socket (in-band refresh, no reconnect). Ack: {@link RefreshResult}. */
@@ -78,13 +82,13 @@ export interface Ticket {
   expiresIn: number;
 }
 
-/** Payload of {@link Events.CREDENTIAL}. */
+/** Payload of {@link TicketEvents.CREDENTIAL}. */
 export interface CredentialExpiry {
   expiresAt: number;
   expiresIn: number;
 }
 
-/** Ack of {@link Events.REFRESH}. */
+/** Ack of {@link TicketEvents.REFRESH}. */
 export type RefreshResult = ({ ok: true } & CredentialExpiry) | ({ ok: false } & SessionErrorData);
 
 /** File name of the served browser add-on, under the Socket.IO path (seed path: `/socket.io/socket.io-sessions.js`). */

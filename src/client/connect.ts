@@ -6,10 +6,9 @@
  */
 import EventEmitter from 'eventemitter3';
 import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client';
-import { ErrorCode, Events, TICKET_AUTH_FIELD, isSessionErrorData, type CredentialExpiry, type RefreshResult, type SessionErrorData } from '../protocol.js';
-import { SessionOptionsError, sessionErrorFrom, type SessionInvalidError } from '../errors.js';
+import { ErrorCode, Events, isSessionErrorData, type SessionErrorData } from '../protocol.js';
+import { OriginNotAllowedError, SessionInvalidError, SessionOptionsError } from '../errors.js';
 import { backoff } from './backoff.js';
-import { createCredentials, type CredentialSource } from './credentials.js';
 import { decideInvalid, reconnectDelay, type InvalidAction, type OnInvalid } from './invalid-policy.js';
 
 /** Connection state as the app sees it. Only `transition()` changes it. */
@@ -37,6 +36,16 @@ export interface UnavailableContext {
   retryIn?: number;
 }
 
+/** Supplies the handshake credential and keeps it fresh. `tickets()` (socket.io-sessions/tickets) is one. */
+export interface CredentialProvider {
+  /** Called once, before the first attempt: start fetching, listen for expiry, refresh in-band. Returns a disposer. */
+  attach(socket: Socket, unavailable: (ctx: UnavailableContext) => void): () => void;
+  /** socket.io-client's `auth`, on every attempt: calls back with `base` plus the credential. */
+  auth(base: object, cb: (data: object) => void): void;
+  /** The server refused the credential: never use it again. */
+  discard(): void;
+}
+
 /** SDK events, on `socket.sessions`. */
 export interface SessionClientEvents {
   state: (change: { newState: SessionState; oldState: SessionState }) => void;
@@ -49,20 +58,12 @@ export interface SessionClientEvents {
 /** Options of {@link connectWithSession}: every socket.io-client option, plus these. */
 export interface ConnectWithSessionOptions extends Partial<ManagerOptions & SocketOptions> {
   /**
-   * Where the session credential comes from: the session `'cookie'`, the ticket `'embedded'` by the
-   * served script (or a `<meta name="socket.io-sessions-ticket">`), a ticket `'fetch'`ed from
-   * `tokenUrl`, or your function. `'auto'` takes an embedded ticket while fresh, else `tokenUrl`
-   * when given, else the cookie. Tickets are renewed before they expire, on the live socket too.
-   * @default 'auto'
+   * Where the handshake credential comes from. Without one, the session cookie (same origin, or
+   * any origin the cookie reaches). For tickets (another origin without cookies, Node clients,
+   * the served script's embedded ticket) pass `tickets()` from `socket.io-sessions/tickets`:
+   * kept separate so cookie-only apps do not ship it.
    */
-  credential?: CredentialSource;
-  /** The token endpoint (`sio.tokenHandler()`), fetched with credentials. */
-  tokenUrl?: string;
-  /**
-   * The served script, re-requested with a cache-busting parameter to renew an embedded ticket
-   * when there is no `tokenUrl`. @default the `src` of the served add-on's script tag, when it loaded this code
-   */
-  scriptUrl?: string;
+  credential?: CredentialProvider;
   /**
    * What to do when the session is still invalid after one fresh reconnect.
    * `'reload'` reloads the page (a new page load usually brings a new session cookie),
@@ -98,11 +99,14 @@ export interface SessionController {
   dispose(): void;
 }
 
+/** An event map as socket.io-client takes it (its `EventsMap`, which it does not export). */
+export type EventsMap = Record<string, any>;
+export type DefaultEventsMap = Record<string, (...args: any[]) => void>;
+
 /** The socket returned by {@link connectWithSession}: socket.io-client's own, typed with your event maps. */
-export type SessionSocket<ListenEvents extends object = Record<string, (...args: any[]) => void>, EmitEvents extends object = ListenEvents> = Socket<
-  ListenEvents & Record<string, any>,
-  EmitEvents & Record<string, any>
-> & { readonly sessions: SessionController };
+export type SessionSocket<ListenEvents extends EventsMap = DefaultEventsMap, EmitEvents extends EventsMap = ListenEvents> = Socket<ListenEvents, EmitEvents> & {
+  readonly sessions: SessionController;
+};
 
 /** socket.io-client's `io()`: the npm export, or the global of `/socket.io/socket.io.js`. */
 export type Lookup = (uri?: string, opts?: Partial<ManagerOptions & SocketOptions>) => Socket;
@@ -112,20 +116,20 @@ type Emitter = { on(event: string, listener: (...args: any[]) => void): unknown;
 function count(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) {
-    throw new SessionOptionsError(`socket.io-sessions: option "${name}" must be a non-negative number, got ${String(value)}`);
+    throw new SessionOptionsError(`socket.io-sessions: "${name}" must be a number >= 0, got ${String(value)}`);
   }
   return value;
 }
 
 /** Builds `connectWithSession` on a socket.io-client lookup function (`io` from the package or the global one). */
 export function createConnectWithSession(lookup: Lookup) {
-  return function connectWithSession<ListenEvents extends object = Record<string, (...args: any[]) => void>, EmitEvents extends object = ListenEvents>(
+  return function connectWithSession<ListenEvents extends EventsMap = DefaultEventsMap, EmitEvents extends EventsMap = ListenEvents>(
     url?: string | ConnectWithSessionOptions,
     options?: ConnectWithSessionOptions,
   ): SessionSocket<ListenEvents, EmitEvents> {
     if (typeof url === 'object' && url !== null) [url, options] = [undefined, url];
     if (url !== undefined && typeof url !== 'string') throw new SessionOptionsError('socket.io-sessions: url must be a string');
-    const { onInvalid = 'reload', maxReloads, reloadWindow, retry, on, credential = 'auto', tokenUrl, scriptUrl, ...ioOptions } = options ?? {};
+    const { onInvalid = 'reload', maxReloads, reloadWindow, retry, on, credential, ...ioOptions } = options ?? {};
     if (onInvalid !== 'reload' && onInvalid !== 'none' && typeof onInvalid !== 'function') {
       throw new SessionOptionsError(`socket.io-sessions: onInvalid must be 'reload', 'none' or a function`);
     }
@@ -138,27 +142,9 @@ export function createConnectWithSession(lookup: Lookup) {
     const retryMax = Math.max(retryMin, count(retry?.max, 'retry.max', 30_000));
     const autoConnect = ioOptions.autoConnect ?? true;
     const events = new EventEmitter<SessionClientEvents>();
-    const credentials = createCredentials({
-      source: credential,
-      tokenUrl,
-      scriptUrl,
-      wait(step, error) {
-        const retryIn = backoff(step, retryMin, retryMax);
-        events.emit('unavailable', { code: ErrorCode.SESSION_UNAVAILABLE, reason: error.reason, phase: 'credential', retryIn });
-        return new Promise((resolve) => setTimeout(resolve, retryIn));
-      },
-    });
     // socket.io-client calls `auth` on every (re)connect: each attempt gets a valid credential.
     const userAuth = ioOptions.auth;
-    const auth = credentials.usesTicket
-      ? (cb: (data: object) => void) => {
-          const base = typeof userAuth === 'object' ? userAuth : {};
-          credentials.get().then(
-            (held) => cb(held ? { ...base, [TICKET_AUTH_FIELD]: held.token } : base),
-            () => cb(base), // no session: the server's answer (invalid) starts the policy
-          );
-        }
-      : userAuth;
+    const auth = credential ? (cb: (data: object) => void) => credential.auth(typeof userAuth === 'object' ? userAuth : {}, cb) : userAuth;
     // Cookies must travel on cross-origin polling requests too.
     const socket = lookup(url, { withCredentials: true, ...ioOptions, auth, autoConnect: false } as Partial<ManagerOptions & SocketOptions>) as SessionSocket<ListenEvents, EmitEvents>;
     const emitter = socket as unknown as Emitter;
@@ -169,7 +155,6 @@ export function createConnectWithSession(lookup: Lookup) {
     let streakFromConnected = false;
     let retryStep = 0;
     let retryTimer: ReturnType<typeof setTimeout> | undefined;
-    let refreshTimer: ReturnType<typeof setTimeout> | undefined;
     /** Set while the SDK itself closes the socket, so its own disconnect is not taken for the user's. */
     let closingForInvalid = false;
 
@@ -204,7 +189,7 @@ export function createConnectWithSession(lookup: Lookup) {
       invalidStreak += 1;
       if (invalidStreak === 1) streakFromConnected = phase === 'connected';
       cancelRetry();
-      credentials.discard();
+      credential?.discard();
       if (socket.connected) {
         closingForInvalid = true;
         socket.disconnect();
@@ -221,7 +206,7 @@ export function createConnectWithSession(lookup: Lookup) {
         reason: data.reason,
         phase,
         action,
-        error: sessionErrorFrom(data) as SessionInvalidError,
+        error: new SessionInvalidError(data.reason),
         reconnect: connectNow,
       };
       events.emit('invalid', ctx);
@@ -252,25 +237,11 @@ export function createConnectWithSession(lookup: Lookup) {
       else if (data.code === ErrorCode.SESSION_UNAVAILABLE) handleUnavailable(data, 'handshake');
       else {
         transition('disconnected');
-        events.emit('fatal', sessionErrorFrom(data));
+        events.emit('fatal', new OriginNotAllowedError());
       }
     });
     listen(Events.INVALID, (data: unknown) => {
       if (isSessionErrorData(data)) handleInvalid(data, 'connected');
-    });
-    // In-band refresh: a new ticket over the live socket before the current one runs out.
-    const refresh = async () => {
-      const held = await credentials.renew().catch(() => undefined);
-      if (!held || !socket.connected) return;
-      const result: RefreshResult | undefined = await (socket as unknown as Socket).timeout(10_000).emitWithAck(Events.REFRESH, held.token).catch(() => undefined);
-      // Refused: the server ends the socket when the old ticket runs out, and the policy takes over.
-      if (result && !result.ok) credentials.discard();
-    };
-    listen(Events.CREDENTIAL, ({ expiresIn }: CredentialExpiry) => {
-      credentials.expiresIn(expiresIn);
-      clearTimeout(refreshTimer);
-      const renewIn = credentials.renewIn();
-      if (renewIn !== undefined) refreshTimer = setTimeout(refresh, renewIn);
     });
     listen(Events.UNAVAILABLE, (data: unknown) => {
       if (isSessionErrorData(data)) handleUnavailable(data, 'connected');
@@ -312,7 +283,6 @@ export function createConnectWithSession(lookup: Lookup) {
       },
       dispose() {
         cancelRetry();
-        clearTimeout(refreshTimer);
         subs.splice(0).forEach((off) => off());
         events.removeAllListeners();
       },
@@ -321,8 +291,7 @@ export function createConnectWithSession(lookup: Lookup) {
       if (typeof listener === 'function') controller.on(event as keyof SessionClientEvents, listener as never);
     }
     Object.defineProperty(socket, 'sessions', { value: controller, enumerable: false });
-    // Start fetching the ticket now, overlapped with the transport handshake; `auth` awaits it.
-    if (credentials.usesTicket) credentials.get().catch(() => undefined);
+    if (credential) subs.push(credential.attach(socket, (ctx) => events.emit('unavailable', ctx)));
     if (autoConnect) connectNow();
     return socket;
   };

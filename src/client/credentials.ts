@@ -4,8 +4,19 @@
  * endpoint, or returned by the app's function) is reused while fresh, renewed when near its end,
  * and never used once expired. Renewal retries transient failures with backoff by itself.
  */
-import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, type Ticket } from '../protocol.js';
-import { SessionInvalidError, SessionUnavailableError } from '../errors.js';
+import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, ErrorCode, type Ticket } from '../protocol.js';
+
+/**
+ * A credential source failed. `retry`: transient (network, 5xx, a function that threw), tried
+ * again with backoff; otherwise there is no session (401/403, or an error with code SESSION_INVALID).
+ * This module ships apart from the core, so an app's SESSION_INVALID error is recognised by its
+ * `code`, not by its class.
+ */
+export class CredentialError extends Error {
+  constructor(readonly retry: boolean, options?: { cause?: unknown }) {
+    super(retry ? 'credential source unavailable' : 'no session for a credential', options);
+  }
+}
 
 /** What an app's credential function may return: a bare token, or a ticket with its lifetime. */
 export type CredentialResult = string | { token: string; expiresAt?: number; expiresIn?: number };
@@ -26,7 +37,7 @@ export interface CredentialsOptions {
   /** The served script, re-requested with a cache-busting parameter when there is no token endpoint. */
   scriptUrl?: string;
   /** Waits before the next try after a transient failure; `step` counts from 0. */
-  wait(step: number, error: SessionUnavailableError): Promise<void>;
+  wait(step: number): Promise<void>;
 }
 
 /** The served add-on's own URL, when this code runs as that script (classic scripts only). */
@@ -62,12 +73,12 @@ async function request(url: string, parse: (res: Response) => Promise<Credential
   try {
     res = await fetch(url, { credentials: 'include', cache: 'no-store' });
   } catch (err) {
-    throw new SessionUnavailableError('store-error', undefined, { cause: err });
+    throw new CredentialError(true, { cause: err });
   }
-  if (res.status === 401 || res.status === 403) throw new SessionInvalidError('no-session-id');
-  if (!res.ok) throw new SessionUnavailableError('store-error');
+  if (res.status === 401 || res.status === 403) throw new CredentialError(false);
+  if (!res.ok) throw new CredentialError(true);
   const held = normalize(await parse(res).catch(() => null));
-  if (!held) throw new SessionInvalidError('no-session-id');
+  if (!held) throw new CredentialError(false);
   return held;
 }
 
@@ -83,10 +94,14 @@ export function createCredentials({ source, tokenUrl, scriptUrl = defaultScriptU
   const kind = source !== 'auto' ? source : fresh(held) ? 'embedded' : tokenUrl ? 'fetch' : 'cookie';
 
   const fetchOnce = (): Promise<Held | undefined> => {
-    if (typeof kind === 'function') return kind({ renewal: held !== undefined }).then((r) => normalize(r));
+    if (typeof kind === 'function') {
+      return kind({ renewal: held !== undefined }).then((r) => normalize(r), (err) => {
+        throw new CredentialError((err as { code?: string } | null)?.code !== ErrorCode.SESSION_INVALID, { cause: err });
+      });
+    }
     if (kind === 'cookie') return Promise.resolve(undefined);
     if (tokenUrl) return request(tokenUrl, (res) => res.json());
-    if (!scriptUrl) return Promise.reject(new SessionInvalidError('no-session-id'));
+    if (!scriptUrl) return Promise.reject(new CredentialError(false));
     return request(`${scriptUrl}${scriptUrl.includes('?') ? '&' : '?'}_=${Date.now()}`, ticketFromScript);
   };
 
@@ -96,15 +111,13 @@ export function createCredentials({ source, tokenUrl, scriptUrl = defaultScriptU
         try {
           return (held = await fetchOnce());
         } catch (err) {
-          if (!(err instanceof SessionUnavailableError)) throw err;
-          await wait(step, err);
+          if (!(err instanceof CredentialError && err.retry)) throw err;
+          await wait(step);
         }
       }
     })().finally(() => (inflight = undefined)));
 
   return {
-    /** Uses a ticket at all (not the cookie alone). */
-    usesTicket: kind !== 'cookie',
     /** A credential fit to use now: the held one while fresh, else a renewed one (undefined: the cookie). */
     get: (): Promise<Held | undefined> => (fresh(held) ? Promise.resolve(held) : renew()),
     renew,

@@ -12,33 +12,24 @@ export type OnInvalid<Ctx> = 'reload' | 'none' | ((ctx: Ctx) => void);
 
 const STORAGE_KEY = 'socket.io-sessions:reloads';
 
-function storage(): Storage | undefined {
+/** This tab's reloads within the window (sessionStorage; unreadable or corrupt counts as none). */
+export function recentReloads(windowMs: number, now = Date.now()): number[] {
   try {
-    return typeof sessionStorage === 'undefined' ? undefined : sessionStorage;
-  } catch {
-    return undefined; // sandboxed iframes and some privacy modes throw on access
-  }
-}
-
-/** Reloads done in this tab within the window; false when nothing can be remembered. */
-export function recentReloads(windowMs: number, now = Date.now()): number[] | false {
-  const store = storage();
-  if (!store) return false;
-  try {
-    const parsed: unknown = JSON.parse(store.getItem(STORAGE_KEY) ?? '[]');
-    return Array.isArray(parsed) ? parsed.filter((t): t is number => typeof t === 'number' && now - t < windowMs && t <= now) : [];
+    return (JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? '[]') as unknown[]).filter((t): t is number => typeof t === 'number' && now - t < windowMs && t <= now);
   } catch {
     return [];
   }
 }
 
-/** Remember a reload; false when it cannot be remembered (then the caller must not reload). */
-export function rememberReload(windowMs: number, now = Date.now()): boolean {
-  const store = storage();
+/**
+ * Whether one more reload fits in the window, and if so, remember it. False when it cannot be
+ * remembered (no sessionStorage, sandboxed iframe, quota): a reload that is not counted could loop.
+ */
+function takeReload(maxReloads: number, windowMs: number, now = Date.now()): boolean {
   const recent = recentReloads(windowMs, now);
-  if (!store || recent === false) return false;
+  if (recent.length >= maxReloads) return false;
   try {
-    store.setItem(STORAGE_KEY, JSON.stringify([...recent, now]));
+    sessionStorage.setItem(STORAGE_KEY, JSON.stringify([...recent, now]));
     return true;
   } catch {
     return false;
@@ -61,10 +52,7 @@ export interface PolicyInput<Ctx> {
 export function decideInvalid<Ctx>({ streak, fromConnected, onInvalid, maxReloads, reloadWindow, canReload }: PolicyInput<Ctx>): InvalidAction {
   if (streak <= 1 || (streak === 2 && fromConnected)) return 'reconnect';
   if (typeof onInvalid === 'function') return 'handler';
-  if (onInvalid !== 'reload' || !canReload) return 'stop';
-  const recent = recentReloads(reloadWindow);
-  if (recent === false || recent.length >= maxReloads) return 'stop';
-  return rememberReload(reloadWindow) ? 'reload' : 'stop';
+  return onInvalid === 'reload' && canReload && takeReload(maxReloads, reloadWindow) ? 'reload' : 'stop';
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Serves the browser add-on at `<io path>/socket.io-sessions.js`, the seed's path, on the
  * Socket.IO HTTP server, in front of Socket.IO's and engine.io's own request handlers.
- * The response is per user (it will carry a ticket), so it is never cached.
+ * The response is per user (it carries a ticket), so it is never cached.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,29 +10,34 @@ import type { EventEmitter } from 'node:events';
 import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, type Ticket } from '../protocol.js';
 
 /** dist/server/index.js → dist/umd/; src/server/*.ts (tests run from source) → dist/umd/. */
-const CANDIDATES = [`../umd/${CLIENT_SCRIPT_NAME}`, `../../dist/umd/${CLIENT_SCRIPT_NAME}`];
+const UMD_DIRS = ['../umd/', '../../dist/umd/'];
+const TICKETS_SCRIPT_NAME = 'socket.io-sessions-tickets.js';
 
 let cached: { script: string; map?: string } | undefined;
 
+const read = (file: string): string | undefined => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * The add-on followed by its tickets part, as one script. The tickets part's source-map comment
+ * is dropped, so the one left (the add-on's) is the last and the map served is the add-on's.
+ */
 function loadScript(): { script: string; map?: string } {
   if (cached) return cached;
-  for (const candidate of CANDIDATES) {
-    const file = fileURLToPath(new URL(candidate, import.meta.url));
-    let script: string;
-    try {
-      script = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    let map: string | undefined;
-    try {
-      map = readFileSync(`${file}.map`, 'utf8');
-    } catch {
-      map = undefined;
-    }
-    return (cached = { script, map });
+  for (const dir of UMD_DIRS) {
+    const file = (name: string) => fileURLToPath(new URL(dir + name, import.meta.url));
+    const script = read(file(CLIENT_SCRIPT_NAME));
+    const tickets = read(file(TICKETS_SCRIPT_NAME));
+    if (script === undefined || tickets === undefined) continue;
+    const ticketsCode = tickets.replace(/\n?\/\/# sourceMappingURL=\S+\s*$/, '');
+    return (cached = { script: `${script}\n${ticketsCode}`, map: read(`${file(CLIENT_SCRIPT_NAME)}.map`) });
   }
-  throw new Error(`socket.io-sessions: the browser add-on is not built (looked for ${CANDIDATES.join(', ')}); run "npm run build"`);
+  throw new Error(`socket.io-sessions: the browser add-on is not built (looked in ${UMD_DIRS.join(', ')}); run "npm run build"`);
 }
 
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { MemoryStore } from 'express-session';
 import { TicketSealer } from '../../src/server/tickets.js';
 import { connectWithSession } from '../../src/client/index.js';
+import { tickets } from '../../src/client/tickets.js';
 import { startServer, connectClient, connected, refused, once, sidOf, delay, SECRET } from '../helpers/servers.js';
 
 const withTicket = (url: string, token: unknown, extra: Record<string, unknown> = {}) => connectClient(url, undefined, { auth: { sessionTicket: token }, ...extra });
@@ -171,7 +172,7 @@ test('in-band refresh: the SDK presents new tickets on the live socket, with no 
   const socket = connectWithSession(server.url, {
     forceNew: true,
     transports: ['websocket'],
-    credential: async () => (fetched++, server.ticket(cookie)),
+    credential: tickets({ source: async () => (fetched++, server.ticket(cookie)) }),
   });
   const disconnects: string[] = [];
   socket.on('disconnect', (r) => disconnects.push(r));
@@ -219,19 +220,20 @@ test('the served script embeds a fresh ticket for a same-origin request with a s
   await server.close();
 });
 
-test('the SDK retries a failing credential source with backoff, then connects', async () => {
+test('tickets() retries a failing credential source with backoff, reported as unavailable, then connects', async () => {
   const server = await startServer();
   const cookie = await server.login();
   let calls = 0;
-  const { SessionUnavailableError } = await import('../../src/errors.js');
   const socket = connectWithSession(server.url, {
     forceNew: true,
     transports: ['websocket'],
-    retry: { min: 20, max: 50 },
-    credential: async () => {
-      if (++calls < 3) throw new SessionUnavailableError('store-error');
-      return server.ticket(cookie);
-    },
+    credential: tickets({
+      retry: { min: 20, max: 50 },
+      source: async () => {
+        if (++calls < 3) throw new TypeError('fetch failed'); // what a network error looks like
+        return server.ticket(cookie);
+      },
+    }),
   });
   const phases: string[] = [];
   socket.sessions.on('unavailable', (ctx) => phases.push(ctx.phase));

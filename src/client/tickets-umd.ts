@@ -1,0 +1,20 @@
+/**
+ * Script-tag add-on for tickets (dist/umd/socket.io-sessions-tickets.js). The server serves it
+ * right after the core add-on, in the same `/socket.io/socket.io-sessions.js` response, followed by
+ * the embedded ticket: `io.connectWithSession()` then uses `tickets()` by default (the embedded
+ * ticket while fresh, renewed from a cache-busted copy of the served script), and
+ * `ioSessions.tickets(options)` is there for other sources.
+ */
+import { tickets } from './tickets.js';
+import type { ConnectWithSessionOptions } from './connect.js';
+
+type Connect = (url?: string | ConnectWithSessionOptions, options?: ConnectWithSessionOptions) => unknown;
+const g = globalThis as unknown as { io: { connectWithSession: Connect }; ioSessions: Record<string, unknown> };
+const connect = g.io.connectWithSession;
+
+g.io.connectWithSession = (url, options) => {
+  if (typeof url === 'object') [url, options] = [undefined, url];
+  return connect(url, { credential: tickets(), ...options });
+};
+g.ioSessions.connectWithSession = g.io.connectWithSession;
+g.ioSessions.tickets = tickets;

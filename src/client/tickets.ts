@@ -1,0 +1,99 @@
+/**
+ * socket.io-sessions/tickets: session tickets for `connectWithSession`, for when the session
+ * cookie cannot travel (a socket server on another origin with third-party cookies blocked, Node
+ * clients, workers). Every (re)connect gets a valid ticket; the live socket presents a new one
+ * before the current one runs out (in-band, no reconnect); failures of the source are retried
+ * with backoff while the socket carries on.
+ *
+ * @example
+ * ```ts
+ * import { connectWithSession } from 'socket.io-sessions';
+ * import { tickets } from 'socket.io-sessions/tickets';
+ * const socket = connectWithSession('https://rt.example.com', {
+ *   credential: tickets({ tokenUrl: '/socket.io-sessions/token' }),  // fetched at once, with cookies
+ * });
+ * ```
+ */
+import type { Socket } from 'socket.io-client';
+import { ErrorCode, TicketEvents, TICKET_AUTH_FIELD, type CredentialExpiry, type RefreshResult } from '../protocol.js';
+import { backoff } from './backoff.js';
+import { createCredentials, type CredentialSource } from './credentials.js';
+import type { CredentialProvider, UnavailableContext } from './connect.js';
+
+export interface TicketOptions {
+  /**
+   * `'embedded'`: the ticket the served `/socket.io/socket.io-sessions.js` (or a
+   * `<meta name="socket.io-sessions-ticket" content="<ticket JSON>">`) put in the page;
+   * `'fetch'`: `tokenUrl`; a function returning a token or `{ token, expiresIn }`;
+   * `'cookie'`: no ticket. `'auto'` takes the embedded ticket while fresh, else `tokenUrl` when
+   * given, else the cookie. A stale embedded ticket (a cached page or script, another session) is
+   * replaced from `tokenUrl`, or by re-requesting the served script with a cache-busting parameter.
+   * @default 'auto'
+   */
+  source?: CredentialSource;
+  /** The token endpoint (`sio.tokenHandler()` on the server), fetched with credentials. */
+  tokenUrl?: string;
+  /** The served script. @default the `src` of the served add-on's script tag, when it loaded this code */
+  scriptUrl?: string;
+  /**
+   * Backoff (full jitter) between tries of a failing source (network, 5xx), in ms.
+   * @default { min: 1000, max: 30000 }
+   */
+  retry?: { min?: number; max?: number };
+}
+
+/** Ticket credentials for `connectWithSession(url, { credential: tickets(options) })`. One per socket. */
+export function tickets({ source = 'auto', tokenUrl, scriptUrl, retry }: TicketOptions = {}): CredentialProvider {
+  const min = retry?.min ?? 1000;
+  const max = Math.max(min, retry?.max ?? 30_000);
+  let report: (ctx: UnavailableContext) => void = () => {};
+  const credentials = createCredentials({
+    source,
+    tokenUrl,
+    scriptUrl,
+    wait(step) {
+      const retryIn = backoff(step, min, max);
+      report({ code: ErrorCode.SESSION_UNAVAILABLE, reason: 'store-error', phase: 'credential', retryIn });
+      return new Promise((resolve) => setTimeout(resolve, retryIn));
+    },
+  });
+  return {
+    auth(base, cb) {
+      credentials.get().then(
+        (held) => cb(held ? { ...base, [TICKET_AUTH_FIELD]: held.token } : base),
+        () => cb(base), // no session: the server's answer (invalid) starts the invalid-session policy
+      );
+    },
+    discard: credentials.discard,
+    attach(socket: Socket, unavailable) {
+      report = unavailable;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const refresh = async () => {
+        const held = await credentials.renew().catch(() => undefined);
+        if (!held || !socket.connected) return;
+        const result: RefreshResult | undefined = await socket.timeout(10_000).emitWithAck(TicketEvents.REFRESH, held.token).catch(() => undefined);
+        // Refused: the server ends the socket when the old ticket runs out, and the policy takes over.
+        if (result && !result.ok) credentials.discard();
+      };
+      const onCredential = ({ expiresIn }: CredentialExpiry) => {
+        credentials.expiresIn(expiresIn);
+        clearTimeout(timer);
+        const renewIn = credentials.renewIn();
+        if (renewIn !== undefined) timer = setTimeout(refresh, renewIn);
+      };
+      // A closed socket has nothing to refresh; the next connect brings a new expiry.
+      const onDisconnect = () => clearTimeout(timer);
+      socket.on(TicketEvents.CREDENTIAL, onCredential);
+      socket.on('disconnect', onDisconnect);
+      // Start now, overlapped with the transport handshake; `auth` awaits the same promise.
+      credentials.get().catch(() => undefined);
+      return () => {
+        clearTimeout(timer);
+        socket.off(TicketEvents.CREDENTIAL, onCredential);
+        socket.off('disconnect', onDisconnect);
+      };
+    },
+  };
+}
+
+export type { CredentialSource, CredentialResult } from './credentials.js';

@@ -1,0 +1,191 @@
+/**
+ * Every way of including the client, in real Chromium against a real session server
+ * (express-session + Socket.IO + this library): the npm ESM build through an import map, the
+ * UMD add-on after /socket.io/socket.io.js, the CDN standalone UMD on a page of another origin,
+ * and the CDN standalone ESM imported by a module script. Each page connects with its own
+ * session and exchanges an event each way. Pages: test/fixtures/consumption/.
+ * Needs `npm run build` (dist/) first, as `npm test` does.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { extname, join, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { launchBrowser, PageRecorder, waitUntil } from '../helpers/browser.js';
+import { startServer, type TestServer } from '../helpers/servers.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const FIXTURES = join(ROOT, 'test/fixtures/consumption');
+const DIST = join(ROOT, 'dist');
+const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.map': 'application/json' };
+
+/**
+ * A static file handler: `mounts` maps URL prefixes to folders. `__CDN__` in HTML pages becomes the
+ * CDN stand-in's origin. With `cors`, files are sent with `Access-Control-Allow-Origin: *`, as CDNs do.
+ */
+function staticFiles(mounts: Record<string, string>, { cors = false, cdnOrigin = (): string => '' } = {}) {
+  return async (req: IncomingMessage, res: ServerResponse, next: () => void): Promise<void> => {
+    const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
+    const prefix = Object.keys(mounts).find((p) => path.startsWith(p));
+    if (!prefix || req.method !== 'GET') return next();
+    const dir = mounts[prefix]!;
+    const file = resolve(dir, `.${path.slice(prefix.length - 1)}`);
+    if (!file.startsWith(dir + sep)) return next();
+    let body: Buffer | string;
+    try {
+      body = await readFile(file);
+    } catch {
+      return next();
+    }
+    if (extname(file) === '.html') body = body.toString('utf8').replaceAll('__CDN__', cdnOrigin());
+    res.writeHead(200, {
+      'Content-Type': `${TYPES[extname(file)] ?? 'application/octet-stream'}; charset=utf-8`,
+      'Cache-Control': 'no-store',
+      ...(cors ? { 'Access-Control-Allow-Origin': '*' } : {}),
+    });
+    res.end(body);
+  };
+}
+
+let browser: Browser;
+let app: TestServer;
+let cdn: HttpServer;
+let appOrigin: string;
+let cdnOrigin: string;
+
+before(async () => {
+  // The CDN stand-in: another origin serving dist/cdn/ as jsDelivr lays it out (and static pages).
+  cdn = createServer((req, res) => {
+    void staticFiles({ '/npm/socket.io-sessions/dist/cdn/': join(DIST, 'cdn'), '/fixtures/': FIXTURES }, { cors: true })(req, res, () => {
+      res.writeHead(404).end();
+    });
+  });
+  await new Promise<void>((done) => cdn.listen(0, '127.0.0.1', done));
+  cdnOrigin = `http://localhost:${(cdn.address() as AddressInfo).port}`;
+
+  app = await startServer({
+    routes(expressApp) {
+      expressApp.use(staticFiles({ '/fixtures/': FIXTURES, '/pkg/dist/': DIST }, { cdnOrigin: () => cdnOrigin }));
+    },
+    // A page on the CDN origin connects here: CORS for polling, and the library's origin check.
+    ioOptions: { cors: { origin: cdnOrigin, credentials: true } },
+    origins: (origin, req) => origin === cdnOrigin || origin === `http://${req.headers.host}`,
+  });
+  appOrigin = `http://localhost:${app.port}`;
+  app.sio.on('sconnection', (socket) => {
+    socket.emit('welcome', socket.session.user);
+    socket.on('whoami', (payload: unknown, ack: (reply: unknown) => void) => ack({ user: socket.session.user, payload }));
+  });
+
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await app?.close();
+  await new Promise((done) => cdn?.close(done));
+});
+
+interface Outcome {
+  done?: boolean;
+  states: string[];
+  errors: string[];
+  welcome?: string;
+  reply?: { user: string; payload: string };
+  transport?: string;
+  sessionsState?: string;
+}
+
+/**
+ * Logs in as `user` (the session cookie lands in a fresh browser context), opens `url`, and
+ * waits for the page's exchange. Returns its outcome, the URLs it requested and a page handle.
+ */
+async function visit(url: string, user: string): Promise<{ outcome: Outcome; requests: string[]; page: Page; close: () => Promise<void> }> {
+  const context = await browser.newContext();
+  const login = await context.request.post(`${appOrigin}/login`, { data: { user } });
+  assert.equal(login.status(), 200);
+  const page = await context.newPage();
+  const rec = new PageRecorder(page);
+  const requests: string[] = [];
+  const pageErrors: string[] = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  await page.goto(url);
+  const outcome = await waitUntil(
+    () => page.evaluate(() => (window as unknown as { outcome?: Outcome }).outcome),
+    (o) => o?.done === true,
+    { what: `the exchange on ${url}`, describe: () => `page errors: ${pageErrors.join('; ')}\n${rec.dump()}` },
+  );
+  return { outcome: outcome!, requests, page, close: () => context.close() };
+}
+
+/** What every mode must achieve: its own session on connect, an event each way, no error. */
+function assertExchanged(outcome: Outcome, user: string): void {
+  assert.deepEqual(outcome.errors, []);
+  assert.equal(outcome.welcome, user, 'server → client event carries the session');
+  assert.deepEqual(outcome.reply, { user, payload: 'ping' }, 'client → server event with ack, handled with the session');
+  assert.equal(outcome.sessionsState, 'connected');
+  assert.deepEqual(outcome.states.slice(0, 2), ['connecting', 'connected']);
+}
+
+test('npm ESM build through an import map: bare specifiers resolve to dist/client/index.js and the served socket.io ESM bundle', async () => {
+  const { outcome, requests, close } = await visit(`${appOrigin}/fixtures/esm-import-map.html`, 'esm-npm');
+  try {
+    assertExchanged(outcome, 'esm-npm');
+    assert.ok(requests.includes(`${appOrigin}/pkg/dist/client/index.js`), requests.join('\n'));
+    assert.ok(requests.includes(`${appOrigin}/socket.io/socket.io.esm.min.js`), requests.join('\n'));
+  } finally {
+    await close();
+  }
+});
+
+test('UMD add-on after /socket.io/socket.io.js: io.connectWithSession and the ioSessions global', async () => {
+  const { outcome, requests, page, close } = await visit(`${appOrigin}/fixtures/script-tag.html`, 'umd-addon');
+  try {
+    assertExchanged(outcome, 'umd-addon');
+    assert.equal(await page.evaluate(() => (window as unknown as { sameFunction: boolean }).sameFunction), true);
+    assert.ok(requests.includes(`${appOrigin}/socket.io/socket.io-sessions.js`), requests.join('\n'));
+  } finally {
+    await close();
+  }
+});
+
+test('CDN standalone UMD from another origin: one script tag, cross-origin Socket.IO server with the session cookie', async () => {
+  const { outcome, requests, page, close } = await visit(`${cdnOrigin}/fixtures/cdn-umd.html?server=${encodeURIComponent(appOrigin)}`, 'cdn-umd');
+  try {
+    assertExchanged(outcome, 'cdn-umd');
+    assert.equal(await page.evaluate(() => (window as unknown as { globalIoDefined: boolean }).globalIoDefined), false, 'no socket.io.js needed');
+    const scripts = requests.filter((u) => u.endsWith('.js'));
+    assert.deepEqual(scripts, [`${cdnOrigin}/npm/socket.io-sessions/dist/cdn/socket.io-sessions.min.js`, `${cdnOrigin}/fixtures/exchange.js`]);
+  } finally {
+    await close();
+  }
+});
+
+test('CDN standalone ESM imported by <script type="module"> from the CDN origin', async () => {
+  const { outcome, requests, close } = await visit(`${appOrigin}/fixtures/cdn-esm.html`, 'cdn-esm');
+  try {
+    assertExchanged(outcome, 'cdn-esm');
+    const scripts = requests.filter((u) => u.endsWith('.js'));
+    assert.deepEqual(scripts, [`${appOrigin}/fixtures/exchange.js`, `${cdnOrigin}/npm/socket.io-sessions/dist/cdn/socket.io-sessions.esm.min.js`]);
+  } finally {
+    await close();
+  }
+});
+
+test('the UMD add-on without /socket.io/socket.io.js fails with an error that says what to load', async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(`${appOrigin}/fixtures/add-on-without-io.html`);
+    await waitUntil(async () => errors.length, (n) => n > 0, { what: 'a page error' });
+    assert.match(errors[0]!, /socket\.io-sessions: the global "io" is missing; load \/socket\.io\/socket\.io\.js first/);
+  } finally {
+    await context.close();
+  }
+});
