@@ -8,6 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +33,10 @@ const CLOSE_GRACE_MS = 1500;
  * @param {string} [options.dataDir='.data']  holds sessions.db and the generated secret
  * @param {boolean} [options.perMessage=true]  socket.io-sessions per-message mode
  * @param {string|string[]} [options.secret]  default: env SESSION_SECRET, else a secret persisted in dataDir
+ * @param {number} [options.pagePort]  a second listener for the same app (not Socket.IO) whose pages
+ *   connect to the socket server cross-origin with tickets: pages on http://localhost:pagePort,
+ *   sockets on http://127.0.0.1:port. 0 picks a free port; undefined: none.
+ * @param {number} [options.ticketTtl=60000]  lifetime of session tickets, ms
  */
 export async function createServer({
   port = 3000,
@@ -39,6 +44,8 @@ export async function createServer({
   dataDir = '.data',
   perMessage = true,
   secret,
+  pagePort,
+  ticketTtl,
 } = {}) {
   mkdirSync(dataDir, { recursive: true });
   secret ??= process.env.SESSION_SECRET || loadOrCreateSecret(join(dataDir, 'secret'));
@@ -46,6 +53,17 @@ export async function createServer({
 
   const app = express();
   app.disable('x-powered-by');
+  const httpServer = createHttpServer(app);
+  // The page origin's pages reach the socket server cross-origin: allow it for polling (CORS).
+  // Ticket handshakes are bound to the page origin by the ticket itself; cookie handshakes from it
+  // would need `origins` too, and are not used.
+  const pageOrigins = [];
+  const io = new Server(httpServer, { cors: { origin: (origin, cb) => cb(null, pageOrigins.includes(origin)), credentials: true } });
+  const sio = sessions(io, { store, secret, perMessage, ticketTtl });
+
+  // The token endpoint (GET /socket.io-sessions/token): before express-session, since it reads the
+  // cookie itself (one store read, and a typed 503 instead of express-session's 500 when the store fails).
+  app.use(sio.tokenHandler());
   app.use(
     session({
       store,
@@ -98,11 +116,15 @@ export async function createServer({
     });
   });
 
-  app.use(express.static(PUBLIC_DIR, { index: false }));
+  // Served on the page origin: connects to the socket server of the other origin with tickets.
+  let socketUrl = '';
+  app.get('/cross-origin.html', ensureSession, (_req, res, next) => {
+    readFile(join(PUBLIC_DIR, 'cross-origin.html'), 'utf8').then((html) => {
+      res.set('Cache-Control', 'no-store').type('html').send(html.replaceAll('%SOCKET_URL%', socketUrl));
+    }, next);
+  });
 
-  const httpServer = createHttpServer(app);
-  const io = new Server(httpServer);
-  const sio = sessions(io, { store, secret, perMessage });
+  app.use(express.static(PUBLIC_DIR, { index: false }));
 
   sio.on('sconnection', (socket, _session) => {
     // Per-message mode reloads socket.session before each handler and saves it before the ack goes out.
@@ -141,7 +163,22 @@ export async function createServer({
   const actualPort = httpServer.address().port;
   const shownHost = host === '127.0.0.1' || host === '::1' || host === 'localhost' ? 'localhost' : host;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+  socketUrl = `http://127.0.0.1:${actualPort}`;
   console.log(`socket.io-sessions reference server on http://${shownHost}:${actualPort}`);
+
+  // The second origin: the same app (pages, token endpoint, sessions), no Socket.IO.
+  let pageServer;
+  let pageUrl;
+  if (pagePort !== undefined) {
+    pageServer = createHttpServer(app);
+    await new Promise((resolve, reject) => {
+      pageServer.once('error', reject);
+      pageServer.listen(pagePort, host, resolve);
+    });
+    pageUrl = `http://localhost:${pageServer.address().port}`;
+    pageOrigins.push(pageUrl);
+    console.log(`socket.io-sessions cross-origin page on ${pageUrl}/cross-origin.html (sockets to ${socketUrl})`);
+  }
 
   // Every TCP connection, so a shutdown can end the ones that do not close by themselves.
   const connections = new Set();
@@ -164,6 +201,8 @@ export async function createServer({
       // io.close() disconnects every socket (the library saves sessions on disconnect) and then
       // closes the http server; only after that may the database go.
       sio.close();
+      pageServer?.close();
+      pageServer?.closeAllConnections();
       io.close(() => {
         clearTimeout(cut);
         store.close();
@@ -171,7 +210,7 @@ export async function createServer({
       });
     }));
 
-  return { httpServer, io, sio, store, app, url, close };
+  return { httpServer, io, sio, store, app, url, pageUrl, close };
 }
 
 /** What the demo may see of a session: never its id, only a short non-reversible tag. */

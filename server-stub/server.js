@@ -2,7 +2,8 @@
  * `npm start`: the reference server on 127.0.0.1:3000.
  *
  * Environment: PORT, HOST (default 127.0.0.1), DATA_DIR (default .data),
- * SESSION_MODE=per-connection (default per-message), SESSION_SECRET.
+ * SESSION_MODE=per-connection (default per-message), SESSION_SECRET, PAGE_PORT (the cross-origin
+ * page's port, default PORT + 1; 0 picks a free one), TICKET_TTL (ms, default 60000).
  */
 import { createServer } from './app.js';
 
@@ -14,6 +15,8 @@ const server = await createServer({
   host: process.env.HOST || '127.0.0.1',
   dataDir: process.env.DATA_DIR || '.data',
   perMessage: process.env.SESSION_MODE !== 'per-connection',
+  pagePort: process.env.PAGE_PORT === undefined ? (Number(process.env.PORT) || 3000) + 1 : Number(process.env.PAGE_PORT),
+  ticketTtl: process.env.TICKET_TTL ? Number(process.env.TICKET_TTL) : undefined,
 });
 
 let shuttingDown = false;

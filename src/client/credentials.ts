@@ -48,9 +48,11 @@ function normalize(result: CredentialResult | Ticket | null | undefined, now = D
   if (!result) return undefined;
   if (typeof result === 'string') return { token: result, expiresAt: Infinity, lifetime: Infinity };
   if (typeof result.token !== 'string') return undefined;
-  // Prefer the relative lifetime: the page's clock may be off from the server's.
-  const lifetime = result.expiresIn ?? (result.expiresAt !== undefined ? result.expiresAt - now : Infinity);
-  return { token: result.token, expiresAt: now + lifetime, lifetime };
+  const { expiresIn = Infinity, expiresAt = Infinity } = result;
+  // The relative lifetime is immune to clock skew, but not to caching: a cached script still says
+  // "60 s" hours later. Take whichever ends first; at worst a ticket is renewed early.
+  const lifetime = Math.min(expiresIn, expiresAt - now);
+  return { token: result.token, expiresAt: now + lifetime, lifetime: expiresIn === Infinity ? lifetime : expiresIn };
 }
 
 /** ms before expiry at which a credential is renewed: a quarter of its lifetime, at most 10 s. */
