@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SERVER_ENTRY = join(ROOT, 'server-stub', 'server.js');
 const READY_LINE = /reference server on (http:\/\/\S+)/;
+/** Printed once the second (page-origin) listener is up: `cross-origin page on http://localhost:N/cross-origin.html`. */
+const PAGE_LINE = /cross-origin page on (http:\/\/\S+?)\/cross-origin\.html/;
 const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 8_000;
 
@@ -37,6 +39,11 @@ export function freePort(): Promise<number> {
 export interface ReferenceServerOptions {
   /** Extra environment, e.g. `{ SESSION_MODE: 'per-connection' }`. */
   env?: Record<string, string>;
+  /**
+   * Also wait for the page-origin listener (env PAGE_PORT; pass `PAGE_PORT: '0'` for a free port)
+   * and expose its origin as `pageUrl`.
+   */
+  waitForPage?: boolean;
 }
 
 export interface ReferenceServer {
@@ -44,6 +51,8 @@ export interface ReferenceServer {
   readonly url: string;
   readonly port: number;
   readonly dataDir: string;
+  /** Origin of the page listener of the current run (`http://localhost:<page port>`), when `waitForPage` was given. */
+  readonly pageUrl: string | undefined;
   /** Everything the process printed (stdout and stderr) across all its runs. */
   output(): string;
   /** Starts the process (again) on the same port and data dir; resolves once it is listening. */
@@ -57,12 +66,13 @@ export interface ReferenceServer {
 }
 
 /** Starts a reference server process and resolves when it prints its "reference server on" line. */
-export async function startReferenceServer({ env = {} }: ReferenceServerOptions = {}): Promise<ReferenceServer> {
+export async function startReferenceServer({ env = {}, waitForPage = false }: ReferenceServerOptions = {}): Promise<ReferenceServer> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'sio-sessions-ref-'));
   tempDirs.add(dataDir);
   let child: ChildProcess | undefined;
   let output = '';
+  let pageUrl: string | undefined;
 
   const start = () =>
     new Promise<void>((resolve, reject) => {
@@ -78,14 +88,18 @@ export async function startReferenceServer({ env = {} }: ReferenceServerOptions 
       const proc = spawn(process.execPath, [SERVER_ENTRY], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
       child = proc;
       let ready = false;
+      const runStart = output.length;
       const timer = setTimeout(() => {
         proc.kill('SIGKILL');
         reject(new Error(`reference server did not start within ${START_TIMEOUT_MS} ms; output:\n${output}`));
       }, START_TIMEOUT_MS);
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
-        if (!ready && READY_LINE.test(output)) {
+        const run = output.slice(runStart);
+        const page = PAGE_LINE.exec(run);
+        if (!ready && READY_LINE.test(run) && (!waitForPage || page)) {
           ready = true;
+          pageUrl = page?.[1];
           clearTimeout(timer);
           resolve();
         }
@@ -116,6 +130,9 @@ export async function startReferenceServer({ env = {} }: ReferenceServerOptions 
     url: `http://127.0.0.1:${port}`,
     port,
     dataDir,
+    get pageUrl() {
+      return pageUrl;
+    },
     output: () => output,
     start,
     stop,

@@ -8,7 +8,7 @@ import { MemoryStore } from 'express-session';
 import { TicketSealer } from '../../src/server/tickets.js';
 import { connectWithSession } from '../../src/client/index.js';
 import { tickets } from '../../src/client/tickets.js';
-import { startServer, connectClient, connected, refused, once, sidOf, delay, SECRET } from '../helpers/servers.js';
+import { startServer, connectClient, connected, refused, once, sidOf, delay, eventually, SECRET } from '../helpers/servers.js';
 
 const withTicket = (url: string, token: unknown, extra: Record<string, unknown> = {}) => connectClient(url, undefined, { auth: { sessionTicket: token }, ...extra });
 
@@ -241,5 +241,47 @@ test('tickets() retries a failing credential source with backoff, reported as un
   assert.deepEqual(phases, ['credential', 'credential']);
   assert.equal(calls, 3);
   socket.disconnect();
+  await server.close();
+});
+
+test('tickets({ tokenUrl }): 5xx and network failures are retried with backoff, a 401 starts the invalid-session policy', async () => {
+  let failures = 2;
+  let tokenRequests = 0;
+  let cookie = '';
+  const server = await startServer({
+    routes(app) {
+      // A token endpoint that fails twice with 503, then answers for `cookie` (Node's fetch has no cookie jar).
+      app.get('/flaky-token', (req, res, next) => {
+        tokenRequests++;
+        if (failures-- > 0) return void res.status(503).json({ code: 'SESSION_UNAVAILABLE', reason: 'store-error' });
+        req.headers.cookie = cookie;
+        req.url = '/socket.io-sessions/token';
+        server.sio.tokenHandler()(req, res, next);
+      });
+    },
+  });
+  cookie = await server.login({ user: 'fay' });
+  const socket = connectWithSession(server.url, {
+    forceNew: true,
+    transports: ['websocket'],
+    credential: tickets({ tokenUrl: `${server.url}/flaky-token`, retry: { min: 20, max: 40 } }),
+  });
+  const unavailable: string[] = [];
+  socket.sessions.on('unavailable', (ctx) => unavailable.push(ctx.phase));
+  await once(socket, 'connect', 5000);
+  assert.deepEqual(unavailable, ['credential', 'credential']);
+  assert.equal(tokenRequests, 3);
+  socket.disconnect();
+
+  // No session: 401 from the endpoint, the handshake goes without a ticket, and the policy runs (Node: stop).
+  const anonymous = connectWithSession(server.url, {
+    forceNew: true,
+    transports: ['websocket'],
+    credential: tickets({ tokenUrl: `${server.url}/socket.io-sessions/token` }),
+  });
+  const actions: string[] = [];
+  anonymous.sessions.on('invalid', (ctx) => actions.push(`${ctx.reason}:${ctx.action}`));
+  await eventually(() => anonymous.sessions.state === 'invalid', 5000);
+  assert.deepEqual(actions, ['no-session-id:reconnect', 'no-session-id:stop']);
   await server.close();
 });
