@@ -38,7 +38,7 @@ export type InvalidReason =
   | 'ticket-session-mismatch';
 
 /** Why the store could not answer. */
-export type UnavailableReason = 'store-error' | 'store-timeout';
+export type UnavailableReason = 'store-error' | 'store-timeout' | 'lock-timeout';
 
 /** `err.data` of a refused handshake, and the payload of {@link Events.INVALID}. */
 export interface SessionErrorData {
@@ -56,12 +56,17 @@ export const Events = {
   UNAVAILABLE: 'sio-sessions:unavailable',
 } as const;
 
-/** Events of ticket sockets (kept apart from {@link Events} so the cookie-only client does not carry them). */
+/** Credential events: tickets and cookie renewal (kept apart from {@link Events}: the core client does not carry them). */
 export const TicketEvents = {
   /** Server → client, after a ticket connect or refresh: when the socket's credential runs out. Payload: {@link CredentialExpiry}. */
   CREDENTIAL: 'sio-sessions:credential',
   /** Client → server, with ack: a new ticket for the live socket (in-band refresh, no reconnect). Ack: {@link RefreshResult}. */
   REFRESH: 'sio-sessions:refresh',
+  /**
+   * Server → client: the browser's session cookie expires soon while the socket keeps the session
+   * alive; renew it over HTTP (`GET <token endpoint>?renew=1`; `tickets({ tokenUrl })` does). Payload: `{ expiresAt }`.
+   */
+  RENEW_COOKIE: 'sio-sessions:renew-cookie',
 } as const;
 
 /** The field of the handshake `auth` payload that carries a ticket. */

@@ -93,7 +93,8 @@ async function ticketFromScript(res: Response): Promise<Ticket | null> {
 export function createCredentials({ source, tokenUrl, scriptUrl = defaultScriptUrl, wait }: CredentialsOptions) {
   let held = source === 'auto' || source === 'embedded' ? embedded() : undefined;
   let inflight: Promise<Held | undefined> | undefined;
-  const kind = source !== 'auto' ? source : fresh(held) ? 'embedded' : tokenUrl ? 'fetch' : 'cookie';
+  // An embedded ticket counts even when stale (a cached page): it is replaced before use, when it can be.
+  const kind = source !== 'auto' ? source : held && (fresh(held) || tokenUrl || scriptUrl) ? 'embedded' : tokenUrl ? 'fetch' : 'cookie';
 
   const fetchOnce = (): Promise<Held | undefined> => {
     if (typeof kind === 'function') {

@@ -14,7 +14,7 @@ const connect = g.io.connectWithSession;
 
 g.io.connectWithSession = (url, options) => {
   if (typeof url === 'object') [url, options] = [undefined, url];
-  return connect(url, { credential: tickets(), ...options });
+  return connect(url, options?.credential ? options : { ...options, credential: tickets() });
 };
 g.ioSessions.connectWithSession = g.io.connectWithSession;
 g.ioSessions.tickets = tickets;

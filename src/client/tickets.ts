@@ -31,7 +31,11 @@ export interface TicketOptions {
    * @default 'auto'
    */
   source?: CredentialSource;
-  /** The token endpoint (`sio.tokenHandler()` on the server), fetched with credentials. */
+  /**
+   * The token endpoint (`sio.tokenHandler()` on the server), fetched with credentials. Also asked
+   * (`?renew=1`) to re-issue the session cookie when the server says the socket outlived it; for
+   * that alone, with cookies: `tickets({ source: 'cookie', tokenUrl })`.
+   */
   tokenUrl?: string;
   /** The served script. @default the `src` of the served add-on's script tag, when it loaded this code */
   scriptUrl?: string;
@@ -83,13 +87,19 @@ export function tickets({ source = 'auto', tokenUrl, scriptUrl, retry }: TicketO
       };
       // A closed socket has nothing to refresh; the next connect brings a new expiry.
       const onDisconnect = () => clearTimeout(timer);
+      // The socket kept the session alive past the browser's cookie: have the endpoint re-issue it.
+      const onRenewCookie = () => {
+        if (tokenUrl) fetch(`${tokenUrl}${tokenUrl.includes('?') ? '&' : '?'}renew=1`, { credentials: 'include', cache: 'no-store' }).catch(() => undefined);
+      };
       socket.on(TicketEvents.CREDENTIAL, onCredential);
+      socket.on(TicketEvents.RENEW_COOKIE, onRenewCookie);
       socket.on('disconnect', onDisconnect);
       // Start now, overlapped with the transport handshake; `auth` awaits the same promise.
       credentials.get().catch(() => undefined);
       return () => {
         clearTimeout(timer);
         socket.off(TicketEvents.CREDENTIAL, onCredential);
+        socket.off(TicketEvents.RENEW_COOKIE, onRenewCookie);
         socket.off('disconnect', onDisconnect);
       };
     },

@@ -43,6 +43,12 @@ export class BoundSession {
   active = false;
   /** Set once the socket was told its session is invalid: nothing is saved after that. */
   invalidated = false;
+  /** When the browser's session cookie expires (epoch ms), as of the last HTTP write seen; undefined for a browser-session cookie. */
+  private cookieExpires: number | undefined;
+  /** The cookie expiry our own touch wrote, to tell it apart from HTTP's. */
+  private touchedExpires: number | undefined;
+  /** The cookie expiry the client was last asked to renew, so it is asked once. */
+  private renewalAsked: number | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -67,13 +73,20 @@ export class BoundSession {
     const req = this.req;
     req.sessionID = this.sid;
     req.sessionStore = this.gateway.store;
+    this.noteCookie(data);
     this.gateway.store.createSession(req as never, data);
     this.baseline = snapshot(this.session);
   }
 
+  /** A cookie expiry in the store that we did not write is the one HTTP last sent the browser. */
+  private noteCookie(data: SessionData): void {
+    const expires = data.cookie?.expires ? new Date(data.cookie.expires).getTime() : undefined;
+    if (expires !== this.touchedExpires) this.cookieExpires = expires;
+  }
+
   /** Why the stored data cannot be used, if it cannot. */
   private invalidReason(data: SessionData | null): InvalidReason | undefined {
-    if (this.tombstones.has(this.sid)) return 'destroyed';
+    if (this.tombstones.has(this.room)) return 'destroyed';
     if (!data) return this.session && isExpired(this.session as SessionData) ? 'expired' : 'not-found';
     if (isExpired(data)) return 'expired';
     return undefined;
@@ -87,15 +100,32 @@ export class BoundSession {
     return reason;
   }
 
-  /** Check the session still exists; extend its life when the socket was active. Throws SessionUnavailableError. */
+  /**
+   * Check the session still exists; extend its life in the store when the socket was active.
+   * Throws SessionUnavailableError.
+   */
   async revalidate(): Promise<InvalidReason | undefined> {
     const data = await this.gateway.get(this.sid);
     const reason = this.invalidReason(data);
     if (reason || !this.active) return reason;
     this.active = false;
+    this.noteCookie(data!);
     this.session.touch();
+    this.touchedExpires = this.session.cookie.expires?.getTime();
     await this.gateway.touch(this.sid, this.session as SessionData);
     return undefined;
+  }
+
+  /**
+   * The browser's cookie expiry when it is within a quarter of its max age of running out (the
+   * store lives on through our touches, the cookie does not): once per expiry.
+   */
+  cookieRenewalDue(now = Date.now()): number | undefined {
+    const expires = this.cookieExpires;
+    const maxAge = this.session?.cookie.originalMaxAge;
+    if (expires === undefined || !maxAge || expires - now > maxAge / 4 || this.renewalAsked === expires) return undefined;
+    this.renewalAsked = expires;
+    return expires;
   }
 
   /**
@@ -118,7 +148,7 @@ export class BoundSession {
     }
     await this.gateway.set(this.sid, fresh!);
     // A logout that landed while we were writing wins: destroy again what we just wrote.
-    if (this.tombstones.has(this.sid)) {
+    if (this.tombstones.has(this.room)) {
       await this.gateway.destroy(this.sid);
       return 'destroyed';
     }

@@ -8,6 +8,7 @@ export { enable, type EnableOptions } from './enable.js';
 export type { SessionsOptions, Cutter, CookieParserMiddleware, OriginCheck } from './options.js';
 export type { SocketSession } from './bound-session.js';
 export type { TokenEndpointOptions } from './token-endpoint.js';
+export { redisLock, type SessionLock, type RedisLockClient, type RedisLockOptions } from './lock.js';
 export { MAX_TICKET_LENGTH } from './tickets.js';
 export { unsignSessionCookie } from './session-id.js';
 export {

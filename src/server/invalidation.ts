@@ -29,29 +29,47 @@ export function onStoreDestroy(store: Store, listener: DestroyListener): () => v
   return () => listeners.delete(listener);
 }
 
+const ROOM_PREFIX = 'sio-sessions#';
+
 /** The room every socket of one session joins. */
 export function sessionRoom(sid: string): string {
-  return `sio-sessions#${createHash('sha256').update(sid).digest('base64url').slice(0, 27)}`;
+  return ROOM_PREFIX + createHash('sha256').update(sid).digest('base64url').slice(0, 27);
 }
 
+export const isSessionRoom = (room: unknown): room is string => typeof room === 'string' && room.startsWith(ROOM_PREFIX);
+
 /**
- * Session ids destroyed recently on this node, so that a save already under way, or a handshake
- * that loaded the session a moment before the logout, cannot bring the session back.
+ * Sessions destroyed recently (on this node, or on another one that told us through the
+ * adapter), by room name, so that a save already under way, or a handshake that loaded the
+ * session a moment before the logout, cannot bring the session back.
  */
 export class Tombstones {
   private readonly destroyedAt = new Map<string, number>();
   constructor(private readonly keepMs = 10 * 60_000) {}
 
-  add(sid: string, now = Date.now()): void {
-    this.destroyedAt.delete(sid); // re-insert so the map stays ordered by time
-    this.destroyedAt.set(sid, now);
+  add(room: string, now = Date.now()): void {
+    this.destroyedAt.delete(room); // re-insert so the map stays ordered by time
+    this.destroyedAt.set(room, now);
     for (const [id, at] of this.destroyedAt) {
       if (now - at <= this.keepMs) break; // insertion order: the rest are newer
       this.destroyedAt.delete(id);
     }
   }
 
-  has(sid: string): boolean {
-    return this.destroyedAt.has(sid);
+  has(room: string): boolean {
+    return this.destroyedAt.has(room);
   }
+}
+
+/**
+ * Whether the namespace's adapter carries server-side events to other nodes (the Redis adapter
+ * does; the default in-memory one only warns). Found by where `serverSideEmit` is defined: on the
+ * base adapter class itself (whose parent is EventEmitter) means "not supported".
+ */
+export function adapterReachesOtherNodes(adapter: object): boolean {
+  let proto = Object.getPrototypeOf(adapter);
+  while (proto && !Object.prototype.hasOwnProperty.call(proto, 'serverSideEmit')) proto = Object.getPrototypeOf(proto);
+  if (!proto) return false;
+  const parent = Object.getPrototypeOf(proto);
+  return !!parent && Object.prototype.hasOwnProperty.call(parent, 'serverSideEmit');
 }

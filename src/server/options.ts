@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Store } from 'express-session';
 import { DEFAULT_COOKIE_NAME } from '../protocol.js';
 import { SessionOptionsError } from '../errors.js';
+import type { SessionLock } from './lock.js';
 
 /** Reads a session id from the handshake request, as the seed's `cutter` did. A value starting with `s:` is unsigned with `secret`. */
 export type Cutter = (req: IncomingMessage) => string | null | undefined | Promise<string | null | undefined>;
@@ -69,6 +70,13 @@ export interface SessionsOptions {
    */
   revalidateInterval?: number;
   /**
+   * A lock per session across nodes (e.g. {@link redisLock}): every unit of work on a session
+   * (per-message reload + handler + save, per-connection saves, revalidation) holds it, and so do
+   * HTTP requests behind `sio.httpLock()`. Without it, units of one session are serialized per
+   * node only, and concurrent writes from several nodes merge per top-level key (last writer wins).
+   */
+  lock?: SessionLock;
+  /**
    * Lifetime of session tickets (token endpoint, served script), in ms. A ticket socket that does
    * not present a new ticket in time (the SDK refreshes in-band) is told its session is invalid.
    * @default 60000
@@ -81,7 +89,8 @@ export interface SessionsOptions {
   serveClient?: boolean;
 }
 
-export interface ResolvedOptions extends Required<Omit<SessionsOptions, 'cutter' | 'parser' | 'origins' | 'secret'>> {
+export interface ResolvedOptions extends Required<Omit<SessionsOptions, 'cutter' | 'parser' | 'origins' | 'secret' | 'lock'>> {
+  lock?: SessionLock;
   secrets: string[];
   cutter?: Cutter;
   parser?: CookieParserMiddleware;
@@ -120,6 +129,9 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
   if (origins !== undefined && typeof origins !== 'function' && !(Array.isArray(origins) && origins.every((o) => typeof o === 'string'))) {
     throw new SessionOptionsError('socket.io-sessions: "origins" must be an array of origins or a function (origin, req) => boolean');
   }
+  if (options.lock !== undefined && typeof options.lock?.acquire !== 'function') {
+    throw new SessionOptionsError('socket.io-sessions: "lock" must have acquire(sid) (e.g. redisLock(client))');
+  }
   const name = options.name ?? DEFAULT_COOKIE_NAME;
   if (typeof name !== 'string' || name.length === 0) throw new SessionOptionsError('socket.io-sessions: "name" must be a non-empty string');
   return {
@@ -134,6 +146,7 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
     saveDelay: positiveNumber(options.saveDelay, 'saveDelay', 1000, true),
     revalidateInterval: positiveNumber(options.revalidateInterval, 'revalidateInterval', 60_000, true),
     ticketTtl: positiveNumber(options.ticketTtl, 'ticketTtl', 60_000),
+    lock: options.lock,
     serveClient: options.serveClient ?? true,
   };
 }

@@ -4,8 +4,9 @@
  * `cookie` and `cookie-signature`, the libraries express-session itself uses.
  */
 import type { IncomingMessage } from 'node:http';
-import { parse as parseCookie } from 'cookie';
-import { unsign } from 'cookie-signature';
+import { parse as parseCookie, serialize } from 'cookie';
+import { sign, unsign } from 'cookie-signature';
+import type { Cookie } from 'express-session';
 import type { ResolvedOptions } from './options.js';
 import type { InvalidReason } from '../protocol.js';
 
@@ -20,6 +21,21 @@ export function unsignSessionCookie(value: string, secrets: string[]): string | 
     if (sid !== false) return sid;
   }
   return false;
+}
+
+/** The `Set-Cookie` value express-session would send for `sid` with these cookie options, expiring at `expires`. */
+export function sessionCookie(name: string, sid: string, secret: string, options: Partial<Cookie>, expires: Date): string {
+  const { path = '/', domain, httpOnly = true, secure, sameSite, partitioned, priority } = options as Partial<Cookie> & { partitioned?: boolean; priority?: 'low' | 'medium' | 'high' };
+  return serialize(name, `s:${sign(sid, secret)}`, {
+    expires,
+    path,
+    domain,
+    httpOnly,
+    secure: secure === true,
+    sameSite: sameSite as boolean | 'lax' | 'strict' | 'none' | undefined,
+    partitioned,
+    priority,
+  });
 }
 
 /** A raw value from a cutter or parser: signed values are unsigned, unsigned ones taken as they are (seed behaviour). */

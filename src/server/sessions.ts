@@ -6,16 +6,16 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Namespace, Server, Socket } from 'socket.io';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SessionData } from 'express-session';
-import { DEFAULT_TOKEN_PATH, ErrorCode, Events, TICKET_AUTH_FIELD, type InvalidReason, type Ticket } from '../protocol.js';
+import { DEFAULT_TOKEN_PATH, ErrorCode, Events, TICKET_AUTH_FIELD, TicketEvents, type InvalidReason, type Ticket } from '../protocol.js';
 import { OriginNotAllowedError, SessionInvalidError, SessionOptionsError, SessionUnavailableError } from '../errors.js';
 import { resolveOptions, type ResolvedOptions, type SessionsOptions } from './options.js';
-import { sessionIdFrom, type SessionIdResult } from './session-id.js';
+import { sessionCookie, sessionIdFrom, type SessionIdResult } from './session-id.js';
 import { audienceOf, originAllowed } from './origin.js';
 import { isExpired, StoreGateway } from './store.js';
 import { KeyedQueue } from './queue.js';
-import { onStoreDestroy, sessionRoom, Tombstones } from './invalidation.js';
+import { adapterReachesOtherNodes, isSessionRoom, onStoreDestroy, sessionRoom, Tombstones } from './invalidation.js';
 import { BoundSession, type SocketSession } from './bound-session.js';
 import type { ModeHost } from './mode-host.js';
 import { savePerConnection } from './per-connection.js';
@@ -24,6 +24,9 @@ import { clientScriptHandler, serveClientScript } from './client-script.js';
 import { TicketSealer } from './tickets.js';
 import { keepTicketAlive } from './ticket-refresh.js';
 import { tokenEndpoint, type TokenEndpointOptions } from './token-endpoint.js';
+
+/** Server-side event (node to node) naming the room of a destroyed session. */
+const DESTROYED_EVENT = 'sio-sessions:destroyed';
 
 /** A session found for a request: its id and stored data, or why there is none. */
 type Lookup = { sid: string; data: SessionData } | { invalid: InvalidReason };
@@ -72,6 +75,10 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
     this.namespace.use((socket, next) => {
       this.handshake(socket).then(() => next(), next);
     });
+    // Another node's store destroyed a session (server-side event through the adapter).
+    const onRemoteDestroy = (room: unknown) => isSessionRoom(room) && this.roomDestroyed(room);
+    (this.namespace as unknown as EventEmitter).on(DESTROYED_EVENT, onRemoteDestroy);
+    this.disposers.push(() => (this.namespace as unknown as EventEmitter).off(DESTROYED_EVENT, onRemoteDestroy));
     const onConnection = (socket: Socket) => this.connected(socket);
     this.namespace.on('connection', onConnection);
     this.disposers.push(() => this.namespace.off('connection', onConnection));
@@ -94,7 +101,7 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
   /** Load the session an id names. Throws SessionUnavailableError (reported) when the store fails. */
   private async lookup(found: SessionIdResult, socket?: Socket): Promise<Lookup> {
     if ('invalid' in found) return found;
-    if (this.tombstones.has(found.sid)) return { invalid: 'destroyed' };
+    if (this.tombstones.has(sessionRoom(found.sid))) return { invalid: 'destroyed' };
     let data;
     try {
       data = await this.gateway.get(found.sid);
@@ -146,6 +153,22 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
   }
 
   /**
+   * Re-issue the request's session cookie with a fresh expiry and extend the session in the
+   * store, as express-session's `rolling` would: the `Set-Cookie` value, or undefined for a
+   * browser-session cookie (no max age). Signed with the first secret, as express-session does.
+   */
+  private async renewCookie(req: IncomingMessage): Promise<string | undefined> {
+    const result = await this.lookup(await this.sessionIdOf(req));
+    if ('invalid' in result) throw new SessionInvalidError(result.invalid);
+    const { sid, data } = result;
+    const maxAge = data.cookie?.originalMaxAge;
+    if (!maxAge || this.options.secrets.length === 0) return undefined;
+    const expires = new Date(Date.now() + maxAge);
+    await this.gateway.touch(sid, { ...data, cookie: { ...data.cookie, expires } } as SessionData);
+    return sessionCookie(this.options.name, sid, this.options.secrets[0], data.cookie, expires);
+  }
+
+  /**
    * The served script's embedded ticket: none without a valid session, when the store fails, or
    * when another site includes the script (a classic script tag carries no Origin, but browsers
    * say `Sec-Fetch-Site`): that page must not read a ticket minted with this user's cookie.
@@ -169,7 +192,10 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
    */
   tokenHandler({ path = DEFAULT_TOKEN_PATH }: TokenEndpointOptions = {}) {
     if (!this.sealer) throw new SessionOptionsError('socket.io-sessions: tickets need a "secret"');
-    return tokenEndpoint({ originAllowed: (req) => originAllowed(req, this.options), mint: (req) => this.mintTicket(req) }, path);
+    return tokenEndpoint(
+      { originAllowed: (req) => originAllowed(req, this.options), mint: (req) => this.mintTicket(req), renewCookie: (req) => this.renewCookie(req) },
+      path,
+    );
   }
 
   private refuse(socket: Socket, reason: InvalidReason): SessionInvalidError {
@@ -190,7 +216,13 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
     const perConnection = this.options.perMessage ? undefined : savePerConnection(bound, this);
     const changed = perConnection ? perConnection.changed : () => void this.runExclusive(bound, () => bound.saveChanges());
     const { revalidateInterval } = this.options;
-    const revalidation = revalidateInterval > 0 ? setInterval(() => void this.runExclusive(bound, () => bound.revalidate()), revalidateInterval) : undefined;
+    const revalidate = async () => {
+      const reason = await bound.revalidate();
+      const renewBy = reason ? undefined : bound.cookieRenewalDue();
+      if (renewBy !== undefined) socket.emit(TicketEvents.RENEW_COOKIE, { expiresAt: renewBy });
+      return reason;
+    };
+    const revalidation = revalidateInterval > 0 ? setInterval(() => void this.runExclusive(bound, revalidate), revalidateInterval) : undefined;
     revalidation?.unref?.();
     socket.on('disconnect', () => {
       clearInterval(revalidation);
@@ -200,14 +232,14 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
       void this.runExclusive(bound, () => bound.saveChanges());
     });
     // Destroyed between our load and now: tell the socket at once.
-    if (this.tombstones.has(bound.sid)) return this.invalidate(bound, 'destroyed');
+    if (this.tombstones.has(bound.room)) return this.invalidate(bound, 'destroyed');
     this.emit('sconnection', socket, bound.session);
     changed();
   }
 
   async runExclusive(bound: BoundSession, task: () => Promise<InvalidReason | undefined>): Promise<boolean> {
     try {
-      const reason = await this.queue.run(bound.sid, task);
+      const reason = await this.queue.run(bound.sid, () => this.locked(bound.sid, task));
       if (!reason) return true;
       this.invalidate(bound, reason);
     } catch (err) {
@@ -215,6 +247,50 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
       if (err instanceof SessionUnavailableError && bound.socket.connected) bound.socket.emit(Events.UNAVAILABLE, err.data);
     }
     return false;
+  }
+
+  /** Run `task` holding the session's cross-node lock, when there is one. */
+  private async locked<T>(sid: string, task: () => Promise<T>): Promise<T> {
+    const { lock } = this.options;
+    if (!lock) return task();
+    const release = await lock.acquire(sid);
+    try {
+      return await task();
+    } finally {
+      await release().catch((err: unknown) => this.report(err));
+    }
+  }
+
+  /**
+   * Express/Connect middleware, mounted before express-session, that holds the session's lock
+   * (the `lock` option) from before express-session loads the session until the response is
+   * finished (it saves before that), so HTTP writes and socket units of one session never
+   * overlap. Requests without a session pass unlocked; when the lock cannot be had: 503.
+   */
+  httpLock() {
+    const { lock } = this.options;
+    if (!lock) throw new SessionOptionsError('socket.io-sessions: httpLock() needs the "lock" option');
+    return (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
+      this.sessionIdOf(req)
+        .then(async (found) => {
+          if ('invalid' in found) return next();
+          const release = await lock.acquire(found.sid);
+          let released = false;
+          const done = () => {
+            if (released) return;
+            released = true;
+            release().catch((err: unknown) => this.report(err));
+          };
+          res.once('finish', done);
+          res.once('close', done);
+          next();
+        })
+        .catch((err: unknown) => {
+          this.report(err);
+          res.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Retry-After': '1' });
+          res.end(JSON.stringify((err as SessionUnavailableError).data ?? { code: ErrorCode.SESSION_UNAVAILABLE, reason: 'store-error' }));
+        });
+    };
   }
 
   report(error: unknown, socket?: Socket): void {
@@ -233,11 +309,19 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
     socket.disconnect();
   }
 
-  /** The store destroyed `sid` (logout, regenerate, expiry clean-up): invalidate its sockets here. */
+  /**
+   * The store destroyed `sid` (logout, regenerate, expiry clean-up): invalidate its sockets here,
+   * and on the other nodes through the adapter (by room name: the raw id never travels).
+   */
   private destroyed(sid: string): void {
-    this.tombstones.add(sid);
-    const ids = this.namespace.adapter.rooms.get(sessionRoom(sid));
-    for (const id of ids ?? []) {
+    const room = sessionRoom(sid);
+    this.roomDestroyed(room);
+    if (adapterReachesOtherNodes(this.namespace.adapter)) this.namespace.serverSideEmit(DESTROYED_EVENT, room);
+  }
+
+  private roomDestroyed(room: string): void {
+    this.tombstones.add(room);
+    for (const id of this.namespace.adapter.rooms.get(room) ?? []) {
       const socket = this.namespace.sockets.get(id);
       const bound = socket && this.bindings.get(socket);
       if (bound) this.invalidate(bound, 'destroyed');

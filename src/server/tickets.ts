@@ -43,7 +43,7 @@ export class TicketSealer {
   async seal(sid: string, audience: string, now = Date.now()): Promise<Ticket> {
     const [{ kid, key }] = this.keys;
     const iat = Math.floor(now / 1000);
-    const exp = Math.floor((now + this.ttlMs) / 1000);
+    const exp = Math.ceil((now + this.ttlMs) / 1000); // rounded up: a ticket never lives less than ttlMs
     const token = await new EncryptJWT({ sid })
       .setProtectedHeader({ alg: 'dir', enc: 'A256GCM', kid })
       .setIssuer(ISSUER)

@@ -2,6 +2,7 @@
  * The token endpoint: hands the page a short-lived sealed ticket for the session its cookie
  * names, for sockets that cannot carry the cookie themselves. CORS is answered for allowed
  * origins only, so another site's page can never read a ticket minted with the user's cookie.
+ * With `?renew=1` it also re-issues the session cookie with a fresh expiry (see RENEW_COOKIE).
  * Works as Express/Connect middleware and as a plain `http` request listener.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -18,6 +19,8 @@ export interface TicketMint {
   originAllowed(req: IncomingMessage): boolean;
   /** A ticket for the request's session; throws a SessionError (invalid or unavailable). */
   mint(req: IncomingMessage): Promise<Ticket>;
+  /** A `Set-Cookie` value that renews the request's session cookie (undefined for a browser-session cookie). */
+  renewCookie(req: IncomingMessage): Promise<string | undefined>;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -27,7 +30,8 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 
 export function tokenEndpoint(mint: TicketMint, path: string) {
   return (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void => {
-    if ((req.url ?? '').split('?')[0] !== path) {
+    const [reqPath, query = ''] = (req.url ?? '').split('?');
+    if (reqPath !== path) {
       if (next) return next();
       return send(res, 404, { error: 'not found' });
     }
@@ -39,8 +43,13 @@ export function tokenEndpoint(mint: TicketMint, path: string) {
       return void res.end();
     }
     if (req.method !== 'GET' && req.method !== 'POST') return send(res, 405, { error: 'method not allowed' }, { Allow: 'GET, POST, OPTIONS' });
+    // `?renew=1`: the socket kept the session alive longer than the browser's cookie; re-issue it.
+    const renew = new URLSearchParams(query).get('renew') === '1';
     mint.mint(req).then(
-      (ticket) => send(res, 200, ticket, cors),
+      async (ticket) => {
+        const setCookie = renew ? await mint.renewCookie(req) : undefined;
+        send(res, 200, ticket, setCookie ? { ...cors, 'Set-Cookie': setCookie } : cors);
+      },
       (err: SessionError) => {
         if (err instanceof SessionUnavailableError) send(res, 503, err.data, { ...cors, 'Retry-After': String(Math.ceil((err.data.retryAfter ?? 1000) / 1000)) });
         else if (err && 'data' in err) send(res, 401, err.data, cors);

@@ -227,7 +227,11 @@ describe('tickets: cross-origin page and demo page', () => {
       assert.ok(toSocketServer.some((r) => r.url.startsWith(`${server.url}${SCRIPT_PATH}`)), 'the served script was loaded from the socket server');
       for (const r of toSocketServer) assert.equal(r.headers.cookie, undefined, `no cookie on ${r.method} ${r.url}`);
       assert.ok(traffic.wsUrls.length >= 1, 'the socket upgraded to a websocket');
-      for (const h of traffic.wsHandshakeHeaders) assert.equal(h.cookie, undefined, 'no cookie on the websocket upgrade');
+      assert.equal(traffic.wsHandshakeHeaders.length, traffic.wsUrls.length, 'the websocket upgrade request headers were seen');
+      for (const h of traffic.wsHandshakeHeaders) {
+        assert.equal(h.origin, pageUrl, 'the upgrade came from the page origin');
+        assert.equal(h.cookie, undefined, 'no cookie on the websocket upgrade');
+      }
       // Positive control: requests to the page origin do carry the cookie.
       const toPageOrigin = traffic.requests.filter((r) => r.url.startsWith(`${pageUrl}/api/session`));
       assert.ok(toPageOrigin.length >= 1 && toPageOrigin.every((r) => /connect\.sid=/.test(r.headers.cookie ?? '')), 'the page origin\'s own requests carry the cookie');
@@ -300,6 +304,10 @@ describe('tickets: cross-origin page and demo page', () => {
         const opened = await openTicket(server, connects[0]!.sessionTicket, origin);
         assert.ok('sid' in opened && opened.sid === sid, `the handshake ticket names this session (so the sid above is the right one): ${JSON.stringify(opened)}`);
         assert.ok(!rec.consoleLines().some((l) => l.includes(sid)), 'console output without the sid');
+        if (demo) {
+          // Control for test 1's cookie check on upgrades: the CDP view shows a cookie when one is sent.
+          assert.ok(traffic.wsHandshakeHeaders.length >= 1 && traffic.wsHandshakeHeaders.every((h) => /connect\.sid=/.test(h.cookie ?? '')));
+        }
       } finally {
         await context.close();
       }

@@ -82,6 +82,7 @@ export async function startReferenceServer({ env = {}, waitForPage = false }: Re
         PORT: String(port),
         HOST: '127.0.0.1',
         DATA_DIR: dataDir,
+        PAGE_PORT: '0', // the page-origin listener on a free port, never a clash with PORT + 1
         ...env,
       };
       delete childEnv.NODE_TEST_CONTEXT; // it is a server, not a node:test subprocess

@@ -38,6 +38,8 @@ export interface TestServer {
 export interface TestServerOptions extends Partial<SessionsOptions> {
   /** express-session secret, if different from the library's. */
   sessionSecret?: string | string[];
+  /** express-session's cookie options (e.g. a short maxAge). */
+  sessionCookie?: session.CookieOptions;
   port?: number;
   /** Runs before the library is attached (e.g. io.use or io.on('connection')). */
   before?(io: Server): void;
@@ -50,7 +52,7 @@ export interface TestServerOptions extends Partial<SessionsOptions> {
 }
 
 export async function startServer(options: TestServerOptions = {}): Promise<TestServer> {
-  const { sessionSecret, port = 0, before, attach, routes, ioOptions, ...libraryOptions } = options;
+  const { sessionSecret, sessionCookie, port = 0, before, attach, routes, ioOptions, ...libraryOptions } = options;
   const store = libraryOptions.store ?? new MemoryStore();
   const secret = libraryOptions.secret ?? SECRET;
   const app = express();
@@ -61,7 +63,7 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
   let tokenHandler: express.RequestHandler = (_req, _res, next) => next();
   app.use((req, res, next) => tokenHandler(req, res, next));
   app.use(express.json());
-  app.use(session({ store, secret: sessionSecret ?? secret, resave: false, saveUninitialized: false, name: libraryOptions.name }));
+  app.use(session({ store, secret: sessionSecret ?? secret, resave: false, saveUninitialized: false, name: libraryOptions.name, cookie: sessionCookie }));
   app.post('/login', (req, res, next) => {
     req.session.regenerate((err) => {
       if (err) return next(err);
