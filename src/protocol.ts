@@ -56,8 +56,8 @@ export const Events = {
   UNAVAILABLE: 'sio-sessions:unavailable',
 } as const;
 
-/** Credential events: tickets and cookie renewal (kept apart from {@link Events}: the core client does not carry them). */
-export const TicketEvents = {
+/** Credential events: ticket expiry and refresh, cookie renewal (kept apart from {@link Events}: the core client does not carry them). */
+export const CredentialEvents = {
   /** Server → client, after a ticket connect or refresh: when the socket's credential runs out. Payload: {@link CredentialExpiry}. */
   CREDENTIAL: 'sio-sessions:credential',
   /** Client → server, with ack: a new ticket for the live socket (in-band refresh, no reconnect). Ack: {@link RefreshResult}. */
@@ -87,13 +87,13 @@ export interface Ticket {
   expiresIn: number;
 }
 
-/** Payload of {@link TicketEvents.CREDENTIAL}. */
+/** Payload of {@link CredentialEvents.CREDENTIAL}. */
 export interface CredentialExpiry {
   expiresAt: number;
   expiresIn: number;
 }
 
-/** Ack of {@link TicketEvents.REFRESH}. */
+/** Ack of {@link CredentialEvents.REFRESH}. */
 export type RefreshResult = ({ ok: true } & CredentialExpiry) | ({ ok: false } & SessionErrorData);
 
 /** File name of the served browser add-on, under the Socket.IO path (seed path: `/socket.io/socket.io-sessions.js`). */

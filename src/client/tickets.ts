@@ -15,7 +15,7 @@
  * ```
  */
 import type { Socket } from 'socket.io-client';
-import { ErrorCode, TicketEvents, TICKET_AUTH_FIELD, type CredentialExpiry, type RefreshResult } from '../protocol.js';
+import { ErrorCode, CredentialEvents, TICKET_AUTH_FIELD, type CredentialExpiry, type RefreshResult } from '../protocol.js';
 import { backoff } from './backoff.js';
 import { createCredentials, type CredentialSource } from './credentials.js';
 import type { CredentialProvider, UnavailableContext } from './connect.js';
@@ -75,7 +75,7 @@ export function tickets({ source = 'auto', tokenUrl, scriptUrl, retry }: TicketO
       const refresh = async () => {
         const held = await credentials.renew().catch(() => undefined);
         if (!held || !socket.connected) return;
-        const result: RefreshResult | undefined = await socket.timeout(10_000).emitWithAck(TicketEvents.REFRESH, held.token).catch(() => undefined);
+        const result: RefreshResult | undefined = await socket.timeout(10_000).emitWithAck(CredentialEvents.REFRESH, held.token).catch(() => undefined);
         // Refused: the server ends the socket when the old ticket runs out, and the policy takes over.
         if (result && !result.ok) credentials.discard();
       };
@@ -91,15 +91,15 @@ export function tickets({ source = 'auto', tokenUrl, scriptUrl, retry }: TicketO
       const onRenewCookie = () => {
         if (tokenUrl) fetch(`${tokenUrl}${tokenUrl.includes('?') ? '&' : '?'}renew=1`, { credentials: 'include', cache: 'no-store' }).catch(() => undefined);
       };
-      socket.on(TicketEvents.CREDENTIAL, onCredential);
-      socket.on(TicketEvents.RENEW_COOKIE, onRenewCookie);
+      socket.on(CredentialEvents.CREDENTIAL, onCredential);
+      socket.on(CredentialEvents.RENEW_COOKIE, onRenewCookie);
       socket.on('disconnect', onDisconnect);
       // Start now, overlapped with the transport handshake; `auth` awaits the same promise.
       credentials.get().catch(() => undefined);
       return () => {
         clearTimeout(timer);
-        socket.off(TicketEvents.CREDENTIAL, onCredential);
-        socket.off(TicketEvents.RENEW_COOKIE, onRenewCookie);
+        socket.off(CredentialEvents.CREDENTIAL, onCredential);
+        socket.off(CredentialEvents.RENEW_COOKIE, onRenewCookie);
         socket.off('disconnect', onDisconnect);
       };
     },

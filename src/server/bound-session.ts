@@ -41,6 +41,8 @@ export class BoundSession {
   private baseline: Snapshot = new Map();
   /** Set when the socket saw traffic since the last revalidation: only active sockets keep a session alive. */
   active = false;
+  /** For a socket that connected with a ticket: when that ticket runs out (epoch ms). */
+  ticketExpiresAt: number | undefined;
   /** Set once the socket was told its session is invalid: nothing is saved after that. */
   invalidated = false;
   /** When the browser's session cookie expires (epoch ms), as of the last HTTP write seen; undefined for a browser-session cookie. */

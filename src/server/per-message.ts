@@ -7,12 +7,12 @@
  * `prependOnceListener`), so it works wherever the app registers them.
  */
 import type { Socket } from 'socket.io';
-import { TicketEvents } from '../protocol.js';
+import { CredentialEvents } from '../protocol.js';
 import type { BoundSession } from './bound-session.js';
 import type { ModeHost } from './mode-host.js';
 
 /** Socket.IO's reserved events, the seed's `smessage` (dispatched by us, see below) and our own protocol events are not wrapped. */
-const UNWRAPPED = new Set<string>(['connect', 'connect_error', 'disconnect', 'disconnecting', 'error', 'newListener', 'removeListener', 'smessage', TicketEvents.REFRESH]);
+const UNWRAPPED = new Set<string>(['connect', 'connect_error', 'disconnect', 'disconnecting', 'error', 'newListener', 'removeListener', 'smessage', CredentialEvents.REFRESH]);
 
 type Listener = (...args: unknown[]) => unknown;
 type Ack = (...args: unknown[]) => void;

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import type { Namespace, Server, Socket } from 'socket.io';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SessionData } from 'express-session';
-import { DEFAULT_TOKEN_PATH, ErrorCode, Events, TICKET_AUTH_FIELD, TicketEvents, type InvalidReason, type Ticket } from '../protocol.js';
+import { DEFAULT_TOKEN_PATH, ErrorCode, Events, TICKET_AUTH_FIELD, CredentialEvents, type InvalidReason, type Ticket } from '../protocol.js';
 import { OriginNotAllowedError, SessionInvalidError, SessionOptionsError, SessionUnavailableError } from '../errors.js';
 import { resolveOptions, type ResolvedOptions, type SessionsOptions } from './options.js';
 import { sessionCookie, sessionIdFrom, type SessionIdResult } from './session-id.js';
@@ -60,8 +60,6 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
   private readonly queue = new KeyedQueue();
   private readonly tombstones = new Tombstones();
   private readonly bindings = new WeakMap<Socket, BoundSession>();
-  /** Ticket sockets: when their credential runs out. */
-  private readonly ticketExpiry = new WeakMap<Socket, number>();
   private readonly sealer: TicketSealer | undefined;
   private readonly disposers: Array<() => void> = [];
 
@@ -136,7 +134,7 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
     if ('invalid' in result) throw this.refuse(socket, result.invalid);
     const bound = new BoundSession(socket, result.sid, result.data, this.gateway, this.tombstones);
     this.bindings.set(socket, bound);
-    if (ticketExpiresAt !== undefined) this.ticketExpiry.set(socket, ticketExpiresAt);
+    bound.ticketExpiresAt = ticketExpiresAt;
     Object.defineProperty(socket, 'session', { configurable: true, enumerable: false, get: () => bound.session });
     if (options.perMessage) instrumentPerMessage(bound, this);
   }
@@ -207,7 +205,7 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
     const bound = this.bindings.get(socket);
     if (!bound) return; // a socket of this namespace that another middleware let in before ours refused it
     void socket.join(bound.room);
-    const ticketExpiresAt = this.ticketExpiry.get(socket);
+    const { ticketExpiresAt } = bound;
     const stopTicket = ticketExpiresAt !== undefined && this.sealer ? keepTicketAlive(bound, this, this.sealer, ticketExpiresAt) : undefined;
     socket.use((_packet, next) => {
       bound.active = true;
@@ -219,7 +217,7 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
     const revalidate = async () => {
       const reason = await bound.revalidate();
       const renewBy = reason ? undefined : bound.cookieRenewalDue();
-      if (renewBy !== undefined) socket.emit(TicketEvents.RENEW_COOKIE, { expiresAt: renewBy });
+      if (renewBy !== undefined) socket.emit(CredentialEvents.RENEW_COOKIE, { expiresAt: renewBy });
       return reason;
     };
     const revalidation = revalidateInterval > 0 ? setInterval(() => void this.runExclusive(bound, revalidate), revalidateInterval) : undefined;

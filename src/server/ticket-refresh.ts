@@ -3,7 +3,7 @@
  * that is; the client presents a new ticket over the live socket before then (no reconnect); a
  * socket that does not is told its session is invalid and disconnected.
  */
-import { ErrorCode, TicketEvents, type RefreshResult } from '../protocol.js';
+import { ErrorCode, CredentialEvents, type RefreshResult } from '../protocol.js';
 import type { BoundSession } from './bound-session.js';
 import type { ModeHost } from './mode-host.js';
 import type { TicketSealer } from './tickets.js';
@@ -20,11 +20,11 @@ export function keepTicketAlive(bound: BoundSession, host: ModeHost, sealer: Tic
     clearTimeout(timer);
     const expiresIn = Math.max(0, until - Date.now());
     timer = setTimeout(() => host.invalidate(bound, 'ticket-expired'), expiresIn + GRACE_MS);
-    socket.emit(TicketEvents.CREDENTIAL, { expiresAt: until, expiresIn });
+    socket.emit(CredentialEvents.CREDENTIAL, { expiresAt: until, expiresIn });
     return { expiresAt: until, expiresIn };
   };
   authorizeUntil(expiresAt);
-  socket.on(TicketEvents.REFRESH, async (token: unknown, ack: unknown) => {
+  socket.on(CredentialEvents.REFRESH, async (token: unknown, ack: unknown) => {
     if (typeof ack !== 'function') return;
     const opened = await sealer.open(token, audience);
     let result: RefreshResult;
