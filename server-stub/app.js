@@ -3,8 +3,15 @@
  * and socket.io-sessions sharing that store and secret. `npm start` runs it (server.js);
  * the browser tests start it as a child process.
  *
+ * With `redisUrl` (env REDIS_URL) it scales out instead: sessions in Redis (connect-redis),
+ * the Socket.IO Redis adapter (cross-node events, logout on one node reaches sockets on every
+ * node), and the library's Redis lock (per-message units of work and HTTP writes of one session
+ * run one at a time across nodes) unless `lock: false` (env SESSION_LOCK=off). Run several
+ * nodes side by side with different PORTs and the same SESSION_SECRET.
+ *
  * @example
  *   const { url, close } = await createServer({ port: 0, dataDir: '/tmp/demo' });
+ *   const node = await createServer({ port: 3001, redisUrl: 'redis://127.0.0.1:6379', secret: 's3cret' });
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,8 +22,10 @@ import { fileURLToPath } from 'node:url';
 import express from 'express';
 import session from 'express-session';
 import { Server } from 'socket.io';
-import { sessions } from 'socket.io-sessions/server';
+import * as sessionsServer from 'socket.io-sessions/server';
 import { SqliteStore } from './sqlite-store.js';
+
+const { sessions } = sessionsServer;
 
 const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), 'public');
 const ONE_DAY_MS = 24 * 60 * 60 * 1000;
@@ -37,6 +46,10 @@ const CLOSE_GRACE_MS = 1500;
  *   connect to the socket server cross-origin with tickets: pages on http://localhost:pagePort,
  *   sockets on http://127.0.0.1:port. 0 picks a free port; undefined: none.
  * @param {number} [options.ticketTtl=60000]  lifetime of session tickets, ms
+ * @param {string} [options.redisUrl]  sessions in Redis + the Socket.IO Redis adapter, instead of SQLite
+ * @param {boolean} [options.lock=true]  with Redis: the library's cross-node session lock (sockets and HTTP writes)
+ * @param {number} [options.revalidateInterval]  how often open sockets check (and, if active, touch) their session, ms
+ * @param {number} [options.cookieMaxAge=86400000]  session cookie (and store TTL) lifetime, ms
  */
 export async function createServer({
   port = 3000,
@@ -46,10 +59,18 @@ export async function createServer({
   secret,
   pagePort,
   ticketTtl,
+  redisUrl,
+  lock = true,
+  revalidateInterval,
+  cookieMaxAge = ONE_DAY_MS,
 } = {}) {
   mkdirSync(dataDir, { recursive: true });
+  if (redisUrl && !secret && !process.env.SESSION_SECRET) {
+    console.warn('socket.io-sessions reference server: REDIS_URL without SESSION_SECRET; every node needs the same secret (this one uses the secret in its DATA_DIR)');
+  }
   secret ??= process.env.SESSION_SECRET || loadOrCreateSecret(join(dataDir, 'secret'));
-  const store = new SqliteStore({ path: join(dataDir, 'sessions.db') });
+  const redis = redisUrl ? await connectRedis(redisUrl, lock) : undefined;
+  const store = redis ? redis.store : new SqliteStore({ path: join(dataDir, 'sessions.db') });
 
   const app = express();
   app.disable('x-powered-by');
@@ -59,11 +80,17 @@ export async function createServer({
   // would need `origins` too, and are not used.
   const pageOrigins = [];
   const io = new Server(httpServer, { cors: { origin: (origin, cb) => cb(null, pageOrigins.includes(origin)), credentials: true } });
-  const sio = sessions(io, { store, secret, perMessage, ticketTtl });
+  // Before sessions(): the library sees whether the adapter reaches other nodes.
+  if (redis) io.adapter(redis.adapter);
+  const sio = sessions(io, { store, secret, perMessage, ticketTtl, revalidateInterval, lock: redis?.lock });
 
   // The token endpoint (GET /socket.io-sessions/token): before express-session, since it reads the
-  // cookie itself (one store read, and a typed 503 instead of express-session's 500 when the store fails).
+  // cookie itself (one store read, and a typed 503 instead of express-session's 500 when the store
+  // fails); and before the lock: minting reads only (its ?renew=1 takes the lock itself).
   app.use(sio.tokenHandler());
+  // With the lock, an HTTP request that may write the session holds it from before express-session
+  // loads the session until the response is finished (after express-session saved it).
+  if (redis?.lock) app.use(sio.httpLock());
   app.use(
     session({
       store,
@@ -71,7 +98,7 @@ export async function createServer({
       name: COOKIE_NAME,
       saveUninitialized: false,
       resave: false,
-      cookie: { httpOnly: true, sameSite: 'lax', maxAge: ONE_DAY_MS },
+      cookie: { httpOnly: true, sameSite: 'lax', maxAge: cookieMaxAge },
     }),
   );
 
@@ -91,6 +118,12 @@ export async function createServer({
   app.get('/api/session', (req, res) => {
     res.set('Cache-Control', 'no-store');
     res.json(publicView(req.session));
+  });
+
+  // An HTTP write of the session the sockets write too (the demo's counter), for the lock's guarantee.
+  app.post('/api/increment', (req, res, next) => {
+    req.session.counter = (req.session.counter || 0) + 1;
+    req.session.save((err) => (err ? next(err) : res.set('Cache-Control', 'no-store').json(publicView(req.session))));
   });
 
   app.post('/login', express.json(), express.urlencoded({ extended: false }), (req, res, next) => {
@@ -164,6 +197,7 @@ export async function createServer({
   const shownHost = host === '127.0.0.1' || host === '::1' || host === 'localhost' ? 'localhost' : host;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
   socketUrl = `http://127.0.0.1:${actualPort}`;
+  if (redis) console.log(`socket.io-sessions reference server: sessions in Redis (${redact(redisUrl)}), Redis adapter, lock ${redis.lock ? 'on' : 'off'}`);
   console.log(`socket.io-sessions reference server on http://${shownHost}:${actualPort}`);
 
   // The second origin: the same app (pages, token endpoint, sessions), no Socket.IO.
@@ -205,12 +239,75 @@ export async function createServer({
       pageServer?.closeAllConnections();
       io.close(() => {
         clearTimeout(cut);
-        store.close();
-        resolve();
+        if (redis) redis.close().then(resolve, resolve);
+        else {
+          store.close();
+          resolve();
+        }
       });
     }));
 
   return { httpServer, io, sio, store, app, url, pageUrl, close };
+}
+
+/**
+ * Redis for scaling out: one client for sessions (and the lock), two more for the adapter's
+ * pub/sub. Loaded only when asked for, so the SQLite default does not need them installed.
+ * Connection errors are logged, not thrown: node-redis reconnects by itself, and while Redis is
+ * down the store fails fast (no offline queue), which the library turns into the retryable
+ * SESSION_UNAVAILABLE instead of letting handshakes hang.
+ */
+async function connectRedis(url, lockWanted) {
+  const [{ createClient }, { RedisStore }, { createAdapter }] = await Promise.all([
+    import('redis'),
+    import('connect-redis'),
+    import('@socket.io/redis-adapter'),
+  ]);
+  // One log line per failure and per recovery, not one per reconnect attempt.
+  const logged = (redisClient, name) => {
+    let down = false;
+    redisClient.on('error', (err) => {
+      if (!down) console.error(`socket.io-sessions reference server: redis ${name} client: ${err?.message ?? err}`);
+      down = true;
+    });
+    redisClient.on('ready', () => {
+      if (down) console.log(`socket.io-sessions reference server: redis ${name} client ready again`);
+      down = false;
+    });
+    return redisClient;
+  };
+  const client = logged(createClient({ url, disableOfflineQueue: true }), 'session');
+  // The adapter publishes without awaiting: its clients keep the offline queue, so a publish while
+  // Redis restarts is delivered afterwards instead of rejecting unhandled.
+  const pubClient = logged(client.duplicate({ disableOfflineQueue: false }), 'pub');
+  const subClient = logged(client.duplicate({ disableOfflineQueue: false }), 'sub');
+  await Promise.all([client.connect(), pubClient.connect(), subClient.connect()]);
+  let lock;
+  if (lockWanted) {
+    if (typeof sessionsServer.redisLock !== 'function') {
+      throw new Error('socket.io-sessions reference server: this build of socket.io-sessions has no redisLock(); rebuild it (npm run build) or set SESSION_LOCK=off');
+    }
+    lock = sessionsServer.redisLock(client);
+  }
+  return {
+    store: new RedisStore({ client }),
+    adapter: createAdapter(pubClient, subClient),
+    lock,
+    async close() {
+      await Promise.allSettled([client, pubClient, subClient].map((c) => (c.isOpen ? c.quit() : undefined)));
+    },
+  };
+}
+
+/** A Redis URL without its password, for logs. */
+function redact(url) {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'redis';
+  }
 }
 
 /** What the demo may see of a session: never its id, only a short non-reversible tag. */

@@ -30,6 +30,11 @@ function snapshot(data: object): Snapshot {
   return snap;
 }
 
+/** True when `a` is a later expiry than `b`. */
+function laterExpiry(a: Date | string | number | null | undefined, b: Date | string | number | null | undefined): boolean {
+  return a != null && b != null && new Date(a).getTime() > new Date(b).getTime();
+}
+
 function changedKeys(before: Snapshot, after: Snapshot): string[] {
   const keys = new Set([...before.keys(), ...after.keys()]);
   return [...keys].filter((key) => before.get(key) !== after.get(key));
@@ -47,8 +52,10 @@ export class BoundSession {
   invalidated = false;
   /** When the browser's session cookie expires (epoch ms), as of the last HTTP write seen; undefined for a browser-session cookie. */
   private cookieExpires: number | undefined;
-  /** The cookie expiry our own touch wrote, to tell it apart from HTTP's. */
+  /** The latest cookie expiry our own touches gave the session. */
   private touchedExpires: number | undefined;
+  /** The expiries our touches wrote, newest last, to tell them apart from HTTP's in the record. */
+  private readonly ownExpiries: number[] = [];
   /** The cookie expiry the client was last asked to renew, so it is asked once. */
   private renewalAsked: number | undefined;
 
@@ -80,18 +87,17 @@ export class BoundSession {
     this.baseline = snapshot(this.session);
   }
 
-  /** A cookie expiry in the store that we did not write is the one HTTP last sent the browser. */
+  /** A cookie expiry in the store that none of our touches wrote is the one HTTP last sent the browser. */
   private noteCookie(data: SessionData): void {
     const expires = data.cookie?.expires ? new Date(data.cookie.expires).getTime() : undefined;
-    if (expires !== this.touchedExpires) this.cookieExpires = expires;
+    if (expires === undefined || !this.ownExpiries.includes(expires)) this.cookieExpires = expires;
   }
 
   /** Why the stored data cannot be used, if it cannot. */
   private invalidReason(data: SessionData | null): InvalidReason | undefined {
     if (this.tombstones.has(this.room)) return 'destroyed';
     if (!data) return this.session && isExpired(this.session as SessionData) ? 'expired' : 'not-found';
-    if (isExpired(data)) return 'expired';
-    return undefined;
+    return undefined; // expiry is the store's call, as in express-session
   }
 
   /** Replace `socket.session` with the store's current copy. Throws SessionUnavailableError. */
@@ -114,6 +120,7 @@ export class BoundSession {
     this.noteCookie(data!);
     this.session.touch();
     this.touchedExpires = this.session.cookie.expires?.getTime();
+    if (this.touchedExpires !== undefined) this.ownExpiries.splice(0, this.ownExpiries.push(this.touchedExpires) - 8);
     await this.gateway.touch(this.sid, this.session as SessionData);
     return undefined;
   }
@@ -148,7 +155,13 @@ export class BoundSession {
       if (current.has(key)) fresh![key] = JSON.parse(current.get(key)!);
       else delete fresh![key];
     }
+    // Stores that set their TTL from cookie.expires (connect-redis, whose touch leaves the record
+    // as it was) must not be cut back to an older expiry than our touches gave the session.
+    if (this.touchedExpires !== undefined && fresh!.cookie && laterExpiry(this.touchedExpires, fresh!.cookie.expires)) {
+      fresh!.cookie = { ...fresh!.cookie, expires: new Date(this.touchedExpires) } as SessionData['cookie'];
+    }
     await this.gateway.set(this.sid, fresh!);
+    this.tombstones.wrote(this.room, this.sid);
     // A logout that landed while we were writing wins: destroy again what we just wrote.
     if (this.tombstones.has(this.room)) {
       await this.gateway.destroy(this.sid);

@@ -41,23 +41,41 @@ export const isSessionRoom = (room: unknown): room is string => typeof room === 
 /**
  * Sessions destroyed recently (on this node, or on another one that told us through the
  * adapter), by room name, so that a save already under way, or a handshake that loaded the
- * session a moment before the logout, cannot bring the session back.
+ * session a moment before the logout, cannot bring the session back. It also remembers this
+ * node's recent saves: a destroy on another node can land between our read and our write, and
+ * its notice reach us after the write; then the destroy must be repeated.
  */
 export class Tombstones {
   private readonly destroyedAt = new Map<string, number>();
-  constructor(private readonly keepMs = 10 * 60_000) {}
+  private readonly writes = new Map<string, { sid: string; at: number }>();
+  constructor(private readonly keepMs = 10 * 60_000, private readonly writeWindowMs = 10_000) {}
 
-  add(room: string, now = Date.now()): void {
+  /** Remember a destroyed session; returns the id when this node wrote it within the window (destroy it again). */
+  add(room: string, now = Date.now()): string | undefined {
     this.destroyedAt.delete(room); // re-insert so the map stays ordered by time
     this.destroyedAt.set(room, now);
-    for (const [id, at] of this.destroyedAt) {
-      if (now - at <= this.keepMs) break; // insertion order: the rest are newer
-      this.destroyedAt.delete(id);
-    }
+    prune(this.destroyedAt, (at) => now - at > this.keepMs);
+    const write = this.writes.get(room);
+    return write && now - write.at <= this.writeWindowMs ? write.sid : undefined;
   }
 
   has(room: string): boolean {
     return this.destroyedAt.has(room);
+  }
+
+  /** This node just wrote the session of `room`. */
+  wrote(room: string, sid: string, now = Date.now()): void {
+    this.writes.delete(room);
+    this.writes.set(room, { sid, at: now });
+    prune(this.writes, (w) => now - w.at > this.writeWindowMs);
+  }
+}
+
+/** Drop the oldest entries of an insertion-ordered map while `old(value)` holds. */
+function prune<V>(map: Map<string, V>, old: (value: V) => boolean): void {
+  for (const [key, value] of map) {
+    if (!old(value)) break;
+    map.delete(key);
   }
 }
 

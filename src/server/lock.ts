@@ -6,7 +6,7 @@
  * `redisLock` takes the lock with `SET key token NX PX lease`; the random token makes the release
  * (compare-and-delete in Lua) and the lease extension (compare-and-PEXPIRE, every lease / 3 while
  * the unit runs) touch only our own lock. Guarantee: two units of one session never overlap unless
- * a node stalls for longer than the lease (a long GC pause, a frozen VM) or Redis loses the key
+ * a node stalls for longer than the lease (5 s; a long GC pause, a frozen VM) or Redis loses the key
  * (failover without persistence); then it degrades to the no-lock behaviour (merge per key).
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -28,7 +28,7 @@ export interface RedisLockClient {
 }
 
 export interface RedisLockOptions {
-  /** How long a lock lives without being extended, ms. @default 10000 */
+  /** How long a lock lives without being extended (it is extended every lease / 3 while held), ms. @default 5000 */
   lease?: number;
   /** How long to wait for the lock before giving up (SESSION_UNAVAILABLE), ms. @default 5000 */
   wait?: number;
@@ -41,6 +41,18 @@ const EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call(
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+async function retryRelease(client: RedisLockClient, key: string, token: string, until: number): Promise<void> {
+  while (Date.now() < until) {
+    await sleep(100);
+    try {
+      await client.eval(RELEASE, { keys: [key], arguments: [token] });
+      return;
+    } catch {
+      // still away
+    }
+  }
+}
+
 /**
  * A {@link SessionLock} on Redis.
  *
@@ -51,7 +63,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * app.use(sio.httpLock());          // before express-session: HTTP writes take the same lock
  * ```
  */
-export function redisLock(client: RedisLockClient, { lease = 10_000, wait = 5_000, prefix = 'sio-sessions:lock:' }: RedisLockOptions = {}): SessionLock {
+export function redisLock(client: RedisLockClient, { lease = 5_000, wait = 5_000, prefix = 'sio-sessions:lock:' }: RedisLockOptions = {}): SessionLock {
   const unavailable = (cause?: unknown) => new SessionUnavailableError(cause ? 'store-error' : 'lock-timeout', 200, { cause });
   return {
     async acquire(sid) {
@@ -72,9 +84,17 @@ export function redisLock(client: RedisLockClient, { lease = 10_000, wait = 5_00
       // Keep the lease while the unit runs, however long its handler takes.
       const keepAlive = setInterval(() => void client.eval(EXTEND, { keys: [key], arguments: [token, String(lease)] }).catch(() => undefined), lease / 3);
       keepAlive.unref?.();
+      const until = Date.now() + lease;
       return async () => {
         clearInterval(keepAlive);
-        await client.eval(RELEASE, { keys: [key], arguments: [token] });
+        try {
+          await client.eval(RELEASE, { keys: [key], arguments: [token] });
+        } catch (err) {
+          // Redis is away: keep trying in the background, or a persisted lock would block the
+          // session for the rest of its lease after Redis comes back.
+          void retryRelease(client, key, token, until);
+          throw err;
+        }
       };
     },
   };

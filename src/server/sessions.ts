@@ -13,7 +13,7 @@ import { OriginNotAllowedError, SessionInvalidError, SessionOptionsError, Sessio
 import { resolveOptions, type ResolvedOptions, type SessionsOptions } from './options.js';
 import { sessionCookie, sessionIdFrom, type SessionIdResult } from './session-id.js';
 import { audienceOf, originAllowed } from './origin.js';
-import { isExpired, StoreGateway } from './store.js';
+import { StoreGateway } from './store.js';
 import { KeyedQueue } from './queue.js';
 import { adapterReachesOtherNodes, isSessionRoom, onStoreDestroy, sessionRoom, Tombstones } from './invalidation.js';
 import { BoundSession, type SocketSession } from './bound-session.js';
@@ -27,6 +27,10 @@ import { tokenEndpoint, type TokenEndpointOptions } from './token-endpoint.js';
 
 /** Server-side event (node to node) naming the room of a destroyed session. */
 const DESTROYED_EVENT = 'sio-sessions:destroyed';
+
+/** Marks a request that holds its session's lock (httpLock), so our own handlers do not wait for it again. */
+const LOCK_HELD = Symbol('socket.io-sessions lock held');
+type LockedRequest = IncomingMessage & { [LOCK_HELD]?: string };
 
 /** A session found for a request: its id and stored data, or why there is none. */
 type Lookup = { sid: string; data: SessionData } | { invalid: InvalidReason };
@@ -107,8 +111,8 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
       this.report(err, socket);
       throw err;
     }
+    // Expiry is the store's call, as in express-session: a session it returns is live.
     if (!data) return { invalid: 'not-found' };
-    if (isExpired(data)) return { invalid: 'expired' };
     return { sid: found.sid, data };
   }
 
@@ -162,7 +166,14 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
     const maxAge = data.cookie?.originalMaxAge;
     if (!maxAge || this.options.secrets.length === 0) return undefined;
     const expires = new Date(Date.now() + maxAge);
-    await this.gateway.touch(sid, { ...data, cookie: { ...data.cookie, expires } } as SessionData);
+    // Written, not touched: connect-redis's touch extends the TTL but keeps the stored expiry, and
+    // sockets learn the browser's cookie expiry from the record. Re-read under the lock, so only the cookie changes.
+    const write = async () => {
+      const current = await this.gateway.get(sid);
+      if (current) await this.gateway.set(sid, { ...current, cookie: { ...current.cookie, expires } } as SessionData);
+    };
+    // Behind httpLock() this request already holds the session's lock (it is not reentrant).
+    await ((req as LockedRequest)[LOCK_HELD] === sid ? write() : this.locked(sid, write));
     return sessionCookie(this.options.name, sid, this.options.secrets[0], data.cookie, expires);
   }
 
@@ -273,6 +284,7 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
         .then(async (found) => {
           if ('invalid' in found) return next();
           const release = await lock.acquire(found.sid);
+          (req as LockedRequest)[LOCK_HELD] = found.sid;
           let released = false;
           const done = () => {
             if (released) return;
@@ -318,7 +330,9 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
   }
 
   private roomDestroyed(room: string): void {
-    this.tombstones.add(room);
+    // Another node destroyed it while this node's save of it was under way: destroy it again.
+    const rewritten = this.tombstones.add(room);
+    if (rewritten !== undefined) this.gateway.destroy(rewritten).catch((err: unknown) => this.report(err));
     for (const id of this.namespace.adapter.rooms.get(room) ?? []) {
       const socket = this.namespace.sockets.get(id);
       const bound = socket && this.bindings.get(socket);

@@ -55,7 +55,11 @@ export class StoreGateway {
   }
 }
 
-/** True when the stored cookie expiry has passed (a store that keeps expired rows must not revive them). */
+/**
+ * True when a session's cookie expiry has passed. Only names why a session is gone ('expired' or
+ * 'not-found'): whether it is gone is the store's call, as in express-session (connect-redis
+ * extends the TTL on touch without rewriting the stored expiry).
+ */
 export function isExpired(data: SessionData, now = Date.now()): boolean {
   const expires = data.cookie?.expires;
   return expires != null && new Date(expires).getTime() <= now;

@@ -45,17 +45,16 @@ export function tokenEndpoint(mint: TicketMint, path: string) {
     if (req.method !== 'GET' && req.method !== 'POST') return send(res, 405, { error: 'method not allowed' }, { Allow: 'GET, POST, OPTIONS' });
     // `?renew=1`: the socket kept the session alive longer than the browser's cookie; re-issue it.
     const renew = new URLSearchParams(query).get('renew') === '1';
-    mint.mint(req).then(
-      async (ticket) => {
-        const setCookie = renew ? await mint.renewCookie(req) : undefined;
-        send(res, 200, ticket, setCookie ? { ...cors, 'Set-Cookie': setCookie } : cors);
-      },
-      (err: SessionError) => {
-        if (err instanceof SessionUnavailableError) send(res, 503, err.data, { ...cors, 'Retry-After': String(Math.ceil((err.data.retryAfter ?? 1000) / 1000)) });
-        else if (err && 'data' in err) send(res, 401, err.data, cors);
-        else if (next) next(err);
-        else send(res, 500, { error: 'internal error' });
-      },
-    );
+    const answer = async () => {
+      const ticket = await mint.mint(req);
+      const setCookie = renew ? await mint.renewCookie(req) : undefined;
+      send(res, 200, ticket, setCookie ? { ...cors, 'Set-Cookie': setCookie } : cors);
+    };
+    answer().catch((err: SessionError) => {
+      if (err instanceof SessionUnavailableError) send(res, 503, err.data, { ...cors, 'Retry-After': String(Math.ceil((err.data.retryAfter ?? 1000) / 1000)) });
+      else if (err && 'data' in err) send(res, 401, err.data, cors);
+      else if (next) next(err);
+      else send(res, 500, { error: 'internal error' });
+    });
   };
 }

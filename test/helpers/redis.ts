@@ -22,10 +22,18 @@ const STOP_TIMEOUT_MS = 5_000;
 /** Every redis-server started here, killed when the test process exits even if a test forgot to. */
 const running = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
-process.once('exit', () => {
+function cleanUp(): void {
   for (const proc of running) proc.kill('SIGKILL');
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
+}
+process.once('exit', cleanUp);
+// Killed by a signal (the test runner cancelled, Ctrl-C), 'exit' does not fire: clean up, then die of it.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    cleanUp();
+    process.kill(process.pid, signal);
+  });
+}
 
 export interface TestRedis {
   /** `redis://127.0.0.1:<port>` */

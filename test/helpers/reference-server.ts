@@ -19,9 +19,19 @@ const STOP_TIMEOUT_MS = 8_000;
 
 /** Every temp dir made here, removed when the test process exits even if a test forgot to. */
 const tempDirs = new Set<string>();
+/** Every server process running, killed when the test process ends, even by a signal. */
+const runningServers = new Set<ChildProcess>();
 process.once('exit', () => {
+  for (const proc of runningServers) proc.kill('SIGKILL');
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    for (const proc of runningServers) proc.kill('SIGKILL');
+    for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+    process.kill(process.pid, signal);
+  });
+}
 
 /** A port on 127.0.0.1 that was free a moment ago. */
 export function freePort(): Promise<number> {
@@ -88,6 +98,7 @@ export async function startReferenceServer({ env = {}, waitForPage = false }: Re
       delete childEnv.NODE_TEST_CONTEXT; // it is a server, not a node:test subprocess
       const proc = spawn(process.execPath, [SERVER_ENTRY], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
       child = proc;
+      runningServers.add(proc);
       let ready = false;
       const runStart = output.length;
       const timer = setTimeout(() => {
@@ -108,6 +119,7 @@ export async function startReferenceServer({ env = {}, waitForPage = false }: Re
       proc.stdout!.on('data', onData);
       proc.stderr!.on('data', onData);
       proc.once('exit', (code, signal) => {
+        runningServers.delete(proc);
         if (child === proc) child = undefined;
         if (!ready) {
           clearTimeout(timer);

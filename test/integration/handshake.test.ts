@@ -165,27 +165,33 @@ test('a session whose cookie expiry has passed is refused as SESSION_INVALID', a
   assert.equal(seen.length, 1);
 });
 
-test('a store that keeps expired rows does not revive them: refused as "expired"', async (t) => {
-  // Some stores return a row until their clean-up runs; MemoryStore drops expired rows on get,
-  // so this subclass returns the raw row to stand in for such a store.
-  class KeepsExpiredStore extends MemoryStore {
+test('the store decides expiry, as express-session does: a session it still returns is used, over HTTP and on the socket', async (t) => {
+  // connect-redis extends a session's TTL on touch without rewriting its stored cookie.expires,
+  // so a live session can carry a past expiry. MemoryStore drops such rows on get and touch; this
+  // subclass stands in for a store that expires keys itself (tested for real in redis.test.ts).
+  class TtlStore extends MemoryStore {
     override get(sid: string, callback: (err: any, session?: SessionData | null) => void): void {
       const raw = (this as unknown as { sessions: Record<string, string> }).sessions[sid];
       setImmediate(() => callback(null, raw ? JSON.parse(raw) : null));
     }
+    // Like connect-redis: touch extends the key's TTL and leaves the stored record as it is.
+    override touch(_sid: string, _session: SessionData, callback?: () => void): void {
+      setImmediate(() => callback?.());
+    }
   }
-  const store = new KeepsExpiredStore();
+  const store = new TtlStore();
   const server = await startServer({ store });
   t.after(() => server.close());
-  const seen = invalids(server);
-  const sid = 'expired-but-kept';
-  const expired = { cookie: { originalMaxAge: 1000, expires: new Date(Date.now() - 60_000), path: '/', httpOnly: true }, user: 'ghost' };
-  await new Promise<void>((resolve, reject) => store.set(sid, expired as unknown as SessionData, (err) => (err ? reject(err) : resolve())));
-  const client = connectClient(server.url, signedCookie(sid));
+  server.sio.on('sconnection', (socket) => socket.on('who', (ack: (u: unknown) => void) => ack(socket.session.user)));
+  const sid = 'stale-expiry-live-key';
+  const stale = { cookie: { originalMaxAge: 1000, expires: new Date(Date.now() - 60_000), path: '/', httpOnly: true }, user: 'alive' };
+  await new Promise<void>((resolve, reject) => store.set(sid, stale as unknown as SessionData, (err) => (err ? reject(err) : resolve())));
+  const cookie = signedCookie(sid);
+  assert.equal((await server.httpSession(cookie)).user, 'alive', 'express-session uses it');
+  const client = connectClient(server.url, cookie);
   t.after(() => client.close());
-  const err = await refused(client);
-  assert.deepEqual({ code: err.data?.code, reason: err.data?.reason }, { code: 'SESSION_INVALID', reason: 'expired' });
-  assert.deepEqual(seen.map((s) => s.reason), ['expired']);
+  await connected(client);
+  assert.equal(await client.emitWithAck('who'), 'alive');
 });
 
 test('a store error is SESSION_UNAVAILABLE (retryable), reported as serror, never sinvalid', async (t) => {
