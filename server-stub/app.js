@@ -22,10 +22,8 @@ import { fileURLToPath } from 'node:url';
 import express from 'express';
 import session from 'express-session';
 import { Server } from 'socket.io';
-import * as sessionsServer from 'socket.io-sessions/server';
+import { sessions, redisLock } from 'socket.io-sessions/server';
 import { SqliteStore } from './sqlite-store.js';
-
-const { sessions } = sessionsServer;
 
 const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), 'public');
 const ONE_DAY_MS = 24 * 60 * 60 * 1000;
@@ -282,13 +280,7 @@ async function connectRedis(url, lockWanted) {
   const pubClient = logged(client.duplicate({ disableOfflineQueue: false }), 'pub');
   const subClient = logged(client.duplicate({ disableOfflineQueue: false }), 'sub');
   await Promise.all([client.connect(), pubClient.connect(), subClient.connect()]);
-  let lock;
-  if (lockWanted) {
-    if (typeof sessionsServer.redisLock !== 'function') {
-      throw new Error('socket.io-sessions reference server: this build of socket.io-sessions has no redisLock(); rebuild it (npm run build) or set SESSION_LOCK=off');
-    }
-    lock = sessionsServer.redisLock(client);
-  }
+  const lock = lockWanted ? redisLock(client) : undefined;
   return {
     store: new RedisStore({ client }),
     adapter: createAdapter(pubClient, subClient),
