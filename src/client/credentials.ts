@@ -73,7 +73,8 @@ function embedded(): Held | undefined {
 async function request(url: string, parse: (res: Response) => Promise<CredentialResult | Ticket | null>): Promise<Held> {
   let res: Response;
   try {
-    res = await fetch(url, { credentials: 'include', cache: 'no-store' });
+    // A request that never answers must not hold the handshake forever: it is retried instead.
+    res = await fetch(url, { credentials: 'include', cache: 'no-store', signal: AbortSignal.timeout(10_000) });
   } catch (err) {
     throw new CredentialError(true, { cause: err });
   }

@@ -25,7 +25,7 @@ export function launchBrowser(): Promise<Browser> {
 }
 
 /** One thing a page did, in the order it happened. */
-export type PageEvent = { type: 'console'; text: string } | { type: 'navigation'; url: string };
+export type PageEvent = { type: 'console'; text: string } | { type: 'navigation'; url: string } | { type: 'network'; text: string };
 
 /**
  * Records a page's console lines and main-frame navigations from the moment it is created.
@@ -38,6 +38,16 @@ export class PageRecorder {
     page.on('console', (msg) => this.events.push({ type: 'console', text: msg.text() }));
     page.on('framenavigated', (frame) => {
       if (frame === page.mainFrame()) this.events.push({ type: 'navigation', url: frame.url() });
+    });
+    // The SDK's own requests (engine.io, the served script, tokens), for the dump of a failure.
+    const path = (url: string) => url.replace(/^https?:\/\/[^/]+/, '').slice(0, 90);
+    const ours = (url: string) => /\/socket\.io\/|socket\.io-sessions/.test(url);
+    page.on('request', (req) => ours(req.url()) && this.events.push({ type: 'network', text: `-> ${req.method()} ${path(req.url())}` }));
+    page.on('requestfinished', (req) => ours(req.url()) && this.events.push({ type: 'network', text: `<- ${path(req.url())}` }));
+    page.on('requestfailed', (req) => ours(req.url()) && this.events.push({ type: 'network', text: `x ${path(req.url())} ${req.failure()?.errorText ?? ''}` }));
+    page.on('websocket', (ws) => {
+      this.events.push({ type: 'network', text: `ws open ${path(ws.url())}` });
+      ws.on('close', () => this.events.push({ type: 'network', text: `ws close ${path(ws.url())}` }));
     });
   }
 
@@ -59,7 +69,7 @@ export class PageRecorder {
 
   /** A readable dump for assertion messages. */
   dump(): string {
-    return this.events.map((e) => (e.type === 'console' ? `  console: ${e.text}` : `  navigate: ${e.url}`)).join('\n');
+    return this.events.map((e) => (e.type === 'navigation' ? `  navigate: ${e.url}` : `  ${e.type}: ${e.text}`)).join('\n');
   }
 }
 
