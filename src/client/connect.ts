@@ -44,6 +44,8 @@ export interface CredentialProvider {
   auth(base: object, cb: (data: object) => void): void;
   /** The server refused the credential: never use it again. */
   discard(): void;
+  /** Settles once a credential is at hand (or known to be missing): awaited before reconnecting after an invalid answer. */
+  ready(): Promise<unknown>;
 }
 
 /** SDK events, on `socket.sessions`. */
@@ -177,10 +179,12 @@ export function createConnectWithSession(lookup: Lookup) {
       transition('connecting');
       socket.connect();
     };
-    const connectIn = (delay: number) => {
+    const connectIn = (delay: number, renewFirst?: boolean) => {
       cancelRetry();
       transition('connecting');
-      retryTimer = setTimeout(connectNow, delay);
+      // After an invalid answer the new credential is fetched before the transport opens: a
+      // handshake held back by it would meet engine.io's websocket upgrade, which can stall it.
+      retryTimer = setTimeout(renewFirst && credential ? () => void credential.ready().then(() => state === 'connecting' && connectNow()) : connectNow, delay);
       return delay;
     };
     const retryLater = (minDelay = 0) => connectIn(Math.max(minDelay, backoff(retryStep++, retryMin, retryMax)));
@@ -210,7 +214,7 @@ export function createConnectWithSession(lookup: Lookup) {
         reconnect: connectNow,
       };
       events.emit('invalid', ctx);
-      if (action === 'reconnect') return void connectIn(reconnectDelay(invalidStreak, streakFromConnected));
+      if (action === 'reconnect') return void connectIn(reconnectDelay(invalidStreak, streakFromConnected), true);
       transition('invalid');
       if (action === 'reload') location.reload();
       else if (action === 'handler') (policy.onInvalid as (c: InvalidContext) => void)(ctx);

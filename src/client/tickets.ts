@@ -69,6 +69,7 @@ export function tickets({ source = 'auto', tokenUrl, scriptUrl, retry }: TicketO
       );
     },
     discard: credentials.discard,
+    ready: () => credentials.get().catch(() => undefined),
     attach(socket: Socket, unavailable) {
       report = unavailable;
       let timer: ReturnType<typeof setTimeout> | undefined;

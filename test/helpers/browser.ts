@@ -48,6 +48,8 @@ export class PageRecorder {
     page.on('websocket', (ws) => {
       this.events.push({ type: 'network', text: `ws open ${path(ws.url())}` });
       ws.on('close', () => this.events.push({ type: 'network', text: `ws close ${path(ws.url())}` }));
+      ws.on('framesent', (f) => this.events.push({ type: 'network', text: `ws >> ${String(f.payload).slice(0, 60)}` }));
+      ws.on('framereceived', (f) => this.events.push({ type: 'network', text: `ws << ${String(f.payload).slice(0, 60)}` }));
     });
   }
 
