@@ -159,3 +159,5 @@ async function main() {
 }
 
 await main();
+// Keep-alive fetch connections and closed clients' timers must not hold the process open.
+process.exit(0);
