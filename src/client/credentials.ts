@@ -42,7 +42,7 @@ export interface CredentialsOptions {
 
 /** The served add-on's own URL, when this code runs as that script (classic scripts only). */
 const servedScript = ((typeof document !== 'undefined' && (document.currentScript as HTMLScriptElement | null)?.src) || '').split('?')[0];
-const defaultScriptUrl = servedScript.endsWith(`/${CLIENT_SCRIPT_NAME}`) ? servedScript : undefined;
+export const defaultScriptUrl = servedScript.endsWith(`/${CLIENT_SCRIPT_NAME}`) ? servedScript : undefined;
 
 function normalize(result: CredentialResult | Ticket | null | undefined, now = Date.now()): Held | undefined {
   if (!result) return undefined;

@@ -17,7 +17,7 @@
 import type { Socket } from 'socket.io-client';
 import { ErrorCode, CredentialEvents, TICKET_AUTH_FIELD, type CredentialExpiry, type RefreshResult } from '../protocol.js';
 import { backoff } from './backoff.js';
-import { createCredentials, type CredentialSource } from './credentials.js';
+import { createCredentials, defaultScriptUrl, type CredentialSource } from './credentials.js';
 import type { CredentialProvider, UnavailableContext } from './connect.js';
 
 export interface TicketOptions {
@@ -33,8 +33,8 @@ export interface TicketOptions {
   source?: CredentialSource;
   /**
    * The token endpoint (`sio.tokenHandler()` on the server), fetched with credentials. Also asked
-   * (`?renew=1`) to re-issue the session cookie when the server says the socket outlived it; for
-   * that alone, with cookies: `tickets({ source: 'cookie', tokenUrl })`.
+   * (`?renew=1`) to re-issue the session cookie when the server says the socket outlived it (else
+   * the served script is); for that alone, with cookies: `tickets({ source: 'cookie', tokenUrl })`.
    */
   tokenUrl?: string;
   /** The served script. @default the `src` of the served add-on's script tag, when it loaded this code */
@@ -90,7 +90,8 @@ export function tickets({ source = 'auto', tokenUrl, scriptUrl, retry }: TicketO
       const onDisconnect = () => clearTimeout(timer);
       // The socket kept the session alive past the browser's cookie: have the endpoint re-issue it.
       const onRenewCookie = () => {
-        if (tokenUrl) fetch(`${tokenUrl}${tokenUrl.includes('?') ? '&' : '?'}renew=1`, { credentials: 'include', cache: 'no-store' }).catch(() => undefined);
+        const url = tokenUrl ?? scriptUrl ?? defaultScriptUrl;
+        if (url) fetch(`${url}${url.includes('?') ? '&' : '?'}renew=1`, { credentials: 'include', cache: 'no-store' }).catch(() => undefined);
       };
       socket.on(CredentialEvents.CREDENTIAL, onCredential);
       socket.on(CredentialEvents.RENEW_COOKIE, onRenewCookie);

@@ -42,8 +42,11 @@ function loadScript(): { script: string; map?: string } {
 
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** Finds the ticket to embed for a request (none: the SDK falls back to fetching one or to the cookie). */
-export type EmbedTicket = (req: IncomingMessage) => Promise<Ticket | undefined>;
+/**
+ * What the served script carries for a request: the ticket to embed (none: the SDK falls back to
+ * fetching one or to the cookie) and, asked with `?renew=1`, a `Set-Cookie` renewing the session cookie.
+ */
+export type EmbedTicket = (req: IncomingMessage, renewCookie: boolean) => Promise<{ ticket?: Ticket; setCookie?: string }>;
 
 /** The statement that hands the page its ticket, appended after the add-on. A ticket is base64url and dots: JSON is safe here. */
 function embedStatement(ticket: Ticket | undefined): string {
@@ -52,12 +55,13 @@ function embedStatement(ticket: Ticket | undefined): string {
 
 /**
  * A request handler for the add-on and its source map under `basePath` (e.g. '/socket.io'),
- * with a fresh ticket embedded when `embed` gives one. Calls `next` for other URLs.
+ * with a fresh ticket embedded when `embed` gives one (and the session cookie renewed on
+ * `?renew=1`). Calls `next` for other URLs.
  */
 export function clientScriptHandler(basePath: string, embed?: EmbedTicket) {
   const scriptPath = `${basePath.replace(/\/$/, '')}/${CLIENT_SCRIPT_NAME}`;
   return (req: IncomingMessage, res: ServerResponse, next: () => void): void => {
-    const path = (req.url ?? '').split('?')[0];
+    const [path, query = ''] = (req.url ?? '').split('?');
     if ((path !== scriptPath && path !== `${scriptPath}.map`) || (req.method !== 'GET' && req.method !== 'HEAD')) return next();
     let loaded: ReturnType<typeof loadScript>;
     try {
@@ -72,10 +76,12 @@ export function clientScriptHandler(basePath: string, embed?: EmbedTicket) {
       return respond(res, req, path, loaded.map);
     }
     if (!embed) return respond(res, req, path, loaded.script);
-    void embed(req).then((ticket) => respond(res, req, path, loaded.script + embedStatement(ticket)));
+    const renew = new URLSearchParams(query).get('renew') === '1';
+    void embed(req, renew).then(({ ticket, setCookie }) => respond(res, req, path, loaded.script + embedStatement(ticket), setCookie));
   };
-  function respond(res: ServerResponse, req: IncomingMessage, path: string, body: string): void {
+  function respond(res: ServerResponse, req: IncomingMessage, path: string, body: string, setCookie?: string): void {
     res.writeHead(200, {
+      ...(setCookie ? { 'Set-Cookie': setCookie } : {}),
       'Content-Type': path === scriptPath ? 'application/javascript; charset=utf-8' : 'application/json; charset=utf-8',
       'Cache-Control': 'private, no-store',
       Vary: 'Cookie',

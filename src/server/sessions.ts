@@ -86,7 +86,7 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
     this.disposers.push(() => this.namespace.off('connection', onConnection));
     const httpServer = this.namespace.server.httpServer;
     if (this.options.serveClient && httpServer) {
-      this.disposers.push(serveClientScript(httpServer, this.namespace.server.path(), (req) => this.embeddedTicket(req)));
+      this.disposers.push(serveClientScript(httpServer, this.namespace.server.path(), (req, renew) => this.embeddedTicket(req, renew)));
     }
   }
 
@@ -178,14 +178,18 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
   }
 
   /**
-   * The served script's embedded ticket: none without a valid session, when the store fails, or
-   * when another site includes the script (a classic script tag carries no Origin, but browsers
-   * say `Sec-Fetch-Site`): that page must not read a ticket minted with this user's cookie.
+   * The served script's embedded ticket (and, on `?renew=1`, a renewed session cookie, for the
+   * SDK told `renew-cookie` without a token endpoint): none without a valid session, when the
+   * store fails, or when another site includes the script (a classic script tag carries no
+   * Origin, but browsers say `Sec-Fetch-Site`): that page must not read a ticket minted with this
+   * user's cookie.
    */
-  private async embeddedTicket(req: IncomingMessage): Promise<Ticket | undefined> {
+  private async embeddedTicket(req: IncomingMessage, renew: boolean): Promise<{ ticket?: Ticket; setCookie?: string }> {
     const site = req.headers['sec-fetch-site'];
-    if (!this.sealer || req.headers.origin !== undefined || (site !== undefined && site !== 'same-origin' && site !== 'none')) return undefined;
-    return this.mintTicket(req).catch(() => undefined);
+    if (!this.sealer || req.headers.origin !== undefined || (site !== undefined && site !== 'same-origin' && site !== 'none')) return {};
+    const ticket = await this.mintTicket(req).catch(() => undefined);
+    const setCookie = ticket && renew ? await this.renewCookie(req).catch(() => undefined) : undefined;
+    return { ticket, setCookie };
   }
 
   /**
@@ -345,7 +349,7 @@ export class SessionServer extends EventEmitter<SessionServerEvents> implements 
    * is not the one that should serve it (then pass `serveClient: false`).
    */
   clientScriptHandler(basePath = this.namespace.server.path()) {
-    return clientScriptHandler(basePath, (req) => this.embeddedTicket(req));
+    return clientScriptHandler(basePath, (req, renew) => this.embeddedTicket(req, renew));
   }
 
   /** The session bound to a socket of this namespace, if any. */
