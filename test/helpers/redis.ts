@@ -12,7 +12,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './reference-server.js';
+import { freePort, terminate } from './reference-server.js';
 
 const REDIS_SERVER = process.env.REDIS_SERVER_BIN || 'redis-server';
 const REDIS_CLI = process.env.REDIS_CLI_BIN || 'redis-cli';
@@ -106,13 +106,8 @@ export async function startRedis(): Promise<TestRedis> {
   };
 
   const stop = async () => {
-    const proc = child;
-    if (!proc) return;
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill('SIGTERM'); // redis-server's SIGTERM is a SHUTDOWN: the AOF is fsynced anyway (appendfsync always)
-    const killer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(killer);
+    // redis-server's SIGTERM is a SHUTDOWN: the AOF is fsynced anyway (appendfsync always).
+    if (child) await terminate(child, STOP_TIMEOUT_MS);
   };
 
   await start();

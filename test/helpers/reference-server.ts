@@ -34,6 +34,16 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 
 /** A port on 127.0.0.1 that was free a moment ago. */
+/** SIGTERM, then SIGKILL if the process has not exited after `killAfterMs`; resolves on exit. */
+export async function terminate(proc: ChildProcess, killAfterMs: number): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  proc.kill('SIGTERM');
+  const killer = setTimeout(() => proc.kill('SIGKILL'), killAfterMs);
+  await exited;
+  clearTimeout(killer);
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
@@ -129,13 +139,7 @@ export async function startReferenceServer({ env = {}, waitForPage = false }: Re
     });
 
   const stop = async () => {
-    const proc = child;
-    if (!proc) return;
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill('SIGTERM');
-    const killer = setTimeout(() => proc.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    await exited;
-    clearTimeout(killer);
+    if (child) await terminate(child, STOP_TIMEOUT_MS);
   };
 
   await start();
