@@ -35,6 +35,7 @@ const redis = await startRedis();
 const client = await createClient({ url: redis.url }).on('error', () => undefined).connect();
 const servers: TestServer[] = [];
 process.once('SIGTERM', async () => {
+  setTimeout(() => process.exit(0), 3000).unref(); // never outlive the bench over a lingering connection
   await Promise.all(servers.map((server) => server.close()));
   await client.quit().catch(() => undefined);
   await redis.dispose();
