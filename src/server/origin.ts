@@ -7,12 +7,11 @@
 import type { IncomingMessage } from 'node:http';
 import type { ResolvedOptions } from './options.js';
 
-function sameHost(origin: string, req: IncomingMessage): boolean {
-  const host = req.headers.host;
-  if (!host) return false;
+/** The Origin names this server itself: same scheme (from the TLS socket), host and port. */
+function sameOrigin(origin: string, req: IncomingMessage): boolean {
+  if (!req.headers.host) return false;
   try {
-    const url = new URL(origin);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.host === host.toLowerCase();
+    return new URL(origin).origin === new URL(ownOrigin(req)).origin;
   } catch {
     return false;
   }
@@ -22,7 +21,7 @@ export function originAllowed(req: IncomingMessage, options: Pick<ResolvedOption
   const origin = req.headers.origin;
   if (origin === undefined) return true;
   const { origins } = options;
-  if (origins === undefined) return sameHost(origin, req);
+  if (origins === undefined) return sameOrigin(origin, req);
   if (typeof origins === 'function') return origins(origin, req) === true;
   return origins.includes(origin);
 }

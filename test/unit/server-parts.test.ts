@@ -17,9 +17,10 @@ test('session cookies unsign with any secret of the rotation list, and nothing e
 
 const req = (origin: string | undefined, host = 'app.example:3000') => ({ headers: { origin, host } }) as unknown as IncomingMessage;
 
-test('origin: same host by default, allowlist or function when given, absent Origin allowed', () => {
+test('origin: same scheme, host and port by default, allowlist or function when given, absent Origin allowed', () => {
   assert.equal(originAllowed(req('http://app.example:3000'), {}), true);
-  assert.equal(originAllowed(req('https://app.example:3000'), {}), true);
+  assert.equal(originAllowed(req('https://app.example:3000'), {}), false, 'the scheme counts');
+  assert.equal(originAllowed(req('HTTP://APP.example:3000'), {}), true, 'compared as origins, not strings');
   assert.equal(originAllowed(req('http://evil.example'), {}), false);
   assert.equal(originAllowed(req('null'), {}), false);
   assert.equal(originAllowed(req(undefined), {}), true);
