@@ -24,8 +24,10 @@ export type InvalidReason =
   | 'not-found'
   /** the session's cookie expiry has passed */
   | 'expired'
-  /** the session was destroyed (logout) while the socket was open */
+  /** the session was destroyed (logout, login's regenerate, expiry clean-up) */
   | 'destroyed'
+  /** the store returned something that is not a session (not an object, or no `cookie`): a retry cannot fix it */
+  | 'corrupt'
   /** a ticket that is not a ticket: not a string, oversized, not a compact JWE */
   | 'ticket-malformed'
   /** a ticket that fails authentication: changed, or sealed with a key this server does not hold */
@@ -37,8 +39,18 @@ export type InvalidReason =
   /** an in-band refresh with a ticket of another session */
   | 'ticket-session-mismatch';
 
-/** Why the store could not answer. */
-export type UnavailableReason = 'store-error' | 'store-timeout' | 'lock-timeout';
+/** Why the store could not answer, or the event could not be run now. All are transient: retry later. */
+export type UnavailableReason =
+  /** the store called back with an error (or threw) */
+  | 'store-error'
+  /** a store call took longer than `storeTimeout` */
+  | 'store-timeout'
+  /** the session's lock (`lock` option) could not be had in time */
+  | 'lock-timeout'
+  /** per-message mode: this socket already has `maxPendingEvents` events waiting; the event was not run */
+  | 'queue-full'
+  /** per-message mode: the event waited longer than `storeTimeout` for its turn; it was not run */
+  | 'queue-timeout';
 
 /** `err.data` of a refused handshake, and the payload of {@link Events.INVALID}. */
 export interface SessionErrorData {

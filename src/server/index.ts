@@ -1,13 +1,13 @@
 /**
  * socket.io-sessions/server: the express-session of the handshake as `socket.session`.
  */
-import type { SocketSession } from './bound-session.js';
+import type { SocketSession } from './session-entry.js';
 
 export { sessions, SessionServer, type SessionServerEvents } from './sessions.js';
 export { enable, type EnableOptions } from './enable.js';
 export type { SessionsOptions, Cutter, CookieParserMiddleware, OriginCheck } from './options.js';
-export type { SocketSession } from './bound-session.js';
-export type { TokenEndpointOptions } from './token-endpoint.js';
+export type { SocketSession } from './session-entry.js';
+export type { TokenEndpointOptions } from './http/token-endpoint.js';
 export { redisLock, type SessionLock, type RedisLockClient, type RedisLockOptions } from './lock.js';
 export { MAX_TICKET_LENGTH } from './tickets.js';
 export { unsignSessionCookie } from './session-id.js';
@@ -27,7 +27,11 @@ export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAl
 declare module 'socket.io' {
   // Same type parameters as socket.io's Socket class, so the declarations merge.
   interface Socket<ListenEvents, EmitEvents, ServerSideEvents, SocketData> {
-    /** The handshake's express-session, set by `sessions()` (undefined on namespaces without it). */
+    /**
+     * The session `sessions()` bound at this socket's handshake: an express-session `Session`
+     * whose changes are saved as the mode says. Undefined on a namespace without `sessions()`
+     * (typed as present: use `sio.sessionOf(socket)` where that can happen).
+     */
     readonly session: SocketSession;
   }
 }

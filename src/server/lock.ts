@@ -8,6 +8,8 @@
  * the unit runs) touch only our own lock. Guarantee: two units of one session never overlap unless
  * a node stalls for longer than the lease (5 s; a long GC pause, a frozen VM) or Redis loses the key
  * (failover without persistence); then it degrades to the no-lock behaviour (merge per key).
+ * Every Redis call has a deadline (`wait` to acquire, `lease` to release): a frozen Redis makes
+ * callers get SESSION_UNAVAILABLE in time, and a lock granted too late is released at once.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { SessionUnavailableError } from '../errors.js';
@@ -45,7 +47,7 @@ async function retryRelease(client: RedisLockClient, key: string, token: string,
   while (Date.now() < until) {
     await sleep(100);
     try {
-      await client.eval(RELEASE, { keys: [key], arguments: [token] });
+      await within(client.eval(RELEASE, { keys: [key], arguments: [token] }), Math.max(1, until - Date.now()));
       return;
     } catch {
       // still away
@@ -64,38 +66,65 @@ async function retryRelease(client: RedisLockClient, key: string, token: string,
  * ```
  */
 export function redisLock(client: RedisLockClient, { lease = 5_000, wait = 5_000, prefix = 'sio-sessions:lock:' }: RedisLockOptions = {}): SessionLock {
-  const unavailable = (cause?: unknown) => new SessionUnavailableError(cause ? 'store-error' : 'lock-timeout', 200, { cause });
+  const unavailable = (cause?: unknown) => new SessionUnavailableError(cause ? 'store-error' : 'lock-timeout', 200, cause === undefined ? undefined : { cause });
+  const release = (key: string, token: string) => client.eval(RELEASE, { keys: [key], arguments: [token] });
   return {
     async acquire(sid) {
       const key = prefix + createHash('sha256').update(sid).digest('base64url');
       const token = randomBytes(16).toString('base64url');
       const deadline = Date.now() + wait;
       for (let attempt = 0; ; attempt++) {
+        // Every call has the deadline: a frozen Redis answers nothing, and node-redis would wait forever.
+        const setting = client.set(key, token, { NX: true, PX: lease });
         let taken;
         try {
-          taken = await client.set(key, token, { NX: true, PX: lease });
+          taken = await within(setting, deadline - Date.now());
         } catch (err) {
-          throw unavailable(err);
+          // Given up: if the SET lands later after all, undo it, or it would block the session for a lease.
+          setting.then((late) => late === 'OK' && release(key, token), () => undefined).catch(() => undefined);
+          throw err === TIMED_OUT ? unavailable() : unavailable(err);
         }
         if (taken === 'OK') break;
         if (Date.now() >= deadline) throw unavailable();
         await sleep(Math.min(50, 2 + attempt * 2) * (0.5 + Math.random())); // short: a unit takes milliseconds
       }
-      // Keep the lease while the unit runs, however long its handler takes.
-      const keepAlive = setInterval(() => void client.eval(EXTEND, { keys: [key], arguments: [token, String(lease)] }).catch(() => undefined), lease / 3);
+      // Keep the lease while the unit runs, however long its handler takes (one extension in flight at most).
+      let extending = false;
+      const keepAlive = setInterval(() => {
+        if (extending) return;
+        extending = true;
+        client.eval(EXTEND, { keys: [key], arguments: [token, String(lease)] }).then(
+          () => (extending = false),
+          () => (extending = false),
+        );
+      }, lease / 3);
       keepAlive.unref?.();
       const until = Date.now() + lease;
       return async () => {
         clearInterval(keepAlive);
         try {
-          await client.eval(RELEASE, { keys: [key], arguments: [token] });
+          await within(release(key, token), lease);
         } catch (err) {
           // Redis is away: keep trying in the background, or a persisted lock would block the
           // session for the rest of its lease after Redis comes back.
           void retryRelease(client, key, token, until);
-          throw err;
+          throw err === TIMED_OUT ? unavailable() : err;
         }
       };
     },
   };
+}
+
+const TIMED_OUT = new Error('timed out');
+
+/** `promise`, or a rejection with TIMED_OUT after `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  if (ms <= 0) return Promise.reject(TIMED_OUT);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(TIMED_OUT), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

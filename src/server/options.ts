@@ -54,7 +54,9 @@ export interface SessionsOptions {
    */
   origins?: string[] | OriginCheck;
   /**
-   * How long a store call may take before the handshake is refused as `SESSION_UNAVAILABLE`.
+   * How long a store call may take before the handshake is refused as `SESSION_UNAVAILABLE`. Also
+   * the deadline of each per-message event, counted from its arrival (waiting for its turn, for the
+   * lock, and the store calls): past it the event is not run and the client is told it is unavailable.
    * @default 5000
    */
   storeTimeout?: number;
@@ -77,6 +79,13 @@ export interface SessionsOptions {
    */
   lock?: SessionLock;
   /**
+   * Per-message mode: how many of one socket's events may wait for their turn. Events beyond it are
+   * not run; the client is told once (`sio-sessions:unavailable`, reason `queue-full`) until its
+   * queue drains. Bounds the memory and work one client can queue.
+   * @default 100
+   */
+  maxPendingEvents?: number;
+  /**
    * Lifetime of session tickets (token endpoint, served script), in ms. A ticket socket that does
    * not present a new ticket in time (the SDK refreshes in-band) is told its session is invalid.
    * @default 60000
@@ -97,6 +106,36 @@ export interface ResolvedOptions extends Required<Omit<SessionsOptions, 'cutter'
   origins?: string[] | OriginCheck;
 }
 
+/** Every option `sessions()` knows, to name the nearest one when a key is misspelled. */
+const KNOWN: ReadonlyArray<keyof SessionsOptions> = [
+  'store', 'secret', 'name', 'perMessage', 'cutter', 'parser', 'origins', 'storeTimeout', 'saveDelay',
+  'revalidateInterval', 'lock', 'maxPendingEvents', 'ticketTtl', 'serveClient',
+];
+
+/** Levenshtein distance, for "did you mean" (short strings only). */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length];
+}
+
+/** Throw for a key that is not an option, naming the nearest one. Shared by server and seed facade. */
+export function rejectUnknownKeys(options: object, known: readonly string[], where: string): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const nearest = [...known].sort((a, b) => distance(key, a) - distance(key, b))[0];
+    throw new SessionOptionsError(`socket.io-sessions: ${where} has no option "${key}"${nearest && distance(key, nearest) <= Math.max(2, key.length / 3) ? ` (did you mean "${nearest}"?)` : ''}`);
+  }
+}
+
 function positiveNumber(value: unknown, name: string, fallback: number, allowZero = false): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
@@ -110,6 +149,7 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') {
     throw new SessionOptionsError('socket.io-sessions: options object with at least { store, secret } is required');
   }
+  rejectUnknownKeys(options, KNOWN, 'sessions()');
   const { store, secret, cutter, parser, origins } = options;
   if (!store || typeof store.get !== 'function' || typeof store.set !== 'function' || typeof store.destroy !== 'function') {
     throw new SessionOptionsError('socket.io-sessions: "store" must be an express-session store (with get, set and destroy)');
@@ -146,6 +186,7 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
     saveDelay: positiveNumber(options.saveDelay, 'saveDelay', 1000, true),
     revalidateInterval: positiveNumber(options.revalidateInterval, 'revalidateInterval', 60_000, true),
     ticketTtl: positiveNumber(options.ticketTtl, 'ticketTtl', 60_000),
+    maxPendingEvents: positiveNumber(options.maxPendingEvents, 'maxPendingEvents', 100),
     lock: options.lock,
     serveClient: options.serveClient ?? true,
   };

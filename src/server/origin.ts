@@ -3,33 +3,56 @@
  * always sends Origin on a websocket upgrade and on cross-origin polling requests, so a page
  * of another site cannot ride the user's cookie. A handshake without Origin (a Node client,
  * a same-origin polling GET) carries no ambient browser credential from another site.
+ * Origins are compared whole: scheme, host and port.
  */
 import type { IncomingMessage } from 'node:http';
 import type { ResolvedOptions } from './options.js';
 
-/** The Origin names this server itself: same scheme (from the TLS socket), host and port. */
-function sameOrigin(origin: string, req: IncomingMessage): boolean {
-  if (!req.headers.host) return false;
-  try {
-    return new URL(origin).origin === new URL(ownOrigin(req)).origin;
-  } catch {
-    return false;
-  }
-}
-
-export function originAllowed(req: IncomingMessage, options: Pick<ResolvedOptions, 'origins'>): boolean {
-  const origin = req.headers.origin;
-  if (origin === undefined) return true;
-  const { origins } = options;
-  if (origins === undefined) return sameOrigin(origin, req);
-  if (typeof origins === 'function') return origins(origin, req) === true;
-  return origins.includes(origin);
-}
+type Origins = Pick<ResolvedOptions, 'origins'>;
 
 /** The origin a request was addressed to (scheme from the TLS socket; put a TLS-terminating proxy's origin in `origins`). */
 export function ownOrigin(req: IncomingMessage): string {
   const secure = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
   return `${secure ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}`;
+}
+
+/** `value` as an origin (`scheme://host[:port]`), or undefined when it is not an http(s) URL. */
+function originOf(value: string): string | undefined {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a page of `origin` may use this user's session here. */
+export function isAllowedOrigin(origin: string, req: IncomingMessage, { origins }: Origins): boolean {
+  if (origins === undefined) {
+    const own = req.headers.host === undefined ? undefined : originOf(ownOrigin(req));
+    return own !== undefined && originOf(origin) === own;
+  }
+  if (typeof origins === 'function') return origins(origin, req) === true;
+  return origins.includes(origin);
+}
+
+/** The Origin check of cookie handshakes and the token endpoint: no Origin header (not a browser page) passes. */
+export function originAllowed(req: IncomingMessage, options: Origins): boolean {
+  const { origin } = req.headers;
+  return origin === undefined || isAllowedOrigin(origin, req, options);
+}
+
+/**
+ * The page origin a browser request shows it comes from: its `Origin`; else its own origin when
+ * `Sec-Fetch-Site` says same-origin (or `none`: the user's own navigation); else its `Referer`'s
+ * origin. Undefined when it shows none of these (an old browser, a page that hides its referrer).
+ */
+export function requesterOrigin(req: IncomingMessage): string | undefined {
+  const { origin, referer } = req.headers;
+  if (origin !== undefined) return origin;
+  const site = req.headers['sec-fetch-site'];
+  if (site === 'same-origin' || site === 'none') return ownOrigin(req);
+  return typeof referer === 'string' ? originOf(referer) : undefined;
 }
 
 /** The audience a ticket must carry to be used on (or minted by) this request: the page's Origin, else the server's own. */

@@ -1,31 +1,17 @@
 /**
- * Per-connection mode (the default): the session loaded at connect is the one handlers use;
- * a change is saved at most `saveDelay` ms after the event that made it (so a crash loses at
- * most that window), and once more at disconnect. A socket that changed nothing writes nothing.
+ * Per-connection mode (the default): the session loaded at connect is the one handlers use; a
+ * change is saved at most `saveDelay` ms after the event that made it (so a crash loses at most
+ * that window), and once more when a socket leaves. A session nothing changed writes nothing.
+ * The debounce is per session, not per socket: one timer for all of its sockets on this node.
  */
-import type { BoundSession } from './bound-session.js';
-import type { ModeHost } from './mode-host.js';
+import type { SessionEntry } from './session-entry.js';
+import type { ServerContext } from './context.js';
+import { saveTask } from './tasks.js';
 
-/** Returns `changed()`, to call after anything that may have changed the session, and `stop()`. */
-export function savePerConnection(bound: BoundSession, host: ModeHost) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const save = () => {
-    timer = undefined;
-    void host.runExclusive(bound, () => bound.saveChanges());
-  };
-  // Not reset by later events: under steady traffic a change still lands within saveDelay.
-  const changed = () => {
-    timer ??= setTimeout(save, host.options.saveDelay);
-  };
-  bound.socket.use((_packet, next) => {
-    next();
-    changed();
-  });
-  return {
-    changed,
-    stop() {
-      clearTimeout(timer);
-      timer = undefined;
-    },
-  };
+/** Schedule a save of `entry` within `saveDelay` (not pushed back by later events: under steady traffic a change still lands in time). */
+export function saveSoon(entry: SessionEntry, ctx: ServerContext): void {
+  entry.timers.save ??= setTimeout(() => {
+    entry.timers.save = undefined;
+    void saveTask(entry, ctx);
+  }, ctx.options.saveDelay);
 }

@@ -1,95 +1,210 @@
 /**
- * Per-message mode: every event handler runs as one unit of work on its session —
- * reload, handler (sync or async), save, then the ack — and the units of one session
- * run one at a time on this node, so concurrent events never lose an update.
+ * Per-message mode: every event handler runs as a unit of work on its session (load if something
+ * may have changed it, handler (sync or async), save, then the ack), and the units of one session
+ * run one at a time in the process (see exclusive.ts), so concurrent events never lose an update.
  *
- * Handlers are wrapped as they are registered (`on`, `addListener`, `prependListener`, `once`,
- * `prependOnceListener`), so it works wherever the app registers them.
+ * Listeners are wrapped where socket.io calls them, on their first dispatch (not where they are
+ * registered), so every way of adding one works (`on`, `once`, `prependListener`, even
+ * `EventEmitter.prototype.on.call(socket, ...)`), `off(event, listener)` and `listeners()` still
+ * see the app's function, and sockets pay nothing per registration method.
  */
 import type { Socket } from 'socket.io';
-import { CredentialEvents } from '../protocol.js';
-import type { BoundSession } from './bound-session.js';
-import type { ModeHost } from './mode-host.js';
-
-/** Socket.IO's reserved events, the seed's `smessage` (dispatched by us, see below) and our own protocol events are not wrapped. */
-const UNWRAPPED = new Set<string>(['connect', 'connect_error', 'disconnect', 'disconnecting', 'error', 'newListener', 'removeListener', 'smessage', CredentialEvents.REFRESH]);
+import type { SessionUnavailableError } from '../errors.js';
+import type { EventUnit } from './exclusive.js';
+import type { SessionLock } from './lock.js';
+import type { SessionEntry } from './session-entry.js';
 
 type Listener = (...args: unknown[]) => unknown;
 type Ack = (...args: unknown[]) => void;
 
-/** Holds the handler's ack until the session is saved. */
-function deferAck(ack: Ack | undefined) {
-  let args: unknown[] | undefined;
-  let released = false;
-  return {
-    /** What the handler receives in place of the real ack. */
-    proxy: ack && ((...a: unknown[]) => (released ? ack(...a) : (args = a))),
-    /** After the save: send the ack the handler asked for (or an empty one when `always`). */
-    release(always: boolean) {
-      released = true;
-      if (ack && (args || always)) ack(...(args ?? []));
-    },
-  };
+/** Marks our wrappers; holds the app's listener (Node's EventEmitter unwraps `.listener` too). */
+const WRAPPED = Symbol('socket.io-sessions unit');
+type Wrapper = Listener & { [WRAPPED]: true; listener: Listener };
+
+/** What a unit needs from its socket's binding. */
+export interface UnitHost {
+  readonly socket: Socket;
+  readonly entry: SessionEntry;
+  readonly gone: boolean;
+  readonly timeoutMs: number;
+  readonly lock: SessionLock | undefined;
+  /** Queue a unit on the session's lane. */
+  enqueue(unit: PerMessageUnit): void;
+  /** The event was not run: tell the client (once per batch failure). */
+  unavailable(error: SessionUnavailableError): void;
+  /** A handler threw (or its changes could not be saved): report it. */
+  report(error: unknown): void;
+  /** A unit of this socket finished (ran, failed or was dropped). */
+  settled(): void;
 }
 
-function runUnit(bound: BoundSession, host: ModeHost, args: unknown[], handler: (args: unknown[]) => unknown, autoAck: boolean): void {
-  const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
-  const deferred = deferAck(ack);
-  void host.runExclusive(bound, async () => {
-    const reason = await bound.reload();
-    if (reason) return reason;
-    try {
-      await handler(deferred.proxy ? [...args, deferred.proxy] : args);
-    } catch (err) {
-      // A failed handler leaves the session as the store has it; the client gets no ack.
-      bound.discardChanges();
-      host.report(err, bound.socket);
-      return undefined;
-    }
-    const lost = await bound.saveChanges();
-    if (lost) return lost;
-    deferred.release(autoAck);
-    return undefined;
-  });
-}
+/** One listener call of one event. */
+export class PerMessageUnit implements EventUnit {
+  private acked: unknown[] | undefined;
+  private done = false;
+  constructor(
+    readonly host: UnitHost,
+    readonly deadline: number,
+    private readonly listener: Listener,
+    private readonly args: unknown[],
+    private readonly ack: Ack | undefined,
+    /** The seed's smessage: acknowledge after the save even if the listener did not. */
+    private readonly autoAck = false,
+  ) {}
 
-/** Wrap the socket's handler registration so every handler runs as a unit of work. */
-export function instrumentPerMessage(bound: BoundSession, host: ModeHost): void {
-  const { socket } = bound;
-  const methods = socket as unknown as Record<string, (this: Socket, event: string, listener: Listener) => Socket>;
-  // The seed's per-message API: `socket.on('smessage', (message, session) => ...)` for `send()`
-  // messages; the client's send callback fires after the save, as the seed's "(msg sent)" expects.
-  // Registered before the wrapping below, so it is not wrapped twice.
-  (socket.on as unknown as (event: string, listener: Listener) => void).call(socket, 'message', (...args: unknown[]) => {
-    runUnit(bound, host, args, async (a) => {
-      const ack = typeof a[a.length - 1] === 'function' ? a[a.length - 1] : undefined;
-      const listeners = socket.listeners('smessage') as Listener[];
-      await Promise.all(listeners.map((l) => l.call(socket, a[0], bound.session, ack)));
-    }, true);
-  });
-  const wrap = (event: string, listener: Listener, once: boolean): Listener => {
-    const wrapped = function (this: unknown, ...args: unknown[]) {
-      if (once) socket.removeListener(event, wrapped);
-      runUnit(bound, host, args, (a) => listener.apply(this, a), false);
-    };
-    // Lets removeListener(event, listener) find it.
-    (wrapped as { listener?: Listener }).listener = listener;
-    return wrapped;
-  };
-  // `once` is replaced too: Node's own would wrap our wrapper, and removeListener(fn) could not find it.
-  const registrations = [
-    ['on', 'on', false],
-    ['addListener', 'on', false],
-    ['prependListener', 'prependListener', false],
-    ['once', 'on', true],
-    ['prependOnceListener', 'prependListener', true],
-  ] as const;
-  const originals = { on: methods.on, prependListener: methods.prependListener };
-  for (const [method, register, once] of registrations) {
-    const fallback = methods[method];
-    methods[method] = function (this: Socket, event: string, listener: Listener) {
-      if (UNWRAPPED.has(event) || typeof listener !== 'function') return fallback.call(this, event, listener);
-      return originals[register].call(this, event, wrap(event, listener, once));
-    };
+  get lock(): SessionLock | undefined {
+    return this.host.lock;
   }
+
+  readonly runBatch = runBatch;
+
+  get gone(): boolean {
+    return this.host.gone;
+  }
+
+  /** Run the listener; its ack is held (the ack it asked for is sent after the save). */
+  call(): unknown {
+    const held = this.ack && ((...a: unknown[]) => void (this.acked = a));
+    return this.listener.apply(this.host.socket, held ? [...this.args, held] : this.args);
+  }
+
+  /** Saved: send the ack. */
+  succeed(): void {
+    if (this.ack && (this.acked || this.autoAck)) this.ack(...(this.acked ?? []));
+    this.settle();
+  }
+
+  fail(error: SessionUnavailableError): void {
+    this.host.unavailable(error);
+    this.settle();
+  }
+
+  /** Not acked (the handler threw, the session is invalid, the socket left). */
+  settle(): void {
+    if (this.done) return;
+    this.done = true;
+    this.host.settled();
+  }
+}
+
+/**
+ * Run waiting units of one session as one batch: load, each handler in turn (a throwing one's
+ * changes are undone, it gets no ack), save, then the acks. The load and the save are in the same
+ * exclusive unit (and under the session lock, when there is one), so the save trusts the load.
+ */
+async function runBatch(units: PerMessageUnit[]): Promise<void> {
+  // Units of one session id normally share one entry; a retired entry's last units run on their own.
+  for (const group of groupBy(units, (unit) => unit.host.entry)) await runGroup(group);
+}
+
+async function runGroup(units: PerMessageUnit[]): Promise<void> {
+  const { entry, timeoutMs } = units[0].host;
+  let reason;
+  try {
+    reason = await entry.refresh(timeoutMs);
+  } catch (err) {
+    return failAll(units, err);
+  }
+  if (reason) {
+    entry.invalidate(reason);
+    return units.forEach((unit) => unit.settle());
+  }
+  const ran: PerMessageUnit[] = [];
+  for (const unit of units) {
+    if (unit.gone) {
+      unit.settle();
+      continue;
+    }
+    entry.begin(ran.length === 0);
+    try {
+      await unit.call();
+      ran.push(unit);
+    } catch (err) {
+      entry.rollback();
+      unit.host.report(err);
+      unit.settle();
+    } finally {
+      entry.end();
+    }
+  }
+  try {
+    reason = await entry.save({ trusted: true, timeoutMs });
+  } catch (err) {
+    entry.discard();
+    return failAll(ran, err);
+  }
+  if (reason) {
+    entry.invalidate(reason);
+    return ran.forEach((unit) => unit.settle());
+  }
+  for (const unit of ran) unit.succeed();
+}
+
+/** A store failure: each socket is told once; an error that is not the store's (an unserialisable value) is the app's. */
+function failAll(units: PerMessageUnit[], err: unknown): void {
+  const told = new Set<UnitHost>();
+  for (const unit of units) {
+    if (told.has(unit.host)) {
+      unit.settle();
+      continue;
+    }
+    told.add(unit.host);
+    if ((err as { code?: string } | null)?.code === 'SESSION_UNAVAILABLE') unit.fail(err as SessionUnavailableError);
+    else {
+      unit.host.report(err);
+      unit.settle();
+    }
+  }
+}
+
+function groupBy<T, K>(items: T[], key: (item: T) => K): T[][] {
+  const groups = new Map<K, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return [...groups.values()];
+}
+
+/**
+ * Wrap the listeners of `event` on `socket` (those not wrapped yet) so each call becomes a unit on
+ * `host`. Called by the socket's middleware before socket.io dispatches the event to them.
+ */
+export function wrapListeners(socket: Socket, event: string, host: UnitHost): void {
+  const events = (socket as unknown as { _events?: Record<string, Listener | Listener[] | undefined> })._events;
+  const current = events?.[event];
+  if (current === undefined) return;
+  if (typeof current === 'function') {
+    if (!(WRAPPED in current)) events![event] = wrap(socket, event, current, host);
+  } else {
+    for (let i = 0; i < current.length; i++) if (!(WRAPPED in current[i])) current[i] = wrap(socket, event, current[i], host);
+  }
+}
+
+function wrap(socket: Socket, event: string, registered: Listener, host: UnitHost): Wrapper {
+  // Node's `once` registers a wrapper that holds the listener in `.listener`; we take over its job.
+  const once = typeof (registered as { listener?: unknown }).listener === 'function';
+  const listener = once ? (registered as unknown as { listener: Listener }).listener : registered;
+  const wrapper = function (this: unknown, ...args: unknown[]) {
+    if (once) socket.removeListener(event, wrapper);
+    const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
+    host.enqueue(new PerMessageUnit(host, Date.now() + host.timeoutMs, listener, args, ack));
+  } as Wrapper;
+  wrapper[WRAPPED] = true;
+  wrapper.listener = listener;
+  return wrapper;
+}
+
+/** The seed's per-message API: a client's `send(message, cb)` runs every `smessage` listener as one unit; `cb` fires after the save. */
+export function dispatchSmessage(socket: Socket, host: UnitHost, args: unknown[]): void {
+  const listeners = socket.listeners('smessage') as Listener[];
+  const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
+  const all: Listener = function (this: unknown, message: unknown, ...rest: unknown[]) {
+    // `session` is the server's, always: whatever else the client sent is not passed on.
+    const held = typeof rest[rest.length - 1] === 'function' ? rest[rest.length - 1] : undefined;
+    return Promise.all(listeners.map((l) => l.call(socket, message, host.entry.session, held)));
+  };
+  host.enqueue(new PerMessageUnit(host, Date.now() + host.timeoutMs, all, [args[0]], ack, true));
 }

@@ -83,3 +83,9 @@ export async function sessionIdFrom(req: IncomingMessage, options: ResolvedOptio
   }
   return { invalid: 'no-session-id' };
 }
+
+/** The names of the cookies a request carries (never their values), for the debug log of a missing session cookie. */
+export function cookieNames(req: IncomingMessage): string[] {
+  const header = req.headers.cookie;
+  return header ? Object.keys(parseCookie(header)) : [];
+}

@@ -1,66 +1,277 @@
 /**
- * The store seen through promises with a deadline. Every failure becomes a
- * SessionUnavailableError (retryable); "no such session" is a value, never an error.
+ * The session store as the library uses it: one hub per express-session store object, shared by
+ * every `sessions()` instance (every namespace) of the process.
+ *
+ * - Every call has a deadline; every failure is a SessionUnavailableError (retryable). "No such
+ *   session" and "not a session" are values, never errors.
+ * - Every write of the store goes through one guarded path, whoever makes it (socket saves, cookie
+ *   renewal, revalidation touches, and the app's own HTTP saves, since the store's `set`, `touch` and
+ *   `destroy` are wrapped): a write of a destroyed session is dropped, and a write that raced a
+ *   destroy is followed by one more destroy (see Tombstones). So a destroyed session never exists again.
+ * - Writes made through this process bump a version per watched session, so a loaded copy can tell
+ *   whether anything wrote the session since it was loaded (see SessionEntry).
+ * - `close()` of the last user restores the store's own methods.
  */
 import type { Store, SessionData } from 'express-session';
 import { SessionUnavailableError } from '../errors.js';
+import { Tombstones } from './tombstones.js';
+import { sessionRoom } from './invalidation.js';
+import { log } from './log.js';
 
 /** How long a client should wait before retrying after a store failure. */
-const RETRY_AFTER_MS = 1000;
+export const RETRY_AFTER_MS = 1000;
+/** How long a session read for an HTTP surface (token endpoint, served script) may stand in for the handshake's read. */
+const CARRY_MS = 2000;
+const CARRY_MAX = 10_000;
 
-type Callback<T> = (err?: unknown, value?: T | null) => void;
+export type SessionRecord = SessionData & Record<string, unknown>;
+export type Loaded = { record: SessionRecord } | { invalid: 'not-found' | 'corrupt' | 'destroyed' };
 
-export class StoreGateway {
-  constructor(
-    readonly store: Store,
-    private readonly timeoutMs: number,
-  ) {}
+type Callback = (err?: unknown, value?: unknown) => void;
+type StoreMethod = (this: Store, sid: string, ...rest: any[]) => unknown;
 
-  private call<T>(op: (cb: Callback<T>) => void): Promise<T | null> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new SessionUnavailableError('store-timeout', RETRY_AFTER_MS)), this.timeoutMs);
-      const done: Callback<T> = (err, value) => {
-        clearTimeout(timer);
-        if (err) reject(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: err }));
-        else resolve(value ?? null);
-      };
-      try {
-        // Some stores also return a promise; a rejection there must not go unhandled.
-        const result = op(done) as unknown;
-        if (result && typeof (result as Promise<unknown>).catch === 'function') (result as Promise<unknown>).catch((err) => done(err ?? new Error('store rejected')));
-      } catch (err) {
-        done(err ?? new Error('store threw'));
-      }
-    });
-  }
-
-  /** The stored data, or null when the store has no such session (missing or expired). */
-  get(sid: string): Promise<SessionData | null> {
-    return this.call<SessionData>((cb) => this.store.get(sid, cb));
-  }
-
-  async set(sid: string, data: SessionData): Promise<void> {
-    await this.call<void>((cb) => this.store.set(sid, data, cb));
-  }
-
-  async destroy(sid: string): Promise<void> {
-    await this.call<void>((cb) => this.store.destroy(sid, cb));
-  }
-
-  /** Extend the session's life in the store; stores without touch get a set, as express-session does. */
-  async touch(sid: string, data: SessionData): Promise<void> {
-    const { store } = this;
-    if (typeof store.touch === 'function') await this.call<void>((cb) => store.touch!(sid, data, cb));
-    else await this.set(sid, data);
-  }
+/** What a store must have returned for it to be a session (express-session's createSession reads `cookie.expires`). */
+export function isSessionRecord(value: unknown): value is SessionRecord {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const { cookie } = value as { cookie?: unknown };
+  return cookie !== null && typeof cookie === 'object' && !Array.isArray(cookie);
 }
 
-/**
- * True when a session's cookie expiry has passed. Only names why a session is gone ('expired' or
- * 'not-found'): whether it is gone is the store's call, as in express-session (connect-redis
- * extends the TTL on touch without rewriting the stored expiry).
- */
-export function isExpired(data: SessionData, now = Date.now()): boolean {
-  const expires = data.cookie?.expires;
-  return expires != null && new Date(expires).getTime() <= now;
+/** Express-session's MemoryStore keeps sessions in this process only: nothing else can write them. */
+function processLocal(store: Store): boolean {
+  return store.constructor?.name === 'MemoryStore' && typeof (store as { sessions?: unknown }).sessions === 'object';
+}
+
+/** Call a callback-style store method with a deadline; stores that also return a promise have its rejection handled. */
+function call(store: Store, method: StoreMethod, args: unknown[], timeoutMs: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new SessionUnavailableError('store-timeout', RETRY_AFTER_MS)), Math.max(1, timeoutMs));
+    const done: Callback = (err, value) => {
+      clearTimeout(timer);
+      if (err) reject(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: err }));
+      else resolve(value ?? null);
+    };
+    try {
+      const result = method.call(store, ...(args as [string]), done) as unknown;
+      if (result && typeof (result as Promise<unknown>).catch === 'function') (result as Promise<unknown>).catch((err) => done(err ?? new Error('store rejected')));
+    } catch (err) {
+      done(err ?? new Error('store threw'));
+    }
+  });
+}
+
+const hubs = new WeakMap<Store, StoreHub>();
+
+export class StoreHub {
+  readonly tombstones = new Tombstones();
+  /** No other process writes this store (express-session's MemoryStore): a copy nothing wrote since is current. */
+  readonly local: boolean;
+  private users = 0;
+  private readonly versions = new Map<string, { version: number; watchers: number }>();
+  private readonly carried = new Map<string, { record: SessionRecord; at: number }>();
+  private readonly destroyListeners = new Set<(sid: string, room: string) => void>();
+  private readonly own: { set: StoreMethod; destroy: StoreMethod; touch?: StoreMethod; clear?: StoreMethod };
+  private readonly wrapped: { set: StoreMethod; destroy: StoreMethod; touch?: StoreMethod; clear?: StoreMethod };
+
+  /** The hub of `store`, created (and the store wrapped) on first use. Pair with `release()`. */
+  static acquire(store: Store): StoreHub {
+    let hub = hubs.get(store);
+    if (!hub) {
+      hub = new StoreHub(store);
+      hubs.set(store, hub);
+    }
+    hub.users += 1;
+    return hub;
+  }
+
+  private constructor(readonly store: Store) {
+    this.local = processLocal(store);
+    const s = store as unknown as Record<string, StoreMethod | undefined>;
+    this.own = { set: s.set!, destroy: s.destroy!, touch: s.touch, clear: s.clear };
+    const hub = this;
+    this.wrapped = {
+      set(sid, data, cb?: Callback) {
+        return hub.guardedWrite(this, hub.own.set, sid, [data], cb);
+      },
+      destroy(sid, cb?: Callback) {
+        return hub.destroyThrough(this, sid, cb);
+      },
+      touch: this.own.touch && function (sid, data, cb?: Callback) {
+        return hub.guardedWrite(this, hub.own.touch!, sid, [data], cb);
+      },
+      // `clear()` destroys every session without a destroy each: the live ones here are told.
+      clear: this.own.clear && (function (this: Store, cb?: Callback) {
+        return hub.own.clear!.call(this, ((err?: unknown) => {
+          if (!err) for (const sid of [...hub.versions.keys()]) hub.destroyedElsewhere(sid);
+          cb?.(err);
+        }) as never);
+      } as unknown as StoreMethod),
+    };
+    for (const [name, method] of Object.entries(this.wrapped)) if (method) s[name] = method;
+  }
+
+  /** One user fewer; the last one restores the store's own methods (unless someone wrapped them after us). */
+  release(): void {
+    if (--this.users > 0) return;
+    hubs.delete(this.store);
+    const s = this.store as unknown as Record<string, StoreMethod | undefined>;
+    for (const name of ['set', 'destroy', 'touch', 'clear'] as const) {
+      if (this.wrapped[name] !== undefined && s[name] === this.wrapped[name]) {
+        if (Object.getPrototypeOf(this.store)[name] === this.own[name]) delete s[name];
+        else s[name] = this.own[name];
+      }
+    }
+  }
+
+  /** Every write path of the store: dropped for a destroyed session, destroyed again if a destroy raced it. */
+  private guardedWrite(store: Store, method: StoreMethod, sid: string, args: unknown[], cb?: Callback): unknown {
+    const room = sessionRoom(sid);
+    if (this.tombstones.has(room)) {
+      log.save('write of destroyed session %s dropped', room);
+      if (cb) process.nextTick(cb);
+      return undefined;
+    }
+    this.carried.delete(sid);
+    this.bump(sid);
+    this.tombstones.writeStarted(room, sid);
+    let ended = false;
+    const end = (err?: unknown) => {
+      if (ended) return;
+      ended = true;
+      this.bump(sid);
+      if (this.tombstones.writeEnded(room)) this.destroyAgain(sid, room);
+      cb?.(err);
+    };
+    try {
+      return method.call(store, sid, ...args, end);
+    } catch (err) {
+      end(err);
+      throw err;
+    }
+  }
+
+  private destroyThrough(store: Store, sid: string, cb?: Callback): unknown {
+    const room = sessionRoom(sid);
+    this.tombstones.destroying(room);
+    this.carried.delete(sid);
+    this.bump(sid);
+    let ended = false;
+    const end = (err?: unknown) => {
+      if (ended) return;
+      ended = true;
+      if (this.tombstones.destroyed(room, !err)) this.destroyAgain(sid, room);
+      if (!err) {
+        log.invalidate('session %s destroyed through the store', room);
+        for (const listener of [...this.destroyListeners]) listener(sid, room);
+      }
+      cb?.(err);
+    };
+    try {
+      return this.own.destroy.call(store, sid, end);
+    } catch (err) {
+      end(err);
+      throw err;
+    }
+  }
+
+  /** A session was destroyed without our destroy (by `clear()`): remember it and tell the listeners. */
+  private destroyedElsewhere(sid: string): void {
+    const room = sessionRoom(sid);
+    this.tombstones.destroying(room);
+    this.tombstones.destroyed(room, true);
+    for (const listener of [...this.destroyListeners]) listener(sid, room);
+  }
+
+  /** One more destroy, with the store's own method: the listeners already know. */
+  private destroyAgain(sid: string, room: string): void {
+    log.invalidate('session %s destroyed once more: a write raced its destroy', room);
+    call(this.store, this.own.destroy, [sid], 30_000).catch((err: unknown) => log.invalidate('repeat destroy of %s failed: %O', room, err));
+  }
+
+  private bump(sid: string): void {
+    const v = this.versions.get(sid);
+    if (v) v.version += 1;
+  }
+
+  /** Count this process's writes of `sid` from now on (until `unwatch`). */
+  watch(sid: string): void {
+    const v = this.versions.get(sid);
+    if (v) v.watchers += 1;
+    else this.versions.set(sid, { version: 0, watchers: 1 });
+  }
+
+  unwatch(sid: string): void {
+    const v = this.versions.get(sid);
+    if (v && --v.watchers <= 0) this.versions.delete(sid);
+  }
+
+  /** Writes of a watched session through this process so far (each write counts at its start and at its end). */
+  version(sid: string): number {
+    return this.versions.get(sid)?.version ?? 0;
+  }
+
+  /** Call `listener(sid, room)` after every successful destroy through the store. Returns a disposer. */
+  onDestroy(listener: (sid: string, room: string) => void): () => void {
+    this.destroyListeners.add(listener);
+    return () => this.destroyListeners.delete(listener);
+  }
+
+  /** Another node destroyed the session of `room`. */
+  remoteDestroyed(room: string): void {
+    const sid = this.tombstones.remote(room);
+    if (sid !== undefined) this.destroyAgain(sid, room);
+  }
+
+  /** Read a session. Throws SessionUnavailableError. */
+  async read(sid: string, timeoutMs: number): Promise<Loaded> {
+    const room = sessionRoom(sid);
+    if (this.tombstones.has(room)) return { invalid: 'destroyed' };
+    const value = await call(this.store, this.store.get as StoreMethod, [sid], timeoutMs);
+    if (this.tombstones.has(room)) return { invalid: 'destroyed' };
+    if (value === null || value === undefined) return { invalid: 'not-found' };
+    if (!isSessionRecord(value)) return { invalid: 'corrupt' };
+    return { record: value };
+  }
+
+  /** A read for an HTTP surface, carried (once, for a moment) to the handshake that follows it. */
+  async readToCarry(sid: string, timeoutMs: number): Promise<Loaded> {
+    const loaded = await this.read(sid, timeoutMs);
+    if ('record' in loaded) {
+      this.carried.delete(sid);
+      this.carried.set(sid, { record: loaded.record, at: Date.now() });
+      for (const [key, { at }] of this.carried) {
+        if (this.carried.size <= CARRY_MAX && Date.now() - at <= CARRY_MS) break;
+        this.carried.delete(key);
+      }
+    }
+    return loaded;
+  }
+
+  /** The handshake's read: a record an HTTP surface read a moment ago (nothing wrote it since), else the store's. */
+  async readForHandshake(sid: string, timeoutMs: number): Promise<Loaded> {
+    const carried = this.carried.get(sid);
+    if (carried) {
+      this.carried.delete(sid);
+      if (Date.now() - carried.at <= CARRY_MS && !this.tombstones.has(sessionRoom(sid))) return { record: carried.record };
+    }
+    return this.read(sid, timeoutMs);
+  }
+
+  /** Write a session; 'destroyed' when it was destroyed before or while writing (the write is then undone). Throws SessionUnavailableError. */
+  async write(sid: string, record: SessionRecord, timeoutMs: number): Promise<'destroyed' | undefined> {
+    return this.guarded(sid, () => call(this.store, this.store.set as StoreMethod, [sid, record], timeoutMs));
+  }
+
+  /** Extend a session's life (stores without touch get a set, as express-session does). Throws SessionUnavailableError. */
+  async touch(sid: string, record: SessionRecord, timeoutMs: number): Promise<'destroyed' | undefined> {
+    const { store } = this;
+    return this.guarded(sid, () => call(store, (store.touch ?? store.set) as StoreMethod, [sid, record], timeoutMs));
+  }
+
+  private async guarded(sid: string, op: () => Promise<unknown>): Promise<'destroyed' | undefined> {
+    const room = sessionRoom(sid);
+    if (this.tombstones.has(room)) return 'destroyed';
+    await op();
+    return this.tombstones.has(room) ? 'destroyed' : undefined;
+  }
 }

@@ -4,34 +4,54 @@
  * socket that does not is told its session is invalid and disconnected.
  */
 import { ErrorCode, CredentialEvents, type RefreshResult } from '../protocol.js';
-import type { BoundSession } from './bound-session.js';
-import type { ModeHost } from './mode-host.js';
+import type { InvalidReason } from '../protocol.js';
 import type { TicketSealer } from './tickets.js';
-import { audienceOf } from './origin.js';
+import { log } from './log.js';
 
 /** Time a refresh may take in flight after the ticket's expiry before the socket is ended. */
 const GRACE_MS = 2000;
 
-export function keepTicketAlive(bound: BoundSession, host: ModeHost, sealer: TicketSealer, expiresAt: number): () => void {
-  const { socket } = bound;
-  const audience = audienceOf(socket.request);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const authorizeUntil = (until: number) => {
-    clearTimeout(timer);
-    const expiresIn = Math.max(0, until - Date.now());
-    timer = setTimeout(() => host.invalidate(bound, 'ticket-expired'), expiresIn + GRACE_MS);
-    socket.emit(CredentialEvents.CREDENTIAL, { expiresAt: until, expiresIn });
-    return { expiresAt: until, expiresIn };
-  };
-  authorizeUntil(expiresAt);
-  socket.on(CredentialEvents.REFRESH, async (token: unknown, ack: unknown) => {
+/** What the ticket authorization needs from its socket. */
+export interface TicketHolder {
+  readonly sid: string;
+  emit(event: string, payload: unknown): void;
+  invalidate(reason: InvalidReason): void;
+}
+
+export class TicketAuthorization {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly holder: TicketHolder,
+    private readonly sealer: TicketSealer,
+    /** The page origin the socket's tickets must be minted for. */
+    private readonly audience: string,
+    expiresAt: number,
+  ) {
+    this.until(expiresAt);
+  }
+
+  private until(expiresAt: number): { expiresAt: number; expiresIn: number } {
+    clearTimeout(this.timer);
+    const expiresIn = Math.max(0, expiresAt - Date.now());
+    this.timer = setTimeout(() => this.holder.invalidate('ticket-expired'), expiresIn + GRACE_MS);
+    this.holder.emit(CredentialEvents.CREDENTIAL, { expiresAt, expiresIn });
+    return { expiresAt, expiresIn };
+  }
+
+  /** `sio-sessions:refresh` from the client: a new ticket of the same session, for the same page origin. */
+  async refresh(token: unknown, ack: unknown): Promise<void> {
     if (typeof ack !== 'function') return;
-    const opened = await sealer.open(token, audience);
+    const opened = await this.sealer.open(token, this.audience);
     let result: RefreshResult;
     if ('invalid' in opened) result = { ok: false, code: ErrorCode.SESSION_INVALID, reason: opened.invalid };
-    else if (opened.sid !== bound.sid) result = { ok: false, code: ErrorCode.SESSION_INVALID, reason: 'ticket-session-mismatch' };
-    else result = { ok: true, ...authorizeUntil(opened.expiresAt) };
+    else if (opened.sid !== this.holder.sid) result = { ok: false, code: ErrorCode.SESSION_INVALID, reason: 'ticket-session-mismatch' };
+    else result = { ok: true, ...this.until(opened.expiresAt) };
+    log.tickets('in-band refresh: %s', result.ok ? 'accepted' : result.reason);
     ack(result);
-  });
-  return () => clearTimeout(timer);
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
 }

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { sign } from 'cookie-signature';
 import { unsignSessionCookie } from '../../src/server/session-id.js';
 import { originAllowed } from '../../src/server/origin.js';
-import { KeyedQueue } from '../../src/server/queue.js';
-import { Tombstones, sessionRoom } from '../../src/server/invalidation.js';
+import { sessionRoom } from '../../src/server/invalidation.js';
+import { Tombstones } from '../../src/server/tombstones.js';
 import type { IncomingMessage } from 'node:http';
 
 test('session cookies unsign with any secret of the rotation list, and nothing else', () => {
@@ -29,26 +29,81 @@ test('origin: same scheme, host and port by default, allowlist or function when 
   assert.equal(originAllowed(req('http://x'), { origins: (o) => o === 'http://x' }), true);
 });
 
-test('the keyed queue runs one task at a time per key, and keys independently', async () => {
-  const queue = new KeyedQueue();
-  const log: string[] = [];
-  const task = (name: string, ms: number) => () => new Promise<void>((r) => setTimeout(() => (log.push(name), r()), ms));
-  await Promise.all([queue.run('a', task('a1', 30)), queue.run('a', task('a2', 1)), queue.run('b', task('b1', 10))]);
-  assert.deepEqual(log, ['b1', 'a1', 'a2']);
-  await Promise.resolve();
-  assert.equal(queue.size, 0, 'idle keys are forgotten');
-  await assert.rejects(queue.run('a', async () => { throw new Error('x'); }), /x/);
-  assert.equal(await queue.run('a', async () => 7), 7, 'a failed task does not block the next');
-});
-
-test('tombstones remember destroyed ids for a while; rooms never show the raw id', () => {
-  const t = new Tombstones(1000);
-  t.add('s1', 0);
-  t.add('s2', 500);
+test('tombstones: kept for keepMs on an injected clock; rooms never show the raw id', () => {
+  let now = 0;
+  const t = new Tombstones(1000, 0, () => now);
+  t.destroying('s1');
+  t.destroyed('s1', true);
+  now = 500;
+  t.destroying('s2');
+  t.destroyed('s2', true);
   assert.equal(t.has('s1'), true);
-  t.add('s3', 1400);
-  assert.equal(t.has('s1'), false);
+  now = 1400;
+  t.destroying('s3');
+  assert.equal(t.has('s1'), false, 'older than keepMs: forgotten');
   assert.equal(t.has('s2'), true);
   assert.ok(!sessionRoom('secret-id').includes('secret-id'));
   assert.equal(sessionRoom('a'), sessionRoom('a'));
+});
+
+test('tombstones: a failed destroy forgets its tombstone; a confirmed one stays', () => {
+  const t = new Tombstones();
+  t.destroying('r');
+  assert.equal(t.has('r'), true, 'writes are dropped from the moment a destroy starts');
+  t.destroyed('r', false);
+  assert.equal(t.has('r'), false);
+  t.destroying('r');
+  t.destroyed('r', true);
+  t.destroying('r');
+  t.destroyed('r', false);
+  assert.equal(t.has('r'), true);
+});
+
+test('tombstones: writes that raced a destroy make exactly one more destroy, after the last of them', () => {
+  const t = new Tombstones();
+  t.writeStarted('r', 'sid');
+  t.writeStarted('r', 'sid');
+  t.destroying('r');
+  assert.equal(t.destroyed('r', true), false, 'writes still under way: not yet');
+  assert.equal(t.writeEnded('r'), false, 'one write still under way');
+  assert.equal(t.writeEnded('r'), true, 'the last racing write ended: destroy once more');
+  assert.equal(t.writeEnded('r'), false, 'never twice');
+  const quiet = new Tombstones();
+  quiet.writeStarted('q', 'sid');
+  quiet.writeEnded('q');
+  quiet.destroying('q');
+  assert.equal(quiet.destroyed('q', true), false, 'a write that ended before the destroy did not race it');
+});
+
+test("tombstones: another node's destroy repeats once for a write of ours within the race window", () => {
+  let now = 0;
+  const t = new Tombstones(60_000, 5000, () => now);
+  t.writeStarted('r', 'sid-r');
+  now = 10;
+  t.writeEnded('r');
+  now = 3000;
+  assert.equal(t.remote('r'), 'sid-r', 'our write may have landed after their destroy');
+  assert.equal(t.remote('r'), undefined, 'once');
+  t.writeStarted('old', 'sid-old');
+  t.writeEnded('old');
+  now = 20_000;
+  assert.equal(t.remote('old'), undefined, 'outside the race window: no repeat');
+  t.writeStarted('live', 'sid-live');
+  assert.equal(t.remote('live'), undefined, 'under way: repeated when it ends');
+  assert.equal(t.writeEnded('live'), true);
+  assert.equal(new Tombstones(60_000, 0, () => now).size.writes, 0);
+});
+
+test('tombstones: memory stays bounded by the race window and keepMs', () => {
+  let now = 0;
+  const t = new Tombstones(1000, 100, () => now);
+  for (let i = 0; i < 10_000; i++) {
+    now = i;
+    t.writeStarted(`w${i}`, `sid${i}`);
+    t.writeEnded(`w${i}`);
+    t.destroying(`d${i}`);
+    t.destroyed(`d${i}`, true);
+  }
+  assert.ok(t.size.writes <= 102, `writes remembered: ${t.size.writes}`);
+  assert.ok(t.size.tombstones <= 1002, `tombstones: ${t.size.tombstones}`);
 });

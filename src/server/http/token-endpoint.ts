@@ -6,8 +6,8 @@
  * Works as Express/Connect middleware and as a plain `http` request listener.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode, type Ticket } from '../protocol.js';
-import { SessionUnavailableError, type SessionError } from '../errors.js';
+import { ErrorCode, type Ticket } from '../../protocol.js';
+import { SessionUnavailableError, type SessionError } from '../../errors.js';
 
 export interface TokenEndpointOptions {
   /** The path it answers at; other paths go to `next`. @default '/socket.io-sessions/token' */
@@ -15,12 +15,13 @@ export interface TokenEndpointOptions {
 }
 
 /** What the endpoint needs from the sessions server. */
-export interface TicketMint {
+export interface TicketIssuer {
   originAllowed(req: IncomingMessage): boolean;
-  /** A ticket for the request's session; throws a SessionError (invalid or unavailable). */
-  mint(req: IncomingMessage): Promise<Ticket>;
-  /** A `Set-Cookie` value that renews the request's session cookie (undefined for a browser-session cookie). */
-  renewCookie(req: IncomingMessage): Promise<string | undefined>;
+  /**
+   * A ticket for the request's session and, when `renew` (and the request shows it comes from an
+   * allowed origin), a `Set-Cookie` renewing its cookie. Throws a SessionError (invalid or unavailable).
+   */
+  issue(req: IncomingMessage, renew: boolean): Promise<{ ticket: Ticket; setCookie?: string }>;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -28,7 +29,7 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(JSON.stringify(body));
 }
 
-export function tokenEndpoint(mint: TicketMint, path: string) {
+export function tokenEndpoint(issuer: TicketIssuer, path: string) {
   return (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void => {
     const [reqPath, query = ''] = (req.url ?? '').split('?');
     if (reqPath !== path) {
@@ -36,7 +37,7 @@ export function tokenEndpoint(mint: TicketMint, path: string) {
       return send(res, 404, { error: 'not found' });
     }
     const origin = req.headers.origin;
-    if (origin !== undefined && !mint.originAllowed(req)) return send(res, 403, { code: ErrorCode.ORIGIN_NOT_ALLOWED, reason: 'origin' });
+    if (origin !== undefined && !issuer.originAllowed(req)) return send(res, 403, { code: ErrorCode.ORIGIN_NOT_ALLOWED, reason: 'origin' });
     const cors: Record<string, string> = origin === undefined ? {} : { 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true', Vary: 'Origin, Cookie' };
     if (req.method === 'OPTIONS') {
       res.writeHead(204, { ...cors, 'Access-Control-Allow-Methods': 'GET, POST', 'Access-Control-Max-Age': '600' });
@@ -45,16 +46,14 @@ export function tokenEndpoint(mint: TicketMint, path: string) {
     if (req.method !== 'GET' && req.method !== 'POST') return send(res, 405, { error: 'method not allowed' }, { Allow: 'GET, POST, OPTIONS' });
     // `?renew=1`: the socket kept the session alive longer than the browser's cookie; re-issue it.
     const renew = new URLSearchParams(query).get('renew') === '1';
-    const answer = async () => {
-      const ticket = await mint.mint(req);
-      const setCookie = renew ? await mint.renewCookie(req) : undefined;
-      send(res, 200, ticket, setCookie ? { ...cors, 'Set-Cookie': setCookie } : cors);
-    };
-    answer().catch((err: SessionError) => {
-      if (err instanceof SessionUnavailableError) send(res, 503, err.data, { ...cors, 'Retry-After': String(Math.ceil((err.data.retryAfter ?? 1000) / 1000)) });
-      else if (err && 'data' in err) send(res, 401, err.data, cors);
-      else if (next) next(err);
-      else send(res, 500, { error: 'internal error' });
-    });
+    issuer.issue(req, renew).then(
+      ({ ticket, setCookie }) => send(res, 200, ticket, setCookie ? { ...cors, 'Set-Cookie': setCookie } : cors),
+      (err: SessionError) => {
+        if (err instanceof SessionUnavailableError) send(res, 503, err.data, { ...cors, 'Retry-After': String(Math.ceil((err.data.retryAfter ?? 1000) / 1000)) });
+        else if (err && 'data' in err) send(res, 401, err.data, cors);
+        else if (next) next(err);
+        else send(res, 500, { error: 'internal error' });
+      },
+    );
   };
 }

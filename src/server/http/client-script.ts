@@ -7,10 +7,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventEmitter } from 'node:events';
-import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, type Ticket } from '../protocol.js';
+import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, type Ticket } from '../../protocol.js';
 
-/** dist/server/index.js → dist/umd/; src/server/*.ts (tests run from source) → dist/umd/. */
-const UMD_DIRS = ['../umd/', '../../dist/umd/'];
+/** dist/server/index.js (bundled) → dist/umd/; src/server/http/*.ts (tests run from source) → dist/umd/. */
+const UMD_DIRS = ['../umd/', '../../../dist/umd/'];
 const TICKETS_SCRIPT_NAME = 'socket.io-sessions-tickets.js';
 
 let cached: { script: string; map?: string } | undefined;

@@ -1,0 +1,221 @@
+/**
+ * One object per connected namespace socket: it binds the socket to its session entry (never
+ * through `socket.request`, which every namespace of one connection shares), looks at every packet
+ * the client sends before socket.io dispatches it (one middleware), and owns the socket's ticket
+ * timer. What the client sends can never take the session's place: client events named `smessage`
+ * or like socket.io's reserved events are dropped, and listeners get the session from the server.
+ */
+import type { Socket } from 'socket.io';
+import { CredentialEvents, ErrorCode, Events, type InvalidReason } from '../protocol.js';
+import type { SessionUnavailableError } from '../errors.js';
+import type { ServerContext } from './context.js';
+import { Lane } from './exclusive.js';
+import { log } from './log.js';
+import { audienceOf } from './origin.js';
+import { saveSoon } from './per-connection.js';
+import { dispatchSmessage, wrapListeners, type PerMessageUnit, type UnitHost } from './per-message.js';
+import { corruptRecordError, SessionEntry, type EntrySocket, type SocketSession } from './session-entry.js';
+import { keepChecking, saveTask } from './tasks.js';
+import { TicketAuthorization } from './ticket-refresh.js';
+
+/** Events a client may not send: socket.io's own, and the seed's `smessage` (the server dispatches it). */
+const DROPPED = new Set(['smessage', 'connect', 'connect_error', 'disconnect', 'disconnecting', 'error', 'newListener', 'removeListener']);
+
+const bindings = new WeakMap<Socket, SocketBinding>();
+
+/** The binding `sessions()` made for a socket at its handshake. */
+export const bindingOf = (socket: Socket): SocketBinding | undefined => bindings.get(socket);
+
+/** The session of a namespace socket bound by `sessions()`; undefined elsewhere. */
+export function sessionOfSocket(socket: Socket): SocketSession | undefined {
+  return bindings.get(socket)?.entry.session;
+}
+
+/**
+ * `socket.session` for every socket of the process: a getter on socket.io's Socket prototype reading
+ * the socket's own binding (nothing is added per socket). Installed while a `sessions()` instance
+ * is open; returns a disposer.
+ */
+let installed: { proto: object; users: number; previous?: PropertyDescriptor } | undefined;
+export function installSessionGetter(socket: Socket): () => void {
+  const proto = Object.getPrototypeOf(socket) as object;
+  if (!installed) {
+    installed = { proto, users: 0, previous: Object.getOwnPropertyDescriptor(proto, 'session') };
+    Object.defineProperty(proto, 'session', {
+      configurable: true,
+      enumerable: false,
+      get(this: Socket) {
+        return sessionOfSocket(this);
+      },
+      set() {
+        throw new TypeError('socket.io-sessions: socket.session is read-only (change its keys instead)');
+      },
+    });
+  }
+  const current = installed;
+  current.users += 1;
+  let disposed = false;
+  return () => {
+    if (disposed) return;
+    disposed = true;
+    if (--current.users > 0 || installed !== current) return;
+    installed = undefined;
+    if (current.previous) Object.defineProperty(current.proto, 'session', current.previous);
+    else delete (current.proto as { session?: unknown }).session;
+  };
+}
+
+export class SocketBinding implements EntrySocket, UnitHost {
+  /** Its units waiting or running (per-message mode), and packets let through whose units are not queued yet. */
+  private waiting = 0;
+  private reserved = 0;
+  /** The client was told its queue is full; told again only after it drained. */
+  private overflowTold = false;
+  private noticePending: SessionUnavailableError | undefined;
+  private told = false;
+  private ticket: TicketAuthorization | undefined;
+  gone = false;
+
+  constructor(
+    readonly socket: Socket,
+    public entry: SessionEntry,
+    readonly ctx: ServerContext,
+    private readonly ticketExpiresAt?: number,
+  ) {
+    bindings.set(socket, this);
+  }
+
+  get sid(): string {
+    return this.entry.sid;
+  }
+
+  get timeoutMs(): number {
+    return this.ctx.options.storeTimeout;
+  }
+
+  get lock() {
+    return this.ctx.options.lock;
+  }
+
+  /**
+   * socket.io's `connection`: join the session's live entry, watch packets, keep the ticket. False
+   * when the session went invalid since the handshake loaded it (the socket was told).
+   */
+  start(): boolean {
+    const { socket, ctx } = this;
+    // Another socket of the session may have opened (or retired) the entry since our handshake.
+    const live = SessionEntry.of(ctx.hub, this.entry.sid);
+    if (!live) this.entry.revive();
+    else if (live !== this.entry && !live.invalid) this.entry = live;
+    this.entry.sockets.add(this);
+    socket.use((packet, next) => this.onPacket(packet as unknown[], next));
+    socket.once('disconnect', () => this.stop());
+    keepChecking(this.entry, ctx);
+    if (this.ticketExpiresAt !== undefined && ctx.sealer) {
+      this.ticket = new TicketAuthorization(this, ctx.sealer, audienceOf(socket.request), this.ticketExpiresAt);
+    }
+    const reason = ctx.hub.tombstones.has(this.entry.room) ? 'destroyed' : this.entry.invalid;
+    if (reason) {
+      this.invalidate(reason);
+      return false;
+    }
+    return true;
+  }
+
+  /** After `sconnection`: save what its listeners changed. */
+  connected(): void {
+    this.changed();
+  }
+
+  private changed(): void {
+    if (this.ctx.options.perMessage) void saveTask(this.entry, this.ctx);
+    else saveSoon(this.entry, this.ctx);
+  }
+
+  private onPacket(packet: unknown[], next: (err?: Error) => void): void {
+    const [event] = packet;
+    if (typeof event !== 'string' || DROPPED.has(event)) {
+      log.handshake('socket %s: dropped a client event named %o', this.socket.id, event);
+      return;
+    }
+    if (event === CredentialEvents.REFRESH && this.ticket) {
+      void this.ticket.refresh(packet[1], packet[packet.length - 1]);
+      return next(); // the app may listen too; the refresh itself is ours, never a unit of work
+    }
+    this.entry.active = true;
+    if (!this.ctx.options.perMessage) {
+      next();
+      this.changed();
+      return;
+    }
+    if (this.waiting + this.reserved >= this.ctx.options.maxPendingEvents) return this.overflow();
+    if (event === 'message' && this.socket.listenerCount('smessage') > 0) dispatchSmessage(this.socket, this, packet.slice(1));
+    wrapListeners(this.socket, event, this);
+    // The units of this packet are queued when socket.io dispatches it, on the next tick.
+    this.reserved += 1;
+    next();
+    process.nextTick(() => (this.reserved -= 1));
+  }
+
+  private overflow(): void {
+    if (this.overflowTold) return;
+    this.overflowTold = true;
+    log.lock('socket %s: %d events waiting, refusing more', this.socket.id, this.waiting);
+    if (this.socket.connected) this.socket.emit(Events.UNAVAILABLE, { code: ErrorCode.SESSION_UNAVAILABLE, reason: 'queue-full', retryAfter: 1000 });
+  }
+
+  enqueue(unit: PerMessageUnit): void {
+    this.waiting += 1;
+    Lane.of(this.ctx.hub, this.entry.sid).event(unit);
+  }
+
+  settled(): void {
+    this.waiting -= 1;
+    if (this.waiting === 0) this.overflowTold = false;
+  }
+
+  report(error: unknown): void {
+    this.ctx.report(error, this.socket);
+  }
+
+  emit(event: string, payload: unknown): void {
+    if (this.socket.connected) this.socket.emit(event, payload);
+  }
+
+  /** A store failure: the client is told (once per tick, however many of its events failed). */
+  unavailable(error: SessionUnavailableError): void {
+    const first = this.noticePending === undefined;
+    this.noticePending = error;
+    if (!first) return;
+    this.report(error);
+    process.nextTick(() => {
+      const notice = this.noticePending!;
+      this.noticePending = undefined;
+      this.emit(Events.UNAVAILABLE, notice.data);
+    });
+  }
+
+  invalidate(reason: InvalidReason): void {
+    if (this.told) return;
+    this.told = true;
+    const { socket } = this;
+    log.invalidate('socket %s: session invalid (%s)', socket.id, reason);
+    if (reason === 'corrupt') this.ctx.report(corruptRecordError(this.entry.room), socket);
+    this.ctx.invalid(socket, reason);
+    if (!socket.connected) return;
+    // The event and the disconnect travel in order on the same connection.
+    socket.emit(Events.INVALID, { code: ErrorCode.SESSION_INVALID, reason });
+    socket.disconnect();
+  }
+
+  /** The socket left: its waiting units are dropped (they changed nothing); its changes are saved. */
+  private stop(): void {
+    this.gone = true;
+    this.ticket?.stop();
+    const { entry, ctx } = this;
+    entry.sockets.delete(this);
+    // Queued: runs after the app's own disconnect listeners, so their changes are saved too.
+    const saved = saveTask(entry, ctx);
+    if (entry.sockets.size === 0) void saved.finally(() => entry.sockets.size === 0 && entry.retire());
+  }
+}

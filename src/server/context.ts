@@ -1,0 +1,17 @@
+import type { Socket } from 'socket.io';
+import type { InvalidReason } from '../protocol.js';
+import type { ResolvedOptions } from './options.js';
+import type { StoreHub } from './store.js';
+import type { TicketSealer } from './tickets.js';
+
+/** What the parts of one `sessions()` instance share: its options, the store hub, its events. */
+export interface ServerContext {
+  readonly options: ResolvedOptions;
+  readonly hub: StoreHub;
+  /** Present when tickets are possible (a secret was given). */
+  readonly sealer: TicketSealer | undefined;
+  /** `serror` (console.error when nobody listens): not the client's to fix. */
+  report(error: unknown, socket?: Socket): void;
+  /** `sinvalid`. */
+  invalid(socket: Socket, reason: InvalidReason): void;
+}

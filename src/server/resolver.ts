@@ -1,0 +1,93 @@
+/**
+ * The one way from a request to its session, used by every entry point (handshake, token
+ * endpoint, served script, cookie renewal, httpLock): request → credential (a ticket in the
+ * handshake `auth`, or the signed cookie, a cutter, a parser) → session id → loaded session.
+ * Outcomes are typed errors: SessionInvalidError (with its reason), SessionUnavailableError (the
+ * store), OriginNotAllowedError (a cookie handshake from a page of another origin).
+ */
+import type { IncomingMessage } from 'node:http';
+import { TICKET_AUTH_FIELD } from '../protocol.js';
+import { OriginNotAllowedError, SessionInvalidError } from '../errors.js';
+import type { ServerContext } from './context.js';
+import { log } from './log.js';
+import { audienceOf, originAllowed } from './origin.js';
+import { corruptRecordError, SessionEntry } from './session-entry.js';
+import { cookieNames, sessionIdFrom } from './session-id.js';
+import { sessionRoom } from './invalidation.js';
+import type { SessionRecord } from './store.js';
+
+/** A request's session: its id and either its stored record, or the live entry that already holds it. */
+export interface Resolved {
+  sid: string;
+  record?: SessionRecord;
+  entry?: SessionEntry;
+  /** For a ticket: when it runs out (epoch ms). */
+  ticketExpiresAt?: number;
+}
+
+export class Resolver {
+  constructor(private readonly ctx: ServerContext) {}
+
+  /** The session id a request's cookie (or cutter, parser) names. A throwing cutter/parser is the app's bug: reported, and no id. */
+  async sessionId(req: IncomingMessage): Promise<string> {
+    let found;
+    try {
+      found = await sessionIdFrom(req, this.ctx.options);
+    } catch (err) {
+      this.ctx.report(err);
+      found = { invalid: 'no-session-id' as const };
+    }
+    if ('sid' in found) return found.sid;
+    if (found.invalid === 'no-session-id') {
+      log.handshake('no session id: no cookie named %o (cookies seen: %o)', this.ctx.options.name, cookieNames(req));
+    }
+    throw new SessionInvalidError(found.invalid);
+  }
+
+  /**
+   * A handshake's credential: a ticket in `auth` decides alone (it is bound to its page origin);
+   * otherwise the cookie, after the Origin check.
+   */
+  private async handshakeId(req: IncomingMessage, auth: unknown): Promise<{ sid: string; ticketExpiresAt?: number }> {
+    const ticket = auth !== null && typeof auth === 'object' ? (auth as Record<string, unknown>)[TICKET_AUTH_FIELD] : undefined;
+    const { sealer, options } = this.ctx;
+    if (ticket !== undefined && sealer) {
+      const opened = await sealer.open(ticket, audienceOf(req));
+      if ('invalid' in opened) throw new SessionInvalidError(opened.invalid);
+      log.tickets('handshake with a ticket of %s', sessionRoom(opened.sid));
+      return { sid: opened.sid, ticketExpiresAt: opened.expiresAt };
+    }
+    if (!originAllowed(req, options)) {
+      log.handshake('origin %o not allowed', req.headers.origin);
+      throw new OriginNotAllowedError();
+    }
+    return { sid: await this.sessionId(req) };
+  }
+
+  /** The session of a handshake. */
+  async handshake(req: IncomingMessage, auth: unknown): Promise<Resolved> {
+    const { sid, ticketExpiresAt } = await this.handshakeId(req, auth);
+    return { ...(await this.load(sid, true)), ticketExpiresAt };
+  }
+
+  /** The session of an HTTP request's cookie (token endpoint, served script, cookie renewal). */
+  async request(req: IncomingMessage): Promise<Resolved> {
+    return this.load(await this.sessionId(req), false);
+  }
+
+  /**
+   * Load `sid`: the live entry when nothing can have changed it since; else the store (for a
+   * handshake, the record an HTTP surface read a moment ago is carried over instead of a second read).
+   */
+  private async load(sid: string, forHandshake: boolean): Promise<Resolved> {
+    const { hub, options } = this.ctx;
+    const live = SessionEntry.of(hub, sid);
+    if (live?.trustworthy && !hub.tombstones.has(live.room)) return { sid, entry: live };
+    const loaded = forHandshake ? await hub.readForHandshake(sid, options.storeTimeout) : await hub.readToCarry(sid, options.storeTimeout);
+    if ('record' in loaded) return { sid, record: loaded.record };
+    const room = sessionRoom(sid);
+    log.handshake('session %s: %s', room, loaded.invalid);
+    if (loaded.invalid === 'corrupt') this.ctx.report(corruptRecordError(room));
+    throw new SessionInvalidError(loaded.invalid === 'not-found' && live?.expired() ? 'expired' : loaded.invalid);
+  }
+}

@@ -1,0 +1,383 @@
+/**
+ * One loaded session in this process, shared by all of its sockets on every namespace: one copy,
+ * one change tracker, one revalidation timer, one pending save. Loaded through the store's own
+ * `createSession`, so save/reload/destroy/touch behave as in express-session; the Session object
+ * lives as long as the entry, so every reference handed out (`socket.session`, the `sconnection`
+ * argument) stays the session's, reloads included.
+ *
+ * Saving merges only the keys changed here into the store's record, and reads that record first
+ * only when something else may have written it since this copy was loaded: a write through this
+ * process (the store hub counts them), or any other process when the store is shared and the copy
+ * was not just loaded under the same exclusive unit.
+ */
+import type { Session, SessionData } from 'express-session';
+import type { InvalidReason } from '../protocol.js';
+import { SessionInvalidError, type SessionUnavailableError } from '../errors.js';
+import { sessionRoom } from './invalidation.js';
+import { ChangeTracker, type Changes } from './tracker.js';
+import type { Loaded, SessionRecord, StoreHub } from './store.js';
+import { log } from './log.js';
+
+/** The session object handlers see as `socket.session`: an express-session `Session`. */
+export type SocketSession = Session & Partial<SessionData>;
+
+/** What an entry needs from each socket bound to it. */
+export interface EntrySocket {
+  /** Tell the socket its session is invalid and disconnect it (once). */
+  invalidate(reason: InvalidReason): void;
+  /** Tell the socket the store failed (what it asked for did not happen). */
+  unavailable(error: SessionUnavailableError): void;
+  /** Push an event to the client. */
+  emit(event: string, payload: unknown): void;
+}
+
+/** A store record's cookie expiry, epoch ms. */
+const expiryOf = (cookie: { expires?: Date | string | number | null } | undefined): number | undefined =>
+  cookie?.expires ? new Date(cookie.expires).getTime() : undefined;
+
+/** How many times a merge re-reads when writes keep landing during its read. */
+const MAX_REREADS = 3;
+
+const registries = new WeakMap<StoreHub, { bySid: Map<string, SessionEntry>; byRoom: Map<string, SessionEntry> }>();
+function registry(hub: StoreHub) {
+  let r = registries.get(hub);
+  if (!r) registries.set(hub, (r = { bySid: new Map(), byRoom: new Map() }));
+  return r;
+}
+
+export class SessionEntry {
+  readonly room: string;
+  /** The express-session Session, kept for the entry's life (values are replaced in place on reload). */
+  private raw!: Session & Record<string, unknown>;
+  private tracker!: ChangeTracker<SocketSession>;
+  /** `hub.version(sid)` when the copy was last known to equal the store's record; -1: not known. */
+  private currentAt = -1;
+  readonly sockets = new Set<EntrySocket>();
+  /** Set when its sockets were told the session is invalid: nothing is saved after that. */
+  invalid: InvalidReason | undefined;
+  /** A socket of the session saw traffic since the last revalidation: only active sessions are kept alive. */
+  active = false;
+  /** When the browser's cookie expires (epoch ms), as of the last record not written by our touches. */
+  private cookieExpires: number | undefined;
+  /** The expiries our touches wrote, newest last, to tell them from HTTP's in the record. */
+  private readonly ownExpiries: number[] = [];
+  private renewalAsked: number | undefined;
+  /** Out of the registry: its write counter is gone, so its copy is never trusted again. */
+  private retired = false;
+  /** Timers owned by the entry (revalidation, a pending save), cleared when it retires. */
+  readonly timers: { revalidate?: ReturnType<typeof setInterval>; save?: ReturnType<typeof setTimeout> } = {};
+
+  /** The live entry of `sid` in this process, if any. */
+  static of(hub: StoreHub, sid: string): SessionEntry | undefined {
+    return registry(hub).bySid.get(sid);
+  }
+
+  static byRoom(hub: StoreHub, room: string): SessionEntry | undefined {
+    return registry(hub).byRoom.get(room);
+  }
+
+  /** The entry of `sid` with the store's record: the live one brought up to date, or a new one. */
+  static open(hub: StoreHub, sid: string, record: SessionRecord): SessionEntry {
+    const live = SessionEntry.of(hub, sid);
+    if (live && !live.invalid) {
+      live.adopt(record);
+      return live;
+    }
+    const entry = new SessionEntry(hub, sid, record);
+    const r = registry(hub);
+    r.bySid.set(sid, entry);
+    r.byRoom.set(entry.room, entry);
+    return entry;
+  }
+
+  private constructor(
+    private readonly hub: StoreHub,
+    readonly sid: string,
+    record: SessionRecord,
+  ) {
+    this.room = sessionRoom(sid);
+    hub.watch(sid);
+    this.raw = this.createSession(record, (session) => this.replace(session));
+    this.tracker = new ChangeTracker(this.raw);
+    this.noteCookie(record);
+    this.currentAt = hub.version(sid);
+  }
+
+  /**
+   * A Session made by the store's createSession. Its `req` is a stand-in (never the socket's
+   * request, which every namespace of a connection shares): express-session's `session.reload()`
+   * assigns `req.session`, which `onReplace` takes in.
+   */
+  private createSession(record: SessionRecord, onReplace?: (session: Session) => void): Session & Record<string, unknown> {
+    let made: Session | undefined;
+    const req = {
+      sessionID: this.sid,
+      sessionStore: this.hub.store,
+      get session(): Session | undefined {
+        return made;
+      },
+      set session(session: Session) {
+        if (made && onReplace) onReplace(session);
+        else made = session;
+      },
+    };
+    this.hub.store.createSession(req as never, record);
+    return made as Session & Record<string, unknown>;
+  }
+
+  /** What handlers see: the session, tracked. */
+  get session(): SocketSession {
+    return this.tracker.proxy;
+  }
+
+  /** The copy equals the store's record, as far as this process can tell. */
+  private get current(): boolean {
+    return !this.retired && this.currentAt === this.hub.version(this.sid) && !this.expired();
+  }
+
+  /** Nothing can have changed the store's record since the copy was loaded (a process-local store that only we wrote). */
+  get trustworthy(): boolean {
+    return this.hub.local && this.current && !this.invalid;
+  }
+
+  /** The copy's cookie has run out: only the store can say whether the session still exists. */
+  expired(now = Date.now()): boolean {
+    const expires = expiryOf(this.raw.cookie);
+    return expires !== undefined && expires <= now;
+  }
+
+  /** The reason a read's answer means the session is gone, if it does. */
+  private goneReason(loaded: Loaded): InvalidReason | undefined {
+    if ('record' in loaded) return undefined;
+    return loaded.invalid === 'not-found' && this.expired() ? 'expired' : loaded.invalid;
+  }
+
+  /** Read the record; with `hub.read`'s errors. Re-reads while writes land during the read (bounded). */
+  private async read(timeoutMs: number): Promise<{ loaded: Loaded; settled: boolean }> {
+    for (let attempt = 1; ; attempt++) {
+      const before = this.hub.version(this.sid);
+      const loaded = await this.hub.read(this.sid, timeoutMs);
+      const settled = this.hub.version(this.sid) === before;
+      if (settled || attempt >= MAX_REREADS || !('record' in loaded)) return { loaded, settled };
+    }
+  }
+
+  /**
+   * Bring the copy up to date before a unit of work: reload unless nothing can have changed it.
+   * The invalid reason when the session is gone. Throws SessionUnavailableError.
+   */
+  async refresh(timeoutMs: number): Promise<InvalidReason | undefined> {
+    if (this.invalid) return this.invalid;
+    if (this.trustworthy) return undefined;
+    const { loaded, settled } = await this.read(timeoutMs);
+    const reason = this.goneReason(loaded);
+    if (reason) return reason;
+    this.adopt((loaded as { record: SessionRecord }).record, settled);
+    return undefined;
+  }
+
+  /**
+   * Take the store's record in, keeping the keys changed here and not yet saved, and `written` (keys
+   * this process just wrote: the live objects stay, so references handed out stay the session's).
+   * O(top-level keys): values are moved, not copied.
+   */
+  adopt(record: SessionRecord, settled = true, written: Iterable<string> = []): void {
+    let local = new Map<string, string | undefined>();
+    try {
+      local = this.tracker.changes();
+    } catch {
+      // an unserialisable value: the save reports it
+    }
+    const keep = new Set([...local.keys(), ...written]);
+    this.noteCookie(record);
+    const fresh = this.createSession(record) as unknown as Record<string, unknown>;
+    const raw = this.raw;
+    const taken: string[] = [];
+    for (const key of Object.keys(raw)) {
+      if (key === 'cookie' || keep.has(key) || Object.hasOwn(fresh, key)) continue;
+      delete raw[key];
+      taken.push(key);
+    }
+    for (const key of Object.keys(fresh)) {
+      if (key !== 'cookie' && keep.has(key)) continue;
+      raw[key] = fresh[key];
+      taken.push(key);
+    }
+    const stored = new Map<string, string | undefined>();
+    for (const key of local.keys()) stored.set(key, Object.hasOwn(fresh, key) ? JSON.stringify(fresh[key]) : undefined);
+    this.tracker.rebase(taken, stored);
+    this.currentAt = settled ? this.hub.version(this.sid) : -1;
+  }
+
+  /** express-session's `session.reload()` made a new Session: take its values, dropping unsaved changes. */
+  private replace(session: Session): void {
+    this.discard();
+    this.adopt(session as unknown as SessionRecord, false);
+  }
+
+  /** A handler starts (`first`: the first since the copy was loaded or saved). */
+  begin(first: boolean): void {
+    this.tracker.begin(first);
+  }
+
+  end(): void {
+    this.tracker.end();
+  }
+
+  /** Undo what the running handler changed. */
+  rollback(): void {
+    this.tracker.rollback();
+  }
+
+  /** Drop every unsaved change and trust nothing: the next unit reloads. */
+  discard(): void {
+    this.tracker.begin(true);
+    this.tracker.rollback();
+    this.tracker.end();
+    this.currentAt = -1;
+  }
+
+  /**
+   * Save the keys changed here, merged into the store's record. `trusted`: the copy was loaded by the
+   * same exclusive unit (or under the session lock), so the record is read first only if a write
+   * through this process came since. Returns the invalid reason when the session is gone.
+   * Throws SessionUnavailableError (the changes stay, to be saved next time), or an error from a
+   * value that cannot be serialised (an app bug).
+   */
+  async save({ trusted, timeoutMs }: { trusted: boolean; timeoutMs: number }): Promise<InvalidReason | undefined> {
+    if (this.invalid || !this.tracker.touched) return undefined;
+    const changes = this.tracker.take();
+    if (changes.now.size === 0) return undefined;
+    try {
+      return await this.write(changes, trusted && this.current, timeoutMs);
+    } catch (err) {
+      this.tracker.restore(changes);
+      throw err;
+    }
+  }
+
+  private async write(changes: Changes, fromCopy: boolean, timeoutMs: number): Promise<InvalidReason | undefined> {
+    let record: SessionRecord;
+    let merged = false;
+    let settled = true;
+    if (fromCopy) {
+      record = { ...this.raw } as unknown as SessionRecord;
+    } else {
+      const read = await this.read(timeoutMs);
+      const reason = this.goneReason(read.loaded);
+      if (reason) return reason;
+      record = (read.loaded as { record: SessionRecord }).record;
+      settled = read.settled;
+      for (const [key, json] of changes.now) {
+        if (json === undefined) delete record[key];
+        else record[key] = JSON.parse(json);
+      }
+      merged = true;
+    }
+    this.keepTouchedExpiry(record);
+    const before = this.hub.version(this.sid);
+    if ((await this.hub.write(this.sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
+    log.save('%s saved %d key(s)%s', this.room, changes.now.size, merged ? ' (merged into the store record)' : '');
+    // Only our own write (counted at its start and end) came since: the copy is what the store holds.
+    const onlyOurs = settled && this.hub.version(this.sid) === before + 2;
+    if (merged) this.adopt(record, onlyOurs, changes.now.keys());
+    else this.currentAt = onlyOurs ? this.hub.version(this.sid) : -1;
+    return undefined;
+  }
+
+  /**
+   * Check the session still exists, taking in what others wrote; extend its life in the store when
+   * one of its sockets was active. The invalid reason when it is gone. Throws SessionUnavailableError.
+   */
+  async revalidate(timeoutMs: number): Promise<InvalidReason | undefined> {
+    if (this.invalid) return undefined;
+    // Always read: this is what notices a session removed behind the library's back (another
+    // program, a store's own expiry clean-up, `store.clear()`), once per interval per session.
+    const { loaded, settled } = await this.read(timeoutMs);
+    const reason = this.goneReason(loaded);
+    if (reason) return reason;
+    this.adopt((loaded as { record: SessionRecord }).record, settled);
+    if (!this.active) return undefined;
+    this.active = false;
+    this.raw.touch();
+    const touched = expiryOf(this.raw.cookie);
+    if (touched !== undefined) this.ownExpiries.splice(0, this.ownExpiries.push(touched) - 8);
+    const before = this.hub.version(this.sid);
+    if ((await this.hub.touch(this.sid, { ...this.raw } as unknown as SessionRecord, timeoutMs)) === 'destroyed') return 'destroyed';
+    if (this.currentAt === before) this.currentAt = this.hub.version(this.sid) === before + 2 ? before + 2 : -1;
+    return undefined;
+  }
+
+  /** Stores that take their TTL from `cookie.expires` must not be cut back below what our touches gave the session. */
+  private keepTouchedExpiry(record: SessionRecord): void {
+    const touched = this.ownExpiries[this.ownExpiries.length - 1];
+    const written = expiryOf(record.cookie);
+    if (touched !== undefined && written !== undefined && touched > written) {
+      record.cookie = { ...(record.cookie as object), expires: new Date(touched) } as SessionRecord['cookie'];
+    }
+  }
+
+  /** A cookie expiry in the store that none of our touches wrote is the one HTTP last sent the browser. */
+  private noteCookie(record: SessionRecord): void {
+    const expires = expiryOf(record.cookie);
+    if (expires === undefined || !this.ownExpiries.includes(expires)) this.cookieExpires = expires;
+  }
+
+  /**
+   * The browser's cookie expiry when it is within a quarter of its max age of running out (the store
+   * lives on through our touches, the cookie does not): once per expiry.
+   */
+  cookieRenewalDue(now = Date.now()): number | undefined {
+    const expires = this.cookieExpires;
+    const maxAge = this.raw.cookie?.originalMaxAge;
+    if (expires === undefined || !maxAge || expires - now > maxAge / 4 || this.renewalAsked === expires) return undefined;
+    this.renewalAsked = expires;
+    return expires;
+  }
+
+  /** Tell every socket of the session that it is invalid (once). */
+  invalidate(reason: InvalidReason): void {
+    if (this.invalid) return;
+    this.invalid = reason;
+    log.invalidate('%s invalid (%s): %d socket(s) told', this.room, reason, this.sockets.size);
+    for (const socket of [...this.sockets]) socket.invalidate(reason);
+    this.stopTimers();
+  }
+
+  stopTimers(): void {
+    clearInterval(this.timers.revalidate);
+    clearTimeout(this.timers.save);
+    this.timers.revalidate = this.timers.save = undefined;
+  }
+
+  /** A socket joins a retired entry (its handshake loaded it just before the last one left): back in the registry, trusting nothing. */
+  revive(): void {
+    if (!this.retired) return;
+    this.retired = false;
+    this.currentAt = -1;
+    this.hub.watch(this.sid);
+    const r = registry(this.hub);
+    r.bySid.set(this.sid, this);
+    r.byRoom.set(this.room, this);
+  }
+
+  /** No socket left: leave the registry (a pending save still runs), stop counting writes. */
+  retire(): void {
+    if (this.retired) return;
+    this.stopTimers();
+    this.retired = true;
+    const r = registry(this.hub);
+    if (r.bySid.get(this.sid) === this) {
+      r.bySid.delete(this.sid);
+      r.byRoom.delete(this.room);
+    }
+    this.hub.unwatch(this.sid);
+  }
+}
+
+/** A record the store returned that is not a session: a typed error for `serror` (the id stays out of it). */
+export function corruptRecordError(room: string): SessionInvalidError {
+  const error = new SessionInvalidError('corrupt');
+  error.message = `session invalid (corrupt): the store returned a record for ${room} that is not a session (not an object, or no cookie)`;
+  return error;
+}

@@ -1,0 +1,72 @@
+/**
+ * The units of work on a session that are not events: saves, revalidation. Each runs in the
+ * session's lane (one at a time per session in the process) holding the session lock when there is
+ * one; what it finds out is acted on here: a session gone invalidates its sockets, a store failure
+ * is reported and told to them (and a save is tried again), a cookie about to run out is renewed.
+ */
+import { CredentialEvents } from '../protocol.js';
+import { SessionUnavailableError } from '../errors.js';
+import type { ServerContext } from './context.js';
+import { Lane } from './exclusive.js';
+import type { SessionEntry } from './session-entry.js';
+import { RETRY_AFTER_MS } from './store.js';
+
+/** How many times a failed save is tried again (with RETRY_AFTER_MS between). */
+const SAVE_RETRIES = 5;
+
+function failed(entry: SessionEntry, ctx: ServerContext, error: unknown): void {
+  ctx.report(error);
+  if (error instanceof SessionUnavailableError) for (const socket of entry.sockets) socket.unavailable(error);
+}
+
+/** Save `entry`'s changes now (in its lane). Resolves when done; failures are reported and retried. */
+export function saveTask(entry: SessionEntry, ctx: ServerContext, attempt = 0): Promise<void> {
+  const { options, hub } = ctx;
+  const retry = (error: unknown) => {
+    failed(entry, ctx, error);
+    if (error instanceof SessionUnavailableError && attempt < SAVE_RETRIES && !entry.invalid) {
+      setTimeout(() => void saveTask(entry, ctx, attempt + 1), RETRY_AFTER_MS).unref?.();
+    }
+  };
+  return Lane.of(hub, entry.sid).task({
+    lock: options.lock,
+    timeoutMs: options.storeTimeout,
+    failed: retry,
+    async run() {
+      try {
+        // A copy loaded at connect is trusted only when no other process can write the store.
+        const reason = await entry.save({ trusted: hub.local, timeoutMs: options.storeTimeout });
+        if (reason) entry.invalidate(reason);
+      } catch (err) {
+        retry(err);
+      }
+    },
+  });
+}
+
+/** Check `entry` every `revalidateInterval` while it has sockets (one timer per session, not per socket). */
+export function keepChecking(entry: SessionEntry, ctx: ServerContext): void {
+  const { revalidateInterval } = ctx.options;
+  if (revalidateInterval <= 0 || entry.timers.revalidate) return;
+  entry.timers.revalidate = setInterval(() => void revalidateTask(entry, ctx), revalidateInterval);
+  entry.timers.revalidate.unref?.();
+}
+
+function revalidateTask(entry: SessionEntry, ctx: ServerContext): Promise<void> {
+  const { options, hub } = ctx;
+  return Lane.of(hub, entry.sid).task({
+    lock: options.lock,
+    timeoutMs: options.storeTimeout,
+    failed: (error) => failed(entry, ctx, error),
+    async run() {
+      try {
+        const reason = await entry.revalidate(options.storeTimeout);
+        if (reason) return entry.invalidate(reason);
+      } catch (err) {
+        return failed(entry, ctx, err);
+      }
+      const renewBy = entry.cookieRenewalDue();
+      if (renewBy !== undefined) for (const socket of entry.sockets) socket.emit(CredentialEvents.RENEW_COOKIE, { expiresAt: renewBy });
+    },
+  });
+}

@@ -1,0 +1,149 @@
+/**
+ * Destroyed sessions, remembered for a while by room name (a hash: the raw id never travels), so
+ * that no write that raced the destroy can bring the session back. Writes of a remembered session
+ * are dropped; a write already under way when the destroy came is followed by one more destroy once
+ * the last such write has ended. A destroy on another node is told to this one late (through the
+ * adapter): a write of ours that ended shortly before the notice may have landed after that destroy,
+ * so the session is destroyed once more (once).
+ *
+ * Guarantee: after a destroy, at most one extra destroy per node, whatever the number of writes
+ * that raced it; the memory held is bounded by the destroys of the last `keepMs` and the writes of
+ * the last `raceWindowMs`.
+ */
+
+interface Tombstone {
+  at: number;
+  /** Destroys of it still under way; while > 0 and not confirmed, a failure forgets the tombstone. */
+  pending: number;
+  confirmed: boolean;
+  /** A write of ours was under way when it was destroyed. */
+  raced: boolean;
+  /** The extra destroy was already done. */
+  repeated: boolean;
+}
+
+interface Writes {
+  sid: string;
+  /** Writes under way. */
+  running: number;
+  /** When the last one ended (or started, while running). */
+  at: number;
+}
+
+export class Tombstones {
+  private readonly stones = new Map<string, Tombstone>();
+  private readonly writes = new Map<string, Writes>();
+
+  /**
+   * @param raceWindowMs how long after it ended a write may still meet another node's destroy
+   *   notice; 0 (nothing to remember) until a server whose adapter reaches other nodes says otherwise.
+   */
+  constructor(
+    private readonly keepMs = 10 * 60_000,
+    public raceWindowMs = 0,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  has(room: string): boolean {
+    return this.stones.has(room);
+  }
+
+  /** A destroy of `room` starts: from now on its writes are dropped. */
+  destroying(room: string): void {
+    const stone = this.stone(room);
+    stone.pending += 1;
+  }
+
+  /**
+   * A destroy of `room` ended (`ok`: it succeeded). Returns true when one more destroy is due now:
+   * a write that raced it ended before it did.
+   */
+  destroyed(room: string, ok: boolean): boolean {
+    const stone = this.stones.get(room);
+    if (!stone) return false;
+    stone.pending = Math.max(0, stone.pending - 1);
+    if (!ok) {
+      if (!stone.confirmed && stone.pending === 0) this.stones.delete(room);
+      return false;
+    }
+    stone.confirmed = true;
+    return this.repeatDue(room, stone);
+  }
+
+  /** Another node destroyed `room`: the session id to destroy once more (a write of ours may have landed after it), if any. */
+  remote(room: string): string | undefined {
+    const stone = this.stone(room);
+    stone.confirmed = true;
+    const writes = this.writes.get(room);
+    if (!writes) return undefined;
+    if (writes.running > 0) stone.raced = true; // repeated when the last one ends
+    else if (this.now() - writes.at <= this.raceWindowMs && !stone.repeated) {
+      stone.repeated = true;
+      return writes.sid;
+    }
+    return undefined;
+  }
+
+  /** A write of `room` starts (callers drop writes of rooms that `has`). */
+  writeStarted(room: string, sid: string): void {
+    const now = this.now();
+    const writes = this.writes.get(room);
+    if (writes) {
+      writes.running += 1;
+      writes.at = now;
+      this.writes.delete(room); // re-inserted: the map stays (roughly) ordered by time
+      this.writes.set(room, writes);
+    } else this.writes.set(room, { sid, running: 1, at: now });
+    this.prune(now);
+  }
+
+  /** A write of `room` ended. Returns true when one more destroy is due now: it raced a destroy. */
+  writeEnded(room: string): boolean {
+    const writes = this.writes.get(room);
+    if (writes) {
+      writes.running = Math.max(0, writes.running - 1);
+      writes.at = this.now();
+      this.writes.delete(room);
+      this.writes.set(room, writes);
+    }
+    const stone = this.stones.get(room);
+    if (!stone) return false;
+    stone.raced = true;
+    return this.repeatDue(room, stone);
+  }
+
+  private repeatDue(room: string, stone: Tombstone): boolean {
+    if (!stone.raced || stone.repeated || (this.writes.get(room)?.running ?? 0) > 0) return false;
+    stone.repeated = true;
+    return true;
+  }
+
+  private stone(room: string): Tombstone {
+    const now = this.now();
+    let stone = this.stones.get(room);
+    if (!stone) {
+      stone = { at: now, pending: 0, confirmed: false, raced: (this.writes.get(room)?.running ?? 0) > 0, repeated: false };
+      this.stones.set(room, stone);
+      this.prune(now);
+    }
+    return stone;
+  }
+
+  /** Forget tombstones older than keepMs and idle write records older than the race window (a hung write counts as idle after keepMs). */
+  private prune(now: number): void {
+    for (const [room, stone] of this.stones) {
+      if (now - stone.at <= this.keepMs) break;
+      this.stones.delete(room);
+    }
+    for (const [room, writes] of this.writes) {
+      const age = now - writes.at;
+      if (age <= this.raceWindowMs || (writes.running > 0 && age <= this.keepMs)) break;
+      this.writes.delete(room);
+    }
+  }
+
+  /** Sizes, for tests of the bounds. */
+  get size(): { tombstones: number; writes: number } {
+    return { tombstones: this.stones.size, writes: this.writes.size };
+  }
+}

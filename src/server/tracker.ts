@@ -1,0 +1,141 @@
+/**
+ * What a handler changed in a loaded session, found in work proportional to what it touched,
+ * not to the session's size. Handlers get a Proxy of the session: assigning, defining or deleting
+ * a top-level key marks it; reading an object-valued key marks it "exposed" (it may be changed in
+ * place through that reference from then on). A marked key is serialised when first marked (its
+ * stored JSON) and at each save (its current JSON). Keys nobody touched are never serialised or
+ * parsed. `cookie` belongs to HTTP and is never tracked.
+ *
+ * Limit: a reference to an object value obtained without the proxy (e.g. kept from before the
+ * session was loaded) is not seen. Every path the library hands out (`socket.session`, the
+ * `sconnection` and `smessage` arguments) is the proxy.
+ */
+
+/** A key's JSON; undefined when absent (JSON drops undefined values and functions alike). */
+type Json = string | undefined;
+
+const tracked = (key: string | symbol): key is string => typeof key === 'string' && key !== 'cookie';
+
+/** The JSON of changed keys, and what the store held for them before. */
+export interface Changes {
+  now: Map<string, Json>;
+  before: Map<string, Json>;
+}
+
+export class ChangeTracker<T extends object = object> {
+  /** The store's JSON (as of the last load or save) of every key marked since. */
+  private readonly saved = new Map<string, Json>();
+  /** Object-valued keys whose reference was handed out since the value was loaded. */
+  private readonly exposed = new Set<string>();
+  /** JSON at the start of the running handler, when that differs from `saved` (later handlers of a batch). */
+  private checkpoint: Map<string, Json> | undefined;
+  readonly proxy: T;
+
+  constructor(private readonly target: Record<string, unknown>) {
+    this.proxy = new Proxy(target, {
+      get: (t, key) => {
+        const value = t[key as string];
+        if (value !== null && typeof value === 'object' && tracked(key) && !this.exposed.has(key) && Object.hasOwn(t, key)) {
+          this.mark(key);
+          this.exposed.add(key);
+        }
+        return value;
+      },
+      set: (t, key, value) => {
+        if (tracked(key)) this.mark(key);
+        return Reflect.set(t, key, value);
+      },
+      deleteProperty: (t, key) => {
+        if (tracked(key)) this.mark(key);
+        return Reflect.deleteProperty(t, key);
+      },
+      defineProperty: (t, key, descriptor) => {
+        if (tracked(key)) this.mark(key);
+        return Reflect.defineProperty(t, key, descriptor);
+      },
+    }) as unknown as T;
+  }
+
+  private json(key: string): Json {
+    return Object.hasOwn(this.target, key) ? JSON.stringify(this.target[key]) : undefined;
+  }
+
+  /** Remember a key's JSON before it may change (once per layer). */
+  private mark(key: string): void {
+    const needSaved = !this.saved.has(key);
+    const needCheckpoint = this.checkpoint !== undefined && !this.checkpoint.has(key);
+    if (!needSaved && !needCheckpoint) return;
+    const json = this.json(key);
+    if (needSaved) this.saved.set(key, json);
+    if (needCheckpoint) this.checkpoint!.set(key, json);
+  }
+
+  /** Whether anything was marked since the last load or save (nothing marked: nothing can have changed). */
+  get touched(): boolean {
+    return this.saved.size > 0;
+  }
+
+  /** Keys whose current value differs from the store's, with their JSON. Throws if a value cannot be serialised. */
+  changes(): Map<string, Json> {
+    const changed = new Map<string, Json>();
+    for (const [key, before] of this.saved) {
+      const now = this.json(key);
+      if (now !== before) changed.set(key, now);
+    }
+    return changed;
+  }
+
+  /**
+   * The changes about to be written, taken as the new stored state at once, so that changes made
+   * while the write is under way are measured against what is being written. Undo with `restore`
+   * if the write fails.
+   */
+  take(): Changes {
+    const now = this.changes();
+    const before = new Map<string, Json>();
+    for (const key of now.keys()) before.set(key, this.saved.get(key));
+    // Exposed keys stay watched from what is written; the others are marked again when next assigned.
+    for (const key of this.saved.keys()) {
+      if (!this.exposed.has(key)) this.saved.delete(key);
+      else if (now.has(key)) this.saved.set(key, now.get(key));
+    }
+    return { now, before };
+  }
+
+  /** The write of `take()`'s changes failed: the store still holds what it held before. */
+  restore({ before }: Changes): void {
+    for (const [key, json] of before) this.saved.set(key, json);
+  }
+
+  /** A handler starts. The first of a unit starts from the stored state; later ones (a batch) get a checkpoint. */
+  begin(first: boolean): void {
+    this.checkpoint = first ? undefined : new Map([...this.exposed].map((key) => [key, this.json(key)] as const));
+  }
+
+  end(): void {
+    this.checkpoint = undefined;
+  }
+
+  /** Undo what the running handler changed (to its checkpoint, or to the stored state). */
+  rollback(): void {
+    const layer = this.checkpoint ?? this.saved;
+    for (const [key, json] of layer) {
+      if (this.json(key) === json) continue;
+      if (json === undefined) delete this.target[key];
+      else this.target[key] = JSON.parse(json);
+      this.exposed.delete(key); // a fresh object: nobody holds it yet
+    }
+  }
+
+  /**
+   * Values were taken from the store: `taken` keys hold fresh objects nobody was handed yet; `stored`
+   * is the store's JSON of keys changed here and not saved (they stay changes).
+   */
+  rebase(taken: Iterable<string>, stored: Map<string, Json>): void {
+    for (const key of taken) {
+      this.saved.delete(key);
+      this.exposed.delete(key);
+    }
+    for (const [key, json] of stored) this.saved.set(key, json);
+  }
+}
