@@ -42,7 +42,7 @@ test('a request that shows nothing of where it comes from (no Sec-Fetch-Site, Or
 
 test('a foreign Origin, Sec-Fetch-Site cross-site, same-site or garbage, and a Referer of another scheme or not a URL get no ticket and no cookie', async (t) => {
   const { server, cookie } = await loggedIn(t);
-  for (const headers of [
+  for (const headers of <Array<Record<string, string>>>[
     { origin: 'https://evil.example' },
     { 'sec-fetch-site': 'cross-site' },
     { 'sec-fetch-site': 'same-site' }, // a sibling subdomain is another origin
@@ -58,7 +58,7 @@ test('a foreign Origin, Sec-Fetch-Site cross-site, same-site or garbage, and a R
 
 test("the server's own pages get a ticket: Sec-Fetch-Site same-origin or none, its own Origin, or (no Sec-Fetch-Site) its own Referer", async (t) => {
   const { server, cookie } = await loggedIn(t);
-  for (const headers of [
+  for (const headers of <Array<Record<string, string>>>[
     { 'sec-fetch-site': 'same-origin' },
     { 'sec-fetch-site': 'none' },
     { origin: server.url },
