@@ -21,9 +21,12 @@ async function corruptServer(t: { after(fn: () => unknown): void }, options: Tes
   const server = await startServer({ store, ...options });
   t.after(() => server.close());
   const sinvalid: string[] = [];
-  const serror: Array<{ code?: unknown; reason?: unknown }> = [];
+  const serror: Array<{ code?: unknown; reason?: unknown; message?: unknown }> = [];
   server.sio.on('sinvalid', (_socket, reason) => sinvalid.push(reason));
-  server.sio.on('serror', (err) => serror.push({ code: (err as { code?: unknown })?.code, reason: (err as { reason?: unknown })?.reason }));
+  server.sio.on('serror', (err) => {
+    const e = err as { code?: unknown; reason?: unknown; message?: unknown };
+    serror.push({ code: e?.code, reason: e?.reason, message: e?.message });
+  });
   server.sio.on('sconnection', (socket) => {
     socket.on('who', (ack: (user: unknown) => void) => ack(socket.session.user));
     socket.on('set', (value: unknown, ack?: () => void) => {
