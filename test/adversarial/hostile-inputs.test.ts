@@ -35,6 +35,7 @@ async function hostileServer(t: T, options: TestServerOptions = {}): Promise<Hos
       ack?.();
     });
     socket.on('size', (arg: unknown, ack: (n: number) => void) => ack(JSON.stringify(arg).length));
+    socket.on('never', () => new Promise(() => {})); // an app handler that never settles
     socket.on('slow', async (ack?: () => void) => {
       const counter = (socket.session.counter as number | undefined) ?? 0;
       await delay(200);
@@ -264,6 +265,23 @@ test('per-message: a connection reset in the middle of an event leaves no stuck 
   const record = store.peek(sidOf(good)) as Record<string, unknown>;
   assert.equal(record.user, 'alice');
   assert.ok(record.counter === undefined || record.counter === 1, `counter ${String(record.counter)}`);
+});
+
+test("per-message: behind a handler that never settles, the session's next event (another socket) gets 'queue-timeout' within ~storeTimeout instead of waiting forever", async (t) => {
+  const { server } = await hostileServer(t, { perMessage: true, storeTimeout: 500 });
+  const good = await server.login();
+  const stuck = await open(t, server, good);
+  const other = await open(t, server, good);
+  stuck.emit('never');
+  await delay(50);
+  const started = Date.now();
+  const notice = once<[{ code: string; reason: string }]>(other, 'sio-sessions:unavailable', 3000).then(([data]) => data, () => undefined);
+  other.emit('who', () => {});
+  const data = await notice;
+  t.diagnostic(`the waiting event: ${JSON.stringify(data) ?? 'no notice in 3 s'} after ${Date.now() - started} ms`);
+  assert.deepEqual([data?.code, data?.reason], ['SESSION_UNAVAILABLE', 'queue-timeout']);
+  assert.ok(Date.now() - started < 1500, `told after ${Date.now() - started} ms (storeTimeout 500)`);
+  await stillServes(t, server);
 });
 
 // ---------------------------------------------------------------------------------------------
