@@ -1,8 +1,10 @@
 // A destroyed session never exists again, whatever write races the destroy: the token endpoint's
 // and the served script's `?renew=1` (cookie renewal writes the record), socket saves in both
-// modes, and revalidation touches. Each race is run ~10 times with the two sides offset by
-// different amounts, on a store with 20 ms per call so the calls interleave; after both sides
-// answered and a short settle, the store has no record and HTTP shows no user for the old cookie.
+// modes, and revalidation touches. Each race is run 10 times (each on its own session) with the two sides offset by different amounts, on a store with 20 ms per read or
+// destroy and 60 ms per write (slow writes: an fsync, a remote Redis), so the calls interleave.
+// After both sides answered and a short settle, the store has no record and HTTP shows no user for
+// the old cookie. The offsets are densest where a renewal's re-read and its write (~60 and ~120 ms
+// after it starts) straddle the logout's destroy (~40 ms after the logout starts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FaultyStore } from '../helpers/stores.js';
@@ -11,11 +13,15 @@ import { startServer, connectClient, connected, sidOf, delay, type TestServer, t
 const TRIES = 10;
 /** Start of the racing write relative to the logout, ms (negative: the write starts first). */
 const offsetOf = (i: number) => [-70, -60, -55, -50, -45, -40, -30, -20, 0, 20][i % 10]!;
-const tries = <T>(run: (i: number) => Promise<T>) => Promise.all(Array.from({ length: TRIES }, (_, i) => run(i)));
+/** Runs the tries one after the other (HTTP races: parallel tries would blur each other's offsets) or side by side. */
+async function tries(run: (i: number) => Promise<void>, sideBySide = false): Promise<void> {
+  if (sideBySide) await Promise.all(Array.from({ length: TRIES }, (_, i) => run(i)));
+  else for (let i = 0; i < TRIES; i++) await run(i);
+}
 const SETTLE_MS = 200;
 
 async function raceServer(t: { after(fn: () => unknown): void }, options: TestServerOptions = {}) {
-  const store = new FaultyStore({ latency: 20 });
+  const store = new FaultyStore({ latency: (op) => (op === 'set' ? 60 : 20) });
   const server = await startServer({ store, sessionCookie: { maxAge: 60_000 }, ...options });
   t.after(() => server.close());
   server.sio.on('serror', () => {}); // store races may be reported; not what is asserted here
@@ -100,7 +106,7 @@ for (const perMessage of [false, true]) {
       client.close();
       const back = await resurrected(store, server, cookie);
       if (back) failures.push(`offset ${offsetOf(i)} ms: ${back}`);
-    });
+    }, true);
     report(t, `${mode} saves`, failures);
   });
 }
@@ -123,6 +129,6 @@ test('revalidation touches racing a logout never write the destroyed session bac
     client.close();
     const back = await resurrected(store, server, cookie);
     if (back) failures.push(`offset ${offsetOf(i)} ms: ${back}`);
-  });
+  }, true);
   report(t, 'revalidation', failures);
 });
