@@ -23,7 +23,7 @@ const STOP_TIMEOUT_MS = 5_000;
 const running = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
 function cleanUp(): void {
-  for (const proc of running) proc.kill('SIGKILL');
+  for (const proc of running) proc.kill('SIGKILL'); // also ends a frozen (SIGSTOPped) one
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 }
 process.once('exit', cleanUp);
@@ -52,6 +52,10 @@ export interface TestRedis {
   restart(): Promise<void>;
   /** stop() and delete the temp dir. */
   dispose(): Promise<void>;
+  /** SIGSTOP: the process stays up and its connections open, but it answers nothing (a frozen VM, a stuck disk). */
+  freeze(): void;
+  /** SIGCONT after freeze(); a no-op otherwise. stop() and dispose() thaw first. */
+  thaw(): void;
 }
 
 function ping(port: number): boolean {
@@ -105,7 +109,13 @@ export async function startRedis(): Promise<TestRedis> {
     }
   };
 
+  let frozen = false;
+  const thaw = () => {
+    if (frozen && child) child.kill('SIGCONT');
+    frozen = false;
+  };
   const stop = async () => {
+    thaw(); // a stopped process would not handle the SIGTERM below
     // redis-server's SIGTERM is a SHUTDOWN: the AOF is fsynced anyway (appendfsync always).
     if (child) await terminate(child, STOP_TIMEOUT_MS);
   };
@@ -130,5 +140,11 @@ export async function startRedis(): Promise<TestRedis> {
       rmSync(dir, { recursive: true, force: true });
       tempDirs.delete(dir);
     },
+    freeze: () => {
+      if (!child) throw new Error('redis-server is not running');
+      child.kill('SIGSTOP');
+      frozen = true;
+    },
+    thaw,
   };
 }

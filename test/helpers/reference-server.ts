@@ -81,6 +81,8 @@ export interface ReferenceServer {
   stop(): Promise<void>;
   /** stop() then start(): same port, same data dir, so sessions and the secret survive. */
   restart(): Promise<void>;
+  /** SIGKILL (a crash: no graceful shutdown, no save on disconnect), awaiting the exit. No-op when not running. */
+  kill(): Promise<void>;
   /** stop() and delete the data dir. */
   dispose(): Promise<void>;
 }
@@ -156,6 +158,13 @@ export async function startReferenceServer({ env = {}, waitForPage = false }: Re
     restart: async () => {
       await stop();
       await start();
+    },
+    kill: async () => {
+      const proc = child;
+      if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+      proc.kill('SIGKILL');
+      await exited;
     },
     dispose: async () => {
       await stop();

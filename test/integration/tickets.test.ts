@@ -205,7 +205,8 @@ test('the served script embeds a fresh ticket for a same-origin request with a s
   const server = await startServer();
   const cookie = await server.login();
   const script = (headers: Record<string, string>) => fetch(`${server.url}/socket.io/socket.io-sessions.js`, { headers }).then((r) => r.text());
-  const withSession = await script({ cookie });
+  // Sec-Fetch-Site as a browser sends it for the page's own <script> tag (without it, no ticket).
+  const withSession = await script({ cookie, 'sec-fetch-site': 'same-origin' });
   const match = /\.ticket=(.*);\s*$/.exec(withSession);
   assert.ok(match, 'ends with the ticket statement');
   const ticket = JSON.parse(match![1]);

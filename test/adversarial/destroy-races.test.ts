@@ -1,0 +1,134 @@
+// A destroyed session never exists again, whatever write races the destroy: the token endpoint's
+// and the served script's `?renew=1` (cookie renewal writes the record), socket saves in both
+// modes, and revalidation touches. Each race is run 10 times (each on its own session) with the two sides offset by different amounts, on a store with 20 ms per read or
+// destroy and 60 ms per write (slow writes: an fsync, a remote Redis), so the calls interleave.
+// After both sides answered and a short settle, the store has no record and HTTP shows no user for
+// the old cookie. The offsets are densest where a renewal's re-read and its write (~60 and ~120 ms
+// after it starts) straddle the logout's destroy (~40 ms after the logout starts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { FaultyStore } from '../helpers/stores.js';
+import { startServer, connectClient, connected, sidOf, delay, type TestServer, type TestServerOptions } from '../helpers/servers.js';
+
+const TRIES = 10;
+/** Start of the racing write relative to the logout, ms (negative: the write starts first). */
+const offsetOf = (i: number) => [-70, -60, -55, -50, -45, -40, -30, -20, 0, 20][i % 10]!;
+/** Runs the tries one after the other (HTTP races: parallel tries would blur each other's offsets) or side by side. */
+async function tries(run: (i: number) => Promise<void>, sideBySide = false): Promise<void> {
+  if (sideBySide) await Promise.all(Array.from({ length: TRIES }, (_, i) => run(i)));
+  else for (let i = 0; i < TRIES; i++) await run(i);
+}
+const SETTLE_MS = 200;
+
+async function raceServer(t: { after(fn: () => unknown): void }, options: TestServerOptions = {}) {
+  const store = new FaultyStore({ latency: (op) => (op === 'set' ? 60 : 20) });
+  const server = await startServer({ store, sessionCookie: { maxAge: 60_000 }, ...options });
+  t.after(() => server.close());
+  server.sio.on('serror', () => {}); // store races may be reported; not what is asserted here
+  return { store, server };
+}
+
+async function logout(server: TestServer, cookie: string): Promise<number> {
+  const res = await fetch(`${server.url}/logout`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: '{}' });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+/** Runs `write` and a logout `offset` ms apart; resolves when both answered. */
+async function race(offset: number, doLogout: () => Promise<unknown>, write: () => Promise<unknown>): Promise<void> {
+  await Promise.all([delay(Math.max(0, -offset)).then(doLogout), delay(Math.max(0, offset)).then(write)]);
+}
+
+/** After the settle: whether the destroyed session came back (in the store, or for HTTP). */
+async function resurrected(store: FaultyStore, server: TestServer, cookie: string): Promise<string | undefined> {
+  await delay(SETTLE_MS);
+  const record = store.peek(sidOf(cookie));
+  if (record !== undefined) return `store has ${JSON.stringify(record).slice(0, 120)}`;
+  const seen = await server.httpSession(cookie);
+  if (seen.user !== undefined) return `HTTP sees user ${String(seen.user)}`;
+  return undefined;
+}
+
+function report(t: { diagnostic(msg: string): void }, what: string, failures: string[]) {
+  t.diagnostic(`${what}: ${failures.length}/${TRIES} tries brought the session back${failures.length ? `: ${failures.join('; ')}` : ''}`);
+  assert.deepEqual(failures, [], `${what}: a destroyed session came back`);
+}
+
+test('GET /socket.io-sessions/token?renew=1 racing a logout never writes the destroyed session back', async (t) => {
+  const { store, server } = await raceServer(t);
+  const failures: string[] = [];
+  await tries(async (i) => {
+    const cookie = await server.login({ user: `user-${i}` });
+    const renew = async () => (await fetch(`${server.url}/socket.io-sessions/token?renew=1`, { headers: { cookie } })).arrayBuffer();
+    await race(offsetOf(i), () => logout(server, cookie), renew);
+    const back = await resurrected(store, server, cookie);
+    if (back) failures.push(`offset ${offsetOf(i)} ms: ${back}`);
+  });
+  report(t, 'token endpoint ?renew=1', failures);
+});
+
+test('the served script with ?renew=1 (same-origin) racing a logout never writes the destroyed session back', async (t) => {
+  const { store, server } = await raceServer(t);
+  const failures: string[] = [];
+  await tries(async (i) => {
+    const cookie = await server.login({ user: `user-${i}` });
+    const renew = async () =>
+      (await fetch(`${server.url}/socket.io/socket.io-sessions.js?renew=1`, { headers: { cookie, 'sec-fetch-site': 'same-origin' } })).arrayBuffer();
+    await race(offsetOf(i), () => logout(server, cookie), renew);
+    const back = await resurrected(store, server, cookie);
+    if (back) failures.push(`offset ${offsetOf(i)} ms: ${back}`);
+  });
+  report(t, 'served script ?renew=1', failures);
+});
+
+for (const perMessage of [false, true]) {
+  const mode = perMessage ? 'per-message' : 'per-connection (saveDelay 0)';
+  test(`${mode}: socket saves racing a logout never write the destroyed session back`, async (t) => {
+    const { store, server } = await raceServer(t, { perMessage, saveDelay: 0 });
+    server.sio.on('sconnection', (socket) => {
+      socket.on('note', (value: number) => {
+        socket.session.note = value;
+      });
+    });
+    const failures: string[] = [];
+    await tries(async (i) => {
+      const cookie = await server.login({ user: `user-${i}` });
+      const client = connectClient(server.url, cookie);
+      t.after(() => client.close());
+      await connected(client);
+      // A steady stream of changes, so a save is under way whenever the logout lands.
+      let n = 0;
+      const writer = setInterval(() => client.connected && client.emit('note', ++n), 5);
+      await delay(offsetOf(i) + 50);
+      await logout(server, cookie);
+      await delay(100);
+      clearInterval(writer);
+      client.close();
+      const back = await resurrected(store, server, cookie);
+      if (back) failures.push(`offset ${offsetOf(i)} ms: ${back}`);
+    }, true);
+    report(t, `${mode} saves`, failures);
+  });
+}
+
+test('revalidation touches racing a logout never write the destroyed session back', async (t) => {
+  const { store, server } = await raceServer(t, { revalidateInterval: 20 });
+  server.sio.on('sconnection', (socket) => socket.on('ping', () => {}));
+  const failures: string[] = [];
+  await tries(async (i) => {
+    const cookie = await server.login({ user: `user-${i}` });
+    const client = connectClient(server.url, cookie);
+    t.after(() => client.close());
+    await connected(client);
+    // An active socket: every revalidation touches the session.
+    const pinger = setInterval(() => client.connected && client.emit('ping'), 5);
+    await delay(offsetOf(i) + 50);
+    await logout(server, cookie);
+    await delay(100);
+    clearInterval(pinger);
+    client.close();
+    const back = await resurrected(store, server, cookie);
+    if (back) failures.push(`offset ${offsetOf(i)} ms: ${back}`);
+  }, true);
+  report(t, 'revalidation', failures);
+});

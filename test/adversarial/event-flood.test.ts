@@ -1,0 +1,125 @@
+// Nothing queues without bound: one socket that emits 100,000 events (no acks) as fast as it can
+// in per-message mode, on a store with 2 ms per call. The server (its own process, so its heap can
+// be measured: fixtures/flood-server.ts) keeps at most `maxPendingEvents` (default 100) of that
+// socket's events waiting, tells it 'queue-full' once per overflow episode (not once per event),
+// drops what still waits when it disconnects, and keeps answering another user meanwhile.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { terminate } from '../helpers/reference-server.js';
+import { connectClient, connected, delay, eventually } from '../helpers/servers.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('./fixtures/flood-server.ts', import.meta.url));
+const EVENTS = 100_000;
+const MB = 1024 * 1024;
+
+interface Stats {
+  heapUsed: number;
+  runs: number;
+  messages: number;
+}
+
+async function startFloodServer(t: { after(fn: () => unknown): void }): Promise<{ url: string; stats(): Promise<Stats>; output(): string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.NODE_TEST_CONTEXT; // a server, not a node:test subprocess
+  const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', FIXTURE], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => terminate(proc, 3000));
+  let output = '';
+  proc.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const lines = createInterface({ input: proc.stdout! });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`flood server did not start; output:\n${output}`)), 20_000);
+    lines.on('line', (line) => {
+      output += line + '\n';
+      try {
+        const { url: u } = JSON.parse(line) as { url?: string };
+        if (u) {
+          clearTimeout(timer);
+          resolve(u);
+        }
+      } catch {
+        // not our line
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`flood server exited (${code}); output:\n${output}`)));
+  });
+  return { url, stats: async () => (await fetch(`${url}/stats`)).json() as Promise<Stats>, output: () => output };
+}
+
+async function login(url: string, user: string): Promise<string> {
+  const res = await fetch(`${url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }) });
+  await res.arrayBuffer();
+  const setCookie = res.headers.get('set-cookie');
+  if (!setCookie) throw new Error('login set no cookie');
+  return setCookie.split(';')[0]!;
+}
+
+test('per-message: a socket flooding 100,000 events is told "queue-full" (not 100,000 times), the server heap stays bounded, its queued work is dropped on disconnect, and another user is answered meanwhile', async (t) => {
+  const server = await startFloodServer(t);
+  const [floodCookie, otherCookie] = await Promise.all([login(server.url, 'flooder'), login(server.url, 'bystander')]);
+  const flooder = connectClient(server.url, floodCookie);
+  const other = connectClient(server.url, otherCookie);
+  t.after(() => flooder.close());
+  t.after(() => other.close());
+  await Promise.all([connected(flooder), connected(other)]);
+  await other.timeout(2000).emitWithAck('ping');
+  const baseline = await server.stats();
+
+  const queueFull: unknown[] = [];
+  const otherNotices: unknown[] = [];
+  flooder.on('sio-sessions:unavailable', (data: { reason?: string }) => data?.reason === 'queue-full' && queueFull.push(data));
+  flooder.on('sio-sessions:unavailable', (data: { reason?: string }) => data?.reason !== 'queue-full' && otherNotices.push(data));
+
+  // The bystander's acked event, sent once the flood is well under way.
+  let pingMs: number | undefined;
+  let pingError: string | undefined;
+  let bystander: Promise<void> | undefined;
+  const floodStarted = performance.now();
+  for (let sent = 0; sent < EVENTS; ) {
+    for (const end = Math.min(EVENTS, sent + 1000); sent < end; sent++) flooder.emit('work', sent);
+    if (sent === 20_000) {
+      const started = performance.now();
+      bystander = other.timeout(5000).emitWithAck('ping').then(
+        () => void (pingMs = performance.now() - started),
+        (err: Error) => void (pingError = err.message),
+      );
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const emittedMs = performance.now() - floodStarted;
+  // Until the server has read the whole flood (or stopped reading it).
+  let last = -1;
+  let received = 0;
+  await eventually(async () => {
+    received = (await server.stats()).messages;
+    const settled = received >= baseline.messages + EVENTS || received === last;
+    last = received;
+    return settled;
+  }, 60_000, 300);
+  const peak = await server.stats();
+  await bystander;
+  const growthMb = (peak.heapUsed - baseline.heapUsed) / MB;
+
+  flooder.close();
+  await delay(1000);
+  const runsAfter1s = (await server.stats()).runs;
+  await delay(1000);
+  const runsAfter2s = (await server.stats()).runs;
+
+  t.diagnostic(
+    `emitted ${EVENTS} in ${emittedMs.toFixed(0)} ms; server read ${received - baseline.messages}; heap +${growthMb.toFixed(1)} MB; handler runs ${peak.runs} at peak, ` +
+      `${runsAfter1s} 1 s after disconnect, ${runsAfter2s} 2 s after; queue-full notices ${queueFull.length} (other unavailable notices ${otherNotices.length}); ` +
+      `bystander ping ${pingMs === undefined ? pingError : `${pingMs.toFixed(0)} ms`}`,
+  );
+
+  assert.ok(growthMb < 40, `server heap grew ${growthMb.toFixed(1)} MB under the flood (want < 40 MB)`);
+  assert.ok(queueFull.length >= 1, 'the flooding client is told its queue is full');
+  assert.ok(queueFull.length < 1000, `told 'queue-full' ${queueFull.length} times: once per overflow episode, not per dropped event`);
+  assert.ok(pingMs !== undefined && pingMs < 2000, `another user's acked event during the flood: ${pingMs === undefined ? pingError : `${pingMs.toFixed(0)} ms`} (want < 2000 ms)`);
+  assert.equal(runsAfter2s, runsAfter1s, `handlers kept running for the disconnected flooder: ${runsAfter1s} -> ${runsAfter2s}`);
+  assert.ok(peak.runs < EVENTS, 'not every flooded event ran');
+});

@@ -1,0 +1,477 @@
+// A matrix of hostile inputs and faults against real servers. Each row asserts the typed outcome
+// the contract promises (SESSION_INVALID with its reason, SESSION_UNAVAILABLE and never `sinvalid`
+// for store trouble, ORIGIN_NOT_ALLOWED, HTTP status) and that the process then still serves a
+// well-behaved user.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Socket as ClientSocket } from 'socket.io-client';
+import { connectWithSession } from '../../src/client/index.js';
+import { FaultyStore, type Fault } from '../helpers/stores.js';
+import { startReferenceServer, type ReferenceServer } from '../helpers/reference-server.js';
+import { startServer, connectClient, connected, refused, once, eventually, sidOf, delay, type TestServer, type TestServerOptions } from '../helpers/servers.js';
+
+type T = { after(fn: () => unknown): void; diagnostic(msg: string): void };
+const invalid = (reason: string) => ({ code: 'SESSION_INVALID', reason });
+
+interface Hostile {
+  server: TestServer;
+  store: FaultyStore;
+  sinvalid: string[];
+  serror: unknown[];
+}
+
+async function hostileServer(t: T, options: TestServerOptions = {}): Promise<Hostile> {
+  const store = new FaultyStore();
+  const server = await startServer({ store, storeTimeout: 300, ...options });
+  t.after(() => server.close());
+  const sinvalid: string[] = [];
+  const serror: unknown[] = [];
+  server.sio.on('sinvalid', (_socket, reason) => sinvalid.push(reason));
+  server.sio.on('serror', (err) => serror.push(err));
+  server.sio.on('sconnection', (socket) => {
+    socket.on('who', (ack: (user: unknown) => void) => ack(socket.session.user));
+    socket.on('set', (key: string, value: unknown, ack?: () => void) => {
+      (socket.session as unknown as Record<string, unknown>)[key] = value;
+      ack?.();
+    });
+    socket.on('size', (arg: unknown, ack: (n: number) => void) => ack(JSON.stringify(arg).length));
+    socket.on('never', () => new Promise(() => {})); // an app handler that never settles
+    socket.on('slow', async (ack?: () => void) => {
+      const counter = (socket.session.counter as number | undefined) ?? 0;
+      await delay(200);
+      socket.session.counter = counter + 1;
+      ack?.();
+    });
+  });
+  return { server, store, sinvalid, serror };
+}
+
+/** A well-behaved user logs in, connects and is answered. */
+async function stillServes(t: T, server: TestServer): Promise<void> {
+  const cookie = await server.login({ user: 'well-behaved' });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  assert.equal(await client.timeout(2000).emitWithAck('who'), 'well-behaved');
+  client.close();
+}
+
+async function open(t: T, server: TestServer, cookie?: string, options: Parameters<typeof connectClient>[2] = {}): Promise<ClientSocket> {
+  const client = connectClient(server.url, cookie, options);
+  t.after(() => client.close());
+  await connected(client);
+  return client;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cookies at the handshake
+
+const cookieRows: Array<[string, (good: string) => string, string]> = [
+  ['an 8 KB signed-looking value', () => `connect.sid=s:${'A'.repeat(8000)}.${'B'.repeat(40)}`, 'bad-signature'],
+  ['s: with a bad signature', (good) => good.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')), 'bad-signature'],
+  ['Latin-1 characters', () => 'connect.sid=s:\u00fcn\u00efc\u00f8d\u00e9.sig', 'bad-signature'],
+  ['a percent-encoded emoji', () => 'connect.sid=s%3A%F0%9F%92%A9.sig', 'bad-signature'],
+  ['broken percent-encoding', () => 'connect.sid=s%3A%E0%A4%A.sig', 'bad-signature'],
+];
+for (const [what, cookieOf, reason] of cookieRows) {
+  test(`cookie: ${what} -> SESSION_INVALID '${reason}', and the server keeps serving`, async (t) => {
+    const { server } = await hostileServer(t);
+    const good = await server.login({ user: 'alice' });
+    const client = connectClient(server.url, cookieOf(good));
+    t.after(() => client.close());
+    assert.deepEqual((await refused(client)).data, invalid(reason));
+    await stillServes(t, server);
+  });
+}
+
+test('cookie: an empty session cookie (connect.sid=) or an empty header -> SESSION_INVALID (no usable id), and the server keeps serving', async (t) => {
+  const { server } = await hostileServer(t);
+  for (const cookie of ['connect.sid=', '']) {
+    const client = connectClient(server.url, undefined, { extraHeaders: { cookie } });
+    t.after(() => client.close());
+    const { data } = await refused(client);
+    assert.equal(data?.code, 'SESSION_INVALID', JSON.stringify(data));
+    assert.ok(['no-session-id', 'bad-signature'].includes(data?.reason), JSON.stringify(data));
+  }
+  await stillServes(t, server);
+});
+
+test("cookie: a header over Node's 16 KB limit is refused by HTTP (431) before the library, and the server keeps serving", async (t) => {
+  const { server } = await hostileServer(t);
+  const good = await server.login();
+  const client = connectClient(server.url, `${good}; junk=${'x'.repeat(20_000)}`);
+  t.after(() => client.close());
+  const err = await refused(client);
+  assert.equal(err.data, undefined, 'a transport error, not a session outcome');
+  await stillServes(t, server);
+});
+
+test('cookie: 500 other cookies around the session cookie -> connected with that session', async (t) => {
+  const { server } = await hostileServer(t);
+  const good = await server.login({ user: 'alice' });
+  const others = Array.from({ length: 500 }, (_, i) => `c${i}=${i}`);
+  const client = await open(t, server, [...others.slice(0, 250), good, ...others.slice(250)].join('; '));
+  assert.equal(await client.timeout(2000).emitWithAck('who'), 'alice');
+});
+
+test('cookie: two session cookies of the same name -> the socket gets the session HTTP gets for the same header', async (t) => {
+  const { server } = await hostileServer(t);
+  const alice = await server.login({ user: 'alice' });
+  const bob = await server.login({ user: 'bob' });
+  for (const header of [`${alice}; ${bob}`, `${bob}; ${alice}`]) {
+    const http = (await server.httpSession(header)).user;
+    const client = await open(t, server, header);
+    assert.equal(await client.timeout(2000).emitWithAck('who'), http, header);
+    client.close();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Tickets and other garbage in the handshake `auth`
+
+test('auth: tickets that are not strings (42, {}, [], true, { toString }) -> SESSION_INVALID ticket-malformed, even with a valid cookie', async (t) => {
+  const { server } = await hostileServer(t);
+  const good = await server.login();
+  for (const sessionTicket of [42, {}, [], true, { toString: 'not a function' }]) {
+    const client = connectClient(server.url, good, { auth: { sessionTicket } as Record<string, unknown> });
+    t.after(() => client.close());
+    assert.deepEqual((await refused(client)).data, invalid('ticket-malformed'), JSON.stringify(sessionTicket));
+  }
+  await stillServes(t, server);
+});
+
+test('auth: a 999,000-character ticket -> SESSION_INVALID ticket-malformed (refused before parsing)', async (t) => {
+  const { server } = await hostileServer(t);
+  const client = connectClient(server.url, undefined, { auth: { sessionTicket: 'x'.repeat(999_000) } });
+  t.after(() => client.close());
+  assert.deepEqual((await refused(client)).data, invalid('ticket-malformed'));
+  await stillServes(t, server);
+});
+
+test('auth: a random JWE-shaped ticket -> SESSION_INVALID with a ticket reason', async (t) => {
+  const { server } = await hostileServer(t);
+  const b64 = (s: string) => Buffer.from(s).toString('base64url');
+  const shaped = [
+    [b64('{"alg":"dir","enc":"A256GCM","kid":"AAAAAAAAAAAAAAAA"}'), '', b64('123456789012'), b64('x'.repeat(64)), b64('0123456789abcdef')].join('.'),
+    [b64('{"alg":"none"}'), '', '', '', ''].join('.'),
+    'a.b.c.d.e',
+  ];
+  for (const sessionTicket of shaped) {
+    const client = connectClient(server.url, undefined, { auth: { sessionTicket } });
+    t.after(() => client.close());
+    const { data } = await refused(client);
+    assert.equal(data?.code, 'SESSION_INVALID', sessionTicket);
+    assert.ok(['ticket-malformed', 'ticket-tampered'].includes(data?.reason), `${sessionTicket}: ${JSON.stringify(data)}`);
+  }
+  await stillServes(t, server);
+});
+
+test("auth: another server's ticket (other secret) -> SESSION_INVALID ticket-tampered", async (t) => {
+  const { server } = await hostileServer(t);
+  const other = await startServer({ secret: 'another server entirely' });
+  t.after(() => other.close());
+  const { token } = await other.ticket(await other.login());
+  const client = connectClient(server.url, undefined, { auth: { sessionTicket: token } });
+  t.after(() => client.close());
+  assert.deepEqual((await refused(client)).data, invalid('ticket-tampered'));
+  await stillServes(t, server);
+});
+
+test('auth: an expired ticket (ticketTtl 1 s) -> SESSION_INVALID ticket-expired', async (t) => {
+  const { server } = await hostileServer(t, { ticketTtl: 1000 });
+  const { token, expiresAt } = await server.ticket(await server.login());
+  await delay(Math.max(0, expiresAt - Date.now()) + 100); // the input is a ticket past its time
+  const client = connectClient(server.url, undefined, { auth: { sessionTicket: token } });
+  t.after(() => client.close());
+  assert.deepEqual((await refused(client)).data, invalid('ticket-expired'));
+  await stillServes(t, server);
+});
+
+test('auth: a deeply nested (3,000 levels) and a wide (~500 KB) payload without a ticket -> the cookie decides', async (t) => {
+  const { server } = await hostileServer(t);
+  const good = await server.login({ user: 'alice' });
+  const deep: Record<string, unknown> = {};
+  let cursor = deep;
+  for (let i = 0; i < 3000; i++) cursor = (cursor.n = {}) as Record<string, unknown>;
+  const wide = Array.from({ length: 20_000 }, (_, i) => ({ i, s: 'xxxxxxxxxx' }));
+  for (const auth of [{ junk: deep }, { junk: wide }]) {
+    const client = await open(t, server, good, { auth });
+    assert.equal(await client.timeout(2000).emitWithAck('who'), 'alice');
+    client.close();
+  }
+});
+
+test('auth: an array -> socket.io drops the connection (not a valid CONNECT payload), and the server keeps serving', async (t) => {
+  const { server } = await hostileServer(t);
+  const good = await server.login();
+  const client = connectClient(server.url, good, { auth: [1, 2, 3] as unknown as Record<string, unknown> });
+  t.after(() => client.close());
+  await once(client.io, 'close', 3000);
+  assert.equal(client.connected, false);
+  await stillServes(t, server);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Event payloads in per-message mode
+
+test('per-message: a 900 KB argument is handled like any other, and one over maxHttpBufferSize (2 MB) only closes that connection', async (t) => {
+  const { server } = await hostileServer(t, { perMessage: true });
+  const good = await server.login();
+  const client = await open(t, server, good);
+  assert.equal(await client.timeout(5000).emitWithAck('size', 'x'.repeat(900_000)), 900_002);
+  const closed = once(client, 'disconnect', 5000);
+  client.emit('size', 'x'.repeat(2_000_000), () => {});
+  assert.equal((await closed)[0], 'transport close');
+  await stillServes(t, server);
+});
+
+test('per-message: a prototype-polluting payload saved into the session stays plain data and pollutes nothing', async (t) => {
+  const { server, store } = await hostileServer(t, { perMessage: true });
+  const good = await server.login();
+  const client = await open(t, server, good);
+  const payload = JSON.parse('{"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}},"then":"not a function","toJSON":"nope"}');
+  await client.timeout(2000).emitWithAck('set', 'payload', payload);
+  await client.timeout(2000).emitWithAck('set', '__proto__', { polluted: true });
+  assert.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype untouched');
+  assert.equal(await client.timeout(2000).emitWithAck('who'), 'alice');
+  const record = store.peek(sidOf(good)) as Record<string, unknown>;
+  assert.equal(typeof record.cookie, 'object', 'still a session record');
+  await stillServes(t, server);
+});
+
+test('per-message: an event without the ack its handler expects still runs and saves, and the queue moves on', async (t) => {
+  const { server, store } = await hostileServer(t, { perMessage: true });
+  const good = await server.login();
+  const client = await open(t, server, good);
+  client.emit('set', 'noAck', 1);
+  client.emit('slow');
+  assert.equal(await client.timeout(2000).emitWithAck('who'), 'alice');
+  const record = store.peek(sidOf(good)) as Record<string, unknown>;
+  assert.deepEqual([record.noAck, record.counter], [1, 1]);
+});
+
+test('per-message: a connection reset in the middle of an event leaves no stuck queue: the same session is served at once on a new socket', async (t) => {
+  const { server, store } = await hostileServer(t, { perMessage: true });
+  const good = await server.login();
+  const client = await open(t, server, good);
+  client.emit('slow', () => {});
+  await delay(50);
+  // An abrupt reset: the websocket's TCP connection is torn down without a close handshake.
+  (client.io.engine as unknown as { transport: { ws: { terminate(): void } } }).transport.ws.terminate();
+  const again = await open(t, server, good);
+  const started = Date.now();
+  assert.equal(await again.timeout(2000).emitWithAck('who'), 'alice');
+  assert.ok(Date.now() - started < 1000, `answered after ${Date.now() - started} ms`);
+  const record = store.peek(sidOf(good)) as Record<string, unknown>;
+  assert.equal(record.user, 'alice');
+  assert.ok(record.counter === undefined || record.counter === 1, `counter ${String(record.counter)}`);
+});
+
+test("per-message: behind a handler that never settles, the session's next event (another socket) is answered or told 'queue-timeout' within ~storeTimeout, not left waiting forever", async (t) => {
+  const { server } = await hostileServer(t, { perMessage: true, storeTimeout: 500 });
+  const good = await server.login({ user: 'alice' });
+  const stuck = await open(t, server, good);
+  const other = await open(t, server, good);
+  stuck.emit('never');
+  await delay(50);
+  const started = Date.now();
+  // Either the queue gives up on the stuck unit at its deadline and moves on (the event runs), or the
+  // waiting event passes its own deadline ('queue-timeout'): both are answers.
+  const outcome = await new Promise<string>((resolve) => {
+    const timer = setTimeout(() => resolve('nothing in 3 s'), 3000);
+    other.once('sio-sessions:unavailable', (data: { code?: string; reason?: string }) => {
+      clearTimeout(timer);
+      resolve(`${data?.code} ${data?.reason}`);
+    });
+    other.emit('who', (user: unknown) => {
+      clearTimeout(timer);
+      resolve(`ack ${String(user)}`);
+    });
+  });
+  const ms = Date.now() - started;
+  t.diagnostic(`the waiting event: ${outcome} after ${ms} ms`);
+  assert.ok(['ack alice', 'SESSION_UNAVAILABLE queue-timeout'].includes(outcome), outcome);
+  assert.ok(ms < 1500, `answered after ${ms} ms (storeTimeout 500)`);
+  await stillServes(t, server);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Origins of cookie handshakes
+
+test("origin: 'null', 'file://' and garbage Origins on a cookie handshake -> ORIGIN_NOT_ALLOWED", async (t) => {
+  const { server } = await hostileServer(t);
+  const good = await server.login();
+  for (const origin of ['null', 'file://', 'http://exa mple.com', '%%%', `http://127.0.0.1:${server.port}.evil.example`, `http://127.0.0.1:${server.port}@evil.example`]) {
+    const client = connectClient(server.url, good, { extraHeaders: { origin } });
+    t.after(() => client.close());
+    assert.deepEqual((await refused(client)).data, { code: 'ORIGIN_NOT_ALLOWED', reason: 'origin' }, origin);
+  }
+  await stillServes(t, server);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Token endpoint and served script headers
+
+test('token endpoint: no cookie 401, bad cookie 401, foreign Origin 403 without CORS, foreign preflight 403, PUT 405, POST with a body 200', async (t) => {
+  const { server } = await hostileServer(t);
+  const good = await server.login();
+  const url = `${server.url}/socket.io-sessions/token`;
+  const call = async (init: RequestInit) => {
+    const res = await fetch(url, init);
+    const body = await res.text();
+    return { status: res.status, body: body ? JSON.parse(body) : undefined, acao: res.headers.get('access-control-allow-origin') };
+  };
+  assert.deepEqual(await call({}), { status: 401, body: invalid('no-session-id'), acao: null });
+  assert.deepEqual(await call({ headers: { cookie: good.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')) } }), { status: 401, body: invalid('bad-signature'), acao: null });
+  assert.deepEqual(await call({ headers: { cookie: 'connect.sid=s%3A%E0%A4%A' } }), { status: 401, body: invalid('bad-signature'), acao: null });
+  const foreign = await call({ headers: { cookie: good, origin: 'https://evil.example' } });
+  assert.deepEqual([foreign.status, foreign.body?.code, foreign.acao], [403, 'ORIGIN_NOT_ALLOWED', null]);
+  const preflight = await fetch(url, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' } });
+  await preflight.arrayBuffer();
+  assert.deepEqual([preflight.status, preflight.headers.get('access-control-allow-origin')], [403, null]);
+  assert.equal((await call({ method: 'PUT', headers: { cookie: good } })).status, 405);
+  const post = await call({ method: 'POST', headers: { cookie: good, 'content-type': 'application/json' }, body: JSON.stringify({ junk: 'x'.repeat(100_000) }) });
+  assert.equal(post.status, 200);
+  assert.equal(typeof post.body?.token, 'string');
+  await stillServes(t, server);
+});
+
+test('served script: HEAD has no body, an 8 KB garbage Referer and ?renew=1 without a cookie embed no ticket and set no cookie', async (t) => {
+  const { server } = await hostileServer(t, { sessionCookie: { maxAge: 60_000 } });
+  const good = await server.login();
+  const url = `${server.url}/socket.io/socket.io-sessions.js`;
+  const head = await fetch(url, { method: 'HEAD', headers: { cookie: good, 'sec-fetch-site': 'same-origin' } });
+  assert.deepEqual([head.status, await head.text()], [200, '']);
+  for (const [query, headers] of [
+    ['', { cookie: good, referer: `http://${'x'.repeat(8000)}` }],
+    ['?renew=1', { 'sec-fetch-site': 'same-origin' }],
+    ['?renew=1&renew=1&renew=0', { cookie: 'connect.sid=garbage', 'sec-fetch-site': 'same-origin' }],
+  ] as const) {
+    const res = await fetch(url + query, { headers });
+    assert.equal(res.status, 200);
+    assert.match((await res.text()).slice(-200), /\.ticket=null;\s*$/, JSON.stringify(headers).slice(0, 80));
+    assert.equal(res.headers.get('set-cookie'), null);
+  }
+  await stillServes(t, server);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Store faults
+
+const faults: Array<[string, Fault['kind'], string]> = [
+  ['throws synchronously', 'throw', 'store-error'],
+  ['calls back with an error', 'error', 'store-error'],
+  ['hangs past storeTimeout', 'hang', 'store-timeout'],
+];
+
+for (const [what, kind, reason] of faults) {
+  test(`store get ${what} at the handshake -> SESSION_UNAVAILABLE '${reason}' with retryAfter, never sinvalid`, async (t) => {
+    const { server, store, sinvalid } = await hostileServer(t);
+    const good = await server.login();
+    store.fault = { op: 'get', kind };
+    const client = connectClient(server.url, good);
+    t.after(() => client.close());
+    const { data } = await refused(client, 3000);
+    assert.deepEqual([data?.code, data?.reason, typeof data?.retryAfter], ['SESSION_UNAVAILABLE', reason, 'number']);
+    assert.deepEqual(sinvalid, []);
+    store.fault = undefined;
+    await stillServes(t, server);
+  });
+
+  test(`per-message: store get ${what} mid-connection -> 'sio-sessions:unavailable', no ack, never invalid; the socket stays and works once the store is back`, async (t) => {
+    const { server, store, sinvalid } = await hostileServer(t, { perMessage: true });
+    const good = await server.login();
+    const client = await open(t, server, good);
+    const heardInvalid: unknown[] = [];
+    client.on('sio-sessions:invalid', (d: unknown) => heardInvalid.push(d));
+    store.fault = { op: 'get', kind };
+    const notice = once<[{ code: string; reason: string }]>(client, 'sio-sessions:unavailable', 3000);
+    let acked = false;
+    client.emit('who', () => (acked = true));
+    const [data] = await notice;
+    assert.equal(data.code, 'SESSION_UNAVAILABLE');
+    assert.ok(kind === 'hang' ? ['store-timeout', 'queue-timeout'].includes(data.reason) : data.reason === reason, JSON.stringify(data));
+    store.fault = undefined;
+    assert.equal(await client.timeout(2000).emitWithAck('who'), 'alice');
+    assert.deepEqual([acked, heardInvalid, sinvalid, client.connected], [false, [], [], true]);
+  });
+}
+
+test("per-connection: a save that fails (store set errors) -> 'sio-sessions:unavailable', never invalid, and the change lands once the store is back", async (t) => {
+  const { server, store, sinvalid } = await hostileServer(t, { saveDelay: 20 });
+  const good = await server.login();
+  const client = await open(t, server, good);
+  store.fault = { op: 'set', kind: 'error' };
+  const notice = once<[{ code: string; reason: string }]>(client, 'sio-sessions:unavailable', 3000);
+  await client.timeout(2000).emitWithAck('set', 'note', 'first');
+  assert.deepEqual((await notice)[0].code, 'SESSION_UNAVAILABLE');
+  store.fault = undefined;
+  await client.timeout(2000).emitWithAck('set', 'note', 'second');
+  await eventually(() => (store.peek(sidOf(good)) as Record<string, unknown>).note === 'second', 2000);
+  assert.deepEqual([sinvalid, client.connected], [[], true]);
+});
+
+test("per-connection: revalidation while the store errors -> 'sio-sessions:unavailable' at most, never invalid, the socket stays", async (t) => {
+  const { server, store, sinvalid } = await hostileServer(t, { revalidateInterval: 50 });
+  const good = await server.login();
+  const client = await open(t, server, good);
+  const heardInvalid: unknown[] = [];
+  client.on('sio-sessions:invalid', (d: unknown) => heardInvalid.push(d));
+  store.fault = { op: 'get', kind: 'error' };
+  await eventually(() => store.calls.get >= 3, 2000); // a few revalidations failed
+  store.fault = undefined;
+  assert.equal(await client.timeout(2000).emitWithAck('who'), 'alice');
+  assert.deepEqual([heardInvalid, sinvalid, client.connected], [[], [], true]);
+});
+
+test("store returns garbage at the handshake -> SESSION_INVALID 'corrupt' (not unavailable, not a raw error)", async (t) => {
+  const { server, store } = await hostileServer(t);
+  const good = await server.login();
+  store.putRaw(sidOf(good), ['not', 'a', 'session']);
+  const client = connectClient(server.url, good);
+  t.after(() => client.close());
+  assert.deepEqual((await refused(client)).data, invalid('corrupt'));
+  await stillServes(t, server);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The server process killed (SIGKILL) and restarted under connected SDK clients
+
+test('reference server killed (SIGKILL) and restarted: connected SDK clients come back with the same sessions, no false invalid', async (t) => {
+  const server: ReferenceServer = await startReferenceServer();
+  t.after(() => server.dispose());
+  const login = async (name: string) => {
+    const res = await fetch(`${server.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }) });
+    return res.headers.get('set-cookie')!.split(';')[0]!;
+  };
+  const names = ['ada', 'bo'];
+  const clients = await Promise.all(
+    names.map(async (name) => {
+      const invalidSeen: unknown[] = [];
+      const socket = connectWithSession(server.url, {
+        forceNew: true,
+        transports: ['websocket'],
+        extraHeaders: { cookie: await login(name) },
+        onInvalid: 'none',
+        retry: { min: 50, max: 200 },
+        reconnectionDelay: 50,
+        reconnectionDelayMax: 200,
+        on: { invalid: (ctx) => invalidSeen.push(ctx) },
+      });
+      t.after(() => {
+        socket.sessions.dispose();
+        socket.close();
+      });
+      await once(socket, 'connect');
+      return { name, socket, invalidSeen };
+    }),
+  );
+  await server.kill();
+  await Promise.all(clients.map(({ socket }) => eventually(() => !socket.connected, 3000)));
+  await server.start();
+  for (const { name, socket, invalidSeen } of clients) {
+    await eventually(() => socket.connected, 5000);
+    assert.deepEqual(await socket.timeout(2000).emitWithAck('state'), { counter: 0, user: name });
+    assert.deepEqual(invalidSeen, [], `${name}: no invalid-session signal`);
+  }
+});

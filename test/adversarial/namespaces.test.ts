@@ -1,0 +1,116 @@
+// Each namespace socket has its own session binding, and a session is serialised process-wide:
+// (a) over ONE engine.io connection (one Manager), session X on '/a' (cookie) and session Y on
+// '/b' (ticket in auth) each see and save their own, never the other's (they share
+// `socket.request`, so nothing may be kept there); (b) one session used on '/a' and '/b' with two
+// `sessions()` instances on the same store loses no update in per-message mode.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Manager } from 'socket.io-client';
+import type { Socket } from 'socket.io';
+import { sessions, type SessionServer } from '../../src/server/index.js';
+import { FaultyStore } from '../helpers/stores.js';
+import { startServer, connectClient, connected, eventually, sidOf, delay, SECRET } from '../helpers/servers.js';
+
+/** Handlers on a namespace (async, as real ones often are): `who` answers the session's user, `set` writes a key. */
+function handlers(sio: SessionServer) {
+  sio.on('sconnection', (socket: Socket) => {
+    socket.on('who', async (ack: (user: unknown) => void) => {
+      await delay(5);
+      ack(socket.session.user);
+    });
+    socket.on('set', async (key: string, value: unknown, ack: () => void) => {
+      await delay(5);
+      (socket.session as unknown as Record<string, unknown>)[key] = value;
+      ack();
+    });
+  });
+}
+
+for (const perMessage of [false, true]) {
+  const mode = perMessage ? 'per-message' : 'per-connection';
+  test(`${mode}: over one connection, session X on '/a' (cookie) and session Y on '/b' (ticket) each see and save only their own`, async (t) => {
+    const store = new FaultyStore();
+    const instances: Record<string, SessionServer> = {};
+    const server = await startServer({
+      store,
+      attach(io, s) {
+        for (const name of ['/a', '/b']) instances[name] = sessions(io.of(name), { store: s, secret: SECRET, perMessage, saveDelay: 20, serveClient: name === '/a' });
+        return instances['/a']!; // its token endpoint mints the ticket below
+      },
+    });
+    t.after(() => server.close());
+    t.after(() => instances['/b']!.close());
+    handlers(instances['/a']!);
+    handlers(instances['/b']!);
+    const cookieX = await server.login({ user: 'xavier' });
+    const cookieY = await server.login({ user: 'yvonne' });
+    const { token } = await server.ticket(cookieY);
+
+    // One engine.io connection (the cookie header on it is X's), two namespace sockets.
+    const manager = new Manager(server.url, { transports: ['websocket'], reconnection: false, extraHeaders: { cookie: cookieX } });
+    const onA = manager.socket('/a');
+    const onB = manager.socket('/b', { auth: { sessionTicket: token } });
+    t.after(() => {
+      onA.close();
+      onB.close();
+      manager.engine?.close();
+    });
+    await connected(onA);
+    await connected(onB);
+    assert.equal(manager.engine.id !== undefined && onA.io === onB.io, true, 'one engine.io connection');
+
+    // Both namespaces at once: their handlers overlap.
+    const who = () => Promise.all([onA.timeout(2000).emitWithAck('who'), onB.timeout(2000).emitWithAck('who')]);
+    const seen = await who();
+
+    const record = (cookie: string) => store.peek(sidOf(cookie)) as Record<string, unknown> | undefined;
+    await Promise.all([onA.timeout(2000).emitWithAck('set', 'fromA', 'written on /a'), onB.timeout(2000).emitWithAck('set', 'fromB', 'written on /b')]);
+    await eventually(() => record(cookieX)?.fromA === 'written on /a' && record(cookieY)?.fromB === 'written on /b', 2000).catch(() => undefined);
+    await delay(100); // per-connection: any save on the wrong session would have landed too
+    const x = record(cookieX);
+    const y = record(cookieY);
+    t.diagnostic(`handlers saw ${JSON.stringify(seen)}; X: ${JSON.stringify({ user: x?.user, fromA: x?.fromA, fromB: x?.fromB })}, Y: ${JSON.stringify({ user: y?.user, fromA: y?.fromA, fromB: y?.fromB })}`);
+    assert.deepEqual(seen, ['xavier', 'yvonne'], "'/a' sees X and '/b' sees Y");
+    assert.deepEqual({ user: x?.user, fromA: x?.fromA, fromB: x?.fromB }, { user: 'xavier', fromA: 'written on /a', fromB: undefined }, "X's record has only '/a''s write");
+    assert.deepEqual({ user: y?.user, fromA: y?.fromA, fromB: y?.fromB }, { user: 'yvonne', fromA: undefined, fromB: 'written on /b' }, "Y's record has only '/b''s write");
+    // And each namespace still sees its own session afterwards.
+    assert.deepEqual(await who(), ['xavier', 'yvonne']);
+  });
+}
+
+test("per-message: one session on '/a' and '/b' with two sessions() instances: 100 concurrent increments on each all land (counter 200)", async (t) => {
+  const store = new FaultyStore({ latency: 1 });
+  const instances: SessionServer[] = [];
+  const server = await startServer({
+    store,
+    attach(io, s) {
+      for (const name of ['/a', '/b']) instances.push(sessions(io.of(name), { store: s, secret: SECRET, perMessage: true, serveClient: name === '/a' }));
+      return instances[0]!;
+    },
+  });
+  t.after(() => server.close());
+  t.after(() => instances[1]!.close());
+  for (const sio of instances) {
+    sio.on('sconnection', (socket: Socket) => {
+      // A read-modify-write with an await in between: only serialisation keeps it exact.
+      socket.on('inc', async (ack: () => void) => {
+        const counter = (socket.session.counter as number | undefined) ?? 0;
+        await delay(1);
+        socket.session.counter = counter + 1;
+        ack();
+      });
+    });
+  }
+  const cookie = await server.login({ user: 'alice' });
+  const onA = connectClient(`${server.url}/a`, cookie);
+  const onB = connectClient(`${server.url}/b`, cookie);
+  t.after(() => onA.close());
+  t.after(() => onB.close());
+  await Promise.all([connected(onA), connected(onB)]);
+  const incs = [];
+  for (let i = 0; i < 100; i++) incs.push(onA.timeout(20_000).emitWithAck('inc'), onB.timeout(20_000).emitWithAck('inc'));
+  await Promise.all(incs);
+  const counter = (store.peek(sidOf(cookie)) as { counter?: number }).counter;
+  t.diagnostic(`counter ${counter} after 200 acked increments`);
+  assert.equal(counter, 200);
+});
