@@ -13,7 +13,7 @@ import { Lane } from './exclusive.js';
 import { log } from './log.js';
 import { audienceOf } from './origin.js';
 import { saveSoon } from './per-connection.js';
-import { dispatchSmessage, wrapListeners, type PerMessageUnit, type UnitHost } from './per-message.js';
+import { dispatchSmessage, smessageListeners, wrapListeners, type PerMessageUnit, type UnitHost } from './per-message.js';
 import { corruptRecordError, SessionEntry, type EntrySocket, type SocketSession } from './session-entry.js';
 import { keepChecking, saveTask } from './tasks.js';
 import { TicketAuthorization } from './ticket-refresh.js';
@@ -97,6 +97,10 @@ export class SocketBinding implements EntrySocket, UnitHost {
     return this.ctx.options.lock;
   }
 
+  get handlerTimeout(): number {
+    return this.ctx.options.handlerTimeout;
+  }
+
   /**
    * socket.io's `connection`: join the session's live entry, watch packets, keep the ticket. False
    * when the session went invalid since the handshake loaded it (the socket was told).
@@ -144,6 +148,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
     }
     this.entry.active = true;
     if (!this.ctx.options.perMessage) {
+      if (event === 'message' && this.socket.listenerCount('smessage') > 0) this.smessageNow(packet.slice(1));
       next();
       this.changed();
       return;
@@ -155,6 +160,19 @@ export class SocketBinding implements EntrySocket, UnitHost {
     this.reserved += 1;
     next();
     process.nextTick(() => (this.reserved -= 1));
+  }
+
+  /** The seed's `smessage` in per-connection mode: its listeners run at once; the client's callback fires once they settled. */
+  private smessageNow(args: unknown[]): void {
+    const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (...a: unknown[]) => void) : undefined;
+    let acked: unknown[] | undefined;
+    const held = ack && ((...a: unknown[]) => void (acked = a));
+    Promise.resolve()
+      .then(() => smessageListeners(this.socket, () => this.entry.session)(args[0], ...(held ? [held] : [])))
+      .then(
+        () => ack?.(...(acked ?? [])),
+        (err: unknown) => this.report(err),
+      );
   }
 
   private overflow(): void {

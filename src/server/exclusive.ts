@@ -50,6 +50,7 @@ const lanes = new WeakMap<StoreHub, Map<string, Lane>>();
 export class Lane {
   private readonly items: Array<Item<EventUnit>> = [];
   private running = false;
+  private sweep: ReturnType<typeof setTimeout> | undefined;
 
   /** The lane of `sid` (one per store and session in the process), created on demand, forgotten when idle. */
   static of(hub: StoreHub, sid: string): Lane {
@@ -71,7 +72,8 @@ export class Lane {
   /** Queue a per-message event. */
   event(unit: EventUnit): void {
     this.items.push({ event: unit });
-    this.kick();
+    if (this.running) this.watchWaiting();
+    else this.kick();
   }
 
   /** Queue a task; resolves once it ran (or failed). */
@@ -103,18 +105,37 @@ export class Lane {
     try {
       while (this.items.length > 0) {
         const head = this.items[0];
-        if ('task' in head) {
-          this.items.shift();
-          await this.runTask(head.task);
-        } else {
-          await this.runEvents(this.takeEvents());
-        }
+        const running = 'task' in head ? this.runTask((this.items.shift() as { task: Task }).task) : this.runEvents(this.takeEvents());
+        this.watchWaiting();
+        await running;
+        clearTimeout(this.sweep);
+        this.sweep = undefined;
       }
     } finally {
       this.running = false;
       if (this.items.length > 0) this.kick();
       else this.forget();
     }
+  }
+
+  /** While a unit runs (however long), events waiting behind it are failed when their deadline passes. */
+  private watchWaiting(): void {
+    if (this.sweep !== undefined) return;
+    let first: EventUnit | undefined;
+    for (const item of this.items) if ('event' in item && (first === undefined || item.event.deadline < first.deadline)) first = item.event;
+    if (first === undefined) return;
+    this.sweep = setTimeout(() => {
+      this.sweep = undefined;
+      const now = Date.now();
+      for (let i = this.items.length - 1; i >= 0; i--) {
+        const item = this.items[i];
+        if ('event' in item && item.event.deadline <= now) {
+          this.items.splice(i, 1);
+          item.event.fail(unavailable('queue-timeout'));
+        }
+      }
+      this.watchWaiting();
+    }, Math.max(1, first.deadline - Date.now()));
   }
 
   private takeEvents(): EventUnit[] {

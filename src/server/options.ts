@@ -86,6 +86,13 @@ export interface SessionsOptions {
    */
   maxPendingEvents?: number;
   /**
+   * Per-message mode: how long a handler may take (an async one: until its promise settles) before
+   * the session's queue moves on without it: what it changed is undone, its ack is not sent, and
+   * `serror` reports it. A handler that never settles would otherwise hold its session's events forever.
+   * @default 30000
+   */
+  handlerTimeout?: number;
+  /**
    * Lifetime of session tickets (token endpoint, served script), in ms. A ticket socket that does
    * not present a new ticket in time (the SDK refreshes in-band) is told its session is invalid.
    * @default 60000
@@ -109,7 +116,7 @@ export interface ResolvedOptions extends Required<Omit<SessionsOptions, 'cutter'
 /** Every option `sessions()` knows, to name the nearest one when a key is misspelled. */
 const KNOWN: ReadonlyArray<keyof SessionsOptions> = [
   'store', 'secret', 'name', 'perMessage', 'cutter', 'parser', 'origins', 'storeTimeout', 'saveDelay',
-  'revalidateInterval', 'lock', 'maxPendingEvents', 'ticketTtl', 'serveClient',
+  'revalidateInterval', 'lock', 'maxPendingEvents', 'handlerTimeout', 'ticketTtl', 'serveClient',
 ];
 
 /** Levenshtein distance, for "did you mean" (short strings only). */
@@ -187,6 +194,7 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
     revalidateInterval: positiveNumber(options.revalidateInterval, 'revalidateInterval', 60_000, true),
     ticketTtl: positiveNumber(options.ticketTtl, 'ticketTtl', 60_000),
     maxPendingEvents: positiveNumber(options.maxPendingEvents, 'maxPendingEvents', 100),
+    handlerTimeout: positiveNumber(options.handlerTimeout, 'handlerTimeout', 30_000),
     lock: options.lock,
     serveClient: options.serveClient ?? true,
   };

@@ -27,6 +27,7 @@ export interface UnitHost {
   readonly entry: SessionEntry;
   readonly gone: boolean;
   readonly timeoutMs: number;
+  readonly handlerTimeout: number;
   readonly lock: SessionLock | undefined;
   /** Queue a unit on the session's lane. */
   enqueue(unit: PerMessageUnit): void;
@@ -117,7 +118,7 @@ async function runGroup(units: PerMessageUnit[]): Promise<void> {
     }
     entry.begin(ran.length === 0);
     try {
-      await unit.call();
+      await settledWithin(unit.call(), unit.host.handlerTimeout);
       ran.push(unit);
     } catch (err) {
       entry.rollback();
@@ -155,6 +156,18 @@ function failAll(units: PerMessageUnit[], err: unknown): void {
       unit.settle();
     }
   }
+}
+
+/** A handler that has not settled in time is given up on (what it does later is its own business). */
+function settledWithin(result: unknown, ms: number): unknown {
+  if (!result || typeof (result as Promise<unknown>).then !== 'function') return result;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    result,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`socket.io-sessions: a per-message handler did not settle within ${ms} ms (handlerTimeout); the session's queue moved on`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 function groupBy<T, K>(items: T[], key: (item: T) => K): T[][] {
@@ -197,14 +210,21 @@ function wrap(socket: Socket, event: string, registered: Listener, host: UnitHos
   return wrapper;
 }
 
-/** The seed's per-message API: a client's `send(message, cb)` runs every `smessage` listener as one unit; `cb` fires after the save. */
-export function dispatchSmessage(socket: Socket, host: UnitHost, args: unknown[]): void {
+/**
+ * The seed's `smessage`: every `smessage` listener of `socket` as one call, with the server's
+ * session as its second argument, whatever else the client sent. Resolves when they all settled.
+ */
+export function smessageListeners(socket: Socket, session: () => unknown): Listener {
   const listeners = socket.listeners('smessage') as Listener[];
-  const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
-  const all: Listener = function (this: unknown, message: unknown, ...rest: unknown[]) {
-    // `session` is the server's, always: whatever else the client sent is not passed on.
-    const held = typeof rest[rest.length - 1] === 'function' ? rest[rest.length - 1] : undefined;
-    return Promise.all(listeners.map((l) => l.call(socket, message, host.entry.session, held)));
+  return (message: unknown, ...rest: unknown[]) => {
+    const ack = typeof rest[rest.length - 1] === 'function' ? rest[rest.length - 1] : undefined;
+    return Promise.all(listeners.map((l) => l.call(socket, message, session(), ack)));
   };
-  host.enqueue(new PerMessageUnit(host, Date.now() + host.timeoutMs, all, [args[0]], ack, true));
+}
+
+/** A client's `send(message, cb)` in per-message mode: the smessage listeners run as one unit; `cb` fires after the save. */
+export function dispatchSmessage(socket: Socket, host: UnitHost, args: unknown[]): void {
+  const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
+  const listener = smessageListeners(socket, () => host.entry.session);
+  host.enqueue(new PerMessageUnit(host, Date.now() + host.timeoutMs, listener, [args[0]], ack, true));
 }

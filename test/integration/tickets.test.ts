@@ -302,8 +302,12 @@ test('a socket that keeps its session alive past the browser cookie is told to r
   assert.ok(Date.now() - started >= 2500);
   const res = await server.tokenResponse(cookie.replace(/^/, ''));
   assert.equal(res.headers.get('set-cookie'), null, 'no cookie without ?renew=1');
-  const renewed = await fetch(`${server.url}/socket.io-sessions/token?renew=1`, { headers: { cookie } });
+  // As the page's own fetch sends it: a browser says where the request comes from.
+  const renewed = await fetch(`${server.url}/socket.io-sessions/token?renew=1`, { headers: { cookie, 'sec-fetch-site': 'same-origin' } });
   assert.equal(renewed.status, 200);
+  const unproven = await fetch(`${server.url}/socket.io-sessions/token?renew=1`, { headers: { cookie } });
+  assert.equal(unproven.status, 200, 'a ticket still: the JSON is readable by allowed origins only');
+  assert.equal(unproven.headers.get('set-cookie'), null, 'no renewed cookie for a request that shows no allowed origin');
   const setCookie = renewed.headers.get('set-cookie')!;
   assert.ok(setCookie.startsWith(`${cookie};`) || setCookie.startsWith(cookie.split('=')[0] + '='), setCookie);
   assert.equal(setCookie.split(';')[0], cookie, 'the same signed session id');

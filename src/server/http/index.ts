@@ -118,31 +118,36 @@ export class HttpSurfaces {
     const { lock, storeTimeout } = this.ctx.options;
     if (!lock) throw new SessionOptionsError('socket.io-sessions: httpLock() needs the "lock" option');
     return (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
-      const locking = this.resolver.sessionId(req).then(
-        async (sid) => ({ sid, release: await acquireWithin(lock, sid, Date.now() + storeTimeout) }),
-        () => undefined, // no session: nothing to lock
-      );
-      locking.then(
-        (held) => {
-          if (held) {
-            (req as LockedRequest)[LOCK_HELD] = held.sid;
-            let released = false;
-            const done = () => {
-              if (released) return;
-              released = true;
-              held.release().catch((err: unknown) => this.ctx.report(err));
-            };
-            res.once('finish', done);
-            res.once('close', done);
-          }
-          next();
-        },
-        (err: SessionUnavailableError) => {
-          this.ctx.report(err);
-          log.lock('httpLock: 503 (%s)', err.data?.reason);
-          res.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Retry-After': '1', 'Cache-Control': 'no-store' });
-          res.end(JSON.stringify(err.data ?? { code: ErrorCode.SESSION_UNAVAILABLE, reason: 'store-error' }));
-        },
+      // Listen for the end of the response before waiting: a client that gives up while we wait
+      // must not leave the lock taken after its response closed (it would be held for good).
+      let release: (() => Promise<void>) | undefined;
+      let ended = false;
+      const done = () => {
+        ended = true;
+        const held = release;
+        release = undefined;
+        held?.().catch((err: unknown) => this.ctx.report(err));
+      };
+      res.once('finish', done);
+      res.once('close', done);
+      this.resolver.sessionId(req).then(
+        (sid) =>
+          acquireWithin(lock, sid, Date.now() + storeTimeout).then(
+            (granted) => {
+              release = granted;
+              if (ended) return done();
+              (req as LockedRequest)[LOCK_HELD] = sid;
+              next();
+            },
+            (err: SessionUnavailableError) => {
+              this.ctx.report(err);
+              log.lock('httpLock: 503 (%s)', err.data?.reason);
+              if (ended) return;
+              res.writeHead(503, { 'Content-Type': 'application/json; charset=utf-8', 'Retry-After': '1', 'Cache-Control': 'no-store' });
+              res.end(JSON.stringify(err.data ?? { code: ErrorCode.SESSION_UNAVAILABLE, reason: 'store-error' }));
+            },
+          ),
+        () => next(), // no session: nothing to lock
       );
     };
   }
