@@ -10,7 +10,7 @@
  * the raw id never reaches page JavaScript), `aud` (the page origin it was minted for),
  * `iss: "socket.io-sessions"`, `iat`, `exp` (seconds).
  */
-import { createHash, hkdfSync } from 'node:crypto';
+import { createHash, hkdfSync, webcrypto } from 'node:crypto';
 import { EncryptJWT, jwtDecrypt, type JWTPayload } from 'jose';
 import type { InvalidReason, Ticket } from '../protocol.js';
 
@@ -20,12 +20,16 @@ export const MAX_TICKET_LENGTH = 2048;
 
 interface TicketKey {
   kid: string;
-  key: Uint8Array;
+  /** Imported once (Web Crypto), not at every seal and open. */
+  key: Promise<CryptoKey>;
 }
 
 function deriveKey(secret: string): TicketKey {
-  const key = new Uint8Array(hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'socket.io-sessions', 'ticket key v1', 32));
-  return { kid: createHash('sha256').update(key).digest('base64url').slice(0, 16), key };
+  const raw = new Uint8Array(hkdfSync('sha256', Buffer.from(secret, 'utf8'), 'socket.io-sessions', 'ticket key v1', 32));
+  return {
+    kid: createHash('sha256').update(raw).digest('base64url').slice(0, 16),
+    key: webcrypto.subtle.importKey('raw', raw, 'AES-GCM', false, ['encrypt', 'decrypt']),
+  };
 }
 
 export type OpenedTicket = { sid: string; expiresAt: number } | { invalid: InvalidReason };
@@ -50,7 +54,7 @@ export class TicketSealer {
       .setAudience(audience)
       .setIssuedAt(iat)
       .setExpirationTime(exp)
-      .encrypt(key);
+      .encrypt(await key);
     return { token, expiresAt: exp * 1000, expiresIn: exp * 1000 - now };
   }
 

@@ -1,0 +1,85 @@
+// Change tracking: a handler's changes are found by looking only at the keys it touched, and can be
+// undone (a throwing handler) to the stored state or to the start of the handler (in a batch).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChangeTracker } from '../../src/server/tracker.js';
+
+type Session = Record<string, any>;
+
+function tracked(data: Session) {
+  const target: Session = structuredClone(data);
+  const tracker = new ChangeTracker<Session>(target);
+  return { target, tracker, session: tracker.proxy };
+}
+
+test('keys a handler assigned, deleted or changed in place are changes; untouched keys are never serialised', () => {
+  let serialised = 0;
+  const target: Session = { counter: 1, name: 'a', gone: true, cart: { toJSON: () => (serialised++, ['big']) } };
+  const tracker = new ChangeTracker<Session>(target);
+  const session = tracker.proxy; // the handler never touches `cart`
+  session.counter = 2;
+  delete session.gone;
+  session.name = 'a'; // same value: not a change
+  session.added = { x: 1 };
+  assert.deepEqual([...tracker.changes()], [['counter', '2'], ['gone', undefined], ['added', '{"x":1}']]);
+  assert.equal(serialised, 0, 'the untouched key was never serialised');
+});
+
+test('an object read through the session is watched for in-place changes from then on', () => {
+  const { tracker, session } = tracked({ cart: { items: [1] }, other: { a: 1 } });
+  const cart = session.cart;
+  assert.equal(tracker.changes().size, 0, 'reading changes nothing');
+  cart.items.push(2);
+  assert.deepEqual([...tracker.changes().keys()], ['cart']);
+  tracker.take();
+  cart.items.push(3); // through a reference kept across saves
+  assert.deepEqual([...tracker.changes().keys()], ['cart'], 'still watched after a save');
+});
+
+test('take() makes the changes the stored state; restore() undoes that when the write failed', () => {
+  const { tracker, session } = tracked({ a: 1 });
+  session.a = 2;
+  const taken = tracker.take();
+  assert.deepEqual([...taken.now], [['a', '2']]);
+  assert.equal(tracker.changes().size, 0, 'after a save nothing is pending');
+  session.a = 3; // changed while the write was under way
+  assert.deepEqual([...tracker.changes()], [['a', '3']]);
+  tracker.restore(taken);
+  assert.deepEqual([...tracker.changes()], [['a', '3']], 'the store still holds 1: 3 is a change');
+  session.a = 1;
+  assert.equal(tracker.changes().size, 0);
+});
+
+test('rollback() undoes the running handler: to the stored state, or to its checkpoint in a batch', () => {
+  const { tracker, session, target } = tracked({ a: 1, list: [1] });
+  tracker.begin(true);
+  session.a = 2;
+  session.list.push(2);
+  tracker.rollback();
+  tracker.end();
+  assert.deepEqual(target, { a: 1, list: [1] });
+  // A batch: the second handler's changes go, the first one's stay.
+  tracker.begin(true);
+  session.a = 5;
+  const list = session.list;
+  list.push(7);
+  tracker.end();
+  tracker.begin(false);
+  session.a = 6;
+  list.push(8); // in place, through a reference taken by the first handler
+  session.b = 'new';
+  tracker.rollback();
+  tracker.end();
+  assert.deepEqual(target, { a: 5, list: [1, 7] });
+  assert.deepEqual([...tracker.changes().keys()].sort(), ['a', 'list'], 'the first handler is still to be saved');
+});
+
+test('rebase(): keys taken from the store are fresh; keys changed here stay changes against the store', () => {
+  const { tracker, session, target } = tracked({ a: 1, b: { x: 1 } });
+  session.a = 2;
+  void session.b; // exposed
+  target.b = { x: 9 }; // the store's newer value moved in
+  target.c = 'http';
+  tracker.rebase(['b', 'c'], new Map([['a', '7']])); // the store has a = 7; ours (2) is unsaved
+  assert.deepEqual([...tracker.changes()], [['a', '2']]);
+});
