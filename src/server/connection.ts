@@ -71,7 +71,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
   private reserved = 0;
   /** The client was told its queue is full; told again only after it drained. */
   private overflowTold = false;
-  private noticePending: SessionUnavailableError | undefined;
+  private reportedThisTick = false;
   private told = false;
   private ticket: TicketAuthorization | undefined;
   gone = false;
@@ -200,17 +200,14 @@ export class SocketBinding implements EntrySocket, UnitHost {
     if (this.socket.connected) this.socket.emit(event, payload);
   }
 
-  /** A store failure: the client is told (once per tick, however many of its events failed). */
+  /** A store failure: the client is told, once per event that was not run (reported once per tick). */
   unavailable(error: SessionUnavailableError): void {
-    const first = this.noticePending === undefined;
-    this.noticePending = error;
-    if (!first) return;
-    this.report(error);
-    process.nextTick(() => {
-      const notice = this.noticePending!;
-      this.noticePending = undefined;
-      this.emit(Events.UNAVAILABLE, notice.data);
-    });
+    if (!this.reportedThisTick) {
+      this.reportedThisTick = true;
+      this.report(error);
+      process.nextTick(() => (this.reportedThisTick = false));
+    }
+    this.emit(Events.UNAVAILABLE, error.data);
   }
 
   invalidate(reason: InvalidReason): void {

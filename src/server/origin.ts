@@ -43,15 +43,17 @@ export function originAllowed(req: IncomingMessage, options: Origins): boolean {
 }
 
 /**
- * The page origin a browser request shows it comes from: its `Origin`; else its own origin when
- * `Sec-Fetch-Site` says same-origin (or `none`: the user's own navigation); else its `Referer`'s
- * origin. Undefined when it shows none of these (an old browser, a page that hides its referrer).
+ * The page origin a browser request shows it comes from: its `Origin`; else, when it sends
+ * `Sec-Fetch-Site`, its own origin if that says same-origin (or `none`: the user's own navigation)
+ * and nothing otherwise; else (an older browser) its `Referer`'s origin. Undefined when it shows
+ * none of these (a page that hides its referrer).
  */
 export function requesterOrigin(req: IncomingMessage): string | undefined {
   const { origin, referer } = req.headers;
   if (origin !== undefined) return origin;
+  // A browser that sends Sec-Fetch-Site says where the request comes from; only older ones need the Referer.
   const site = req.headers['sec-fetch-site'];
-  if (site === 'same-origin' || site === 'none') return ownOrigin(req);
+  if (site !== undefined) return site === 'same-origin' || site === 'none' ? ownOrigin(req) : undefined;
   return typeof referer === 'string' ? originOf(referer) : undefined;
 }
 

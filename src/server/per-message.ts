@@ -141,20 +141,13 @@ async function runGroup(units: PerMessageUnit[]): Promise<void> {
   for (const unit of ran) unit.succeed();
 }
 
-/** A store failure: each socket is told once; an error that is not the store's (an unserialisable value) is the app's. */
+/** A store failure: every event of the batch is answered "unavailable"; an error that is not the store's (an unserialisable value) is the app's. */
 function failAll(units: PerMessageUnit[], err: unknown): void {
-  const told = new Set<UnitHost>();
+  const storeFailure = (err as { code?: string } | null)?.code === 'SESSION_UNAVAILABLE';
+  if (!storeFailure) units[0]?.host.report(err);
   for (const unit of units) {
-    if (told.has(unit.host)) {
-      unit.settle();
-      continue;
-    }
-    told.add(unit.host);
-    if ((err as { code?: string } | null)?.code === 'SESSION_UNAVAILABLE') unit.fail(err as SessionUnavailableError);
-    else {
-      unit.host.report(err);
-      unit.settle();
-    }
+    if (storeFailure) unit.fail(err as SessionUnavailableError);
+    else unit.settle();
   }
 }
 

@@ -57,28 +57,28 @@ export class SessionServer<
   ServerSideEvents extends EventsMap = DefaultEventsMap,
   SocketData = any,
 > extends EventEmitter<SessionServerEvents<Socket<ListenEvents, EmitEvents, ServerSideEvents, SocketData>>> {
-  readonly #ctx: ServerContext;
-  readonly #http: HttpSurfaces;
-  readonly #disposers: Array<() => void> = [];
-  readonly #namespace: Namespace;
-  #getterInstalled = false;
+  private readonly ctx: ServerContext;
+  private readonly http: HttpSurfaces;
+  private readonly disposers: Array<() => void> = [];
+  private readonly namespace: Namespace;
+  private getterInstalled = false;
 
   constructor(io: Server<ListenEvents, EmitEvents, ServerSideEvents, SocketData> | Namespace<ListenEvents, EmitEvents, ServerSideEvents, SocketData>, options: SessionsOptions) {
     super();
     const namespace = namespaceOf(io as Server | Namespace);
-    this.#namespace = namespace;
+    this.namespace = namespace;
     const resolved = resolveOptions(options);
     const hub = StoreHub.acquire(resolved.store);
-    this.#disposers.push(() => hub.release());
-    const ctx: ServerContext = (this.#ctx = {
+    this.disposers.push(() => hub.release());
+    const ctx: ServerContext = (this.ctx = {
       options: resolved,
       hub,
       sealer: resolved.secrets.length > 0 ? new TicketSealer(resolved.secrets, resolved.ticketTtl) : undefined,
-      report: (error, socket) => this.#report(error, socket),
+      report: (error, socket) => this.report(error, socket),
       invalid: (socket, reason) => this.emit('sinvalid', socket as never, reason),
     });
     const resolver = new Resolver(ctx);
-    this.#http = new HttpSurfaces(ctx, resolver);
+    this.http = new HttpSurfaces(ctx, resolver);
 
     // Destroys: this process's (through the store) reach the session's sockets and the other nodes;
     // theirs (through the adapter) reach ours.
@@ -87,8 +87,8 @@ export class SessionServer<
       SessionEntry.byRoom(hub, room)?.invalidate('destroyed');
     });
     if (relay.tell) hub.tombstones.raceWindowMs = 5_000;
-    this.#disposers.push(relay.dispose);
-    this.#disposers.push(
+    this.disposers.push(relay.dispose);
+    this.disposers.push(
       hub.onDestroy((sid, room) => {
         SessionEntry.of(hub, sid)?.invalidate('destroyed');
         relay.tell?.(room);
@@ -96,43 +96,43 @@ export class SessionServer<
     );
 
     namespace.use((socket, next) => {
-      this.#handshake(socket, resolver).then(() => next(), next);
+      this.handshake(socket, resolver).then(() => next(), next);
     });
-    const onConnection = (socket: Socket) => this.#connected(socket);
+    const onConnection = (socket: Socket) => this.connected(socket);
     namespace.on('connection', onConnection);
-    this.#disposers.push(() => namespace.off('connection', onConnection));
+    this.disposers.push(() => namespace.off('connection', onConnection));
     const httpServer = namespace.server.httpServer;
-    if (resolved.serveClient && httpServer) this.#disposers.push(this.#http.serveClientScript(httpServer, namespace.server.path()));
+    if (resolved.serveClient && httpServer) this.disposers.push(this.http.serveClientScript(httpServer, namespace.server.path()));
   }
 
   /** The middleware: bind the socket to its session, or refuse it with a typed error. */
-  async #handshake(socket: Socket, resolver: Resolver): Promise<void> {
+  private async handshake(socket: Socket, resolver: Resolver): Promise<void> {
     try {
       const { sid, record, entry, ticketExpiresAt } = await resolver.handshake(socket.request, socket.handshake.auth);
-      const bound = entry ?? SessionEntry.open(this.#ctx.hub, sid, record!);
-      new SocketBinding(socket, bound, this.#ctx, ticketExpiresAt);
+      const bound = entry ?? SessionEntry.open(this.ctx.hub, sid, record!);
+      new SocketBinding(socket, bound, this.ctx, ticketExpiresAt);
       log.handshake('socket %s bound to %s', socket.id, bound.room);
     } catch (err) {
       if (err instanceof SessionError && err.code === 'SESSION_INVALID') this.emit('sinvalid', socket as never, err.reason as InvalidReason);
-      else if (err instanceof SessionError && err.code === 'SESSION_UNAVAILABLE') this.#report(err, socket);
+      else if (err instanceof SessionError && err.code === 'SESSION_UNAVAILABLE') this.report(err, socket);
       log.handshake('socket %s refused: %s', socket.id, (err as Error).message);
       throw err;
     }
   }
 
-  #connected(socket: Socket): void {
+  private connected(socket: Socket): void {
     const binding = bindingOf(socket);
     if (!binding) return; // a socket of this namespace that another middleware let in before ours refused it
-    if (!this.#getterInstalled) {
-      this.#getterInstalled = true;
-      this.#disposers.push(installSessionGetter(socket));
+    if (!this.getterInstalled) {
+      this.getterInstalled = true;
+      this.disposers.push(installSessionGetter(socket));
     }
     if (!binding.start()) return;
     this.emit('sconnection', socket as never, binding.entry.session);
     binding.connected();
   }
 
-  #report(error: unknown, socket?: Socket): void {
+  private report(error: unknown, socket?: Socket): void {
     if (this.listenerCount('serror') > 0) this.emit('serror', error, socket as never);
     else console.error('socket.io-sessions:', error);
   }
@@ -150,7 +150,7 @@ export class SessionServer<
    * ```
    */
   tokenHandler({ path = DEFAULT_TOKEN_PATH }: TokenEndpointOptions = {}) {
-    return this.#http.tokenHandler(path);
+    return this.http.tokenHandler(path);
   }
 
   /**
@@ -161,15 +161,15 @@ export class SessionServer<
    * `storeTimeout`: 503 `SESSION_UNAVAILABLE`.
    */
   httpLock() {
-    return this.#http.httpLock();
+    return this.http.httpLock();
   }
 
   /**
    * The served add-on (with its embedded ticket) as middleware, for when Socket.IO's HTTP server
    * is not the one that should serve it (then pass `serveClient: false`).
    */
-  clientScriptHandler(basePath = this.#namespace.server.path()) {
-    return this.#http.clientScript(basePath);
+  clientScriptHandler(basePath = this.namespace.server.path()) {
+    return this.http.clientScript(basePath);
   }
 
   /** The session bound to a socket of this namespace, if any. */
@@ -182,7 +182,7 @@ export class SessionServer<
    * script are given back. Connected sockets keep working until they disconnect.
    */
   close(): void {
-    this.#disposers.splice(0).forEach((dispose) => dispose());
+    this.disposers.splice(0).forEach((dispose) => dispose());
   }
 }
 

@@ -55,8 +55,7 @@ for (const perMessage of [false, true]) {
       onB.close();
       manager.engine?.close();
     });
-    await connected(onA);
-    await connected(onB);
+    await Promise.all([connected(onA), connected(onB)]); // listen to both at once: either may connect first
     assert.equal(manager.engine.id !== undefined && onA.io === onB.io, true, 'one engine.io connection');
 
     // Both namespaces at once: their handlers overlap.

@@ -426,7 +426,8 @@ describe('tickets: a stale embedded ticket is replaced automatically', () => {
     try {
       // A session and a real ticket for it (the API request context shares the browser context's cookies).
       assert.equal((await context.request.get(`${server.url}/`)).status(), 200);
-      const real = embeddedTicketOf(await (await context.request.get(`${server.url}${SCRIPT_PATH}`)).text());
+      // The API request context is not a page: say what the browser says for its own script tag.
+      const real = embeddedTicketOf(await (await context.request.get(`${server.url}${SCRIPT_PATH}`, { headers: { 'sec-fetch-site': 'same-origin' } })).text());
       assert.ok(real, 'a real embedded ticket');
       const stale: Ticket = { ...real, expiresAt: Date.now() - 1000 };
       const route = await replaceFirstScriptLoad(page, (script) => withEmbeddedTicket(script, stale));

@@ -318,7 +318,7 @@ test('short maxAge: an active socket keeps its session alive in the store, is to
   assert.ok(early > 0 && early <= MAX_AGE / 4 + 100, `renew-cookie sent ${early} ms before the expiry`);
 
   // Renewing through the token endpoint re-issues the cookie with a fresh expiry...
-  const res = await fetch(`${node.url}/socket.io-sessions/token?renew=1`, { headers: { cookie } });
+  const res = await fetch(`${node.url}/socket.io-sessions/token?renew=1`, { headers: { cookie, 'sec-fetch-site': 'same-origin' } }); // as the page's own fetch sends it
   assert.equal(res.status, 200);
   const setCookie = res.headers.get('set-cookie') ?? '';
   assert.match(setCookie, /^connect\.sid=/);
