@@ -1,0 +1,171 @@
+/**
+ * A client process of the bench (forked by bench/run.ts; several run at once). It holds sockets
+ * and runs what the orchestrator asks over IPC:
+ * - open: connect sockets (plain socket.io-client, or `connectWithSession` with the session cookie),
+ * - inc: every socket sends acked `inc` events, one in flight at a time, until a deadline,
+ * - arm / reconnected: a restart storm (mark every socket, then wait until all have reconnected),
+ * - connectTimes: sequential connects of each kind (plain, cookie, tickets), interleaved,
+ * - close: disconnect every socket.
+ * Times are epoch milliseconds with sub-millisecond precision, comparable across processes.
+ */
+import { io, type Socket } from 'socket.io-client';
+import { clientLib, ticketsLib } from './lib.js';
+import { serve } from './ipc.js';
+import { latencyProxy } from './latency-proxy.js';
+
+const { connectWithSession } = await clientLib();
+const { tickets } = await ticketsLib();
+
+export const now = () => performance.timeOrigin + performance.now();
+
+/** One socket to open: with `cookie`, through `connectWithSession`; without, plain socket.io-client. */
+export interface SocketSpec {
+  url: string;
+  cookie?: string;
+}
+
+interface Tracked {
+  socket: Socket;
+  /** Set on every `connect`; cleared by `arm`. */
+  connectedAt?: number;
+}
+
+let sockets: Tracked[] = [];
+const counts = { invalid: 0, unavailable: 0 };
+
+const base = { forceNew: true, transports: ['websocket'], onInvalid: 'none' as const };
+
+/** socket.io-client's reconnection options (`reconnection: false` unless given). */
+export interface Reconnection {
+  reconnection?: boolean;
+  reconnectionDelay?: number;
+  reconnectionDelayMax?: number;
+}
+
+function openSocket({ url, cookie }: SocketSpec, reconnection: Reconnection): Socket {
+  const options = { ...base, reconnection: false, ...reconnection };
+  if (cookie === undefined) return io(url, options);
+  const socket = connectWithSession(url, { ...options, extraHeaders: { cookie } });
+  socket.sessions.on('invalid', () => counts.invalid++);
+  socket.sessions.on('unavailable', () => counts.unavailable++);
+  return socket;
+}
+
+function connected(socket: Socket, ms = 30_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('connect timed out')), ms);
+    socket.once('connect', () => (clearTimeout(timer), resolve()));
+    socket.once('connect_error', (err) => (clearTimeout(timer), reject(err)));
+  });
+}
+
+/** Runs `task` over `items`, at most `concurrency` at a time. */
+async function pool<T>(items: T[], concurrency: number, task: (item: T, index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      await task(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}
+
+/** Time from `started` (default: now) to the socket `open()` returns being connected; then it is closed. */
+async function timeConnect(open: () => Socket, started = performance.now()): Promise<number> {
+  const socket = open();
+  try {
+    await connected(socket, 10_000);
+    return performance.now() - started;
+  } finally {
+    socket.disconnect();
+  }
+}
+
+serve({
+  async open({ specs, reconnection = {}, concurrency = 20 }: { specs: SocketSpec[]; reconnection?: Reconnection; concurrency?: number }) {
+    const started = now();
+    let failed = 0;
+    await pool(specs, concurrency, async (spec) => {
+      const tracked: Tracked = { socket: openSocket(spec, reconnection) };
+      tracked.socket.on('connect', () => (tracked.connectedAt = now()));
+      sockets.push(tracked);
+      await connected(tracked.socket).catch(() => failed++);
+    });
+    return { ms: now() - started, failed };
+  },
+
+  async inc({ seconds }: { seconds: number }) {
+    const start = now();
+    const deadline = start + seconds * 1000;
+    let errors = 0;
+    let end = start;
+    const acked = await Promise.all(
+      sockets.map(async ({ socket }) => {
+        let n = 0;
+        while (now() < deadline) {
+          try {
+            await socket.timeout(10_000).emitWithAck('inc');
+            n++;
+            end = now();
+          } catch {
+            errors++;
+          }
+        }
+        return n;
+      }),
+    );
+    return { acked, errors, start, end };
+  },
+
+  arm() {
+    for (const tracked of sockets) tracked.connectedAt = undefined;
+    counts.invalid = counts.unavailable = 0;
+  },
+
+  async reconnected({ timeoutMs }: { timeoutMs: number }) {
+    const deadline = now() + timeoutMs;
+    while (sockets.some((t) => t.connectedAt === undefined) && now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const times = sockets.flatMap((t) => (t.connectedAt === undefined ? [] : [t.connectedAt]));
+    return { times, missing: sockets.length - times.length, ...counts };
+  },
+
+  close() {
+    for (const { socket } of sockets) socket.disconnect();
+    sockets = [];
+  },
+
+  /** With `oneWayMs`, every connection (and fetch) goes through a loopback proxy that delays each direction by that much. */
+  async connectTimes({ oneWayMs, iterations, warmup, cookie, ...direct }: { plainUrl: string; url: string; cookie: string; iterations: number; warmup: number; oneWayMs?: number }) {
+    const proxies = oneWayMs ? await Promise.all([direct.plainUrl, direct.url].map((u) => latencyProxy(Number(new URL(u).port), oneWayMs))) : [];
+    const [plainUrl, url] = oneWayMs ? proxies.map((p) => `http://127.0.0.1:${p.port}`) : [direct.plainUrl, direct.url];
+    const once = { ...base, reconnection: false };
+    const fetchTicket = async () => {
+      const res = await fetch(`${url}/socket.io-sessions/token`, { headers: { cookie } });
+      if (!res.ok) throw new Error(`token endpoint: HTTP ${res.status}`);
+      return (await res.json()) as { token: string; expiresIn: number };
+    };
+    const variants: Record<string, () => Promise<number>> = {
+      plain: () => timeConnect(() => io(plainUrl, once)),
+      cookie: () => timeConnect(() => connectWithSession(url, { ...once, extraHeaders: { cookie } })),
+      ticketFirst: async () => {
+        const started = performance.now();
+        const { token } = await fetchTicket();
+        return timeConnect(() => connectWithSession(url, { ...once, auth: { sessionTicket: token } }), started);
+      },
+      ticketOverlapped: () => timeConnect(() => connectWithSession(url, { ...once, credential: tickets({ source: fetchTicket }) })),
+    };
+    const names = Object.keys(variants);
+    const samples: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
+    for (let i = 0; i < warmup + iterations; i++) {
+      // Rotate the order, so no kind always follows the same one.
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(i + k) % names.length]!;
+        const ms = await variants[name]!();
+        if (i >= warmup) samples[name]!.push(ms);
+      }
+    }
+    for (const proxy of proxies) proxy.close();
+    return samples;
+  },
+});
