@@ -162,8 +162,8 @@ async function incWorkload(fleets: Fleet[], clients: Child[]): Promise<Map<strin
         plain: of(plain!.key, (r) => r.eventsPerSecond),
         extra: [
           { name: 'server CPU µs/event', values: of(fleet.key, (r) => r.cpuUsPerEvent) },
-          { name: 'plain', values: of(plain!.key, (r) => r.cpuUsPerEvent) },
-          { name: 'CPU ratio (plain µs / ours)', values: rounds.map((round) => round.get(plain!.key)!.cpuUsPerEvent / round.get(fleet.key)!.cpuUsPerEvent) },
+          { name: "plain's", values: of(plain!.key, (r) => r.cpuUsPerEvent) },
+          { name: 'CPU ratio', values: rounds.map((round) => round.get(plain!.key)!.cpuUsPerEvent / round.get(fleet.key)!.cpuUsPerEvent) },
           { name: 'lost', values: of(fleet.key, (r) => r.lost), total: true },
           { name: 'ack timeouts', values: of(fleet.key, (r) => r.errors), total: true },
         ],
@@ -188,7 +188,9 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
   try {
     const rows = await incWorkload(fleets, clients);
     const pick = (...keys: string[]) => keys.flatMap((k) => (rows.has(k) ? [rows.get(k)!] : []));
-    const common = `${CLIENT_PROCS} client processes; every socket has one acked \`inc\` in flight at a time for ${SECONDS} s; throughput = acked events / time.`;
+    const common =
+      `${CLIENT_PROCS} client processes; every socket has one acked \`inc\` in flight at a time for ${SECONDS} s; throughput = acked events / time. ` +
+      '"CPU ratio" = plain\'s server CPU per event / ours (less sensitive to the machine\'s load than throughput).';
     const sections: Section[] = [];
     if (ONLY.has('1'))
       sections.push({
@@ -403,7 +405,7 @@ async function restartStorm(redisUrl: string, clients: Child[]): Promise<Section
   const of = (key: string, pick: (s: Storm) => number) => results.get(key)!.map(pick);
   const extra = [
     { name: 'server CPU ms', values: of('ours', (s) => s.cpuMs) },
-    { name: 'plain', values: of('plain', (s) => s.cpuMs) },
+    { name: "plain's", values: of('plain', (s) => s.cpuMs) },
     { name: 'false invalid', values: of('ours', (s) => s.invalid), total: true },
     { name: 'unavailable answers', values: of('ours', (s) => s.unavailable), total: true },
   ];
