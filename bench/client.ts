@@ -1,11 +1,11 @@
 /**
- * A client process of the bench (forked by bench/run.ts; several run at once). It holds sockets
- * and runs what the orchestrator asks over IPC:
- * - open: connect sockets (plain socket.io-client, or `connectWithSession` with the session cookie),
- * - inc: every socket sends acked `inc` events, one in flight at a time, until a deadline,
- * - arm / reconnected: a restart storm (mark every socket, then wait until all have reconnected),
+ * A client process of the bench (forked by bench/run.ts; several run at once). It holds groups
+ * of sockets and runs what the orchestrator asks over IPC:
+ * - open: connect a group's sockets (plain socket.io-client, or `connectWithSession` with the session cookie),
+ * - inc: every socket of a group sends acked `inc` events, one in flight at a time, until a deadline,
+ * - arm / reconnected: a restart storm (mark a group's sockets, then wait until all have reconnected),
  * - connectTimes: sequential connects of each kind (plain, cookie, tickets), interleaved,
- * - close: disconnect every socket.
+ * - close: disconnect a group's sockets.
  * Times are epoch milliseconds with sub-millisecond precision, comparable across processes.
  */
 import { io, type Socket } from 'socket.io-client';
@@ -30,7 +30,8 @@ interface Tracked {
   connectedAt?: number;
 }
 
-let sockets: Tracked[] = [];
+const groups = new Map<string, Tracked[]>();
+const group = (name: string) => groups.get(name) ?? [];
 const counts = { invalid: 0, unavailable: 0 };
 
 const base = { forceNew: true, transports: ['websocket'], onInvalid: 'none' as const };
@@ -83,9 +84,11 @@ async function timeConnect(open: () => Socket, started = performance.now()): Pro
 }
 
 serve({
-  async open({ specs, reconnection = {}, concurrency = 20 }: { specs: SocketSpec[]; reconnection?: Reconnection; concurrency?: number }) {
+  async open({ name, specs, reconnection = {}, concurrency = 20 }: { name: string; specs: SocketSpec[]; reconnection?: Reconnection; concurrency?: number }) {
     const started = now();
     let failed = 0;
+    const sockets: Tracked[] = [];
+    groups.set(name, sockets);
     await pool(specs, concurrency, async (spec) => {
       const tracked: Tracked = { socket: openSocket(spec, reconnection) };
       tracked.socket.on('connect', () => (tracked.connectedAt = now()));
@@ -95,13 +98,13 @@ serve({
     return { ms: now() - started, failed };
   },
 
-  async inc({ seconds }: { seconds: number }) {
+  async inc({ name, seconds }: { name: string; seconds: number }) {
     const start = now();
     const deadline = start + seconds * 1000;
     let errors = 0;
     let end = start;
     const acked = await Promise.all(
-      sockets.map(async ({ socket }) => {
+      group(name).map(async ({ socket }) => {
         let n = 0;
         while (now() < deadline) {
           try {
@@ -118,21 +121,22 @@ serve({
     return { acked, errors, start, end };
   },
 
-  arm() {
-    for (const tracked of sockets) tracked.connectedAt = undefined;
+  arm({ name }: { name: string }) {
+    for (const tracked of group(name)) tracked.connectedAt = undefined;
     counts.invalid = counts.unavailable = 0;
   },
 
-  async reconnected({ timeoutMs }: { timeoutMs: number }) {
+  async reconnected({ name, timeoutMs }: { name: string; timeoutMs: number }) {
+    const sockets = group(name);
     const deadline = now() + timeoutMs;
     while (sockets.some((t) => t.connectedAt === undefined) && now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     const times = sockets.flatMap((t) => (t.connectedAt === undefined ? [] : [t.connectedAt]));
     return { times, missing: sockets.length - times.length, ...counts };
   },
 
-  close() {
-    for (const { socket } of sockets) socket.disconnect();
-    sockets = [];
+  close({ name }: { name: string }) {
+    for (const { socket } of group(name)) socket.disconnect();
+    groups.delete(name);
   },
 
   /** With `oneWayMs`, every connection (and fetch) goes through a loopback proxy that delays each direction by that much. */
