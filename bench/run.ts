@@ -24,13 +24,13 @@ const REPS = env('BENCH_REPS', QUICK ? 2 : 5);
 /** Length of one slice of increments, and slices per variant and repetition (as many of plain alternate with them). */
 const SECONDS = env('BENCH_SECONDS', 1);
 const SLICES = env('BENCH_SLICES', QUICK ? 2 : 3);
-const CONNECTS = env('BENCH_CONNECTS', QUICK ? 30 : 100);
+const CONNECTS = env('BENCH_CONNECTS', QUICK ? 20 : 100);
 /** One-way delay of the emulated network in workload 6's second half. */
 const ONE_WAY_MS = 5;
 const HEAP_SOCKETS = env('BENCH_HEAP_SOCKETS', QUICK ? 1000 : 5000);
 /** Heap per socket varies by about 1 % between repetitions; each costs a minute. */
 const HEAP_REPS = env('BENCH_HEAP_REPS', QUICK ? 1 : Math.min(REPS, 3));
-const STORM_CLIENTS = env('BENCH_STORM_CLIENTS', QUICK ? 500 : 2000);
+const STORM_CLIENTS = env('BENCH_STORM_CLIENTS', QUICK ? 300 : 2000);
 /** Client processes for the throughput workloads; memory and the storm use all of CLIENT_POOL. */
 const CLIENT_PROCS = env('BENCH_CLIENT_PROCS', 2);
 const CLIENT_POOL = Math.max(CLIENT_PROCS, 4);
