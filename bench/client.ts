@@ -18,6 +18,8 @@ const { tickets } = await ticketsLib();
 
 export const now = () => performance.timeOrigin + performance.now();
 
+export type ConnectKind = 'plain' | 'cookie' | 'ticketFirst' | 'ticketOverlapped';
+
 /** One socket to open: with `cookie`, through `connectWithSession`; without, plain socket.io-client. */
 export interface SocketSpec {
   url: string;
@@ -139,27 +141,38 @@ serve({
     groups.delete(name);
   },
 
-  /** With `oneWayMs`, every connection (and fetch) goes through a loopback proxy that delays each direction by that much. */
-  async connectTimes({ oneWayMs, iterations, warmup, cookie, ...direct }: { plainUrl: string; url: string; cookie: string; iterations: number; warmup: number; oneWayMs?: number }) {
-    const proxies = oneWayMs ? await Promise.all([direct.plainUrl, direct.url].map((u) => latencyProxy(Number(new URL(u).port), oneWayMs))) : [];
-    const [plainUrl, url] = oneWayMs ? proxies.map((p) => `http://127.0.0.1:${p.port}`) : [direct.plainUrl, direct.url];
+  /**
+   * Each kind connects to its own server (`targets`): a server that serves more requests per
+   * second answers faster (it stays scheduled and warm), so sharing one would favour some kinds.
+   * With `oneWayMs`, every connection (and fetch) goes through a loopback proxy that delays each
+   * direction by that much.
+   */
+  async connectTimes({ targets, iterations, warmup, oneWayMs }: { targets: Record<ConnectKind, SocketSpec>; iterations: number; warmup: number; oneWayMs?: number }) {
+    const proxies: Array<{ close(): void }> = [];
+    const via = async ({ url, cookie }: SocketSpec): Promise<{ url: string; cookie: string }> => {
+      if (!oneWayMs) return { url, cookie: cookie ?? '' };
+      const proxy = await latencyProxy(Number(new URL(url).port), oneWayMs);
+      proxies.push(proxy);
+      return { url: `http://127.0.0.1:${proxy.port}`, cookie: cookie ?? '' };
+    };
+    const [plain, cookie, first, overlapped] = await Promise.all([targets.plain, targets.cookie, targets.ticketFirst, targets.ticketOverlapped].map(via));
     const once = { ...base, reconnection: false };
-    const fetchTicket = async () => {
-      const res = await fetch(`${url}/socket.io-sessions/token`, { headers: { cookie } });
+    const fetchTicket = (target: { url: string; cookie: string }) => async () => {
+      const res = await fetch(`${target.url}/socket.io-sessions/token`, { headers: { cookie: target.cookie } });
       if (!res.ok) throw new Error(`token endpoint: HTTP ${res.status}`);
       return (await res.json()) as { token: string; expiresIn: number };
     };
-    const variants: Record<string, () => Promise<number>> = {
-      plain: () => timeConnect(() => io(plainUrl, once)),
-      cookie: () => timeConnect(() => connectWithSession(url, { ...once, extraHeaders: { cookie } })),
+    const variants: Record<ConnectKind, () => Promise<number>> = {
+      plain: () => timeConnect(() => io(plain!.url, once)),
+      cookie: () => timeConnect(() => connectWithSession(cookie!.url, { ...once, extraHeaders: { cookie: cookie!.cookie } })),
       ticketFirst: async () => {
         const started = performance.now();
-        const { token } = await fetchTicket();
-        return timeConnect(() => connectWithSession(url, { ...once, auth: { sessionTicket: token } }), started);
+        const { token } = await fetchTicket(first!)();
+        return timeConnect(() => connectWithSession(first!.url, { ...once, auth: { sessionTicket: token } }), started);
       },
-      ticketOverlapped: () => timeConnect(() => connectWithSession(url, { ...once, credential: tickets({ source: fetchTicket }) })),
+      ticketOverlapped: () => timeConnect(() => connectWithSession(overlapped!.url, { ...once, credential: tickets({ source: fetchTicket(overlapped!) }) })),
     };
-    const names = Object.keys(variants);
+    const names = Object.keys(variants) as ConnectKind[];
     const samples: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
     for (let i = 0; i < warmup + iterations; i++) {
       // Rotate the order, so no kind always follows the same one.

@@ -14,7 +14,7 @@ import { freePort } from '../test/helpers/reference-server.js';
 import { Child } from './ipc.js';
 import { libVersion } from './lib.js';
 import type { ServerSpec } from './server.js';
-import type { SocketSpec, Reconnection } from './client.js';
+import type { SocketSpec, Reconnection, ConnectKind } from './client.js';
 import { machine, markdown, median, readResults, sum, type Results, type Row, type Section } from './report.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -34,6 +34,8 @@ const STORM_CLIENTS = env('BENCH_STORM_CLIENTS', QUICK ? 300 : 2000);
 /** Client processes for the throughput workloads; memory and the storm use all of CLIENT_POOL. */
 const CLIENT_PROCS = env('BENCH_CLIENT_PROCS', 2);
 const CLIENT_POOL = Math.max(CLIENT_PROCS, 4);
+/** Workload 1 also measures plain against a second plain server, which shows the harness's own error (BENCH_AA=0: not). */
+const AA = process.env.BENCH_AA !== '0';
 const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7').split(',').map((s) => s.trim()));
 const OUT = resolve(process.env.BENCH_OUT ?? `${ROOT}/bench/results/latest.json`);
 const DOC = process.env.BENCH_DOC === '0' ? undefined : resolve(process.env.BENCH_DOC ?? `${ROOT}/docs/benchmarks.md`);
@@ -227,6 +229,7 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
   const fleet = async (key: string, label: string, node: Promise<Node>, shape: Partial<Fleet> = {}): Promise<Fleet> => ({ key, label, nodes: [await node], plain: false, sessions: 50, perSession: 1, data: SMALL, ...shape });
   const fleets: Fleet[] = [await fleet('plain', 'plain socket.io', startNode({}), { plain: true })];
   if (ONLY.has('1')) fleets.push(await fleet('memory', 'MemoryStore', perMessage('memory', 'w1m:')), await fleet('redis', 'Redis', perMessage('redis', 'w1:')));
+  if (ONLY.has('1') && AA) fleets.push(await fleet('aa', 'plain socket.io on a second server (A/A check: should be 1.00x)', startNode({}), { plain: true }));
   if (ONLY.has('2')) {
     fleets.push(await fleet('cart-memory', 'MemoryStore, 7.7 KB session', perMessage('memory', 'w2m:'), { data: CART }));
     fleets.push(await fleet('cart-redis', 'Redis, 7.7 KB session', perMessage('redis', 'w2:'), { data: CART }));
@@ -249,7 +252,7 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
         id: 'per-message-small',
         title: '1. Per-message, 50 clients x acked increments, 2-key session',
         how: `50 sockets, one session each ({ user, counter }), per-message mode; plain socket.io increments a process counter. ${common} "lost" = acked increments - the sessions' stored counters, after all slices.`,
-        rows: pick('memory', 'redis'),
+        rows: pick('memory', 'redis', 'aa'),
       });
     if (ONLY.has('2'))
       sections.push({
@@ -356,15 +359,18 @@ async function memory(clients: Child[]): Promise<Section[]> {
 // workload 6: connect with a fetched ticket
 
 async function connects(client: Child): Promise<Section[]> {
-  const plain = await startNode({});
-  const ours = await startNode({ sessions: { perMessage: false, store: 'memory' } });
+  // A server per kind: one serving several kinds would be warmer than plain's (see connectTimes).
+  const servers: Array<[ConnectKind, Node]> = [];
   try {
-    const [cookie] = await seed(ours, 1, SMALL);
+    for (const kind of ['plain', 'cookie', 'ticketFirst', 'ticketOverlapped'] as const) servers.push([kind, await startNode(kind === 'plain' ? {} : { sessions: { perMessage: false, store: 'memory' } })]);
+    const targets = Object.fromEntries(
+      await Promise.all(servers.map(async ([kind, node]) => [kind, { url: node.url, cookie: kind === 'plain' ? undefined : (await seed(node, 1, SMALL))[0] }])),
+    ) as Record<ConnectKind, SocketSpec>;
     const medians: Record<string, number[]> = {};
     for (let rep = 0; rep < REPS; rep++) {
       for (const oneWayMs of [0, ONE_WAY_MS]) {
         const iterations = oneWayMs ? Math.ceil(CONNECTS / 3) : CONNECTS;
-        const samples = await client.call<Record<string, number[]>>('connectTimes', { plainUrl: plain.url, url: ours.url, cookie, iterations, warmup: rep === 0 ? 20 : 5, oneWayMs });
+        const samples = await client.call<Record<string, number[]>>('connectTimes', { targets, iterations, warmup: rep === 0 ? 20 : 5, oneWayMs });
         for (const [name, xs] of Object.entries(samples)) (medians[name + (oneWayMs ? '@latency' : '')] ??= []).push(median(xs));
         log(`rep ${rep + 1}/${REPS} connect ms (${oneWayMs} ms one-way): ${Object.entries(samples).map(([n, xs]) => `${n} ${median(xs).toFixed(2)}`).join(', ')}`);
       }
@@ -380,7 +386,8 @@ async function connects(client: Child): Promise<Section[]> {
           'the time from the start (of the fetch, where there is one) to `connect`, median per repetition. ' +
           '"fetched first": GET /socket.io-sessions/token with the cookie, then `connectWithSession(url, { auth: { sessionTicket } })`; ' +
           '"overlapped": `connectWithSession(url, { credential: tickets({ source: fetch of the token endpoint }) })`; ' +
-          '"cookie": `connectWithSession` with the cookie. Server: per-connection mode, MemoryStore, `sio.tokenHandler()`. ' +
+          '"cookie": `connectWithSession` with the cookie. Servers: per-connection mode, MemoryStore, `sio.tokenHandler()`; one server process per kind ' +
+          '(a server that serves more requests answers faster, so one shared by three kinds made them look faster than plain). ' +
           `The last three rows go through a loopback proxy (bench/latency-proxy.ts) that delays each direction by ${ONE_WAY_MS} ms (plain through it too), ${Math.ceil(CONNECTS / 3)} connects per kind: ` +
           'there a round trip is waiting, which overlapping can hide; on bare loopback it is CPU on both ends, which it cannot.',
         rows: [
@@ -394,7 +401,7 @@ async function connects(client: Child): Promise<Section[]> {
       },
     ];
   } finally {
-    await Promise.all([stopNode(plain), stopNode(ours)]);
+    await Promise.all(servers.map(([, node]) => stopNode(node)));
   }
 }
 
