@@ -1,59 +1,131 @@
 /**
- * The servers `npm run bench` measures, in their own process (as in production: the client's and
- * the server's work do not share one event loop): plain socket.io, and express + express-session
- * + socket.io + socket.io-sessions with the token endpoint: on MemoryStore, and in per-message
- * mode on a real redis-server (connect-redis) without and with the cross-node lock. Each has an
- * acked `inc` event that increments a session (or, plain, a process) counter. Prints one JSON line
- * with the URLs and the session cookie of each, then serves until killed.
+ * One server the bench measures, in its own process (forked by bench/run.ts with the variant as
+ * a JSON argument, see {@link ServerSpec}): plain socket.io, or express + express-session +
+ * socket.io + socket.io-sessions (loaded from BENCH_LIB's dist/) on a MemoryStore or connect-redis,
+ * optionally with the Redis lock and the Socket.IO Redis adapter. Every socket has an acked `inc`
+ * event: plain increments a process counter, sessions the session's `counter`.
+ *
+ * HTTP (sessions only): the token endpoint (sio.tokenHandler(), before express-session) and
+ * GET /session (the session as HTTP sees it, through express-session).
+ * IPC commands: seed (sessions written through the store, as express-session writes them at a
+ * login; much faster than thousands of HTTP logins), cpu, heap (after forced GC; needs
+ * --expose-gc), stats, exit.
  */
 import { createServer } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { sign } from 'cookie-signature';
 import type { AddressInfo } from 'node:net';
+import express from 'express';
+import session, { MemoryStore, type SessionData, type Store } from 'express-session';
 import { Server } from 'socket.io';
-import { RedisStore } from 'connect-redis';
 import { createClient } from 'redis';
-import { startServer, type TestServer } from '../test/helpers/servers.js';
-import { startRedis } from '../test/helpers/redis.js';
-import { redisLock } from '../src/server/index.js';
+import { RedisStore } from 'connect-redis';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { serverLib } from './lib.js';
+import { serve, announce } from './ipc.js';
 
-const plainHttp = createServer();
-let plainCounter = 0;
-new Server(plainHttp).on('connection', (s) => s.on('inc', (ack: (n: number) => void) => ack(++plainCounter)));
-await new Promise<void>((r) => plainHttp.listen(0, '127.0.0.1', r));
+export const SECRET = 'bench secret';
 
-const withInc = (server: TestServer) => {
-  servers.push(server);
-  server.sio.on('sconnection', (s) =>
-    s.on('inc', (ack: (n: number) => void) => {
-      s.session.counter = (s.session.counter ?? 0) + 1;
-      ack(s.session.counter);
-    }),
-  );
-  return server;
+export interface ServerSpec {
+  /** Absent: plain socket.io. */
+  sessions?: {
+    perMessage: boolean;
+    store: 'memory' | 'redis';
+    /** `lock: redisLock(client)` (Redis only). */
+    lock?: boolean;
+    /** Key prefix of the Redis store, so variants sharing one redis-server keep apart. */
+    prefix?: string;
+  };
+  redisUrl?: string;
+  /** @socket.io/redis-adapter on `redisUrl` (several nodes). */
+  adapter?: boolean;
+  /** 0 (default): any free port. */
+  port?: number;
+}
+
+const spec: ServerSpec = JSON.parse(process.argv[2] ?? '{}');
+const redisClients: Array<ReturnType<typeof createClient>> = [];
+const redis = async () => {
+  const client = createClient({ url: spec.redisUrl });
+  client.on('error', () => undefined); // the restart storm kills this process, not Redis; nothing to report
+  redisClients.push(client);
+  await client.connect();
+  return client;
 };
 
-const redis = await startRedis();
-const client = await createClient({ url: redis.url }).on('error', () => undefined).connect();
-const servers: TestServer[] = [];
-process.once('SIGTERM', async () => {
-  setTimeout(() => process.exit(0), 3000).unref(); // never outlive the bench over a lingering connection
-  await Promise.all(servers.map((server) => server.close()));
-  await client.quit().catch(() => undefined);
-  await redis.dispose();
-  process.exit(0);
-});
-const routes = { routes: (app: import('express').Express) => app.get('/rtt', (_req, res) => void res.end('ok')) };
-const memory = withInc(await startServer({ ...routes }));
-const memoryPerMessage = withInc(await startServer({ perMessage: true }));
-const redisNoLock = withInc(await startServer({ perMessage: true, store: new RedisStore({ client }) }));
-const redisLocked = withInc(await startServer({ perMessage: true, store: new RedisStore({ client, prefix: 'locked:' }), lock: redisLock(client) }));
+const stats = { counter: 0, sinvalid: 0, serror: 0 };
+let store: Store | undefined;
+const app = express();
+const httpServer = createServer(app);
+const io = new Server(httpServer);
+if (spec.adapter) io.adapter(createAdapter(await redis(), await redis()));
 
-const endpoint = async (server: TestServer) => ({ url: server.url, cookie: await server.login({ counter: 0 }) });
-console.log(
-  JSON.stringify({
-    plainUrl: `http://127.0.0.1:${(plainHttp.address() as AddressInfo).port}`,
-    memory: await endpoint(memory),
-    memoryPerMessage: await endpoint(memoryPerMessage),
-    redisNoLock: await endpoint(redisNoLock),
-    redisLocked: await endpoint(redisLocked),
-  }),
-);
+if (!spec.sessions) {
+  io.on('connection', (socket) => socket.on('inc', (ack: (n: number) => void) => ack(++stats.counter)));
+} else {
+  const { sessions, redisLock } = await serverLib();
+  const { perMessage, prefix } = spec.sessions;
+  let lock;
+  if (spec.sessions.store === 'redis') {
+    const client = await redis();
+    store = new RedisStore({ client, prefix });
+    if (spec.sessions.lock) lock = redisLock(client);
+  } else {
+    store = new MemoryStore();
+  }
+  const sio = sessions(io, { store, secret: SECRET, perMessage, lock });
+  sio.on('sconnection', (socket) =>
+    socket.on('inc', (ack: (n: number) => void) => {
+      socket.session.counter = (socket.session.counter ?? 0) + 1;
+      ack(socket.session.counter);
+    }),
+  );
+  sio.on('sinvalid', () => stats.sinvalid++);
+  sio.on('serror', () => stats.serror++);
+  app.use(sio.tokenHandler()); // before express-session: it reads the cookie itself
+  app.use(session({ store, secret: SECRET, resave: false, saveUninitialized: false }));
+  app.get('/session', (req, res) => {
+    const { cookie: _cookie, ...data } = req.session as unknown as Record<string, unknown>;
+    res.json(data);
+  });
+}
+
+/** A new session with `data` (and express-session's cookie) in the store; its signed Cookie header value. */
+function seedOne(data: Record<string, unknown>): Promise<string> {
+  const sid = randomBytes(24).toString('base64url');
+  return new Promise((resolve, reject) =>
+    store!.set(sid, { cookie: new session.Cookie(), ...data } as SessionData, (err) => (err ? reject(err) : resolve(`connect.sid=${encodeURIComponent(`s:${sign(sid, SECRET)}`)}`))),
+  );
+}
+
+serve({
+  async seed({ count, data }: { count: number; data: Record<string, unknown> }) {
+    if (!store) throw new Error('a plain server has no sessions');
+    const cookies: string[] = [];
+    for (let i = 0; i < count; i += 100) cookies.push(...(await Promise.all(Array.from({ length: Math.min(100, count - i) }, () => seedOne(data)))));
+    return cookies;
+  },
+  cpu: () => process.cpuUsage(),
+  heap: async () => {
+    if (!global.gc) throw new Error('start the server with --expose-gc');
+    for (let i = 0; i < 3; i++) {
+      global.gc();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return process.memoryUsage().heapUsed;
+  },
+  stats: () => ({ ...stats, sockets: io.engine.clientsCount }),
+  exit: () => {
+    // Answer first; then leave at once (a --cpu-prof profile is written on exit).
+    setImmediate(async () => {
+      setTimeout(() => process.exit(0), 2000).unref();
+      io.close();
+      await Promise.allSettled(redisClients.map((c) => c.quit()));
+      process.exit(0);
+    });
+  },
+});
+
+await new Promise<void>((resolve) => httpServer.listen(spec.port ?? 0, '127.0.0.1', resolve));
+const { port } = httpServer.address() as AddressInfo;
+announce({ ready: { url: `http://127.0.0.1:${port}`, port } });

@@ -65,8 +65,11 @@ function ping(port: number): boolean {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Starts a redis-server on a free 127.0.0.1 port; resolves once it answers PING. */
-export async function startRedis(): Promise<TestRedis> {
+/**
+ * Starts a redis-server on a free 127.0.0.1 port; resolves once it answers PING. `args` come last,
+ * so they override the defaults (the bench: `['--appendonly', 'no']`, no disk in the measurement).
+ */
+export async function startRedis({ args: extraArgs = [] }: { args?: string[] } = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sio-sessions-redis-'));
   tempDirs.add(dir);
@@ -84,6 +87,7 @@ export async function startRedis(): Promise<TestRedis> {
       '--save', '',
       '--daemonize', 'no',
       '--protected-mode', 'yes',
+      ...extraArgs,
     ];
     const proc = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
