@@ -122,9 +122,9 @@ const COOKIE_MAX_AGE_MS = 60_000;
 /** A client waits this long for an ack or a connect before recording "no answer". */
 const ANSWER_MS = 4000;
 /** The store is settled when no write (set, destroy) started or ended for this long. */
-const QUIET_MS = 100;
+const QUIET_MS = 80;
 /** ... and must be within this long after the last step. */
-const SETTLE_MAX_MS = 2500;
+const SETTLE_MAX_MS = 2000;
 /** Property 6 watches the store for this long once settled. */
 const WINDOW_MS = 300;
 /** A destroyed session seen again this soon after its destroy may be a save's write being destroyed again (the contract's "one repeat per node"). */
@@ -753,15 +753,22 @@ class World {
     );
   }
 
-  async judge(): Promise<Violation[]> {
-    const found = [...(await this.quietWindow()), ...(await this.finalViolations('with sockets open'))];
-    this.closeAll();
-    const unsettled = await this.settle();
-    if (unsettled) found.push({ property: 6, message: `after the sockets closed: ${unsettled}` });
-    found.push(...(await this.finalViolations('after the sockets closed')), ...this.earlyViolations());
+  /** Settle, then judge what `judged` asks for (the quiet window and the second stage cost time: skipped when not asked). */
+  async judge(judged: (property: PropertyId) => boolean): Promise<Violation[]> {
+    const found: Violation[] = [];
+    if (judged(6)) found.push(...(await this.quietWindow()));
+    else await this.settle();
+    found.push(...(await this.finalViolations('with sockets open')));
+    if (judged(1) || judged(2) || judged(4) || judged(6)) {
+      this.closeAll();
+      const unsettled = await this.settle();
+      if (unsettled) found.push({ property: 6, message: `after the sockets closed: ${unsettled}` });
+      found.push(...(await this.finalViolations('after the sockets closed')));
+    }
+    found.push(...this.earlyViolations());
     if (this.serverErrors.length > 0) this.note(`serror: ${this.serverErrors.join(' | ')}`);
     this.note(`store calls: ${JSON.stringify(this.totalCalls())}`);
-    return dedupe(found);
+    return dedupe(found).filter((v) => judged(v.property));
   }
 
   async dispose(): Promise<void> {
@@ -811,24 +818,29 @@ export interface RunResult {
   log: string[];
 }
 
-/**
- * Play `scenario` on fresh nodes and judge it. `stopEarly(property)`: end the run at the first
- * check point where that property is already violated (shrinking then costs less).
- */
-export async function runScenario(variant: Variant, scenario: Scenario, stopEarly: (property: PropertyId) => boolean, redis?: RedisEnv): Promise<RunResult> {
+export interface RunOptions {
+  /** The properties to judge. */
+  judged(property: PropertyId): boolean;
+  /** End the run at the first check point where this property is already violated (shrinking then costs less). */
+  stopEarly(property: PropertyId): boolean;
+  redis?: RedisEnv;
+}
+
+/** Play `scenario` on fresh nodes and judge it. */
+export async function runScenario(variant: Variant, scenario: Scenario, { judged, stopEarly, redis }: RunOptions): Promise<RunResult> {
   const world = await World.start(variant, scenario.latencySeed, redis);
   try {
     await world.setup(scenario.conns);
     for (const [i, step] of scenario.steps.entries()) {
       await world.step(step);
       await world.checkpoint(`after step ${i}`);
-      const early = world.earlyViolations().filter((v) => stopEarly(v.property));
+      const early = world.earlyViolations().filter((v) => judged(v.property) && stopEarly(v.property));
       if (early.length > 0) {
         world.log.push(`(stopped after step ${i})`);
         return { violations: early, log: world.log };
       }
     }
-    return { violations: await world.judge(), log: world.log };
+    return { violations: await world.judge(judged), log: world.log };
   } finally {
     await world.dispose();
   }

@@ -15,7 +15,7 @@
 // A failure prints the seed and the path of the shrunk counterexample, and the command that
 // replays it. Environment: FC_RUNS (runs per variant), FC_STEPS (max steps per run), FC_SEED and
 // FC_PATH (replay), FC_VARIANT (substring of the variants to run), FC_PROPS (e.g. "1,3": judge
-// only these), FC_SHRINK_MS (time spent shrinking a failure, default 30000).
+// only these), FC_SHRINK_MS (time spent shrinking a failure, default 30000), FC_LOG=1 (print every run's log).
 import { test, before, after, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import { createClient } from 'redis';
@@ -88,7 +88,7 @@ function scenarios(variant: Variant): fc.Arbitrary<Scenario> {
     .record({
       latencySeed: fc.nat(),
       conns: fc.array(connection, { minLength: 1, maxLength: 3 }),
-      steps: fc.array(step, { minLength: 1, maxLength: MAX_STEPS }),
+      steps: fc.array(step, { minLength: 1, maxLength: MAX_STEPS, size: 'max' }),
     })
     .map(({ latencySeed, conns, steps }) => {
       // Steps name connections and sockets modulo what the layout has, so the layout shrinks on its own;
@@ -129,20 +129,24 @@ async function checkVariant(t: TestContext, variant: Variant & { runs: number },
     // Shrinking budget spent: let the remaining candidates pass, keeping the smallest counterexample so far.
     if (target !== undefined && Date.now() > shrinkUntil) return;
     runs += 1;
-    const stopEarly = (p: PropertyId) => target !== undefined && p === target;
-    const { violations, log } = await runScenario(variant, scenario, stopEarly, redis);
+    // Once a target is known, judge only it, and stop a run as soon as it is violated.
+    const { violations, log } = await runScenario(variant, scenario, {
+      judged: (p) => judged.has(p) && (target === undefined || p === target),
+      stopEarly: (p) => p === target,
+      redis,
+    });
     for (const p of new Set(violations.map((v) => v.property))) failing.set(p, (failing.get(p) ?? 0) + 1);
-    const relevant = violations.filter((v) => judged.has(v.property) && (target === undefined || v.property === target));
-    if (relevant.length === 0) return;
+    if (env.FC_LOG) console.log(`--- run ${runs}: ${fc.stringify(scenario)}\n${log.join('\n')}\n${violations.map((v) => `P${v.property}: ${v.message}`).join('\n')}`);
+    if (violations.length === 0) return;
     if (target === undefined) {
-      target = Math.min(...relevant.map((v) => v.property)) as PropertyId;
+      target = Math.min(...violations.map((v) => v.property)) as PropertyId;
       shrinkUntil = Date.now() + SHRINK_MS;
     }
     const others = [...new Set(violations.map((v) => v.property))].filter((p) => p !== target);
     throw new Error(
       [
         `property ${target} (${PROPERTIES[target]}) violated:`,
-        ...relevant.filter((v) => v.property === target).map((v) => `  - ${v.message}`),
+        ...violations.filter((v) => v.property === target).map((v) => `  - ${v.message}`),
         ...(others.length > 0 ? [`also violated in this run: ${others.join(', ')}`] : []),
         'run log (ms since start):',
         ...log.map((line) => `  ${line}`),
