@@ -105,6 +105,8 @@ export const PROPERTIES = {
   6: 'no store work lingers after the run settles (beyond revalidation)',
 } as const;
 export type PropertyId = keyof typeof PROPERTIES;
+/** Which violated property a counterexample is shrunk for, when a run violates several: another session's data first, cost last. */
+export const PRIORITY: PropertyId[] = [5, 4, 1, 2, 3, 6];
 
 export interface Violation {
   property: PropertyId;
@@ -125,6 +127,8 @@ const ANSWER_MS = 4000;
 const QUIET_MS = 80;
 /** ... and must be within this long after the last step. */
 const SETTLE_MAX_MS = 2000;
+/** ... or this long when property 6 is not judged. */
+const UNJUDGED_SETTLE_MS = 600;
 /** Property 6 watches the store for this long once settled. */
 const WINDOW_MS = 300;
 /** A destroyed session seen again this soon after its destroy may be a save's write being destroyed again (the contract's "one repeat per node"). */
@@ -278,6 +282,8 @@ class World {
   /** Owner tag of every session a login created, by session id. */
   private readonly sidTag = new Map<string, string>();
   private readonly destroyActions: DestroyAction[] = [];
+  /** `?renew=1` requests (they rewrite the record). */
+  private readonly renewals: Array<{ sid: string; node: number; sentAt: number; endAt?: number }> = [];
   /** Session ids whose destroy (logout, or a login's regenerate) was answered, and when. */
   private readonly destroyedAt = new Map<string, number>();
   /** Property 5 reports: handlers (server side) and acks (client side) that saw another session. */
@@ -574,8 +580,12 @@ class World {
       case 'renew': {
         const b = step.browser % BROWSERS;
         const cookie = this.browsers[b]!.cookie!;
+        // The library's own write of the whole record (the cookie's expiry): a writer for property 2's races.
+        const renewal = { sid: sidOf(cookie), node: step.node % this.nodes.length, sentAt: this.now(), endAt: undefined as number | undefined };
+        this.renewals.push(renewal);
         const res = await fetch(`${this.node(step.node).server.url}/socket.io-sessions/token?renew=1`, { headers: { cookie } });
         await res.arrayBuffer();
+        renewal.endAt = this.now();
         const renewed = res.headers.get('set-cookie')?.split(';')[0];
         // The browser stores the re-issued cookie (same session id, fresh expiry).
         if (renewed && sidOf(renewed) === sidOf(cookie) && this.browsers[b]!.cookie === cookie) this.browsers[b]!.cookie = renewed;
@@ -671,15 +681,15 @@ class World {
   }
 
   /** Wait until no store write started or ended for QUIET_MS; a message if that takes longer than SETTLE_MAX_MS. */
-  async settle(): Promise<string | undefined> {
+  async settle(maxMs = SETTLE_MAX_MS): Promise<string | undefined> {
     const start = performance.now();
     for (;;) {
       const inFlight = this.nodes.reduce((sum, node) => sum + node.trace.writesInFlight, 0);
       const last = Math.max(...this.nodes.map((node) => node.trace.lastWriteAt));
       if (inFlight === 0 && performance.now() - last >= QUIET_MS) return undefined;
-      if (performance.now() - start > SETTLE_MAX_MS) {
+      if (performance.now() - start > maxMs) {
         const calls = this.totalCalls();
-        return `the store was still being written ${SETTLE_MAX_MS} ms after the last step (${inFlight} writes in flight; calls so far ${JSON.stringify(calls)})`;
+        return `the store was still being written ${maxMs} ms after the last step (${inFlight} writes in flight; calls so far ${JSON.stringify(calls)})`;
       }
       await delay(10);
     }
@@ -729,7 +739,8 @@ class World {
         if (value === undefined) {
           found.push({ property: 2, message: `${stage}: session ${tag}${record ? '' : ' (no record at all)'} has no ${key}; acked there: ${required.map((w) => w.value).join(', ')}` });
         } else if (!holder || holder.sid !== sid || holder.key !== key) {
-          found.push({ property: 2, message: `${stage}: session ${tag} holds ${key}=${JSON.stringify(value)}, which no write to it made` });
+          // Another session's value (property 4 reports it), or garbage: either way the acked write is gone.
+          found.push({ property: 2, message: `${stage}: session ${tag} holds ${key}=${JSON.stringify(value)}, which no write to it made; acked there: ${required.map((w) => w.value).join(', ')}` });
         } else {
           const lost = required.filter((r) => holder.savedAt !== undefined && holder.savedAt < r.sentAt);
           if (lost.length > 0) {
@@ -744,24 +755,29 @@ class World {
   /**
    * A write that may be lost without a library bug: another write to its session that is not
    * serialised with it overlapped it. With the lock (and httpLock) everything is serialised; without
-   * it, units on one node are (process-wide, whatever the namespace), HTTP writes and other nodes are not.
+   * it, the library's writes on one node are (units, whatever the namespace, and cookie renewals:
+   * "a session is serialised process-wide"); the app's HTTP writes and other nodes are not.
    */
   private raced(r: WriteRecord): boolean {
     if (this.variant.lock) return false;
-    return this.writes.some(
-      (x) => x !== r && x.sid === r.sid && !(x.via === 'socket' && x.node === r.node) && x.sentAt < (r.savedAt ?? Infinity) && r.sentAt < endOf(x),
+    const overlaps = (x: { sentAt: number }, end: number) => x.sentAt < (r.savedAt ?? Infinity) && r.sentAt < end;
+    return (
+      this.writes.some((x) => x !== r && x.sid === r.sid && !(x.via === 'socket' && x.node === r.node) && overlaps(x, endOf(x))) ||
+      this.renewals.some((x) => x.sid === r.sid && x.node !== r.node && overlaps(x, x.endAt ?? Infinity))
     );
   }
 
   /** Settle, then judge what `judged` asks for (the quiet window and the second stage cost time: skipped when not asked). */
   async judge(judged: (property: PropertyId) => boolean): Promise<Violation[]> {
     const found: Violation[] = [];
+    // Not judging 6: a store that does not settle (a destroy loop) is not waited for long.
+    const settleMs = judged(6) ? SETTLE_MAX_MS : UNJUDGED_SETTLE_MS;
     if (judged(6)) found.push(...(await this.quietWindow()));
-    else await this.settle();
+    else await this.settle(settleMs);
     found.push(...(await this.finalViolations('with sockets open')));
     if (judged(1) || judged(2) || judged(4) || judged(6)) {
       this.closeAll();
-      const unsettled = await this.settle();
+      const unsettled = await this.settle(settleMs);
       if (unsettled) found.push({ property: 6, message: `after the sockets closed: ${unsettled}` });
       found.push(...(await this.finalViolations('after the sockets closed')));
     }

@@ -23,6 +23,7 @@ import { startRedis, type TestRedis } from '../helpers/redis.js';
 import {
   BROWSERS,
   KEYS,
+  PRIORITY,
   PROPERTIES,
   formatConn,
   formatStep,
@@ -139,7 +140,7 @@ async function checkVariant(t: TestContext, variant: Variant & { runs: number },
     if (env.FC_LOG) console.log(`--- run ${runs}: ${fc.stringify(scenario)}\n${log.join('\n')}\n${violations.map((v) => `P${v.property}: ${v.message}`).join('\n')}`);
     if (violations.length === 0) return;
     if (target === undefined) {
-      target = Math.min(...violations.map((v) => v.property)) as PropertyId;
+      target = PRIORITY.find((p) => violations.some((v) => v.property === p))!;
       shrinkUntil = Date.now() + SHRINK_MS;
     }
     const others = [...new Set(violations.map((v) => v.property))].filter((p) => p !== target);
