@@ -123,7 +123,7 @@ const STORE_TIMEOUT_MS = 3000;
 const COOKIE_MAX_AGE_MS = 60_000;
 /** A client waits this long for an ack or a connect before recording "no answer". */
 const ANSWER_MS = 4000;
-/** The store is settled when no write (set, destroy) started or ended for this long. */
+/** The store is settled when no write (set, destroy) started or ended for this long (more than SAVE_DELAY_MS plus a store call). */
 const QUIET_MS = 80;
 /** ... and must be within this long after the last step. */
 const SETTLE_MAX_MS = 2000;
@@ -144,10 +144,14 @@ export class StoreTrace {
   writesInFlight = 0;
   /** When a write last started or finished (performance.now()). */
   lastWriteAt = 0;
+  /** The latest calls, for messages. */
+  readonly recent: Array<{ op: StoreOp; sid: string; at: number }> = [];
 
   /** Count a call; the returned callback notes its end, then calls `cb`. */
   track<A extends unknown[]>(op: StoreOp, sid: string, cb: ((...args: A) => unknown) | undefined): (...args: A) => void {
     this.calls[op] += 1;
+    this.recent.push({ op, sid, at: performance.now() });
+    if (this.recent.length > 200) this.recent.shift();
     if (op === 'destroy') this.destroysBySid.set(sid, (this.destroysBySid.get(sid) ?? 0) + 1);
     const write = op === 'set' || op === 'destroy';
     if (write) {
@@ -685,7 +689,8 @@ class World {
     const start = performance.now();
     for (;;) {
       const inFlight = this.nodes.reduce((sum, node) => sum + node.trace.writesInFlight, 0);
-      const last = Math.max(...this.nodes.map((node) => node.trace.lastWriteAt));
+      // Quiet since the last write and since settling began: a save due saveDelay after the last event has had its time.
+      const last = Math.max(start, ...this.nodes.map((node) => node.trace.lastWriteAt));
       if (inFlight === 0 && performance.now() - last >= QUIET_MS) return undefined;
       if (performance.now() - start > maxMs) {
         const calls = this.totalCalls();
@@ -707,12 +712,16 @@ class World {
     if (unsettled) return [{ property: 6, message: unsettled }];
     const sockets = this.nodes.reduce((sum, node) => sum + node.instances.reduce((s, i) => s + node.server.io.of(i.path).sockets.size, 0), 0);
     const before = this.totalCalls();
+    const from = performance.now();
     await delay(WINDOW_MS);
     const after = this.totalCalls();
+    const calls = this.nodes
+      .flatMap((node, n) => node.trace.recent.filter((c) => c.at >= from).map((c) => `${c.op}(${this.sidTag.get(c.sid) ?? '?'})@n${n}+${(c.at - from).toFixed(0)}`))
+      .slice(0, 12);
     const d = Object.fromEntries((Object.keys(after) as StoreOp[]).map((op) => [op, after[op] - before[op]])) as Record<StoreOp, number>;
     const budget = 2 * sockets * (Math.ceil(WINDOW_MS / REVALIDATE_MS) + 1) + 2;
     if (d.set > 0 || d.destroy > 0 || d.get + d.touch > budget) {
-      return [{ property: 6, message: `in ${WINDOW_MS} ms after settling, with ${sockets} open sockets: ${JSON.stringify(d)} store calls (revalidation allows no set or destroy and at most ${budget} get/touch)` }];
+      return [{ property: 6, message: `in ${WINDOW_MS} ms after settling, with ${sockets} open sockets: ${JSON.stringify(d)} store calls (revalidation allows no set or destroy and at most ${budget} get/touch): ${calls.join(' ')}` }];
     }
     return [];
   }
