@@ -27,7 +27,7 @@ export const BROWSERS = 2;
 
 export interface Variant {
   name: string;
-  /** 'faulty': one node on a FaultyStore with 0-3 ms latency per call; 'redis': two nodes on one redis-server. */
+  /** 'faulty': one node on a FaultyStore with 0-3 ms latency per call (and some slow ones); 'redis': two nodes on one redis-server. */
   backend: 'faulty' | 'redis';
   /** Namespaces, each with its own sessions() instance on the node's one store. */
   namespaces: Array<{ path: string; perMessage: boolean }>;
@@ -334,7 +334,8 @@ class World {
     try {
       if (variant.backend === 'faulty') {
         const random = prng(latencySeed);
-        const store = new TracedFaultyStore({ latency: () => Math.floor(random() * 4) });
+        // Mostly 0-3 ms, now and then a slow call (5-24 ms): windows that interleave a whole request.
+        const store = new TracedFaultyStore({ latency: () => (random() < 0.15 ? 5 + Math.floor(random() * 20) : Math.floor(random() * 4)) });
         const instances: WorldNode['instances'] = [];
         const server = await startServer({ store, ...serverOptions(() => store, instances) });
         instances.unshift({ ...first!, sio: server.sio });
