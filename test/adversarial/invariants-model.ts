@@ -33,6 +33,8 @@ export interface Variant {
   namespaces: Array<{ path: string; perMessage: boolean }>;
   /** redis: `lock: redisLock(client)`, and `sio.httpLock()` in front of every HTTP route. */
   lock?: boolean;
+  /** A connection may carry sockets of several namespaces (one engine.io connection, one handshake request). */
+  multiplex?: boolean;
 }
 
 /** A socket of a connection: on namespace `ns`, with the browser's cookie or a ticket of browser `cred`'s session. */
@@ -58,8 +60,10 @@ export type BasicStep =
   | { kind: 'renew'; browser: number; node: number }
   | { kind: 'refresh'; conn: number; sock: number }
   | { kind: 'pause'; ms: number };
-/** `race`: the steps launched together, none awaiting another, then all awaited. */
-export type Step = BasicStep | { kind: 'race'; steps: BasicStep[] };
+/** A step of a race, launched `after` ms after the race began. */
+export type RaceMember = BasicStep & { after: number };
+/** `race`: the steps launched together (each `after` a few ms), none awaiting another, then all awaited. */
+export type Step = BasicStep | { kind: 'race'; steps: RaceMember[] };
 
 export interface Scenario {
   /** Seeds the store latencies (FaultyStore). */
@@ -68,7 +72,7 @@ export interface Scenario {
   steps: Step[];
 }
 
-export function formatStep(step: Step): string {
+export function formatStep(step: Step | RaceMember): string {
   switch (step.kind) {
     case 'emit':
       return `emit(c${step.conn}.s${step.sock} ${KEYS[step.key]})`;
@@ -86,7 +90,7 @@ export function formatStep(step: Step): string {
     case 'pause':
       return `pause(${step.ms})`;
     case 'race':
-      return `race[${step.steps.map(formatStep).join(' | ')}]`;
+      return `race[${step.steps.map((member) => `${member.after ? `+${member.after} ` : ''}${formatStep(member)}`).join(' | ')}]`;
   }
 }
 
@@ -484,7 +488,7 @@ class World {
   async step(step: Step): Promise<void> {
     if (step.kind === 'race') {
       this.note(`race of ${step.steps.length}`);
-      await Promise.all(step.steps.map((s) => this.basic(s)));
+      await Promise.all(step.steps.map(async (member) => (member.after > 0 ? delay(member.after).then(() => this.basic(member)) : this.basic(member))));
     } else {
       await this.basic(step);
     }
@@ -854,9 +858,12 @@ export interface RunOptions {
 
 /** Play `scenario` on fresh nodes and judge it. */
 export async function runScenario(variant: Variant, scenario: Scenario, { judged, stopEarly, redis }: RunOptions): Promise<RunResult> {
+  const t0 = performance.now();
   const world = await World.start(variant, scenario.latencySeed, redis);
+  const phases: string[] = [`start ${(performance.now() - t0).toFixed(0)}`];
   try {
     await world.setup(scenario.conns);
+    phases.push(`setup ${(performance.now() - t0).toFixed(0)}`);
     for (const [i, step] of scenario.steps.entries()) {
       await world.step(step);
       await world.checkpoint(`after step ${i}`);
@@ -866,8 +873,12 @@ export async function runScenario(variant: Variant, scenario: Scenario, { judged
         return { violations: early, log: world.log };
       }
     }
-    return { violations: await world.judge(judged), log: world.log };
+    phases.push(`steps ${(performance.now() - t0).toFixed(0)}`);
+    const violations = await world.judge(judged);
+    phases.push(`judged ${(performance.now() - t0).toFixed(0)}`);
+    return { violations, log: world.log };
   } finally {
     await world.dispose();
+    world.log.push(`(ms since start: ${phases.join(', ')}, disposed ${(performance.now() - t0).toFixed(0)})`);
   }
 }

@@ -32,6 +32,7 @@ import {
   type PropertyId,
   type RedisEnv,
   type Scenario,
+  type RaceMember,
   type Step,
   type Variant,
 } from './invariants-model.js';
@@ -42,7 +43,10 @@ const env = process.env;
 const VARIANTS: Array<Variant & { runs: number }> = [
   { name: 'one node, per-message', backend: 'faulty', namespaces: [{ path: '/', perMessage: true }], runs: 20 },
   { name: 'one node, per-connection', backend: 'faulty', namespaces: [{ path: '/', perMessage: false }], runs: 15 },
-  { name: 'one node, two namespaces with their own sessions()', backend: 'faulty', namespaces: [{ path: '/', perMessage: true }, { path: '/b', perMessage: true }], runs: 15 },
+  // Each namespace has its own sessions() on the same store: one session is still serialised process-wide.
+  { name: 'one node, two namespaces', backend: 'faulty', namespaces: [{ path: '/', perMessage: true }, { path: '/b', perMessage: true }], runs: 12 },
+  // ... and over one engine.io connection (one handshake request), each namespace socket keeps its own session.
+  { name: 'one node, two namespaces over one connection', backend: 'faulty', namespaces: [{ path: '/', perMessage: true }, { path: '/b', perMessage: true }], multiplex: true, runs: 12 },
   { name: 'two nodes on Redis, no lock', backend: 'redis', namespaces: [{ path: '/', perMessage: true }], runs: 12 },
   { name: 'two nodes on Redis, lock and httpLock', backend: 'redis', namespaces: [{ path: '/', perMessage: true }], lock: true, runs: 12 },
 ];
@@ -80,15 +84,24 @@ function scenarios(variant: Variant): fc.Arbitrary<Scenario> {
   const basic: fc.Arbitrary<BasicStep> = fc.oneof(
     ...kinds.filter(([kind]) => !KINDS || KINDS.includes(kind)).map(([, weight, arbitrary]) => ({ weight, arbitrary })),
   );
+  const member = (arbitrary: fc.Arbitrary<BasicStep>) =>
+    fc.tuple(arbitrary, fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 20 }))).map(([s, after]): RaceMember => ({ ...s, after }));
+  // Any steps at once; or a destroy of a session (logout, login) racing other steps of the same browser,
+  // the race invariant 1 is about ("whatever write races the destroy").
+  const anyRace = fc.array(member(basic), { minLength: 2, maxLength: 4 });
+  const destroyRace = fc
+    .tuple(fc.record({ kind: fc.constantFrom('logout' as const, 'login' as const), browser, node }), fc.array(member(basic), { minLength: 1, maxLength: 3 }))
+    .map(([destroy, others]): RaceMember[] => [{ ...destroy, after: 0 }, ...others.map((o) => ('browser' in o ? { ...o, browser: destroy.browser } : o))]);
   const step: fc.Arbitrary<Step> = fc.oneof(
-    { weight: 4, arbitrary: basic },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('race' as const), steps: fc.array(basic, { minLength: 2, maxLength: 4 }) }) },
+    { weight: 6, arbitrary: basic },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('race' as const), steps: anyRace }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('race' as const), steps: destroyRace }) },
   );
   const socket = fc.record({ ns: fc.nat(variant.namespaces.length - 1), cred: fc.oneof(fc.constant('cookie' as const), browser) });
   const connection = fc.record({
     browser,
     node,
-    sockets: fc.uniqueArray(socket, { minLength: 1, maxLength: variant.namespaces.length, selector: (s) => s.ns }),
+    sockets: fc.uniqueArray(socket, { minLength: 1, maxLength: variant.multiplex ? variant.namespaces.length : 1, selector: (s) => s.ns }),
   });
   return fc
     .record({
@@ -99,7 +112,7 @@ function scenarios(variant: Variant): fc.Arbitrary<Scenario> {
     .map(({ latencySeed, conns, steps }) => {
       // Steps name connections and sockets modulo what the layout has, so the layout shrinks on its own;
       // shown and run with the indices they resolve to.
-      const resolve = (s: BasicStep): BasicStep => {
+      const resolve = <S extends BasicStep>(s: S): S => {
         if (s.kind !== 'emit' && s.kind !== 'refresh' && s.kind !== 'reconnect') return s;
         const c = s.conn % conns.length;
         return s.kind === 'reconnect' ? { ...s, conn: c } : { ...s, conn: c, sock: s.sock % conns[c]!.sockets.length };
