@@ -22,7 +22,10 @@ import { startRedisNode, type RedisClient } from '../helpers/redis-node.js';
 // ---------------------------------------------------------------------------------------------
 // What a run is made of
 
+/** Keys that socket and HTTP writes set (blind writes). */
 export const KEYS = ['k0', 'k1'] as const;
+/** The key appends extend: a list, so a write is a read-modify-write of the session (as a counter is). */
+export const LOG_KEY = 'log';
 export const BROWSERS = 2;
 
 export interface Variant {
@@ -52,6 +55,7 @@ export interface ConnSpec {
 
 export type BasicStep =
   | { kind: 'emit'; conn: number; sock: number; key: number }
+  | { kind: 'append'; conn: number; sock: number }
   | { kind: 'httpWrite'; browser: number; node: number; key: number }
   | { kind: 'httpRead'; browser: number; node: number }
   | { kind: 'reconnect'; conn: number; node: number }
@@ -76,6 +80,8 @@ export function formatStep(step: Step | RaceMember): string {
   switch (step.kind) {
     case 'emit':
       return `emit(c${step.conn}.s${step.sock} ${KEYS[step.key]})`;
+    case 'append':
+      return `append(c${step.conn}.s${step.sock})`;
     case 'httpWrite':
       return `httpWrite(b${step.browser}@n${step.node} ${KEYS[step.key]})`;
     case 'httpRead':
@@ -396,6 +402,14 @@ class World {
         own[write.key] = write.value;
         ack?.({ owner: own.owner });
       });
+      socket.on('append', (write: { value: string; tag: string; sid: string }, ack?: (reply: unknown) => void) => {
+        const own = socket.session as unknown as Record<string, unknown>;
+        if (own.owner !== write.tag || socket.session.id !== write.sid) {
+          this.mismatches.push(`handler on ${path}: append ${write.value} from a socket of session ${write.tag} ran with socket.session of ${String(own.owner)}`);
+        }
+        own[LOG_KEY] = [...(Array.isArray(own[LOG_KEY]) ? (own[LOG_KEY] as unknown[]) : []), write.value];
+        ack?.({ owner: own.owner });
+      });
     });
   }
 
@@ -516,16 +530,19 @@ class World {
       case 'pause':
         await delay(step.ms);
         return;
-      case 'emit': {
+      case 'emit':
+      case 'append': {
         const c = step.conn % this.conns.length;
         const conn = this.conns[c]!;
         const slot = conn.slots[step.sock % conn.slots.length]!;
         const { socket, sid, tag } = slot;
         if (!socket?.connected || !sid) return this.note(`${label}: not connected, skipped`);
-        const write = this.record({ via: 'socket', perMessage: slot.perMessage, sid, key: KEYS[step.key % KEYS.length]!, node: conn.node }, tag);
+        const key = step.kind === 'emit' ? KEYS[step.key % KEYS.length]! : LOG_KEY;
+        const write = this.record({ via: 'socket', perMessage: slot.perMessage, sid, key, node: conn.node }, tag);
         this.note(`${label}: ${write.value} -> ${write.key} (${slot.perMessage ? 'per-message' : 'per-connection'})`);
         try {
-          const reply = (await socket.timeout(ANSWER_MS).emitWithAck('write', { key: write.key, value: write.value, tag, sid })) as { owner?: string };
+          const payload = { key: write.key, value: write.value, tag, sid };
+          const reply = (await socket.timeout(ANSWER_MS).emitWithAck(step.kind === 'emit' ? 'write' : 'append', payload)) as { owner?: string };
           write.endAt = this.now();
           if (slot.perMessage) write.savedAt = write.endAt;
           if (reply?.owner !== tag) this.mismatches.push(`ack of ${write.value}: sent by a socket of session ${tag}, the handler's socket.session was ${String(reply?.owner)}`);
@@ -565,6 +582,8 @@ class World {
         const action: DestroyAction = { kind: 'login', sid: sid!, startAt: this.now() };
         this.destroyActions.push(action);
         const res = await post(`${this.node(step.node).server.url}/login`, cookie, { owner: tag });
+        // The whole body: express-session saves a regenerated session once more while the body's last byte waits.
+        await res.arrayBuffer();
         action.endAt = this.now();
         const fresh = res.headers.get('set-cookie')?.split(';')[0];
         if (res.status !== 200 || !fresh) return this.note(`${label}: HTTP ${res.status}`);
@@ -636,12 +655,13 @@ class World {
   private checkRecord(where: string, record: Record<string, unknown>): void {
     const owner = record.owner;
     if (typeof owner !== 'string') return; // a session no login made (an HTTP write with a dead cookie creates one)
+    const mine = (value: unknown) => typeof value === 'string' && value.startsWith(`${owner}:`);
     for (const key of KEYS) {
       const value = record[key];
-      if (value !== undefined && (typeof value !== 'string' || !value.startsWith(`${owner}:`))) {
-        this.foreign.push(`${where}: session ${owner} holds ${key}=${JSON.stringify(value)}`);
-      }
+      if (value !== undefined && !mine(value)) this.foreign.push(`${where}: session ${owner} holds ${key}=${JSON.stringify(value)}`);
     }
+    const log = record[LOG_KEY];
+    if (log !== undefined && !(Array.isArray(log) && log.every(mine))) this.foreign.push(`${where}: session ${owner} holds ${LOG_KEY}=${JSON.stringify(log)}`);
   }
 
   /** Read every session the run knows from the store: destroyed ones must be gone (1), owned ones hold only their own data (4). */
@@ -761,6 +781,12 @@ class World {
             found.push({ property: 2, message: `${stage}: session ${tag} holds ${key}=${value} (saved at ${holder.savedAt!.toFixed(0)} ms), but ${lost.map((r) => `${r.value} (sent ${r.sentAt.toFixed(0)}, acked ${r.savedAt!.toFixed(0)} ms)`).join(', ')} came later and was acked` });
           }
         }
+      }
+      // Appends: every acked one is in the list (nothing supersedes an append).
+      const log = Array.isArray(record?.[LOG_KEY]) ? (record![LOG_KEY] as unknown[]) : [];
+      const lost = this.writes.filter((w) => w.key === LOG_KEY && w.perMessage && w.savedAt !== undefined && w.sid === sid && !log.includes(w.value) && !this.raced(w));
+      if (lost.length > 0) {
+        found.push({ property: 2, message: `${stage}: session ${tag}${record ? '' : ' (no record at all)'} has ${LOG_KEY}=${JSON.stringify(log)}, without the acked appends ${lost.map((w) => w.value).join(', ')}` });
       }
     });
     return found;
