@@ -1,11 +1,11 @@
 // DESIGN.md's invariants, checked over random interleavings (fast-check) of what users and the
-// library do to one session at once: acked socket writes (per-message; blind writes of a key, and
-// appends to a list, a read-modify-write as a counter is) and per-connection writes,
-// HTTP writes and reads, reconnects, login (regenerate) and logout, `?renew=1` on the token
-// endpoint, ticket sockets and in-band ticket refresh, revalidation every 150 ms, and races of
-// several of these launched together. Over real servers and socket.io clients: one node on a
-// FaultyStore (0-3 ms per store call, 15% of calls 5-24 ms, so writes race), and two nodes on one redis-server
-// (connect-redis + @socket.io/redis-adapter), with and without the Redis lock.
+// library do to sessions at once: per-message socket writes (blind writes of a key, and appends to
+// a list: a read-modify-write, as a counter is) and per-connection writes, HTTP writes and reads,
+// reconnects, login (regenerate) and logout, `?renew=1` on the token endpoint, ticket sockets and
+// in-band ticket refresh, revalidation every 150 ms, and races of several of these launched
+// together. Over real servers and socket.io clients: one node on a FaultyStore (0-3 ms per store
+// call, 15% of calls 5-24 ms, so writes race), and two nodes on one redis-server (connect-redis +
+// @socket.io/redis-adapter), with and without the Redis lock.
 //
 // After each step the store is read (a destroyed session must stay gone, a record holds only its
 // own session's data); after the run it settles and is judged (see invariants-model.ts):
@@ -14,9 +14,11 @@
 //   3. one destroy costs at most 1 + nodes destroys    6. no store work lingers (beyond revalidation)
 //
 // A failure prints the seed and the path of the shrunk counterexample, and the command that
-// replays it. Environment: FC_RUNS (runs per variant), FC_STEPS (max steps per run), FC_SEED and
-// FC_PATH (replay), FC_VARIANT (substring of the variants to run), FC_PROPS (e.g. "1,3": judge
-// only these), FC_KINDS (e.g. "emit,logout,renew": generate only these steps), FC_SHRINK_MS (time spent shrinking a failure, default 30000), FC_LOG=1 (print every run's log).
+// replays it. Environment:
+//   FC_RUNS       runs per variant                  FC_SEED, FC_PATH  replay a counterexample
+//   FC_STEPS      max steps per run (20)            FC_VARIANT        a variant's name (or part of it)
+//   FC_PROPS      judge only these, e.g. "1,3"      FC_KINDS          generate only these steps, e.g. "emit,logout,renew"
+//   FC_SHRINK_MS  time spent shrinking (30000)      FC_LOG=1          print every run's log
 import { test, before, after, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import { createClient } from 'redis';
@@ -52,7 +54,8 @@ const VARIANTS: Array<Variant & { runs: number }> = [
   { name: 'two nodes on Redis, lock and httpLock', backend: 'redis', namespaces: [{ path: '/', perMessage: true }], lock: true, runs: 12 },
 ];
 
-const selected = VARIANTS.filter((v) => !env.FC_VARIANT || v.name.includes(env.FC_VARIANT));
+const exact = VARIANTS.filter((v) => v.name === env.FC_VARIANT);
+const selected = exact.length > 0 ? exact : VARIANTS.filter((v) => !env.FC_VARIANT || v.name.includes(env.FC_VARIANT));
 const judged = new Set<PropertyId>(
   env.FC_PROPS ? (env.FC_PROPS.split(',').map((p) => Number(p.trim())) as PropertyId[]) : (Object.keys(PROPERTIES).map(Number) as PropertyId[]),
 );
