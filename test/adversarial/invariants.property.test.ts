@@ -184,7 +184,9 @@ async function checkVariant(t: TestContext, variant: Variant & { runs: number },
   const summary = [...failing].map(([p, n]) => `P${p} in ${n}`).join(', ') || 'none';
   t.diagnostic(`${variant.name}: ${runs} runs in ${seconds} s; properties violated (runs): ${summary}`);
   if (details.failed) {
-    const replay = `FC_VARIANT='${variant.name}' FC_PROPS=${target ?? [...judged].join(',')} FC_SEED=${details.seed} FC_PATH='${details.counterexamplePath}' node --import tsx --test ${FILE}`;
+    // The generator depends on FC_KINDS and FC_STEPS: a replay needs the same.
+    const generator = `${KINDS ? ` FC_KINDS=${KINDS.join(',')}` : ''}${env.FC_STEPS ? ` FC_STEPS=${MAX_STEPS}` : ''}`;
+    const replay = `FC_VARIANT='${variant.name}' FC_PROPS=${target ?? [...judged].join(',')}${generator} FC_SEED=${details.seed} FC_PATH='${details.counterexamplePath}' node --import tsx --test ${FILE}`;
     throw new Error(`${variant.name}: ${target ? `property ${target}, ${PROPERTIES[target]}` : 'the run'} fails (seed ${details.seed}, path ${details.counterexamplePath}).\nReplay: ${replay}\n${fc.defaultReportMessage(details)}\n${errText(details.errorInstance)}`);
   }
 }
