@@ -19,6 +19,7 @@
 //   FC_STEPS      max steps per run (20)            FC_VARIANT        a variant's name (or part of it)
 //   FC_PROPS      judge only these, e.g. "1,3"      FC_KINDS          generate only these steps, e.g. "emit,logout,renew"
 //   FC_SHRINK_MS  time spent shrinking (30000)      FC_LOG=1          print every run's log
+//   FC_REPEAT     plays of each scenario before it passes (1; a timing race may need ~20 to replay)
 import { test, before, after, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import { createClient } from 'redis';
@@ -38,6 +39,7 @@ import {
   type RaceMember,
   type Step,
   type Variant,
+  type Violation,
 } from './invariants-model.js';
 
 const FILE = 'test/adversarial/invariants.property.test.ts';
@@ -61,6 +63,8 @@ const judged = new Set<PropertyId>(
 );
 const MAX_STEPS = Number(env.FC_STEPS ?? 20);
 const SHRINK_MS = Number(env.FC_SHRINK_MS ?? 30_000);
+/** How many times each scenario is played before it counts as passing (replaying a timing race). */
+const REPEAT = Number(env.FC_REPEAT ?? 1);
 /** Only these step kinds (e.g. "emit,logout"), to look for one bug at a time. */
 const KINDS = env.FC_KINDS?.split(',').map((k) => k.trim());
 
@@ -153,15 +157,20 @@ async function checkVariant(t: TestContext, variant: Variant & { runs: number },
   const property = fc.asyncProperty(scenarios(variant), async (scenario) => {
     // Shrinking budget spent: let the remaining candidates pass, keeping the smallest counterexample so far.
     if (target !== undefined && Date.now() > shrinkUntil) return;
-    runs += 1;
-    // Once a target is known, judge only it, and stop a run as soon as it is violated.
-    const { violations, log } = await runScenario(variant, scenario, {
-      judged: (p) => judged.has(p) && (target === undefined || p === target),
-      stopEarly: (p) => p === target,
-      redis,
-    });
-    for (const p of new Set(violations.map((v) => v.property))) failing.set(p, (failing.get(p) ?? 0) + 1);
-    if (env.FC_LOG) console.log(`--- run ${runs}: ${fc.stringify(scenario)}\n${log.join('\n')}\n${violations.map((v) => `P${v.property}: ${v.message}`).join('\n')}`);
+    // A scenario is played REPEAT times (or until it fails): timing races do not fail every time.
+    let violations: Violation[] = [];
+    let log: string[] = [];
+    for (let attempt = 0; attempt < REPEAT && violations.length === 0; attempt += 1) {
+      runs += 1;
+      // Once a target is known, judge only it, and stop a run as soon as it is violated.
+      ({ violations, log } = await runScenario(variant, scenario, {
+        judged: (p) => judged.has(p) && (target === undefined || p === target),
+        stopEarly: (p) => p === target,
+        redis,
+      }));
+      for (const p of new Set(violations.map((v) => v.property))) failing.set(p, (failing.get(p) ?? 0) + 1);
+      if (env.FC_LOG) console.log(`--- run ${runs}: ${fc.stringify(scenario)}\n${log.join('\n')}\n${violations.map((v) => `P${v.property}: ${v.message}`).join('\n')}`);
+    }
     if (violations.length === 0) return;
     if (target === undefined) {
       target = PRIORITY.find((p) => violations.some((v) => v.property === p))!;
@@ -187,7 +196,7 @@ async function checkVariant(t: TestContext, variant: Variant & { runs: number },
     // The generator depends on FC_KINDS and FC_STEPS: a replay needs the same.
     const generator = `${KINDS ? ` FC_KINDS=${KINDS.join(',')}` : ''}${env.FC_STEPS ? ` FC_STEPS=${MAX_STEPS}` : ''}`;
     const replay = `FC_VARIANT='${variant.name}' FC_PROPS=${target ?? [...judged].join(',')}${generator} FC_SEED=${details.seed} FC_PATH='${details.counterexamplePath}' node --import tsx --test ${FILE}`;
-    throw new Error(`${variant.name}: ${target ? `property ${target}, ${PROPERTIES[target]}` : 'the run'} fails (seed ${details.seed}, path ${details.counterexamplePath}).\nReplay: ${replay}\n${fc.defaultReportMessage(details)}\n${errText(details.errorInstance)}`);
+    throw new Error(`${variant.name}: ${target ? `property ${target}, ${PROPERTIES[target]}` : 'the run'} fails (seed ${details.seed}, path ${details.counterexamplePath}).\nReplay: ${replay}\n(a race may need several plays: add FC_REPEAT=20)\n${fc.defaultReportMessage(details)}\n${errText(details.errorInstance)}`);
   }
 }
 
