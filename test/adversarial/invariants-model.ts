@@ -394,21 +394,23 @@ class World {
       if (expect && (session.owner !== expect.tag || session.id !== expect.sid)) {
         this.mismatches.push(`sconnection on ${path}: the client connected with session ${expect.tag}, socket.session is ${String(session.owner)}`);
       }
-      socket.on('write', (write: { key: string; value: string; tag: string; sid: string }, ack?: (reply: unknown) => void) => {
-        const own = socket.session as unknown as Record<string, unknown>;
-        if (own.owner !== write.tag || socket.session.id !== write.sid) {
-          this.mismatches.push(`handler on ${path}: write ${write.value} from a socket of session ${write.tag} ran with socket.session of ${String(own.owner)}`);
+      /** The handler's session, after reporting it if it is not the one the client wrote for. */
+      const own = (event: string, write: { value: string; tag: string; sid: string }) => {
+        const session = socket.session as unknown as Record<string, unknown>;
+        if (session.owner !== write.tag || socket.session.id !== write.sid) {
+          this.mismatches.push(`handler on ${path}: ${event} ${write.value} from a socket of session ${write.tag} ran with socket.session of ${String(session.owner)}`);
         }
-        own[write.key] = write.value;
-        ack?.({ owner: own.owner });
+        return session;
+      };
+      socket.on('write', (write: { key: string; value: string; tag: string; sid: string }, ack?: (reply: unknown) => void) => {
+        const session = own('write', write);
+        session[write.key] = write.value;
+        ack?.({ owner: session.owner });
       });
       socket.on('append', (write: { value: string; tag: string; sid: string }, ack?: (reply: unknown) => void) => {
-        const own = socket.session as unknown as Record<string, unknown>;
-        if (own.owner !== write.tag || socket.session.id !== write.sid) {
-          this.mismatches.push(`handler on ${path}: append ${write.value} from a socket of session ${write.tag} ran with socket.session of ${String(own.owner)}`);
-        }
-        own[LOG_KEY] = [...(Array.isArray(own[LOG_KEY]) ? (own[LOG_KEY] as unknown[]) : []), write.value];
-        ack?.({ owner: own.owner });
+        const session = own('append', write);
+        session[LOG_KEY] = [...(Array.isArray(session[LOG_KEY]) ? (session[LOG_KEY] as unknown[]) : []), write.value];
+        ack?.({ owner: session.owner });
       });
     });
   }
@@ -462,7 +464,7 @@ class World {
         return { sid, tag, auth: { sessionTicket: ticket.token } };
       }),
     );
-    let manager: ClientSocket | undefined;
+    let first: ClientSocket | undefined;
     const waits: Array<Promise<void>> = [];
     conn.slots.forEach((slot, s) => {
       const cred = creds[s]!;
@@ -474,8 +476,8 @@ class World {
       slot.tag = cred.tag;
       const auth = { ...cred.auth, expect: { tag: cred.tag, sid: cred.sid } };
       // The sockets of one connection share its engine.io connection (and its handshake request).
-      const socket = manager ? manager.io.socket(path, { auth }) : connectClient(server.url + path, cookie, { auth });
-      manager ??= socket;
+      const socket = first ? first.io.socket(path, { auth }) : connectClient(server.url + path, cookie, { auth });
+      first ??= socket;
       if (!socket.active) socket.connect();
       slot.socket = socket;
       socket.on('sio-sessions:invalid', (data: { reason?: string }) => this.note(`${name} (${cred.tag}): invalid ${data?.reason}`));
