@@ -12,15 +12,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { createClient } from 'redis';
-import { RedisStore } from 'connect-redis';
-import { createAdapter } from '@socket.io/redis-adapter';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import { connectWithSession, type SessionSocket, type InvalidContext, type UnavailableContext } from '../../src/client/index.js';
 import { Events, CredentialEvents } from '../../src/protocol.js';
-import { redisLock, type SessionServer } from '../../src/server/index.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { startRedisNode, type RedisNode, type RedisNodeOptions } from '../helpers/redis-node.js';
 import { startReferenceServer, type ReferenceServer } from '../helpers/reference-server.js';
-import { startServer, connectClient, connected, once, refused, sidOf, delay, eventually, type TestServerOptions } from '../helpers/servers.js';
+import { connectClient, connected, once, refused, sidOf, delay, eventually } from '../helpers/servers.js';
 
 const SECRET = 'redis test secret';
 /** The interval the shared nodes revalidate at: short, so an outage also hits revalidation. */
@@ -142,33 +140,13 @@ function countBy(values: unknown[]): Record<string, number> {
   return counts;
 }
 
-/**
- * An in-process node on src/ (startServer) with its own Redis clients for the store and the
- * adapter's pub/sub, as a separate machine would have. Closed by the test.
- */
-type InProcessNode = Awaited<ReturnType<typeof inProcessNode>>;
+/** An in-process node on src/ (test/helpers/redis-node.ts) on this file's redis-server, closed by the test. */
+type InProcessNode = RedisNode;
 
-async function inProcessNode(t: { after(fn: () => unknown): void }, options: Partial<TestServerOptions> = {}, withLock = false) {
-  const clients: RedisClient[] = [];
-  const connect = async () => {
-    const client = createClient({ url: redis.url });
-    client.on('error', () => {});
-    clients.push(client);
-    await client.connect();
-    return client;
-  };
-  const [storeClient, pub, sub] = [await connect(), await connect(), await connect()];
-  const server = await startServer({
-    store: new RedisStore({ client: storeClient }),
-    before: (io) => io.adapter(createAdapter(pub, sub)),
-    ...(withLock ? { lock: redisLock(storeClient) } : {}),
-    ...options,
-  });
-  t.after(async () => {
-    await server.close();
-    await Promise.allSettled(clients.map((c) => c.quit()));
-  });
-  return { server, storeClient, sub };
+async function inProcessNode(t: { after(fn: () => unknown): void }, options: RedisNodeOptions = {}, withLock = false): Promise<InProcessNode> {
+  const node = await startRedisNode(redis.url, { redisLock: withLock, ...options });
+  t.after(() => node.close());
+  return node;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -340,15 +318,8 @@ async function logoutRacingDisconnect(t: { after(fn: () => unknown): void }, wit
   const nodes = [];
   for (let n = 0; n < 2; n += 1) {
     // A long save delay: the socket's change is still unsaved when the logout and the disconnect race.
-    const holder: { sio?: SessionServer } = {};
-    const node = await inProcessNode(t, {
-      perMessage: false,
-      saveDelay: 60_000,
-      // With the lock, HTTP requests hold it too (mounted before express-session).
-      routes: withLock ? (app) => app.use((req, res, next) => holder.sio!.httpLock()(req, res, next)) : undefined,
-    }, withLock);
-    holder.sio = node.server.sio;
-    nodes.push(node);
+    // With the lock, HTTP requests hold it too (mounted before express-session).
+    nodes.push(await inProcessNode(t, { perMessage: false, saveDelay: 60_000, httpLock: withLock }, withLock));
   }
   const [a, b] = nodes as [InProcessNode, InProcessNode];
   b.server.sio.on('sconnection', (socket) => {
