@@ -328,13 +328,12 @@ export function createConnectWithSession(lookup: Lookup) {
       else if (socket.connected) (socket.io.engine as { _hasPingExpired?(): boolean } | undefined)?._hasPingExpired?.();
     };
     if (typeof document === 'object') {
-      const dom = (type: string, listener: (event: any) => unknown) => {
-        addEventListener(type, listener);
-        subs.push(() => removeEventListener(type, listener));
+      const dom = (type: string, listener: (event: any) => unknown, target: EventTarget = window) => {
+        target.addEventListener(type, listener);
+        subs.push(() => target.removeEventListener(type, listener));
       };
       dom('online', check);
-      // Fired at the document, it bubbles to the window.
-      dom('visibilitychange', () => document.hidden || check());
+      dom('visibilitychange', () => document.hidden || check(), document);
       // Back/forward cache: close the connection when the page is cached (an open one would keep it out
       // of the cache, or sit idle on the server), connect again when it is restored.
       let resume = false;

@@ -91,8 +91,8 @@ function open(
   const events = new SessionEventEmitter();
   const sdk = new SessionEventEmitter();
   let channel: BroadcastChannel | undefined;
-  let stopWaiting: AbortController;
-  let release = () => {};
+  /** Aborted when this tab leaves: it stops waiting for the lock, or lets go of it. */
+  let leaving: AbortController;
   /** This tab's own connection, while it holds the connection for all tabs. */
   let real: SessionSocket<any, any> | undefined;
   /** The tab that holds the connection, as far as this tab knows. */
@@ -150,7 +150,8 @@ function open(
     tell(f!, { t: 'g', n });
     const ack: Ack = (error: Error | null, ...args: any[]) => tell(f!, { t: 'a', n, x: error?.message, a: args });
     ack.withError = true;
-    real!.emit(e!, ...a!, ...(k ? [ack] : []));
+    if (k) a!.push(ack);
+    real!.emit(e!, ...a!);
   };
   const pump = () => real?.connected && waiting.splice(0).forEach(run);
 
@@ -208,9 +209,9 @@ function open(
     if (channel) return;
     channel = new BroadcastChannel(key);
     channel.onmessage = ({ data }: MessageEvent<Message>) => (!data.to || data.to === me) && handlers[data.t](data);
-    const stop = (stopWaiting = new AbortController()).signal;
+    const stop = (leaving = new AbortController()).signal;
     locks
-      .request(key, { signal: stop }, () => stop.aborted || new Promise<void>((resolve) => ((release = resolve), lead())))
+      .request(key, { signal: stop }, () => stop.aborted || new Promise((resolve) => ((stop.onabort = resolve), lead())))
       .catch(() => {}); // aborted: this tab left before it got the lock
     apply({ c: false, s: 'connecting' });
     post({ t: 'q' });
@@ -221,7 +222,7 @@ function open(
     if (!channel) return;
     channel.close();
     channel = undefined;
-    stopWaiting.abort();
+    leaving.abort();
     if (real) {
       // Quietly: the other tabs hear from the next holder, not "io client disconnect" from this one.
       real.sessions.dispose();
@@ -230,7 +231,6 @@ function open(
       real.disconnect();
       real = undefined;
     }
-    release();
     waiting = [];
     leader = undefined;
     apply({ c: false, s: 'disconnected', r: 'io client disconnect' });
@@ -247,7 +247,8 @@ function open(
         if (withError) callback(error ? Error(error) : null, ...a);
         else if (!error) callback(...a);
       });
-      if (ms !== undefined) setTimeout(() => deliver(n, 'operation has timed out'), ms);
+      // As socket.io-client: a timed-out emit that no holder took yet is not sent at all.
+      if (ms !== undefined) setTimeout(() => (outbox.delete(n), deliver(n, 'operation has timed out')), ms);
     }
     const message: Message = { t: 'm', f: me, n, e: event, a: args, k: !!callback };
     outbox.set(n, message);
@@ -316,7 +317,7 @@ function open(
     close: disconnectTab,
   };
 
-  for (const event in on) socket.sessions.on(event as keyof SessionClientEvents, on[event as keyof SessionClientEvents]!);
+  for (const event in on) sdk.on(event, on[event as keyof SessionClientEvents]!);
   // A page that goes away lets go of the connection at once (the next tab takes over without
   // waiting for the page to be destroyed); a page restored from the back/forward cache joins again.
   addEventListener('pagehide', () => channel && ((resume = true), leave()), page);
