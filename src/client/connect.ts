@@ -1,8 +1,9 @@
 /**
  * `connectWithSession(url?, options?)`: a plain socket.io-client Socket that connects with the
  * page's session and keeps it: it reconnects where socket.io-client stops (a retryable refusal,
- * a server-side disconnect), and applies one policy to every invalid-session signal, at the
- * handshake or pushed mid-connection.
+ * a server-side disconnect), applies one policy to every invalid-session signal, at the
+ * handshake or pushed mid-connection, and follows the browser (offline, sleep, back/forward
+ * cache). With `tabs: sharedTabs()` (socket.io-sessions/tabs) the tabs of a browser share one.
  */
 import EventEmitter from 'eventemitter3';
 import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client';
@@ -228,7 +229,7 @@ export function createConnectWithSession(lookup: Lookup) {
       clearTimeout(retryTimer);
       retryTimer = undefined;
     };
-    // Offline, an attempt cannot succeed: wait for \`online\` (and look again every 9 s in case the event is missed).
+    // Offline, an attempt cannot succeed: wait for `online` (and look again every 9 s in case the event is missed).
     const connectNow = () => {
       cancelRetry();
       transition('connecting');
@@ -318,7 +319,7 @@ export function createConnectWithSession(lookup: Lookup) {
         transition('connecting'); // transport loss: socket.io-client reconnects by itself
       }
     });
-    // socket.io-client's own reconnection keeps trying while offline (4 attempts in 15 s): stop it and wait for \`online\`.
+    // socket.io-client's own reconnection keeps trying while offline (4 attempts in 15 s): stop it and wait for `online`.
     listen('reconnect_attempt', () => offline() && (socket.disconnect(), connectNow()), socket.io as unknown as Emitter);
     // The network came back, a hidden tab is shown, the machine woke up: a pending retry goes now, and a
     // heartbeat that ran out meanwhile closes the transport now (socket.io-client's own test, which it

@@ -39,12 +39,12 @@ type Listener = (...args: any[]) => unknown;
 type Ack = Listener & { withError?: boolean };
 
 /**
- * A message between tabs. `to`: only that tab reads it; `f`: the tab that sent it.
- * From a tab to all: q (who holds the connection?). From the holder to all: h (its state: `c`
- * connected, `i` socket id, `s` SDK state, `r` disconnect reason), e (a server event `e` with
- * arguments `a`), c (connect_error `x`), s (an SDK event `e` with payload `x`). From a tab to the
- * holder: m (emit number `n`: event `e`, arguments `a`, `k` wants an ack), r (connect again). From
- * the holder to a tab: g (emit `n` was sent), a (the ack of emit `n`: arguments `a`, or error `x`).
+ * A message between tabs (docs/tabs.md has the table). `to`: only that tab reads it; `f`: the tab
+ * that sent it (h, m). From a tab to all: q (who holds the connection?). From the holder to all: h
+ * (its state: `c` connected, `i` socket id, `s` SDK state, `r` disconnect reason), e (a server event
+ * `e` with arguments `a`), s (an SDK event `e` with payload `x`). From a tab to the holder: m (emit
+ * number `n`: event `e`, arguments `a`, `k` wants an ack), r (connect again). From the holder to a
+ * tab: g (emit `n` was sent), a (the ack of emit `n`: arguments `a`, or error message `x`).
  */
 interface Message {
   t: 'q' | 'h' | 'e' | 's' | 'm' | 'r' | 'g' | 'a';
@@ -67,8 +67,13 @@ const RESERVED = /^(connect(_error)?|disconnect(ing)?|newListener|removeListener
 const ANY = Symbol();
 
 /**
- * Share one connection among this browser's tabs: `connectWithSession(url, { tabs: sharedTabs() })`.
- * Throws `SessionOptionsError` on bad options.
+ * Share one connection among this browser's tabs. Throws `SessionOptionsError` on bad options.
+ *
+ * @example
+ * ```ts
+ * const chat = connectWithSession('/chat', { tabs: sharedTabs() });
+ * chat.on('message', (text) => show(text)); // in every tab
+ * ```
  */
 export function sharedTabs(options: SharedTabsOptions = {}): TabsProvider {
   const name = options?.name;
