@@ -181,7 +181,7 @@ describe('shared tabs on the demo page (io.connectWithSession({ tabs: ioSessions
       void cdp.send('Page.crash').catch(() => undefined); // never answered: the page is gone
       await crashed;
     },
-    'navigates away': (page, server) => page.goto(`${server.url}/api/session`),
+    'navigates away': (page, server) => page.goto(`${server.url}/api/session`, { waitUntil: 'commit' }),
   };
 
   for (const [how, leave] of Object.entries(goAway)) test(`the tab holding the connection ${how}: another tab acks within 1 s, the server sees exactly one new connection, nothing runs twice or is lost`, { timeout: 60_000 }, async (t) => {
