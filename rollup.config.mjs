@@ -39,7 +39,32 @@ const packagesAndBuiltins = (id) => id.startsWith('node:') || builtinModules.inc
 
 // Client: eventemitter3 (CommonJS, no require() inside) is bundled. `strictRequires: false` inlines
 // it without a lazy-init wrapper and `defaultIsModuleExports` without an interop helper (~40 B gzip).
-const clientPlugins = (...before) => [...before, resolve({ browser: true }), commonjs({ strictRequires: false, defaultIsModuleExports: true }), ts()];
+// eventemitter3 is the SDK's internal emitter (never handed to the app): its prototype methods the SDK
+// never calls (eventNames, listeners, listenerCount; ~170 B gzip) are cut, which tree-shaking cannot do
+// for CommonJS. Each is replaced by as many empty lines, so the source map stays right; the build fails
+// if eventemitter3 changes shape.
+const UNUSED_EMITTER_METHODS = ['eventNames', 'listeners', 'listenerCount'];
+const trimEmitter = {
+  name: 'trim-eventemitter3',
+  transform(code, id) {
+    if (!id.endsWith('/eventemitter3/index.js')) return null;
+    for (const name of UNUSED_EMITTER_METHODS) {
+      const method = new RegExp(`EventEmitter\\.prototype\\.${name} = function ${name}\\([^)]*\\) \\{[\\s\\S]*?\\n\\};\\n`);
+      if (!method.test(code)) throw new Error(`rollup.config.mjs: eventemitter3 has no ${name} method any more; update UNUSED_EMITTER_METHODS`);
+      code = code.replace(method, (body) => body.replace(/[^\n]/g, ''));
+    }
+    return { code, map: null };
+  },
+};
+const clientPlugins = (...before) => [...before, trimEmitter, resolve({ browser: true }), commonjs({ strictRequires: false, defaultIsModuleExports: true }), ts()];
+
+// The tabs entry imports the core entry (error classes, the reload guard) as `socket.io-sessions`
+// (the global `ioSessions` of the script-tag add-on): one copy, so `instanceof` holds in every tab and
+// no bytes ship twice. The CDN builds bundle everything once anyway.
+const coreExternal = {
+  name: 'core-external',
+  resolveId: (id, importer) => (id === './index.js' && importer?.endsWith('/src/client/tabs.ts') ? { id: 'socket.io-sessions', external: true } : null),
+};
 
 // The script-tag add-on's socket.io-client is the global `io` of /socket.io/socket.io.js.
 const globalIo = {
@@ -79,6 +104,17 @@ export default [
       { file: 'dist/client/tickets.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
     ],
   },
+  // socket.io-sessions/tabs: opt-in, one connection shared by the tabs of a browser.
+  {
+    input: 'src/client/tabs.ts',
+    external: ['socket.io-client'],
+    plugins: clientPlugins(coreExternal),
+    output: [
+      { file: 'dist/client/tabs.js', format: 'es', sourcemap: true },
+      { file: 'dist/client/tabs.min.js', format: 'es', sourcemap: true, plugins: [minify()] },
+      { file: 'dist/client/tabs.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
+    ],
+  },
   {
     input: 'src/server/index.ts',
     external: packagesAndBuiltins,
@@ -96,8 +132,8 @@ export default [
   // Served after the add-on in /socket.io/socket.io-sessions.js, with the embedded ticket.
   {
     input: 'src/client/tickets-umd.ts',
-    plugins: clientPlugins(),
-    output: { file: 'dist/umd/socket.io-sessions-tickets.js', format: 'iife', sourcemap: true, plugins: [minify()] },
+    plugins: clientPlugins(coreExternal),
+    output: { file: 'dist/umd/socket.io-sessions-tickets.js', format: 'iife', globals: { 'socket.io-sessions': 'ioSessions' }, sourcemap: true, plugins: [minify()] },
   },
   {
     input: 'src/client/standalone.ts',
@@ -109,5 +145,6 @@ export default [
   },
   declarations('client'),
   declarations('client', 'tickets'),
+  declarations('client', 'tabs'),
   declarations('server'),
 ];

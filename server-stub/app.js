@@ -157,6 +157,15 @@ export async function createServer({
 
   app.use(express.static(PUBLIC_DIR, { index: false }));
 
+  // The demo page shows how many connections the server holds (with shared tabs: one per browser).
+  let opened = 0;
+  const connectionCount = () => ({ open: io.engine.clientsCount, opened });
+  io.on('connection', (socket) => {
+    opened += 1;
+    io.emit('connections', connectionCount());
+    socket.on('disconnect', () => io.emit('connections', connectionCount()));
+  });
+
   sio.on('sconnection', (socket, _session) => {
     // Per-message mode reloads socket.session before each handler and saves it before the ack goes out.
     socket.on('increment', (ack) => {
@@ -164,7 +173,7 @@ export async function createServer({
       if (typeof ack === 'function') ack({ counter: socket.session.counter });
     });
     socket.on('state', (ack) => {
-      if (typeof ack === 'function') ack({ counter: socket.session.counter ?? 0, user: socket.session.user ?? null });
+      if (typeof ack === 'function') ack({ counter: socket.session.counter ?? 0, user: socket.session.user ?? null, connections: connectionCount() });
     });
     if (perMessage) {
       // The seed's per-message API: a client `socket.send(msg, cb)` arrives here; the library acks after the save.

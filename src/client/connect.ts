@@ -1,8 +1,9 @@
 /**
  * `connectWithSession(url?, options?)`: a plain socket.io-client Socket that connects with the
  * page's session and keeps it: it reconnects where socket.io-client stops (a retryable refusal,
- * a server-side disconnect), and applies one policy to every invalid-session signal, at the
- * handshake or pushed mid-connection.
+ * a server-side disconnect), applies one policy to every invalid-session signal, at the
+ * handshake or pushed mid-connection, and follows the browser (offline, sleep, back/forward
+ * cache). With `tabs: sharedTabs()` (socket.io-sessions/tabs) the tabs of a browser share one.
  */
 import EventEmitter from 'eventemitter3';
 import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client';
@@ -89,6 +90,11 @@ export interface ConnectWithSessionOptions extends Partial<ManagerOptions & Sock
   retry?: { min?: number; max?: number };
   /** Listeners registered before the first connection attempt, so none is missed. */
   on?: { [E in keyof SessionClientEvents]?: SessionClientEvents[E] };
+  /**
+   * Share one connection among the tabs of this browser: `sharedTabs()` from `socket.io-sessions/tabs`.
+   * `connectWithSession` then returns a {@link SharedSocket}.
+   */
+  tabs?: TabsProvider;
 }
 
 /** `socket.sessions`: the SDK's state and events. `on()` returns a disposer. */
@@ -110,31 +116,79 @@ export type SessionSocket<ListenEvents extends EventsMap = DefaultEventsMap, Emi
   readonly sessions: SessionController;
 };
 
+/**
+ * What a tab gets with `tabs: sharedTabs()`: the part of the socket an app uses, the same in every
+ * tab, whichever tab holds the connection. Server events reach every tab; an ack, the tab that emitted.
+ */
+export type SharedSocket<ListenEvents extends EventsMap = DefaultEventsMap, EmitEvents extends EventsMap = ListenEvents> = Pick<
+  SessionSocket<ListenEvents, EmitEvents>,
+  'id' | 'connected' | 'disconnected' | 'sessions' | 'emit' | 'emitWithAck' | 'timeout' | 'send' | 'on' | 'once' | 'off' | 'onAny' | 'offAny' | 'connect' | 'open' | 'disconnect' | 'close'
+> & {
+  /** Whether this tab holds the connection (true in a tab that has its own, e.g. where the browser lacks Web Locks). */
+  readonly leader: boolean;
+};
+
+/** Makes the tabs of a browser share one connection: `sharedTabs()` (socket.io-sessions/tabs) is one. */
+export interface TabsProvider {
+  /**
+   * Called by `connectWithSession` with its (checked) arguments. `connect` opens this tab's own
+   * connection (the same options without `tabs`), for the tab that holds the connection.
+   */
+  open(url: string | undefined, options: ConnectWithSessionOptions, connect: (url: string | undefined, options: ConnectWithSessionOptions) => SessionSocket<any, any>): SharedSocket<any, any>;
+}
+
+/** The SDK's event emitter, as far as the opt-in entries use it. */
+export interface SdkEmitter {
+  on(event: PropertyKey, listener: (...args: any[]) => unknown): this;
+  once(event: PropertyKey, listener: (...args: any[]) => unknown): this;
+  /** Without a listener: every listener of the event. */
+  off(event: PropertyKey, listener?: (...args: any[]) => unknown): this;
+  emit(event: PropertyKey, ...args: any[]): boolean;
+  removeAllListeners(event?: PropertyKey): this;
+}
+
+/** eventemitter3, the SDK's emitter: exported so that the opt-in entries (socket.io-sessions/tabs) do not ship one of their own. */
+export const SessionEventEmitter = EventEmitter as unknown as new () => SdkEmitter;
+
 /** socket.io-client's `io()`: the npm export, or the global of `/socket.io/socket.io.js`. */
 export type Lookup = (uri?: string, opts?: Partial<ManagerOptions & SocketOptions>) => Socket;
 
 type Emitter = { on(event: string, listener: (...args: any[]) => void): unknown; off(event: string, listener: (...args: any[]) => void): unknown };
 
+const offline = () => typeof navigator !== 'undefined' && navigator.onLine === false;
+
+/** Bad options throw at once; the message names the option and the value given. */
+function invalidOption(name: string, value: unknown): never {
+  throw new SessionOptionsError(`socket.io-sessions: invalid ${name}: ${String(value)}`);
+}
+
+/** A count or duration option: a finite number >= 0. */
 function count(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !(value >= 0) || !Number.isFinite(value)) {
-    throw new SessionOptionsError(`socket.io-sessions: "${name}" must be a number >= 0, got ${String(value)}`);
-  }
-  return value;
+  return typeof value === 'number' && value >= 0 && value < Infinity ? value : invalidOption(name, value);
 }
 
 /** Builds `connectWithSession` on a socket.io-client lookup function (`io` from the package or the global one). */
 export function createConnectWithSession(lookup: Lookup) {
-  return function connectWithSession<ListenEvents extends EventsMap = DefaultEventsMap, EmitEvents extends EventsMap = ListenEvents>(
+  function connectWithSession<ListenEvents extends EventsMap = DefaultEventsMap, EmitEvents extends EventsMap = ListenEvents>(
+    url: string | undefined,
+    options: ConnectWithSessionOptions & { tabs: TabsProvider },
+  ): SharedSocket<ListenEvents, EmitEvents>;
+  function connectWithSession<ListenEvents extends EventsMap = DefaultEventsMap, EmitEvents extends EventsMap = ListenEvents>(
+    options: ConnectWithSessionOptions & { tabs: TabsProvider },
+  ): SharedSocket<ListenEvents, EmitEvents>;
+  function connectWithSession<ListenEvents extends EventsMap = DefaultEventsMap, EmitEvents extends EventsMap = ListenEvents>(
     url?: string | ConnectWithSessionOptions,
     options?: ConnectWithSessionOptions,
-  ): SessionSocket<ListenEvents, EmitEvents> {
+  ): SessionSocket<ListenEvents, EmitEvents>;
+  function connectWithSession<ListenEvents extends EventsMap = DefaultEventsMap, EmitEvents extends EventsMap = ListenEvents>(
+    url?: string | ConnectWithSessionOptions,
+    options?: ConnectWithSessionOptions,
+  ): SessionSocket<ListenEvents, EmitEvents> | SharedSocket<ListenEvents, EmitEvents> {
     if (typeof url === 'object' && url !== null) [url, options] = [undefined, url];
-    if (url !== undefined && typeof url !== 'string') throw new SessionOptionsError('socket.io-sessions: url must be a string');
+    if (url !== undefined && typeof url !== 'string') invalidOption('url', url);
     const { onInvalid = 'reload', maxReloads, reloadWindow, retry, on, credential, ...ioOptions } = options ?? {};
-    if (onInvalid !== 'reload' && onInvalid !== 'none' && typeof onInvalid !== 'function') {
-      throw new SessionOptionsError(`socket.io-sessions: onInvalid must be 'reload', 'none' or a function`);
-    }
+    if (onInvalid !== 'reload' && onInvalid !== 'none' && typeof onInvalid !== 'function') invalidOption('onInvalid', onInvalid);
     const policy = {
       onInvalid,
       maxReloads: count(maxReloads, 'maxReloads', 3),
@@ -142,6 +196,7 @@ export function createConnectWithSession(lookup: Lookup) {
     };
     const retryMin = count(retry?.min, 'retry.min', 1000);
     const retryMax = Math.max(retryMin, count(retry?.max, 'retry.max', 30_000));
+    if (options?.tabs) return options.tabs.open(url, options, connectWithSession);
     const autoConnect = ioOptions.autoConnect ?? true;
     const events = new EventEmitter<SessionClientEvents>();
     // socket.io-client calls `auth` on every (re)connect: each attempt gets a valid credential.
@@ -166,18 +221,20 @@ export function createConnectWithSession(lookup: Lookup) {
       state = newState;
       events.emit('state', { newState, oldState });
     };
-    const listen = (event: string, listener: (...args: any[]) => void) => {
-      emitter.on(event, listener);
-      subs.push(() => emitter.off(event, listener));
+    const listen = (event: string, listener: (...args: any[]) => void, target: Emitter = emitter) => {
+      target.on(event, listener);
+      subs.push(() => target.off(event, listener));
     };
     const cancelRetry = () => {
       clearTimeout(retryTimer);
       retryTimer = undefined;
     };
+    // Offline, an attempt cannot succeed: wait for `online` (and look again every 9 s in case the event is missed).
     const connectNow = () => {
       cancelRetry();
       transition('connecting');
-      socket.connect();
+      if (offline()) retryTimer = setTimeout(connectNow, 9000);
+      else socket.connect();
     };
     const connectIn = (delay: number, renewFirst?: boolean) => {
       cancelRetry();
@@ -262,29 +319,47 @@ export function createConnectWithSession(lookup: Lookup) {
         transition('connecting'); // transport loss: socket.io-client reconnects by itself
       }
     });
-    // Come back at once when the network returns or a hidden tab is shown, instead of waiting out the backoff.
-    const wakeUp = () => {
-      if (retryTimer !== undefined && (typeof document === 'undefined' || document.visibilityState !== 'hidden')) connectNow();
+    // socket.io-client's own reconnection keeps trying while offline (4 attempts in 15 s): stop it and wait for `online`.
+    listen('reconnect_attempt', () => offline() && (socket.disconnect(), connectNow()), socket.io as unknown as Emitter);
+    // The network came back, a hidden tab is shown, the machine woke up: a pending retry goes now, and a
+    // heartbeat that ran out meanwhile closes the transport now (socket.io-client's own test, which it
+    // otherwise runs only on an emit), instead of waiting out the backoff or the heartbeat timer.
+    const check = () => {
+      if (retryTimer !== undefined) connectNow();
+      else if (socket.connected) (socket.io.engine as { _hasPingExpired?(): boolean } | undefined)?._hasPingExpired?.();
     };
-    if (typeof window !== 'undefined' && typeof window.addEventListener === 'function') {
-      window.addEventListener('online', wakeUp);
-      subs.push(() => window.removeEventListener('online', wakeUp));
-      document.addEventListener('visibilitychange', wakeUp);
-      subs.push(() => document.removeEventListener('visibilitychange', wakeUp));
+    if (typeof document === 'object') {
+      const dom = (type: string, listener: (event: any) => unknown, target: EventTarget = window) => {
+        target.addEventListener(type, listener);
+        subs.push(() => target.removeEventListener(type, listener));
+      };
+      dom('online', check);
+      dom('visibilitychange', () => document.hidden || check(), document);
+      // Back/forward cache: close the connection when the page is cached (an open one would keep it out
+      // of the cache, or sit idle on the server), connect again when it is restored.
+      let resume = false;
+      dom('pagehide', (event: PageTransitionEvent) => (resume = event.persisted && (state === 'connecting' || state === 'connected')) && socket.disconnect());
+      dom('pageshow', () => resume && ((resume = false), connectNow()));
+      // Timers stand still while the machine sleeps or the tab is frozen: a tick that comes far too late means we were away.
+      let last = Date.now();
+      const ticker = setInterval(() => {
+        const gap = Date.now() - last;
+        last += gap;
+        if (gap > 9000) check();
+      }, 3000);
+      subs.push(() => clearInterval(ticker));
     }
 
+    const subscribe = (method: 'on' | 'once') => (event: keyof SessionClientEvents, listener: (...args: any[]) => void) => {
+      events[method](event, listener);
+      return () => void events.off(event, listener);
+    };
     const controller: SessionController = {
       get state() {
         return state;
       },
-      on(event, listener) {
-        events.on(event, listener as never);
-        return () => void events.off(event, listener as never);
-      },
-      once(event, listener) {
-        events.once(event, listener as never);
-        return () => void events.off(event, listener as never);
-      },
+      on: subscribe('on'),
+      once: subscribe('once'),
       dispose() {
         cancelRetry();
         subs.splice(0).forEach((off) => off());
@@ -294,9 +369,10 @@ export function createConnectWithSession(lookup: Lookup) {
     for (const [event, listener] of Object.entries(on ?? {})) {
       if (typeof listener === 'function') controller.on(event as keyof SessionClientEvents, listener as never);
     }
-    Object.defineProperty(socket, 'sessions', { value: controller, enumerable: false });
+    (socket as { sessions: SessionController }).sessions = controller;
     if (credential) subs.push(credential.attach(socket, (ctx) => events.emit('unavailable', ctx)));
     if (autoConnect) connectNow();
     return socket;
-  };
+  }
+  return connectWithSession;
 }

@@ -15,22 +15,22 @@ const STORAGE_KEY = 'socket.io-sessions:reloads';
 /** This tab's reloads within the window (sessionStorage; unreadable or corrupt counts as none). */
 export function recentReloads(windowMs: number, now = Date.now()): number[] {
   try {
-    return (JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? '[]') as unknown[]).filter((t): t is number => typeof t === 'number' && now - t < windowMs && t <= now);
+    return (JSON.parse(sessionStorage.getItem(STORAGE_KEY)!) as unknown[]).filter((t): t is number => typeof t === 'number' && now - t < windowMs && t <= now);
   } catch {
     return [];
   }
 }
 
 /**
- * Whether one more reload fits in the window, and if so, remember it. False when it cannot be
+ * Whether this tab may reload once more for an invalid session (at most `maxReloads` per
+ * `windowMs`, counted in sessionStorage), and if so, count it: the guard `onInvalid: 'reload'`
+ * uses, for an `onInvalid` function (or another tab's SDK) that reloads. False when it cannot be
  * remembered (no sessionStorage, sandboxed iframe, quota): a reload that is not counted could loop.
  */
-function takeReload(maxReloads: number, windowMs: number, now = Date.now()): boolean {
+export function takeReload(maxReloads: number, windowMs: number, now = Date.now()): boolean | undefined {
   const recent = recentReloads(windowMs, now);
-  if (recent.length >= maxReloads) return false;
   try {
-    sessionStorage.setItem(STORAGE_KEY, JSON.stringify([...recent, now]));
-    return true;
+    return recent.length < maxReloads && (sessionStorage.setItem(STORAGE_KEY, JSON.stringify([...recent, now])), true);
   } catch {
     return false;
   }

@@ -10,6 +10,6 @@
 import { io } from './global-io.js';
 import { connectWithSession } from './index.js';
 
-export { connectWithSession, ErrorCode, SessionError, SessionInvalidError, OriginNotAllowedError } from './index.js';
+export { connectWithSession, ErrorCode, SessionError, SessionInvalidError, OriginNotAllowedError, SessionOptionsError, takeReload, SessionEventEmitter } from './index.js';
 
 (io as typeof io & { connectWithSession?: typeof connectWithSession }).connectWithSession = connectWithSession;

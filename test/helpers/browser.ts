@@ -7,10 +7,14 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-/** Launches headless Chromium from `/usr/bin/chromium` (override with env CHROMIUM_PATH). */
-export function launchBrowser(): Promise<Browser> {
+/**
+ * Launches headless Chromium from `/usr/bin/chromium` (override with env CHROMIUM_PATH).
+ * `bfcache`: with the back/forward cache, which Playwright turns off by default.
+ */
+export function launchBrowser({ bfcache = false }: { bfcache?: boolean } = {}): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM_PATH,
+    ignoreDefaultArgs: bfcache ? ['--disable-back-forward-cache'] : undefined,
     args: [
       '--headless',
       '--no-sandbox',

@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryStore } from 'express-session';
-import { connectWithSession, type SessionState } from '../../src/client/index.js';
+import { connectWithSession, SessionOptionsError, type SessionState } from '../../src/client/index.js';
+import { sharedTabs } from '../../src/client/tabs.js';
 import { startServer, once, eventually } from '../helpers/servers.js';
 
 const fast = { retry: { min: 50, max: 200 }, forceNew: true, transports: ['websocket'] as string[], reconnectionDelay: 50, reconnectionDelayMax: 200 };
@@ -140,4 +141,24 @@ test('an onInvalid function takes over and can reconnect after the app logs in a
 test('bad options throw a typed error at once', () => {
   assert.throws(() => connectWithSession('http://127.0.0.1:9', { onInvalid: 'explode' as never, autoConnect: false }), { name: 'SessionOptionsError' });
   assert.throws(() => connectWithSession('http://127.0.0.1:9', { maxReloads: -1, autoConnect: false }), { name: 'SessionOptionsError' });
+});
+
+test('bad options of shared tabs throw SessionOptionsError at once, those of connectWithSession too', () => {
+  assert.throws(() => sharedTabs({ name: 42 as never }), SessionOptionsError);
+  assert.throws(() => sharedTabs('chat' as never), SessionOptionsError);
+  assert.throws(() => connectWithSession('http://127.0.0.1:9', { tabs: sharedTabs(), retry: { min: -5 }, autoConnect: false }), SessionOptionsError);
+});
+
+test('shared tabs without Web Locks (Node has none): the socket is this process\'s own and works as usual', async () => {
+  const server = await startServer();
+  const cookie = await server.login({ user: 'ann' });
+  server.sio.on('sconnection', (s) => s.on('who', (ack: (u: unknown) => void) => ack(s.session.user)));
+  const seen: SessionState[] = [];
+  const socket = connectWithSession(server.url, { ...fast, tabs: sharedTabs(), extraHeaders: { cookie }, on: { state: ({ newState }) => seen.push(newState) } });
+  await once(socket, 'connect');
+  assert.equal(socket.leader, true);
+  assert.equal(await socket.emitWithAck('who'), 'ann');
+  assert.deepEqual(seen, ['connecting', 'connected']);
+  socket.disconnect();
+  await server.close();
 });

@@ -5,9 +5,11 @@
  * - The add-on, socket.io-client external and eventemitter3 inside: <= 3 KB, both as ESM
  *   (dist/client/index.min.js: dist/client/index.js minified with the same terser options) and
  *   as the script-tag UMD.
- * - The opt-in tickets part (socket.io-sessions/tickets, and its script-tag twin that the server
- *   serves after the add-on): <= 2 KB, our own budget.
- * - The standalone CDN files, socket.io-client inside: <= socket.io-client's socket.io.min.js + 3 KB.
+ * - The opt-in tickets part (socket.io-sessions/tickets) and the opt-in tabs part
+ *   (socket.io-sessions/tabs): <= 2 KB each, our own budgets. Their script-tag twin, one file
+ *   that the server serves after the add-on, holds both: <= 4 KB.
+ * - The standalone CDN files, socket.io-client inside: <= socket.io-client's socket.io.min.js + 3 KB
+ *   (the add-on and its tickets part) + 2 KB (the tabs part).
  * Prints the table of sizes next to socket.io-client's own files.
  * Needs `npm run build` first, as `npm test` does.
  */
@@ -24,6 +26,7 @@ const SOCKET_IO_DIST = join(ROOT, 'node_modules/socket.io-client/dist');
 const KB = 1024;
 const ADD_ON_BUDGET = 3 * KB;
 const TICKETS_BUDGET = 2 * KB;
+const TABS_BUDGET = 2 * KB;
 
 /** min+gzip size of a built (already minified) file. */
 const gzipped = (file: string) => gzipSync(readFileSync(file), { level: 9 }).length;
@@ -33,6 +36,7 @@ const files = {
   esmAddOn: join(DIST, 'client/index.min.js'),
   umdAddOn: join(DIST, 'umd/socket.io-sessions.js'),
   esmTickets: join(DIST, 'client/tickets.min.js'),
+  esmTabs: join(DIST, 'client/tabs.min.js'),
   umdTickets: join(DIST, 'umd/socket.io-sessions-tickets.js'),
   cdnUmd: join(DIST, 'cdn/socket.io-sessions.min.js'),
   cdnEsm: join(DIST, 'cdn/socket.io-sessions.esm.min.js'),
@@ -57,6 +61,11 @@ const EXPECTED = [
   'client/index.d.ts',
   'client/index.js',
   'client/index.min.js',
+  'client/tabs.cjs',
+  'client/tabs.d.cts',
+  'client/tabs.d.ts',
+  'client/tabs.js',
+  'client/tabs.min.js',
   'client/tickets.cjs',
   'client/tickets.d.cts',
   'client/tickets.d.ts',
@@ -93,21 +102,36 @@ test('the add-on (ESM and script-tag UMD) fits in 3 KB min+gzip: socket.io-clien
   }
 });
 
-test('the opt-in tickets part (ESM and script tag) fits in 2 KB min+gzip, and the add-on does not carry it', () => {
-  for (const file of [files.esmAddOn, files.umdAddOn]) assert.ok(!text(file).includes('sio-sessions:refresh'), `${relative(ROOT, file)} carries ticket code`);
-  for (const file of [files.esmTickets, files.umdTickets]) {
-    assert.ok(text(file).includes('sio-sessions:refresh'), `${relative(ROOT, file)} refreshes tickets`);
-    assert.ok(!text(file).includes(ENGINE_IO), `${relative(ROOT, file)} carries no socket.io-client code`);
-    const size = gzipped(file);
-    assert.ok(size <= TICKETS_BUDGET, `${relative(ROOT, file)}: ${size} B min+gzip, budget ${TICKETS_BUDGET} B`);
+/** Text only the tabs part has (its lock and channel name). */
+const TABS = 'BroadcastChannel';
+
+test('the opt-in tickets and tabs parts fit in 2 KB min+gzip each, their script-tag file in 4 KB, and the add-on carries neither', () => {
+  for (const file of [files.esmAddOn, files.umdAddOn]) {
+    assert.ok(!text(file).includes('sio-sessions:refresh'), `${relative(ROOT, file)} carries ticket code`);
+    assert.ok(!text(file).includes(TABS), `${relative(ROOT, file)} carries tabs code`);
   }
+  const parts: Array<[string, string, number]> = [
+    [files.esmTickets, 'sio-sessions:refresh', TICKETS_BUDGET],
+    [files.esmTabs, TABS, TABS_BUDGET],
+    [files.umdTickets, 'sio-sessions:refresh', TICKETS_BUDGET + TABS_BUDGET],
+  ];
+  for (const [file, marker, budget] of parts) {
+    assert.ok(text(file).includes(marker), `${relative(ROOT, file)} holds its part`);
+    assert.ok(!text(file).includes(ENGINE_IO), `${relative(ROOT, file)} carries no socket.io-client code`);
+    assert.ok(!text(file).includes(EVENTEMITTER3), `${relative(ROOT, file)} carries no copy of the add-on's eventemitter3`);
+    const size = gzipped(file);
+    assert.ok(size <= budget, `${relative(ROOT, file)}: ${size} B min+gzip, budget ${budget} B (over by ${size - budget} B)`);
+  }
+  assert.ok(text(files.umdTickets).includes(TABS), 'the script-tag file holds the tabs part too');
+  // The tabs part takes the core's classes from the core entry, not a copy of its own.
+  assert.match(text(files.esmTabs), /from\s*"socket\.io-sessions"/);
 });
 
-test("the standalone CDN files (socket.io-client inside) cost at most 3 KB on top of socket.io-client's socket.io.min.js", () => {
-  const budget = gzipped(files.socketIoMin) + ADD_ON_BUDGET;
+test("the standalone CDN files (socket.io-client, tickets and tabs inside) cost at most 3 KB + 2 KB on top of socket.io-client's socket.io.min.js", () => {
+  const budget = gzipped(files.socketIoMin) + ADD_ON_BUDGET + TABS_BUDGET;
   for (const file of [files.cdnUmd, files.cdnEsm]) {
     const code = text(file);
-    assert.ok(code.includes(ENGINE_IO) && code.includes(EVENTEMITTER3), `${relative(ROOT, file)} bundles socket.io-client and eventemitter3`);
+    assert.ok(code.includes(ENGINE_IO) && code.includes(EVENTEMITTER3) && code.includes(TABS), `${relative(ROOT, file)} bundles socket.io-client, eventemitter3 and the tabs part`);
     assert.doesNotMatch(code, /from\s*"socket\.io-client"|require\("socket\.io-client"\)/, `${relative(ROOT, file)} needs nothing else`);
     const size = gzipped(file);
     assert.ok(size <= budget, `${relative(ROOT, file)}: ${size} B min+gzip, budget ${budget} B (over by ${size - budget} B)`);
@@ -121,13 +145,14 @@ after(() => {
     ['dist/client/index.min.js', 'ESM add-on (minified copy of dist/client/index.js)', 0, 0, `budget ${ADD_ON_BUDGET}`],
     ['dist/umd/socket.io-sessions.js', 'UMD add-on, script tag after socket.io.js', 0, 0, `budget ${ADD_ON_BUDGET}`],
     ['dist/client/tickets.min.js', 'tickets part, ESM (socket.io-sessions/tickets)', 0, 0, `budget ${TICKETS_BUDGET}`],
-    ['dist/umd/socket.io-sessions-tickets.js', 'tickets part, script tag (served after the add-on)', 0, 0, `budget ${TICKETS_BUDGET}`],
+    ['dist/client/tabs.min.js', 'tabs part, ESM (socket.io-sessions/tabs)', 0, 0, `budget ${TABS_BUDGET}`],
+    ['dist/umd/socket.io-sessions-tickets.js', 'tickets + tabs parts, script tag (served after the add-on)', 0, 0, `budget ${TICKETS_BUDGET + TABS_BUDGET}`],
     ['dist/cdn/socket.io-sessions.min.js', 'CDN standalone UMD, socket.io-client inside', 0, 0, `socket.io.min.js +`],
     ['dist/cdn/socket.io-sessions.esm.min.js', 'CDN standalone ESM, socket.io-client inside', 0, 0, `socket.io.min.js +`],
     ['socket.io-client/dist/socket.io.min.js', "socket.io-client's own, for comparison", 0, 0, ''],
     ['socket.io-client/dist/socket.io.esm.min.js', "socket.io-client's own, for comparison", 0, 0, ''],
   ];
-  const paths = [files.esmAddOn, files.umdAddOn, files.esmTickets, files.umdTickets, files.cdnUmd, files.cdnEsm, files.socketIoMin, files.socketIoEsmMin];
+  const paths = [files.esmAddOn, files.umdAddOn, files.esmTickets, files.esmTabs, files.umdTickets, files.cdnUmd, files.cdnEsm, files.socketIoMin, files.socketIoEsmMin];
   const lines = ['| file | what | min (B) | min+gzip (B) | vs socket.io.min.js |', '| --- | --- | ---: | ---: | --- |'];
   rows.forEach((row, i) => {
     const path = paths[i]!;

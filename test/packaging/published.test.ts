@@ -63,7 +63,7 @@ test('@arethetypeswrong/cli reports no problem for any entry point (node10, node
   assert.match(table, /No problems found/, table);
 });
 
-test('installed from the tarball into a new project: both entry points work from Node with import and with require()', async () => {
+test('installed from the tarball into a new project: every entry point works from Node with import and with require()', async () => {
   const project = join(work, 'consumer');
   mkdirSync(project);
   await sh('npm', ['init', '-y'], project);
@@ -88,17 +88,21 @@ test('installed from the tarball into a new project: both entry points work from
   assert.deepEqual(viaImport, {
     user: 'packed',
     viaTicket: 'packed',
+    viaTabs: 'packed',
+    sameErrorClasses: true,
     state: 'connected',
     sameErrorCodes: true,
-    resolved: ['dist/client/index.js', 'dist/server/index.js', 'dist/client/tickets.js'],
+    resolved: ['dist/client/index.js', 'dist/server/index.js', 'dist/client/tickets.js', 'dist/client/tabs.js'],
   });
 
   const viaRequire = JSON.parse(await sh(process.execPath, ['require.cjs'], project)) as Record<string, unknown>;
   assert.deepEqual(viaRequire, {
     user: 'packed',
     viaTicket: 'packed',
+    viaTabs: 'packed',
+    sameErrorClasses: true,
     state: 'connected',
     sameErrorCodes: true,
-    resolved: ['dist/client/index.cjs', 'dist/server/index.cjs', 'dist/client/tickets.cjs'],
+    resolved: ['dist/client/index.cjs', 'dist/server/index.cjs', 'dist/client/tickets.cjs', 'dist/client/tabs.cjs'],
   });
 });

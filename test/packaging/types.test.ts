@@ -30,6 +30,7 @@ const VALID_ESM = `
 import { expectTypeOf } from 'expect-type';
 import { connectWithSession, type SessionSocket, type SessionController } from 'socket.io-sessions';
 import { sessions, type SessionServer } from 'socket.io-sessions/server';
+import { sharedTabs, type SharedSocket } from 'socket.io-sessions/tabs';
 ${EVENT_MAPS}
 const socket = connectWithSession<ServerToClient, ClientToServer>('http://localhost:3000', { onInvalid: 'none' });
 expectTypeOf(socket).toMatchTypeOf<SessionSocket<ServerToClient, ClientToServer>>();
@@ -43,6 +44,18 @@ socket.sessions.on('state', ({ newState }) => expectTypeOf(newState).toEqualType
 socket.emit('move', 1, 2);
 socket.emit('whoami', 'ping', (reply) => expectTypeOf(reply).toEqualTypeOf<{ user: string }>());
 expectTypeOf(sessions).returns.toEqualTypeOf<SessionServer>();
+// Shared tabs: the same event maps, on the surface a tab shares.
+const shared = connectWithSession<ServerToClient, ClientToServer>({ tabs: sharedTabs(), onInvalid: 'none' });
+expectTypeOf(shared).toEqualTypeOf<SharedSocket<ServerToClient, ClientToServer>>();
+expectTypeOf(connectWithSession('http://localhost:3000', { tabs: sharedTabs({ name: 'chat' }) }).leader).toEqualTypeOf<boolean>();
+shared.on('score', (points, by) => {
+  expectTypeOf(points).toEqualTypeOf<number>();
+  expectTypeOf(by).toEqualTypeOf<string>();
+});
+shared.emit('whoami', 'ping', (reply) => expectTypeOf(reply).toEqualTypeOf<{ user: string }>());
+expectTypeOf(shared.emitWithAck('whoami', 'ping')).resolves.toEqualTypeOf<{ user: string }>();
+shared.timeout(1000).emit('whoami', 'ping', (err, reply) => expectTypeOf(reply).toEqualTypeOf<{ user: string }>());
+expectTypeOf(shared.sessions).toEqualTypeOf<SessionController>();
 `;
 
 /** The same from a CommonJS file: the `require` branch and its .d.cts files. */
@@ -50,9 +63,11 @@ const VALID_CJS = `
 import { expectTypeOf } from 'expect-type';
 import { connectWithSession } from 'socket.io-sessions';
 import { sessions, type SessionServer } from 'socket.io-sessions/server';
+import { sharedTabs } from 'socket.io-sessions/tabs';
 ${EVENT_MAPS}
 const socket = connectWithSession<ServerToClient, ClientToServer>();
 socket.on('score', (points) => expectTypeOf(points).toEqualTypeOf<number>());
+connectWithSession<ServerToClient, ClientToServer>({ tabs: sharedTabs() }).emit('move', 1, 2);
 socket.emit('move', 1, 2);
 expectTypeOf(sessions).returns.toEqualTypeOf<SessionServer>();
 `;
@@ -65,10 +80,16 @@ const INVALID: Record<string, string> = {
   'an ack of the wrong shape': `socket.emit('whoami', 'ping', (reply: { user: number }) => {});`,
   'an event name the server does not send': `socket.on('welcom', () => {});`,
   'an event name the server does not handle': `socket.emit('mvoe', 1, 2);`,
+  'shared tabs: an event name the server does not handle': `shared.emit('mvoe', 1, 2);`,
+  'shared tabs: a listener of the wrong shape': `shared.on('welcome', (user: number) => {});`,
+  "shared tabs: a socket member tabs do not share (the Manager)": `shared.io.reconnection(false);`,
+  'shared tabs: an option sharedTabs does not take': `sharedTabs({ nmae: 'chat' });`,
 };
 const invalidSource = (line: string) => `import { connectWithSession } from 'socket.io-sessions';
+import { sharedTabs } from 'socket.io-sessions/tabs';
 ${EVENT_MAPS}
 const socket = connectWithSession<ServerToClient, ClientToServer>();
+const shared = connectWithSession<ServerToClient, ClientToServer>({ tabs: sharedTabs() });
 ${line}
 `;
 /** The line of `invalidSource` that holds the case. */
