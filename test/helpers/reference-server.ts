@@ -173,3 +173,9 @@ export async function startReferenceServer({ env = {}, waitForPage = false }: Re
     },
   };
 }
+
+/** The session part of the demo's `state` ack (it also carries the server's connection counts). */
+export function sessionState(state: unknown): { counter: unknown; user: unknown } {
+  const { counter, user } = state as { counter: unknown; user: unknown };
+  return { counter, user };
+}

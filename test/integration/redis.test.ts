@@ -17,7 +17,7 @@ import { connectWithSession, type SessionSocket, type InvalidContext, type Unava
 import { Events, CredentialEvents } from '../../src/protocol.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startRedisNode, type RedisNode, type RedisNodeOptions } from '../helpers/redis-node.js';
-import { startReferenceServer, type ReferenceServer } from '../helpers/reference-server.js';
+import { sessionState, startReferenceServer, type ReferenceServer } from '../helpers/reference-server.js';
 import { connectClient, connected, once, refused, sidOf, delay, eventually } from '../helpers/servers.js';
 
 const SECRET = 'redis test secret';
@@ -158,7 +158,7 @@ test('a logout over HTTP on node A reaches the session\'s sockets on node B in u
   const onA = await open(nodeA, cookie, t);
   const other = await open(nodeB, otherCookie, t);
   // The login on A is visible to B's sockets: they share the Redis session.
-  assert.deepEqual(await onB[0].timeout(3000).emitWithAck('state'), { counter: 0, user: 'alice' });
+  assert.deepEqual(sessionState(await onB[0].timeout(3000).emitWithAck('state')), { counter: 0, user: 'alice' });
   const heardB = onB.map(record);
   const heardA = record(onA);
   const heardOther = record(other);
@@ -178,7 +178,7 @@ test('a logout over HTTP on node A reaches the session\'s sockets on node B in u
 
   // The other session, on B, is untouched and still works.
   assert.deepEqual(heardOther, []);
-  assert.deepEqual(await other.timeout(3000).emitWithAck('state'), { counter: 0, user: 'bob' });
+  assert.deepEqual(sessionState(await other.timeout(3000).emitWithAck('state')), { counter: 0, user: 'bob' });
   // The session is gone from Redis, and stays gone after every socket's save-on-disconnect ran.
   await delay(300);
   assert.equal(await inspector.exists(sessKey(cookie)), 0);
@@ -306,7 +306,7 @@ test('short maxAge: an active socket keeps its session alive in the store, is to
   const renewed = setCookie.split(';')[0]!;
   assert.equal(sidOf(renewed, [SECRET]), sidOf(cookie, [SECRET]));
   const again = await open(node, renewed, t);
-  assert.deepEqual(await again.timeout(2000).emitWithAck('state'), { counter: acked, user: 'active' });
+  assert.deepEqual(sessionState(await again.timeout(2000).emitWithAck('state')), { counter: acked, user: 'active' });
 });
 
 /**
@@ -366,7 +366,7 @@ test('regenerate() at login with sockets open: the old session\'s sockets on bot
   const heardOldA = record(oldOnA);
   const client = sdk(nodeB, oldCookie, t);
   await once(client.socket, 'connect', 5000);
-  assert.deepEqual(await client.socket.timeout(3000).emitWithAck('state'), { counter: 0, user: 'erin' });
+  assert.deepEqual(sessionState(await client.socket.timeout(3000).emitWithAck('state')), { counter: 0, user: 'erin' });
   assert.equal((await client.socket.timeout(3000).emitWithAck('increment')).counter, 1);
   const goneA = once(oldOnA, 'disconnect', 3000);
   const invalidOnB = once(client.socket, Events.INVALID, 3000);
@@ -382,7 +382,7 @@ test('regenerate() at login with sockets open: the old session\'s sockets on bot
   // The SDK reconnects (once, at once) and lands in the new session.
   await once(client.socket, 'connect', 5000);
   assert.deepEqual(client.invalid.map((c) => [c.phase, c.reason, c.action]), [['connected', 'destroyed', 'reconnect']]);
-  assert.deepEqual(await client.socket.timeout(3000).emitWithAck('state'), { counter: 0, user: 'frank' });
+  assert.deepEqual(sessionState(await client.socket.timeout(3000).emitWithAck('state')), { counter: 0, user: 'frank' });
   // The old session is gone: nothing can act on it any more.
   assert.equal(await inspector.exists(sessKey(oldCookie)), 0);
   for (const node of [nodeA, nodeB]) {
@@ -544,7 +544,7 @@ test('Redis restarted mid-traffic: clients see SESSION_UNAVAILABLE and back off,
   stop = true;
   await Promise.all(traffic);
   for (const c of late) {
-    assert.deepEqual(await c.socket.timeout(3000).emitWithAck('state'), { counter: (await httpSession(nodeA, c.headers.cookie)).counter, user: names[late.indexOf(c)] });
+    assert.deepEqual(sessionState(await c.socket.timeout(3000).emitWithAck('state')), { counter: (await httpSession(nodeA, c.headers.cookie)).counter, user: names[late.indexOf(c)] });
   }
 
   const unavailable = [...clients, ...late].flatMap((c) => c.unavailable);
