@@ -14,21 +14,28 @@ import { log } from './log.js';
 import { audienceOf } from './origin.js';
 import { saveSoon } from './per-connection.js';
 import { dispatchSmessage, smessageListeners, wrapListeners, type PerMessageUnit, type UnitHost } from './per-message.js';
-import { corruptRecordError, SessionEntry, type EntrySocket, type SocketSession } from './session-entry.js';
+import { corruptRecordError, type EntrySocket, type SessionEntry, type SocketSession } from './session-entry.js';
 import { keepChecking, saveTask } from './tasks.js';
 import { TicketAuthorization } from './ticket-refresh.js';
 
 /** Events a client may not send: socket.io's own, and the seed's `smessage` (the server dispatches it). */
 const DROPPED = new Set(['smessage', 'connect', 'connect_error', 'disconnect', 'disconnecting', 'error', 'newListener', 'removeListener']);
 
-const bindings = new WeakMap<Socket, SocketBinding>();
+/** Where a socket keeps its binding (a symbol property: cheaper than a WeakMap entry per socket). */
+const BINDING = Symbol('socket.io-sessions binding');
+type BoundSocket = Socket & { [BINDING]?: SocketBinding };
 
 /** The binding `sessions()` made for a socket at its handshake. */
-export const bindingOf = (socket: Socket): SocketBinding | undefined => bindings.get(socket);
+export const bindingOf = (socket: Socket): SocketBinding | undefined => (socket as BoundSocket)[BINDING];
 
 /** The session of a namespace socket bound by `sessions()`; undefined elsewhere. */
 export function sessionOfSocket(socket: Socket): SocketSession | undefined {
-  return bindings.get(socket)?.entry.session;
+  return bindingOf(socket)?.entry.session;
+}
+
+/** One `disconnect` listener for every socket (`this` is the socket): nothing allocated per socket. */
+function onDisconnect(this: Socket): void {
+  bindingOf(this)?.stop();
 }
 
 /**
@@ -82,7 +89,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
     readonly ctx: ServerContext,
     private readonly ticketExpiresAt?: number,
   ) {
-    bindings.set(socket, this);
+    Object.defineProperty(socket, BINDING, { value: this, configurable: true });
   }
 
   get sid(): string {
@@ -107,13 +114,11 @@ export class SocketBinding implements EntrySocket, UnitHost {
    */
   start(): boolean {
     const { socket, ctx } = this;
-    // Another socket of the session may have opened (or retired) the entry since our handshake.
-    const live = SessionEntry.of(ctx.hub, this.entry.sid);
-    if (!live) this.entry.revive();
-    else if (live !== this.entry && !live.invalid) this.entry = live;
-    this.entry.sockets.add(this);
+    // The session's live entry in this process, shared by its sockets (ours, if it has none yet).
+    this.entry = this.entry.share();
+    this.entry.sockets.push(this);
     socket.use((packet, next) => this.onPacket(packet as unknown[], next));
-    socket.once('disconnect', () => this.stop());
+    socket.on('disconnect', onDisconnect);
     keepChecking(this.entry, ctx);
     if (this.ticketExpiresAt !== undefined && ctx.sealer) {
       this.ticket = new TicketAuthorization(this, ctx.sealer, audienceOf(socket.request), this.ticketExpiresAt);
@@ -224,13 +229,14 @@ export class SocketBinding implements EntrySocket, UnitHost {
   }
 
   /** The socket left: its waiting units are dropped (they changed nothing); its changes are saved. */
-  private stop(): void {
+  stop(): void {
+    if (this.gone) return;
     this.gone = true;
     this.ticket?.stop();
     const { entry, ctx } = this;
-    entry.sockets.delete(this);
+    entry.leave(this);
     // Queued: runs after the app's own disconnect listeners, so their changes are saved too.
     const saved = saveTask(entry, ctx);
-    if (entry.sockets.size === 0) void saved.finally(() => entry.sockets.size === 0 && entry.retire());
+    if (entry.sockets.length === 0) void saved.finally(() => entry.sockets.length === 0 && entry.retire());
   }
 }

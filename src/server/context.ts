@@ -3,6 +3,8 @@ import type { InvalidReason } from '../protocol.js';
 import type { ResolvedOptions } from './options.js';
 import type { StoreHub } from './store.js';
 import type { TicketSealer } from './tickets.js';
+import type { Wheel } from './wheel.js';
+import type { SessionEntry } from './session-entry.js';
 
 /** What the parts of one `sessions()` instance share: its options, the store hub, its events. */
 export interface ServerContext {
@@ -14,4 +16,6 @@ export interface ServerContext {
   report(error: unknown, socket?: Socket): void;
   /** `sinvalid`. */
   invalid(socket: Socket, reason: InvalidReason): void;
+  /** Revalidates the sessions of its sockets every `revalidateInterval` (absent when that is 0). */
+  readonly wheel: Wheel<SessionEntry> | undefined;
 }

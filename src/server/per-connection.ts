@@ -10,8 +10,8 @@ import { saveTask } from './tasks.js';
 
 /** Schedule a save of `entry` within `saveDelay` (not pushed back by later events: under steady traffic a change still lands in time). */
 export function saveSoon(entry: SessionEntry, ctx: ServerContext): void {
-  entry.timers.save ??= setTimeout(() => {
-    entry.timers.save = undefined;
+  entry.saveTimer ??= setTimeout(() => {
+    entry.saveTimer = undefined;
     void saveTask(entry, ctx);
   }, ctx.options.saveDelay);
 }

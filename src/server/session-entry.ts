@@ -10,12 +10,11 @@
  * process (the store hub counts them), or any other process when the store is shared and the copy
  * was not just loaded under the same exclusive unit.
  */
-import type { Session, SessionData } from 'express-session';
+import type { Session, SessionData, Store } from 'express-session';
 import type { InvalidReason } from '../protocol.js';
 import { SessionInvalidError, type SessionUnavailableError } from '../errors.js';
-import { sessionRoom } from './invalidation.js';
 import { ChangeTracker, type Changes } from './tracker.js';
-import type { Loaded, SessionRecord, StoreHub } from './store.js';
+import type { Live, Loaded, SessionRecord, StoreHub } from './store.js';
 import { log } from './log.js';
 
 /** The session object handlers see as `socket.session`: an express-session `Session`. */
@@ -38,21 +37,40 @@ const expiryOf = (cookie: { expires?: Date | string | number | null } | undefine
 /** How many times a merge re-reads when writes keep landing during its read. */
 const MAX_REREADS = 3;
 
-const registries = new WeakMap<StoreHub, { bySid: Map<string, SessionEntry>; byRoom: Map<string, SessionEntry> }>();
-function registry(hub: StoreHub) {
-  let r = registries.get(hub);
-  if (!r) registries.set(hub, (r = { bySid: new Map(), byRoom: new Map() }));
-  return r;
+/**
+ * The stand-in request a Session is bound to (never the socket's request, which every namespace of
+ * one connection shares): express-session's `session.reload()` assigns `req.session`, which the
+ * entry takes in.
+ */
+class EntryRequest {
+  constructor(
+    readonly sessionID: string,
+    readonly sessionStore: Store,
+    private readonly entry: SessionEntry | undefined,
+    private made?: Session,
+  ) {}
+
+  get session(): Session | undefined {
+    return this.made;
+  }
+
+  set session(session: Session) {
+    if (this.made && this.entry) this.entry.replace(session);
+    else this.made = session;
+  }
 }
 
-export class SessionEntry {
+export class SessionEntry implements Live {
   readonly room: string;
+  /** This process's writes of the session so far, counted by the store hub at each write's start and end. */
+  version = 0;
   /** The express-session Session, kept for the entry's life (values are replaced in place on reload). */
   private raw!: Session & Record<string, unknown>;
   private tracker!: ChangeTracker<SocketSession>;
-  /** `hub.version(sid)` when the copy was last known to equal the store's record; -1: not known. */
+  /** `version` when the copy was last known to equal the store's record; -1: not known. */
   private currentAt = -1;
-  readonly sockets = new Set<EntrySocket>();
+  /** Its sockets in this process (usually one or a few). */
+  readonly sockets: EntrySocket[] = [];
   /** Set when its sockets were told the session is invalid: nothing is saved after that. */
   invalid: InvalidReason | undefined;
   /** A socket of the session saw traffic since the last revalidation: only active sessions are kept alive. */
@@ -60,69 +78,57 @@ export class SessionEntry {
   /** When the browser's cookie expires (epoch ms), as of the last record not written by our touches. */
   private cookieExpires: number | undefined;
   /** The expiries our touches wrote, newest last, to tell them from HTTP's in the record. */
-  private readonly ownExpiries: number[] = [];
+  private ownExpiries: number[] | undefined;
   private renewalAsked: number | undefined;
-  /** Out of the registry: its write counter is gone, so its copy is never trusted again. */
-  private retired = false;
-  /** Timers owned by the entry (revalidation, a pending save), cleared when it retires. */
-  readonly timers: { revalidate?: ReturnType<typeof setInterval>; save?: ReturnType<typeof setTimeout> } = {};
+  /** In the hub's registry (shared by its sockets, its writes counted); only then is its copy ever trusted. */
+  private tracked = false;
+  /** A pending per-connection save. */
+  saveTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Its slot in the revalidation wheel that checks it, while it has one. */
+  wheel: { remove(entry: SessionEntry): void } | undefined;
 
   /** The live entry of `sid` in this process, if any. */
   static of(hub: StoreHub, sid: string): SessionEntry | undefined {
-    return registry(hub).bySid.get(sid);
+    return hub.liveOf(sid) as SessionEntry | undefined;
   }
 
   static byRoom(hub: StoreHub, room: string): SessionEntry | undefined {
-    return registry(hub).byRoom.get(room);
+    return hub.liveInRoom(room) as SessionEntry | undefined;
   }
 
-  /** The entry of `sid` with the store's record: the live one brought up to date, or a new one. */
-  static open(hub: StoreHub, sid: string, record: SessionRecord): SessionEntry {
-    const live = SessionEntry.of(hub, sid);
-    if (live && !live.invalid) {
-      live.adopt(record);
-      return live;
-    }
-    const entry = new SessionEntry(hub, sid, record);
-    const r = registry(hub);
-    r.bySid.set(sid, entry);
-    r.byRoom.set(entry.room, entry);
-    return entry;
-  }
-
-  private constructor(
+  /** A new entry with the store's record, not shared yet (see `share`). */
+  constructor(
     private readonly hub: StoreHub,
     readonly sid: string,
     record: SessionRecord,
   ) {
-    this.room = sessionRoom(sid);
-    hub.watch(sid);
-    this.raw = this.createSession(record, (session) => this.replace(session));
+    this.room = hub.roomOf(sid);
+    this.raw = this.createSession(record, this);
     this.tracker = new ChangeTracker(this.raw);
     this.noteCookie(record);
-    this.currentAt = hub.version(sid);
   }
 
   /**
-   * A Session made by the store's createSession. Its `req` is a stand-in (never the socket's
-   * request, which every namespace of a connection shares): express-session's `session.reload()`
-   * assigns `req.session`, which `onReplace` takes in.
+   * The entry its socket uses from connection on: the live one of the session when there is one,
+   * else this one, which becomes the live one. Its copy is not trusted until next loaded: writes made
+   * between its load and now were not counted.
    */
-  private createSession(record: SessionRecord, onReplace?: (session: Session) => void): Session & Record<string, unknown> {
-    let made: Session | undefined;
-    const req = {
-      sessionID: this.sid,
-      sessionStore: this.hub.store,
-      get session(): Session | undefined {
-        return made;
-      },
-      set session(session: Session) {
-        if (made && onReplace) onReplace(session);
-        else made = session;
-      },
-    };
+  share(): SessionEntry {
+    const live = SessionEntry.of(this.hub, this.sid);
+    if (live && !live.invalid) return live;
+    if (!this.tracked) {
+      this.tracked = true;
+      this.currentAt = -1;
+      this.hub.track(this);
+    }
+    return this;
+  }
+
+  /** A Session made by the store's own createSession, bound to a stand-in request. */
+  private createSession(record: SessionRecord, entry?: SessionEntry): Session & Record<string, unknown> {
+    const req = new EntryRequest(this.sid, this.hub.store, entry);
     this.hub.store.createSession(req as never, record);
-    return made as Session & Record<string, unknown>;
+    return req.session as Session & Record<string, unknown>;
   }
 
   /** What handlers see: the session, tracked. */
@@ -132,7 +138,7 @@ export class SessionEntry {
 
   /** The copy equals the store's record, as far as this process can tell. */
   private get current(): boolean {
-    return !this.retired && this.currentAt === this.hub.version(this.sid) && !this.expired();
+    return this.tracked && this.currentAt === this.version && !this.expired();
   }
 
   /** Nothing can have changed the store's record since the copy was loaded (a process-local store that only we wrote). */
@@ -155,9 +161,9 @@ export class SessionEntry {
   /** Read the record; with `hub.read`'s errors. Re-reads while writes land during the read (bounded). */
   private async read(timeoutMs: number): Promise<{ loaded: Loaded; settled: boolean }> {
     for (let attempt = 1; ; attempt++) {
-      const before = this.hub.version(this.sid);
+      const before = this.version;
       const loaded = await this.hub.read(this.sid, timeoutMs);
-      const settled = this.hub.version(this.sid) === before;
+      const settled = this.version === before;
       if (settled || attempt >= MAX_REREADS || !('record' in loaded)) return { loaded, settled };
     }
   }
@@ -206,11 +212,11 @@ export class SessionEntry {
     const stored = new Map<string, string | undefined>();
     for (const key of local.keys()) stored.set(key, Object.hasOwn(fresh, key) ? JSON.stringify(fresh[key]) : undefined);
     this.tracker.rebase(taken, stored);
-    this.currentAt = settled ? this.hub.version(this.sid) : -1;
+    this.currentAt = settled ? this.version : -1;
   }
 
   /** express-session's `session.reload()` made a new Session: take its values, dropping unsaved changes. */
-  private replace(session: Session): void {
+  replace(session: Session): void {
     this.discard();
     this.adopt(session as unknown as SessionRecord, false);
   }
@@ -275,13 +281,13 @@ export class SessionEntry {
       merged = true;
     }
     this.keepTouchedExpiry(record);
-    const before = this.hub.version(this.sid);
+    const before = this.version;
     if ((await this.hub.write(this.sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
     log.save('%s saved %d key(s)%s', this.room, changes.now.size, merged ? ' (merged into the store record)' : '');
     // Only our own write (counted at its start and end) came since: the copy is what the store holds.
-    const onlyOurs = settled && this.hub.version(this.sid) === before + 2;
+    const onlyOurs = settled && this.version === before + 2;
     if (merged) this.adopt(record, onlyOurs, changes.now.keys());
-    else this.currentAt = onlyOurs ? this.hub.version(this.sid) : -1;
+    else this.currentAt = onlyOurs ? this.version : -1;
     return undefined;
   }
 
@@ -301,16 +307,19 @@ export class SessionEntry {
     this.active = false;
     this.raw.touch();
     const touched = expiryOf(this.raw.cookie);
-    if (touched !== undefined) this.ownExpiries.splice(0, this.ownExpiries.push(touched) - 8);
-    const before = this.hub.version(this.sid);
+    if (touched !== undefined) {
+      const own = (this.ownExpiries ??= []);
+      own.splice(0, own.push(touched) - 8);
+    }
+    const before = this.version;
     if ((await this.hub.touch(this.sid, { ...this.raw } as unknown as SessionRecord, timeoutMs)) === 'destroyed') return 'destroyed';
-    if (this.currentAt === before) this.currentAt = this.hub.version(this.sid) === before + 2 ? before + 2 : -1;
+    if (this.currentAt === before) this.currentAt = this.version === before + 2 ? before + 2 : -1;
     return undefined;
   }
 
   /** Stores that take their TTL from `cookie.expires` must not be cut back below what our touches gave the session. */
   private keepTouchedExpiry(record: SessionRecord): void {
-    const touched = this.ownExpiries[this.ownExpiries.length - 1];
+    const touched = this.ownExpiries?.[this.ownExpiries.length - 1];
     const written = expiryOf(record.cookie);
     if (touched !== undefined && written !== undefined && touched > written) {
       record.cookie = { ...(record.cookie as object), expires: new Date(touched) } as SessionRecord['cookie'];
@@ -320,7 +329,7 @@ export class SessionEntry {
   /** A cookie expiry in the store that none of our touches wrote is the one HTTP last sent the browser. */
   private noteCookie(record: SessionRecord): void {
     const expires = expiryOf(record.cookie);
-    if (expires === undefined || !this.ownExpiries.includes(expires)) this.cookieExpires = expires;
+    if (expires === undefined || !this.ownExpiries?.includes(expires)) this.cookieExpires = expires;
   }
 
   /**
@@ -339,39 +348,30 @@ export class SessionEntry {
   invalidate(reason: InvalidReason): void {
     if (this.invalid) return;
     this.invalid = reason;
-    log.invalidate('%s invalid (%s): %d socket(s) told', this.room, reason, this.sockets.size);
+    log.invalidate('%s invalid (%s): %d socket(s) told', this.room, reason, this.sockets.length);
     for (const socket of [...this.sockets]) socket.invalidate(reason);
     this.stopTimers();
   }
 
   stopTimers(): void {
-    clearInterval(this.timers.revalidate);
-    clearTimeout(this.timers.save);
-    this.timers.revalidate = this.timers.save = undefined;
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    this.wheel?.remove(this);
+    this.wheel = undefined;
   }
 
-  /** A socket joins a retired entry (its handshake loaded it just before the last one left): back in the registry, trusting nothing. */
-  revive(): void {
-    if (!this.retired) return;
-    this.retired = false;
-    this.currentAt = -1;
-    this.hub.watch(this.sid);
-    const r = registry(this.hub);
-    r.bySid.set(this.sid, this);
-    r.byRoom.set(this.room, this);
+  /** A socket of the session leaves. */
+  leave(socket: EntrySocket): void {
+    const at = this.sockets.indexOf(socket);
+    if (at >= 0) this.sockets.splice(at, 1);
   }
 
-  /** No socket left: leave the registry (a pending save still runs), stop counting writes. */
+  /** No socket left: leave the registry (a pending save still runs) and its timers. */
   retire(): void {
-    if (this.retired) return;
     this.stopTimers();
-    this.retired = true;
-    const r = registry(this.hub);
-    if (r.bySid.get(this.sid) === this) {
-      r.bySid.delete(this.sid);
-      r.byRoom.delete(this.room);
-    }
-    this.hub.unwatch(this.sid);
+    if (!this.tracked) return;
+    this.tracked = false;
+    this.hub.untrack(this);
   }
 }
 

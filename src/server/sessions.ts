@@ -23,6 +23,7 @@ import { TicketSealer } from './tickets.js';
 import { HttpSurfaces } from './http/index.js';
 import type { TokenEndpointOptions } from './http/token-endpoint.js';
 import type { ServerContext } from './context.js';
+import { revalidationWheel } from './tasks.js';
 import { log } from './log.js';
 
 /** An event map as socket.io takes it (its own `EventsMap` is not exported). */
@@ -70,13 +71,14 @@ export class SessionServer<
     const resolved = resolveOptions(options);
     const hub = StoreHub.acquire(resolved.store);
     this.disposers.push(() => hub.release());
-    const ctx: ServerContext = (this.ctx = {
+    const base = {
       options: resolved,
       hub,
       sealer: resolved.secrets.length > 0 ? new TicketSealer(resolved.secrets, resolved.ticketTtl) : undefined,
-      report: (error, socket) => this.report(error, socket),
-      invalid: (socket, reason) => this.emit('sinvalid', socket as never, reason),
-    });
+      report: (error: unknown, socket?: Socket) => this.report(error, socket),
+      invalid: (socket: Socket, reason: InvalidReason) => void this.emit('sinvalid', socket as never, reason),
+    };
+    const ctx: ServerContext = (this.ctx = { ...base, wheel: revalidationWheel(base) });
     const resolver = new Resolver(ctx);
     this.http = new HttpSurfaces(ctx, resolver);
 
@@ -109,7 +111,7 @@ export class SessionServer<
   private async handshake(socket: Socket, resolver: Resolver): Promise<void> {
     try {
       const { sid, record, entry, ticketExpiresAt } = await resolver.handshake(socket.request, socket.handshake.auth);
-      const bound = entry ?? SessionEntry.open(this.ctx.hub, sid, record!);
+      const bound = entry ?? new SessionEntry(this.ctx.hub, sid, record!);
       new SocketBinding(socket, bound, this.ctx, ticketExpiresAt);
       log.handshake('socket %s bound to %s', socket.id, bound.room);
     } catch (err) {

@@ -8,7 +8,7 @@
  *   renewal, revalidation touches, and the app's own HTTP saves, since the store's `set`, `touch` and
  *   `destroy` are wrapped): a write of a destroyed session is dropped, and a write that raced a
  *   destroy is followed by one more destroy (see Tombstones). So a destroyed session never exists again.
- * - Writes made through this process bump a version per watched session, so a loaded copy can tell
+ * - Writes made through this process bump a version per loaded session, so a loaded copy can tell
  *   whether anything wrote the session since it was loaded (see SessionEntry).
  * - `close()` of the last user restores the store's own methods.
  */
@@ -28,6 +28,13 @@ export type SessionRecord = SessionData & Record<string, unknown>;
 export type Loaded = { record: SessionRecord } | { invalid: 'not-found' | 'corrupt' | 'destroyed' };
 
 type Callback = (err?: unknown, value?: unknown) => void;
+
+/** A session loaded in this process: the hub counts its writes in `version` (see SessionEntry). */
+export interface Live {
+  readonly sid: string;
+  readonly room: string;
+  version: number;
+}
 type StoreMethod = (this: Store, sid: string, ...rest: any[]) => unknown;
 
 /** What a store must have returned for it to be a session (express-session's createSession reads `cookie.expires`). */
@@ -67,7 +74,9 @@ export class StoreHub {
   /** No other process writes this store (express-session's MemoryStore): a copy nothing wrote since is current. */
   readonly local: boolean;
   private users = 0;
-  private readonly versions = new Map<string, { version: number; watchers: number }>();
+  /** Sessions loaded in this process, by id and by room. */
+  private readonly live = new Map<string, Live>();
+  private readonly liveRooms = new Map<string, Live>();
   private readonly carried = new Map<string, { record: SessionRecord; at: number }>();
   private readonly destroyListeners = new Set<(sid: string, room: string) => void>();
   private readonly own: { set: StoreMethod; destroy: StoreMethod; touch?: StoreMethod; clear?: StoreMethod };
@@ -102,7 +111,7 @@ export class StoreHub {
       // `clear()` destroys every session without a destroy each: the live ones here are told.
       clear: this.own.clear && (function (this: Store, cb?: Callback) {
         return hub.own.clear!.call(this, ((err?: unknown) => {
-          if (!err) for (const sid of [...hub.versions.keys()]) hub.destroyedElsewhere(sid);
+          if (!err) for (const sid of [...hub.live.keys()]) hub.destroyedElsewhere(sid);
           cb?.(err);
         }) as never);
       } as unknown as StoreMethod),
@@ -125,7 +134,7 @@ export class StoreHub {
 
   /** Every write path of the store: dropped for a destroyed session, destroyed again if a destroy raced it. */
   private guardedWrite(store: Store, method: StoreMethod, sid: string, args: unknown[], cb?: Callback): unknown {
-    const room = sessionRoom(sid);
+    const room = this.roomOf(sid);
     if (this.tombstones.has(room)) {
       log.save('write of destroyed session %s dropped', room);
       if (cb) process.nextTick(cb);
@@ -151,7 +160,7 @@ export class StoreHub {
   }
 
   private destroyThrough(store: Store, sid: string, cb?: Callback): unknown {
-    const room = sessionRoom(sid);
+    const room = this.roomOf(sid);
     this.tombstones.destroying(room);
     this.carried.delete(sid);
     this.bump(sid);
@@ -176,7 +185,7 @@ export class StoreHub {
 
   /** A session was destroyed without our destroy (by `clear()`): remember it and tell the listeners. */
   private destroyedElsewhere(sid: string): void {
-    const room = sessionRoom(sid);
+    const room = this.roomOf(sid);
     this.tombstones.destroying(room);
     this.tombstones.destroyed(room, true);
     for (const listener of [...this.destroyListeners]) listener(sid, room);
@@ -189,25 +198,34 @@ export class StoreHub {
   }
 
   private bump(sid: string): void {
-    const v = this.versions.get(sid);
-    if (v) v.version += 1;
+    const live = this.live.get(sid);
+    if (live) live.version += 1;
   }
 
-  /** Count this process's writes of `sid` from now on (until `unwatch`). */
-  watch(sid: string): void {
-    const v = this.versions.get(sid);
-    if (v) v.watchers += 1;
-    else this.versions.set(sid, { version: 0, watchers: 1 });
+  /** A session's room name (cached for live sessions: a hash per write otherwise). */
+  roomOf(sid: string): string {
+    return this.live.get(sid)?.room ?? sessionRoom(sid);
   }
 
-  unwatch(sid: string): void {
-    const v = this.versions.get(sid);
-    if (v && --v.watchers <= 0) this.versions.delete(sid);
+  /** Count this process's writes of a loaded session from now on (until `untrack`). */
+  track(live: Live): void {
+    this.live.set(live.sid, live);
+    this.liveRooms.set(live.room, live);
   }
 
-  /** Writes of a watched session through this process so far (each write counts at its start and at its end). */
-  version(sid: string): number {
-    return this.versions.get(sid)?.version ?? 0;
+  untrack(live: Live): void {
+    if (this.live.get(live.sid) !== live) return;
+    this.live.delete(live.sid);
+    this.liveRooms.delete(live.room);
+  }
+
+  /** The loaded session of an id, or of a room. */
+  liveOf(sid: string): Live | undefined {
+    return this.live.get(sid);
+  }
+
+  liveInRoom(room: string): Live | undefined {
+    return this.liveRooms.get(room);
   }
 
   /** Call `listener(sid, room)` after every successful destroy through the store. Returns a disposer. */
@@ -224,7 +242,7 @@ export class StoreHub {
 
   /** Read a session. Throws SessionUnavailableError. */
   async read(sid: string, timeoutMs: number): Promise<Loaded> {
-    const room = sessionRoom(sid);
+    const room = this.roomOf(sid);
     if (this.tombstones.has(room)) return { invalid: 'destroyed' };
     const value = await call(this.store, this.store.get as StoreMethod, [sid], timeoutMs);
     if (this.tombstones.has(room)) return { invalid: 'destroyed' };
@@ -252,7 +270,7 @@ export class StoreHub {
     const carried = this.carried.get(sid);
     if (carried) {
       this.carried.delete(sid);
-      if (Date.now() - carried.at <= CARRY_MS && !this.tombstones.has(sessionRoom(sid))) return { record: carried.record };
+      if (Date.now() - carried.at <= CARRY_MS && !this.tombstones.has(this.roomOf(sid))) return { record: carried.record };
     }
     return this.read(sid, timeoutMs);
   }
@@ -269,7 +287,7 @@ export class StoreHub {
   }
 
   private async guarded(sid: string, op: () => Promise<unknown>): Promise<'destroyed' | undefined> {
-    const room = sessionRoom(sid);
+    const room = this.roomOf(sid);
     if (this.tombstones.has(room)) return 'destroyed';
     await op();
     return this.tombstones.has(room) ? 'destroyed' : undefined;

@@ -10,6 +10,7 @@ import type { ServerContext } from './context.js';
 import { Lane } from './exclusive.js';
 import type { SessionEntry } from './session-entry.js';
 import { RETRY_AFTER_MS } from './store.js';
+import { Wheel } from './wheel.js';
 
 /** How many times a failed save is tried again (with RETRY_AFTER_MS between). */
 const SAVE_RETRIES = 5;
@@ -44,12 +45,17 @@ export function saveTask(entry: SessionEntry, ctx: ServerContext, attempt = 0): 
   });
 }
 
-/** Check `entry` every `revalidateInterval` while it has sockets (one timer per session, not per socket). */
+/** Check `entry` every `revalidateInterval` while it has sockets (on the server's wheel: one timer for all sessions). */
 export function keepChecking(entry: SessionEntry, ctx: ServerContext): void {
+  if (!ctx.wheel || entry.wheel) return;
+  entry.wheel = ctx.wheel;
+  ctx.wheel.add(entry);
+}
+
+/** The revalidation wheel of a server (none when `revalidateInterval` is 0). */
+export function revalidationWheel(ctx: Omit<ServerContext, 'wheel'>): Wheel<SessionEntry> | undefined {
   const { revalidateInterval } = ctx.options;
-  if (revalidateInterval <= 0 || entry.timers.revalidate) return;
-  entry.timers.revalidate = setInterval(() => void revalidateTask(entry, ctx), revalidateInterval);
-  entry.timers.revalidate.unref?.();
+  return revalidateInterval > 0 ? new Wheel<SessionEntry>(revalidateInterval, (entry) => void revalidateTask(entry, ctx as ServerContext)) : undefined;
 }
 
 function revalidateTask(entry: SessionEntry, ctx: ServerContext): Promise<void> {

@@ -22,62 +22,77 @@ export interface Changes {
   before: Map<string, Json>;
 }
 
+/** Where a proxied session finds its tracker (a symbol: never serialised, never a session key). */
+const TRACKER = Symbol('socket.io-sessions tracker');
+type Target = Record<string | symbol, unknown> & { [TRACKER]: ChangeTracker };
+
+/** One handler for every tracked session: nothing per session but the Proxy itself. */
+const handler: ProxyHandler<Target> = {
+  get(t, key) {
+    const value = t[key];
+    // Session data only: `req` and `id` are the Session's own too, but not enumerable.
+    if (value !== null && typeof value === 'object' && tracked(key) && Object.prototype.propertyIsEnumerable.call(t, key)) t[TRACKER].expose(key);
+    return value;
+  },
+  set(t, key, value) {
+    if (tracked(key)) t[TRACKER].mark(key);
+    return Reflect.set(t, key, value);
+  },
+  deleteProperty(t, key) {
+    if (tracked(key)) t[TRACKER].mark(key);
+    return Reflect.deleteProperty(t, key);
+  },
+  defineProperty(t, key, descriptor) {
+    if (tracked(key)) t[TRACKER].mark(key);
+    return Reflect.defineProperty(t, key, descriptor);
+  },
+};
+
 export class ChangeTracker<T extends object = object> {
-  /** The store's JSON (as of the last load or save) of every key marked since. */
-  private readonly saved = new Map<string, Json>();
+  /** The store's JSON (as of the last load or save) of every key marked since (allocated on first use). */
+  private saved: Map<string, Json> | undefined;
   /** Object-valued keys whose reference was handed out since the value was loaded. */
-  private readonly exposed = new Set<string>();
+  private exposed: Set<string> | undefined;
   /** JSON at the start of the running handler, when that differs from `saved` (later handlers of a batch). */
   private checkpoint: Map<string, Json> | undefined;
   readonly proxy: T;
 
   constructor(private readonly target: Record<string, unknown>) {
-    this.proxy = new Proxy(target, {
-      get: (t, key) => {
-        const value = t[key as string];
-        if (value !== null && typeof value === 'object' && tracked(key) && !this.exposed.has(key) && Object.hasOwn(t, key)) {
-          this.mark(key);
-          this.exposed.add(key);
-        }
-        return value;
-      },
-      set: (t, key, value) => {
-        if (tracked(key)) this.mark(key);
-        return Reflect.set(t, key, value);
-      },
-      deleteProperty: (t, key) => {
-        if (tracked(key)) this.mark(key);
-        return Reflect.deleteProperty(t, key);
-      },
-      defineProperty: (t, key, descriptor) => {
-        if (tracked(key)) this.mark(key);
-        return Reflect.defineProperty(t, key, descriptor);
-      },
-    }) as unknown as T;
+    Object.defineProperty(target, TRACKER, { value: this, configurable: true });
+    this.proxy = new Proxy(target as Target, handler) as unknown as T;
   }
 
   private json(key: string): Json {
     return Object.hasOwn(this.target, key) ? JSON.stringify(this.target[key]) : undefined;
   }
 
+  /** An object value's reference is handed out: watch it for changes in place from now on. */
+  expose(key: string): void {
+    if (this.exposed?.has(key)) return;
+    this.mark(key);
+    (this.exposed ??= new Set()).add(key);
+  }
+
   /** Remember a key's JSON before it may change (once per layer). */
-  private mark(key: string): void {
-    const needSaved = !this.saved.has(key);
+  mark(key: string): void {
+    const saved = (this.saved ??= new Map());
+    const needSaved = !saved.has(key);
     const needCheckpoint = this.checkpoint !== undefined && !this.checkpoint.has(key);
     if (!needSaved && !needCheckpoint) return;
     const json = this.json(key);
-    if (needSaved) this.saved.set(key, json);
+    if (needSaved) saved.set(key, json);
     if (needCheckpoint) this.checkpoint!.set(key, json);
   }
 
   /** Whether anything was marked since the last load or save (nothing marked: nothing can have changed). */
   get touched(): boolean {
-    return this.saved.size > 0;
+    return this.saved !== undefined && this.saved.size > 0;
   }
 
   /** Keys whose current value differs from the store's, with their JSON. Throws if a value cannot be serialised. */
   changes(): Map<string, Json> {
     const changed = new Map<string, Json>();
+    if (!this.saved) return changed;
     for (const [key, before] of this.saved) {
       const now = this.json(key);
       if (now !== before) changed.set(key, now);
@@ -93,23 +108,26 @@ export class ChangeTracker<T extends object = object> {
   take(): Changes {
     const now = this.changes();
     const before = new Map<string, Json>();
-    for (const key of now.keys()) before.set(key, this.saved.get(key));
+    const saved = this.saved;
+    if (!saved) return { now, before };
+    for (const key of now.keys()) before.set(key, saved.get(key));
     // Exposed keys stay watched from what is written; the others are marked again when next assigned.
-    for (const key of this.saved.keys()) {
-      if (!this.exposed.has(key)) this.saved.delete(key);
-      else if (now.has(key)) this.saved.set(key, now.get(key));
+    for (const key of saved.keys()) {
+      if (!this.exposed?.has(key)) saved.delete(key);
+      else if (now.has(key)) saved.set(key, now.get(key));
     }
     return { now, before };
   }
 
   /** The write of `take()`'s changes failed: the store still holds what it held before. */
   restore({ before }: Changes): void {
-    for (const [key, json] of before) this.saved.set(key, json);
+    const saved = (this.saved ??= new Map());
+    for (const [key, json] of before) saved.set(key, json);
   }
 
   /** A handler starts. The first of a unit starts from the stored state; later ones (a batch) get a checkpoint. */
   begin(first: boolean): void {
-    this.checkpoint = first ? undefined : new Map([...this.exposed].map((key) => [key, this.json(key)] as const));
+    this.checkpoint = first ? undefined : new Map([...(this.exposed ?? [])].map((key) => [key, this.json(key)] as const));
   }
 
   end(): void {
@@ -119,11 +137,12 @@ export class ChangeTracker<T extends object = object> {
   /** Undo what the running handler changed (to its checkpoint, or to the stored state). */
   rollback(): void {
     const layer = this.checkpoint ?? this.saved;
+    if (!layer) return;
     for (const [key, json] of layer) {
       if (this.json(key) === json) continue;
       if (json === undefined) delete this.target[key];
       else this.target[key] = JSON.parse(json);
-      this.exposed.delete(key); // a fresh object: nobody holds it yet
+      this.exposed?.delete(key); // a fresh object: nobody holds it yet
     }
   }
 
@@ -133,9 +152,12 @@ export class ChangeTracker<T extends object = object> {
    */
   rebase(taken: Iterable<string>, stored: Map<string, Json>): void {
     for (const key of taken) {
-      this.saved.delete(key);
-      this.exposed.delete(key);
+      this.saved?.delete(key);
+      this.exposed?.delete(key);
     }
-    for (const [key, json] of stored) this.saved.set(key, json);
+    if (stored.size > 0) {
+      const saved = (this.saved ??= new Map());
+      for (const [key, json] of stored) saved.set(key, json);
+    }
   }
 }
