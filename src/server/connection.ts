@@ -33,6 +33,15 @@ export function sessionOfSocket(socket: Socket): SocketSession | undefined {
   return bindingOf(socket)?.entry.session;
 }
 
+/**
+ * socket.io keeps a socket's middlewares in an array that starts empty: our one push sizes it for 17.
+ * An exact copy saves that per socket (internal field; skipped if socket.io ever changes it).
+ */
+function trimMiddlewares(socket: Socket): void {
+  const holder = socket as unknown as { fns?: unknown };
+  if (Array.isArray(holder.fns)) holder.fns = holder.fns.slice();
+}
+
 /** One `disconnect` listener for every socket (`this` is the socket): nothing allocated per socket. */
 function onDisconnect(this: Socket): void {
   bindingOf(this)?.stop();
@@ -72,16 +81,23 @@ export function installSessionGetter(socket: Socket): () => void {
   };
 }
 
+/** The client was told its queue is full; told again only after it drained. */
+const OVERFLOW_TOLD = 1;
+/** A store failure was reported (serror) in this tick. */
+const REPORTED = 2;
+/** Told its session is invalid. */
+const TOLD = 4;
+/** Disconnected. */
+const GONE = 8;
+
 export class SocketBinding implements EntrySocket, UnitHost {
   /** Its units waiting or running (per-message mode), and packets let through whose units are not queued yet. */
   private waiting = 0;
   private reserved = 0;
   /** The client was told its queue is full; told again only after it drained. */
-  private overflowTold = false;
-  private reportedThisTick = false;
-  private told = false;
+  /** OVERFLOW_TOLD | REPORTED | TOLD | GONE (one field, not four: there is one binding per socket). */
+  private flags = 0;
   private ticket: TicketAuthorization | undefined;
-  gone = false;
 
   constructor(
     readonly socket: Socket,
@@ -90,6 +106,10 @@ export class SocketBinding implements EntrySocket, UnitHost {
     private readonly ticketExpiresAt?: number,
   ) {
     Object.defineProperty(socket, BINDING, { value: this, configurable: true });
+  }
+
+  get gone(): boolean {
+    return (this.flags & GONE) !== 0;
   }
 
   get sid(): string {
@@ -116,14 +136,15 @@ export class SocketBinding implements EntrySocket, UnitHost {
     const { socket, ctx } = this;
     // The session's live entry in this process, shared by its sockets (ours, if it has none yet).
     this.entry = this.entry.share();
-    this.entry.sockets.push(this);
-    socket.use((packet, next) => this.onPacket(packet as unknown[], next));
+    this.entry.join(this);
+    socket.use(this.onPacket.bind(this) as (packet: unknown, next: (err?: Error) => void) => void);
+    trimMiddlewares(socket);
     socket.on('disconnect', onDisconnect);
     keepChecking(this.entry, ctx);
     if (this.ticketExpiresAt !== undefined && ctx.sealer) {
       this.ticket = new TicketAuthorization(this, ctx.sealer, audienceOf(socket.request), this.ticketExpiresAt);
     }
-    const reason = ctx.hub.tombstones.has(this.entry.room) ? 'destroyed' : this.entry.invalid;
+    const reason = ctx.hub.destroyed(this.entry.sid) ? 'destroyed' : this.entry.invalid;
     if (reason) {
       this.invalidate(reason);
       return false;
@@ -131,9 +152,9 @@ export class SocketBinding implements EntrySocket, UnitHost {
     return true;
   }
 
-  /** After `sconnection`: save what its listeners changed. */
+  /** After `sconnection`: save what its listeners changed, if anything. */
   connected(): void {
-    this.changed();
+    if (this.entry.touched) this.changed();
   }
 
   private changed(): void {
@@ -181,8 +202,8 @@ export class SocketBinding implements EntrySocket, UnitHost {
   }
 
   private overflow(): void {
-    if (this.overflowTold) return;
-    this.overflowTold = true;
+    if (this.flags & OVERFLOW_TOLD) return;
+    this.flags |= OVERFLOW_TOLD;
     log.lock('socket %s: %d events waiting, refusing more', this.socket.id, this.waiting);
     if (this.socket.connected) this.socket.emit(Events.UNAVAILABLE, { code: ErrorCode.SESSION_UNAVAILABLE, reason: 'queue-full', retryAfter: 1000 });
   }
@@ -194,7 +215,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
 
   settled(): void {
     this.waiting -= 1;
-    if (this.waiting === 0) this.overflowTold = false;
+    if (this.waiting === 0) this.flags &= ~OVERFLOW_TOLD;
   }
 
   report(error: unknown): void {
@@ -207,17 +228,17 @@ export class SocketBinding implements EntrySocket, UnitHost {
 
   /** A store failure: the client is told, once per event that was not run (reported once per tick). */
   unavailable(error: SessionUnavailableError): void {
-    if (!this.reportedThisTick) {
-      this.reportedThisTick = true;
+    if (!(this.flags & REPORTED)) {
+      this.flags |= REPORTED;
       this.report(error);
-      process.nextTick(() => (this.reportedThisTick = false));
+      process.nextTick(() => (this.flags &= ~REPORTED));
     }
     this.emit(Events.UNAVAILABLE, error.data);
   }
 
   invalidate(reason: InvalidReason): void {
-    if (this.told) return;
-    this.told = true;
+    if (this.flags & TOLD) return;
+    this.flags |= TOLD;
     const { socket } = this;
     log.invalidate('socket %s: session invalid (%s)', socket.id, reason);
     if (reason === 'corrupt') this.ctx.report(corruptRecordError(this.entry.room), socket);
@@ -231,7 +252,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
   /** The socket left: its waiting units are dropped (they changed nothing); its changes are saved. */
   stop(): void {
     if (this.gone) return;
-    this.gone = true;
+    this.flags |= GONE;
     this.ticket?.stop();
     const { entry, ctx } = this;
     entry.leave(this);

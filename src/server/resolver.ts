@@ -54,7 +54,7 @@ export class Resolver {
     if (ticket !== undefined && sealer) {
       const opened = await sealer.open(ticket, audienceOf(req));
       if ('invalid' in opened) throw new SessionInvalidError(opened.invalid);
-      log.tickets('handshake with a ticket of %s', sessionRoom(opened.sid));
+      if (log.tickets.enabled) log.tickets('handshake with a ticket of %s', sessionRoom(opened.sid));
       return { sid: opened.sid, ticketExpiresAt: opened.expiresAt };
     }
     if (!originAllowed(req, options)) {
@@ -82,7 +82,7 @@ export class Resolver {
   private async load(sid: string, forHandshake: boolean): Promise<Resolved> {
     const { hub, options } = this.ctx;
     const live = SessionEntry.of(hub, sid);
-    if (live?.trustworthy && !hub.tombstones.has(live.room)) return { sid, entry: live };
+    if (live?.trustworthy && !hub.destroyed(sid)) return { sid, entry: live };
     const loaded = forHandshake ? await hub.readForHandshake(sid, options.storeTimeout) : await hub.readToCarry(sid, options.storeTimeout);
     if ('record' in loaded) return { sid, record: loaded.record };
     const room = sessionRoom(sid);

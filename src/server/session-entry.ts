@@ -15,6 +15,7 @@ import type { InvalidReason } from '../protocol.js';
 import { SessionInvalidError, type SessionUnavailableError } from '../errors.js';
 import { ChangeTracker, type Changes } from './tracker.js';
 import type { Live, Loaded, SessionRecord, StoreHub } from './store.js';
+import { sessionRoom } from './invalidation.js';
 import { log } from './log.js';
 
 /** The session object handlers see as `socket.session`: an express-session `Session`. */
@@ -37,31 +38,8 @@ const expiryOf = (cookie: { expires?: Date | string | number | null } | undefine
 /** How many times a merge re-reads when writes keep landing during its read. */
 const MAX_REREADS = 3;
 
-/**
- * The stand-in request a Session is bound to (never the socket's request, which every namespace of
- * one connection shares): express-session's `session.reload()` assigns `req.session`, which the
- * entry takes in.
- */
-class EntryRequest {
-  constructor(
-    readonly sessionID: string,
-    readonly sessionStore: Store,
-    private readonly entry: SessionEntry | undefined,
-    private made?: Session,
-  ) {}
-
-  get session(): Session | undefined {
-    return this.made;
-  }
-
-  set session(session: Session) {
-    if (this.made && this.entry) this.entry.replace(session);
-    else this.made = session;
-  }
-}
-
 export class SessionEntry implements Live {
-  readonly room: string;
+  private roomName: string | undefined;
   /** This process's writes of the session so far, counted by the store hub at each write's start and end. */
   version = 0;
   /** The express-session Session, kept for the entry's life (values are replaced in place on reload). */
@@ -69,8 +47,8 @@ export class SessionEntry implements Live {
   private tracker!: ChangeTracker<SocketSession>;
   /** `version` when the copy was last known to equal the store's record; -1: not known. */
   private currentAt = -1;
-  /** Its sockets in this process (usually one or a few). */
-  readonly sockets: EntrySocket[] = [];
+  /** Its sockets in this process (usually one or a few; replaced, not grown: an array sized to fit). */
+  sockets: readonly EntrySocket[] = [];
   /** Set when its sockets were told the session is invalid: nothing is saved after that. */
   invalid: InvalidReason | undefined;
   /** A socket of the session saw traffic since the last revalidation: only active sessions are kept alive. */
@@ -96,14 +74,20 @@ export class SessionEntry implements Live {
     return hub.liveInRoom(room) as SessionEntry | undefined;
   }
 
+
+  /** The session's name in logs, tombstones and notices (a hash of its id; computed when first needed). */
+  get room(): string {
+    return (this.roomName ??= sessionRoom(this.sid));
+  }
+
   /** A new entry with the store's record, not shared yet (see `share`). */
   constructor(
     private readonly hub: StoreHub,
     readonly sid: string,
     record: SessionRecord,
   ) {
-    this.room = hub.roomOf(sid);
-    this.raw = this.createSession(record, this);
+    // The entry is the request its Session is bound to (see `sessionID`, `sessionStore`, `session`).
+    hub.store.createSession(this as never, record);
     this.tracker = new ChangeTracker(this.raw);
     this.noteCookie(record);
   }
@@ -124,16 +108,35 @@ export class SessionEntry implements Live {
     return this;
   }
 
-  /** A Session made by the store's own createSession, bound to a stand-in request. */
-  private createSession(record: SessionRecord, entry?: SessionEntry): Session & Record<string, unknown> {
-    const req = new EntryRequest(this.sid, this.hub.store, entry);
+  /** A Session made by the store's own createSession from a record (its values are taken in, not the object). */
+  private createSession(record: SessionRecord): Session & Record<string, unknown> {
+    const req: { sessionID: string; sessionStore: Store; session?: Session } = { sessionID: this.sid, sessionStore: this.hub.store };
     this.hub.store.createSession(req as never, record);
     return req.session as Session & Record<string, unknown>;
   }
 
+  /**
+   * The entry stands in for the request express-session binds a Session to (`session.req`): never
+   * the socket's request, which every namespace of one connection shares.
+   */
+  get sessionID(): string {
+    return this.sid;
+  }
+
+  get sessionStore(): Store {
+    return this.hub.store;
+  }
+
   /** What handlers see: the session, tracked. */
   get session(): SocketSession {
-    return this.tracker.proxy;
+    // (Read once by createSession itself, while the tracker is not there yet.)
+    return this.tracker?.proxy ?? this.raw;
+  }
+
+  /** express-session's createSession assigns it: the first time our Session; later (`session.reload()`) a new one to take in. */
+  set session(session: Session) {
+    if (this.raw) this.replace(session);
+    else this.raw = session as Session & Record<string, unknown>;
   }
 
   /** The copy equals the store's record, as far as this process can tell. */
@@ -219,6 +222,11 @@ export class SessionEntry implements Live {
   replace(session: Session): void {
     this.discard();
     this.adopt(session as unknown as SessionRecord, false);
+  }
+
+  /** Whether anything may have changed since the copy was loaded or saved. */
+  get touched(): boolean {
+    return this.tracker.touched;
   }
 
   /** A handler starts (`first`: the first since the copy was loaded or saved). */
@@ -349,7 +357,7 @@ export class SessionEntry implements Live {
     if (this.invalid) return;
     this.invalid = reason;
     log.invalidate('%s invalid (%s): %d socket(s) told', this.room, reason, this.sockets.length);
-    for (const socket of [...this.sockets]) socket.invalidate(reason);
+    for (const socket of this.sockets) socket.invalidate(reason);
     this.stopTimers();
   }
 
@@ -361,9 +369,12 @@ export class SessionEntry implements Live {
   }
 
   /** A socket of the session leaves. */
+  join(socket: EntrySocket): void {
+    this.sockets = [...this.sockets, socket];
+  }
+
   leave(socket: EntrySocket): void {
-    const at = this.sockets.indexOf(socket);
-    if (at >= 0) this.sockets.splice(at, 1);
+    this.sockets = this.sockets.filter((s) => s !== socket);
   }
 
   /** No socket left: leave the registry (a pending save still runs) and its timers. */

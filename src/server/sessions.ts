@@ -113,7 +113,7 @@ export class SessionServer<
       const { sid, record, entry, ticketExpiresAt } = await resolver.handshake(socket.request, socket.handshake.auth);
       const bound = entry ?? new SessionEntry(this.ctx.hub, sid, record!);
       new SocketBinding(socket, bound, this.ctx, ticketExpiresAt);
-      log.handshake('socket %s bound to %s', socket.id, bound.room);
+      if (log.handshake.enabled) log.handshake('socket %s bound to %s', socket.id, bound.room);
     } catch (err) {
       if (err instanceof SessionError && err.code === 'SESSION_INVALID') this.emit('sinvalid', socket as never, err.reason as InvalidReason);
       else if (err instanceof SessionError && err.code === 'SESSION_UNAVAILABLE') this.report(err, socket);

@@ -74,9 +74,8 @@ export class StoreHub {
   /** No other process writes this store (express-session's MemoryStore): a copy nothing wrote since is current. */
   readonly local: boolean;
   private users = 0;
-  /** Sessions loaded in this process, by id and by room. */
+  /** Sessions loaded in this process, by id. */
   private readonly live = new Map<string, Live>();
-  private readonly liveRooms = new Map<string, Live>();
   private readonly carried = new Map<string, { record: SessionRecord; at: number }>();
   private readonly destroyListeners = new Set<(sid: string, room: string) => void>();
   private readonly own: { set: StoreMethod; destroy: StoreMethod; touch?: StoreMethod; clear?: StoreMethod };
@@ -202,6 +201,11 @@ export class StoreHub {
     if (live) live.version += 1;
   }
 
+  /** Whether a session was destroyed lately (no hash computed while nothing was). */
+  destroyed(sid: string): boolean {
+    return !this.tombstones.empty && this.tombstones.has(this.roomOf(sid));
+  }
+
   /** A session's room name (cached for live sessions: a hash per write otherwise). */
   roomOf(sid: string): string {
     return this.live.get(sid)?.room ?? sessionRoom(sid);
@@ -210,13 +214,11 @@ export class StoreHub {
   /** Count this process's writes of a loaded session from now on (until `untrack`). */
   track(live: Live): void {
     this.live.set(live.sid, live);
-    this.liveRooms.set(live.room, live);
   }
 
   untrack(live: Live): void {
     if (this.live.get(live.sid) !== live) return;
     this.live.delete(live.sid);
-    this.liveRooms.delete(live.room);
   }
 
   /** The loaded session of an id, or of a room. */
@@ -224,8 +226,10 @@ export class StoreHub {
     return this.live.get(sid);
   }
 
+  /** (A scan: only another node's destroy notice asks; an index by room would cost memory per session.) */
   liveInRoom(room: string): Live | undefined {
-    return this.liveRooms.get(room);
+    for (const live of this.live.values()) if (live.room === room) return live;
+    return undefined;
   }
 
   /** Call `listener(sid, room)` after every successful destroy through the store. Returns a disposer. */
@@ -242,10 +246,9 @@ export class StoreHub {
 
   /** Read a session. Throws SessionUnavailableError. */
   async read(sid: string, timeoutMs: number): Promise<Loaded> {
-    const room = this.roomOf(sid);
-    if (this.tombstones.has(room)) return { invalid: 'destroyed' };
+    if (this.destroyed(sid)) return { invalid: 'destroyed' };
     const value = await call(this.store, this.store.get as StoreMethod, [sid], timeoutMs);
-    if (this.tombstones.has(room)) return { invalid: 'destroyed' };
+    if (this.destroyed(sid)) return { invalid: 'destroyed' };
     if (value === null || value === undefined) return { invalid: 'not-found' };
     if (!isSessionRecord(value)) return { invalid: 'corrupt' };
     return { record: value };
@@ -270,7 +273,7 @@ export class StoreHub {
     const carried = this.carried.get(sid);
     if (carried) {
       this.carried.delete(sid);
-      if (Date.now() - carried.at <= CARRY_MS && !this.tombstones.has(this.roomOf(sid))) return { record: carried.record };
+      if (Date.now() - carried.at <= CARRY_MS && !this.destroyed(sid)) return { record: carried.record };
     }
     return this.read(sid, timeoutMs);
   }
@@ -287,9 +290,8 @@ export class StoreHub {
   }
 
   private async guarded(sid: string, op: () => Promise<unknown>): Promise<'destroyed' | undefined> {
-    const room = this.roomOf(sid);
-    if (this.tombstones.has(room)) return 'destroyed';
+    if (this.destroyed(sid)) return 'destroyed';
     await op();
-    return this.tombstones.has(room) ? 'destroyed' : undefined;
+    return this.destroyed(sid) ? 'destroyed' : undefined;
   }
 }

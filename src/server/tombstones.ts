@@ -48,6 +48,11 @@ export class Tombstones {
     return this.stones.has(room);
   }
 
+  /** No session is remembered as destroyed (then nobody needs to hash an id to ask). */
+  get empty(): boolean {
+    return this.stones.size === 0;
+  }
+
   /** A destroy of `room` starts: from now on its writes are dropped. */
   destroying(room: string): void {
     const stone = this.stone(room);

@@ -39,7 +39,7 @@ export class HttpSurfaces {
     if (!sealer) throw new SessionOptionsError('socket.io-sessions: tickets need a "secret"');
     const resolved = await this.resolver.request(req);
     const ticket = await sealer.seal(resolved.sid, audience);
-    log.tickets('ticket minted for %s (audience %s)', sessionRoom(resolved.sid), audience);
+    if (log.tickets.enabled) log.tickets('ticket minted for %s (audience %s)', sessionRoom(resolved.sid), audience);
     return { ticket, setCookie: renew ? await this.renewCookie(req, resolved) : undefined };
   }
 
@@ -75,7 +75,7 @@ export class HttpSurfaces {
       });
       if (failure) throw failure;
     }
-    log.tickets('session cookie of %s renewed', sessionRoom(sid));
+    if (log.tickets.enabled) log.tickets('session cookie of %s renewed', sessionRoom(sid));
     return sessionCookie(options.name, sid, options.secrets[0], cookie, expires);
   }
 
