@@ -42,6 +42,11 @@ function trimMiddlewares(socket: Socket): void {
   if (Array.isArray(holder.fns)) holder.fns = holder.fns.slice();
 }
 
+/** The packet's units are queued by now (socket.io dispatched it on an earlier tick). */
+function release(binding: SocketBinding): void {
+  binding.reserved -= 1;
+}
+
 /** One `disconnect` listener for every socket (`this` is the socket): nothing allocated per socket. */
 function onDisconnect(this: Socket): void {
   bindingOf(this)?.stop();
@@ -93,7 +98,7 @@ const GONE = 8;
 export class SocketBinding implements EntrySocket, UnitHost {
   /** Its units waiting or running (per-message mode), and packets let through whose units are not queued yet. */
   private waiting = 0;
-  private reserved = 0;
+  reserved = 0;
   /** The client was told its queue is full; told again only after it drained. */
   /** OVERFLOW_TOLD | REPORTED | TOLD | GONE (one field, not four: there is one binding per socket). */
   private flags = 0;
@@ -169,7 +174,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
       return;
     }
     if (event === CredentialEvents.REFRESH && this.ticket) {
-      void this.ticket.refresh(packet[1], packet[packet.length - 1]);
+      this.ticket.refresh(packet[1], packet[packet.length - 1]);
       return next(); // the app may listen too; the refresh itself is ours, never a unit of work
     }
     this.entry.active = true;
@@ -185,7 +190,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
     // The units of this packet are queued when socket.io dispatches it, on the next tick.
     this.reserved += 1;
     next();
-    process.nextTick(() => (this.reserved -= 1));
+    process.nextTick(release, this);
   }
 
   /** The seed's `smessage` in per-connection mode: its listeners run at once; the client's callback fires once they settled. */

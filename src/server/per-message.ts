@@ -95,6 +95,8 @@ export class PerMessageUnit implements EventUnit {
  */
 async function runBatch(units: PerMessageUnit[]): Promise<void> {
   // Units of one session id normally share one entry; a retired entry's last units run on their own.
+  const { entry } = units[0].host;
+  if (units.every((unit) => unit.host.entry === entry)) return runGroup(units);
   for (const group of groupBy(units, (unit) => unit.host.entry)) await runGroup(group);
 }
 

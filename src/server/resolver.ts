@@ -52,7 +52,7 @@ export class Resolver {
     const ticket = auth !== null && typeof auth === 'object' ? (auth as Record<string, unknown>)[TICKET_AUTH_FIELD] : undefined;
     const { sealer, options } = this.ctx;
     if (ticket !== undefined && sealer) {
-      const opened = await sealer.open(ticket, audienceOf(req));
+      const opened = sealer.open(ticket, audienceOf(req));
       if ('invalid' in opened) throw new SessionInvalidError(opened.invalid);
       if (log.tickets.enabled) log.tickets('handshake with a ticket of %s', sessionRoom(opened.sid));
       return { sid: opened.sid, ticketExpiresAt: opened.expiresAt };

@@ -15,6 +15,7 @@
 import type { Store, SessionData } from 'express-session';
 import { SessionUnavailableError } from '../errors.js';
 import { Tombstones } from './tombstones.js';
+import { Deadlines, type Expiring } from './deadlines.js';
 import { sessionRoom } from './invalidation.js';
 import { log } from './log.js';
 
@@ -49,15 +50,28 @@ function processLocal(store: Store): boolean {
   return store.constructor?.name === 'MemoryStore' && typeof (store as { sessions?: unknown }).sessions === 'object';
 }
 
+/** The deadlines of every store call in the process, on one timer. */
+const deadlines = new Deadlines();
+
 /** Call a callback-style store method with a deadline; stores that also return a promise have its rejection handled. */
 function call(store: Store, method: StoreMethod, args: unknown[], timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new SessionUnavailableError('store-timeout', RETRY_AFTER_MS)), Math.max(1, timeoutMs));
+    let settled = false;
+    const wait: Expiring = {
+      deadline: Date.now() + Math.max(1, timeoutMs),
+      expire() {
+        settled = true;
+        reject(new SessionUnavailableError('store-timeout', RETRY_AFTER_MS));
+      },
+    };
     const done: Callback = (err, value) => {
-      clearTimeout(timer);
+      if (settled) return;
+      settled = true;
+      deadlines.delete(wait);
       if (err) reject(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: err }));
       else resolve(value ?? null);
     };
+    deadlines.add(wait);
     try {
       const result = method.call(store, ...(args as [string]), done) as unknown;
       if (result && typeof (result as Promise<unknown>).catch === 'function') (result as Promise<unknown>).catch((err) => done(err ?? new Error('store rejected')));

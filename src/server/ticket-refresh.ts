@@ -40,9 +40,9 @@ export class TicketAuthorization {
   }
 
   /** `sio-sessions:refresh` from the client: a new ticket of the same session, for the same page origin. */
-  async refresh(token: unknown, ack: unknown): Promise<void> {
+  refresh(token: unknown, ack: unknown): void {
     if (typeof ack !== 'function') return;
-    const opened = await this.sealer.open(token, this.audience);
+    const opened = this.sealer.open(token, this.audience);
     let result: RefreshResult;
     if ('invalid' in opened) result = { ok: false, code: ErrorCode.SESSION_INVALID, reason: opened.invalid };
     else if (opened.sid !== this.holder.sid) result = { ok: false, code: ErrorCode.SESSION_INVALID, reason: 'ticket-session-mismatch' };

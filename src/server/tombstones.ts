@@ -33,6 +33,7 @@ interface Writes {
 export class Tombstones {
   private readonly stones = new Map<string, Tombstone>();
   private readonly writes = new Map<string, Writes>();
+  private starts = 0;
 
   /**
    * @param raceWindowMs how long after it ended a write may still meet another node's destroy
@@ -93,13 +94,14 @@ export class Tombstones {
   writeStarted(room: string, sid: string): void {
     const now = this.now();
     const writes = this.writes.get(room);
-    if (writes) {
+    if (!writes) this.writes.set(room, { sid, running: 1, at: now });
+    else {
       writes.running += 1;
       writes.at = now;
-      this.writes.delete(room); // re-inserted: the map stays (roughly) ordered by time
-      this.writes.set(room, writes);
-    } else this.writes.set(room, { sid, running: 1, at: now });
-    this.prune(now);
+      if (this.raceWindowMs > 0) this.touch(room, writes);
+    }
+    // (Single node: ended writes are forgotten at once; only writes that never end are pruned, now and then.)
+    if (this.raceWindowMs > 0 || (++this.starts & 1023) === 0) this.prune(now);
   }
 
   /** A write of `room` ended. Returns true when one more destroy is due now: it raced a destroy. */
@@ -108,13 +110,20 @@ export class Tombstones {
     if (writes) {
       writes.running = Math.max(0, writes.running - 1);
       writes.at = this.now();
-      this.writes.delete(room);
-      this.writes.set(room, writes);
+      // Without other nodes, an ended write needs no remembering.
+      if (this.raceWindowMs === 0 && writes.running === 0) this.writes.delete(room);
+      else this.touch(room, writes);
     }
     const stone = this.stones.get(room);
     if (!stone) return false;
     stone.raced = true;
     return this.repeatDue(room, stone);
+  }
+
+  /** Re-insert, so the map stays (roughly) ordered by time for pruning. */
+  private touch(room: string, writes: Writes): void {
+    this.writes.delete(room);
+    this.writes.set(room, writes);
   }
 
   private repeatDue(room: string, stone: Tombstone): boolean {

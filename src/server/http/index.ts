@@ -38,7 +38,7 @@ export class HttpSurfaces {
     const { sealer } = this.ctx;
     if (!sealer) throw new SessionOptionsError('socket.io-sessions: tickets need a "secret"');
     const resolved = await this.resolver.request(req);
-    const ticket = await sealer.seal(resolved.sid, audience);
+    const ticket = sealer.seal(resolved.sid, audience);
     if (log.tickets.enabled) log.tickets('ticket minted for %s (audience %s)', sessionRoom(resolved.sid), audience);
     return { ticket, setCookie: renew ? await this.renewCookie(req, resolved) : undefined };
   }
