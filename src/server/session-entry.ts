@@ -293,9 +293,41 @@ export class SessionEntry implements Live {
     if ((await this.hub.write(this.sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
     log.save('%s saved %d key(s)%s', this.room, changes.now.size, merged ? ' (merged into the store record)' : '');
     // Only our own write (counted at its start and end) came since: the copy is what the store holds.
-    const onlyOurs = settled && this.version === before + 2;
+    const onlyOurs = settled && this.version === before + 2 && !this.hub.writing(this.sid);
+    if (!onlyOurs) {
+      // Another write of the session through this process overlapped ours (an HTTP request saving its
+      // whole, older copy): it may have landed after ours. Make sure what we changed is in the store.
+      const reason = await this.ensureWritten(changes, timeoutMs);
+      if (reason) return reason;
+    }
     if (merged) this.adopt(record, onlyOurs, changes.now.keys());
     else this.currentAt = onlyOurs ? this.version : -1;
+    return undefined;
+  }
+
+  /**
+   * After a write that others overlapped: once they ended, read the record and write our changed
+   * keys again where it lacks them (a few times at most). The invalid reason if the session is gone.
+   */
+  private async ensureWritten(changes: Changes, timeoutMs: number): Promise<InvalidReason | undefined> {
+    for (let attempt = 0; attempt < MAX_REREADS; attempt++) {
+      await this.hub.whenQuiet(this.sid, timeoutMs);
+      const { loaded } = await this.read(timeoutMs);
+      const reason = this.goneReason(loaded);
+      if (reason) return reason;
+      const record = (loaded as { record: SessionRecord }).record;
+      let missing = false;
+      for (const [key, json] of changes.now) {
+        if ((Object.hasOwn(record, key) ? JSON.stringify(record[key]) : undefined) === json) continue;
+        missing = true;
+        if (json === undefined) delete record[key];
+        else record[key] = JSON.parse(json);
+      }
+      if (!missing) return undefined;
+      log.save('%s: an overlapping write dropped our changes; writing them again', this.room);
+      this.keepTouchedExpiry(record);
+      if ((await this.hub.write(this.sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
+    }
     return undefined;
   }
 

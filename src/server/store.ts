@@ -92,6 +92,8 @@ export class StoreHub {
   private readonly live = new Map<string, Live>();
   private readonly carried = new Map<string, { record: SessionRecord; at: number }>();
   private readonly destroyListeners = new Set<(sid: string, room: string) => void>();
+  /** Who waits for the writes of a room to end (see `whenQuiet`). */
+  private readonly quietWaiters = new Map<string, Array<() => void>>();
   private readonly own: { set: StoreMethod; destroy: StoreMethod; touch?: StoreMethod; clear?: StoreMethod };
   private readonly wrapped: { set: StoreMethod; destroy: StoreMethod; touch?: StoreMethod; clear?: StoreMethod };
 
@@ -162,6 +164,7 @@ export class StoreHub {
       ended = true;
       this.bump(sid);
       if (this.tombstones.writeEnded(room)) this.destroyAgain(sid, room);
+      if (this.tombstones.running(room) === 0) this.wakeQuiet(room);
       cb?.(err);
     };
     try {
@@ -244,6 +247,38 @@ export class StoreHub {
   liveInRoom(room: string): Live | undefined {
     for (const live of this.live.values()) if (live.room === room) return live;
     return undefined;
+  }
+
+  /** Whether a write of `sid` is under way in this process. */
+  writing(sid: string): boolean {
+    return this.tombstones.running(this.roomOf(sid)) > 0;
+  }
+
+  /** Resolves once no write of `sid` is under way in this process (or after `timeoutMs`). */
+  whenQuiet(sid: string, timeoutMs: number): Promise<void> {
+    const room = this.roomOf(sid);
+    if (this.tombstones.running(room) === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      let done = false;
+      const wake = () => {
+        if (done) return;
+        done = true;
+        deadlines.delete(wait);
+        resolve();
+      };
+      const wait: Expiring = { deadline: Date.now() + timeoutMs, expire: wake };
+      deadlines.add(wait);
+      const waiters = this.quietWaiters.get(room);
+      if (waiters) waiters.push(wake);
+      else this.quietWaiters.set(room, [wake]);
+    });
+  }
+
+  private wakeQuiet(room: string): void {
+    const waiters = this.quietWaiters.get(room);
+    if (!waiters) return;
+    this.quietWaiters.delete(room);
+    for (const wake of waiters) wake();
   }
 
   /** Call `listener(sid, room)` after every successful destroy through the store. Returns a disposer. */

@@ -49,6 +49,11 @@ export class Tombstones {
     return this.stones.has(room);
   }
 
+  /** Writes of `room` under way in this process. */
+  running(room: string): number {
+    return this.writes.get(room)?.running ?? 0;
+  }
+
   /** No session is remembered as destroyed (then nobody needs to hash an id to ask). */
   get empty(): boolean {
     return this.stones.size === 0;
