@@ -14,7 +14,7 @@ import type { Session, SessionData, Store } from 'express-session';
 import type { InvalidReason } from '../protocol.js';
 import { SessionInvalidError, type SessionUnavailableError } from '../errors.js';
 import { ChangeTracker, type Changes } from './tracker.js';
-import type { Live, Loaded, SessionRecord, StoreHub } from './store.js';
+import { isSessionRecord, type Live, type Loaded, type SessionRecord, type StoreHub } from './store.js';
 import { sessionRoom } from './invalidation.js';
 import { log } from './log.js';
 
@@ -123,6 +123,11 @@ export class SessionEntry implements Live {
     return this.sid;
   }
 
+  /** (express-session's `regenerate()` assigns a new id to its request: this entry's session is destroyed by then.) */
+  set sessionID(_id: string) {
+    // The entry stays the destroyed session's; its sockets are told.
+  }
+
   get sessionStore(): Store {
     return this.hub.store;
   }
@@ -135,8 +140,9 @@ export class SessionEntry implements Live {
 
   /** express-session's createSession assigns it: the first time our Session; later (`session.reload()`) a new one to take in. */
   set session(session: Session) {
-    if (this.raw) this.replace(session);
-    else this.raw = session as Session & Record<string, unknown>;
+    if (!this.raw) this.raw = session as Session & Record<string, unknown>;
+    // A destroyed entry takes nothing in (`regenerate()` then assigns a fresh, cookie-less Session).
+    else if (!this.invalid && isSessionRecord(session)) this.replace(session);
   }
 
   /** The copy equals the store's record, as far as this process can tell. */

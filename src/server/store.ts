@@ -266,7 +266,14 @@ export class StoreHub {
         deadlines.delete(wait);
         resolve();
       };
-      const wait: Expiring = { deadline: Date.now() + timeoutMs, expire: wake };
+      // Given up waiting (a write that never ends): do not stay in the list either.
+      const expire = () => {
+        const waiters = this.quietWaiters.get(room)?.filter((w) => w !== wake);
+        if (waiters?.length) this.quietWaiters.set(room, waiters);
+        else this.quietWaiters.delete(room);
+        wake();
+      };
+      const wait: Expiring = { deadline: Date.now() + timeoutMs, expire };
       deadlines.add(wait);
       const waiters = this.quietWaiters.get(room);
       if (waiters) waiters.push(wake);
