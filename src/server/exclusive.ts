@@ -191,6 +191,14 @@ export class Lane {
   }
 }
 
+/** Resolves once every lane of `hub` has run what was queued in it so far. */
+export function settleLanes(hub: StoreHub): Promise<void> {
+  const map = lanes.get(hub);
+  if (!map) return Promise.resolve();
+  const noop = { timeoutMs: 0, failed: () => undefined, run: async () => undefined };
+  return Promise.all([...map.values()].map((lane) => lane.task(noop))).then(() => undefined);
+}
+
 export function unavailable(reason: UnavailableReason, cause?: unknown): SessionUnavailableError {
   return new SessionUnavailableError(reason, reason === 'lock-timeout' ? 200 : RETRY_AFTER_MS, cause === undefined ? undefined : { cause });
 }

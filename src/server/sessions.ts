@@ -23,7 +23,7 @@ import { TicketSealer } from './tickets.js';
 import { HttpSurfaces } from './http/index.js';
 import type { TokenEndpointOptions } from './http/token-endpoint.js';
 import type { ServerContext } from './context.js';
-import { revalidationWheel } from './tasks.js';
+import { flush, revalidationWheel } from './tasks.js';
 import { log } from './log.js';
 
 /** An event map as socket.io takes it (its own `EventsMap` is not exported). */
@@ -172,6 +172,20 @@ export class SessionServer<
    */
   clientScriptHandler(basePath = this.namespace.server.path()) {
     return this.http.clientScript(basePath);
+  }
+
+  /**
+   * Save every pending change now (per-connection mode waits up to `saveDelay` otherwise) and
+   * resolve once all the work queued so far (saves, per-message events, revalidation) has run.
+   * For a graceful shutdown (after `io.close()`, before closing the store) and for tests.
+   *
+   * @example
+   * ```ts
+   * io.close(() => sio.flush().then(() => store.close()));
+   * ```
+   */
+  flush(): Promise<void> {
+    return flush(this.ctx);
   }
 
   /** The session bound to a socket of this namespace, if any. */

@@ -238,6 +238,11 @@ export class StoreHub {
     this.live.delete(live.sid);
   }
 
+  /** Every session loaded in this process. */
+  liveSessions(): IterableIterator<Live> {
+    return this.live.values();
+  }
+
   /** The loaded session of an id, or of a room. */
   liveOf(sid: string): Live | undefined {
     return this.live.get(sid);

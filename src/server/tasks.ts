@@ -7,7 +7,7 @@
 import { CredentialEvents } from '../protocol.js';
 import { SessionUnavailableError } from '../errors.js';
 import type { ServerContext } from './context.js';
-import { Lane } from './exclusive.js';
+import { Lane, settleLanes } from './exclusive.js';
 import type { SessionEntry } from './session-entry.js';
 import { RETRY_AFTER_MS } from './store.js';
 import { Wheel } from './wheel.js';
@@ -43,6 +43,21 @@ export function saveTask(entry: SessionEntry, ctx: ServerContext, attempt = 0): 
       }
     },
   });
+}
+
+/**
+ * Save every pending change now (per-connection saves waiting for `saveDelay`), and resolve once
+ * all the work queued so far on the sessions of this process has run.
+ */
+export async function flush(ctx: ServerContext): Promise<void> {
+  for (const live of ctx.hub.liveSessions()) {
+    const entry = live as SessionEntry;
+    if (entry.saveTimer === undefined) continue;
+    clearTimeout(entry.saveTimer);
+    entry.saveTimer = undefined;
+    void saveTask(entry, ctx);
+  }
+  await settleLanes(ctx.hub);
 }
 
 /** Check `entry` every `revalidateInterval` while it has sockets (on the server's wheel: one timer for all sessions). */

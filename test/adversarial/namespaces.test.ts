@@ -65,7 +65,7 @@ for (const perMessage of [false, true]) {
     const record = (cookie: string) => store.peek(sidOf(cookie)) as Record<string, unknown> | undefined;
     await Promise.all([onA.timeout(2000).emitWithAck('set', 'fromA', 'written on /a'), onB.timeout(2000).emitWithAck('set', 'fromB', 'written on /b')]);
     await eventually(() => record(cookieX)?.fromA === 'written on /a' && record(cookieY)?.fromB === 'written on /b', 2000).catch(() => undefined);
-    await delay(100); // per-connection: any save on the wrong session would have landed too
+    await Promise.all([instances['/a']!.flush(), instances['/b']!.flush()]); // any save on the wrong session would have run too
     const x = record(cookieX);
     const y = record(cookieY);
     t.diagnostic(`handlers saw ${JSON.stringify(seen)}; X: ${JSON.stringify({ user: x?.user, fromA: x?.fromA, fromB: x?.fromB })}, Y: ${JSON.stringify({ user: y?.user, fromA: y?.fromA, fromB: y?.fromB })}`);

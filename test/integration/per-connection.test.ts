@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SessionData, Store } from 'express-session';
 import type { Socket } from 'socket.io';
-import { startServer, connectClient, connected, once, eventually, delay, sidOf, type TestServer } from '../helpers/servers.js';
+import { startServer, connectClient, connected, once, eventually, sidOf, type TestServer } from '../helpers/servers.js';
 
 type Ack = (value?: unknown) => void;
 
@@ -99,11 +99,11 @@ test('a socket that changed nothing writes nothing, so an HTTP write made meanwh
   await server.httpWrite(cookie, { x: 2 });
   assert.equal(sets.length, 1, 'the HTTP write');
   assert.equal(await client.emitWithAck('get', 'x'), 1, 'the socket still has the copy it loaded');
-  await delay(150); // past saveDelay: the debounced save ran and found nothing to write
+  await server.sio.flush(); // the pending save ran (now) and found nothing to write
   const serverDisconnect = once(sockets[0], 'disconnect');
   client.close();
   await serverDisconnect;
-  await delay(50); // the disconnect save is queued after the app's disconnect listeners
+  await server.sio.flush(); // the disconnect save, queued after the app's disconnect listeners, has run
   assert.equal((await server.httpSession(cookie)).x, 2);
   assert.deepEqual(sets.map((s) => s.data.x), [2], 'the library called store.set not once');
 });
@@ -153,7 +153,7 @@ test('HTTP changes show up in socket.session after the socket\'s next save', asy
   const client = connectClient(server.url, cookie);
   t.after(() => client.close());
   await connected(client);
-  await delay(150); // let the save scheduled at connect pass
+  await server.sio.flush(); // nothing pending from the connect
   await server.httpWrite(cookie, { fromHttp: 7 });
   assert.equal(await client.emitWithAck('get', 'fromHttp'), null, 'loaded at connect, not reloaded per event (undefined arrives as null)');
   await client.emitWithAck('set', 'fromSocket', 1);
@@ -176,7 +176,7 @@ test('after logout over HTTP, a socket with unsaved changes does not bring the s
   const serverDisconnect = once(sockets[0], 'disconnect');
   await server.logout(cookie);
   await serverDisconnect;
-  await delay(100); // the disconnect save would run right after the disconnect listeners
+  await server.sio.flush(); // the disconnect save (queued after the disconnect listeners) has run
   assert.equal(await storedSession(server.store, sid), undefined);
   assert.deepEqual(sets, [], 'nothing written for the destroyed session');
 });

@@ -139,7 +139,7 @@ test('a throwing handler\'s partial change is not saved when the socket then dis
   const disconnected = once(serverSocket!, 'disconnect');
   client.close();
   await disconnected;
-  await delay(100); // the disconnect save runs right after the disconnect listeners
+  await server.sio.flush(); // the disconnect save (right after the disconnect listeners) has run
   assert.equal((await server.httpSession(cookie)).counter, 5);
 });
 
