@@ -1,4 +1,4 @@
-// Builds dist/ (see "dist/ files and sizes" in README.md):
+// Builds dist/ (the files and their size budgets: docs/browser.md, "Including it"; test/packaging/dist.test.ts):
 //   client/  npm ESM + CommonJS entry of `socket.io-sessions` (socket.io-client external), its core
 //            without the option check, minified (the `production` condition; the size budget is
 //            measured on it), bundled .d.ts/.d.cts

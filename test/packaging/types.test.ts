@@ -4,9 +4,9 @@
  * `connectWithSession<ServerToClient, ClientToServer>()` flow into `on`/`emit`, those of
  * `new Server<ClientToServer, ServerToClient>()` into the sockets `sessions(io)` hands to
  * `sconnection` (inferred from the Server), and wrong event names or payloads do not compile.
- * `socket.session` is typed as present (undefined on a namespace without `sessions()`: the README
- * says so); `sio.sessionOf(socket)` is the typed way to ask. Each case is a small consumer file compiled in memory with
- * TypeScript (strict, NodeNext); `expect-type` checks the inferred types.
+ * `socket.session` is typed as present (undefined on a namespace without `sessions()`: docs/server.md
+ * says so); `sio.sessionOf(socket)` is the typed way to ask. Each case is a small consumer file
+ * compiled in memory with TypeScript (strict, NodeNext); `expect-type` checks the inferred types.
  * Needs `npm run build` first, as `npm test` does.
  */
 import { test } from 'node:test';
