@@ -1,10 +1,11 @@
-// Builds dist/ (see "dist/ files and sizes" in README.md):
-//   client/  npm ESM + CommonJS entry of `socket.io-sessions` (socket.io-client external), a minified
-//            ESM copy (the size budget is measured on it), bundled .d.ts/.d.cts
+// Builds dist/ (the files and their size budgets: docs/browser.md, "Including it"; test/packaging/dist.test.ts):
+//   client/  npm ESM + CommonJS entry of `socket.io-sessions` (socket.io-client external), its core
+//            without the option check, minified (the `production` condition; the size budget is
+//            measured on it), bundled .d.ts/.d.cts
 //   server/  npm ESM + CommonJS entry of `socket.io-sessions/server`, bundled .d.ts/.d.cts
 //            and of `socket.io-sessions/tickets` (opt-in ticket credentials)
-//   umd/     the script-tag add-on and its tickets part, served together (with an embedded ticket)
-//            by the server at /socket.io/socket.io-sessions.js
+//   umd/     the script-tag add-on, its tickets part and its option check, served together (with an
+//            embedded ticket; the check unless NODE_ENV=production) at /socket.io/socket.io-sessions.js
 //   cdn/     standalone files with socket.io-client inside: a UMD for one <script>, an ESM for import
 // Declarations: `tsc -p tsconfig.build.json` writes them to node_modules/.cache/ first (build script);
 // rollup-plugin-dts bundles one file per entry, so `import` and `require` each get their own.
@@ -58,12 +59,15 @@ const trimEmitter = {
 };
 const clientPlugins = (...before) => [...before, trimEmitter, resolve({ browser: true }), commonjs({ strictRequires: false, defaultIsModuleExports: true }), ts()];
 
-// The tabs entry imports the core entry (error classes, the reload guard) as `socket.io-sessions`
-// (the global `ioSessions` of the script-tag add-on): one copy, so `instanceof` holds in every tab and
-// no bytes ship twice. The CDN builds bundle everything once anyway.
+// The tabs entry and the option check import the core entry (error classes, the reload guard) as
+// `socket.io-sessions` (the global `ioSessions` of the script-tag add-on): one copy, so `instanceof`
+// holds in every tab and no bytes ship twice. The CDN builds bundle everything once anyway.
 const coreExternal = {
   name: 'core-external',
-  resolveId: (id, importer) => (id === './index.js' && importer?.endsWith('/src/client/tabs.ts') ? { id: 'socket.io-sessions', external: true } : null),
+  resolveId: (id, importer) =>
+    (id === './index.js' && importer?.endsWith('/src/client/tabs.ts')) || (id === './core.js' && importer?.endsWith('/src/client/option-check.ts'))
+      ? { id: 'socket.io-sessions', external: true }
+      : null,
 };
 
 // The script-tag add-on's socket.io-client is the global `io` of /socket.io/socket.io.js.
@@ -83,15 +87,23 @@ const declarations = (entry, name = 'index') => ({
 });
 
 export default [
+  // socket.io-sessions: the core with the option check (option-check.ts)...
   {
     input: 'src/client/index.ts',
     external: ['socket.io-client'],
     plugins: clientPlugins(),
     output: [
       { file: 'dist/client/index.js', format: 'es', sourcemap: true },
-      { file: 'dist/client/index.min.js', format: 'es', sourcemap: true, plugins: [minify()] },
       { file: 'dist/client/index.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
     ],
+  },
+  // ...and without it, minified: the size budget's file, and the entry under the `production` export
+  // condition (Vite and webpack production builds) and for import maps.
+  {
+    input: 'src/client/core.ts',
+    external: ['socket.io-client'],
+    plugins: clientPlugins(),
+    output: { file: 'dist/client/index.min.js', format: 'es', sourcemap: true, plugins: [minify()] },
   },
   // socket.io-sessions/tickets: opt-in ticket credentials, so cookie-only apps do not ship them.
   {
@@ -134,6 +146,12 @@ export default [
     input: 'src/client/tickets-umd.ts',
     plugins: clientPlugins(coreExternal),
     output: { file: 'dist/umd/socket.io-sessions-tickets.js', format: 'iife', globals: { 'socket.io-sessions': 'ioSessions' }, sourcemap: true, plugins: [minify()] },
+  },
+  // Served third, unless NODE_ENV=production: the option check of io.connectWithSession.
+  {
+    input: 'src/client/check-umd.ts',
+    plugins: clientPlugins(coreExternal),
+    output: { file: 'dist/umd/socket.io-sessions-check.js', format: 'iife', globals: { 'socket.io-sessions': 'ioSessions' }, sourcemap: true, plugins: [minify()] },
   },
   {
     input: 'src/client/standalone.ts',

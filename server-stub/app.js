@@ -105,11 +105,24 @@ export async function createServer({
     req.session.createdAt ??= Date.now();
     next();
   };
-  // `root`, not an absolute path: send() refuses any path with a dot-directory in it (e.g. ~/.cache/…).
-  const page = (file) => (_req, res) => res.sendFile(file, { root: PUBLIC_DIR });
+  // Set once listening: the socket server's origin, and the page origin's (when there is a page listener).
+  let socketUrl = '';
+  let pageUrl;
+  // The demo pages, with their navigation bar (one for all of them) and the socket server's URL filled
+  // in. Links are relative on the socket origin; from the page origin they point back to the socket origin.
+  const page = (file, { fromPageOrigin = false } = {}) => (_req, res, next) => {
+    readFile(join(PUBLIC_DIR, file), 'utf8').then((html) => {
+      const nav = navBar(file, fromPageOrigin ? socketUrl : '', pageUrl);
+      // (No `no-store` on the socket origin's pages: it would keep them out of the back/forward cache.)
+      if (fromPageOrigin) res.set('Cache-Control', 'no-store');
+      res.type('html').send(html.replace('<!-- demo-nav -->', nav).replaceAll('%SOCKET_URL%', socketUrl));
+    }, next);
+  };
 
   app.get(['/', '/index.html'], ensureSession, page('index.html'));
-  app.get('/ping.html', ensureSession, page('ping.html'));
+  // The seed's example page, byte for byte (no navigation bar). `root`, not an absolute path: send()
+  // refuses any path with a dot-directory in it (e.g. ~/.cache/…).
+  app.get('/ping.html', ensureSession, (_req, res) => res.sendFile('ping.html', { root: PUBLIC_DIR }));
   // Deliberately no ensureSession: this page shows the SDK giving up on an invalid session.
   app.get('/no-session.html', page('no-session.html'));
 
@@ -148,12 +161,7 @@ export async function createServer({
   });
 
   // Served on the page origin: connects to the socket server of the other origin with tickets.
-  let socketUrl = '';
-  app.get('/cross-origin.html', ensureSession, (_req, res, next) => {
-    readFile(join(PUBLIC_DIR, 'cross-origin.html'), 'utf8').then((html) => {
-      res.set('Cache-Control', 'no-store').type('html').send(html.replaceAll('%SOCKET_URL%', socketUrl));
-    }, next);
-  });
+  app.get('/cross-origin.html', ensureSession, page('cross-origin.html', { fromPageOrigin: true }));
 
   app.use(express.static(PUBLIC_DIR, { index: false }));
 
@@ -209,7 +217,6 @@ export async function createServer({
 
   // The second origin: the same app (pages, token endpoint, sessions), no Socket.IO.
   let pageServer;
-  let pageUrl;
   if (pagePort !== undefined) {
     pageServer = createHttpServer(app);
     await new Promise((resolve, reject) => {
@@ -309,6 +316,22 @@ function redact(url) {
   } catch {
     return 'redis';
   }
+}
+
+/**
+ * The demo pages' navigation bar: `base` ('' for links on the socket server's origin, else that
+ * origin), the cross-origin page on `pageUrl` when there is a page listener. The seed's page is
+ * linked, but left as it is.
+ */
+function navBar(current, base, pageUrl) {
+  const links = [
+    [`${base}/`, 'index.html', 'Demo'],
+    [`${base}/no-session.html`, 'no-session.html', 'No session'],
+    ...(pageUrl ? [[`${pageUrl}/cross-origin.html`, 'cross-origin.html', 'Cross-origin, tickets']] : []),
+    [`${base}/ping.html`, 'ping.html', "The seed's page"],
+  ];
+  const items = links.map(([href, file, text]) => (file === current ? `<strong aria-current="page">${text}</strong>` : `<a href="${href}">${text}</a>`));
+  return `<nav id="demo-nav" style="display:flex;gap:1rem;padding-bottom:.5rem;border-bottom:1px solid #ddd">${items.join('')}</nav>`;
 }
 
 /** What the demo may see of a session: never its id, only a short non-reversible tag. */

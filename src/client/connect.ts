@@ -47,6 +47,8 @@ export interface CredentialProvider {
   discard(): void;
   /** Settles once a credential is at hand (or known to be missing): awaited before reconnecting after an invalid answer. */
   ready(): Promise<unknown>;
+  /** The options it was made with, for `connectWithSession`'s option check (`tickets()` keeps them). */
+  readonly options?: object;
 }
 
 /** SDK events, on `socket.sessions`. */
@@ -135,6 +137,8 @@ export interface TabsProvider {
    * connection (the same options without `tabs`), for the tab that holds the connection.
    */
   open(url: string | undefined, options: ConnectWithSessionOptions, connect: (url: string | undefined, options: ConnectWithSessionOptions) => SessionSocket<any, any>): SharedSocket<any, any>;
+  /** The options it was made with, for `connectWithSession`'s option check (`sharedTabs()` keeps them). */
+  readonly options?: object;
 }
 
 /** The SDK's event emitter, as far as the opt-in entries use it. */

@@ -1,5 +1,9 @@
 /**
  * socket.io-sessions: connect to a session-aware Socket.IO server with the page's session.
+ * The core (core.ts) plus the option check: a misspelled option of `connectWithSession()`,
+ * `tickets()` or `sharedTabs()` throws `SessionOptionsError` naming the nearest option. Bundlers
+ * that build with the `production` export condition (Vite, webpack in production mode) get the
+ * core alone (dist/client/index.min.js), as the size budget counts it.
  *
  * @example
  * ```ts
@@ -9,15 +13,8 @@
  * socket.emit('hello');                           // everything else is plain socket.io-client
  * ```
  */
-import { io } from 'socket.io-client';
-import { createConnectWithSession } from './connect.js';
+import { connectWithSession as connectUnchecked } from './core.js';
+import { withOptionCheck } from './option-check.js';
 
-export const connectWithSession = createConnectWithSession(io);
-export { createConnectWithSession };
-export { SessionEventEmitter } from './connect.js';
-export type { ConnectWithSessionOptions, SessionSocket, SharedSocket, TabsProvider, SdkEmitter, SessionController, SessionClientEvents, SessionState, InvalidContext, UnavailableContext } from './connect.js';
-export type { InvalidAction, OnInvalid } from './invalid-policy.js';
-export { takeReload } from './invalid-policy.js';
-export { backoff } from './backoff.js';
-export { ErrorCode, Events, type InvalidReason, type UnavailableReason, type SessionErrorData } from '../protocol.js';
-export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError } from '../errors.js';
+export * from './core.js';
+export const connectWithSession = withOptionCheck(connectUnchecked);

@@ -78,20 +78,21 @@ const ANY = Symbol();
 export function sharedTabs(options: SharedTabsOptions = {}): TabsProvider {
   const name = options?.name;
   if (typeof options !== 'object' || typeof (name ?? '') !== 'string') throw new SessionOptionsError('socket.io-sessions: invalid name');
-  return { open: (url, connectOptions, connect) => open(url, connectOptions, connect, name) };
+  return { options, open };
 }
 
+/** `TabsProvider.open`, called on the provider: `this.options` are the options of `sharedTabs()`. */
 function open(
+  this: { options: SharedTabsOptions },
   url: string | undefined,
   options: ConnectWithSessionOptions,
   connect: (url: string | undefined, options: ConnectWithSessionOptions) => SessionSocket<any, any>,
-  name?: string,
 ): SharedSocket<any, any> {
   const { on, autoConnect = true, onInvalid, maxReloads = 3, reloadWindow = 60_000 } = options;
   const locks = globalThis.navigator?.locks;
   if (!locks || !globalThis.BroadcastChannel) return Object.assign(connect(url, { ...options, tabs: undefined }), { leader: true });
 
-  const key = name ?? `socket.io-sessions ${url} ${options.path}`;
+  const key = this.options.name ?? `socket.io-sessions ${url} ${options.path}`;
   const me = Math.random();
   const events = new SessionEventEmitter();
   const sdk = new SessionEventEmitter();

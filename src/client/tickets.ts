@@ -47,7 +47,8 @@ export interface TicketOptions {
 }
 
 /** Ticket credentials for `connectWithSession(url, { credential: tickets(options) })`. One per socket. */
-export function tickets({ source = 'auto', tokenUrl, scriptUrl, retry }: TicketOptions = {}): CredentialProvider {
+export function tickets(options: TicketOptions = {}): CredentialProvider {
+  const { source = 'auto', tokenUrl, scriptUrl, retry } = options;
   const min = retry?.min ?? 1000;
   const max = Math.max(min, retry?.max ?? 30_000);
   let report: (ctx: UnavailableContext) => void = () => {};
@@ -62,6 +63,7 @@ export function tickets({ source = 'auto', tokenUrl, scriptUrl, retry }: TicketO
     },
   });
   return {
+    options, // for connectWithSession's option check
     auth(base, cb) {
       credentials.get().then(
         (held) => cb(held ? { ...base, [TICKET_AUTH_FIELD]: held.token } : base),

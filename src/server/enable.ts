@@ -5,7 +5,10 @@
 import type { Namespace, Server } from 'socket.io';
 import { SessionOptionsError } from '../errors.js';
 import { sessions, type SessionServer } from './sessions.js';
-import type { SessionsOptions } from './options.js';
+import { KNOWN, rejectUnknownKeys, type SessionsOptions } from './options.js';
+
+/** The options of enable(): those of sessions(), with the seed's names. */
+const ENABLE_OPTIONS = [...KNOWN.filter((key) => key !== 'perMessage'), 'socket', 'per_message'];
 
 export interface EnableOptions extends Omit<SessionsOptions, 'perMessage'> {
   /** The Socket.IO server (the seed's `io.listen(app)`). */
@@ -24,6 +27,7 @@ export interface EnableOptions extends Omit<SessionsOptions, 'perMessage'> {
  */
 export function enable(options: EnableOptions): SessionServer {
   if (!options || typeof options !== 'object') throw new SessionOptionsError('socket.io-sessions: enable({ socket, store, parser | cutter }) needs an options object');
+  rejectUnknownKeys(options, ENABLE_OPTIONS, 'enable()');
   const { socket, per_message, ...rest } = options;
   return sessions(socket, { ...rest, perMessage: per_message ?? false });
 }

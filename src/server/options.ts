@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Store } from 'express-session';
 import { DEFAULT_COOKIE_NAME } from '../protocol.js';
 import { SessionOptionsError } from '../errors.js';
+import { unknownOption } from '../options-check.js';
 import type { SessionLock } from './lock.js';
 
 /** Reads a session id from the handshake request, as the seed's `cutter` did. A value starting with `s:` is unsigned with `secret`. */
@@ -114,33 +115,15 @@ export interface ResolvedOptions extends Required<Omit<SessionsOptions, 'cutter'
 }
 
 /** Every option `sessions()` knows, to name the nearest one when a key is misspelled. */
-const KNOWN: ReadonlyArray<keyof SessionsOptions> = [
+export const KNOWN: ReadonlyArray<keyof SessionsOptions> = [
   'store', 'secret', 'name', 'perMessage', 'cutter', 'parser', 'origins', 'storeTimeout', 'saveDelay',
   'revalidateInterval', 'lock', 'maxPendingEvents', 'handlerTimeout', 'ticketTtl', 'serveClient',
 ];
 
-/** Levenshtein distance, for "did you mean" (short strings only). */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return row[b.length];
-}
-
-/** Throw for a key that is not an option, naming the nearest one. Shared by server and seed facade. */
+/** Throw for a key that is not an option, naming the nearest one. Shared by `sessions()` and the seed facade. */
 export function rejectUnknownKeys(options: object, known: readonly string[], where: string): void {
-  for (const key of Object.keys(options)) {
-    if (known.includes(key)) continue;
-    const nearest = [...known].sort((a, b) => distance(key, a) - distance(key, b))[0];
-    throw new SessionOptionsError(`socket.io-sessions: ${where} has no option "${key}"${nearest && distance(key, nearest) <= Math.max(2, key.length / 3) ? ` (did you mean "${nearest}"?)` : ''}`);
-  }
+  const message = unknownOption(options, known, where);
+  if (message) throw new SessionOptionsError(message);
 }
 
 function positiveNumber(value: unknown, name: string, fallback: number, allowZero = false): number {

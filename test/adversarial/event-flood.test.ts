@@ -5,14 +5,11 @@
 // drops what still waits when it disconnects, and keeps answering another user meanwhile.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { terminate } from '../helpers/reference-server.js';
+import { startServerProcess } from '../helpers/server-process.js';
 import { connectClient, connected, delay, eventually } from '../helpers/servers.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./fixtures/flood-server.ts', import.meta.url));
 const EVENTS = 100_000;
 const MB = 1024 * 1024;
@@ -24,30 +21,8 @@ interface Stats {
 }
 
 async function startFloodServer(t: { after(fn: () => unknown): void }): Promise<{ url: string; stats(): Promise<Stats>; output(): string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.NODE_TEST_CONTEXT; // a server, not a node:test subprocess
-  const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', FIXTURE], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => terminate(proc, 3000));
-  let output = '';
-  proc.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const lines = createInterface({ input: proc.stdout! });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`flood server did not start; output:\n${output}`)), 20_000);
-    lines.on('line', (line) => {
-      output += line + '\n';
-      try {
-        const { url: u } = JSON.parse(line) as { url?: string };
-        if (u) {
-          clearTimeout(timer);
-          resolve(u);
-        }
-      } catch {
-        // not our line
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`flood server exited (${code}); output:\n${output}`)));
-  });
-  return { url, stats: async () => (await fetch(`${url}/stats`)).json() as Promise<Stats>, output: () => output };
+  const { url, output } = await startServerProcess(t, FIXTURE, { nodeArgs: ['--expose-gc'] });
+  return { url, stats: async () => (await fetch(`${url}/stats`)).json() as Promise<Stats>, output };
 }
 
 async function login(url: string, user: string): Promise<string> {

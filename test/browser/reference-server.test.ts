@@ -117,11 +117,11 @@ describe('reference server demo page (/)', () => {
       await page.click('#logout');
 
       const invalidLine = await waitUntil(
-        async () => rec.consoleLines(mark).find((l) => /sinvalid: destroyed/.test(l)),
+        async () => rec.consoleLines(mark).find((l) => /invalid: destroyed/.test(l)),
         Boolean,
         { what: 'the invalid-session event with reason "destroyed"', describe: () => rec.dump() },
       );
-      assert.match(invalidLine!, /^\[demo\] sinvalid: destroyed \(connected\) -> (reconnect|reload)$/);
+      assert.match(invalidLine!, /^\[demo\] invalid: destroyed \(while connected\) → (reconnecting|reloading the page)$/);
 
       // Fresh session: connected again, counter back to 0, nobody logged in, another session tag.
       await waitUntil(
@@ -142,7 +142,7 @@ describe('reference server demo page (/)', () => {
       const reloads = rec.navigations - navigationsBefore;
       assert.ok(reloads <= 1, `at most one page reload, saw ${reloads}:\n${rec.dump()}`);
       if (reloads === 1) {
-        const firstInvalid = rec.indexOf((e) => e.type === 'console' && /sinvalid/.test(e.text), mark);
+        const firstInvalid = rec.indexOf((e) => e.type === 'console' && /^\[demo\] invalid: /.test(e.text), mark);
         const firstNavigation = rec.indexOf((e) => e.type === 'navigation', mark);
         assert.ok(firstInvalid < firstNavigation, 'the invalid-session event comes before the reload');
       }
@@ -167,7 +167,7 @@ describe('reference server demo page (/)', () => {
       await page.click('#login');
 
       await waitUntil(
-        async () => rec.consoleLines(mark).find((l) => /sinvalid: destroyed/.test(l)),
+        async () => rec.consoleLines(mark).find((l) => /invalid: destroyed/.test(l)),
         Boolean,
         { what: 'the old session\'s sockets to hear it was destroyed', describe: () => `${rec.dump()}\n${server.output()}` },
       );
@@ -240,14 +240,14 @@ describe('reference server no-session page (/no-session.html)', () => {
       assert.ok(reloads <= maxReloads, `at most ${maxReloads} reloads, saw ${reloads}:\n${rec.dump()}`);
       assert.equal(await textOf(page, '#loads'), String(reloads + 1));
 
-      const stopLines = rec.consoleLines().filter((l) => /sinvalid: .* -> stop$/.test(l));
+      const stopLines = rec.consoleLines().filter((l) => /invalid: .* → giving up$/.test(l));
       assert.equal(stopLines.length, 1, `exactly one "stop" decision:\n${rec.dump()}`);
-      assert.match(stopLines[0]!, /sinvalid: no-session-id \(handshake\) -> stop/);
+      assert.match(stopLines[0]!, /^\[no-session\] invalid: no-session-id \(at the handshake\) → giving up$/);
 
       const settled = rec.events.length;
       await sleep(3000);
       assert.equal(rec.navigations - 1, reloads, `no navigation after giving up:\n${rec.dump()}`);
-      assert.deepEqual(rec.consoleLines(settled).filter((l) => /sinvalid/.test(l)), [], 'no further handshake attempts');
+      assert.deepEqual(rec.consoleLines(settled).filter((l) => /^\[no-session\] invalid: /.test(l)), [], 'no further handshake attempts');
       assert.equal(await textOf(page, '#state'), 'invalid');
     } finally {
       await teardown();
@@ -268,6 +268,44 @@ describe('seed example page (/ping.html)', () => {
       assert.deepEqual(box!.split('\n').filter(Boolean), ['Connect!', 'Message: "ping"', '(msg sent)']);
     } finally {
       await teardown();
+    }
+  });
+});
+
+describe('demo navigation', () => {
+  test('every demo page has one navigation bar to the others (its own entry marked) and a "Try:" line; the seed page is left as it is', async () => {
+    const server = await startReferenceServer({ waitForPage: true });
+    try {
+      const html = async (url: string) => (await fetch(url)).text();
+      const navOf = (page: string) => /<nav id="demo-nav"[^>]*>(.*?)<\/nav>/.exec(page)?.[1];
+      const pages = {
+        'Demo': `${server.url}/`,
+        'No session': `${server.url}/no-session.html`,
+        'Cross-origin, tickets': `${server.pageUrl}/cross-origin.html`,
+      };
+      for (const [name, url] of Object.entries(pages)) {
+        const page = await html(url);
+        const nav = navOf(page);
+        assert.ok(nav, `${url} has the navigation bar`);
+        assert.match(nav, new RegExp(`<strong aria-current="page">${name}</strong>`), `${url} marks itself`);
+        const links = [...nav.matchAll(/<a href="([^"]+)">([^<]+)<\/a>/g)].map((m) => [m[2], m[1]]);
+        // The socket origin's pages link relatively; the page origin's link back to the socket origin.
+        const base = url.startsWith(server.url) ? '' : server.url;
+        const expected = Object.fromEntries(
+          [
+            ['Demo', `${base}/`],
+            ['No session', `${base}/no-session.html`],
+            ['Cross-origin, tickets', `${server.pageUrl}/cross-origin.html`],
+            ["The seed's page", `${base}/ping.html`],
+          ].filter(([text]) => text !== name),
+        );
+        assert.deepEqual(Object.fromEntries(links), expected, url);
+        assert.match(page, /<p id="try"><strong>Try:<\/strong>/, `${url} says what to try`);
+      }
+      const ping = await html(`${server.url}/ping.html`);
+      assert.ok(ping.startsWith('<script src="/socket.io/socket.io.js"></script>') && navOf(ping) === undefined, 'the seed page is unchanged');
+    } finally {
+      await server.dispose();
     }
   });
 });

@@ -241,7 +241,7 @@ describe('shared tabs on the demo page (io.connectWithSession({ tabs: ioSessions
       await follower.page.click('#logout');
 
       for (const [i, t] of tabs.entries()) {
-        await waitUntil(async () => t.rec.consoleLines(marks[i]!.events).some((l) => /^\[demo\] sinvalid: destroyed \(connected\)/.test(l)), Boolean, {
+        await waitUntil(async () => t.rec.consoleLines(marks[i]!.events).some((l) => /^\[demo\] invalid: destroyed \(while connected\)/.test(l)), Boolean, {
           what: `tab ${i}'s invalid listener to see "destroyed"`,
           describe: () => dump(tabs, server),
         });
@@ -428,7 +428,7 @@ describe('shared tabs with tickets (TICKET_TTL=2500)', () => {
       const fetchedBy = new Set(renewals.slice(start));
       assert.deepEqual([...fetchedBy], [holder.page], 'every renewal was fetched by the holder alone, once');
       assert.deepEqual(await Promise.all(tabs.map(isLeader)), leaders, 'the holder did not change');
-      for (const t of tabs) assert.deepEqual(t.rec.consoleLines().filter((l) => /disconnect:|sinvalid/.test(l)), [], 'no disconnect nor invalid session in any tab');
+      for (const t of tabs) assert.deepEqual(t.rec.consoleLines().filter((l) => /disconnect:|invalid:/.test(l)), [], 'no disconnect nor invalid session in any tab');
       assert.deepEqual(sorted((await Promise.all(tabs.map((t) => increments(t, 2)))).flat()), range(1, 6));
     } finally {
       await teardown();

@@ -444,7 +444,7 @@ describe('tickets: a stale embedded ticket is replaced automatically', () => {
       await traffic.settle();
 
       assert.deepEqual(traffic.connectErrors(), [], 'no refused handshake');
-      assert.deepEqual(rec.consoleLines().filter((l) => /sinvalid|disconnect:/.test(l)), [], rec.dump());
+      assert.deepEqual(rec.consoleLines().filter((l) => /invalid:|disconnect:/.test(l)), [], rec.dump());
       const connects = traffic.connectPackets();
       assert.equal(connects.length, 1, JSON.stringify(connects));
       assert.notEqual(connects[0]!.sessionTicket, stale.token, 'the expired ticket was not presented');
@@ -495,9 +495,9 @@ describe('tickets: a stale embedded ticket is replaced automatically', () => {
       await traffic.settle();
 
       assert.equal(rec.navigations - navigationsBefore, 1, `only our own navigation, no reload:\n${rec.dump()}`);
-      const invalid = rec.consoleLines(mark).filter((l) => /sinvalid/.test(l));
+      const invalid = rec.consoleLines(mark).filter((l) => /^\[demo\] invalid: /.test(l));
       assert.equal(invalid.length, 1, `one invalid answer:\n${rec.dump()}`);
-      assert.match(invalid[0]!, /^\[demo\] sinvalid: (destroyed|not-found) \(handshake\) -> reconnect$/);
+      assert.match(invalid[0]!, /^\[demo\] invalid: (destroyed|not-found) \(at the handshake\) → reconnecting$/);
       assert.equal(traffic.connectErrors().length, 1, `one refused handshake: ${JSON.stringify(traffic.connectErrors())}`);
 
       const connects = traffic.connectPackets();

@@ -70,3 +70,22 @@ test('closing the library stops serving the add-on, and socket.io keeps serving 
   const cookie = await server.login({ user: 'still-here' });
   assert.equal((await server.httpSession(cookie)).user, 'still-here');
 });
+
+test('the served script checks io.connectWithSession\'s options in development, and leaves the check out under NODE_ENV=production', async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  const script = async () => (await fetch(server.url + '/socket.io/socket.io-sessions.js')).text();
+  const CHECK = 'did you mean';
+  const previous = process.env.NODE_ENV;
+  t.after(() => (previous === undefined ? delete process.env.NODE_ENV : (process.env.NODE_ENV = previous)));
+  delete process.env.NODE_ENV;
+  const development = await script();
+  assert.ok(development.includes(CHECK), 'the check is served without NODE_ENV');
+  process.env.NODE_ENV = 'production';
+  const production = await script();
+  assert.ok(!production.includes(CHECK), 'no check under NODE_ENV=production');
+  assert.ok(production.includes('connectWithSession') && production.includes('sio-sessions:refresh'), 'the add-on and its tickets part still are');
+  // The same script, with the check between the tickets part and the embedded ticket.
+  const embedded = production.slice(production.lastIndexOf('\n(globalThis.'));
+  assert.ok(development.startsWith(production.slice(0, -embedded.length)) && development.endsWith(embedded), 'the check is the only difference');
+});

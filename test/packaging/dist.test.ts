@@ -10,6 +10,10 @@
  *   that the server serves after the add-on, holds both: <= 4 KB.
  * - The standalone CDN files, socket.io-client inside: <= socket.io-client's socket.io.min.js + 3 KB
  *   (the add-on and its tickets part) + 2 KB (the tabs part).
+ * - The option check (misspelled options throw) is outside the add-on: in the npm entry
+ *   (dist/client/index.js, .cjs), the CDN files and its own script-tag part (<= 1.25 KB), which the
+ *   server serves third unless NODE_ENV=production; dist/client/index.min.js (the `production`
+ *   export condition) and the UMD add-on leave it out.
  * Prints the table of sizes next to socket.io-client's own files.
  * Needs `npm run build` first, as `npm test` does.
  */
@@ -27,6 +31,7 @@ const KB = 1024;
 const ADD_ON_BUDGET = 3 * KB;
 const TICKETS_BUDGET = 2 * KB;
 const TABS_BUDGET = 2 * KB;
+const CHECK_BUDGET = 1.25 * KB;
 
 /** min+gzip size of a built (already minified) file. */
 const gzipped = (file: string) => gzipSync(readFileSync(file), { level: 9 }).length;
@@ -38,6 +43,7 @@ const files = {
   esmTickets: join(DIST, 'client/tickets.min.js'),
   esmTabs: join(DIST, 'client/tabs.min.js'),
   umdTickets: join(DIST, 'umd/socket.io-sessions-tickets.js'),
+  umdCheck: join(DIST, 'umd/socket.io-sessions-check.js'),
   cdnUmd: join(DIST, 'cdn/socket.io-sessions.min.js'),
   cdnEsm: join(DIST, 'cdn/socket.io-sessions.esm.min.js'),
   socketIoMin: join(SOCKET_IO_DIST, 'socket.io.min.js'),
@@ -75,6 +81,7 @@ const EXPECTED = [
   'server/index.d.cts',
   'server/index.d.ts',
   'server/index.js',
+  'umd/socket.io-sessions-check.js',
   'umd/socket.io-sessions-tickets.js',
   'umd/socket.io-sessions.js',
 ];
@@ -127,6 +134,22 @@ test('the opt-in tickets and tabs parts fit in 2 KB min+gzip each, their script-
   assert.match(text(files.esmTabs), /from\s*"socket\.io-sessions"/);
 });
 
+/** Text only the option check has (its message). */
+const OPTION_CHECK = 'did you mean';
+
+test('the option check is in the npm entry, the CDN files and its own script-tag part (<= 1.25 KB), never in the add-on or the tabs and tickets parts', () => {
+  for (const file of [join(DIST, 'client/index.js'), join(DIST, 'client/index.cjs'), files.cdnUmd, files.cdnEsm, files.umdCheck]) {
+    assert.ok(text(file).includes(OPTION_CHECK), `${relative(ROOT, file)} checks options`);
+  }
+  for (const file of [files.esmAddOn, files.umdAddOn, files.esmTickets, files.esmTabs, files.umdTickets]) {
+    assert.ok(!text(file).includes(OPTION_CHECK), `${relative(ROOT, file)} carries the option check`);
+  }
+  // It throws the core's SessionOptionsError (the global ioSessions'), not a copy of its own.
+  assert.ok(!text(files.umdCheck).includes('INVALID_OPTIONS'), 'the script-tag check carries no error class of its own');
+  const size = gzipped(files.umdCheck);
+  assert.ok(size <= CHECK_BUDGET, `${relative(ROOT, files.umdCheck)}: ${size} B min+gzip, budget ${CHECK_BUDGET} B (over by ${size - CHECK_BUDGET} B)`);
+});
+
 test("the standalone CDN files (socket.io-client, tickets and tabs inside) cost at most 3 KB + 2 KB on top of socket.io-client's socket.io.min.js", () => {
   const budget = gzipped(files.socketIoMin) + ADD_ON_BUDGET + TABS_BUDGET;
   for (const file of [files.cdnUmd, files.cdnEsm]) {
@@ -139,20 +162,21 @@ test("the standalone CDN files (socket.io-client, tickets and tabs inside) cost 
 });
 
 after(() => {
-  // The table, also pasted into README.md ("dist/ files and sizes").
+  // The table of sizes, printed by `npm run size`.
   const socketIo = gzipped(files.socketIoMin);
   const rows: Array<[string, string, number, number, string]> = [
-    ['dist/client/index.min.js', 'ESM add-on (minified copy of dist/client/index.js)', 0, 0, `budget ${ADD_ON_BUDGET}`],
+    ['dist/client/index.min.js', 'ESM add-on (dist/client/index.js minified, without the option check)', 0, 0, `budget ${ADD_ON_BUDGET}`],
     ['dist/umd/socket.io-sessions.js', 'UMD add-on, script tag after socket.io.js', 0, 0, `budget ${ADD_ON_BUDGET}`],
     ['dist/client/tickets.min.js', 'tickets part, ESM (socket.io-sessions/tickets)', 0, 0, `budget ${TICKETS_BUDGET}`],
     ['dist/client/tabs.min.js', 'tabs part, ESM (socket.io-sessions/tabs)', 0, 0, `budget ${TABS_BUDGET}`],
     ['dist/umd/socket.io-sessions-tickets.js', 'tickets + tabs parts, script tag (served after the add-on)', 0, 0, `budget ${TICKETS_BUDGET + TABS_BUDGET}`],
+    ['dist/umd/socket.io-sessions-check.js', 'option check, script tag (served third unless NODE_ENV=production)', 0, 0, `budget ${CHECK_BUDGET}`],
     ['dist/cdn/socket.io-sessions.min.js', 'CDN standalone UMD, socket.io-client inside', 0, 0, `socket.io.min.js +`],
     ['dist/cdn/socket.io-sessions.esm.min.js', 'CDN standalone ESM, socket.io-client inside', 0, 0, `socket.io.min.js +`],
     ['socket.io-client/dist/socket.io.min.js', "socket.io-client's own, for comparison", 0, 0, ''],
     ['socket.io-client/dist/socket.io.esm.min.js', "socket.io-client's own, for comparison", 0, 0, ''],
   ];
-  const paths = [files.esmAddOn, files.umdAddOn, files.esmTickets, files.esmTabs, files.umdTickets, files.cdnUmd, files.cdnEsm, files.socketIoMin, files.socketIoEsmMin];
+  const paths = [files.esmAddOn, files.umdAddOn, files.esmTickets, files.esmTabs, files.umdTickets, files.umdCheck, files.cdnUmd, files.cdnEsm, files.socketIoMin, files.socketIoEsmMin];
   const lines = ['| file | what | min (B) | min+gzip (B) | vs socket.io.min.js |', '| --- | --- | ---: | ---: | --- |'];
   rows.forEach((row, i) => {
     const path = paths[i]!;

@@ -2,55 +2,28 @@
  * The package as npm publishes it: `npm pack` of the built package, linted with publint and
  * @arethetypeswrong/cli, then installed into a new project that uses both entry points from
  * Node, with `import` and with `require()`, for a real session handshake and event
- * (test/fixtures/consumer/). Needs `npm run build` first, as `npm test` does; packs with
- * --ignore-scripts so it tests that build instead of making another.
+ * (test/fixtures/consumer/). The tarball and the project come from test/helpers/packed.ts (shared
+ * with snippets.test.ts). Needs `npm run build` first, as `npm test` does.
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { packedProject, ROOT, sh, type PackedProject } from '../helpers/packed.js';
 
-const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CONSUMER = join(ROOT, 'test/fixtures/consumer');
 const BIN = join(ROOT, 'node_modules/.bin');
 
-let work: string;
-let tarball: string;
-
-/** Runs a command; on failure the error carries its output, so the test report shows why. */
-async function sh(cmd: string, args: string[], cwd: string): Promise<string> {
-  try {
-    const { stdout } = await run(cmd, args, { cwd, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' } });
-    return stdout;
-  } catch (err) {
-    const { stdout = '', stderr = '' } = err as { stdout?: string; stderr?: string };
-    throw new Error(`${cmd} ${args.join(' ')} failed in ${cwd}:\n${stdout}\n${stderr}`, { cause: err });
-  }
-}
-
-const versionOf = (pkg: string) => (JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+let packed: PackedProject;
 
 before(async () => {
-  work = mkdtempSync(join(tmpdir(), 'socket.io-sessions-pack-'));
-  await sh('npm', ['pack', '--ignore-scripts', '--pack-destination', work], ROOT);
-  const packed = readdirSync(work).find((f) => f.endsWith('.tgz'));
-  assert.ok(packed, 'npm pack wrote no tarball');
-  tarball = join(work, packed);
-});
-
-after(() => {
-  if (work) rmSync(work, { recursive: true, force: true });
+  packed = await packedProject();
 });
 
 test('publint reports no problem in the tarball (errors, warnings or suggestions)', async () => {
   const { publint } = await import('publint');
   const { formatMessage } = await import('publint/utils');
-  const buffer = readFileSync(tarball);
+  const buffer = readFileSync(packed.tarball);
   const { messages, pkg } = await publint({ pack: { tarball: buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength) }, level: 'suggestion' });
   assert.deepEqual(
     messages.map((m) => `${m.type}: ${formatMessage(m, pkg) ?? m.code}`),
@@ -59,29 +32,12 @@ test('publint reports no problem in the tarball (errors, warnings or suggestions
 });
 
 test('@arethetypeswrong/cli reports no problem for any entry point (node10, node16 from CJS and ESM, bundler)', async () => {
-  const table = await sh(join(BIN, 'attw'), [tarball, '--format', 'table-flipped', '--no-color', '--no-emoji'], ROOT);
+  const table = await sh(join(BIN, 'attw'), [packed.tarball, '--format', 'table-flipped', '--no-color', '--no-emoji'], ROOT);
   assert.match(table, /No problems found/, table);
 });
 
 test('installed from the tarball into a new project: every entry point works from Node with import and with require()', async () => {
-  const project = join(work, 'consumer');
-  mkdirSync(project);
-  await sh('npm', ['init', '-y'], project);
-  await sh(
-    'npm',
-    [
-      'install',
-      tarball,
-      `socket.io@${versionOf('socket.io')}`,
-      `socket.io-client@${versionOf('socket.io-client')}`,
-      `express-session@${versionOf('express-session')}`,
-      '--no-audit',
-      '--no-fund',
-      '--prefer-offline',
-      '--loglevel=error',
-    ],
-    project,
-  );
+  const { project } = packed;
   for (const file of readdirSync(CONSUMER)) copyFileSync(join(CONSUMER, file), join(project, file));
 
   const viaImport = JSON.parse(await sh(process.execPath, ['esm.mjs'], project)) as Record<string, unknown>;
@@ -105,4 +61,16 @@ test('installed from the tarball into a new project: every entry point works fro
     sameErrorCodes: true,
     resolved: ['dist/client/index.cjs', 'dist/server/index.cjs', 'dist/client/tickets.cjs', 'dist/client/tabs.cjs'],
   });
+});
+
+test('under the `production` export condition (Vite and webpack production builds) socket.io-sessions is the core without the option check', async () => {
+  const probe = `
+    const entry = import.meta.resolve('socket.io-sessions').split('/node_modules/socket.io-sessions/')[1];
+    const { connectWithSession } = await import('socket.io-sessions');
+    let threw = false;
+    try { connectWithSession('http://127.0.0.1:9', { autoConnect: false, maxReload: 1 }).disconnect(); } catch { threw = true; }
+    console.log(JSON.stringify({ entry, threw }));`;
+  const run = async (conditions: string[]) => JSON.parse(await sh(process.execPath, [...conditions, '--input-type=module', '-e', probe], packed.project)) as unknown;
+  assert.deepEqual(await run(['--conditions=production']), { entry: 'dist/client/index.min.js', threw: false });
+  assert.deepEqual(await run([]), { entry: 'dist/client/index.js', threw: true });
 });

@@ -1,9 +1,12 @@
 /**
  * Type tests against the published declarations (dist/*.d.ts and .d.cts, reached through the
  * package's own `exports`, as a consumer's compiler reaches them): the event maps given to
- * `connectWithSession<ServerToClient, ClientToServer>()` flow into `on`/`emit`, and wrong event
- * names or payloads do not compile. Each case is a small consumer file compiled in memory with
- * TypeScript (strict, NodeNext); `expect-type` checks the inferred types.
+ * `connectWithSession<ServerToClient, ClientToServer>()` flow into `on`/`emit`, those of
+ * `new Server<ClientToServer, ServerToClient>()` into the sockets `sessions(io)` hands to
+ * `sconnection` (inferred from the Server), and wrong event names or payloads do not compile.
+ * `socket.session` is typed as present (undefined on a namespace without `sessions()`: docs/server.md
+ * says so); `sio.sessionOf(socket)` is the typed way to ask. Each case is a small consumer file
+ * compiled in memory with TypeScript (strict, NodeNext); `expect-type` checks the inferred types.
  * Needs `npm run build` first, as `npm test` does.
  */
 import { test } from 'node:test';
@@ -56,6 +59,35 @@ shared.emit('whoami', 'ping', (reply) => expectTypeOf(reply).toEqualTypeOf<{ use
 expectTypeOf(shared.emitWithAck('whoami', 'ping')).resolves.toEqualTypeOf<{ user: string }>();
 shared.timeout(1000).emit('whoami', 'ping', (err, reply) => expectTypeOf(reply).toEqualTypeOf<{ user: string }>());
 expectTypeOf(shared.sessions).toEqualTypeOf<SessionController>();
+// Server: sessions(io) takes the event maps of the Server it is given.
+import { Server, type Socket } from 'socket.io';
+import type { Store } from 'express-session';
+import type { SocketSession } from 'socket.io-sessions/server';
+declare const store: Store;
+interface SocketData { joinedAt: number }
+const io = new Server<ClientToServer, ServerToClient, {}, SocketData>();
+const sio = sessions(io, { store, secret: 's' });
+expectTypeOf(sio).toEqualTypeOf<SessionServer<ClientToServer, ServerToClient, {}, SocketData>>();
+sio.on('sconnection', (socket, session) => {
+  expectTypeOf(socket).toEqualTypeOf<Socket<ClientToServer, ServerToClient, {}, SocketData>>();
+  expectTypeOf(session).toEqualTypeOf<SocketSession>();
+  expectTypeOf(socket.session).toEqualTypeOf<SocketSession>();
+  expectTypeOf(sio.sessionOf(socket)).toEqualTypeOf<SocketSession | undefined>();
+  expectTypeOf(socket.data.joinedAt).toEqualTypeOf<number>();
+  socket.on('move', (x, y) => {
+    expectTypeOf(x).toEqualTypeOf<number>();
+    expectTypeOf(y).toEqualTypeOf<number>();
+  });
+  socket.on('whoami', (payload, ack) => ack({ user: payload }));
+  socket.emit('score', 3, 'ann');
+});
+sio.on('sinvalid', (socket, reason) => {
+  expectTypeOf(socket).toEqualTypeOf<Socket<ClientToServer, ServerToClient, {}, SocketData>>();
+  expectTypeOf(reason).toMatchTypeOf<string>();
+});
+// A namespace's own maps, too.
+const chat = sessions(io.of('/chat'), { store, secret: 's' });
+chat.on('sconnection', (socket) => socket.emit('welcome', 'ann'));
 `;
 
 /** The same from a CommonJS file: the `require` branch and its .d.cts files. */
@@ -84,12 +116,25 @@ const INVALID: Record<string, string> = {
   'shared tabs: a listener of the wrong shape': `shared.on('welcome', (user: number) => {});`,
   "shared tabs: a socket member tabs do not share (the Manager)": `shared.io.reconnection(false);`,
   'shared tabs: an option sharedTabs does not take': `sharedTabs({ nmae: 'chat' });`,
+  'server: an event name the server does not send': `sio.on('sconnection', (socket) => socket.emit('welcom', 'ann'));`,
+  'server: a payload of the wrong type': `sio.on('sconnection', (socket) => socket.emit('welcome', 42));`,
+  'server: an event name clients do not send': `sio.on('sconnection', (socket) => socket.on('mvoe', () => {}));`,
+  'server: a listener of the wrong shape': `sio.on('sconnection', (socket) => socket.on('move', (x: string) => {}));`,
+  'server: an ack of the wrong shape': `sio.on('sconnection', (socket) => socket.on('whoami', (payload, ack) => ack({ user: 42 })));`,
+  'server: a misspelled option of sessions()': `sessions(io, { store, secret: 's', storeTimout: 100 });`,
+  'server: assigning socket.session': `sio.on('sconnection', (socket, session) => { socket.session = session; });`,
 };
 const invalidSource = (line: string) => `import { connectWithSession } from 'socket.io-sessions';
 import { sharedTabs } from 'socket.io-sessions/tabs';
+import { sessions } from 'socket.io-sessions/server';
+import { Server } from 'socket.io';
+import type { Store } from 'express-session';
 ${EVENT_MAPS}
 const socket = connectWithSession<ServerToClient, ClientToServer>();
 const shared = connectWithSession<ServerToClient, ClientToServer>({ tabs: sharedTabs() });
+declare const store: Store;
+const io = new Server<ClientToServer, ServerToClient>();
+const sio = sessions(io, { store, secret: 's' });
 ${line}
 `;
 /** The line of `invalidSource` that holds the case. */

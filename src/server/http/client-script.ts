@@ -12,8 +12,12 @@ import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, type Ticket } from '../../protocol.js
 /** dist/server/index.js (bundled) → dist/umd/; src/server/http/*.ts (tests run from source) → dist/umd/. */
 const UMD_DIRS = ['../umd/', '../../../dist/umd/'];
 const TICKETS_SCRIPT_NAME = 'socket.io-sessions-tickets.js';
+const CHECK_SCRIPT_NAME = 'socket.io-sessions-check.js';
 
-let cached: { script: string; map?: string } | undefined;
+/** The option check is a development aid: left out, as express leaves out its own, under NODE_ENV=production. */
+const withOptionCheck = () => process.env.NODE_ENV !== 'production';
+
+let cached: { script: string; map?: string; check: string } | undefined;
 
 const read = (file: string): string | undefined => {
   try {
@@ -23,21 +27,30 @@ const read = (file: string): string | undefined => {
   }
 };
 
+/** A part served after the add-on: its source-map comment dropped, so the add-on's is the only one and the map served is the add-on's. */
+const withoutMapComment = (code: string) => code.replace(/\n?\/\/# sourceMappingURL=\S+\s*$/, '');
+
 /**
- * The add-on followed by its tickets part, as one script. The tickets part's source-map comment
- * is dropped, so the one left (the add-on's) is the last and the map served is the add-on's.
+ * The add-on followed by its tickets part, as one script, and the option check to put after them
+ * (see {@link withOptionCheck}).
  */
-function loadScript(): { script: string; map?: string } {
+function loadFiles(): { script: string; map?: string; check: string } {
   if (cached) return cached;
   for (const dir of UMD_DIRS) {
     const file = (name: string) => fileURLToPath(new URL(dir + name, import.meta.url));
     const script = read(file(CLIENT_SCRIPT_NAME));
     const tickets = read(file(TICKETS_SCRIPT_NAME));
-    if (script === undefined || tickets === undefined) continue;
-    const ticketsCode = tickets.replace(/\n?\/\/# sourceMappingURL=\S+\s*$/, '');
-    return (cached = { script: `${script}\n${ticketsCode}`, map: read(`${file(CLIENT_SCRIPT_NAME)}.map`) });
+    const check = read(file(CHECK_SCRIPT_NAME));
+    if (script === undefined || tickets === undefined || check === undefined) continue;
+    return (cached = { script: `${script}\n${withoutMapComment(tickets)}`, map: read(`${file(CLIENT_SCRIPT_NAME)}.map`), check: `\n${withoutMapComment(check)}` });
   }
   throw new Error(`socket.io-sessions: the browser add-on is not built (looked in ${UMD_DIRS.join(', ')}); run "npm run build"`);
+}
+
+/** The served script: the add-on, its tickets part, and the option check unless NODE_ENV=production. */
+function loadScript(): { script: string; map?: string } {
+  const { script, map, check } = loadFiles();
+  return { script: withOptionCheck() ? script + check : script, map };
 }
 
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;

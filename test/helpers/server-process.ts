@@ -1,0 +1,58 @@
+/**
+ * A test server in its own process: a TypeScript fixture run with tsx that prints one JSON line
+ * `{"url": ...}` once it listens. For what only a separate process shows (its heap, its stderr
+ * with DEBUG on). Stopped (SIGTERM, then SIGKILL) when the test ends.
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { terminate } from './reference-server.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface ServerProcess {
+  url: string;
+  /** What it printed on stderr so far. */
+  stderr(): string;
+  /** Everything it printed so far (stdout lines and stderr), for failure messages. */
+  output(): string;
+}
+
+/**
+ * Starts `fixture` (a path) with `node [...nodeArgs] --import tsx`, `env` added to this process's.
+ * Resolves with its URL once it printed `{"url": ...}`; rejects if it exits or takes over 20 s.
+ */
+export async function startServerProcess(
+  t: { after(fn: () => unknown): void },
+  fixture: string,
+  { env = {}, nodeArgs = [] }: { env?: Record<string, string>; nodeArgs?: string[] } = {},
+): Promise<ServerProcess> {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  delete childEnv.NODE_TEST_CONTEXT; // a server, not a node:test subprocess
+  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', fixture], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => terminate(proc, 3000));
+  let output = '';
+  let stderr = '';
+  proc.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    output += chunk.toString();
+  });
+  const lines = createInterface({ input: proc.stdout! });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${fixture} did not start; output:\n${output}`)), 20_000);
+    lines.on('line', (line) => {
+      output += line + '\n';
+      try {
+        const { url: u } = JSON.parse(line) as { url?: string };
+        if (u) {
+          clearTimeout(timer);
+          resolve(u);
+        }
+      } catch {
+        // not our line
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`${fixture} exited (${code}); output:\n${output}`)));
+  });
+  return { url, stderr: () => stderr, output: () => output };
+}
