@@ -223,3 +223,25 @@ test('a session destroyed while its socket is saving stays destroyed', async (t)
   await written;
   await eventually(async () => (await storedSession(store, sid)) === undefined, 1000);
 });
+
+test('flush() writes the saves still waiting out saveDelay, and settles once they are in the store', async (t) => {
+  const server = await startServer({ saveDelay: 60_000 });
+  t.after(() => server.close());
+  handlers(server);
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const sid = sidOf(cookie);
+  await client.emitWithAck('set', 'a', 1);
+  await client.emitWithAck('set', 'b', 2);
+  assert.equal((await storedSession(server.store, sid))?.a, undefined, 'not saved yet: saveDelay is a minute');
+  const sets = countSets(server.store);
+  await server.sio.flush();
+  const stored = (await storedSession(server.store, sid)) as unknown as Record<string, unknown>;
+  assert.equal(stored.a, 1);
+  assert.equal(stored.b, 2);
+  assert.equal(sets.length, 1, 'both changes in one write');
+  await server.sio.flush();
+  assert.equal(sets.length, 1, 'a second flush finds nothing to write');
+});
