@@ -124,6 +124,7 @@ async function runGroup(units: PerMessageUnit[]): Promise<void> {
       ran.push(unit);
     } catch (err) {
       entry.rollback();
+      if (err instanceof HandlerTimeoutError) entry.abandon(err.pending);
       unit.host.report(err);
       unit.settle();
     } finally {
@@ -153,14 +154,27 @@ function failAll(units: PerMessageUnit[], err: unknown): void {
   }
 }
 
-/** A handler that has not settled in time is given up on (what it does later is its own business). */
+/** A handler did not settle within `handlerTimeout` (reported through `serror`). */
+class HandlerTimeoutError extends Error {
+  constructor(
+    ms: number,
+    /** The handler's promise, still pending. */
+    readonly pending: PromiseLike<unknown>,
+  ) {
+    super(`socket.io-sessions: a per-message handler did not settle within ${ms} ms (handlerTimeout); the session's queue moved on`);
+    this.name = 'HandlerTimeoutError';
+  }
+}
+
+/** A handler that has not settled in time is given up on. */
 function settledWithin(result: unknown, ms: number): unknown {
   if (!result || typeof (result as Promise<unknown>).then !== 'function') return result;
+  const pending = result as PromiseLike<unknown>;
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
-    result,
+    pending,
     new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`socket.io-sessions: a per-message handler did not settle within ${ms} ms (handlerTimeout); the session's queue moved on`)), ms);
+      timer = setTimeout(() => reject(new HandlerTimeoutError(ms, pending)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
 }

@@ -249,6 +249,14 @@ export class SessionEntry implements Live {
     this.tracker.rollback();
   }
 
+  /** The running handler (its changes rolled back) is given up on; `pending` settles when it ends. */
+  abandon(pending: PromiseLike<unknown>): void {
+    const tracker = this.tracker;
+    tracker.abandon();
+    const settled = () => tracker.settledAbandoned();
+    pending.then(settled, settled);
+  }
+
   /** Drop every unsaved change and trust nothing: the next unit reloads. */
   discard(): void {
     this.tracker.begin(true);

@@ -55,6 +55,10 @@ export class ChangeTracker<T extends object = object> {
   private exposed: Set<string> | undefined;
   /** JSON at the start of the running handler, when that differs from `saved` (later handlers of a batch). */
   private checkpoint: Map<string, Json> | undefined;
+  /** While handlers given up on still run: JSON of keys changed outside a handler since (to undo when one settles). */
+  private quarantine: Map<string, Json> | undefined;
+  private abandoned = 0;
+  private inHandler = false;
   readonly proxy: T;
 
   constructor(private readonly target: Record<string, unknown>) {
@@ -78,10 +82,12 @@ export class ChangeTracker<T extends object = object> {
     const saved = (this.saved ??= new Map());
     const needSaved = !saved.has(key);
     const needCheckpoint = this.checkpoint !== undefined && !this.checkpoint.has(key);
-    if (!needSaved && !needCheckpoint) return;
+    const needQuarantine = this.quarantine !== undefined && !this.inHandler && !this.quarantine.has(key);
+    if (!needSaved && !needCheckpoint && !needQuarantine) return;
     const json = this.json(key);
     if (needSaved) saved.set(key, json);
     if (needCheckpoint) this.checkpoint!.set(key, json);
+    if (needQuarantine) this.quarantine!.set(key, json);
   }
 
   /** Whether anything was marked since the last load or save (nothing marked: nothing can have changed). */
@@ -110,7 +116,10 @@ export class ChangeTracker<T extends object = object> {
     const before = new Map<string, Json>();
     const saved = this.saved;
     if (!saved) return { now, before };
-    for (const key of now.keys()) before.set(key, saved.get(key));
+    for (const key of now.keys()) {
+      before.set(key, saved.get(key));
+      this.quarantine?.delete(key); // written: a later change outside a handler is measured from this
+    }
     // Exposed keys stay watched from what is written; the others are marked again when next assigned.
     for (const key of saved.keys()) {
       if (!this.exposed?.has(key)) saved.delete(key);
@@ -128,22 +137,52 @@ export class ChangeTracker<T extends object = object> {
   /** A handler starts. The first of a unit starts from the stored state; later ones (a batch) get a checkpoint. */
   begin(first: boolean): void {
     this.checkpoint = first ? undefined : new Map([...(this.exposed ?? [])].map((key) => [key, this.json(key)] as const));
+    this.inHandler = true;
   }
 
   end(): void {
     this.checkpoint = undefined;
+    this.inHandler = false;
   }
 
   /** Undo what the running handler changed (to its checkpoint, or to the stored state). */
   rollback(): void {
     const layer = this.checkpoint ?? this.saved;
-    if (!layer) return;
+    if (layer) this.undo(layer);
+  }
+
+  private undo(layer: Map<string, Json>): void {
     for (const [key, json] of layer) {
       if (this.json(key) === json) continue;
       if (json === undefined) delete this.target[key];
       else this.target[key] = JSON.parse(json);
       this.exposed?.delete(key); // a fresh object: nobody holds it yet
     }
+  }
+
+  /**
+   * The running handler is given up on (after `rollback`) and may go on: objects it read from the
+   * session are replaced by copies (what it changes in them later goes nowhere), and what is
+   * assigned outside a handler from now on is undone when it settles (`settledAbandoned`).
+   */
+  abandon(): void {
+    for (const key of this.exposed ?? []) this.target[key] = JSON.parse(this.json(key)!);
+    this.exposed?.clear();
+    this.quarantine ??= new Map();
+    this.abandoned++;
+  }
+
+  /**
+   * A handler given up on settled: undo what was changed outside a handler since it was given up.
+   * While another handler runs, its changes cannot be told apart from that handler's: they stay.
+   */
+  settledAbandoned(): void {
+    if (!this.quarantine) return;
+    if (!this.inHandler) {
+      this.undo(this.quarantine);
+      this.quarantine.clear();
+    }
+    if (--this.abandoned === 0) this.quarantine = undefined;
   }
 
   /**

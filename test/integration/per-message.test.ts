@@ -119,6 +119,50 @@ test('a handler that throws sends no ack, leaves the session unchanged, is repor
   assert.equal(errors.length, 1);
 });
 
+test('a handler that does not settle within handlerTimeout is given up: no ack, its changes undone, serror, the queue moves on; its late writes are not saved', async (t) => {
+  let release!: () => void;
+  const server = await startServer({ perMessage: true, handlerTimeout: 300 });
+  t.after(() => server.close());
+  server.sio.on('sconnection', (socket) => {
+    socket.on('stuck', async (ack: Ack) => {
+      const prefs = socket.session.prefs as { theme: string };
+      socket.session.counter = 999;
+      await new Promise<void>((resolve) => (release = resolve));
+      prefs.theme = 'changed in place after the unit was given up';
+      socket.session.late = 'written after the unit was given up';
+      ack('late');
+    });
+    socket.on('get', (key: string, ack: Ack) => ack(socket.session[key]));
+    socket.on('set', (key: string, value: unknown, ack: Ack) => {
+      socket.session[key] = value;
+      ack();
+    });
+  });
+  const serror = once<[unknown, Socket | undefined]>(server.sio, 'serror');
+  const cookie = await server.login({ counter: 5, prefs: { theme: 'dark' } });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const started = Date.now();
+  const stuckAck = client.timeout(1500).emitWithAck('stuck');
+  const [error] = await serror;
+  const ms = Date.now() - started;
+  assert.match((error as Error).message, /did not settle within 300 ms \(handlerTimeout\)/);
+  assert.ok(ms >= 290 && ms < 1000, `given up after ${ms} ms`);
+  assert.equal(await client.emitWithAck('get', 'counter'), 5, 'the next event runs and sees the change undone');
+  release();
+  await delay(20);
+  await client.emitWithAck('set', 'after', 1);
+  await server.sio.flush();
+  const stored = await server.httpSession(cookie);
+  assert.equal(stored.counter, 5);
+  assert.equal(stored.after, 1);
+  assert.equal(stored.late, undefined, 'an assignment made by the given-up handler is not saved by a later unit');
+  assert.deepEqual(stored.prefs, { theme: 'dark' }, 'nor a change inside an object it had read');
+  assert.deepEqual(await client.emitWithAck('get', 'prefs'), { theme: 'dark' });
+  await assert.rejects(stuckAck, /operation has timed out/, 'the given-up handler\'s ack never reaches the client');
+});
+
 test('a throwing handler\'s partial change is not saved when the socket then disconnects', async (t) => {
   let serverSocket: Socket | undefined;
   const server = await perMessageServer(t, (socket) => {

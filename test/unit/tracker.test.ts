@@ -83,3 +83,43 @@ test('rebase(): keys taken from the store are fresh; keys changed here stay chan
   tracker.rebase(['b', 'c'], new Map([['a', '7']])); // the store has a = 7; ours (2) is unsaved
   assert.deepEqual([...tracker.changes()], [['a', '2']]);
 });
+
+test('a handler given up on: objects it read are detached, and what is assigned outside a handler until it settles is undone', () => {
+  const { tracker, session } = tracked({ counter: 1, prefs: { theme: 'dark' } });
+  // The handler runs, reads an object, changes a key, and is given up on.
+  tracker.begin(true);
+  const prefs = session.prefs;
+  session.counter = 99;
+  tracker.rollback();
+  tracker.end();
+  tracker.abandon();
+  assert.equal(session.counter, 1);
+  // A later handler writes a key and its unit saves it.
+  tracker.begin(true);
+  session.counter = 2;
+  tracker.end();
+  assert.deepEqual([...tracker.take().now], [['counter', '2']]);
+  // The given-up handler goes on: in place, and by assignment outside any handler.
+  prefs.theme = 'late';
+  session.counter = 1000;
+  session.late = true;
+  tracker.settledAbandoned();
+  assert.deepEqual({ ...session }, { counter: 2, prefs: { theme: 'dark' } }, 'back to what was saved');
+  assert.equal(tracker.changes().size, 0);
+  // Once none is pending, assignments outside handlers are changes again (per-connection saves them).
+  session.counter = 3;
+  tracker.settledAbandoned(); // a second settle of nothing pending is harmless
+  assert.deepEqual([...tracker.changes()], [['counter', '3']]);
+});
+
+test('a given-up handler that settles while another handler runs: its assignments count as that handler\'s', () => {
+  const { tracker, session } = tracked({ a: 1 });
+  tracker.begin(true);
+  tracker.end();
+  tracker.abandon();
+  tracker.begin(true);
+  session.a = 2; // the rogue, while another handler runs: indistinguishable
+  tracker.settledAbandoned();
+  tracker.end();
+  assert.deepEqual([...tracker.changes()], [['a', '2']]);
+});
