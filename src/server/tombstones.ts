@@ -7,8 +7,8 @@
  * so the session is destroyed once more (once).
  *
  * Guarantee: after a destroy, at most one extra destroy per node, whatever the number of writes
- * that raced it; the memory held is bounded by the destroys of the last `keepMs` and the writes of
- * the last `raceWindowMs`.
+ * that raced it; the memory held is bounded by the destroys of the last `keepMs` (at most
+ * `maxStones` of them) and the writes of the last `raceWindowMs`.
  */
 
 interface Tombstone {
@@ -43,6 +43,8 @@ export class Tombstones {
     private readonly keepMs = 10 * 60_000,
     public raceWindowMs = 0,
     private readonly now: () => number = Date.now,
+    /** At most this many destroyed sessions are remembered (the oldest are forgotten first): about 20 MB at most, whatever the rate of logouts. */
+    private readonly maxStones = 100_000,
   ) {}
 
   has(room: string): boolean {
@@ -151,7 +153,7 @@ export class Tombstones {
   /** Forget tombstones older than keepMs and idle write records older than the race window (a hung write counts as idle after keepMs). */
   private prune(now: number): void {
     for (const [room, stone] of this.stones) {
-      if (now - stone.at <= this.keepMs) break;
+      if (now - stone.at <= this.keepMs && this.stones.size <= this.maxStones) break;
       this.stones.delete(room);
     }
     for (const [room, writes] of this.writes) {

@@ -46,6 +46,18 @@ test('tombstones: kept for keepMs on an injected clock; rooms never show the raw
   assert.equal(sessionRoom('a'), sessionRoom('a'));
 });
 
+test('tombstones: a flood of logouts holds at most maxStones, forgetting the oldest first', () => {
+  const t = new Tombstones(60_000, 0, () => 0, 1000);
+  for (let i = 0; i < 5000; i++) {
+    t.destroying(`r${i}`);
+    t.destroyed(`r${i}`, true);
+  }
+  assert.ok(t.size.tombstones <= 1000, `${t.size.tombstones} remembered`);
+  assert.equal(t.has('r0'), false, 'the oldest forgotten');
+  assert.equal(t.has('r4999'), true, 'the newest kept');
+  assert.equal(t.has('r4001'), true);
+});
+
 test('tombstones: a failed destroy forgets its tombstone; a confirmed one stays', () => {
   const t = new Tombstones();
   t.destroying('r');
