@@ -140,3 +140,29 @@ test('revalidation notices a session deleted behind the library\'s back', async 
   assert.ok(elapsed < 700, `noticed after ${elapsed} ms`);
   assert.deepEqual(heard, [['invalid', { code: 'SESSION_INVALID', reason: 'not-found' }], ['disconnect', 'io server disconnect']]);
 });
+
+test('store.clear() ends every live session: their sockets are told "destroyed" and disconnected, and a pending socket change does not write them back', async (t) => {
+  const server = await startServer({ saveDelay: 60_000 });
+  t.after(() => server.close());
+  server.sio.on('sconnection', (socket) => {
+    socket.on('set', (value: unknown, ack: Ack) => {
+      socket.session.value = value;
+      ack();
+    });
+  });
+  const seen = invalids(server);
+  const cookies = [await server.login({ user: 'alice' }), await server.login({ user: 'bob' })];
+  const clients = [await open(server, cookies[0], t), await open(server, cookies[1], t)];
+  const heard = clients.map(record);
+  await clients[0].emitWithAck('set', 'pending'); // unsaved for a minute
+  const disconnects = Promise.all(clients.map((c) => once(c, 'disconnect', 2000)));
+  await new Promise<void>((resolve, reject) => server.store.clear!((err?: unknown) => (err ? reject(err) : resolve())));
+  await disconnects;
+  for (const h of heard) assert.deepEqual(h, [['invalid', INVALID_DESTROYED], ['disconnect', 'io server disconnect']]);
+  assert.deepEqual(seen.map(([, reason]) => reason), ['destroyed', 'destroyed']);
+  await server.sio.flush();
+  for (const cookie of cookies) {
+    const stored = await new Promise((resolve, reject) => server.store.get(sidOf(cookie), (err, s) => (err ? reject(err) : resolve(s))));
+    assert.equal(stored ?? undefined, undefined, 'nothing written back');
+  }
+});
