@@ -81,6 +81,10 @@ export function markdown(results: Results, before?: Results): string {
   const lines = [
     '# Benchmarks',
     '',
+    'With this page you can see what socket.io-sessions costs against plain socket.io (throughput and server CPU per event by',
+    'session size, sockets per session and nodes; heap per socket; connect time; a restart storm), on which machine, and how',
+    'that compares with the code before the Lean core rewrite. Rerun it on your machine with `npm run bench`.',
+    '',
     'Made by `npm run bench` (bench/run.ts). Every number is socket.io-sessions against plain socket.io measured in the same run:',
     'each server variant in its own process, the clients in other processes, the variants interleaved round by round, and the',
     'median over the repetitions of the per-round ratio (ours / plain, or ours - plain for memory). "spread" is the smallest and',
