@@ -27,6 +27,8 @@ export const KEYS = ['k0', 'k1'] as const;
 /** The key appends extend: a list, so a write is a read-modify-write of the session (as a counter is). */
 export const LOG_KEY = 'log';
 export const BROWSERS = 2;
+/** What a lying client sends as its "session". */
+const FORGED = { owner: 'FORGED', role: 'admin', cookie: { originalMaxAge: null } };
 
 export interface Variant {
   name: string;
@@ -63,6 +65,8 @@ export type BasicStep =
   | { kind: 'logout'; browser: number; node: number }
   | { kind: 'renew'; browser: number; node: number }
   | { kind: 'refresh'; conn: number; sock: number }
+  /** The client lies: emits `smessage` with a forged "session", then sends through the seed's send(). */
+  | { kind: 'lie'; conn: number; sock: number }
   | { kind: 'pause'; ms: number };
 /** A step of a race, launched `after` ms after the race began. */
 export type RaceMember = BasicStep & { after: number };
@@ -93,6 +97,8 @@ export function formatStep(step: Step | RaceMember): string {
       return `reconnect(c${step.conn}@n${step.node})`;
     case 'refresh':
       return `refresh(c${step.conn}.s${step.sock})`;
+    case 'lie':
+      return `lie(c${step.conn}.s${step.sock})`;
     case 'pause':
       return `pause(${step.ms})`;
     case 'race':
@@ -111,7 +117,7 @@ export const PROPERTIES = {
   2: 'every acked per-message write is in the store (unless superseded or destroyed)',
   3: 'one destroy costs at most 1 + nodes store destroys',
   4: 'no session record holds another session\'s data',
-  5: 'no handler sees another session',
+  5: 'no handler sees another session, or a session a client sent',
   6: 'no store work lingers after the run settles (beyond revalidation)',
 } as const;
 export type PropertyId = keyof typeof PROPERTIES;
@@ -412,6 +418,14 @@ class World {
         session[LOG_KEY] = [...(Array.isArray(session[LOG_KEY]) ? (session[LOG_KEY] as unknown[]) : []), write.value];
         ack?.({ owner: session.owner });
       });
+      // The seed's smessage: reached only by send(), always with the server's session.
+      socket.on('smessage', (message: { value?: string; tag?: string; sid?: string } | undefined, session: Record<string, unknown> | undefined) => {
+        if (session?.owner === FORGED.owner || message?.value === 'forged') {
+          this.mismatches.push(`smessage on ${path}: a client's forged ${message?.value === 'forged' ? 'smessage event' : 'session'} reached the handler`);
+        } else if (message?.tag !== undefined && (session?.owner !== message.tag || socket.session.id !== message.sid)) {
+          this.mismatches.push(`smessage on ${path}: send() from a socket of session ${message.tag} ran with session ${String(session?.owner)}`);
+        }
+      });
     });
   }
 
@@ -553,6 +567,18 @@ class World {
           write.endAt = this.now();
           this.note(`${write.value}: no ack (${errText(err)})`);
         }
+        return;
+      }
+      case 'lie': {
+        const conn = this.conns[step.conn % this.conns.length]!;
+        const { socket, sid, tag } = conn.slots[step.sock % conn.slots.length]!;
+        if (!socket?.connected || !sid) return this.note(`${label}: not connected, skipped`);
+        socket.emit('smessage', { value: 'forged', tag: FORGED.owner, sid }, FORGED);
+        const sent = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), ANSWER_MS);
+          socket.send({ value: 'send', tag, sid }, () => (clearTimeout(timer), resolve(true)));
+        });
+        this.note(`${label}: forged smessage emitted; send() ${sent ? 'answered' : 'not answered'}`);
         return;
       }
       case 'httpWrite': {

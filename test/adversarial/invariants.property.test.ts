@@ -2,15 +2,15 @@
 // library do to sessions at once: per-message socket writes (blind writes of a key, and appends to
 // a list: a read-modify-write, as a counter is) and per-connection writes, HTTP writes and reads,
 // reconnects, login (regenerate) and logout, `?renew=1` on the token endpoint, ticket sockets and
-// in-band ticket refresh, revalidation every 150 ms, and races of several of these launched
-// together. Over real servers and socket.io clients: one node on a FaultyStore (0-3 ms per store
+// in-band ticket refresh, revalidation every 150 ms, a lying client (an `smessage` event carrying a
+// forged session, then the seed's send()), and races of several of these launched together. Over real servers and socket.io clients: one node on a FaultyStore (0-3 ms per store
 // call, 15% of calls 5-24 ms, so writes race), and two nodes on one redis-server (connect-redis +
 // @socket.io/redis-adapter), with and without the Redis lock.
 //
 // After each step the store is read (a destroyed session must stay gone, a record holds only its
 // own session's data); after the run it settles and is judged (see invariants-model.ts):
 //   1. a destroyed session never exists again         4. no record holds another session's data
-//   2. every acked per-message write is in the store   5. no handler sees another session
+//   2. every acked per-message write is in the store   5. no handler sees another session (or a forged one)
 //   3. one destroy costs at most 1 + nodes destroys    6. no store work lingers (beyond revalidation)
 //
 // A failure prints the seed and the path of the shrunk counterexample, and the command that
@@ -88,6 +88,7 @@ function scenarios(variant: Variant): fc.Arbitrary<Scenario> {
     ['logout', 1, fc.record({ kind: fc.constant('logout' as const), browser, node })],
     ['renew', 2, fc.record({ kind: fc.constant('renew' as const), browser, node })],
     ['refresh', 1, fc.record({ kind: fc.constant('refresh' as const), conn, sock })],
+    ['lie', 1, fc.record({ kind: fc.constant('lie' as const), conn, sock })],
     ['pause', 1, fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 250 }) })],
   ];
   const basic: fc.Arbitrary<BasicStep> = fc.oneof(
