@@ -1,0 +1,148 @@
+// DESIGN.md invariant 5, checked over random sequences (fast-check) of per-message events and store
+// faults: "every store, lock and network wait has a deadline; after it the caller gets a typed
+// 'unavailable', and nothing queues without bound". One real socket.io server in per-message mode
+// on a FaultyStore (a real MemoryStore whose calls can be made to hang, fail or throw), three real
+// clients: two sockets of one session and one of another.
+//
+// Judged after each run:
+//   1. every event is answered, by its ack or by one `sio-sessions:unavailable` notice, never both,
+//      and within its deadline (storeTimeout from its arrival; the save of a unit that ran in time
+//      has its own storeTimeout): at most 2 × storeTimeout + slack after it was sent;
+//   2. notices are typed: SESSION_UNAVAILABLE with a reason of the store (store-error,
+//      store-timeout, queue-timeout) and a retryAfter;
+//   3. once the faults are cleared, every socket is served again at once (an acked event within
+//      a second), and the stored counter of each session equals its acked increments.
+//
+// A failure prints the seed and the counterexample's path; replay with
+// FC_SEED=<seed> FC_PATH=<path> node --import tsx --test test/adversarial/deadlines.property.test.ts
+// (FC_RUNS raises the number of runs).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import type { Socket as ClientSocket } from 'socket.io-client';
+import { Events } from '../../src/protocol.js';
+import { startServer, connectClient, connected, delay, sidOf } from '../helpers/servers.js';
+import { FaultyStore, type StoreOp } from '../helpers/stores.js';
+
+const STORE_TIMEOUT_MS = 200;
+/** Time for the event to travel and the answer to come back on a loaded 2-core machine. */
+const SLACK_MS = 400;
+const DEADLINE_MS = 2 * STORE_TIMEOUT_MS + SLACK_MS;
+const STORE_REASONS = ['store-error', 'store-timeout', 'queue-timeout'];
+
+type Step =
+  | { kind: 'emit'; client: number; burst: number }
+  | { kind: 'fault'; op: StoreOp | 'any'; fault: 'hang' | 'error' | 'throw' }
+  | { kind: 'clear' }
+  | { kind: 'pause'; ms: number };
+
+const step: fc.Arbitrary<Step> = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('emit' as const), client: fc.nat(2), burst: fc.integer({ min: 1, max: 6 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('fault' as const),
+      op: fc.constantFrom<StoreOp | 'any'>('get', 'set', 'any'),
+      fault: fc.constantFrom('hang' as const, 'error' as const, 'throw' as const),
+    }),
+  },
+  { weight: 1, arbitrary: fc.constant({ kind: 'clear' as const }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 300 }) }) },
+);
+
+interface Sent {
+  client: number;
+  at: number;
+  acked?: number;
+}
+
+async function run(steps: Step[]): Promise<string[]> {
+  const problems: string[] = [];
+  const store = new FaultyStore({ latency: 1 });
+  const server = await startServer({ store, perMessage: true, storeTimeout: STORE_TIMEOUT_MS });
+  server.sio.on('serror', () => {}); // store failures are expected here; the notices are judged
+  server.sio.on('sconnection', (socket) => {
+    socket.on('inc', (ack: (n: number) => void) => {
+      socket.session.counter = ((socket.session.counter as number | undefined) ?? 0) + 1;
+      ack(socket.session.counter as number);
+    });
+  });
+  const cookies = [await server.login({ counter: 0 }), await server.login({ counter: 0 })];
+  const sessionOf = [0, 0, 1];
+  const clients: ClientSocket[] = sessionOf.map((s) => connectClient(server.url, cookies[s]));
+  const sent: Sent[] = [];
+  const notices: Array<{ client: number; at: number; data: { code?: string; reason?: string; retryAfter?: unknown } }> = [];
+  try {
+    await Promise.all(clients.map((c) => connected(c)));
+    clients.forEach((c, client) => c.on(Events.UNAVAILABLE, (data) => notices.push({ client, at: Date.now(), data })));
+    for (const s of steps) {
+      if (s.kind === 'pause') await delay(s.ms);
+      else if (s.kind === 'clear') store.fault = undefined;
+      else if (s.kind === 'fault') store.fault = { op: s.op === 'any' ? undefined : s.op, kind: s.fault };
+      else {
+        for (let i = 0; i < s.burst; i++) {
+          const event: Sent = { client: s.client, at: Date.now() };
+          sent.push(event);
+          clients[s.client]!.emit('inc', () => (event.acked = Date.now()));
+        }
+      }
+    }
+    // Every answer is due by the last deadline.
+    await delay(DEADLINE_MS);
+    for (let client = 0; client < clients.length; client++) {
+      const mine = sent.filter((e) => e.client === client);
+      const acked = mine.filter((e) => e.acked !== undefined);
+      const told = notices.filter((n) => n.client === client);
+      if (acked.length + told.length !== mine.length) {
+        problems.push(`client ${client}: ${mine.length} events, ${acked.length} acks + ${told.length} notices`);
+      }
+      for (const e of acked) if (e.acked! - e.at > DEADLINE_MS) problems.push(`client ${client}: an ack after ${e.acked! - e.at} ms`);
+      // A notice answers the oldest unanswered event of its socket at the latest (events of a socket are answered in order or dropped).
+      const waiting = mine.map((e) => e.at);
+      for (const n of told) {
+        const oldest = waiting.shift()!;
+        if (n.at - oldest > DEADLINE_MS * 2) problems.push(`client ${client}: a notice ${n.at - oldest} ms after the oldest event it can answer`);
+        const { code, reason, retryAfter } = n.data ?? {};
+        if (code !== 'SESSION_UNAVAILABLE' || !STORE_REASONS.includes(reason!) || typeof retryAfter !== 'number') {
+          problems.push(`client ${client}: an untyped notice ${JSON.stringify(n.data)}`);
+        }
+      }
+    }
+    // Faults gone: every socket is served at once, and each session's counter is its acked increments.
+    store.fault = undefined;
+    for (const [client, c] of clients.entries()) {
+      const started = Date.now();
+      const answer = await c.timeout(1000).emitWithAck('inc').catch((err: Error) => err.message);
+      if (typeof answer !== 'number') problems.push(`client ${client}: not served once the store is back (${String(answer)}) after ${Date.now() - started} ms`);
+      else sent.push({ client, at: started, acked: Date.now() });
+    }
+    await server.sio.flush();
+    for (const [s, cookie] of cookies.entries()) {
+      const acks = sent.filter((e) => sessionOf[e.client] === s && e.acked !== undefined).length;
+      const stored = (store.peek(sidOf(cookie)) as { counter?: number } | undefined)?.counter;
+      if (stored !== acks) problems.push(`session ${s}: stored counter ${stored}, ${acks} acked increments`);
+    }
+  } finally {
+    clients.forEach((c) => c.close());
+    await server.close();
+  }
+  return problems;
+}
+
+test('per-message events under random store hangs, errors and throws: every event answered in time (ack or one typed notice), served again once the store is back, acked increments stored', async (t) => {
+  const seed = process.env.FC_SEED !== undefined ? Number(process.env.FC_SEED) : Math.floor(Math.random() * 2 ** 31);
+  const numRuns = Number(process.env.FC_RUNS ?? 12);
+  t.diagnostic(`seed ${seed}, ${numRuns} runs`);
+  const started = Date.now();
+  const details = await fc.check(
+    fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 14 }), async (steps) => {
+      const problems = await run(steps);
+      if (problems.length > 0) throw new Error(`${problems.join('\n')}\nsteps: ${JSON.stringify(steps)}`);
+    }),
+    { numRuns, seed, path: process.env.FC_PATH },
+  );
+  t.diagnostic(`${numRuns} runs in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  if (details.failed) {
+    assert.fail(`seed ${details.seed}, path ${details.counterexamplePath}: replay with FC_SEED=${details.seed} FC_PATH='${details.counterexamplePath}'\n${String(details.errorInstance)}`);
+  }
+});
