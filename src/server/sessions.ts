@@ -177,7 +177,8 @@ export class SessionServer<
   /**
    * Save every pending change now (per-connection mode waits up to `saveDelay` otherwise) and
    * resolve once all the work queued so far (saves, per-message events, revalidation) has run.
-   * For a graceful shutdown (after `io.close()`, before closing the store) and for tests.
+   * For a graceful shutdown (after `io.close()`, before closing the store) and for tests. A save
+   * that failed and waits to be retried is not waited for (its failure went to `serror`).
    *
    * @example
    * ```ts
