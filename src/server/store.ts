@@ -108,6 +108,11 @@ export class StoreHub {
     return hub;
   }
 
+  /** The hub of `store` if one is in use (tests of the bounds; no user is counted). */
+  static of(store: Store): StoreHub | undefined {
+    return hubs.get(store);
+  }
+
   private constructor(readonly store: Store) {
     this.local = processLocal(store);
     const s = store as unknown as Record<string, StoreMethod | undefined>;
@@ -303,6 +308,12 @@ export class StoreHub {
   remoteDestroyed(room: string): void {
     const sid = this.tombstones.remote(room);
     if (sid !== undefined) this.destroyAgain(sid, room);
+  }
+
+  /** What the hub holds right now, per session and process-wide (tests of the bounds: back to empty once idle). */
+  sizes(): Record<'users' | 'live' | 'carried' | 'quietWaiters' | 'destroyListeners' | 'deadlines' | 'tombstones' | 'writes', number> {
+    const { users, live, carried, quietWaiters, destroyListeners } = this;
+    return { users, live: live.size, carried: carried.size, quietWaiters: quietWaiters.size, destroyListeners: destroyListeners.size, deadlines: deadlines.size, ...this.tombstones.size };
   }
 
   /** Read a session. Throws SessionUnavailableError. */

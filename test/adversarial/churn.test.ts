@@ -1,0 +1,122 @@
+// Resources stay bounded and nothing leaks: a long-running server that saw thousands of
+// connections, logins, logouts, ticket handshakes, refused handshakes and HTTP requests holds, once
+// nothing is connected and its work settled, what it held before (its per-session registries,
+// lanes, timers, carried reads; its heap, give or take). What it holds is read from the library's
+// internals (test/helpers/internals.ts); the heap from a server in its own process.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import type { Socket as ClientSocket } from 'socket.io-client';
+import { startServerProcess } from '../helpers/server-process.js';
+import { connectClient, connected, eventually, once } from '../helpers/servers.js';
+import { leftovers, type Sizes } from '../helpers/internals.js';
+
+const CHURN_SERVER = fileURLToPath(new URL('./fixtures/churn-server.ts', import.meta.url));
+const MB = 1024 * 1024;
+
+interface Stats {
+  heapUsed: number;
+  stored: number;
+  sizes: Sizes;
+}
+
+async function post(url: string, path: string, cookie?: string): Promise<string | undefined> {
+  const res = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) }, body: '{}' });
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+  await res.arrayBuffer();
+  return res.headers.get('set-cookie')?.split(';')[0];
+}
+
+const login = async (url: string, cookie?: string) => (await post(url, '/login', cookie))!;
+
+async function ticketOf(url: string, cookie: string): Promise<string> {
+  const res = await fetch(`${url}/socket.io-sessions/token`, { headers: { cookie } });
+  if (res.status !== 200) throw new Error(`token endpoint: HTTP ${res.status}`);
+  return ((await res.json()) as { token: string }).token;
+}
+
+/** What the churn saw, to check every cycle did what a user relies on. */
+interface Tally {
+  acked: number;
+  tickets: number;
+  relogins: number;
+  logouts: number;
+  /** `sio-sessions:invalid` notices with reason 'destroyed', on the sockets whose session was replaced or ended. */
+  destroyedNotices: number;
+}
+
+/**
+ * One user's connection: connect (every 4th time with a ticket from the token endpoint, else the
+ * cookie), an acked event that changes the session, now and then a login again (regenerate) or a
+ * logout while connected (the socket must be told its session was destroyed), disconnect.
+ * Returns the user's cookie for the next cycle.
+ */
+async function cycle(url: string, cookie: string, i: number, tally: Tally): Promise<string> {
+  let socket: ClientSocket;
+  if (i % 4 === 0) {
+    socket = connectClient(url, undefined, { auth: { sessionTicket: await ticketOf(url, cookie) } });
+    tally.tickets += 1;
+  } else socket = connectClient(url, cookie);
+  try {
+    await connected(socket);
+    await socket.timeout(5000).emitWithAck('inc');
+    tally.acked += 1;
+    if (i % 50 !== 25) return cookie;
+    const told = once<[{ reason: string }]>(socket, 'sio-sessions:invalid');
+    const logout = i % 100 === 75;
+    const next = logout ? (await post(url, '/logout', cookie), await login(url)) : await login(url, cookie);
+    const [{ reason }] = await told;
+    if (reason === 'destroyed') tally.destroyedNotices += 1;
+    if (logout) tally.logouts += 1;
+    else tally.relogins += 1;
+    return next;
+  } finally {
+    socket.close();
+  }
+}
+
+/** `cycles` cycles spread over `users` users, one cycle at a time per user. */
+async function churn(url: string, cookies: string[], cycles: number, tally: Tally): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    cookies.map(async (_, u) => {
+      for (let i = next++; i < cycles; i = next++) cookies[u] = await cycle(url, cookies[u], i, tally);
+    }),
+  );
+}
+
+/** The stats once nothing is left over (within 3 s), or the last ones. */
+async function settled(stats: () => Promise<Stats>): Promise<Stats> {
+  let last = await stats();
+  await eventually(async () => Object.keys(leftovers((last = await stats()).sizes)).length === 0, 3000, 50).catch(() => undefined);
+  return last;
+}
+
+for (const perMessage of [false, true]) {
+  const mode = perMessage ? 'per-message' : 'per-connection';
+  test(`${mode}: after 2,000 connect/emit/disconnect cycles (ticket handshakes, logins and logouts while connected among them) the server holds no per-session state and its heap is flat`, async (t) => {
+    const { url } = await startServerProcess(t, CHURN_SERVER, { nodeArgs: ['--expose-gc'], env: { PER_MESSAGE: perMessage ? '1' : '0' } });
+    const stats = async () => (await fetch(`${url}/stats`)).json() as Promise<Stats>;
+    const cookies = await Promise.all(Array.from({ length: 16 }, () => login(url)));
+    const warm: Tally = { acked: 0, tickets: 0, relogins: 0, logouts: 0, destroyedNotices: 0 };
+    await churn(url, cookies, 200, warm);
+    const before = await settled(stats);
+    const tally: Tally = { acked: 0, tickets: 0, relogins: 0, logouts: 0, destroyedNotices: 0 };
+    const started = Date.now();
+    await churn(url, cookies, 2000, tally);
+    const ms = Date.now() - started;
+    // (socket.io's side of a closed connection goes a moment after the client closed it)
+    const after = await settled(stats);
+    const growthMb = (after.heapUsed - before.heapUsed) / MB;
+    t.diagnostic(
+      `${mode}: 2,000 cycles in ${ms} ms (${tally.tickets} ticket handshakes, ${tally.relogins} logins and ${tally.logouts} logouts while connected, ` +
+        `${tally.destroyedNotices} 'destroyed' notices); heap ${(before.heapUsed / MB).toFixed(1)} -> ${(after.heapUsed / MB).toFixed(1)} MB (+${growthMb.toFixed(2)}); ` +
+        `sessions stored ${before.stored} -> ${after.stored}; sizes before ${JSON.stringify(before.sizes)} after ${JSON.stringify(after.sizes)}`,
+    );
+    assert.equal(tally.acked, 2000, 'every cycle had its event acked');
+    assert.equal(tally.destroyedNotices, tally.relogins + tally.logouts, 'every socket whose session was replaced or ended was told so');
+    assert.deepEqual(leftovers(after.sizes), {}, 'nothing per session or per connection is left once nothing is connected');
+    assert.equal(after.stored, before.stored, 'the store holds as many sessions as there are users: a destroyed session never came back');
+    assert.ok(growthMb < 10, `server heap grew ${growthMb.toFixed(2)} MB over 2,000 cycles (want < 10 MB)`);
+  });
+}
