@@ -6,9 +6,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { MemoryStore } from 'express-session';
+import { Server } from 'socket.io';
 import type { Socket as ClientSocket } from 'socket.io-client';
+import { sessions } from '../../src/server/index.js';
+import { StoreHub } from '../../src/server/store.js';
 import { startServerProcess } from '../helpers/server-process.js';
-import { connectClient, connected, eventually, once } from '../helpers/servers.js';
+import { connectClient, connected, eventually, once, SECRET } from '../helpers/servers.js';
 import { leftovers, type Sizes } from '../helpers/internals.js';
 
 const CHURN_SERVER = fileURLToPath(new URL('./fixtures/churn-server.ts', import.meta.url));
@@ -120,3 +126,38 @@ for (const perMessage of [false, true]) {
     assert.ok(growthMb < 10, `server heap grew ${growthMb.toFixed(2)} MB over 2,000 cycles (want < 10 MB)`);
   });
 }
+
+test('sessions() created and closed 200 times on one io and store gives everything back: middlewares, listeners, the served script, the store\'s own methods; a closed instance checks no handshake', async (t) => {
+  const store = new MemoryStore();
+  const httpServer = createServer();
+  const io = new Server(httpServer);
+  t.after(() => new Promise<void>((resolve) => io.close(() => resolve())));
+  await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`;
+  const namespace = io.of('/') as unknown as { _fns: unknown[]; listenerCount(event: string): number };
+  const counts = () => ({
+    middlewares: namespace._fns.length,
+    connectionListeners: namespace.listenerCount('connection'),
+    destroyRelayListeners: namespace.listenerCount('sio-sessions:destroyed'),
+    requestListeners: httpServer.listenerCount('request'),
+    storeListeners: store.eventNames().reduce((sum, name) => sum + store.listenerCount(name), 0),
+    storeOwnMethods: ['get', 'set', 'destroy', 'touch', 'clear'].filter((name) => Object.hasOwn(store, name)).length,
+  });
+  const baseline = counts();
+  let open: ReturnType<typeof counts> | undefined;
+  for (let i = 0; i < 200; i++) {
+    const sio = sessions(io, { store, secret: SECRET });
+    open ??= counts();
+    sio.close();
+  }
+  const after = counts();
+  t.diagnostic(`baseline ${JSON.stringify(baseline)}; one open ${JSON.stringify(open)}; after 200 created and closed ${JSON.stringify(after)}`);
+  assert.deepEqual(after, baseline, 'everything one instance added is given back at its close()');
+  assert.equal(store.set, MemoryStore.prototype.set, "the store's own set again");
+  assert.equal(store.destroy, MemoryStore.prototype.destroy, "the store's own destroy again");
+  assert.equal(StoreHub.of(store), undefined, 'no hub left for the store');
+  // With every instance closed, the namespace is the app's again: a socket without any session connects.
+  const plain = connectClient(url);
+  t.after(() => plain.close());
+  await connected(plain);
+});
