@@ -14,8 +14,8 @@ import type { Socket as ClientSocket } from 'socket.io-client';
 import { sessions } from '../../src/server/index.js';
 import { StoreHub } from '../../src/server/store.js';
 import { startServerProcess } from '../helpers/server-process.js';
-import { connectClient, connected, eventually, once, SECRET } from '../helpers/servers.js';
-import { leftovers, type Sizes } from '../helpers/internals.js';
+import { connectClient, connected, eventually, once, signedCookie, startServer, SECRET } from '../helpers/servers.js';
+import { leftovers, serverSizes, type Sizes } from '../helpers/internals.js';
 
 const CHURN_SERVER = fileURLToPath(new URL('./fixtures/churn-server.ts', import.meta.url));
 const MB = 1024 * 1024;
@@ -160,4 +160,43 @@ test('sessions() created and closed 200 times on one io and store gives everythi
   const plain = connectClient(url);
   t.after(() => plain.close());
   await connected(plain);
+});
+
+test('the token endpoint and the served script, asked 2,000 times with valid, unknown and badly signed cookies, keep nothing once the moment a read may stand in for a handshake is over', async (t) => {
+  const server = await startServer({ sessionCookie: { maxAge: 60 * 60_000 } });
+  t.after(() => server.close());
+  const cookies = await Promise.all(Array.from({ length: 8 }, () => server.login()));
+  const unknown = signedCookie('no-such-session-' + 'x'.repeat(16));
+  const badlySigned = cookies[0].replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
+  const script = `${server.url}/socket.io/socket.io-sessions.js`;
+  const statuses = new Map<string, number>();
+  const count = (key: string) => statuses.set(key, (statuses.get(key) ?? 0) + 1);
+  const ask = async (i: number) => {
+    const cookie = i % 5 === 3 ? unknown : i % 5 === 4 ? badlySigned : cookies[i % cookies.length];
+    const renew = i % 10 === 0 ? '?renew=1' : '';
+    if (i % 2 === 0) {
+      const res = await fetch(`${server.url}/socket.io-sessions/token${renew}`, { headers: { cookie, 'sec-fetch-site': 'same-origin' } });
+      await res.arrayBuffer();
+      count(`token ${res.status}`);
+    } else {
+      const res = await fetch(script + renew, { headers: { cookie, 'sec-fetch-site': 'same-origin' } });
+      count((await res.text()).endsWith('.ticket=null;\n') ? 'script without ticket' : 'script with ticket');
+    }
+  };
+  let next = 0;
+  const started = Date.now();
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    for (let i = next++; i < 2000; i = next++) await ask(i);
+  }));
+  const ms = Date.now() - started;
+  const atEnd = serverSizes(server);
+  await server.sio.flush();
+  let after = atEnd;
+  const gone = await eventually(() => Object.keys(leftovers((after = serverSizes(server)))).length === 0, 5000, 100).then(() => Date.now() - started - ms, () => undefined);
+  t.diagnostic(
+    `2,000 requests in ${ms} ms: ${JSON.stringify(Object.fromEntries(statuses))}; right after ${JSON.stringify(atEnd)}; ` +
+      (gone === undefined ? `still held 5 s later: ${JSON.stringify(leftovers(after))}` : `nothing held ${gone} ms later`),
+  );
+  assert.deepEqual(Object.fromEntries(statuses), { 'token 200': 600, 'token 401': 400, 'script with ticket': 600, 'script without ticket': 400 });
+  assert.deepEqual(leftovers(after), {}, 'nothing is held for the requests within 5 s (a read stands in for a handshake for 2 s)');
 });
