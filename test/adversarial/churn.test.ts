@@ -14,7 +14,7 @@ import type { Socket as ClientSocket } from 'socket.io-client';
 import { sessions } from '../../src/server/index.js';
 import { StoreHub } from '../../src/server/store.js';
 import { startServerProcess } from '../helpers/server-process.js';
-import { connectClient, connected, eventually, once, signedCookie, startServer, SECRET } from '../helpers/servers.js';
+import { connectClient, connected, delay, eventually, once, refused, sidOf, signedCookie, startServer, SECRET } from '../helpers/servers.js';
 import { leftovers, serverSizes, type Sizes } from '../helpers/internals.js';
 
 const CHURN_SERVER = fileURLToPath(new URL('./fixtures/churn-server.ts', import.meta.url));
@@ -199,4 +199,86 @@ test('the token endpoint and the served script, asked 2,000 times with valid, un
   );
   assert.deepEqual(Object.fromEntries(statuses), { 'token 200': 600, 'token 401': 400, 'script with ticket': 600, 'script without ticket': 400 });
   assert.deepEqual(leftovers(after), {}, 'nothing is held for the requests within 5 s (a read stands in for a handshake for 2 s)');
+});
+
+test('a flood of 5,000 handshakes with garbage, badly signed and unknown cookies, garbage tickets and foreign origins: each gets its typed refusal, a user is answered within a second meanwhile, and nothing is left per handshake', async (t) => {
+  const { url } = await startServerProcess(t, CHURN_SERVER, { nodeArgs: ['--expose-gc'] });
+  const stats = async () => (await fetch(`${url}/stats`)).json() as Promise<Stats>;
+  const cookie = await login(url);
+  const { token } = await (await fetch(`${url}/socket.io-sessions/token`, { headers: { cookie } })).json() as { token: string };
+  const [header, , iv, ciphertext, tag] = token.split('.');
+  const flip = (part: string) => part.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'));
+  // What each handshake presents, and the refusal it must get.
+  const kinds: Array<{ name: string; expected: { code: string; reason?: string }; connect(i: number): ClientSocket }> = [
+    { name: 'no cookie', expected: { code: 'SESSION_INVALID', reason: 'no-session-id' }, connect: () => connectClient(url) },
+    { name: 'garbage cookie', expected: { code: 'SESSION_INVALID', reason: 'bad-signature' }, connect: (i) => connectClient(url, `connect.sid=s:${i}.garbage`) },
+    { name: 'cookie signed with another secret', expected: { code: 'SESSION_INVALID', reason: 'bad-signature' }, connect: () => connectClient(url, signedCookie(sidOf(cookie), 'not our secret')) },
+    { name: 'unknown session', expected: { code: 'SESSION_INVALID', reason: 'not-found' }, connect: (i) => connectClient(url, signedCookie(`unknown-${i}-${Math.random()}`)) },
+    { name: 'garbage ticket', expected: { code: 'SESSION_INVALID', reason: 'ticket-malformed' }, connect: (i) => connectClient(url, undefined, { auth: { sessionTicket: `garbage.${i}` } }) },
+    { name: 'tampered ticket', expected: { code: 'SESSION_INVALID', reason: 'ticket-tampered' }, connect: () => connectClient(url, undefined, { auth: { sessionTicket: [header, '', iv, flip(ciphertext), tag].join('.') } }) },
+    { name: 'foreign origin', expected: { code: 'ORIGIN_NOT_ALLOWED' }, connect: () => connectClient(url, cookie, { extraHeaders: { origin: 'http://evil.example' } }) },
+  ];
+  const before = await settled(stats);
+
+  // A well-behaved user, connected before the flood, asks every 100 ms meanwhile; every 5th time
+  // it also connects anew (a handshake of its own among the flood's).
+  const user = connectClient(url, cookie);
+  t.after(() => user.close());
+  await connected(user);
+  let flooding = true;
+  const latencies: number[] = [];
+  const handshakes: number[] = [];
+  const asking = (async () => {
+    for (let i = 0; flooding; i++) {
+      let sent = Date.now();
+      await user.timeout(5000).emitWithAck('inc');
+      latencies.push(Date.now() - sent);
+      if (i % 5 === 4) {
+        sent = Date.now();
+        const again = connectClient(url, cookie);
+        await connected(again).finally(() => again.close());
+        handshakes.push(Date.now() - sent);
+      }
+      await delay(100);
+    }
+  })();
+
+  const wrong: string[] = [];
+  const refusals = new Map<string, number>();
+  let next = 0;
+  const started = Date.now();
+  await Promise.all(Array.from({ length: 32 }, async () => {
+    for (let i = next++; i < 5000; i = next++) {
+      const kind = kinds[i % kinds.length];
+      const socket = kind.connect(i);
+      try {
+        const { data } = await refused(socket);
+        const got = { code: data?.code, ...(kind.expected.reason ? { reason: data?.reason } : {}) };
+        if (JSON.stringify(got) !== JSON.stringify(kind.expected)) wrong.push(`${kind.name}: ${JSON.stringify(data)}`);
+        else refusals.set(kind.name, (refusals.get(kind.name) ?? 0) + 1);
+      } catch (err) {
+        wrong.push(`${kind.name}: ${(err as Error).message}`);
+      } finally {
+        socket.close();
+      }
+    }
+  }));
+  const ms = Date.now() - started;
+  flooding = false;
+  await asking;
+  user.close();
+  const after = await settled(stats);
+  const growthMb = (after.heapUsed - before.heapUsed) / MB;
+  const worst = Math.max(...latencies);
+  const worstHandshake = Math.max(...handshakes);
+  t.diagnostic(
+    `5,000 handshakes refused in ${ms} ms: ${JSON.stringify(Object.fromEntries(refusals))}; wrong ${wrong.length}${wrong.length ? ` (first: ${wrong[0]})` : ''}; ` +
+      `the user's ${latencies.length} acked events meanwhile: worst ${worst} ms, median ${latencies.sort((a, b) => a - b)[latencies.length >> 1]} ms; its ${handshakes.length} handshakes: worst ${worstHandshake} ms; ` +
+      `heap ${(before.heapUsed / MB).toFixed(1)} -> ${(after.heapUsed / MB).toFixed(1)} MB (+${growthMb.toFixed(2)}); sizes after ${JSON.stringify(after.sizes)}`,
+  );
+  assert.deepEqual(wrong, [], 'every handshake got the refusal its credential calls for');
+  assert.ok(worst < 1000, `the connected user waited ${worst} ms for an ack during the flood (want < 1000 ms)`);
+  assert.ok(worstHandshake < 1000, `the user's own handshake took ${worstHandshake} ms during the flood (want < 1000 ms)`);
+  assert.deepEqual(leftovers(after.sizes), {}, 'nothing is left per handshake');
+  assert.ok(growthMb < 10, `server heap grew ${growthMb.toFixed(2)} MB over 5,000 refused handshakes (want < 10 MB)`);
 });
