@@ -16,6 +16,7 @@ import { StoreHub } from '../../src/server/store.js';
 import { startServerProcess } from '../helpers/server-process.js';
 import { connectClient, connected, delay, eventually, once, refused, sidOf, signedCookie, startServer, SECRET } from '../helpers/servers.js';
 import { leftovers, serverSizes, type Sizes } from '../helpers/internals.js';
+import { FaultyStore } from '../helpers/stores.js';
 
 const CHURN_SERVER = fileURLToPath(new URL('./fixtures/churn-server.ts', import.meta.url));
 const MB = 1024 * 1024;
@@ -122,6 +123,7 @@ for (const perMessage of [false, true]) {
     assert.equal(tally.acked, 2000, 'every cycle had its event acked');
     assert.equal(tally.destroyedNotices, tally.relogins + tally.logouts, 'every socket whose session was replaced or ended was told so');
     assert.deepEqual(leftovers(after.sizes), {}, 'nothing per session or per connection is left once nothing is connected');
+    assert.ok(after.sizes.timers <= before.sizes.timers, `timers keeping the server alive: ${before.sizes.timers} before, ${after.sizes.timers} after`);
     assert.equal(after.stored, before.stored, 'the store holds as many sessions as there are users: a destroyed session never came back');
     assert.ok(growthMb < 10, `server heap grew ${growthMb.toFixed(2)} MB over 2,000 cycles (want < 10 MB)`);
   });
@@ -280,5 +282,40 @@ test('a flood of 5,000 handshakes with garbage, badly signed and unknown cookies
   assert.ok(worst < 1000, `the connected user waited ${worst} ms for an ack during the flood (want < 1000 ms)`);
   assert.ok(worstHandshake < 1000, `the user's own handshake took ${worstHandshake} ms during the flood (want < 1000 ms)`);
   assert.deepEqual(leftovers(after.sizes), {}, 'nothing is left per handshake');
+  assert.ok(after.sizes.timers <= before.sizes.timers, `timers keeping the server alive: ${before.sizes.timers} before, ${after.sizes.timers} after`);
   assert.ok(growthMb < 10, `server heap grew ${growthMb.toFixed(2)} MB over 5,000 refused handshakes (want < 10 MB)`);
+});
+
+test('per-message, a store taking 3 ms a call: 300 sockets that each have an event acked, send 19 more and leave at once leave nothing behind, and every event that ran is saved', async (t) => {
+  const store = new FaultyStore({ latency: 3 });
+  const server = await startServer({ store, perMessage: true });
+  t.after(() => server.close());
+  let runs = 0;
+  server.sio.on('sconnection', (socket) =>
+    socket.on('work', (ack?: () => void) => {
+      runs += 1;
+      socket.session.counter = (socket.session.counter ?? 0) + 1;
+      ack?.();
+    }),
+  );
+  const cookies = await Promise.all(Array.from({ length: 10 }, () => server.login()));
+  let next = 0;
+  const started = Date.now();
+  await Promise.all(Array.from({ length: 30 }, async () => {
+    for (let i = next++; i < 300; i = next++) {
+      const socket = connectClient(server.url, cookies[i % cookies.length]);
+      await connected(socket);
+      await socket.timeout(5000).emitWithAck('work');
+      for (let e = 1; e < 20; e++) socket.emit('work');
+      socket.close();
+    }
+  }));
+  await server.sio.flush();
+  let after = serverSizes(server);
+  await eventually(() => Object.keys(leftovers((after = serverSizes(server)))).length === 0, 3000, 50).catch(() => undefined);
+  const saved = cookies.reduce((sum, cookie) => sum + (((store.peek(sidOf(cookie)) as { counter?: number } | undefined)?.counter) ?? 0), 0);
+  t.diagnostic(`300 sockets x (1 acked + 19) events in ${Date.now() - started} ms: ${runs} handler runs (the rest dropped with their socket), ${saved} counted in the store; sizes after ${JSON.stringify(after)}`);
+  assert.deepEqual(leftovers(after), {}, 'nothing is left of the sockets that left with work queued');
+  assert.equal(saved, runs, 'every event that ran is in the store, though its socket left right after sending it');
+  assert.ok(runs >= 300 && runs < 6000, `${runs} runs: each acked event ran, work still waiting when its socket left was dropped`);
 });

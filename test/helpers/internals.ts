@@ -11,7 +11,7 @@ import { StoreHub } from '../../src/server/store.js';
 import { laneCount } from '../../src/server/exclusive.js';
 import type { ServerContext } from '../../src/server/context.js';
 
-export type Sizes = Partial<ReturnType<StoreHub['sizes']>> & { lanes: number; wheel: number; engineClients: number; sockets: number };
+export type Sizes = Partial<ReturnType<StoreHub['sizes']>> & { lanes: number; wheel: number; engineClients: number; sockets: number; timers: number };
 
 export function serverSizes({ store, io, sio }: { store: Store; io: Server; sio: SessionServer }): Sizes {
   const hub = StoreHub.of(store);
@@ -23,6 +23,8 @@ export function serverSizes({ store, io, sio }: { store: Store; io: Server; sio:
     wheel: wheel?.size ?? 0,
     engineClients: io.engine.clientsCount,
     sockets: io.of('/').sockets.size,
+    // Timers of the whole process that keep it alive (unref'd ones are not listed): for a server in a process of its own.
+    timers: process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length,
   };
 }
 
