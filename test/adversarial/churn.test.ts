@@ -13,6 +13,7 @@ import { Server } from 'socket.io';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import { sessions } from '../../src/server/index.js';
 import { StoreHub } from '../../src/server/store.js';
+import { Tombstones } from '../../src/server/tombstones.js';
 import { startServerProcess } from '../helpers/server-process.js';
 import { connectClient, connected, delay, eventually, once, refused, sidOf, signedCookie, startServer, SECRET } from '../helpers/servers.js';
 import { leftovers, serverSizes, type Sizes } from '../helpers/internals.js';
@@ -318,4 +319,39 @@ test('per-message, a store taking 3 ms a call: 300 sockets that each have an eve
   assert.deepEqual(leftovers(after), {}, 'nothing is left of the sockets that left with work queued');
   assert.equal(saved, runs, 'every event that ran is in the store, though its socket left right after sending it');
   assert.ok(runs >= 300 && runs < 6000, `${runs} runs: each acked event ran, work still waiting when its socket left was dropped`);
+});
+
+test('what a burst of logouts and writes leaves in the tombstones is forgotten when due, though no call follows (an idle server gives it back), on one armed sweep', (t) => {
+  let now = 0;
+  const timers: Array<{ at: number; run: () => void }> = [];
+  let mostArmed = 0;
+  // A clock and timers of our own: 10 minutes pass in no time.
+  const stones = new Tombstones(10 * 60_000, 5000, () => now, 100_000, (ms, run) => {
+    const timer = { at: now + ms, run };
+    timers.push(timer);
+    mostArmed = Math.max(mostArmed, timers.length);
+    return () => timers.includes(timer) && timers.splice(timers.indexOf(timer), 1);
+  });
+  const advance = (to: number) => {
+    now = to;
+    for (let due = timers.findIndex((timer) => timer.at <= now); due >= 0; due = timers.findIndex((timer) => timer.at <= now)) timers.splice(due, 1)[0].run();
+  };
+  for (let i = 0; i < 1000; i++) {
+    now = i;
+    stones.writeStarted(`w${i}`, `sid${i}`);
+    stones.writeEnded(`w${i}`);
+    stones.destroying(`d${i}`);
+    stones.destroyed(`d${i}`, true);
+  }
+  const burst = stones.size;
+  advance(7000);
+  const afterRaceWindow = stones.size;
+  advance(11 * 60_000);
+  const afterKeep = stones.size;
+  t.diagnostic(`after the burst ${JSON.stringify(burst)}; 7 s later ${JSON.stringify(afterRaceWindow)}; 11 min later ${JSON.stringify(afterKeep)}; sweeps armed at once at most ${mostArmed}, left armed ${timers.length}`);
+  assert.deepEqual(burst, { tombstones: 1000, writes: 1000 });
+  assert.deepEqual(afterRaceWindow, { tombstones: 1000, writes: 0 }, 'write records are forgotten once past the race window');
+  assert.deepEqual(afterKeep, { tombstones: 0, writes: 0 }, 'tombstones are forgotten once past keepMs');
+  assert.equal(mostArmed, 1, 'one sweep armed at a time, not a timer per record');
+  assert.equal(timers.length, 0, 'nothing armed once nothing is held');
 });
