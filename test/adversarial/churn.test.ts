@@ -18,6 +18,8 @@ import { startServerProcess } from '../helpers/server-process.js';
 import { connectClient, connected, delay, eventually, once, refused, sidOf, signedCookie, startServer, SECRET } from '../helpers/servers.js';
 import { leftovers, serverSizes, type Sizes } from '../helpers/internals.js';
 import { FaultyStore } from '../helpers/stores.js';
+import { startRedis } from '../helpers/redis.js';
+import { startRedisNode, type RedisNode } from '../helpers/redis-node.js';
 
 const CHURN_SERVER = fileURLToPath(new URL('./fixtures/churn-server.ts', import.meta.url));
 const MB = 1024 * 1024;
@@ -354,4 +356,63 @@ test('what a burst of logouts and writes leaves in the tombstones is forgotten w
   assert.deepEqual(afterKeep, { tombstones: 0, writes: 0 }, 'tombstones are forgotten once past keepMs');
   assert.equal(mostArmed, 1, 'one sweep armed at a time, not a timer per record');
   assert.equal(timers.length, 0, 'nothing armed once nothing is held');
+});
+
+test('two nodes over Redis (per-message, redisLock): 400 cycles alternating nodes, with logins on the other node while connected, leave nothing on either node once the race window is over', async (t) => {
+  const redis = await startRedis();
+  const nodes: RedisNode[] = [];
+  // The nodes first (their Redis clients quit), then Redis.
+  t.after(async () => {
+    await Promise.allSettled(nodes.map((node) => node.close()));
+    await redis.dispose();
+  });
+  for (let n = 0; n < 2; n++) nodes.push(await startRedisNode(redis.url, { perMessage: true, redisLock: true }));
+  for (const { server } of nodes) {
+    server.sio.on('serror', () => {});
+    server.sio.on('sconnection', (socket) =>
+      socket.on('inc', (ack: () => void) => {
+        socket.session.counter = (socket.session.counter ?? 0) + 1;
+        ack();
+      }),
+    );
+  }
+  const [a, b] = nodes.map((node) => node.server);
+  const cookies = await Promise.all(Array.from({ length: 8 }, () => a.login()));
+  let acked = 0;
+  let told = 0;
+  let relogins = 0;
+  let next = 0;
+  const started = Date.now();
+  await Promise.all(cookies.map(async (_, u) => {
+    for (let i = next++; i < 400; i = next++) {
+      const [here, there] = i % 2 === 0 ? [a, b] : [b, a];
+      const socket = connectClient(here.url, cookies[u]);
+      try {
+        await connected(socket);
+        await socket.timeout(5000).emitWithAck('inc');
+        acked += 1;
+        if (i % 20 !== 10) continue;
+        // Logged in again through the other node: this node hears of the destroy through the adapter.
+        const notice = once<[{ reason: string }]>(socket, 'sio-sessions:invalid');
+        cookies[u] = await login(there.url, cookies[u]);
+        relogins += 1;
+        if ((await notice)[0].reason === 'destroyed') told += 1;
+      } finally {
+        socket.close();
+      }
+    }
+  }));
+  const ms = Date.now() - started;
+  await Promise.all([a.sio.flush(), b.sio.flush()]);
+  const atEnd = [serverSizes(a), serverSizes(b)];
+  let after = atEnd;
+  const quiet = (sizes: Sizes[]) => sizes.every((s) => Object.keys(leftovers(s)).length === 0);
+  await eventually(() => quiet((after = [serverSizes(a), serverSizes(b)])), 10_000, 200).catch(() => undefined);
+  t.diagnostic(
+    `400 cycles in ${ms} ms, ${relogins} logins on the other node while connected, ${told} 'destroyed' notices; ` +
+      `right after: ${JSON.stringify(atEnd)}; ${Date.now() - started - ms} ms later: ${JSON.stringify(after)}`,
+  );
+  assert.equal(acked, 400, 'every cycle had its event acked');
+  assert.equal(told, relogins, 'every socket whose session was replaced on the other node was told');
+  assert.deepEqual(after.map(leftovers), [{}, {}], 'nothing per session left on either node (write records kept for the race window are forgotten after it)');
 });
