@@ -252,7 +252,8 @@ test('a flood of 5,000 handshakes with garbage, badly signed and unknown cookies
   const refusals = new Map<string, number>();
   let next = 0;
   const started = Date.now();
-  await Promise.all(Array.from({ length: 32 }, async () => {
+  // 16 handshakes in flight at a time: as fast as this machine makes them.
+  await Promise.all(Array.from({ length: 16 }, async () => {
     for (let i = next++; i < 5000; i = next++) {
       const kind = kinds[i % kinds.length];
       const socket = kind.connect(i);
