@@ -417,3 +417,35 @@ test('two nodes over Redis (per-message, redisLock): 400 cycles alternating node
   assert.equal(told, relogins, 'every socket whose session was replaced on the other node was told');
   assert.deepEqual(after.map(leftovers), [{}, {}], 'nothing per session left on either node (write records kept for the race window are forgotten after it)');
 });
+
+test('closing the server with sockets connected (changes waiting for saveDelay, ticket sockets) saves the changes and leaves no timer keeping the process alive', async (t) => {
+  const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+  const before = timers();
+  const store = new FaultyStore();
+  const server = await startServer({ store, saveDelay: 60_000 });
+  server.sio.on('sconnection', (socket) =>
+    socket.on('inc', (ack: () => void) => {
+      socket.session.counter = (socket.session.counter ?? 0) + 1;
+      ack();
+    }),
+  );
+  const cookies = await Promise.all(Array.from({ length: 20 }, () => server.login()));
+  const sockets = await Promise.all(
+    cookies.map(async (cookie, i) => {
+      const socket = i % 2 === 0 ? connectClient(server.url, cookie) : connectClient(server.url, undefined, { auth: { sessionTicket: (await server.ticket(cookie)).token } });
+      await connected(socket);
+      await socket.timeout(5000).emitWithAck('inc');
+      return socket;
+    }),
+  );
+  const connectedTimers = timers();
+  await server.close();
+  await server.sio.flush();
+  sockets.forEach((socket) => socket.close());
+  let after = timers();
+  await eventually(() => (after = timers()) <= before, 3000, 50).catch(() => undefined);
+  const saved = cookies.filter((cookie) => (store.peek(sidOf(cookie)) as { counter?: number } | undefined)?.counter === 1).length;
+  t.diagnostic(`timers keeping the process alive: ${before} before, ${connectedTimers} with 20 sockets connected, ${after} after close; changes saved at close: ${saved} of 20; sizes ${JSON.stringify(serverSizes(server))}`);
+  assert.equal(saved, 20, 'every change still waiting for saveDelay is saved when the server closes');
+  assert.ok(after <= before, `timers keeping the process alive after close: ${after} (before: ${before})`);
+});
