@@ -3,7 +3,7 @@
 // nothing is connected and its work settled, what it held before (its per-session registries,
 // lanes, timers, carried reads; its heap, give or take). What it holds is read from the library's
 // internals (test/helpers/internals.ts); the heap from a server in its own process.
-import { test } from 'node:test';
+import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:http';
@@ -102,35 +102,38 @@ async function settled(stats: () => Promise<Stats>): Promise<Stats> {
   return last;
 }
 
-for (const perMessage of [false, true]) {
-  const mode = perMessage ? 'per-message' : 'per-connection';
-  test(`${mode}: after 2,000 connect/emit/disconnect cycles (ticket handshakes, logins and logouts while connected among them) the server holds no per-session state and its heap is flat`, async (t) => {
-    const { url } = await startServerProcess(t, CHURN_SERVER, { nodeArgs: ['--expose-gc'], env: { PER_MESSAGE: perMessage ? '1' : '0' } });
-    const stats = async () => (await fetch(`${url}/stats`)).json() as Promise<Stats>;
-    const cookies = await Promise.all(Array.from({ length: 16 }, () => login(url)));
-    const warm: Tally = { acked: 0, tickets: 0, relogins: 0, logouts: 0, destroyedNotices: 0 };
-    await churn(url, cookies, 200, warm);
-    const before = await settled(stats);
-    const tally: Tally = { acked: 0, tickets: 0, relogins: 0, logouts: 0, destroyedNotices: 0 };
-    const started = Date.now();
-    await churn(url, cookies, 2000, tally);
-    const ms = Date.now() - started;
-    // (socket.io's side of a closed connection goes a moment after the client closed it)
-    const after = await settled(stats);
-    const growthMb = (after.heapUsed - before.heapUsed) / MB;
-    t.diagnostic(
-      `${mode}: 2,000 cycles in ${ms} ms (${tally.tickets} ticket handshakes, ${tally.relogins} logins and ${tally.logouts} logouts while connected, ` +
-        `${tally.destroyedNotices} 'destroyed' notices); heap ${(before.heapUsed / MB).toFixed(1)} -> ${(after.heapUsed / MB).toFixed(1)} MB (+${growthMb.toFixed(2)}); ` +
-        `sessions stored ${before.stored} -> ${after.stored}; sizes before ${JSON.stringify(before.sizes)} after ${JSON.stringify(after.sizes)}`,
-    );
-    assert.equal(tally.acked, 2000, 'every cycle had its event acked');
-    assert.equal(tally.destroyedNotices, tally.relogins + tally.logouts, 'every socket whose session was replaced or ended was told so');
-    assert.deepEqual(leftovers(after.sizes), {}, 'nothing per session or per connection is left once nothing is connected');
-    assert.ok(after.sizes.timers <= before.sizes.timers, `timers keeping the server alive: ${before.sizes.timers} before, ${after.sizes.timers} after`);
-    assert.equal(after.stored, before.stored, 'the store holds as many sessions as there are users: a destroyed session never came back');
-    assert.ok(growthMb < 10, `server heap grew ${growthMb.toFixed(2)} MB over 2,000 cycles (want < 10 MB)`);
-  });
-}
+// The two modes side by side: each server is a process of its own, and the time is mostly waiting on the network.
+describe('2,000 cycles per mode', { concurrency: 2 }, () => {
+  for (const perMessage of [false, true]) {
+    const mode = perMessage ? 'per-message' : 'per-connection';
+    it(`${mode}: after 2,000 connect/emit/disconnect cycles (ticket handshakes, logins and logouts while connected among them) the server holds no per-session state and its heap is flat`, async (t) => {
+      const { url } = await startServerProcess(t, CHURN_SERVER, { nodeArgs: ['--expose-gc'], env: { PER_MESSAGE: perMessage ? '1' : '0' } });
+      const stats = async () => (await fetch(`${url}/stats`)).json() as Promise<Stats>;
+      const cookies = await Promise.all(Array.from({ length: 16 }, () => login(url)));
+      const warm: Tally = { acked: 0, tickets: 0, relogins: 0, logouts: 0, destroyedNotices: 0 };
+      await churn(url, cookies, 200, warm);
+      const before = await settled(stats);
+      const tally: Tally = { acked: 0, tickets: 0, relogins: 0, logouts: 0, destroyedNotices: 0 };
+      const started = Date.now();
+      await churn(url, cookies, 2000, tally);
+      const ms = Date.now() - started;
+      // (socket.io's side of a closed connection goes a moment after the client closed it)
+      const after = await settled(stats);
+      const growthMb = (after.heapUsed - before.heapUsed) / MB;
+      t.diagnostic(
+        `${mode}: 2,000 cycles in ${ms} ms (${tally.tickets} ticket handshakes, ${tally.relogins} logins and ${tally.logouts} logouts while connected, ` +
+          `${tally.destroyedNotices} 'destroyed' notices); heap ${(before.heapUsed / MB).toFixed(1)} -> ${(after.heapUsed / MB).toFixed(1)} MB (+${growthMb.toFixed(2)}); ` +
+          `sessions stored ${before.stored} -> ${after.stored}; sizes before ${JSON.stringify(before.sizes)} after ${JSON.stringify(after.sizes)}`,
+      );
+      assert.equal(tally.acked, 2000, 'every cycle had its event acked');
+      assert.equal(tally.destroyedNotices, tally.relogins + tally.logouts, 'every socket whose session was replaced or ended was told so');
+      assert.deepEqual(leftovers(after.sizes), {}, 'nothing per session or per connection is left once nothing is connected');
+      assert.ok(after.sizes.timers <= before.sizes.timers, `timers keeping the server alive: ${before.sizes.timers} before, ${after.sizes.timers} after`);
+      assert.equal(after.stored, before.stored, 'the store holds as many sessions as there are users: a destroyed session never came back');
+      assert.ok(growthMb < 10, `server heap grew ${growthMb.toFixed(2)} MB over 2,000 cycles (want < 10 MB)`);
+    });
+  }
+});
 
 test('sessions() created and closed 200 times on one io and store gives everything back: middlewares, listeners, the served script, the store\'s own methods; a closed instance checks no handshake', async (t) => {
   const store = new MemoryStore();
