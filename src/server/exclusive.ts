@@ -191,6 +191,11 @@ export class Lane {
   }
 }
 
+/** Lanes of `hub` in existence (tests of the bounds: an idle lane is forgotten). */
+export function laneCount(hub: StoreHub): number {
+  return lanes.get(hub)?.size ?? 0;
+}
+
 /** Resolves once every lane of `hub` has run what was queued in it so far. */
 export function settleLanes(hub: StoreHub): Promise<void> {
   const map = lanes.get(hub);

@@ -97,9 +97,11 @@ export class SessionServer<
       }),
     );
 
-    namespace.use((socket, next) => {
-      this.handshake(socket, resolver).then(() => next(), next);
-    });
+    this.disposers.push(
+      useMiddleware(namespace, (socket, next) => {
+        this.handshake(socket, resolver).then(() => next(), next);
+      }),
+    );
     const onConnection = (socket: Socket) => this.connected(socket);
     namespace.on('connection', onConnection);
     this.disposers.push(() => namespace.off('connection', onConnection));
@@ -201,6 +203,25 @@ export class SessionServer<
   close(): void {
     this.disposers.splice(0).forEach((dispose) => dispose());
   }
+}
+
+type Middleware = (socket: Socket, next: (err?: Error) => void) => void;
+
+/**
+ * `namespace.use(fn)`, undone by the returned disposer. socket.io has no way to take a middleware
+ * back: it is dropped from the namespace's list (an internal field), so instances created and
+ * closed do not pile up; should that field ever change, a disposed one lets every socket through.
+ */
+function useMiddleware(namespace: Namespace, fn: Middleware): () => void {
+  let active = true;
+  const middleware: Middleware = (socket, next) => (active ? fn(socket, next) : next());
+  namespace.use(middleware);
+  return () => {
+    active = false;
+    const fns = (namespace as unknown as { _fns?: unknown[] })._fns;
+    const at = Array.isArray(fns) ? fns.indexOf(middleware) : -1;
+    if (at >= 0) fns!.splice(at, 1);
+  };
 }
 
 function namespaceOf(io: Server | Namespace): Namespace {

@@ -50,7 +50,7 @@ function processLocal(store: Store): boolean {
   return store.constructor?.name === 'MemoryStore' && typeof (store as { sessions?: unknown }).sessions === 'object';
 }
 
-/** The deadlines of every store call in the process, on one timer. */
+/** The deadlines of every store call in the process (and of the reads carried to a handshake), on one timer. */
 const deadlines = new Deadlines();
 
 /** Call a callback-style store method with a deadline; stores that also return a promise have its rejection handled. */
@@ -90,7 +90,8 @@ export class StoreHub {
   private users = 0;
   /** Sessions loaded in this process, by id. */
   private readonly live = new Map<string, Live>();
-  private readonly carried = new Map<string, { record: SessionRecord; at: number }>();
+  /** Reads an HTTP surface made, each forgotten at its deadline (on the deadlines' timer) if no handshake took it. */
+  private readonly carried = new Map<string, Expiring & { record: SessionRecord }>();
   private readonly destroyListeners = new Set<(sid: string, room: string) => void>();
   /** Who waits for the writes of a room to end (see `whenQuiet`). */
   private readonly quietWaiters = new Map<string, Array<() => void>>();
@@ -106,6 +107,11 @@ export class StoreHub {
     }
     hub.users += 1;
     return hub;
+  }
+
+  /** The hub of `store` if one is in use (tests of the bounds; no user is counted). */
+  static of(store: Store): StoreHub | undefined {
+    return hubs.get(store);
   }
 
   private constructor(readonly store: Store) {
@@ -155,7 +161,7 @@ export class StoreHub {
       if (cb) process.nextTick(cb);
       return undefined;
     }
-    this.carried.delete(sid);
+    this.uncarry(sid);
     this.bump(sid);
     this.tombstones.writeStarted(room, sid);
     let ended = false;
@@ -178,7 +184,7 @@ export class StoreHub {
   private destroyThrough(store: Store, sid: string, cb?: Callback): unknown {
     const room = this.roomOf(sid);
     this.tombstones.destroying(room);
-    this.carried.delete(sid);
+    this.uncarry(sid);
     this.bump(sid);
     let ended = false;
     const end = (err?: unknown) => {
@@ -305,6 +311,12 @@ export class StoreHub {
     if (sid !== undefined) this.destroyAgain(sid, room);
   }
 
+  /** What the hub holds right now, per session and process-wide (tests of the bounds: back to empty once idle). */
+  sizes(): Record<'users' | 'live' | 'carried' | 'quietWaiters' | 'destroyListeners' | 'deadlines' | 'tombstones' | 'writes', number> {
+    const { users, live, carried, quietWaiters, destroyListeners } = this;
+    return { users, live: live.size, carried: carried.size, quietWaiters: quietWaiters.size, destroyListeners: destroyListeners.size, deadlines: deadlines.size, ...this.tombstones.size };
+  }
+
   /** Read a session. Throws SessionUnavailableError. */
   async read(sid: string, timeoutMs: number): Promise<Loaded> {
     if (this.destroyed(sid)) return { invalid: 'destroyed' };
@@ -318,23 +330,35 @@ export class StoreHub {
   /** A read for an HTTP surface, carried (once, for a moment) to the handshake that follows it. */
   async readToCarry(sid: string, timeoutMs: number): Promise<Loaded> {
     const loaded = await this.read(sid, timeoutMs);
-    if ('record' in loaded) {
-      this.carried.delete(sid);
-      this.carried.set(sid, { record: loaded.record, at: Date.now() });
-      for (const [key, { at }] of this.carried) {
-        if (this.carried.size <= CARRY_MAX && Date.now() - at <= CARRY_MS) break;
-        this.carried.delete(key);
-      }
-    }
+    if ('record' in loaded) this.carry(sid, loaded.record);
     return loaded;
+  }
+
+  /** Keep `record` for CARRY_MS (at most CARRY_MAX of them, the oldest dropped first): not until the next HTTP read, which may never come. */
+  private carry(sid: string, record: SessionRecord): void {
+    this.uncarry(sid);
+    const carried = { record, deadline: Date.now() + CARRY_MS, expire: () => this.carried.get(sid) === carried && this.carried.delete(sid) };
+    this.carried.set(sid, carried);
+    deadlines.add(carried);
+    for (const key of this.carried.keys()) {
+      if (this.carried.size <= CARRY_MAX) break;
+      this.uncarry(key);
+    }
+  }
+
+  private uncarry(sid: string): void {
+    const carried = this.carried.get(sid);
+    if (!carried) return;
+    this.carried.delete(sid);
+    deadlines.delete(carried);
   }
 
   /** The handshake's read: a record an HTTP surface read a moment ago (nothing wrote it since), else the store's. */
   async readForHandshake(sid: string, timeoutMs: number): Promise<Loaded> {
     const carried = this.carried.get(sid);
     if (carried) {
-      this.carried.delete(sid);
-      if (Date.now() - carried.at <= CARRY_MS && !this.destroyed(sid)) return { record: carried.record };
+      this.uncarry(sid);
+      if (Date.now() <= carried.deadline && !this.destroyed(sid)) return { record: carried.record };
     }
     return this.read(sid, timeoutMs);
   }

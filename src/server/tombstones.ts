@@ -8,8 +8,18 @@
  *
  * Guarantee: after a destroy, at most one extra destroy per node, whatever the number of writes
  * that raced it; the memory held is bounded by the destroys of the last `keepMs` (at most
- * `maxStones` of them) and the writes of the last `raceWindowMs`.
+ * `maxStones` of them) and the writes of the last `raceWindowMs`, and given back once they are
+ * older, calls or not (a sweep is armed for the oldest record).
  */
+
+/** Runs `run` in `ms` (an unref'd timer: a sweep never keeps the process alive); returns a cancel. */
+export type Schedule = (ms: number, run: () => void) => () => void;
+
+const later: Schedule = (ms, run) => {
+  const timer = setTimeout(run, ms);
+  timer.unref?.();
+  return () => clearTimeout(timer);
+};
 
 interface Tombstone {
   at: number;
@@ -34,6 +44,8 @@ export class Tombstones {
   private readonly stones = new Map<string, Tombstone>();
   private readonly writes = new Map<string, Writes>();
   private starts = 0;
+  /** The one sweep armed, for when the oldest record is due. */
+  private sweep: { at: number; cancel: () => void } | undefined;
 
   /**
    * @param raceWindowMs how long after it ended a write may still meet another node's destroy
@@ -45,6 +57,7 @@ export class Tombstones {
     private readonly now: () => number = Date.now,
     /** At most this many destroyed sessions are remembered (the oldest are forgotten first): about 20 MB at most, whatever the rate of logouts. */
     private readonly maxStones = 100_000,
+    private readonly schedule: Schedule = later,
   ) {}
 
   has(room: string): boolean {
@@ -109,6 +122,7 @@ export class Tombstones {
     }
     // (Single node: ended writes are forgotten at once; only writes that never end are pruned, now and then.)
     if (this.raceWindowMs > 0 || (++this.starts & 1023) === 0) this.prune(now);
+    this.sweepLater();
   }
 
   /** A write of `room` ended. Returns true when one more destroy is due now: it raced a destroy. */
@@ -119,7 +133,10 @@ export class Tombstones {
       writes.at = this.now();
       // Without other nodes, an ended write needs no remembering.
       if (this.raceWindowMs === 0 && writes.running === 0) this.writes.delete(room);
-      else this.touch(room, writes);
+      else {
+        this.touch(room, writes);
+        this.sweepLater();
+      }
     }
     const stone = this.stones.get(room);
     if (!stone) return false;
@@ -146,8 +163,32 @@ export class Tombstones {
       stone = { at: now, pending: 0, confirmed: false, raced: (this.writes.get(room)?.running ?? 0) > 0, repeated: false };
       this.stones.set(room, stone);
       this.prune(now);
+      this.sweepLater();
     }
     return stone;
+  }
+
+  /** Prune when the oldest record is due, so what a burst left is forgotten even if no call follows it. */
+  private sweepLater(): void {
+    const due = this.nextDue();
+    if (due === undefined || (this.sweep && this.sweep.at <= due)) return;
+    this.sweep?.cancel();
+    const cancel = this.schedule(Math.max(1, due - this.now()), () => {
+      this.sweep = undefined;
+      this.prune(this.now());
+      this.sweepLater();
+    });
+    this.sweep = { at: due, cancel };
+  }
+
+  /** When the oldest record may be forgotten (the maps are kept, roughly, in time order). */
+  private nextDue(): number | undefined {
+    const stone: Tombstone | undefined = this.stones.values().next().value;
+    const writes: Writes | undefined = this.writes.values().next().value;
+    const stoneDue = stone ? stone.at + this.keepMs : Infinity;
+    const writesDue = writes ? writes.at + (writes.running > 0 ? this.keepMs : this.raceWindowMs) : Infinity;
+    const due = Math.min(stoneDue, writesDue);
+    return due === Infinity ? undefined : due;
   }
 
   /** Forget tombstones older than keepMs and idle write records older than the race window (a hung write counts as idle after keepMs). */
