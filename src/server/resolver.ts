@@ -38,7 +38,7 @@ export class Resolver {
       found = { invalid: 'no-session-id' as const };
     }
     if ('sid' in found) return found.sid;
-    if (found.invalid === 'no-session-id') {
+    if (found.invalid === 'no-session-id' && log.handshake.enabled) {
       log.handshake('no session id: no cookie named %o (cookies seen: %o)', this.ctx.options.name, cookieNames(req));
     }
     throw new SessionInvalidError(found.invalid);
