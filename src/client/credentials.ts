@@ -79,16 +79,20 @@ async function request(url: string, parse: (res: Response) => Promise<Credential
     throw new CredentialError(true, { cause: err });
   }
   if (res.status === 401 || res.status === 403) throw new CredentialError(false);
-  if (!res.ok) throw new CredentialError(true);
-  const held = normalize(await parse(res).catch(() => null));
-  if (!held) throw new CredentialError(false);
+  // A 5xx, or a 200 whose body is not a ticket (a proxy's or captive portal's page, a truncated
+  // body, `{}`): the source is broken, not the session gone. Retried with backoff, never taken for
+  // "no session" (which would start the invalid-session policy: page reloads).
+  const held = res.ok && normalize(await parse(res).catch((err: unknown) => (err instanceof CredentialError ? Promise.reject(err) : null)));
+  if (!held) throw new CredentialError(true);
   return held;
 }
 
-/** The served script ends with `...ticket=<json>;`: read it back from a cache-busted copy. */
+/** The served script ends with `...ticket=<json>;`: read it back from a cache-busted copy. `ticket=null`: the server has no session for us. */
 async function ticketFromScript(res: Response): Promise<Ticket | null> {
   const match = /\.ticket=(.*);\s*$/.exec(await res.text());
-  return match ? JSON.parse(match[1]) : null;
+  const ticket = match ? (JSON.parse(match[1]!) as Ticket | null) : null;
+  if (match && !ticket) throw new CredentialError(false);
+  return ticket;
 }
 
 export function createCredentials({ source, tokenUrl, scriptUrl = defaultScriptUrl, wait }: CredentialsOptions) {
