@@ -505,7 +505,7 @@ describe('quick sequences', () => {
     }
   });
 
-  test('offline/online 20 times in 2 s: connected within 1 s of the last "online", after a handful of attempts', { timeout: 30_000 }, async (t) => {
+  test('offline/online 20 times in 2 s: connected within 1.6 s of the last "online", after a handful of attempts', { timeout: 30_000 }, async (t) => {
     await fresh(t, SHORT_HEARTBEAT);
     const context = await browser.newContext();
     try {
@@ -517,16 +517,21 @@ describe('quick sequences', () => {
       });
       await waitUntil(() => stateOf(tab), (s) => s === 'connected', { what: 'connected', describe: () => dump([tab]) });
       const before = { handshakes, engineOpened };
+      // offline, online, ... 20 switches 100 ms apart; the last one goes online.
+      let online = 0;
       for (let i = 0; i < 20; i++) {
         await context.setOffline(i % 2 === 0);
-        await sleep(100);
+        online = Date.now();
+        if (i < 19) await sleep(100);
       }
-      await context.setOffline(false);
-      const online = Date.now();
       await waitUntil(() => tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).connected), Boolean, { timeout: 5000, interval: 10, what: 'connected', describe: () => dump([tab]) });
       const took = Date.now() - online;
-      assert.ok(took <= 1000, `connected ${took} ms after the last "online"\n${dump([tab])}`);
+      // Usually well under 1 s, but not always: when the connection dropped while online (between two switches),
+      // socket.io-client's own reconnection waits its first delay (1 s +-50%: up to 1.5 s) and `online` does not
+      // cut that short. Cutting it short (+11 B in the core) made every one of the 10 "online" switches a new connection.
+      assert.ok(took <= 1600, `connected ${took} ms after the last "online"\n${dump([tab])}`);
       const attempts = { handshakes: handshakes - before.handshakes, engine: engineOpened - before.engineOpened };
+      t.diagnostic(`connected ${took} ms after the last "online"; during the flapping: ${attempts.engine} engine.io connections, ${attempts.handshakes} handshakes`);
       assert.ok(attempts.engine <= 6, `a handful of connection attempts: ${JSON.stringify(attempts)}\n${dump([tab])}`);
       await serverSettlesAt({ engine: 1, sockets: 1 }, [tab]);
       assert.deepEqual(tab.errors, []);
