@@ -84,6 +84,9 @@ export const CredentialEvents = {
 /** The field of the handshake `auth` payload that carries a ticket. */
 export const TICKET_AUTH_FIELD = 'sessionTicket';
 
+/** A ticket is a few hundred characters; anything far larger is refused before parsing (the server), or not sent (the SDK). */
+export const MAX_TICKET_LENGTH = 2048;
+
 /** Where the token endpoint answers unless told otherwise. */
 export const DEFAULT_TOKEN_PATH = '/socket.io-sessions/token';
 

@@ -216,8 +216,8 @@ export function createConnectWithSession(lookup: Lookup) {
     let streakFromConnected = false;
     let retryStep = 0;
     let retryTimer: ReturnType<typeof setTimeout> | undefined;
-    /** Set while the SDK itself closes the socket, so its own disconnect is not taken for the user's. */
-    let closingForInvalid = false;
+    /** socket.io-client's own `disconnect()`, for the SDK's own closes (the app's is wrapped below). */
+    const disconnect = socket.disconnect;
 
     const transition = (newState: SessionState) => {
       if (newState === state) return;
@@ -255,11 +255,7 @@ export function createConnectWithSession(lookup: Lookup) {
       if (invalidStreak === 1) streakFromConnected = phase === 'connected';
       cancelRetry();
       credential?.discard();
-      if (socket.connected) {
-        closingForInvalid = true;
-        socket.disconnect();
-        closingForInvalid = false;
-      }
+      if (socket.connected) disconnect.call(socket);
       const action = decideInvalid<InvalidContext>({
         streak: invalidStreak,
         fromConnected: streakFromConnected,
@@ -312,11 +308,9 @@ export function createConnectWithSession(lookup: Lookup) {
       if (isSessionErrorData(data)) handleUnavailable(data, 'connected');
     });
     listen('disconnect', (reason: string) => {
-      if (closingForInvalid || state === 'invalid') return;
-      if (reason === 'io client disconnect') {
-        cancelRetry();
-        transition('disconnected');
-      } else if (reason === 'io server disconnect') {
+      // 'io client disconnect': the app's disconnect() (handled by it, below) or the SDK's own close.
+      if (state === 'invalid' || reason === 'io client disconnect') return;
+      if (reason === 'io server disconnect') {
         // socket.io-client does not come back after a server-side disconnect; a session SDK should.
         retryLater();
       } else {
@@ -324,7 +318,11 @@ export function createConnectWithSession(lookup: Lookup) {
       }
     });
     // socket.io-client's own reconnection keeps trying while offline (4 attempts in 15 s): stop it and wait for `online`.
-    listen('reconnect_attempt', () => offline() && (socket.disconnect(), connectNow()), socket.io as unknown as Emitter);
+    listen('reconnect_attempt', () => offline() && (disconnect.call(socket), connectNow()), socket.io as unknown as Emitter);
+    // The app's disconnect() (close() calls it): the SDK stops too, also while the socket is still connecting or
+    // waits for a retry, when socket.io-client emits no `disconnect` (the state would stay 'connecting', and a retry
+    // would connect again a socket the app closed).
+    (socket as { disconnect(): unknown }).disconnect = () => (cancelRetry(), transition('disconnected'), disconnect.call(socket));
     // The network came back, a hidden tab is shown, the machine woke up: a pending retry goes now, and a
     // heartbeat that ran out meanwhile closes the transport now (socket.io-client's own test, which it
     // otherwise runs only on an emit), instead of waiting out the backoff or the heartbeat timer.

@@ -4,7 +4,7 @@
  * endpoint, or returned by the app's function) is reused while fresh, renewed when near its end,
  * and never used once expired. Renewal retries transient failures with backoff by itself.
  */
-import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, ErrorCode, type Ticket } from '../protocol.js';
+import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, ErrorCode, MAX_TICKET_LENGTH, type Ticket } from '../protocol.js';
 
 /**
  * A credential source failed. `retry`: transient (network, 5xx, a function that threw), tried
@@ -44,15 +44,16 @@ export interface CredentialsOptions {
 const servedScript = ((typeof document !== 'undefined' && (document.currentScript as HTMLScriptElement | null)?.src) || '').split('?')[0];
 export const defaultScriptUrl = servedScript.endsWith(`/${CLIENT_SCRIPT_NAME}`) ? servedScript : undefined;
 
+/** A usable credential from what a source gave, or undefined. A token the server would refuse unread (over MAX_TICKET_LENGTH) is none. */
 function normalize(result: CredentialResult | Ticket | null | undefined, now = Date.now()): Held | undefined {
-  if (!result) return undefined;
-  if (typeof result === 'string') return { token: result, expiresAt: Infinity, lifetime: Infinity };
-  if (typeof result.token !== 'string') return undefined;
-  const { expiresIn = Infinity, expiresAt = Infinity } = result;
+  if (typeof result === 'string') result = { token: result };
+  const token = result?.token;
+  if (typeof token !== 'string' || !token || token.length > MAX_TICKET_LENGTH) return undefined;
+  const { expiresIn = Infinity, expiresAt = Infinity } = result!;
   // The relative lifetime is immune to clock skew, but not to caching: a cached script still says
   // "60 s" hours later. Take whichever ends first; at worst a ticket is renewed early.
   const lifetime = Math.min(expiresIn, expiresAt - now);
-  return { token: result.token, expiresAt: now + lifetime, lifetime: expiresIn === Infinity ? lifetime : expiresIn };
+  return { token, expiresAt: now + lifetime, lifetime: expiresIn === Infinity ? lifetime : expiresIn };
 }
 
 /** ms before expiry at which a credential is renewed: a quarter of its lifetime, at most 10 s. */
@@ -79,16 +80,20 @@ async function request(url: string, parse: (res: Response) => Promise<Credential
     throw new CredentialError(true, { cause: err });
   }
   if (res.status === 401 || res.status === 403) throw new CredentialError(false);
-  if (!res.ok) throw new CredentialError(true);
-  const held = normalize(await parse(res).catch(() => null));
-  if (!held) throw new CredentialError(false);
+  // A 5xx, or a 200 whose body is not a ticket (a proxy's or captive portal's page, a truncated
+  // body, `{}`): the source is broken, not the session gone. Retried with backoff, never taken for
+  // "no session" (which would start the invalid-session policy: page reloads).
+  const held = res.ok && normalize(await parse(res).catch((err: unknown) => (err instanceof CredentialError ? Promise.reject(err) : null)));
+  if (!held) throw new CredentialError(true);
   return held;
 }
 
-/** The served script ends with `...ticket=<json>;`: read it back from a cache-busted copy. */
+/** The served script ends with `...ticket=<json>;`: read it back from a cache-busted copy. `ticket=null`: the server has no session for us. */
 async function ticketFromScript(res: Response): Promise<Ticket | null> {
   const match = /\.ticket=(.*);\s*$/.exec(await res.text());
-  return match ? JSON.parse(match[1]) : null;
+  const ticket = match ? (JSON.parse(match[1]!) as Ticket | null) : null;
+  if (match && !ticket) throw new CredentialError(false);
+  return ticket;
 }
 
 export function createCredentials({ source, tokenUrl, scriptUrl = defaultScriptUrl, wait }: CredentialsOptions) {

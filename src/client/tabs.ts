@@ -44,10 +44,10 @@ type Ack = Listener & { withError?: boolean };
  * (its state: `c` connected, `i` socket id, `s` SDK state, `r` disconnect reason), e (a server event
  * `e` with arguments `a`), s (an SDK event `e` with payload `x`). From a tab to the holder: m (emit
  * number `n`: event `e`, arguments `a`, `k` wants an ack), r (connect again). From the holder to a
- * tab: g (emit `n` was sent), a (the ack of emit `n`: arguments `a`, or error message `x`).
+ * tab: d (emit `n` was sent), a (the ack of emit `n`: arguments `a`, or error message `x`).
  */
 interface Message {
-  t: 'q' | 'h' | 'e' | 's' | 'm' | 'r' | 'g' | 'a';
+  t: 'q' | 'h' | 'e' | 's' | 'm' | 'r' | 'd' | 'a';
   f?: number;
   to?: number;
   n?: number;
@@ -153,7 +153,7 @@ function open(
 
   /** As the holder, connected: hand an emit (this tab's or another's) to the connection, once. */
   const run = ({ f, n, e, a, k }: Message) => {
-    tell(f!, { t: 'g', n });
+    tell(f!, { t: 'd', n });
     const ack: Ack = (error: Error | null, ...args: any[]) => tell(f!, { t: 'a', n, x: error?.message, a: args });
     ack.withError = true;
     if (k) a!.push(ack);
@@ -191,10 +191,10 @@ function open(
   };
 
   /** An SDK event the holder had: the same in this tab, but reloads stay within this tab's own guard. */
-  const told = (event: keyof SessionClientEvents, x: any) => {
-    if (event !== 'invalid') return sdk.emit(event, event === 'fatal' ? new OriginNotAllowedError() : x);
+  const told = ({ e: event, x }: Message) => {
+    if (event !== 'invalid') return sdk.emit(event!, event === 'fatal' ? new OriginNotAllowedError() : x);
     const action = x.action === 'reload' && !takeReload(maxReloads, reloadWindow) ? 'stop' : x.action;
-    const ctx: InvalidContext = { ...x, action, error: new SessionInvalidError(x.reason), reconnect: () => post({ t: 'r' }) };
+    const ctx: InvalidContext = { ...x, action, error: new SessionInvalidError(x.reason), reconnect: connectTab };
     sdk.emit(event, ctx);
     if (action === 'reload') location.reload();
     else if (action === 'handler') (onInvalid as (ctx: InvalidContext) => void)(ctx);
@@ -202,19 +202,22 @@ function open(
 
   const handlers: Record<Message['t'], (message: Message) => unknown> = {
     q: () => real && sync(),
-    h: (message) => real || (follow(message.f!), apply(message)),
+    // Another tab claims to hold the connection while this one does: it cannot (one lock), so say who does.
+    h: (message) => (real ? sync() : (follow(message.f!), apply(message))),
     e: (message) => dispatch(message.e!, message.a!),
-    s: (message) => told(message.e as keyof SessionClientEvents, message.x),
+    s: told,
     m: (message) => real && (waiting.push(message), pump()),
     r: () => real?.connect(),
-    g: (message) => outbox.delete(message.n!),
+    d: (message) => outbox.delete(message.n!),
     a: (message) => deliver(message.n!, message.x, message.a),
   };
 
   const join = () => {
     if (channel) return;
     channel = new BroadcastChannel(key);
-    channel.onmessage = ({ data }: MessageEvent<Message>) => (!data.to || data.to === me) && handlers[data.t](data);
+    // Acks (a) and receipts (d) only when addressed to this tab (the only types before 'e'); what is
+    // not a message of ours (another script on the channel, another version of this SDK) is left alone.
+    channel.onmessage = ({ data }: MessageEvent<Message>) => (data?.to || (data?.t > 'd' && me)) === me && handlers[data.t]?.(data);
     const stop = (leaving = new AbortController()).signal;
     locks
       .request(key, { signal: stop }, () => stop.aborted || new Promise((resolve) => ((stop.onabort = resolve), lead())))

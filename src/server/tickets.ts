@@ -15,11 +15,10 @@
  * check that a JOSE library (jose) opens our tickets and that we open its.
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
-import type { InvalidReason, Ticket } from '../protocol.js';
+import { MAX_TICKET_LENGTH, type InvalidReason, type Ticket } from '../protocol.js';
 
 const ISSUER = 'socket.io-sessions';
-/** A ticket is a few hundred characters; anything far larger is refused before parsing. */
-export const MAX_TICKET_LENGTH = 2048;
+export { MAX_TICKET_LENGTH };
 
 interface TicketKey {
   kid: string;
