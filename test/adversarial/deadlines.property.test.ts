@@ -131,7 +131,7 @@ async function run(steps: Step[]): Promise<string[]> {
 
 test('per-message events under random store hangs, errors and throws: every event answered in time (ack or one typed notice), served again once the store is back, acked increments stored', async (t) => {
   const seed = process.env.FC_SEED !== undefined ? Number(process.env.FC_SEED) : Math.floor(Math.random() * 2 ** 31);
-  const numRuns = Number(process.env.FC_RUNS ?? 12);
+  const numRuns = Number(process.env.FC_RUNS ?? 8);
   t.diagnostic(`seed ${seed}, ${numRuns} runs`);
   const started = Date.now();
   const details = await fc.check(

@@ -46,14 +46,14 @@ const FILE = 'test/adversarial/invariants.property.test.ts';
 const env = process.env;
 
 const VARIANTS: Array<Variant & { runs: number }> = [
-  { name: 'one node, per-message', backend: 'faulty', namespaces: [{ path: '/', perMessage: true }], runs: 15 },
-  { name: 'one node, per-connection', backend: 'faulty', namespaces: [{ path: '/', perMessage: false }], runs: 15 },
+  { name: 'one node, per-message', backend: 'faulty', namespaces: [{ path: '/', perMessage: true }], runs: 10 },
+  { name: 'one node, per-connection', backend: 'faulty', namespaces: [{ path: '/', perMessage: false }], runs: 10 },
   // Each namespace has its own sessions() on the same store: one session is still serialised process-wide.
-  { name: 'one node, two namespaces', backend: 'faulty', namespaces: [{ path: '/', perMessage: true }, { path: '/b', perMessage: true }], runs: 12 },
+  { name: 'one node, two namespaces', backend: 'faulty', namespaces: [{ path: '/', perMessage: true }, { path: '/b', perMessage: true }], runs: 8 },
   // ... and over one engine.io connection (one handshake request), each namespace socket keeps its own session.
-  { name: 'one node, two namespaces over one connection', backend: 'faulty', namespaces: [{ path: '/', perMessage: true }, { path: '/b', perMessage: true }], multiplex: true, runs: 12 },
-  { name: 'two nodes on Redis, no lock', backend: 'redis', namespaces: [{ path: '/', perMessage: true }], runs: 10 },
-  { name: 'two nodes on Redis, lock and httpLock', backend: 'redis', namespaces: [{ path: '/', perMessage: true }], lock: true, runs: 10 },
+  { name: 'one node, two namespaces over one connection', backend: 'faulty', namespaces: [{ path: '/', perMessage: true }, { path: '/b', perMessage: true }], multiplex: true, runs: 8 },
+  { name: 'two nodes on Redis, no lock', backend: 'redis', namespaces: [{ path: '/', perMessage: true }], runs: 7 },
+  { name: 'two nodes on Redis, lock and httpLock', backend: 'redis', namespaces: [{ path: '/', perMessage: true }], lock: true, runs: 7 },
 ];
 
 const exact = VARIANTS.filter((v) => v.name === env.FC_VARIANT);

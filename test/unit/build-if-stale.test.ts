@@ -1,6 +1,7 @@
 /**
- * `npm start` builds only when dist/ is missing or older than src/ (or the build's configuration):
- * server-stub/build-if-stale.js, the `prestart` script, on a made-up project tree with set mtimes.
+ * `npm start` and `npm test` build only when dist/ is missing or older than src/ (or the build's
+ * configuration): server-stub/build-if-stale.js, the `prestart` and `pretest` script, on a made-up
+ * project tree with set mtimes.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,6 +35,22 @@ test('a build when dist/ is missing, or a file the reference server needs is', (
   assert.equal(staleReason(project(t, { 'src/a.ts': 1000 })), 'dist/server/index.js is missing');
   const { 'dist/umd/socket.io-sessions-check.js': _, ...partial } = dist(2000);
   assert.equal(staleReason(project(t, { 'src/a.ts': 1000, ...partial })), 'dist/umd/socket.io-sessions-check.js is missing');
+});
+
+test('a build when a file package.json names (an entry point, its types, the CDN file) is missing', (t) => {
+  const root = project(t, { 'src/a.ts': 1000, ...dist(2000) });
+  const pkg = { exports: { './tabs': { import: { types: './dist/client/tabs.d.ts', default: './dist/client/tabs.js' } } }, unpkg: './dist/cdn/x.min.js' };
+  writeFileSync(join(root, 'package.json'), JSON.stringify(pkg));
+  utimesSync(join(root, 'package.json'), 500, 500);
+  assert.equal(staleReason(root), 'dist/cdn/x.min.js is missing');
+  for (const f of ['client/tabs.d.ts', 'client/tabs.js', 'cdn/x.min.js']) {
+    mkdirSync(dirname(join(root, 'dist', f)), { recursive: true });
+    writeFileSync(join(root, 'dist', f), '');
+    utimesSync(join(root, 'dist', f), 2000, 2000);
+  }
+  assert.equal(staleReason(root), undefined);
+  utimesSync(join(root, 'package.json'), 3000, 3000);
+  assert.equal(staleReason(root), 'package.json changed since the last build');
 });
 
 test('a build when a source file or the build configuration changed after the last build', (t) => {
