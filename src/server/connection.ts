@@ -129,6 +129,10 @@ export class SocketBinding implements EntrySocket, UnitHost {
     return this.ctx.options.lock;
   }
 
+  get perMessage(): boolean {
+    return this.ctx.options.perMessage;
+  }
+
   get handlerTimeout(): number {
     return this.ctx.options.handlerTimeout;
   }

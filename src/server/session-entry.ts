@@ -29,6 +29,8 @@ export interface EntrySocket {
   unavailable(error: SessionUnavailableError): void;
   /** Push an event to the client. */
   emit(event: string, payload: unknown): void;
+  /** Its changes are saved by its events' units (per-message mode), not whenever they are made. */
+  readonly perMessage: boolean;
 }
 
 /** A store record's cookie expiry, epoch ms. */
@@ -249,11 +251,15 @@ export class SessionEntry implements Live {
     this.tracker.rollback();
   }
 
-  /** The running handler (its changes rolled back) is given up on; `pending` settles when it ends. */
+  /**
+   * The running handler (its changes rolled back) is given up on; `pending` settles when it ends.
+   * What is assigned outside a handler until then is undone, unless a per-connection socket shares
+   * the session (such assignments are its handlers', and are kept).
+   */
   abandon(pending: PromiseLike<unknown>): void {
     const tracker = this.tracker;
     tracker.abandon();
-    const settled = () => tracker.settledAbandoned();
+    const settled = () => tracker.settledAbandoned(this.sockets.every((socket) => socket.perMessage));
     pending.then(settled, settled);
   }
 

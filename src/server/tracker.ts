@@ -166,20 +166,24 @@ export class ChangeTracker<T extends object = object> {
    * assigned outside a handler from now on is undone when it settles (`settledAbandoned`).
    */
   abandon(): void {
-    for (const key of this.exposed ?? []) this.target[key] = JSON.parse(this.json(key)!);
+    for (const key of this.exposed ?? []) {
+      const json = this.json(key);
+      if (json !== undefined) this.target[key] = JSON.parse(json); // (an exposed key deleted since holds nothing to detach)
+    }
     this.exposed?.clear();
     this.quarantine ??= new Map();
     this.abandoned++;
   }
 
   /**
-   * A handler given up on settled: undo what was changed outside a handler since it was given up.
-   * While another handler runs, its changes cannot be told apart from that handler's: they stay.
+   * A handler given up on settled: undo what was changed outside a handler since it was given up
+   * (`undo` false: keep it, it may be someone else's). While another handler runs, its changes
+   * cannot be told apart from that handler's: they stay.
    */
-  settledAbandoned(): void {
+  settledAbandoned(undo = true): void {
     if (!this.quarantine) return;
     if (!this.inHandler) {
-      this.undo(this.quarantine);
+      if (undo) this.undo(this.quarantine);
       this.quarantine.clear();
     }
     if (--this.abandoned === 0) this.quarantine = undefined;

@@ -123,3 +123,28 @@ test('a given-up handler that settles while another handler runs: its assignment
   tracker.end();
   assert.deepEqual([...tracker.changes()], [['a', '2']]);
 });
+
+test('giving up a handler after an earlier handler of its batch deleted a key it had read', () => {
+  const { tracker, session } = tracked({ cart: { items: [1] }, n: 1 });
+  tracker.begin(true);
+  void session.cart; // exposed
+  delete session.cart;
+  tracker.end();
+  tracker.begin(false);
+  session.n = 2;
+  tracker.rollback();
+  tracker.end();
+  tracker.abandon();
+  assert.deepEqual({ ...session }, { n: 1 }, 'the first handler\'s delete stays, the second\'s change is undone');
+  assert.deepEqual([...tracker.changes()], [['cart', undefined]]);
+});
+
+test('a given-up handler settling while a per-connection socket shares the session: assignments outside handlers are kept (they may be that socket\'s)', () => {
+  const { tracker, session } = tracked({ a: 1 });
+  tracker.begin(true);
+  tracker.end();
+  tracker.abandon();
+  session.a = 2; // a per-connection handler (no unit) or the given-up one: cannot be told apart
+  tracker.settledAbandoned(false);
+  assert.deepEqual([...tracker.changes()], [['a', '2']]);
+});
