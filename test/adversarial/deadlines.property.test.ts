@@ -97,11 +97,11 @@ async function run(steps: Step[]): Promise<string[]> {
         problems.push(`client ${client}: ${mine.length} events, ${acked.length} acks + ${told.length} notices`);
       }
       for (const e of acked) if (e.acked! - e.at > DEADLINE_MS) problems.push(`client ${client}: an ack after ${e.acked! - e.at} ms`);
-      // A notice answers the oldest unanswered event of its socket at the latest (events of a socket are answered in order or dropped).
-      const waiting = mine.map((e) => e.at);
+      // Each notice answers one event that got no ack; paired in order (a socket's events meet their deadlines in order).
+      const waiting = mine.filter((e) => e.acked === undefined).map((e) => e.at);
       for (const n of told) {
-        const oldest = waiting.shift()!;
-        if (n.at - oldest > DEADLINE_MS * 2) problems.push(`client ${client}: a notice ${n.at - oldest} ms after the oldest event it can answer`);
+        const sentAt = waiting.shift() ?? n.at;
+        if (n.at - sentAt > DEADLINE_MS * 2) problems.push(`client ${client}: a notice ${n.at - sentAt} ms after the event it answers was sent`);
         const { code, reason, retryAfter } = n.data ?? {};
         if (code !== 'SESSION_UNAVAILABLE' || !STORE_REASONS.includes(reason!) || typeof retryAfter !== 'number') {
           problems.push(`client ${client}: an untyped notice ${JSON.stringify(n.data)}`);

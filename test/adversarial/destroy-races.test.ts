@@ -40,6 +40,25 @@ async function race(offset: number, doLogout: () => Promise<unknown>, write: () 
 }
 
 /** After the settle: whether the destroyed session came back (in the store, or for HTTP). */
+/**
+ * Try `i`: a socket of a new session emits `event` (with a counter) every 5 ms, and the session is
+ * logged out `offsetOf(i)` + 50 ms later, while that traffic goes on. What came back, if anything.
+ */
+async function socketRacingLogout(t: { after(fn: () => unknown): void }, store: FaultyStore, server: TestServer, i: number, event: string): Promise<string | undefined> {
+  const cookie = await server.login({ user: `user-${i}` });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  let n = 0;
+  const traffic = setInterval(() => client.connected && client.emit(event, ++n), 5);
+  await delay(offsetOf(i) + 50);
+  await logout(server, cookie);
+  await delay(100);
+  clearInterval(traffic);
+  client.close();
+  return resurrected(store, server, cookie);
+}
+
 async function resurrected(store: FaultyStore, server: TestServer, cookie: string): Promise<string | undefined> {
   await delay(SETTLE_MS);
   const record = store.peek(sidOf(cookie));
@@ -92,19 +111,8 @@ for (const perMessage of [false, true]) {
     });
     const failures: string[] = [];
     await tries(async (i) => {
-      const cookie = await server.login({ user: `user-${i}` });
-      const client = connectClient(server.url, cookie);
-      t.after(() => client.close());
-      await connected(client);
       // A steady stream of changes, so a save is under way whenever the logout lands.
-      let n = 0;
-      const writer = setInterval(() => client.connected && client.emit('note', ++n), 5);
-      await delay(offsetOf(i) + 50);
-      await logout(server, cookie);
-      await delay(100);
-      clearInterval(writer);
-      client.close();
-      const back = await resurrected(store, server, cookie);
+      const back = await socketRacingLogout(t, store, server, i, 'note');
       if (back) failures.push(`offset ${offsetOf(i)} ms: ${back}`);
     }, true);
     report(t, `${mode} saves`, failures);
@@ -116,18 +124,8 @@ test('revalidation touches racing a logout never write the destroyed session bac
   server.sio.on('sconnection', (socket) => socket.on('ping', () => {}));
   const failures: string[] = [];
   await tries(async (i) => {
-    const cookie = await server.login({ user: `user-${i}` });
-    const client = connectClient(server.url, cookie);
-    t.after(() => client.close());
-    await connected(client);
     // An active socket: every revalidation touches the session.
-    const pinger = setInterval(() => client.connected && client.emit('ping'), 5);
-    await delay(offsetOf(i) + 50);
-    await logout(server, cookie);
-    await delay(100);
-    clearInterval(pinger);
-    client.close();
-    const back = await resurrected(store, server, cookie);
+    const back = await socketRacingLogout(t, store, server, i, 'ping');
     if (back) failures.push(`offset ${offsetOf(i)} ms: ${back}`);
   }, true);
   report(t, 'revalidation', failures);
