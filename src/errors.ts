@@ -2,7 +2,7 @@
  * A small error hierarchy shared by server and client: branch on the class or on `code`,
  * never on message text.
  */
-import { ErrorCode, type SessionErrorData } from './protocol.js';
+import { ErrorCode, type EmitNotice, type SessionErrorData } from './protocol.js';
 
 /** Base class of every session outcome that is not "connected". `data` travels in `err.data` of a refused handshake. */
 export class SessionError extends Error {
@@ -40,6 +40,24 @@ export class OriginNotAllowedError extends SessionError {
   override readonly name = 'OriginNotAllowedError';
   constructor() {
     super('origin not allowed', { code: ErrorCode.ORIGIN_NOT_ALLOWED, reason: 'origin' });
+  }
+}
+
+/**
+ * One emit that asked for an ack got a notice instead (invariant 7): `emitWithAck` rejects with it,
+ * `socket.timeout(ms).emit(..., (err) => ...)` gets it as `err`. `code`/`reason` say why
+ * (`SESSION_UNAVAILABLE`: retry later; `SESSION_INVALID` 'session-ended'; `EVENT_FAILED`).
+ */
+export class SessionEmitError extends Error {
+  override readonly name = 'SessionEmitError';
+  readonly code: EmitNotice['code'];
+  readonly reason: EmitNotice['reason'];
+  readonly notice: EmitNotice;
+  constructor(notice: EmitNotice, readonly event?: string) {
+    super(`emit${event === undefined ? '' : ` '${event}'`} failed: ${notice.reason}${notice.key === undefined ? '' : ` (key '${notice.key}')`}`);
+    this.code = notice.code;
+    this.reason = notice.reason;
+    this.notice = notice;
   }
 }
 

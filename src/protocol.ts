@@ -11,6 +11,12 @@ export const ErrorCode = {
   SESSION_UNAVAILABLE: 'SESSION_UNAVAILABLE',
   /** The handshake's Origin is not allowed: fatal for this page, reloading cannot help. */
   ORIGIN_NOT_ALLOWED: 'ORIGIN_NOT_ALLOWED',
+  /**
+   * Per-event only (an {@link EmitNotice}): the event's handler threw, rejected or hung past
+   * `handlerTimeout`, or what it stored cannot be serialised. Sending the same emit again will
+   * most likely fail the same way; the session itself is fine.
+   */
+  EVENT_FAILED: 'EVENT_FAILED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -51,6 +57,42 @@ export type UnavailableReason =
   | 'queue-full'
   /** per-message mode: the event waited longer than `storeTimeout` for its turn; it was not run */
   | 'queue-timeout';
+
+/** Why an emit that asked for an ack got an {@link EmitNotice} instead of its ack (invariant 7). */
+export type NoticeReason =
+  | UnavailableReason
+  /** the handler threw or rejected; its changes were undone */
+  | 'handler-error'
+  /** the handler did not settle within `handlerTimeout`; its changes were undone */
+  | 'handler-timeout'
+  /** a value the handler stored cannot be serialised (BigInt, cycle, too deep, throwing getter); `key` names it */
+  | 'not-storable'
+  /** the session ended (logout, expiry, login elsewhere) before the event ran, or while it was buffered in the client */
+  | 'session-ended';
+
+/**
+ * The answer to an emit that asked for an ack and did not get its ack: sent as the ack's only
+ * argument, `{ [NOTICE_FIELD]: notice }`, so it names that emit (its ack id) and an emit is answered
+ * exactly once. The SDK turns it into a `SessionEmitError` on that emit.
+ */
+export interface EmitNotice {
+  code: ErrorCode;
+  reason: NoticeReason;
+  /** For `SESSION_UNAVAILABLE`: a hint in ms before retrying. */
+  retryAfter?: number;
+  /** For `not-storable`: the session key whose value cannot be stored. */
+  key?: string;
+}
+
+/** The field of an ack's only argument that marks it as an {@link EmitNotice}. */
+export const NOTICE_FIELD = 'sio-sessions:notice';
+
+/** The notice carried by an ack's arguments, if they are one. */
+export function noticeOf(args: ArrayLike<unknown>): EmitNotice | undefined {
+  const first = args[0] as Record<string, unknown> | null | undefined;
+  const notice = args.length === 1 && typeof first === 'object' && first !== null ? (first[NOTICE_FIELD] as EmitNotice | undefined) : undefined;
+  return typeof notice === 'object' && notice !== null && typeof notice.reason === 'string' ? notice : undefined;
+}
 
 /** `err.data` of a refused handshake, and the payload of {@link Events.INVALID}. */
 export interface SessionErrorData {
