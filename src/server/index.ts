@@ -10,7 +10,6 @@ export type { SocketSession } from './session-entry.js';
 export type { TokenEndpointOptions } from './http/token-endpoint.js';
 export { redisLock, type SessionLock, type RedisLockClient, type RedisLockOptions } from './lock.js';
 export { MAX_TICKET_LENGTH } from './tickets.js';
-export { unsignSessionCookie } from './session-id.js';
 export {
   ErrorCode,
   Events,

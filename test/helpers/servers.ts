@@ -10,7 +10,8 @@ import { Server, type ServerOptions } from 'socket.io';
 import { io as ioClient, type Socket as ClientSocket, type ManagerOptions, type SocketOptions } from 'socket.io-client';
 import { parse as parseCookie, serialize as serializeCookie } from 'cookie';
 import { sign, unsign } from 'cookie-signature';
-import { sessions, unsignSessionCookie, type SessionServer, type SessionsOptions } from '../../src/server/index.js';
+import { sessions, type SessionServer, type SessionsOptions } from '../../src/server/index.js';
+import { unsignSessionCookie } from '../../src/server/session-id.js';
 
 export const SECRET = 'test secret one';
 
