@@ -39,6 +39,28 @@ export interface SessionServerEvents<S = Socket> {
   serror: [error: unknown, socket: S | undefined];
 }
 
+type ServerEvents<L extends EventsMap, E extends EventsMap, S extends EventsMap, D> = SessionServerEvents<Socket<L, E, S, D>>;
+type EventName = keyof SessionServerEvents;
+
+/**
+ * Node's EventEmitter typing accepts any event name (`sio.on('sconection', …)` compiles with it):
+ * these overloads take only the three events, with their arguments.
+ */
+export interface SessionServer<
+  ListenEvents extends EventsMap = DefaultEventsMap,
+  EmitEvents extends EventsMap = ListenEvents,
+  ServerSideEvents extends EventsMap = DefaultEventsMap,
+  SocketData = any,
+> {
+  on<K extends EventName>(event: K, listener: (...args: ServerEvents<ListenEvents, EmitEvents, ServerSideEvents, SocketData>[K]) => void): this;
+  once<K extends EventName>(event: K, listener: (...args: ServerEvents<ListenEvents, EmitEvents, ServerSideEvents, SocketData>[K]) => void): this;
+  addListener<K extends EventName>(event: K, listener: (...args: ServerEvents<ListenEvents, EmitEvents, ServerSideEvents, SocketData>[K]) => void): this;
+  prependListener<K extends EventName>(event: K, listener: (...args: ServerEvents<ListenEvents, EmitEvents, ServerSideEvents, SocketData>[K]) => void): this;
+  prependOnceListener<K extends EventName>(event: K, listener: (...args: ServerEvents<ListenEvents, EmitEvents, ServerSideEvents, SocketData>[K]) => void): this;
+  off<K extends EventName>(event: K, listener: (...args: ServerEvents<ListenEvents, EmitEvents, ServerSideEvents, SocketData>[K]) => void): this;
+  removeListener<K extends EventName>(event: K, listener: (...args: ServerEvents<ListenEvents, EmitEvents, ServerSideEvents, SocketData>[K]) => void): this;
+}
+
 /**
  * Returned by {@link sessions}: an emitter of `sconnection`, `sinvalid` and `serror`, typed with the
  * event maps of the Socket.IO server it was given.

@@ -122,6 +122,8 @@ const INVALID: Record<string, string> = {
   'server: a listener of the wrong shape': `sio.on('sconnection', (socket) => socket.on('move', (x: string) => {}));`,
   'server: an ack of the wrong shape': `sio.on('sconnection', (socket) => socket.on('whoami', (payload, ack) => ack({ user: 42 })));`,
   'server: a misspelled option of sessions()': `sessions(io, { store, secret: 's', storeTimout: 100 });`,
+  "server: a misspelled event of sessions()' emitter": `sio.on('sconection', () => {});`,
+  "server: a listener of the wrong shape for the emitter's events": `sio.on('sinvalid', (socket, reason: number) => {});`,
   'server: assigning socket.session': `sio.on('sconnection', (socket, session) => { socket.session = session; });`,
 };
 const invalidSource = (line: string) => `import { connectWithSession } from 'socket.io-sessions';
