@@ -228,6 +228,37 @@ export async function acquireWithin(lock: SessionLock, sid: string, deadline: nu
   }
 }
 
+/**
+ * Hold `sid`'s lane in this process (no cross-node lock) from its turn until the returned release is
+ * called, at most `maxHoldMs`: what `httpLock()` does on one node, so an HTTP request and the
+ * session's socket units never overlap. No turn by `deadline`: SESSION_UNAVAILABLE 'queue-timeout'
+ * (the turn, when it comes, is given back at once).
+ */
+export function holdLane(hub: StoreHub, sid: string, deadline: number, maxHoldMs: number): Promise<() => Promise<void>> {
+  return new Promise((resolve, reject) => {
+    let decided = false;
+    const timer = setTimeout(() => {
+      decided = true;
+      reject(unavailable('queue-timeout'));
+    }, Math.max(1, deadline - Date.now()));
+    void Lane.of(hub, sid).task({
+      timeoutMs: 0,
+      failed: () => undefined, // no lock to wait for: a lane task without one cannot fail
+      run: () =>
+        new Promise<void>((done) => {
+          if (decided) return done();
+          decided = true;
+          clearTimeout(timer);
+          const cap = setTimeout(done, maxHoldMs); // a request that never ends does not hold the session's events for good
+          resolve(async () => {
+            clearTimeout(cap);
+            done();
+          });
+        }),
+    });
+  });
+}
+
 /** Release, waiting `timeoutMs` at most (a lock service that hangs does not hold the lane; the lease ends the lock). */
 async function releaseWithin(release: () => Promise<void>, timeoutMs: number): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -180,11 +180,17 @@ export class SessionServer<
   }
 
   /**
-   * Express/Connect middleware, mounted before express-session, that holds the session's lock
-   * (the `lock` option) from before express-session loads the session until the response is
-   * finished (it saves before that), so HTTP writes and socket units of one session never
-   * overlap. Requests without a session pass unlocked; when the lock cannot be had within
-   * `storeTimeout`: 503 `SESSION_UNAVAILABLE`.
+   * Express/Connect middleware, mounted before express-session, that holds the session's turn
+   * from before express-session loads the session until the response is finished (it saves before
+   * that), so HTTP writes and socket units of one session never overlap and no read-modify-write is
+   * lost. The turn is the session's queue in this process, or with the `lock` option the cross-node
+   * lock. Requests without a session pass; a turn not had within `storeTimeout`: 503
+   * `SESSION_UNAVAILABLE`; a request holds it for `handlerTimeout` at most.
+   *
+   * @example
+   * ```ts
+   * app.use(sio.httpLock());   // before app.use(session(...))
+   * ```
    */
   httpLock() {
     return this.http.httpLock();

@@ -8,7 +8,7 @@ import type { EventEmitter } from 'node:events';
 import { ErrorCode, type Ticket } from '../../protocol.js';
 import { SessionInvalidError, SessionOptionsError, type SessionUnavailableError } from '../../errors.js';
 import type { ServerContext } from '../context.js';
-import { acquireWithin, Lane } from '../exclusive.js';
+import { acquireWithin, holdLane, Lane } from '../exclusive.js';
 import { log } from '../log.js';
 import { audienceOf, isAllowedOrigin, originAllowed, requesterOrigin } from '../origin.js';
 import type { Resolved, Resolver } from '../resolver.js';
@@ -115,8 +115,10 @@ export class HttpSurfaces {
 
   /** See SessionServer.httpLock. */
   httpLock() {
-    const { lock, storeTimeout } = this.ctx.options;
-    if (!lock) throw new SessionOptionsError('socket.io-sessions: httpLock() needs the "lock" option');
+    const { lock, storeTimeout, handlerTimeout } = this.ctx.options;
+    const { hub } = this.ctx;
+    // With `lock`, the cross-node lock; without, the session's lane in this process (one node).
+    const take = (sid: string) => (lock ? acquireWithin(lock, sid, Date.now() + storeTimeout) : holdLane(hub, sid, Date.now() + storeTimeout, handlerTimeout));
     return (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
       // Listen for the end of the response before waiting: a client that gives up while we wait
       // must not leave the lock taken after its response closed (it would be held for good).
@@ -132,7 +134,7 @@ export class HttpSurfaces {
       res.once('close', done);
       this.resolver.sessionId(req).then(
         (sid) =>
-          acquireWithin(lock, sid, Date.now() + storeTimeout).then(
+          take(sid).then(
             (granted) => {
               release = granted;
               if (ended) return done();
