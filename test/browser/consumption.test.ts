@@ -142,6 +142,20 @@ test('npm ESM build through an import map: bare specifiers resolve to dist/clien
   }
 });
 
+test('the import map of docs/browser.md: the core, socket.io-sessions/tabs and /tickets resolve, the opt-in entries share the one core', async () => {
+  const { outcome, requests, page, close } = await visit(`${appOrigin}/fixtures/esm-import-map-entries.html`, 'esm-entries');
+  try {
+    assertExchanged(outcome, 'esm-entries');
+    const extra = await page.evaluate(() => (window as unknown as { outcome: { ticketsLoaded: boolean; leader: boolean } }).outcome);
+    assert.equal(extra.ticketsLoaded, true);
+    assert.equal(extra.leader, true, 'the one tab holds the shared connection');
+    for (const file of ['index.min.js', 'tabs.min.js', 'tickets.min.js']) assert.ok(requests.includes(`${appOrigin}/pkg/dist/client/${file}`), `${file}:\n${requests.join('\n')}`);
+    assert.ok(!requests.includes(`${appOrigin}/pkg/dist/client/index.js`), 'no second copy of the core');
+  } finally {
+    await close();
+  }
+});
+
 test('UMD add-on after /socket.io/socket.io.js: io.connectWithSession and the ioSessions global', async () => {
   const { outcome, requests, page, close } = await visit(`${appOrigin}/fixtures/script-tag.html`, 'umd-addon');
   try {
