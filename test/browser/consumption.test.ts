@@ -8,96 +8,25 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { readFile } from 'node:fs/promises';
-import { extname, join, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { launchBrowser, PageRecorder, waitUntil } from '../helpers/browser.js';
-import { startServer, type TestServer } from '../helpers/servers.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const FIXTURES = join(ROOT, 'test/fixtures/consumption');
-const DIST = join(ROOT, 'dist');
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.map': 'application/json' };
-
-/**
- * A static file handler: `mounts` maps URL prefixes to folders. `__CDN__` in HTML pages becomes the
- * CDN stand-in's origin. With `cors`, files are sent with `Access-Control-Allow-Origin: *`, as CDNs do.
- */
-function staticFiles(mounts: Record<string, string>, { cors = false, cdnOrigin = (): string => '' } = {}) {
-  return async (req: IncomingMessage, res: ServerResponse, next: () => void): Promise<void> => {
-    const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
-    const prefix = Object.keys(mounts).find((p) => path.startsWith(p));
-    if (!prefix || req.method !== 'GET') return next();
-    const dir = mounts[prefix]!;
-    const file = resolve(dir, `.${path.slice(prefix.length - 1)}`);
-    if (!file.startsWith(dir + sep)) return next();
-    let body: Buffer | string;
-    try {
-      body = await readFile(file);
-    } catch {
-      return next();
-    }
-    if (extname(file) === '.html') body = body.toString('utf8').replaceAll('__CDN__', cdnOrigin());
-    res.writeHead(200, {
-      'Content-Type': `${TYPES[extname(file)] ?? 'application/octet-stream'}; charset=utf-8`,
-      'Cache-Control': 'no-store',
-      ...(cors ? { 'Access-Control-Allow-Origin': '*' } : {}),
-    });
-    res.end(body);
-  };
-}
+import { assertExchanged, startConsumptionServers, type ConsumptionServers, type Outcome } from '../helpers/consumption-server.js';
 
 let browser: Browser;
-let app: TestServer;
-let cdn: HttpServer;
+let servers: ConsumptionServers;
 let appOrigin: string;
 let cdnOrigin: string;
 
 before(async () => {
-  // The CDN stand-in: another origin serving dist/cdn/ as jsDelivr lays it out (and static pages).
-  cdn = createServer((req, res) => {
-    void staticFiles({ '/npm/socket.io-sessions/dist/cdn/': join(DIST, 'cdn'), '/fixtures/': FIXTURES }, { cors: true })(req, res, () => {
-      res.writeHead(404).end();
-    });
-  });
-  await new Promise<void>((done) => cdn.listen(0, '127.0.0.1', done));
-  cdnOrigin = `http://localhost:${(cdn.address() as AddressInfo).port}`;
-
-  app = await startServer({
-    routes(expressApp) {
-      expressApp.use(staticFiles({ '/fixtures/': FIXTURES, '/pkg/dist/': DIST }, { cdnOrigin: () => cdnOrigin }));
-    },
-    // A page on the CDN origin connects here: CORS for polling, and the library's origin check.
-    ioOptions: { cors: { origin: cdnOrigin, credentials: true } },
-    origins: (origin, req) => origin === cdnOrigin || origin === `http://${req.headers.host}`,
-  });
-  appOrigin = `http://localhost:${app.port}`;
-  app.sio.on('sconnection', (socket) => {
-    socket.emit('welcome', socket.session.user);
-    socket.on('whoami', (payload: unknown, ack: (reply: unknown) => void) => ack({ user: socket.session.user, payload }));
-  });
-
+  servers = await startConsumptionServers();
+  ({ appOrigin, cdnOrigin } = servers);
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  await app?.close();
-  await new Promise((done) => cdn?.close(done));
+  await servers?.close();
 });
-
-interface Outcome {
-  done?: boolean;
-  states: string[];
-  errors: string[];
-  welcome?: string;
-  reply?: { user: string; payload: string };
-  transport?: string;
-  sessionsState?: string;
-}
 
 /**
  * Logs in as `user` (the session cookie lands in a fresh browser context), opens `url`, and
@@ -120,15 +49,6 @@ async function visit(url: string, user: string): Promise<{ outcome: Outcome; req
     { what: `the exchange on ${url}`, describe: () => `page errors: ${pageErrors.join('; ')}\n${rec.dump()}` },
   );
   return { outcome: outcome!, requests, page, close: () => context.close() };
-}
-
-/** What every mode must achieve: its own session on connect, an event each way, no error. */
-function assertExchanged(outcome: Outcome, user: string): void {
-  assert.deepEqual(outcome.errors, []);
-  assert.equal(outcome.welcome, user, 'server → client event carries the session');
-  assert.deepEqual(outcome.reply, { user, payload: 'ping' }, 'client → server event with ack, handled with the session');
-  assert.equal(outcome.sessionsState, 'connected');
-  assert.deepEqual(outcome.states.slice(0, 2), ['connecting', 'connected']);
 }
 
 test('npm ESM build through an import map: bare specifiers resolve to dist/client/index.js and the served socket.io ESM bundle', async () => {
