@@ -293,7 +293,7 @@ async function connectRedis(url, lockWanted) {
   const client = logged(createClient({ url, disableOfflineQueue: true }), 'session');
   // The adapter publishes without awaiting: its clients keep the offline queue, so a publish while
   // Redis restarts is delivered afterwards instead of rejecting unhandled.
-  const pubClient = logged(client.duplicate({ disableOfflineQueue: false }), 'pub');
+  const pubClient = settledPublishes(logged(client.duplicate({ disableOfflineQueue: false }), 'pub'));
   const subClient = logged(client.duplicate({ disableOfflineQueue: false }), 'sub');
   await Promise.all([client.connect(), pubClient.connect(), subClient.connect()]);
   const lock = lockWanted ? redisLock(client) : undefined;
@@ -305,6 +305,17 @@ async function connectRedis(url, lockWanted) {
       await Promise.allSettled([client, pubClient, subClient].map((c) => (c.isOpen ? c.quit() : undefined)));
     },
   };
+}
+
+/**
+ * The adapter publishes without awaiting: a publish still waiting for its reply when the connection
+ * drops (Redis killed or restarted) would reject unhandled and end the process. That broadcast is
+ * lost either way (the adapter's documented behaviour); the publish resolves to 0 receivers instead.
+ */
+function settledPublishes(pubClient) {
+  const publish = pubClient.publish.bind(pubClient);
+  pubClient.publish = (...args) => publish(...args).catch(() => 0);
+  return pubClient;
 }
 
 /** A Redis URL without its password, for logs. */

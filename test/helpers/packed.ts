@@ -21,6 +21,8 @@ const CACHE = join(tmpdir(), 'socket.io-sessions-packed');
 
 /** The packages of the README's install line (`npm install …`), in its order; the snippet test holds the README to it. */
 export const INSTALL_LINE_PACKAGES = ['socket.io-sessions', 'socket.io', 'socket.io-client', 'express', 'express-session'];
+/** Installed beside them for docs/scaling.md's snippet (its own install line there). */
+export const SCALING_PACKAGES = ['redis', 'connect-redis', '@socket.io/redis-adapter'];
 
 /** Runs a command; on failure the error carries its output, so the test report shows why. */
 export async function sh(cmd: string, args: string[], cwd: string): Promise<string> {
@@ -46,7 +48,7 @@ function buildHash(): string {
   for (const file of [join(ROOT, 'package.json'), join(ROOT, 'README.md'), ...files(join(ROOT, 'dist')).sort()]) {
     hash.update(relative(ROOT, file)).update(readFileSync(file));
   }
-  hash.update(INSTALL_LINE_PACKAGES.slice(1).map(versionOf).join());
+  hash.update([...INSTALL_LINE_PACKAGES.slice(1), ...SCALING_PACKAGES].map(versionOf).join());
   return hash.digest('hex').slice(0, 16);
 }
 
@@ -79,7 +81,7 @@ async function make(): Promise<PackedProject> {
     const project = join(work, 'project');
     mkdirSync(project);
     await sh('npm', ['init', '-y'], project);
-    const packages = INSTALL_LINE_PACKAGES.map((pkg) => (pkg === 'socket.io-sessions' ? join(work, 'socket.io-sessions.tgz') : `${pkg}@${versionOf(pkg)}`));
+    const packages = [...INSTALL_LINE_PACKAGES, ...SCALING_PACKAGES].map((pkg) => (pkg === 'socket.io-sessions' ? join(work, 'socket.io-sessions.tgz') : `${pkg}@${versionOf(pkg)}`));
     await sh('npm', ['install', ...packages, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], project);
     // Another file may have made it meanwhile: keep the first, and older builds' projects go.
     try {

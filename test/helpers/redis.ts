@@ -48,6 +48,8 @@ export interface TestRedis {
   start(): Promise<void>;
   /** SHUTDOWN (SIGTERM: redis-server flushes the AOF and exits), awaiting the exit; SIGKILL if it hangs. No-op when stopped. */
   stop(): Promise<void>;
+  /** SIGKILL (a crash: connections cut, nothing flushed), awaiting the exit. No-op when stopped. */
+  kill(): Promise<void>;
   /** stop() then start(): same port and dir, so the data survives. */
   restart(): Promise<void>;
   /** stop() and delete the temp dir. */
@@ -135,6 +137,14 @@ export async function startRedis({ args: extraArgs = [] }: { args?: string[] } =
     output: () => output,
     start,
     stop,
+    kill: async () => {
+      const proc = child;
+      if (!proc) return;
+      const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+      proc.kill('SIGKILL'); // ends a frozen one too
+      frozen = false;
+      await exited;
+    },
     restart: async () => {
       await stop();
       await start();

@@ -23,6 +23,9 @@ import type { Browser, Page } from 'playwright-core';
 import { launchBrowser, PageRecorder, textOf, waitUntil } from '../helpers/browser.js';
 import { INSTALL_LINE_PACKAGES, packedProject, ROOT, sh } from '../helpers/packed.js';
 import { freePort, terminate } from '../helpers/reference-server.js';
+import { startRedis } from '../helpers/redis.js';
+import { connectClient, connected, once } from '../helpers/servers.js';
+import { Events } from '../../src/protocol.js';
 
 interface Snippet {
   /** `install`, or the file's path in the reader's project. */
@@ -91,12 +94,18 @@ test('every JavaScript snippet parses', async () => {
   }
 });
 
-/** Starts `node server.mjs` in the app with PORT; resolves once it answers HTTP. */
-async function startSnippetServer(t: { after(fn: () => unknown): void }): Promise<{ url: string; output: () => string }> {
+/**
+ * Starts `node <file>` in the app with PORT (a free port) and `env`; resolves once `ready` (a path)
+ * answers 200.
+ */
+async function startSnippetServer(
+  t: { after(fn: () => unknown): void },
+  { file = 'server.mjs', env: extra = {}, ready = '/' }: { file?: string; env?: Record<string, string>; ready?: string } = {},
+): Promise<{ url: string; port: number; output: () => string }> {
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), ...extra };
   delete env.NODE_TEST_CONTEXT;
-  const proc = spawn(process.execPath, ['server.mjs'], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [file], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => terminate(proc, 3000));
   let output = '';
   proc.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -104,13 +113,13 @@ async function startSnippetServer(t: { after(fn: () => unknown): void }): Promis
   const url = `http://127.0.0.1:${port}`;
   await waitUntil(
     async () => {
-      if (proc.exitCode !== null) throw new Error(`server.mjs exited (${proc.exitCode}):\n${output}`);
-      return (await fetch(url)).status;
+      if (proc.exitCode !== null) throw new Error(`${file} exited (${proc.exitCode}):\n${output}`);
+      return (await fetch(url + ready).catch(() => undefined))?.status;
     },
     (status) => status === 200,
-    { timeout: 15_000, what: 'server.mjs to answer', describe: () => output },
+    { timeout: 15_000, what: `${file} to answer`, describe: () => output },
   );
-  return { url, output: () => output };
+  return { url, port, output: () => output };
 }
 
 test('server.mjs and public/index.html, as printed: log in, the session reaches the socket handlers, log out, log in again', async (t) => {
@@ -169,4 +178,27 @@ test('in the page, a misspelled option of io.connectWithSession throws SessionOp
     message: 'socket.io-sessions: connectWithSession() has no option "maxReload" (did you mean "maxReloads"?)',
     sameClass: true,
   });
+});
+
+test('docs/scaling.md\'s scaling.mjs, as printed, two nodes on one redis-server: a session made on node A is used by a socket on node B, and a logout on A reaches that socket', async (t) => {
+  const redis = await startRedis();
+  t.after(() => redis.dispose());
+  const env = { REDIS_URL: redis.url, SESSION_SECRET: 'scaling snippet secret' };
+  const [nodeA, nodeB] = await Promise.all([0, 1].map(() => startSnippetServer(t, { file: 'scaling.mjs', env, ready: '/socket.io/socket.io.js' })));
+  const login = await fetch(`${nodeA.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"ann"}' });
+  assert.equal(login.status, 200, nodeA.output());
+  const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+
+  const socket = connectClient(nodeB.url, cookie, { transports: ['websocket'] });
+  t.after(() => socket.close());
+  await connected(socket);
+  assert.deepEqual(await socket.timeout(5000).emitWithAck('whoami'), { user: 'ann', port: String(nodeB.port) });
+
+  const told = once<[unknown]>(socket, Events.INVALID, 5000);
+  const gone = once(socket, 'disconnect', 5000);
+  const logout = await fetch(`${nodeA.url}/logout`, { method: 'POST', headers: { cookie } });
+  assert.equal(logout.status, 200);
+  assert.deepEqual((await told)[0], { code: 'SESSION_INVALID', reason: 'destroyed' });
+  await gone;
+  assert.doesNotMatch(nodeA.output() + nodeB.output(), /warn|deprecat|error/i, 'nothing printed: no deprecation warning, no Redis error');
 });
