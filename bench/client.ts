@@ -20,10 +20,11 @@ export const now = () => performance.timeOrigin + performance.now();
 
 export type ConnectKind = 'plain' | 'cookie' | 'ticketFirst' | 'ticketOverlapped';
 
-/** One socket to open: with `cookie`, through `connectWithSession`; without, plain socket.io-client. */
+/** One socket to open: with `cookie`, through `connectWithSession` (or, with `plain`, socket.io-client sending the cookie); without, plain socket.io-client. */
 export interface SocketSpec {
   url: string;
   cookie?: string;
+  plain?: boolean;
 }
 
 interface Tracked {
@@ -45,9 +46,10 @@ export interface Reconnection {
   reconnectionDelayMax?: number;
 }
 
-function openSocket({ url, cookie }: SocketSpec, reconnection: Reconnection): Socket {
+function openSocket({ url, cookie, plain }: SocketSpec, reconnection: Reconnection): Socket {
   const options = { ...base, reconnection: false, ...reconnection };
   if (cookie === undefined) return io(url, options);
+  if (plain) return io(url, { ...options, extraHeaders: { cookie } });
   const socket = connectWithSession(url, { ...options, extraHeaders: { cookie } });
   socket.sessions.on('invalid', () => counts.invalid++);
   socket.sessions.on('unavailable', () => counts.unavailable++);

@@ -5,10 +5,10 @@
  * each number is the median of BENCH_REPS repetitions. Writes the results as JSON (BENCH_OUT) and
  * docs/benchmarks.md (with a "before" column from BENCH_BEFORE). Knobs: bench/README.md.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadavg } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { startRedis } from '../test/helpers/redis.js';
 import { freePort } from '../test/helpers/reference-server.js';
 import { Child } from './ipc.js';
@@ -36,7 +36,7 @@ const CLIENT_PROCS = env('BENCH_CLIENT_PROCS', 2);
 const CLIENT_POOL = Math.max(CLIENT_PROCS, 4);
 /** Workload 1 also measures plain against a second plain server, which shows the harness's own error (BENCH_AA=0: not). */
 const AA = process.env.BENCH_AA !== '0';
-const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7').split(',').map((s) => s.trim()));
+const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7,8').split(',').map((s) => s.trim()));
 const OUT = resolve(process.env.BENCH_OUT ?? `${ROOT}/bench/results/latest.json`);
 const DOC = process.env.BENCH_DOC === '0' ? undefined : resolve(process.env.BENCH_DOC ?? `${ROOT}/docs/benchmarks.md`);
 const before = readResults(process.env.BENCH_BEFORE);
@@ -63,7 +63,8 @@ async function startNode(spec: ServerSpec): Promise<Node> {
 }
 
 async function stopNode(node: Node): Promise<void> {
-  await node.child.call('exit').catch(() => undefined);
+  const { proc } = node.child;
+  if (proc.exitCode === null && proc.signalCode === null && proc.connected) await node.child.call('exit').catch(() => undefined);
   await node.child.exited;
 }
 
@@ -421,8 +422,8 @@ interface Storm {
 }
 
 /** `count` reconnecting sockets on `node`; SIGKILL it, start it again on its port; time from listening to every socket back. */
-async function storm(node: Node, cookies: string[], clients: Child[], count: number): Promise<{ node: Node; result: Storm }> {
-  const specs = Array.from({ length: count }, (_, i): SocketSpec => ({ url: node.url, cookie: cookies[i] }));
+async function storm(node: Node, cookies: string[], clients: Child[], count: number, plain?: boolean): Promise<{ node: Node; result: Storm }> {
+  const specs = Array.from({ length: count }, (_, i): SocketSpec => ({ url: node.url, cookie: cookies[i], plain }));
   await openAll(clients, 'storm', specs, { reconnection: STORM_RECONNECTION });
   await Promise.all(clients.map((c) => c.call('arm', { name: 'storm' })));
   await node.child.kill('SIGKILL');
@@ -441,18 +442,22 @@ async function storm(node: Node, cookies: string[], clients: Child[], count: num
   };
 }
 
-async function restartStorm(redisUrl: string, clients: Child[]): Promise<Section[]> {
-  const variants = [
-    { key: 'plain', node: await startNode({ port: await freePort() }), cookies: [] as string[] },
-    { key: 'ours', node: await startNode({ redisUrl, port: await freePort(), sessions: { perMessage: false, store: 'redis', prefix: 'w7:' } }), cookies: [] as string[] },
-  ];
-  variants[1]!.cookies = await seed(variants[1]!.node, STORM_CLIENTS, SMALL);
+interface StormVariant {
+  key: 'plain' | 'ours';
+  node: Node;
+  cookies: string[];
+  /** With the cookie, socket.io-client itself instead of `connectWithSession`. */
+  plainClient?: boolean;
+}
+
+/** Storms on every variant, interleaved (each repetition rotates which goes first); each variant's results. */
+async function storms(variants: StormVariant[], clients: Child[]): Promise<(key: StormVariant['key'], pick: (s: Storm) => number) => number[]> {
   const results = new Map<string, Storm[]>(variants.map((v) => [v.key, []]));
   try {
     for (let rep = 0; rep < REPS; rep++) {
       for (let k = 0; k < variants.length; k++) {
         const variant = variants[(rep + k) % variants.length]!;
-        const { node, result } = await storm(variant.node, variant.cookies, clients, STORM_CLIENTS);
+        const { node, result } = await storm(variant.node, variant.cookies, clients, STORM_CLIENTS, variant.plainClient);
         variant.node = node;
         results.get(variant.key)!.push(result);
         log(`rep ${rep + 1}/${REPS} storm ${variant.key}: all back ${result.allMs.toFixed(0)} ms, median ${result.medianMs.toFixed(0)} ms, server CPU ${result.cpuMs.toFixed(0)} ms, invalid ${result.invalid}, unavailable ${result.unavailable}`);
@@ -461,11 +466,35 @@ async function restartStorm(redisUrl: string, clients: Child[]): Promise<Section
   } finally {
     await Promise.all(variants.map((v) => stopNode(v.node)));
   }
-  const of = (key: string, pick: (s: Storm) => number) => results.get(key)!.map(pick);
+  return (key, pick) => results.get(key)!.map(pick);
+}
+
+/** The rows of a storm section: all back, median, server CPU; with "false invalid" and "unavailable" of ours. */
+function stormRows(of: (key: StormVariant['key'], pick: (s: Storm) => number) => number[]): Row[] {
   const extra = [
     { name: 'false invalid', values: of('ours', (s) => s.invalid), total: true },
     { name: 'unavailable answers', values: of('ours', (s) => s.unavailable), total: true },
   ];
+  return [
+    { key: 'all', label: 'time until all reconnected', unit: 'ms', compare: 'ratio', ours: of('ours', (s) => s.allMs), plain: of('plain', (s) => s.allMs), extra },
+    { key: 'median', label: 'median reconnect time', unit: 'ms', compare: 'ratio', ours: of('ours', (s) => s.medianMs), plain: of('plain', (s) => s.medianMs) },
+    { key: 'cpu', label: 'server CPU from listening to all back', unit: 'ms', compare: 'ratio', ours: of('ours', (s) => s.cpuMs), plain: of('plain', (s) => s.cpuMs) },
+  ];
+}
+
+const STORM_HOW =
+  `both reconnect with socket.io-client's reconnection, with delays of ${STORM_RECONNECTION.reconnectionDelay} ms growing to ${STORM_RECONNECTION.reconnectionDelayMax} ms (jitter 0.5) so that the herd arrives at once ` +
+  "(with the defaults, 1 s growing to 5 s, the backoff's phase decides the times). Times from the new server listening to a socket's `connect`: " +
+  'the last one ("all back") and the median; and the restarted server\'s CPU time until all are back (steadier than wall times on a busy machine). ' +
+  '"false invalid": clients told their (valid) session is invalid (must be 0). Plain and ours alternate which goes first.';
+
+async function restartStorm(redisUrl: string, clients: Child[]): Promise<Section[]> {
+  const variants: StormVariant[] = [
+    { key: 'plain', node: await startNode({ port: await freePort() }), cookies: [] },
+    { key: 'ours', node: await startNode({ redisUrl, port: await freePort(), sessions: { perMessage: false, store: 'redis', prefix: 'w7:' } }), cookies: [] },
+  ];
+  variants[1]!.cookies = await seed(variants[1]!.node, STORM_CLIENTS, SMALL);
+  const of = await storms(variants, clients);
   return [
     {
       id: 'restart-storm',
@@ -473,17 +502,38 @@ async function restartStorm(redisUrl: string, clients: Child[]): Promise<Section
       how:
         `${STORM_CLIENTS} websocket clients (spread over ${clients.length} client processes) connected: plain socket.io-client, or \`connectWithSession\` with the session cookie ` +
         '(per-connection mode, connect-redis, so the sessions outlive the server). The server process is killed (SIGKILL) and started again on its port; ' +
-        `both reconnect with socket.io-client's reconnection, with delays of ${STORM_RECONNECTION.reconnectionDelay} ms growing to ${STORM_RECONNECTION.reconnectionDelayMax} ms (jitter 0.5) so that the herd arrives at once ` +
-        "(with the defaults, 1 s growing to 5 s, the backoff's phase decides the times). Times from the new server listening to a socket's `connect`: " +
-        'the last one ("all back") and the median; and the restarted server\'s CPU time until all are back (steadier than wall times on a busy machine). ' +
-        '"false invalid": clients told their (valid) session is invalid (must be 0). Plain and ours alternate which goes first.',
-      rows: [
-        { key: 'all', label: 'time until all reconnected', unit: 'ms', compare: 'ratio', ours: of('ours', (s) => s.allMs), plain: of('plain', (s) => s.allMs), extra },
-        { key: 'median', label: 'median reconnect time', unit: 'ms', compare: 'ratio', ours: of('ours', (s) => s.medianMs), plain: of('plain', (s) => s.medianMs) },
-        { key: 'cpu', label: 'server CPU from listening to all back', unit: 'ms', compare: 'ratio', ours: of('ours', (s) => s.cpuMs), plain: of('plain', (s) => s.cpuMs) },
-      ],
+        STORM_HOW,
+      rows: stormRows(of),
     },
   ];
+}
+
+/** Workload 8: the reference server (what users copy) against socket.io's own session recipe, both on the SQLite store. */
+async function referenceStorm(clients: Child[]): Promise<Section[]> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-w8-'));
+  const app = async (kind: 'reference' | 'recipe') => startNode({ port: await freePort(), app: { kind, dataDir: join(dataDir, kind) } });
+  const variants: StormVariant[] = [
+    { key: 'plain', node: await app('recipe'), cookies: [], plainClient: true },
+    { key: 'ours', node: await app('reference'), cookies: [] },
+  ];
+  for (const v of variants) v.cookies = await seed(v.node, STORM_CLIENTS, SMALL);
+  try {
+    const of = await storms(variants, clients);
+    return [
+      {
+        id: 'reference-storm',
+        title: `8. The reference server (\`npm start\`), ${STORM_CLIENTS.toLocaleString('en-US')}-client restart storm`,
+        how:
+          `${STORM_CLIENTS} websocket clients (spread over ${clients.length} client processes) connected with their session cookie: to server-stub/app.js as \`npm start\` runs it ` +
+          '(per-message mode, its SQLite store, its demo connection count) through `connectWithSession`, or ("plain") to socket.io with express-session on the same SQLite store ' +
+          "through socket.io's documented `io.engine.use(session(...))`, through plain socket.io-client. The server process is killed (SIGKILL) and started again on its port; " +
+          STORM_HOW,
+        rows: stormRows(of),
+      },
+    ];
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -503,6 +553,7 @@ async function main() {
     if (ONLY.has('5')) results.sections.push(...(await memory(clients)));
     if (ONLY.has('6')) results.sections.push(...(await connects(clients[0]!)));
     if (ONLY.has('7')) results.sections.push(...(await restartStorm(redis.url, clients)));
+    if (ONLY.has('8')) results.sections.push(...(await referenceStorm(clients)));
   } finally {
     await Promise.all(clients.map((c) => c.kill('SIGTERM')));
     await redis.dispose();

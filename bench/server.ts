@@ -15,13 +15,15 @@ import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { sign } from 'cookie-signature';
 import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import express from 'express';
 import session, { MemoryStore, type SessionData, type Store } from 'express-session';
 import { Server } from 'socket.io';
 import { createClient } from 'redis';
 import { RedisStore } from 'connect-redis';
 import { createAdapter } from '@socket.io/redis-adapter';
-import { serverLib } from './lib.js';
+import { LIB_DIR, serverLib } from './lib.js';
 import { serve, announce } from './ipc.js';
 
 export const SECRET = 'bench secret';
@@ -41,6 +43,12 @@ export interface ServerSpec {
   adapter?: boolean;
   /** 0 (default): any free port. */
   port?: number;
+  /**
+   * Instead of the above, a whole app on an SQLite store in `dataDir` (workload 8): `reference`, the
+   * reference server itself (server-stub/app.js, as `npm start` runs it); `recipe`, plain socket.io
+   * with express-session on the same store, through socket.io's documented `io.engine.use(session(...))`.
+   */
+  app?: { kind: 'reference' | 'recipe'; dataDir: string };
 }
 
 const spec: ServerSpec = JSON.parse(process.argv[2] ?? '{}');
@@ -55,12 +63,14 @@ const redis = async () => {
 
 const stats = { counter: 0, sinvalid: 0, serror: 0 };
 let store: Store | undefined;
-const app = express();
-const httpServer = createServer(app);
-const io = new Server(httpServer);
+let app = express();
+let httpServer = createServer(app);
+let io = new Server(httpServer);
 if (spec.adapter) io.adapter(createAdapter(await redis(), await redis()));
 
-if (!spec.sessions) {
+if (spec.app) {
+  ({ app, httpServer, io, store } = await appOnSqlite(spec.app));
+} else if (!spec.sessions) {
   io.on('connection', (socket) => socket.on('inc', (ack: (n: number) => void) => ack(++stats.counter)));
 } else {
   const { sessions, redisLock } = await serverLib();
@@ -88,6 +98,26 @@ if (!spec.sessions) {
     const { cookie: _cookie, ...data } = req.session as unknown as Record<string, unknown>;
     res.json(data);
   });
+}
+
+/** Workload 8's servers, listening on `spec.port`: the reference server, or socket.io's own recipe on the same SQLite store. */
+async function appOnSqlite({ kind, dataDir }: NonNullable<ServerSpec['app']>) {
+  const port = spec.port ?? 0;
+  if (kind === 'reference') {
+    const { createServer: reference } = await import(pathToFileURL(resolve(LIB_DIR, 'server-stub/app.js')).href);
+    return (await reference({ port, dataDir, secret: SECRET })) as { app: express.Express; httpServer: ReturnType<typeof createServer>; io: Server; store: Store };
+  }
+  const { SqliteStore } = await import(pathToFileURL(resolve(LIB_DIR, 'server-stub/sqlite-store.js')).href);
+  const recipeStore: Store = new SqliteStore({ path: join(dataDir, 'sessions.db') });
+  const recipeApp = express();
+  const server = createServer(recipeApp);
+  const recipeIo = new Server(server);
+  const middleware = session({ store: recipeStore, secret: SECRET, resave: false, saveUninitialized: false });
+  recipeApp.use(middleware);
+  recipeIo.engine.use(middleware);
+  recipeIo.on('connection', (socket) => socket.on('inc', (ack: (n: number) => void) => ack(++stats.counter)));
+  await new Promise<void>((done) => server.listen(port, '127.0.0.1', done));
+  return { app: recipeApp, httpServer: server, io: recipeIo, store: recipeStore };
 }
 
 /** A new session with `data` (and express-session's cookie) in the store; its signed Cookie header value. */
@@ -126,6 +156,6 @@ serve({
   },
 });
 
-await new Promise<void>((resolve) => httpServer.listen(spec.port ?? 0, '127.0.0.1', resolve));
+if (!httpServer.listening) await new Promise<void>((done) => httpServer.listen(spec.port ?? 0, '127.0.0.1', done));
 const { port } = httpServer.address() as AddressInfo;
 announce({ ready: { url: `http://127.0.0.1:${port}`, port } });

@@ -28,6 +28,8 @@ import { SqliteStore } from './sqlite-store.js';
 const PUBLIC_DIR = join(dirname(fileURLToPath(import.meta.url)), 'public');
 const ONE_DAY_MS = 24 * 60 * 60 * 1000;
 const COOKIE_NAME = 'connect.sid';
+/** The demo's connection count goes to every socket at most this often (ms). */
+const COUNT_PUSH_MS = 1000;
 /** How long close() lets open connections finish before cutting them. */
 const CLOSE_GRACE_MS = 1500;
 
@@ -166,12 +168,21 @@ export async function createServer({
   app.use(express.static(PUBLIC_DIR, { index: false }));
 
   // The demo page shows how many connections the server holds (with shared tabs: one per browser).
+  // Pushed at most once per COUNT_PUSH_MS, not per connection: a broadcast to every socket on every
+  // connect is quadratic when thousands reconnect at once after a restart.
   let opened = 0;
+  let countPush;
   const connectionCount = () => ({ open: io.engine.clientsCount, opened });
+  const pushCount = () => {
+    countPush ??= setTimeout(() => {
+      countPush = undefined;
+      io.emit('connections', connectionCount());
+    }, COUNT_PUSH_MS).unref();
+  };
   io.on('connection', (socket) => {
     opened += 1;
-    io.emit('connections', connectionCount());
-    socket.on('disconnect', () => io.emit('connections', connectionCount()));
+    pushCount();
+    socket.on('disconnect', pushCount);
   });
 
   sio.on('sconnection', (socket, _session) => {
@@ -248,6 +259,7 @@ export async function createServer({
       cut.unref();
       // io.close() disconnects every socket (the library saves sessions on disconnect) and then
       // closes the http server; only after that may the database go.
+      clearTimeout(countPush);
       sio.close();
       pageServer?.close();
       pageServer?.closeAllConnections();

@@ -5,6 +5,7 @@ import type { StoreHub } from './store.js';
 import type { TicketSealer } from './tickets.js';
 import type { Wheel } from './wheel.js';
 import type { SessionEntry } from './session-entry.js';
+import type { Advice } from './advice.js';
 
 /** What the parts of one `sessions()` instance share: its options, the store hub, its events. */
 export interface ServerContext {
@@ -16,6 +17,8 @@ export interface ServerContext {
   report(error: unknown, socket?: Socket): void;
   /** `sinvalid`. */
   invalid(socket: Socket, reason: InvalidReason): void;
+  /** Set-up mistakes named with their fix: the refused client's hint, a server line once per cause. */
+  readonly advice: Advice;
   /** Revalidates the sessions of its sockets every `revalidateInterval` (absent when that is 0). */
   readonly wheel: Wheel<SessionEntry> | undefined;
 }

@@ -41,7 +41,7 @@ export class Resolver {
     if (found.invalid === 'no-session-id' && log.handshake.enabled) {
       log.handshake('no session id: no cookie named %o (cookies seen: %o)', this.ctx.options.name, cookieNames(req));
     }
-    throw new SessionInvalidError(found.invalid);
+    throw new SessionInvalidError(found.invalid, { hint: this.ctx.advice.invalid(found.invalid, req) });
   }
 
   /**
@@ -59,7 +59,7 @@ export class Resolver {
     }
     if (!originAllowed(req, options)) {
       log.handshake('origin %o not allowed', req.headers.origin);
-      throw new OriginNotAllowedError();
+      throw new OriginNotAllowedError(this.ctx.advice.originRefused(req));
     }
     return { sid: await this.sessionId(req) };
   }
@@ -88,6 +88,7 @@ export class Resolver {
     const room = sessionRoom(sid);
     log.handshake('session %s: %s', room, loaded.invalid);
     if (loaded.invalid === 'corrupt') this.ctx.report(corruptRecordError(room));
-    throw new SessionInvalidError(loaded.invalid === 'not-found' && live?.expired() ? 'expired' : loaded.invalid);
+    const reason = loaded.invalid === 'not-found' && live?.expired() ? 'expired' : loaded.invalid;
+    throw new SessionInvalidError(reason, { hint: this.ctx.advice.invalid(reason) });
   }
 }

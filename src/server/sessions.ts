@@ -25,6 +25,7 @@ import type { TokenEndpointOptions } from './http/token-endpoint.js';
 import type { ServerContext } from './context.js';
 import { flush, revalidationWheel } from './tasks.js';
 import { log } from './log.js';
+import { Advice } from './advice.js';
 
 /** An event map as socket.io takes it (its own `EventsMap` is not exported). */
 type EventsMap = Record<string, any>;
@@ -99,6 +100,7 @@ export class SessionServer<
       sealer: resolved.secrets.length > 0 ? new TicketSealer(resolved.secrets, resolved.ticketTtl) : undefined,
       report: (error: unknown, socket?: Socket) => this.report(error, socket),
       invalid: (socket: Socket, reason: InvalidReason) => void this.emit('sinvalid', socket as never, reason),
+      advice: new Advice(resolved, hub),
     };
     const ctx: ServerContext = (this.ctx = { ...base, wheel: revalidationWheel(base) });
     const resolver = new Resolver(ctx);

@@ -96,6 +96,8 @@ export class StoreHub {
   /** Who waits for the writes of a room to end (see `whenQuiet`). */
   private readonly quietWaiters = new Map<string, Array<() => void>>();
   private readonly own: { set: StoreMethod; destroy: StoreMethod; touch?: StoreMethod; clear?: StoreMethod };
+  /** What writes through this store object showed, for set-up advice (advice.ts): any write at all, the last cookie options stored. */
+  readonly seen: { written: boolean; cookie?: { secure?: unknown; sameSite?: unknown } } = { written: false };
   private readonly wrapped: { set: StoreMethod; destroy: StoreMethod; touch?: StoreMethod; clear?: StoreMethod };
 
   /** The hub of `store`, created (and the store wrapped) on first use. Pair with `release()`. */
@@ -121,6 +123,9 @@ export class StoreHub {
     const hub = this;
     this.wrapped = {
       set(sid, data, cb?: Callback) {
+        hub.seen.written = true;
+        const cookie = (data as { cookie?: { secure?: unknown; sameSite?: unknown } } | null)?.cookie;
+        if (cookie) hub.seen.cookie = { secure: cookie.secure, sameSite: cookie.sameSite };
         return hub.guardedWrite(this, hub.own.set, sid, [data], cb);
       },
       destroy(sid, cb?: Callback) {

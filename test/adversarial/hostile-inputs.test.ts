@@ -12,6 +12,8 @@ import { startServer, connectClient, connected, refused, once, eventually, sidOf
 
 type T = { after(fn: () => unknown): void; diagnostic(msg: string): void };
 const invalid = (reason: string) => ({ code: 'SESSION_INVALID', reason });
+/** A refusal's code and reason (its `hint`, the set-up advice, is for people). */
+const codeAndReason = (data: { code?: string; reason?: string } | undefined) => ({ code: data?.code, reason: data?.reason });
 
 interface Hostile {
   server: TestServer;
@@ -79,7 +81,7 @@ for (const [what, cookieOf, reason] of cookieRows) {
     const good = await server.login({ user: 'alice' });
     const client = connectClient(server.url, cookieOf(good));
     t.after(() => client.close());
-    assert.deepEqual((await refused(client)).data, invalid(reason));
+    assert.deepEqual(codeAndReason((await refused(client)).data), invalid(reason));
     await stillServes(t, server);
   });
 }
@@ -304,7 +306,7 @@ test("origin: 'null', 'file://' and garbage Origins on a cookie handshake -> ORI
   for (const origin of ['null', 'file://', 'http://exa mple.com', '%%%', `http://127.0.0.1:${server.port}.evil.example`, `http://127.0.0.1:${server.port}@evil.example`]) {
     const client = connectClient(server.url, good, { extraHeaders: { origin } });
     t.after(() => client.close());
-    assert.deepEqual((await refused(client)).data, { code: 'ORIGIN_NOT_ALLOWED', reason: 'origin' }, origin);
+    assert.deepEqual(codeAndReason((await refused(client)).data), { code: 'ORIGIN_NOT_ALLOWED', reason: 'origin' }, origin);
   }
   await stillServes(t, server);
 });

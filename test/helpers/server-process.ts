@@ -12,6 +12,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface ServerProcess {
   url: string;
+  /** The whole line it printed with its URL (a fixture may say more there). */
+  announced: Record<string, unknown>;
   /** What it printed on stderr so far. */
   stderr(): string;
   /** Everything it printed so far (stdout lines and stderr), for failure messages. */
@@ -38,15 +40,15 @@ export async function startServerProcess(
     output += chunk.toString();
   });
   const lines = createInterface({ input: proc.stdout! });
-  const url = await new Promise<string>((resolve, reject) => {
+  const announced = await new Promise<Record<string, unknown>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${fixture} did not start; output:\n${output}`)), 20_000);
     lines.on('line', (line) => {
       output += line + '\n';
       try {
-        const { url: u } = JSON.parse(line) as { url?: string };
-        if (u) {
+        const parsed = JSON.parse(line) as { url?: string };
+        if (parsed.url) {
           clearTimeout(timer);
-          resolve(u);
+          resolve(parsed);
         }
       } catch {
         // not our line
@@ -54,5 +56,5 @@ export async function startServerProcess(
     });
     proc.once('exit', (code) => reject(new Error(`${fixture} exited (${code}); output:\n${output}`)));
   });
-  return { url, stderr: () => stderr, output: () => output };
+  return { url: announced.url as string, announced, stderr: () => stderr, output: () => output };
 }

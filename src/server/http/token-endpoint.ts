@@ -6,7 +6,7 @@
  * Works as Express/Connect middleware and as a plain `http` request listener.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorCode, type Ticket } from '../../protocol.js';
+import type { SessionErrorData, Ticket } from '../../protocol.js';
 import { SessionUnavailableError, type SessionError } from '../../errors.js';
 
 export interface TokenEndpointOptions {
@@ -16,7 +16,8 @@ export interface TokenEndpointOptions {
 
 /** What the endpoint needs from the sessions server. */
 export interface TicketIssuer {
-  originAllowed(req: IncomingMessage): boolean;
+  /** Undefined when the request's origin may have a ticket; else the 403's body (naming the `origins` option). */
+  originRefusal(req: IncomingMessage): SessionErrorData | undefined;
   /**
    * A ticket for the request's session and, when `renew` (and the request shows it comes from an
    * allowed origin), a `Set-Cookie` renewing its cookie. Throws a SessionError (invalid or unavailable).
@@ -37,7 +38,8 @@ export function tokenEndpoint(issuer: TicketIssuer, path: string) {
       return send(res, 404, { error: 'not found' });
     }
     const origin = req.headers.origin;
-    if (origin !== undefined && !issuer.originAllowed(req)) return send(res, 403, { code: ErrorCode.ORIGIN_NOT_ALLOWED, reason: 'origin' });
+    const refusal = origin === undefined ? undefined : issuer.originRefusal(req);
+    if (refusal) return send(res, 403, refusal);
     const cors: Record<string, string> = origin === undefined ? {} : { 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true', Vary: 'Origin, Cookie' };
     if (req.method === 'OPTIONS') {
       res.writeHead(204, { ...cors, 'Access-Control-Allow-Methods': 'GET, POST', 'Access-Control-Max-Age': '600' });
