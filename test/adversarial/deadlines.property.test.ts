@@ -5,8 +5,8 @@
 // clients: two sockets of one session and one of another.
 //
 // Judged after each run:
-//   1. every event is answered, by its ack or by one `sio-sessions:unavailable` notice, never both,
-//      and within its deadline (storeTimeout from its arrival; the save of a unit that ran in time
+//   1. every event is answered exactly once, by its ack or by one typed notice as its ack (invariant
+//      7; ACK packets counted on the wire), and within its deadline (storeTimeout from its arrival; the save of a unit that ran in time
 //      has its own storeTimeout): at most 2 × storeTimeout + slack after it was sent;
 //   2. notices are typed: SESSION_UNAVAILABLE with a reason of the store (store-error,
 //      store-timeout, queue-timeout) and a retryAfter;
@@ -20,7 +20,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Socket as ClientSocket } from 'socket.io-client';
-import { Events } from '../../src/protocol.js';
+import { emit, wire, type Answer } from '../helpers/acks.js';
 import { startServer, connectClient, connected, delay, sidOf } from '../helpers/servers.js';
 import { FaultyStore, type StoreOp } from '../helpers/stores.js';
 
@@ -53,7 +53,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 interface Sent {
   client: number;
   at: number;
-  acked?: number;
+  answer: Answer;
 }
 
 async function run(steps: Step[]): Promise<string[]> {
@@ -71,54 +71,42 @@ async function run(steps: Step[]): Promise<string[]> {
   const sessionOf = [0, 0, 1];
   const clients: ClientSocket[] = sessionOf.map((s) => connectClient(server.url, cookies[s]));
   const sent: Sent[] = [];
-  const notices: Array<{ client: number; at: number; data: { code?: string; reason?: string; retryAfter?: unknown } }> = [];
+  const onWire = clients.map((c) => wire(c));
   try {
     await Promise.all(clients.map((c) => connected(c)));
-    clients.forEach((c, client) => c.on(Events.UNAVAILABLE, (data) => notices.push({ client, at: Date.now(), data })));
     for (const s of steps) {
       if (s.kind === 'pause') await delay(s.ms);
       else if (s.kind === 'clear') store.fault = undefined;
       else if (s.kind === 'fault') store.fault = { op: s.op === 'any' ? undefined : s.op, kind: s.fault };
       else {
         for (let i = 0; i < s.burst; i++) {
-          const event: Sent = { client: s.client, at: Date.now() };
-          sent.push(event);
-          clients[s.client]!.emit('inc', () => (event.acked = Date.now()));
+          sent.push({ client: s.client, at: Date.now(), answer: emit(clients[s.client]!, 'inc') });
         }
       }
     }
     // Every answer is due by the last deadline.
     await delay(DEADLINE_MS);
-    for (let client = 0; client < clients.length; client++) {
-      const mine = sent.filter((e) => e.client === client);
-      const acked = mine.filter((e) => e.acked !== undefined);
-      const told = notices.filter((n) => n.client === client);
-      if (acked.length + told.length !== mine.length) {
-        problems.push(`client ${client}: ${mine.length} events, ${acked.length} acks + ${told.length} notices`);
-      }
-      for (const e of acked) if (e.acked! - e.at > DEADLINE_MS) problems.push(`client ${client}: an ack after ${e.acked! - e.at} ms`);
-      // Each notice answers one event that got no ack; paired in order (a socket's events meet their deadlines in order).
-      const waiting = mine.filter((e) => e.acked === undefined).map((e) => e.at);
-      for (const n of told) {
-        const sentAt = waiting.shift() ?? n.at;
-        if (n.at - sentAt > DEADLINE_MS * 2) problems.push(`client ${client}: a notice ${n.at - sentAt} ms after the event it answers was sent`);
-        const { code, reason, retryAfter } = n.data ?? {};
-        if (code !== 'SESSION_UNAVAILABLE' || !STORE_REASONS.includes(reason!) || typeof retryAfter !== 'number') {
-          problems.push(`client ${client}: an untyped notice ${JSON.stringify(n.data)}`);
-        }
+    for (const e of sent) {
+      const where = `client ${e.client}, event sent at +${e.at - sent[0]!.at} ms`;
+      if (e.answer.at === undefined) problems.push(`${where}: no ack and no notice`);
+      else if (e.answer.at - e.at > DEADLINE_MS) problems.push(`${where}: answered after ${e.answer.at - e.at} ms`);
+      const { notice } = e.answer;
+      if (notice && (notice.code !== 'SESSION_UNAVAILABLE' || !STORE_REASONS.includes(notice.reason) || typeof notice.retryAfter !== 'number')) {
+        problems.push(`${where}: an untyped notice ${JSON.stringify(notice)}`);
       }
     }
+    onWire.forEach((w, client) => w.duplicates().length > 0 && problems.push(`client ${client}: ack ids answered twice ${w.duplicates().join(', ')}`));
     // Faults gone: every socket is served at once, and each session's counter is its acked increments.
     store.fault = undefined;
     for (const [client, c] of clients.entries()) {
       const started = Date.now();
       const answer = await c.timeout(1000).emitWithAck('inc').catch((err: Error) => err.message);
-      if (typeof answer !== 'number') problems.push(`client ${client}: not served once the store is back (${String(answer)}) after ${Date.now() - started} ms`);
-      else sent.push({ client, at: started, acked: Date.now() });
+      if (typeof answer !== 'number') problems.push(`client ${client}: not served once the store is back (${JSON.stringify(answer)}) after ${Date.now() - started} ms`);
+      else sent.push({ client, at: started, answer: { args: [answer], at: Date.now() } });
     }
     await server.sio.flush();
     for (const [s, cookie] of cookies.entries()) {
-      const acks = sent.filter((e) => sessionOf[e.client] === s && e.acked !== undefined).length;
+      const acks = sent.filter((e) => sessionOf[e.client] === s && e.answer.args !== undefined && !e.answer.notice).length;
       const stored = (store.peek(sidOf(cookie)) as { counter?: number } | undefined)?.counter;
       if (stored !== acks) problems.push(`session ${s}: stored counter ${stored}, ${acks} acked increments`);
     }

@@ -20,6 +20,8 @@ export function wire(client: ClientSocket): { acks: Map<number, number>; duplica
 export interface Answer {
   args?: unknown[];
   notice?: EmitNotice;
+  /** Epoch ms it came. */
+  at?: number;
 }
 
 export function emit(client: ClientSocket, event: string, ...args: unknown[]): Answer {
@@ -28,6 +30,7 @@ export function emit(client: ClientSocket, event: string, ...args: unknown[]): A
     assert.equal(answer.args, undefined, `'${event}' answered twice`);
     answer.args = got;
     answer.notice = noticeOf(got);
+    answer.at = Date.now();
   });
   return answer;
 }
