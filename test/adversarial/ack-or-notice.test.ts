@@ -169,3 +169,41 @@ test('a store that hangs: every waiting emit gets a store-timeout (or queue-time
   assert.equal((store.peek(sidOf(cookie)) as { counter: number }).counter, 2);
   assert.deepEqual(onWire.duplicates(), []);
 });
+
+test('a lock that cannot be had: each waiting emit gets a lock-timeout notice (SESSION_UNAVAILABLE, retryAfter), once', async (t) => {
+  // A lock service that never answers (a frozen Redis): the fault cannot be produced with a real lock cheaply.
+  let held = true;
+  const lock = { acquire: () => (held ? new Promise<never>(() => undefined) : Promise.resolve(async () => undefined)) };
+  const { client, onWire } = await perMessage(t, { lock, storeTimeout: 300 }, (socket) => counterHandlers(socket as never, new Promise(() => undefined)));
+  const answers = Array.from({ length: 3 }, () => emit(client, 'inc'));
+  await eventually(() => answers.every((a) => a.args !== undefined), 5000);
+  for (const a of answers) assert.deepEqual(a.notice, { code: 'SESSION_UNAVAILABLE', reason: 'lock-timeout', retryAfter: 200 });
+  held = false;
+  assert.equal(await client.timeout(2000).emitWithAck('inc'), 1);
+  assert.deepEqual(onWire.duplicates(), []);
+});
+
+test('the listeners are run without touching socket.io\'s private fields: an app middleware after ours still refuses an event, onAny sees it with its ack, and listeners() still lists the app\'s functions', async (t) => {
+  const anySeen: unknown[][] = [];
+  let serverSocket: Socket | undefined;
+  let refusedEvent!: () => void;
+  const refused = new Promise<void>((resolve) => (refusedEvent = resolve));
+  const handler = (ack: Ack) => ack('ran');
+  const { client } = await perMessage(t, {}, (socket) => {
+    serverSocket = socket;
+    socket.use(([event], next) => (event === 'forbidden' ? next(new Error('not allowed')) : next()));
+    socket.on('error', () => refusedEvent()); // socket.io's way to hear a refused event
+    socket.onAny((...args: unknown[]) => anySeen.push(args));
+    socket.on('allowed', handler);
+    socket.on('forbidden', handler);
+  });
+  assert.equal(await client.timeout(2000).emitWithAck('allowed'), 'ran');
+  const forbidden = emit(client, 'forbidden');
+  await refused;
+  assert.equal(await client.timeout(2000).emitWithAck('allowed'), 'ran', 'the next event still runs');
+  assert.equal(forbidden.args, undefined, 'an event the app\'s middleware refused is not run (nor answered: the app refused it, as in plain socket.io)');
+  assert.deepEqual(anySeen.map((args) => [args[0], typeof args[1]]), [['allowed', 'function'], ['forbidden', 'function'], ['allowed', 'function']]);
+  assert.deepEqual(serverSocket!.listeners('allowed'), [handler]);
+  serverSocket!.off('allowed', handler);
+  assert.equal(serverSocket!.listenerCount('allowed'), 0);
+});
