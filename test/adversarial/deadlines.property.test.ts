@@ -17,12 +17,12 @@
 // FC_SEED=<seed> FC_PATH=<path> node --import tsx --test test/adversarial/deadlines.property.test.ts
 // (FC_RUNS raises the number of runs).
 import { test } from 'node:test';
-import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import { emit, wire, type Answer } from '../helpers/acks.js';
-import { startServer, connectClient, connected, delay, sidOf } from '../helpers/servers.js';
-import { FaultyStore, type StoreOp } from '../helpers/stores.js';
+import { startServer, connectClient, connected, eventually, sidOf } from '../helpers/servers.js';
+import { FaultyStore } from '../helpers/stores.js';
+import { checkSteps, faultSteps, playFault, type FaultStep } from '../helpers/property.js';
 
 const STORE_TIMEOUT_MS = 200;
 /** Time for the event to travel and the answer to come back on a loaded 2-core machine. */
@@ -32,22 +32,11 @@ const STORE_REASONS = ['store-error', 'store-timeout', 'queue-timeout'];
 
 type Step =
   | { kind: 'emit'; client: number; burst: number }
-  | { kind: 'fault'; op: StoreOp | 'any'; fault: 'hang' | 'error' | 'throw' }
-  | { kind: 'clear' }
-  | { kind: 'pause'; ms: number };
+  | FaultStep;
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('emit' as const), client: fc.nat(2), burst: fc.integer({ min: 1, max: 6 }) }) },
-  {
-    weight: 3,
-    arbitrary: fc.record({
-      kind: fc.constant('fault' as const),
-      op: fc.constantFrom<StoreOp | 'any'>('get', 'set', 'any'),
-      fault: fc.constantFrom('hang' as const, 'error' as const, 'throw' as const),
-    }),
-  },
-  { weight: 1, arbitrary: fc.constant({ kind: 'clear' as const }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 300 }) }) },
+  ...faultSteps({ fault: 3, clear: 1, pause: 2 }, 300),
 );
 
 interface Sent {
@@ -75,9 +64,7 @@ async function run(steps: Step[]): Promise<string[]> {
   try {
     await Promise.all(clients.map((c) => connected(c)));
     for (const s of steps) {
-      if (s.kind === 'pause') await delay(s.ms);
-      else if (s.kind === 'clear') store.fault = undefined;
-      else if (s.kind === 'fault') store.fault = { op: s.op === 'any' ? undefined : s.op, kind: s.fault };
+      if (s.kind !== 'emit') await playFault(store, s);
       else {
         for (let i = 0; i < s.burst; i++) {
           sent.push({ client: s.client, at: Date.now(), answer: emit(clients[s.client]!, 'inc') });
@@ -85,7 +72,7 @@ async function run(steps: Step[]): Promise<string[]> {
       }
     }
     // Every answer is due by the last deadline.
-    await delay(DEADLINE_MS);
+    await eventually(() => sent.every((e) => e.answer.at !== undefined), DEADLINE_MS).catch(() => undefined);
     for (const e of sent) {
       const where = `client ${e.client}, event sent at +${e.at - sent[0]!.at} ms`;
       if (e.answer.at === undefined) problems.push(`${where}: no ack and no notice`);
@@ -95,7 +82,6 @@ async function run(steps: Step[]): Promise<string[]> {
         problems.push(`${where}: an untyped notice ${JSON.stringify(notice)}`);
       }
     }
-    onWire.forEach((w, client) => w.duplicates().length > 0 && problems.push(`client ${client}: ack ids answered twice ${w.duplicates().join(', ')}`));
     // Faults gone: every socket is served at once, and each session's counter is its acked increments.
     store.fault = undefined;
     for (const [client, c] of clients.entries()) {
@@ -105,6 +91,9 @@ async function run(steps: Step[]): Promise<string[]> {
       else sent.push({ client, at: started, answer: { args: [answer], at: Date.now() } });
     }
     await server.sio.flush();
+    // Each last emit ran after every earlier unit of its session and its ack came after theirs on the
+    // same connection: a second answer to any earlier emit would have arrived by now.
+    onWire.forEach((w, client) => w.duplicates().length > 0 && problems.push(`client ${client}: ack ids answered twice ${w.duplicates().join(', ')}`));
     for (const [s, cookie] of cookies.entries()) {
       const acks = sent.filter((e) => sessionOf[e.client] === s && e.answer.args !== undefined && !e.answer.notice).length;
       const stored = (store.peek(sidOf(cookie)) as { counter?: number } | undefined)?.counter;
@@ -118,19 +107,5 @@ async function run(steps: Step[]): Promise<string[]> {
 }
 
 test('per-message events under random store hangs, errors and throws: every event answered in time (ack or one typed notice), served again once the store is back, acked increments stored', async (t) => {
-  const seed = process.env.FC_SEED !== undefined ? Number(process.env.FC_SEED) : Math.floor(Math.random() * 2 ** 31);
-  const numRuns = Number(process.env.FC_RUNS ?? 8);
-  t.diagnostic(`seed ${seed}, ${numRuns} runs`);
-  const started = Date.now();
-  const details = await fc.check(
-    fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 14 }), async (steps) => {
-      const problems = await run(steps);
-      if (problems.length > 0) throw new Error(`${problems.join('\n')}\nsteps: ${JSON.stringify(steps)}`);
-    }),
-    { numRuns, seed, path: process.env.FC_PATH },
-  );
-  t.diagnostic(`${numRuns} runs in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  if (details.failed) {
-    assert.fail(`seed ${details.seed}, path ${details.counterexamplePath}: replay with FC_SEED=${details.seed} FC_PATH='${details.counterexamplePath}'\n${String(details.errorInstance)}`);
-  }
+  await checkSteps(t, step, 14, 8, run);
 });

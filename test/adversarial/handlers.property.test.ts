@@ -15,13 +15,13 @@
 // A failure prints the seed; replay with FC_SEED=<seed> FC_PATH=<path>
 // node --import tsx --test test/adversarial/handlers.property.test.ts (FC_RUNS raises the runs).
 import { test } from 'node:test';
-import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Socket } from 'socket.io';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import { emit, wire, type Answer } from '../helpers/acks.js';
-import { connectClient, connected, delay, eventually, sidOf, startServer } from '../helpers/servers.js';
-import { FaultyStore, type StoreOp } from '../helpers/stores.js';
+import { connectClient, connected, eventually, sidOf, startServer } from '../helpers/servers.js';
+import { FaultyStore } from '../helpers/stores.js';
+import { checkSteps, faultSteps, playFault, type FaultStep } from '../helpers/property.js';
 
 const STORE_TIMEOUT_MS = 200;
 const HANDLER_TIMEOUT_MS = 150;
@@ -35,22 +35,11 @@ const STORE_REASONS = new Set(['store-error', 'store-timeout', 'queue-timeout', 
 
 type Step =
   | { kind: 'burst'; client: number; behaviours: Behaviour[] }
-  | { kind: 'fault'; op: StoreOp | 'any'; fault: 'hang' | 'error' | 'throw' }
-  | { kind: 'clear' }
-  | { kind: 'pause'; ms: number };
+  | FaultStep;
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: fc.record({ kind: fc.constant('burst' as const), client: fc.nat(2), behaviours: fc.array(fc.constantFrom(...BEHAVIOURS), { minLength: 1, maxLength: 6 }) }) },
-  {
-    weight: 2,
-    arbitrary: fc.record({
-      kind: fc.constant('fault' as const),
-      op: fc.constantFrom<StoreOp | 'any'>('get', 'set', 'any'),
-      fault: fc.constantFrom('hang' as const, 'error' as const, 'throw' as const),
-    }),
-  },
-  { weight: 1, arbitrary: fc.constant({ kind: 'clear' as const }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 200 }) }) },
+  ...faultSteps({ fault: 2, clear: 1, pause: 2 }, 200),
 );
 
 interface Sent {
@@ -115,15 +104,12 @@ async function run(steps: Step[]): Promise<string[]> {
   try {
     await Promise.all(clients.map((c) => connected(c)));
     for (const s of steps) {
-      if (s.kind === 'pause') await delay(s.ms);
-      else if (s.kind === 'clear') store.fault = undefined;
-      else if (s.kind === 'fault') store.fault = { op: s.op === 'any' ? undefined : s.op, kind: s.fault };
+      if (s.kind !== 'burst') await playFault(store, s);
       else for (const behaviour of s.behaviours) sent.push({ client: s.client, behaviour, at: Date.now(), answer: emit(clients[s.client]!, 'act', behaviour) });
     }
     const longest = 2 * STORE_TIMEOUT_MS + sent.filter((e) => e.behaviour === 'hang').length * HANDLER_TIMEOUT_MS + SLACK_MS;
     await eventually(() => sent.every((e) => e.answer.at !== undefined), longest).catch(() => undefined);
     const problems = judge(sent, sessionOf);
-    onWire.forEach((w, client) => w.duplicates().length > 0 && problems.push(`client ${client}: ack ids answered twice: ${w.duplicates().join(', ')}`));
     store.fault = undefined;
     for (const [client, c] of clients.entries()) {
       const answer = await c.timeout(2000).emitWithAck('act', 'ok').catch((err: Error) => err.message);
@@ -131,6 +117,9 @@ async function run(steps: Step[]): Promise<string[]> {
       else sent.push({ client, behaviour: 'ok', at: Date.now(), answer: { args: [answer], at: Date.now() } });
     }
     await server.sio.flush();
+    // Each last emit ran after every earlier unit of its session and its ack came after theirs on the
+    // same connection: a second answer to any earlier emit would have arrived by now.
+    onWire.forEach((w, client) => w.duplicates().length > 0 && problems.push(`client ${client}: ack ids answered twice: ${w.duplicates().join(', ')}`));
     for (const [s, cookie] of cookies.entries()) {
       const acks = sent.filter((e) => sessionOf[e.client] === s && !FAILING.has(e.behaviour) && e.answer.args && !e.answer.notice).length;
       const stored = (store.peek(sidOf(cookie)) as { counter?: number } | undefined)?.counter;
@@ -144,19 +133,5 @@ async function run(steps: Step[]): Promise<string[]> {
 }
 
 test('random handler behaviours (ok, throw, reject, hang, ack twice, ack then throw, write after returning) in bursts, with store faults: every emit answered exactly once, in time, by its ack or a notice that fits; acked increments stored', async (t) => {
-  const seed = process.env.FC_SEED !== undefined ? Number(process.env.FC_SEED) : Math.floor(Math.random() * 2 ** 31);
-  const numRuns = Number(process.env.FC_RUNS ?? 6);
-  t.diagnostic(`seed ${seed}, ${numRuns} runs`);
-  const started = Date.now();
-  const details = await fc.check(
-    fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 10 }), async (steps) => {
-      const problems = await run(steps);
-      if (problems.length > 0) throw new Error(`${problems.join('\n')}\nsteps: ${JSON.stringify(steps)}`);
-    }),
-    { numRuns, seed, path: process.env.FC_PATH },
-  );
-  t.diagnostic(`${numRuns} runs in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  if (details.failed) {
-    assert.fail(`seed ${details.seed}, path ${details.counterexamplePath}: replay with FC_SEED=${details.seed} FC_PATH='${details.counterexamplePath}'\n${String(details.errorInstance)}`);
-  }
+  await checkSteps(t, step, 10, 6, run);
 });
