@@ -15,7 +15,7 @@
 import type { Socket } from 'socket.io';
 import type { SessionUnavailableError } from '../errors.js';
 import { ErrorCode, NOTICE_FIELD, type EmitNotice, type InvalidReason, type NoticeReason } from '../protocol.js';
-import type { EventUnit } from './exclusive.js';
+import { unavailable, type EventUnit } from './exclusive.js';
 import type { SessionLock } from './lock.js';
 import type { SessionEntry } from './session-entry.js';
 
@@ -161,6 +161,11 @@ async function runGroup(units: PerMessageUnit[]): Promise<void> {
   for (const unit of units) {
     if (unit.gone) {
       unit.settle();
+      continue;
+    }
+    // Its deadline (from its arrival) passed while the handlers before it in this batch ran.
+    if (unit.deadline <= Date.now()) {
+      unit.fail(unavailable('queue-timeout'));
       continue;
     }
     entry.begin(ran.length === 0);

@@ -207,3 +207,16 @@ test('the listeners are run without touching socket.io\'s private fields: an app
   serverSocket!.off('allowed', handler);
   assert.equal(serverSocket!.listenerCount('allowed'), 0);
 });
+
+test('an event whose deadline passes while handlers before it in its batch run is not run: queue-timeout, not a late ack', async (t) => {
+  let release!: () => void;
+  const hang = new Promise<void>((resolve) => (release = resolve));
+  t.after(() => release());
+  const { server, cookie, client, onWire } = await perMessage(t, { handlerTimeout: 300, storeTimeout: 450 }, (socket) => counterHandlers(socket as never, hang));
+  const answers = [emit(client, 'hang'), emit(client, 'hang'), emit(client, 'inc')];
+  await eventually(() => answers.every((a) => a.args !== undefined), 5000);
+  assert.deepEqual(answers.map((a) => a.notice?.reason), ['handler-timeout', 'handler-timeout', 'queue-timeout']);
+  await server.sio.flush();
+  assert.equal((await server.httpSession(cookie)).counter, 0, 'the timed-out increment did not run');
+  assert.deepEqual(onWire.duplicates(), []);
+});

@@ -20,9 +20,9 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import { emit, wire, type Answer } from '../helpers/acks.js';
-import { startServer, connectClient, connected, eventually, sidOf } from '../helpers/servers.js';
+import { startServer, connectClient, eventually, sidOf } from '../helpers/servers.js';
 import { FaultyStore } from '../helpers/stores.js';
-import { checkSteps, faultSteps, playFault, type FaultStep } from '../helpers/property.js';
+import { checkSteps, connectedDespiteLoad, faultSteps, playFault, type FaultStep } from '../helpers/property.js';
 
 const STORE_TIMEOUT_MS = 200;
 /** Time for the event to travel and the answer to come back on a loaded 2-core machine. */
@@ -62,7 +62,7 @@ async function run(steps: Step[]): Promise<string[]> {
   const sent: Sent[] = [];
   const onWire = clients.map((c) => wire(c));
   try {
-    await Promise.all(clients.map((c) => connected(c)));
+    await Promise.all(clients.map((c) => connectedDespiteLoad(c)));
     for (const s of steps) {
       if (s.kind !== 'emit') await playFault(store, s);
       else {
