@@ -13,7 +13,7 @@ import { Lane } from './exclusive.js';
 import { log } from './log.js';
 import { audienceOf } from './origin.js';
 import { saveSoon } from './per-connection.js';
-import { dispatchSmessage, smessageListeners, wrapListeners, type PerMessageUnit, type UnitHost } from './per-message.js';
+import { dispatchSmessage, noticePacket, smessageListeners, wrapListeners, type PerMessageUnit, type UnitHost } from './per-message.js';
 import { corruptRecordError, type EntrySocket, type SessionEntry, type SocketSession } from './session-entry.js';
 import { keepChecking, saveTask } from './tasks.js';
 import { TicketAuthorization } from './ticket-refresh.js';
@@ -95,9 +95,12 @@ const TOLD = 4;
 /** Disconnected. */
 const GONE = 8;
 
+/** Retry hint of a queue-full notice: the queue drains at the handlers' pace, not the store's. */
+const QUEUE_FULL_RETRY_MS = 1000;
+
 export class SocketBinding implements EntrySocket, UnitHost {
-  /** Its units waiting or running (per-message mode), and packets let through whose units are not queued yet. */
-  private waiting = 0;
+  /** Its units waiting or running (per-message mode; made on demand), and packets let through whose units are not queued yet. */
+  private units: Set<PerMessageUnit> | undefined;
   reserved = 0;
   /** The client was told its queue is full; told again only after it drained. */
   /** OVERFLOW_TOLD | REPORTED | TOLD | GONE (one field, not four: there is one binding per socket). */
@@ -188,7 +191,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
       this.changed();
       return;
     }
-    if (this.waiting + this.reserved >= this.ctx.options.maxPendingEvents) return this.overflow();
+    if ((this.units?.size ?? 0) + this.reserved >= this.ctx.options.maxPendingEvents) return this.overflow(packet);
     if (event === 'message' && this.socket.listenerCount('smessage') > 0) dispatchSmessage(this.socket, this, packet.slice(1));
     wrapListeners(this.socket, event, this);
     // The units of this packet are queued when socket.io dispatches it, on the next tick.
@@ -210,21 +213,25 @@ export class SocketBinding implements EntrySocket, UnitHost {
       );
   }
 
-  private overflow(): void {
+  /** Not run: every such emit gets its notice; the socket's status push goes once until the queue drained. */
+  private overflow(packet: unknown[]): void {
+    noticePacket(packet, 'queue-full', { retryAfter: QUEUE_FULL_RETRY_MS });
     if (this.flags & OVERFLOW_TOLD) return;
     this.flags |= OVERFLOW_TOLD;
-    log.lock('socket %s: %d events waiting, refusing more', this.socket.id, this.waiting);
-    if (this.socket.connected) this.socket.emit(Events.UNAVAILABLE, { code: ErrorCode.SESSION_UNAVAILABLE, reason: 'queue-full', retryAfter: 1000 });
+    log.lock('socket %s: %d events waiting, refusing more', this.socket.id, this.units?.size ?? 0);
+    this.emit(Events.UNAVAILABLE, { code: ErrorCode.SESSION_UNAVAILABLE, reason: 'queue-full', retryAfter: QUEUE_FULL_RETRY_MS });
   }
 
   enqueue(unit: PerMessageUnit): void {
-    this.waiting += 1;
+    (this.units ??= new Set()).add(unit);
     Lane.of(this.ctx.hub, this.entry.sid).event(unit);
   }
 
-  settled(): void {
-    this.waiting -= 1;
-    if (this.waiting === 0) this.flags &= ~OVERFLOW_TOLD;
+  settled(unit: PerMessageUnit): void {
+    this.units?.delete(unit);
+    if (this.units?.size !== 0) return;
+    this.units = undefined;
+    this.flags &= ~OVERFLOW_TOLD;
   }
 
   report(error: unknown): void {
@@ -253,6 +260,8 @@ export class SocketBinding implements EntrySocket, UnitHost {
     if (reason === 'corrupt') this.ctx.report(corruptRecordError(this.entry.room), socket);
     this.ctx.invalid(socket, reason);
     if (!socket.connected) return;
+    // Its events that will not run are answered before the socket is told and disconnected.
+    if (this.units) for (const unit of [...this.units]) unit.notice('session-ended');
     // The event and the disconnect travel in order on the same connection.
     socket.emit(Events.INVALID, { code: ErrorCode.SESSION_INVALID, reason });
     socket.disconnect();

@@ -3,14 +3,19 @@
  * may have changed it, handler (sync or async), save, then the ack), and the units of one session
  * run one at a time in the process (see exclusive.ts), so concurrent events never lose an update.
  *
+ * Every emit that asks for an ack is answered exactly once (invariant 7): by the handler's first ack,
+ * sent after the save, or by one {@link EmitNotice} as the ack's only argument when the event was not
+ * run, its handler failed, or its changes could not be saved.
+ *
  * Listeners are wrapped where socket.io calls them, on their first dispatch (not where they are
  * registered), so every way of adding one works (`on`, `once`, `prependListener`, even
- * `EventEmitter.prototype.on.call(socket, ...)`), `off(event, listener)` and `listeners()` still
- * see the app's function, and sockets pay nothing per registration method.
+ * `EventEmitter.prototype.on.call(socket, ...)`), and `off(event, listener)` and `listeners()` still
+ * see the app's function (the wrapper carries it in `.listener`, as Node's `once` wrappers do).
  */
 import type { Socket } from 'socket.io';
 import type { SessionUnavailableError } from '../errors.js';
-import type { EventUnit } from './exclusive.js';
+import { ErrorCode, NOTICE_FIELD, type EmitNotice, type InvalidReason, type NoticeReason } from '../protocol.js';
+import { unavailable, type EventUnit } from './exclusive.js';
 import type { SessionLock } from './lock.js';
 import type { SessionEntry } from './session-entry.js';
 
@@ -31,17 +36,39 @@ export interface UnitHost {
   readonly lock: SessionLock | undefined;
   /** Queue a unit on the session's lane. */
   enqueue(unit: PerMessageUnit): void;
-  /** The event was not run: tell the client (once per batch failure). */
+  /** The event was not run for a store failure: the socket's status push (and `serror`, once per tick). */
   unavailable(error: SessionUnavailableError): void;
   /** A handler threw (or its changes could not be saved): report it. */
   report(error: unknown): void;
   /** A unit of this socket finished (ran, failed or was dropped). */
-  settled(): void;
+  settled(unit: PerMessageUnit): void;
+}
+
+/** The notice answering an emit that will not get its ack, typed by why (see {@link NoticeReason}). */
+export function emitNotice(reason: NoticeReason, extra: Pick<EmitNotice, 'retryAfter' | 'key'> = {}): { [NOTICE_FIELD]: EmitNotice } {
+  return { [NOTICE_FIELD]: { code: noticeCode(reason), reason, ...extra } };
+}
+
+function noticeCode(reason: NoticeReason): ErrorCode {
+  if (reason === 'session-ended') return ErrorCode.SESSION_INVALID;
+  if (reason === 'handler-error' || reason === 'handler-timeout' || reason === 'not-storable') return ErrorCode.EVENT_FAILED;
+  return ErrorCode.SESSION_UNAVAILABLE;
+}
+
+/** Answer a packet's ack (its last argument, when the client asked for one) with a notice. */
+export function noticePacket(args: unknown[], reason: NoticeReason, extra?: Pick<EmitNotice, 'retryAfter' | 'key'>): void {
+  const ack = args[args.length - 1];
+  if (typeof ack === 'function') (ack as Ack)(emitNotice(reason, extra));
 }
 
 /** One listener call of one event. */
 export class PerMessageUnit implements EventUnit {
+  /** The handler's first ack (a second one is ignored). */
   private acked: unknown[] | undefined;
+  /** Ran and saved: an ack the handler sends later goes straight out. */
+  private saved = false;
+  /** The client's ack was called (with the handler's ack or a notice): never again. */
+  private answered = false;
   private done = false;
   constructor(
     readonly host: UnitHost,
@@ -65,26 +92,47 @@ export class PerMessageUnit implements EventUnit {
 
   /** Run the listener; its ack is held (the ack it asked for is sent after the save). */
   call(): unknown {
-    const held = this.ack && ((...a: unknown[]) => void (this.acked = a));
+    const held = this.ack && ((...a: unknown[]) => this.hold(a));
     return this.listener.apply(this.host.socket, held ? [...this.args, held] : this.args);
   }
 
-  /** Saved: send the ack. */
+  private hold(args: unknown[]): void {
+    if (this.acked) return;
+    this.acked = args;
+    // Acked after it returned, once its save is done: what it changed by then is stored.
+    if (this.saved) this.answer(args);
+  }
+
+  /** Saved: send the ack (or, when the handler acks later, send it then). */
   succeed(): void {
-    if (this.ack && (this.acked || this.autoAck)) this.ack(...(this.acked ?? []));
+    this.saved = true;
+    if (this.acked || this.autoAck) this.answer(this.acked ?? []);
     this.settle();
   }
 
+  /** The store failed: the socket's status push, and the emit's notice. */
   fail(error: SessionUnavailableError): void {
     this.host.unavailable(error);
+    this.notice(error.reason as NoticeReason, { retryAfter: error.data.retryAfter });
+  }
+
+  /** The emit gets no ack: it is answered by one notice instead (no-op when already answered). */
+  notice(reason: NoticeReason, extra?: Pick<EmitNotice, 'retryAfter' | 'key'>): void {
+    this.answer([emitNotice(reason, extra)]);
     this.settle();
   }
 
-  /** Not acked (the handler threw, the session is invalid, the socket left). */
+  private answer(args: unknown[]): void {
+    if (this.answered || !this.ack || this.host.gone) return;
+    this.answered = true;
+    this.ack(...args);
+  }
+
+  /** Finished without an answer of ours (the socket left, or a handler that did not ack). */
   settle(): void {
     if (this.done) return;
     this.done = true;
-    this.host.settled();
+    this.host.settled(this);
   }
 }
 
@@ -108,14 +156,16 @@ async function runGroup(units: PerMessageUnit[]): Promise<void> {
   } catch (err) {
     return failAll(units, err);
   }
-  if (reason) {
-    entry.invalidate(reason);
-    return units.forEach((unit) => unit.settle());
-  }
+  if (reason) return ended(entry, units, reason);
   const ran: PerMessageUnit[] = [];
   for (const unit of units) {
     if (unit.gone) {
       unit.settle();
+      continue;
+    }
+    // Its deadline (from its arrival) passed while the handlers before it in this batch ran.
+    if (unit.deadline <= Date.now()) {
+      unit.fail(unavailable('queue-timeout'));
       continue;
     }
     entry.begin(ran.length === 0);
@@ -123,10 +173,12 @@ async function runGroup(units: PerMessageUnit[]): Promise<void> {
       await settledWithin(unit.call(), unit.host.handlerTimeout);
       ran.push(unit);
     } catch (err) {
+      // Its changes are undone, so an ack it sent before throwing is not sent: the notice is.
       entry.rollback();
-      if (err instanceof HandlerTimeoutError) entry.abandon(err.pending);
+      const timedOut = err instanceof HandlerTimeoutError;
+      if (timedOut) entry.abandon(err.pending);
       unit.host.report(err);
-      unit.settle();
+      unit.notice(timedOut ? 'handler-timeout' : 'handler-error');
     } finally {
       entry.end();
     }
@@ -137,11 +189,14 @@ async function runGroup(units: PerMessageUnit[]): Promise<void> {
     entry.discard();
     return failAll(ran, err);
   }
-  if (reason) {
-    entry.invalidate(reason);
-    return ran.forEach((unit) => unit.settle());
-  }
+  if (reason) return ended(entry, ran, reason);
   for (const unit of ran) unit.succeed();
+}
+
+/** The session ended before these events ran (or were saved): each is told, then the sockets are told and disconnected. */
+function ended(entry: SessionEntry, units: PerMessageUnit[], reason: InvalidReason): void {
+  for (const unit of units) unit.notice('session-ended');
+  entry.invalidate(reason);
 }
 
 /** A store failure: every event of the batch is answered "unavailable"; an error that is not the store's (an unserialisable value) is the app's. */
@@ -150,7 +205,7 @@ function failAll(units: PerMessageUnit[], err: unknown): void {
   if (!storeFailure) units[0]?.host.report(err);
   for (const unit of units) {
     if (storeFailure) unit.fail(err as SessionUnavailableError);
-    else unit.settle();
+    else unit.notice('not-storable');
   }
 }
 
@@ -192,17 +247,14 @@ function groupBy<T, K>(items: T[], key: (item: T) => K): T[][] {
 
 /**
  * Wrap the listeners of `event` on `socket` (those not wrapped yet) so each call becomes a unit on
- * `host`. Called by the socket's middleware before socket.io dispatches the event to them.
+ * `host`. Called by the socket's middleware before socket.io dispatches the event to them. Public
+ * EventEmitter calls only: the list is taken down and put back in its order, wrapped.
  */
 export function wrapListeners(socket: Socket, event: string, host: UnitHost): void {
-  const events = (socket as unknown as { _events?: Record<string, Listener | Listener[] | undefined> })._events;
-  const current = events?.[event];
-  if (current === undefined) return;
-  if (typeof current === 'function') {
-    if (!(WRAPPED in current)) events![event] = wrap(socket, event, current, host);
-  } else {
-    for (let i = 0; i < current.length; i++) if (!(WRAPPED in current[i])) current[i] = wrap(socket, event, current[i], host);
-  }
+  const registered = socket.rawListeners(event) as Listener[];
+  if (registered.every((listener) => WRAPPED in listener)) return;
+  socket.removeAllListeners(event);
+  for (const listener of registered) socket.on(event, WRAPPED in listener ? listener : wrap(socket, event, listener, host));
 }
 
 function wrap(socket: Socket, event: string, registered: Listener, host: UnitHost): Wrapper {

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import { connectWithSession } from '../../src/client/index.js';
+import { emit } from '../helpers/acks.js';
 import { FaultyStore, type Fault } from '../helpers/stores.js';
 import { sessionState, startReferenceServer, type ReferenceServer } from '../helpers/reference-server.js';
 import { startServer, connectClient, connected, refused, once, eventually, sidOf, delay, type TestServer, type TestServerOptions } from '../helpers/servers.js';
@@ -380,7 +381,7 @@ for (const [what, kind, reason] of faults) {
     await stillServes(t, server);
   });
 
-  test(`per-message: store get ${what} mid-connection -> 'sio-sessions:unavailable', no ack, never invalid; the socket stays and works once the store is back`, async (t) => {
+  test(`per-message: store get ${what} mid-connection -> 'sio-sessions:unavailable', a typed notice in place of the ack, never invalid; the socket stays and works once the store is back`, async (t) => {
     const { server, store, sinvalid } = await hostileServer(t, { perMessage: true });
     const good = await server.login();
     const client = await open(t, server, good);
@@ -388,14 +389,16 @@ for (const [what, kind, reason] of faults) {
     client.on('sio-sessions:invalid', (d: unknown) => heardInvalid.push(d));
     store.fault = { op: 'get', kind };
     const notice = once<[{ code: string; reason: string }]>(client, 'sio-sessions:unavailable', 3000);
-    let acked = false;
-    client.emit('who', () => (acked = true));
+    const answer = emit(client, 'who');
     const [data] = await notice;
     assert.equal(data.code, 'SESSION_UNAVAILABLE');
     assert.ok(kind === 'hang' ? ['store-timeout', 'queue-timeout'].includes(data.reason) : data.reason === reason, JSON.stringify(data));
+    await eventually(() => answer.at !== undefined, 3000);
+    assert.deepEqual(answer.notice, { code: 'SESSION_UNAVAILABLE', reason: data.reason, retryAfter: answer.notice?.retryAfter }, 'the emit gets a notice naming the same failure, not its ack');
+    assert.equal(typeof answer.notice?.retryAfter, 'number');
     store.fault = undefined;
     assert.equal(await client.timeout(2000).emitWithAck('who'), 'alice');
-    assert.deepEqual([acked, heardInvalid, sinvalid, client.connected], [false, [], [], true]);
+    assert.deepEqual([heardInvalid, sinvalid, client.connected], [[], [], true]);
   });
 }
 

@@ -15,6 +15,7 @@ import type { SessionData } from 'express-session';
 import { RedisStore } from 'connect-redis';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import { sessions, type SessionServer } from '../../src/server/index.js';
+import { noticeOf } from '../../src/protocol.js';
 import { startServer, connectClient, connected, delay, sidOf, SECRET, type TestServer, type TestServerOptions } from '../helpers/servers.js';
 import { FaultyStore, type StoreOp } from '../helpers/stores.js';
 import { startRedisNode, type RedisClient } from '../helpers/redis-node.js';
@@ -560,6 +561,9 @@ class World {
           const payload = { key: write.key, value: write.value, tag, sid };
           const reply = (await socket.timeout(ANSWER_MS).emitWithAck(step.kind === 'emit' ? 'write' : 'append', payload)) as { owner?: string };
           write.endAt = this.now();
+          // A notice in place of the ack (invariant 7): the write was not made.
+          const notice = noticeOf([reply]);
+          if (notice) return this.note(`${write.value}: notice ${notice.reason}`);
           if (slot.perMessage) write.savedAt = write.endAt;
           if (reply?.owner !== tag) this.mismatches.push(`ack of ${write.value}: sent by a socket of session ${tag}, the handler's socket.session was ${String(reply?.owner)}`);
           this.note(`${write.value}: acked`);

@@ -15,6 +15,7 @@ import { RedisStore } from 'connect-redis';
 import type express from 'express';
 import { redisLock, type SessionServer } from '../../src/server/index.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { emit } from '../helpers/acks.js';
 import { startServer, connectClient, connected, delay, sidOf } from '../helpers/servers.js';
 
 const WAIT_MS = 1000;
@@ -79,8 +80,8 @@ test('a frozen Redis: events get "unavailable" within ~wait (queued ones too, no
   redis.freeze();
   const frozenAt = performance.now();
   // One acked event, and an HTTP request behind httpLock, at once.
-  let frozenAcks = 0; // acks of events sent while Redis was frozen: they were told "unavailable", so never
-  client.emit('inc', () => void frozenAcks++);
+  // Events sent while Redis was frozen: each is answered by a notice as its ack, never by its ack.
+  const frozen = [emit(client, 'inc')];
   const http = fetch(`${server.url}/session`, { headers: { cookie }, signal: AbortSignal.timeout(5000) }).then(
     async (res) => ({ status: res.status, body: (await res.json().catch(() => undefined)) as { code?: string } | undefined, ms: performance.now() - frozenAt }),
     (err: Error) => ({ status: 0, body: undefined, ms: performance.now() - frozenAt, error: err.name }),
@@ -88,7 +89,7 @@ test('a frozen Redis: events get "unavailable" within ~wait (queued ones too, no
   const firstAt = await noticesBy(1, frozenAt + 4000);
   // Five more events while still frozen.
   const burstAt = performance.now();
-  for (let i = 0; i < 5; i++) client.emit('inc', () => void frozenAcks++);
+  for (let i = 0; i < 5; i++) frozen.push(emit(client, 'inc'));
   const burstDoneAt = await noticesBy(1 + 5, burstAt + 5000);
   const httpResult = await http;
   await delay(Math.max(0, FREEZE_MS - (performance.now() - frozenAt)));
@@ -113,6 +114,7 @@ test('a frozen Redis: events get "unavailable" within ~wait (queued ones too, no
   );
   const httpAfterMs = performance.now() - httpAfterStarted;
 
+  const frozenAcks = frozen.filter((a) => a.args !== undefined && !a.notice).length;
   const fmt = (at: number | undefined, from: number) => (at === undefined ? 'never' : `${(at - from).toFixed(0)} ms`);
   t.diagnostic(
     `first event: unavailable after ${fmt(firstAt, frozenAt)}; 5 queued: 5 notices after ${fmt(burstDoneAt, burstAt)} (${notices.length} notices in all: ${JSON.stringify(notices.map((n) => n.data.reason))}); ` +
@@ -130,6 +132,7 @@ test('a frozen Redis: events get "unavailable" within ~wait (queued ones too, no
   assert.ok(recoveredMs !== undefined && recoveredMs < 6000, `after SIGCONT an acked event succeeded after ${recoveredMs?.toFixed(0) ?? 'never'} ms (want < 6000 ms)`);
   assert.match(httpAfter, /^200 /, 'HTTP behind httpLock works again after the thaw (no lock left stuck)');
   assert.equal(frozenAcks, 0, 'no event sent while Redis was frozen (told "unavailable") is acked later');
+  assert.deepEqual(frozen.map((a) => a.notice?.code), Array(6).fill('SESSION_UNAVAILABLE'), 'each got one notice as its ack');
   assert.equal(stored, acked, 'the stored counter counts exactly the acked events: none told "unavailable" ran later');
 });
 
