@@ -117,7 +117,7 @@ async function startSnippetServer(
       return (await fetch(url + ready).catch(() => undefined))?.status;
     },
     (status) => status === 200,
-    { timeout: 15_000, what: `${file} to answer`, describe: () => output },
+    { timeout: 30_000, what: `${file} to answer`, describe: () => output }, // a start on a loaded machine, not a measurement
   );
   return { url, port, output: () => output };
 }
