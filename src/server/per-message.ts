@@ -9,7 +9,8 @@
  * see the app's function, and sockets pay nothing per registration method.
  */
 import type { Socket } from 'socket.io';
-import type { SessionUnavailableError } from '../errors.js';
+import { NOTICE_FIELD } from '../protocol.js';
+import type { SessionUnavailableError, SessionValueError } from '../errors.js';
 import type { EventUnit } from './exclusive.js';
 import type { SessionLock } from './lock.js';
 import type { SessionEntry } from './session-entry.js';
@@ -80,6 +81,13 @@ export class PerMessageUnit implements EventUnit {
     this.settle();
   }
 
+  /** The event failed alone: reported, and its ack (if it asked for one) is the notice instead. */
+  refuse(error: SessionValueError): void {
+    this.host.report(error);
+    this.ack?.({ [NOTICE_FIELD]: error.notice });
+    this.settle();
+  }
+
   /** Not acked (the handler threw, the session is invalid, the socket left). */
   settle(): void {
     if (this.done) return;
@@ -121,7 +129,12 @@ async function runGroup(units: PerMessageUnit[]): Promise<void> {
     entry.begin(ran.length === 0);
     try {
       await settledWithin(unit.call(), unit.host.handlerTimeout);
-      ran.push(unit);
+      const unstorable = entry.unstorable();
+      if (!unstorable) ran.push(unit);
+      else {
+        entry.rollback();
+        unit.refuse(unstorable);
+      }
     } catch (err) {
       entry.rollback();
       if (err instanceof HandlerTimeoutError) entry.abandon(err.pending);
@@ -132,7 +145,7 @@ async function runGroup(units: PerMessageUnit[]): Promise<void> {
     }
   }
   try {
-    reason = await entry.save({ trusted: true, timeoutMs });
+    reason = await entry.save({ trusted: true, timeoutMs, refused: (error) => units[0].host.report(error) });
   } catch (err) {
     entry.discard();
     return failAll(ran, err);

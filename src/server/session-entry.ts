@@ -12,7 +12,7 @@
  */
 import type { Session, SessionData, Store } from 'express-session';
 import type { InvalidReason } from '../protocol.js';
-import { SessionInvalidError, type SessionUnavailableError } from '../errors.js';
+import { SessionInvalidError, type SessionUnavailableError, type SessionValueError } from '../errors.js';
 import { ChangeTracker, type Changes } from './tracker.js';
 import { isSessionRecord, type Live, type Loaded, type SessionRecord, type StoreHub } from './store.js';
 import { sessionRoom } from './invalidation.js';
@@ -36,6 +36,14 @@ export interface EntrySocket {
 /** A store record's cookie expiry, epoch ms. */
 const expiryOf = (cookie: { expires?: Date | string | number | null } | undefined): number | undefined =>
   cookie?.expires ? new Date(cookie.expires).getTime() : undefined;
+
+export interface SaveOptions {
+  /** The copy was loaded by the same exclusive unit (or under the session lock). */
+  trusted: boolean;
+  timeoutMs: number;
+  /** Told of each key left out of the save because its value cannot be stored (once per value). */
+  refused(error: SessionValueError): void;
+}
 
 /** How many times a merge re-reads when writes keep landing during its read. */
 const MAX_REREADS = 3;
@@ -199,12 +207,7 @@ export class SessionEntry implements Live {
    * O(top-level keys): values are moved, not copied.
    */
   adopt(record: SessionRecord, settled = true, written: Iterable<string> = []): void {
-    let local = new Map<string, string | undefined>();
-    try {
-      local = this.tracker.changes();
-    } catch {
-      // an unserialisable value: the save reports it
-    }
+    const local = this.tracker.changes();
     const keep = new Set([...local.keys(), ...written]);
     this.noteCookie(record);
     const fresh = this.createSession(record) as unknown as Record<string, unknown>;
@@ -246,6 +249,11 @@ export class SessionEntry implements Live {
     this.tracker.end();
   }
 
+  /** A value the running handler left in the session that cannot be stored (checked before any serialising). */
+  unstorable(): SessionValueError | undefined {
+    return this.tracker.unstorableKey();
+  }
+
   /** Undo what the running handler changed. */
   rollback(): void {
     this.tracker.rollback();
@@ -275,12 +283,13 @@ export class SessionEntry implements Live {
    * Save the keys changed here, merged into the store's record. `trusted`: the copy was loaded by the
    * same exclusive unit (or under the session lock), so the record is read first only if a write
    * through this process came since. Returns the invalid reason when the session is gone.
-   * Throws SessionUnavailableError (the changes stay, to be saved next time), or an error from a
-   * value that cannot be serialised (an app bug).
+   * Throws SessionUnavailableError (the changes stay, to be saved next time). A key whose value
+   * cannot be stored is left out (the other keys are saved) and given to `refused`, once per value.
    */
-  async save({ trusted, timeoutMs }: { trusted: boolean; timeoutMs: number }): Promise<InvalidReason | undefined> {
+  async save({ trusted, timeoutMs, refused }: SaveOptions): Promise<InvalidReason | undefined> {
     if (this.invalid || !this.tracker.touched) return undefined;
     const changes = this.tracker.take();
+    changes.refused.forEach(refused);
     if (changes.now.size === 0) return undefined;
     try {
       return await this.write(changes, trusted && this.current, timeoutMs);

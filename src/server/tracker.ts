@@ -9,17 +9,42 @@
  * Limit: a reference to an object value obtained without the proxy (e.g. kept from before the
  * session was loaded) is not seen. Every path the library hands out (`socket.session`, the
  * `sconnection` and `smessage` arguments) is the proxy.
+ *
+ * Values are checked before they are serialised (see storable.ts): a value that cannot be stored
+ * never throws here; it is kept out of the saves and reported. The session's prototype cannot be
+ * changed through the proxy, and names it inherits (`__proto__`, `constructor`, `save`, `touch`...)
+ * are not session data: assigning them is ignored, as express-session ignores them when it loads.
  */
+import { SessionValueError } from '../errors.js';
+import { log } from './log.js';
+import { unstorable } from './storable.js';
 
-/** A key's JSON; undefined when absent (JSON drops undefined values and functions alike). */
-type Json = string | undefined;
+/** A value that cannot be stored: why, and the value itself (so that undoing to it keeps it). */
+class Unstorable {
+  constructor(
+    readonly problem: string,
+    readonly value: unknown,
+  ) {}
+}
+
+/** A key's JSON; undefined when absent (JSON drops undefined values and functions alike); Unstorable when it has none. */
+type Json = string | undefined | Unstorable;
 
 const tracked = (key: string | symbol): key is string => typeof key === 'string' && key !== 'cookie';
 
+/**
+ * Names that are not session data: what the session inherits (its methods, Object.prototype's)
+ * and the words of JavaScript's object machinery. express-session skips them when it loads a session.
+ */
+const reserved = (t: object, key: string | symbol): boolean =>
+  key === '__proto__' || key === 'constructor' || key === 'prototype' || (typeof key === 'string' && key in t && !Object.hasOwn(t, key));
+
 /** The JSON of changed keys, and what the store held for them before. */
 export interface Changes {
-  now: Map<string, Json>;
+  now: Map<string, string | undefined>;
   before: Map<string, Json>;
+  /** Keys left out because their value cannot be stored (each reported once: only news is here). */
+  refused: SessionValueError[];
 }
 
 /** Where a proxied session finds its tracker (a symbol: never serialised, never a session key). */
@@ -35,18 +60,33 @@ const handler: ProxyHandler<Target> = {
     return value;
   },
   set(t, key, value) {
+    // Ignored, not thrown: `Object.assign(session, clientJson)` is common app code, and a throw in
+    // a per-connection handler would let a client's `{"__proto__": ...}` crash the process.
+    if (reserved(t, key)) return void log.save('ignored an assignment of session.%s (not session data)', String(key)), true;
     if (tracked(key)) t[TRACKER].mark(key);
     return Reflect.set(t, key, value);
   },
   deleteProperty(t, key) {
-    if (tracked(key)) t[TRACKER].mark(key);
+    if (tracked(key) && !reserved(t, key)) t[TRACKER].mark(key);
     return Reflect.deleteProperty(t, key);
   },
   defineProperty(t, key, descriptor) {
-    if (tracked(key)) t[TRACKER].mark(key);
+    if (tracked(key)) {
+      if (reserved(t, key)) throw new SessionValueError(key, 'the name is not session data (the session inherits it)');
+      if (descriptor.get || descriptor.set) throw new SessionValueError(key, 'an accessor (get/set) is code, not data: assign a value instead');
+      t[TRACKER].mark(key);
+    }
     return Reflect.defineProperty(t, key, descriptor);
   },
+  setPrototypeOf() {
+    throw new SessionValueError('__proto__', "a session's prototype cannot be changed");
+  },
+  preventExtensions() {
+    throw new SessionValueError('(all)', 'a session cannot be frozen or sealed: the library must be able to load new values into it');
+  },
 };
+
+const isSession = (value: object): boolean => TRACKER in value;
 
 export class ChangeTracker<T extends object = object> {
   /** The store's JSON (as of the last load or save) of every key marked since (allocated on first use). */
@@ -59,6 +99,10 @@ export class ChangeTracker<T extends object = object> {
   private quarantine: Map<string, Json> | undefined;
   private abandoned = 0;
   private inHandler = false;
+  /** Keys the running handler assigned, deleted or read (their values may have changed). */
+  private handlerKeys: Set<string> | undefined;
+  /** Keys left out of a save, with the value reported, so that one bad value is reported once. */
+  private reported: Map<string, unknown> | undefined;
   readonly proxy: T;
 
   constructor(private readonly target: Record<string, unknown>) {
@@ -66,12 +110,22 @@ export class ChangeTracker<T extends object = object> {
     this.proxy = new Proxy(target as Target, handler) as unknown as T;
   }
 
+  /** Checked first, so that JSON.stringify (ours, the store's) never meets what it cannot take. */
   private json(key: string): Json {
-    return Object.hasOwn(this.target, key) ? JSON.stringify(this.target[key]) : undefined;
+    if (!Object.hasOwn(this.target, key)) return undefined;
+    const value = this.target[key];
+    const problem = unstorable(value, isSession);
+    if (problem) return new Unstorable(problem, value);
+    try {
+      return JSON.stringify(value);
+    } catch (err) {
+      return new Unstorable(`serialising it threw (${(err as Error)?.message})`, value); // a getter that throws only the second time
+    }
   }
 
   /** An object value's reference is handed out: watch it for changes in place from now on. */
   expose(key: string): void {
+    if (this.inHandler) (this.handlerKeys ??= new Set()).add(key);
     if (this.exposed?.has(key)) return;
     this.mark(key);
     (this.exposed ??= new Set()).add(key);
@@ -79,6 +133,7 @@ export class ChangeTracker<T extends object = object> {
 
   /** Remember a key's JSON before it may change (once per layer). */
   mark(key: string): void {
+    if (this.inHandler) (this.handlerKeys ??= new Set()).add(key);
     const saved = (this.saved ??= new Map());
     const needSaved = !saved.has(key);
     const needCheckpoint = this.checkpoint !== undefined && !this.checkpoint.has(key);
@@ -95,7 +150,7 @@ export class ChangeTracker<T extends object = object> {
     return this.saved !== undefined && this.saved.size > 0;
   }
 
-  /** Keys whose current value differs from the store's, with their JSON. Throws if a value cannot be serialised. */
+  /** Keys whose current value differs from the store's, with their JSON (Unstorable: always a change). */
   changes(): Map<string, Json> {
     const changed = new Map<string, Json>();
     if (!this.saved) return changed;
@@ -112,20 +167,54 @@ export class ChangeTracker<T extends object = object> {
    * if the write fails.
    */
   take(): Changes {
-    const now = this.changes();
+    const now = new Map<string, string | undefined>();
     const before = new Map<string, Json>();
+    const refused: SessionValueError[] = [];
     const saved = this.saved;
-    if (!saved) return { now, before };
-    for (const key of now.keys()) {
+    if (!saved) return { now, before, refused };
+    const leftOut = new Set<string>();
+    for (const [key, json] of this.changes()) {
+      if (json instanceof Unstorable) {
+        leftOut.add(key);
+        if (this.firstReport(key, json.value)) refused.push(new SessionValueError(key, json.problem));
+        continue;
+      }
+      now.set(key, json);
       before.set(key, saved.get(key));
       this.quarantine?.delete(key); // written: a later change outside a handler is measured from this
     }
     // Exposed keys stay watched from what is written; the others are marked again when next assigned.
+    // A key left out stays marked: it is saved once it holds a storable value.
     for (const key of saved.keys()) {
-      if (!this.exposed?.has(key)) saved.delete(key);
-      else if (now.has(key)) saved.set(key, now.get(key));
+      if (now.has(key)) {
+        if (this.exposed?.has(key)) saved.set(key, now.get(key));
+        else saved.delete(key);
+      } else if (!this.exposed?.has(key) && !leftOut.has(key)) saved.delete(key);
     }
-    return { now, before };
+    for (const key of this.reported?.keys() ?? []) if (!leftOut.has(key)) this.reported!.delete(key);
+    return { now, before, refused };
+  }
+
+  /** Whether `value`, which cannot be stored, is news for `key` (not the value reported last time). */
+  private firstReport(key: string, value: unknown): boolean {
+    const reported = (this.reported ??= new Map());
+    if (reported.has(key) && reported.get(key) === value) return false;
+    reported.set(key, value);
+    return true;
+  }
+
+  /**
+   * The first key the running handler touched whose value cannot be stored, as a typed error.
+   * Only its keys (and the exposed ones, changeable in place) are looked at.
+   */
+  unstorableKey(): SessionValueError | undefined {
+    for (const keys of [this.handlerKeys, this.exposed]) {
+      for (const key of keys ?? []) {
+        const json = this.json(key);
+        if (json instanceof Unstorable) return new SessionValueError(key, json.problem);
+      }
+    }
+    return undefined;
   }
 
   /** The write of `take()`'s changes failed: the store still holds what it held before. */
@@ -138,11 +227,13 @@ export class ChangeTracker<T extends object = object> {
   begin(first: boolean): void {
     this.checkpoint = first ? undefined : new Map([...(this.exposed ?? [])].map((key) => [key, this.json(key)] as const));
     this.inHandler = true;
+    this.handlerKeys = undefined;
   }
 
   end(): void {
     this.checkpoint = undefined;
     this.inHandler = false;
+    this.handlerKeys = undefined;
   }
 
   /** Undo what the running handler changed (to its checkpoint, or to the stored state). */
@@ -155,7 +246,7 @@ export class ChangeTracker<T extends object = object> {
     for (const [key, json] of layer) {
       if (this.json(key) === json) continue;
       if (json === undefined) delete this.target[key];
-      else this.target[key] = JSON.parse(json);
+      else this.target[key] = json instanceof Unstorable ? json.value : JSON.parse(json);
       this.exposed?.delete(key); // a fresh object: nobody holds it yet
     }
   }
@@ -168,7 +259,8 @@ export class ChangeTracker<T extends object = object> {
   abandon(): void {
     for (const key of this.exposed ?? []) {
       const json = this.json(key);
-      if (json !== undefined) this.target[key] = JSON.parse(json); // (an exposed key deleted since holds nothing to detach)
+      // (An exposed key deleted since holds nothing to detach; one that cannot be stored cannot be copied.)
+      if (typeof json === 'string') this.target[key] = JSON.parse(json);
     }
     this.exposed?.clear();
     this.quarantine ??= new Map();
