@@ -304,7 +304,7 @@ export class SessionEntry implements Live {
     let merged = false;
     let settled = true;
     if (fromCopy) {
-      record = { ...this.raw } as unknown as SessionRecord;
+      record = this.tracker.storableCopy() as SessionRecord;
     } else {
       const read = await this.read(timeoutMs);
       const reason = this.goneReason(read.loaded);
@@ -381,7 +381,7 @@ export class SessionEntry implements Live {
       own.splice(0, own.push(touched) - 8);
     }
     const before = this.version;
-    if ((await this.hub.touch(this.sid, { ...this.raw } as unknown as SessionRecord, timeoutMs)) === 'destroyed') return 'destroyed';
+    if ((await this.hub.touch(this.sid, this.tracker.storableCopy() as SessionRecord, timeoutMs)) === 'destroyed') return 'destroyed';
     if (this.currentAt === before) this.currentAt = this.version === before + 2 ? before + 2 : -1;
     return undefined;
   }

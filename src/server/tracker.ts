@@ -19,12 +19,17 @@ import { SessionValueError } from '../errors.js';
 import { log } from './log.js';
 import { unstorable } from './storable.js';
 
-/** A value that cannot be stored: why, and the value itself (so that undoing to it keeps it). */
+/** A value that cannot be stored: why, and its property (so that undoing to it puts it back as it was). */
 class Unstorable {
   constructor(
     readonly problem: string,
-    readonly value: unknown,
+    readonly property: PropertyDescriptor,
   ) {}
+
+  /** What was reported (a value, or an accessor's getter). */
+  get held(): unknown {
+    return 'value' in this.property ? this.property.value : this.property.get;
+  }
 }
 
 /** A key's JSON; undefined when absent (JSON drops undefined values and functions alike); Unstorable when it has none. */
@@ -72,9 +77,12 @@ const handler: ProxyHandler<Target> = {
   },
   defineProperty(t, key, descriptor) {
     if (tracked(key)) {
-      if (reserved(t, key)) throw new SessionValueError(key, 'the name is not session data (the session inherits it)');
-      if (descriptor.get || descriptor.set) throw new SessionValueError(key, 'an accessor (get/set) is code, not data: assign a value instead');
-      t[TRACKER].mark(key);
+      if (reserved(t, key)) return void log.save('ignored a definition of session.%s (not session data)', key), true;
+      if (descriptor.configurable === false) return false; // a key that could never be undone or reloaded
+      t[TRACKER].mark(key); // an accessor is allowed here and found not storable (it is code, not data)
+      // Replaceable, as an assigned key is (defineProperty's defaults would make it fixed).
+      const data = 'value' in descriptor || 'writable' in descriptor;
+      return Reflect.defineProperty(t, key, { ...descriptor, configurable: true, ...(data && { writable: true }) });
     }
     return Reflect.defineProperty(t, key, descriptor);
   },
@@ -87,6 +95,10 @@ const handler: ProxyHandler<Target> = {
 };
 
 const isSession = (value: object): boolean => TRACKER in value;
+
+/** Why a session property cannot be stored, if it cannot. */
+const problemOf = (property: PropertyDescriptor): string | undefined =>
+  'value' in property ? unstorable(property.value, isSession) : 'an accessor (get/set) is code, not data: assign a value instead';
 
 export class ChangeTracker<T extends object = object> {
   /** The store's JSON (as of the last load or save) of every key marked since (allocated on first use). */
@@ -101,8 +113,8 @@ export class ChangeTracker<T extends object = object> {
   private inHandler = false;
   /** Keys the running handler assigned, deleted or read (their values may have changed). */
   private handlerKeys: Set<string> | undefined;
-  /** Keys left out of a save, with the value reported, so that one bad value is reported once. */
-  private reported: Map<string, unknown> | undefined;
+  /** Keys the last save left out, with the value reported then (one bad value is reported once). */
+  private leftOut: Map<string, unknown> | undefined;
   readonly proxy: T;
 
   constructor(private readonly target: Record<string, unknown>) {
@@ -112,14 +124,14 @@ export class ChangeTracker<T extends object = object> {
 
   /** Checked first, so that JSON.stringify (ours, the store's) never meets what it cannot take. */
   private json(key: string): Json {
-    if (!Object.hasOwn(this.target, key)) return undefined;
-    const value = this.target[key];
-    const problem = unstorable(value, isSession);
-    if (problem) return new Unstorable(problem, value);
+    const property = Object.getOwnPropertyDescriptor(this.target, key);
+    if (!property) return undefined;
+    const problem = problemOf(property);
+    if (problem) return new Unstorable(problem, property);
     try {
-      return JSON.stringify(value);
+      return JSON.stringify(property.value);
     } catch (err) {
-      return new Unstorable(`serialising it threw (${(err as Error)?.message})`, value); // a getter that throws only the second time
+      return new Unstorable(`serialising it threw (${(err as Error)?.message})`, property); // a getter that throws only the second time
     }
   }
 
@@ -176,7 +188,7 @@ export class ChangeTracker<T extends object = object> {
     for (const [key, json] of this.changes()) {
       if (json instanceof Unstorable) {
         leftOut.add(key);
-        if (this.firstReport(key, json.value)) refused.push(new SessionValueError(key, json.problem));
+        if (this.firstReport(key, json.held)) refused.push(new SessionValueError(key, json.problem));
         continue;
       }
       now.set(key, json);
@@ -191,16 +203,31 @@ export class ChangeTracker<T extends object = object> {
         else saved.delete(key);
       } else if (!this.exposed?.has(key) && !leftOut.has(key)) saved.delete(key);
     }
-    for (const key of this.reported?.keys() ?? []) if (!leftOut.has(key)) this.reported!.delete(key);
+    for (const key of this.leftOut?.keys() ?? []) if (!leftOut.has(key)) this.leftOut!.delete(key);
     return { now, before, refused };
   }
 
   /** Whether `value`, which cannot be stored, is news for `key` (not the value reported last time). */
   private firstReport(key: string, value: unknown): boolean {
-    const reported = (this.reported ??= new Map());
+    const reported = (this.leftOut ??= new Map());
     if (reported.has(key) && reported.get(key) === value) return false;
     reported.set(key, value);
     return true;
+  }
+
+  /**
+   * A copy of the session to hand to the store whole (a write from the copy, a touch): a marked key
+   * whose value cannot be stored holds its stored value instead. Getters are not run.
+   */
+  storableCopy(): Record<string, unknown> {
+    const copy: Record<string, unknown> = {};
+    for (const key of Object.keys(this.target)) {
+      const property = Object.getOwnPropertyDescriptor(this.target, key)!;
+      const stored = this.saved?.get(key);
+      if (!this.saved?.has(key) || !problemOf(property)) copy[key] = 'value' in property ? property.value : undefined;
+      else if (typeof stored === 'string') copy[key] = JSON.parse(stored);
+    }
+    return copy;
   }
 
   /**
@@ -246,7 +273,8 @@ export class ChangeTracker<T extends object = object> {
     for (const [key, json] of layer) {
       if (this.json(key) === json) continue;
       if (json === undefined) delete this.target[key];
-      else this.target[key] = json instanceof Unstorable ? json.value : JSON.parse(json);
+      else if (json instanceof Unstorable) Object.defineProperty(this.target, key, json.property);
+      else this.target[key] = JSON.parse(json);
       this.exposed?.delete(key); // a fresh object: nobody holds it yet
     }
   }
