@@ -13,7 +13,7 @@
 import type { Session, SessionData, Store } from 'express-session';
 import type { InvalidReason } from '../protocol.js';
 import { SessionInvalidError, type SessionUnavailableError, type SessionValueError } from '../errors.js';
-import { ChangeTracker, type Changes } from './tracker.js';
+import { ChangeTracker, putValue, type Changes } from './tracker.js';
 import { isSessionRecord, type Live, type Loaded, type SessionRecord, type StoreHub } from './store.js';
 import { sessionRoom } from './invalidation.js';
 import { log } from './log.js';
@@ -220,7 +220,7 @@ export class SessionEntry implements Live {
     }
     for (const key of Object.keys(fresh)) {
       if (key !== 'cookie' && keep.has(key)) continue;
-      raw[key] = fresh[key];
+      putValue(raw, key, fresh[key]);
       taken.push(key);
     }
     const stored = new Map<string, string | undefined>();

@@ -68,7 +68,12 @@ const handler: ProxyHandler<Target> = {
     // Ignored, not thrown: `Object.assign(session, clientJson)` is common app code, and a throw in
     // a per-connection handler would let a client's `{"__proto__": ...}` crash the process.
     if (reserved(t, key)) return void log.save('ignored an assignment of session.%s (not session data)', String(key)), true;
-    if (tracked(key)) t[TRACKER].mark(key);
+    if (!tracked(key)) return Reflect.set(t, key, value);
+    t[TRACKER].mark(key);
+    // An accessor with no setter (defined earlier, never stored) gives way to the assigned value:
+    // in strict code a failed assignment throws, and in a per-connection handler that is a crash.
+    const own = Object.getOwnPropertyDescriptor(t, key);
+    if (own?.get && !own.set) return Reflect.defineProperty(t, key, { value, writable: true, enumerable: true, configurable: true });
     return Reflect.set(t, key, value);
   },
   deleteProperty(t, key) {
@@ -95,6 +100,11 @@ const handler: ProxyHandler<Target> = {
 };
 
 const isSession = (value: object): boolean => TRACKER in value;
+
+/** Set a session key to a plain value, whatever it holds now (an accessor with no setter would refuse an assignment). */
+export function putValue(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+}
 
 /** Why a session property cannot be stored, if it cannot. */
 const problemOf = (property: PropertyDescriptor): string | undefined =>
@@ -274,7 +284,7 @@ export class ChangeTracker<T extends object = object> {
       if (this.json(key) === json) continue;
       if (json === undefined) delete this.target[key];
       else if (json instanceof Unstorable) Object.defineProperty(this.target, key, json.property);
-      else this.target[key] = JSON.parse(json);
+      else putValue(this.target, key, JSON.parse(json));
       this.exposed?.delete(key); // a fresh object: nobody holds it yet
     }
   }
@@ -288,7 +298,7 @@ export class ChangeTracker<T extends object = object> {
     for (const key of this.exposed ?? []) {
       const json = this.json(key);
       // (An exposed key deleted since holds nothing to detach; one that cannot be stored cannot be copied.)
-      if (typeof json === 'string') this.target[key] = JSON.parse(json);
+      if (typeof json === 'string') putValue(this.target, key, JSON.parse(json));
     }
     this.exposed?.clear();
     this.quarantine ??= new Map();
