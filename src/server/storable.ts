@@ -15,16 +15,14 @@
  */
 export const MAX_DEPTH = 1000;
 
-/** Marks, on the walk's stack, the end of an object's children: it leaves the current path. */
-class Leave {
-  constructor(readonly value: object) {}
-}
+/** Whether JSON.stringify looks further into `value` (objects, and BigInts: their toJSON, or a throw). */
+const deeper = (value: unknown): boolean => (typeof value === 'object' && value !== null) || typeof value === 'bigint';
 
 /** `value` as JSON.stringify sees it: after its `toJSON`, unboxed. */
-function jsonView(value: unknown, key: string): unknown {
-  if ((typeof value === 'object' && value !== null) || typeof value === 'bigint') {
+function jsonView(value: unknown): unknown {
+  if (deeper(value)) {
     const toJSON = (value as { toJSON?: unknown }).toJSON;
-    if (typeof toJSON === 'function') value = toJSON.call(value, key);
+    if (typeof toJSON === 'function') value = toJSON.call(value, ''); // (the key it is under is not passed: Date and Buffer ignore it)
   }
   if (value instanceof Number || value instanceof String || value instanceof Boolean) return value.valueOf();
   if (typeof value === 'object' && value instanceof BigInt) return value.valueOf();
@@ -41,35 +39,31 @@ export function unstorable(value: unknown, isSession: (value: object) => boolean
 }
 
 function walk(root: unknown, isSession: (value: object) => boolean): string | undefined {
-  const path = new Set<object>();
+  // The objects from the root to the current one: `path[d]` at depth d, also in `onPath` for the cycle check.
+  const path: object[] = [];
+  const onPath = new Set<object>();
   const stack: unknown[] = [root];
   const depths: number[] = [0];
-  const keys: string[] = [''];
   while (stack.length > 0) {
     const item = stack.pop();
     const depth = depths.pop()!;
-    const key = keys.pop()!;
-    if (item instanceof Leave) {
-      path.delete(item.value);
-      continue;
-    }
-    const value = jsonView(item, key);
+    while (path.length > depth) onPath.delete(path.pop()!); // back up to this value's parent
+    const value = jsonView(item);
     if (typeof value === 'bigint') return 'a BigInt (JSON has no BigInt)';
     if (typeof value !== 'object' || value === null) continue; // JSON writes or drops every other primitive, and functions
     if (isSession(value)) return 'the session itself';
-    if (path.has(value)) return 'a cycle (a value that contains itself)';
+    if (onPath.has(value)) return 'a cycle (a value that contains itself)';
     if (depth >= MAX_DEPTH) return `nested deeper than ${MAX_DEPTH} levels`;
-    path.add(value);
-    stack.push(new Leave(value));
-    depths.push(depth);
-    keys.push('');
-    const record = value as Record<string, unknown>;
-    const children = Array.isArray(value) ? Array.from({ length: value.length }, (_, i) => String(i)) : Object.keys(value);
-    // (The order the children are looked at does not matter: any problem fails the whole value.)
-    for (let i = children.length - 1; i >= 0; i--) {
-      stack.push(record[children[i]]);
-      depths.push(depth + 1);
-      keys.push(children[i]);
+    path.push(value);
+    onPath.add(value);
+    // Leaves are looked at here, not pushed. (The order does not matter: any problem fails the whole value.)
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) if (deeper(value[i])) stack.push(value[i]), depths.push(depth + 1);
+    } else {
+      for (const key of Object.keys(value)) {
+        const child = (value as Record<string, unknown>)[key];
+        if (deeper(child)) stack.push(child), depths.push(depth + 1);
+      }
     }
   }
   return undefined;
