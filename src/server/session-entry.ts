@@ -31,6 +31,8 @@ export interface EntrySocket {
   emit(event: string, payload: unknown): void;
   /** Its changes are saved by its events' units (per-message mode), not whenever they are made. */
   readonly perMessage: boolean;
+  /** The session changed: schedule a save (per-connection: within `saveDelay`). */
+  changed(): void;
 }
 
 /** A store record's cookie expiry, epoch ms. */
@@ -98,7 +100,8 @@ export class SessionEntry implements Live {
   ) {
     // The entry is the request its Session is bound to (see `sessionID`, `sessionStore`, `session`).
     hub.store.createSession(this as never, record);
-    this.tracker = new ChangeTracker(this.raw);
+    // A per-connection handler's change made after the pending save ran (after an await) gets its own save.
+    this.tracker = new ChangeTracker(this.raw, () => this.sockets.find((socket) => !socket.perMessage)?.changed());
     this.noteCookie(record);
   }
 

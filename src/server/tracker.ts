@@ -127,7 +127,11 @@ export class ChangeTracker<T extends object = object> {
   private leftOut: Map<string, unknown> | undefined;
   readonly proxy: T;
 
-  constructor(private readonly target: Record<string, unknown>) {
+  constructor(
+    private readonly target: Record<string, unknown>,
+    /** A key was first changed outside a handler since the last save (a per-connection handler, maybe after an await). */
+    private readonly changedOutside?: () => void,
+  ) {
     Object.defineProperty(target, TRACKER, { value: this, configurable: true });
     this.proxy = new Proxy(target as Target, handler) as unknown as T;
   }
@@ -163,6 +167,7 @@ export class ChangeTracker<T extends object = object> {
     if (!needSaved && !needCheckpoint && !needQuarantine) return;
     const json = this.json(key);
     if (needSaved) saved.set(key, json);
+    if (needSaved && !this.inHandler) this.changedOutside?.();
     if (needCheckpoint) this.checkpoint!.set(key, json);
     if (needQuarantine) this.quarantine!.set(key, json);
   }
