@@ -252,8 +252,9 @@ export class ChangeTracker<T extends object = object> {
   unstorableKey(): SessionValueError | undefined {
     for (const keys of [this.handlerKeys, this.exposed]) {
       for (const key of keys ?? []) {
-        const json = this.json(key);
-        if (json instanceof Unstorable) return new SessionValueError(key, json.problem);
+        const property = Object.getOwnPropertyDescriptor(this.target, key);
+        const problem = property && problemOf(property); // the walk only: the save serialises
+        if (problem) return new SessionValueError(key, problem);
       }
     }
     return undefined;
