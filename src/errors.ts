@@ -67,3 +67,31 @@ export class SessionOptionsError extends TypeError {
   override readonly name = 'SessionOptionsError';
   readonly code = 'INVALID_OPTIONS';
 }
+
+/**
+ * A value in the session cannot be stored (invariant 8): a BigInt, a cycle, the session itself,
+ * a throwing getter or `toJSON`, nesting deeper than `MAX_DEPTH`, or an accessor defined on the
+ * session. `key` names the session key. In per-message mode the event that stored it fails alone
+ * (its changes undone; its ack is a `not-storable` notice); in per-connection mode the key is left
+ * out of the saves until it holds a storable value. Reported once through `serror`.
+ */
+export class SessionValueError extends TypeError {
+  override readonly name = 'SessionValueError';
+  readonly code = ErrorCode.EVENT_FAILED;
+  readonly reason = 'not-storable' as const;
+  constructor(
+    readonly key: string,
+    /** What is wrong with the value, in words. */
+    readonly problem: string,
+  ) {
+    super(
+      `socket.io-sessions: session key '${key}' cannot be stored: ${problem}. A session holds JSON data only ` +
+        '(strings, numbers, booleans, null, plain objects and arrays); the key was not stored',
+    );
+  }
+
+  /** The notice an emit that stored it gets as its ack. */
+  get notice(): EmitNotice {
+    return { code: this.code, reason: this.reason, key: this.key };
+  }
+}

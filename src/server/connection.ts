@@ -169,7 +169,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
     if (this.entry.touched) this.changed();
   }
 
-  private changed(): void {
+  changed(): void {
     if (this.ctx.options.perMessage) void saveTask(this.entry, this.ctx);
     else saveSoon(this.entry, this.ctx);
   }

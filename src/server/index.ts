@@ -21,7 +21,8 @@ export {
   type SessionErrorData,
   type Ticket,
 } from '../protocol.js';
-export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError } from '../errors.js';
+export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError, SessionValueError } from '../errors.js';
+export { MAX_DEPTH } from './storable.js';
 
 declare module 'socket.io' {
   // Same type parameters as socket.io's Socket class, so the declarations merge.

@@ -13,7 +13,7 @@
  * see the app's function (the wrapper carries it in `.listener`, as Node's `once` wrappers do).
  */
 import type { Socket } from 'socket.io';
-import type { SessionUnavailableError } from '../errors.js';
+import type { SessionUnavailableError, SessionValueError } from '../errors.js';
 import { ErrorCode, NOTICE_FIELD, type EmitNotice, type InvalidReason, type NoticeReason } from '../protocol.js';
 import { unavailable, type EventUnit } from './exclusive.js';
 import type { SessionLock } from './lock.js';
@@ -128,6 +128,12 @@ export class PerMessageUnit implements EventUnit {
     this.ack(...args);
   }
 
+  /** The event failed alone on a value it stored: reported, and its ack (if it asked for one) is the notice instead. */
+  refuse(error: SessionValueError): void {
+    this.host.report(error);
+    this.notice('not-storable', { key: error.key });
+  }
+
   /** Finished without an answer of ours (the socket left, or a handler that did not ack). */
   settle(): void {
     if (this.done) return;
@@ -171,7 +177,12 @@ async function runGroup(units: PerMessageUnit[]): Promise<void> {
     entry.begin(ran.length === 0);
     try {
       await settledWithin(unit.call(), unit.host.handlerTimeout);
-      ran.push(unit);
+      const unstorable = entry.unstorable();
+      if (!unstorable) ran.push(unit);
+      else {
+        entry.rollback();
+        unit.refuse(unstorable);
+      }
     } catch (err) {
       // Its changes are undone, so an ack it sent before throwing is not sent: the notice is.
       entry.rollback();
@@ -184,7 +195,7 @@ async function runGroup(units: PerMessageUnit[]): Promise<void> {
     }
   }
   try {
-    reason = await entry.save({ trusted: true, timeoutMs });
+    reason = await entry.save({ trusted: true, timeoutMs, refused: (error) => units[0].host.report(error) });
   } catch (err) {
     entry.discard();
     return failAll(ran, err);

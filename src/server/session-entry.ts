@@ -12,8 +12,8 @@
  */
 import type { Session, SessionData, Store } from 'express-session';
 import type { InvalidReason } from '../protocol.js';
-import { SessionInvalidError, type SessionUnavailableError } from '../errors.js';
-import { ChangeTracker, type Changes } from './tracker.js';
+import { SessionInvalidError, type SessionUnavailableError, type SessionValueError } from '../errors.js';
+import { ChangeTracker, putValue, type Changes } from './tracker.js';
 import { isSessionRecord, type Live, type Loaded, type SessionRecord, type StoreHub } from './store.js';
 import { sessionRoom } from './invalidation.js';
 import { log } from './log.js';
@@ -31,11 +31,21 @@ export interface EntrySocket {
   emit(event: string, payload: unknown): void;
   /** Its changes are saved by its events' units (per-message mode), not whenever they are made. */
   readonly perMessage: boolean;
+  /** The session changed: schedule a save (per-connection: within `saveDelay`). */
+  changed(): void;
 }
 
 /** A store record's cookie expiry, epoch ms. */
 const expiryOf = (cookie: { expires?: Date | string | number | null } | undefined): number | undefined =>
   cookie?.expires ? new Date(cookie.expires).getTime() : undefined;
+
+export interface SaveOptions {
+  /** The copy was loaded by the same exclusive unit (or under the session lock). */
+  trusted: boolean;
+  timeoutMs: number;
+  /** Told of each key left out of the save because its value cannot be stored (once per value). */
+  refused(error: SessionValueError): void;
+}
 
 /** How many times a merge re-reads when writes keep landing during its read. */
 const MAX_REREADS = 3;
@@ -90,7 +100,8 @@ export class SessionEntry implements Live {
   ) {
     // The entry is the request its Session is bound to (see `sessionID`, `sessionStore`, `session`).
     hub.store.createSession(this as never, record);
-    this.tracker = new ChangeTracker(this.raw);
+    // A per-connection handler's change made after the pending save ran (after an await) gets its own save.
+    this.tracker = new ChangeTracker(this.raw, () => this.sockets.find((socket) => !socket.perMessage)?.changed());
     this.noteCookie(record);
   }
 
@@ -199,12 +210,7 @@ export class SessionEntry implements Live {
    * O(top-level keys): values are moved, not copied.
    */
   adopt(record: SessionRecord, settled = true, written: Iterable<string> = []): void {
-    let local = new Map<string, string | undefined>();
-    try {
-      local = this.tracker.changes();
-    } catch {
-      // an unserialisable value: the save reports it
-    }
+    const local = this.tracker.changes();
     const keep = new Set([...local.keys(), ...written]);
     this.noteCookie(record);
     const fresh = this.createSession(record) as unknown as Record<string, unknown>;
@@ -217,7 +223,7 @@ export class SessionEntry implements Live {
     }
     for (const key of Object.keys(fresh)) {
       if (key !== 'cookie' && keep.has(key)) continue;
-      raw[key] = fresh[key];
+      putValue(raw, key, fresh[key]);
       taken.push(key);
     }
     const stored = new Map<string, string | undefined>();
@@ -244,6 +250,11 @@ export class SessionEntry implements Live {
 
   end(): void {
     this.tracker.end();
+  }
+
+  /** A value the running handler left in the session that cannot be stored (checked before any serialising). */
+  unstorable(): SessionValueError | undefined {
+    return this.tracker.unstorableKey();
   }
 
   /** Undo what the running handler changed. */
@@ -275,12 +286,13 @@ export class SessionEntry implements Live {
    * Save the keys changed here, merged into the store's record. `trusted`: the copy was loaded by the
    * same exclusive unit (or under the session lock), so the record is read first only if a write
    * through this process came since. Returns the invalid reason when the session is gone.
-   * Throws SessionUnavailableError (the changes stay, to be saved next time), or an error from a
-   * value that cannot be serialised (an app bug).
+   * Throws SessionUnavailableError (the changes stay, to be saved next time). A key whose value
+   * cannot be stored is left out (the other keys are saved) and given to `refused`, once per value.
    */
-  async save({ trusted, timeoutMs }: { trusted: boolean; timeoutMs: number }): Promise<InvalidReason | undefined> {
+  async save({ trusted, timeoutMs, refused }: SaveOptions): Promise<InvalidReason | undefined> {
     if (this.invalid || !this.tracker.touched) return undefined;
     const changes = this.tracker.take();
+    changes.refused.forEach(refused);
     if (changes.now.size === 0) return undefined;
     try {
       return await this.write(changes, trusted && this.current, timeoutMs);
@@ -295,7 +307,7 @@ export class SessionEntry implements Live {
     let merged = false;
     let settled = true;
     if (fromCopy) {
-      record = { ...this.raw } as unknown as SessionRecord;
+      record = this.tracker.storableCopy() as SessionRecord;
     } else {
       const read = await this.read(timeoutMs);
       const reason = this.goneReason(read.loaded);
@@ -372,7 +384,7 @@ export class SessionEntry implements Live {
       own.splice(0, own.push(touched) - 8);
     }
     const before = this.version;
-    if ((await this.hub.touch(this.sid, { ...this.raw } as unknown as SessionRecord, timeoutMs)) === 'destroyed') return 'destroyed';
+    if ((await this.hub.touch(this.sid, this.tracker.storableCopy() as SessionRecord, timeoutMs)) === 'destroyed') return 'destroyed';
     if (this.currentAt === before) this.currentAt = this.version === before + 2 ? before + 2 : -1;
     return undefined;
   }

@@ -36,7 +36,7 @@ export function saveTask(entry: SessionEntry, ctx: ServerContext, attempt = 0): 
     async run() {
       try {
         // A copy loaded at connect is trusted only when no other process can write the store.
-        const reason = await entry.save({ trusted: hub.local, timeoutMs: options.storeTimeout });
+        const reason = await entry.save({ trusted: hub.local, timeoutMs: options.storeTimeout, refused: (error) => ctx.report(error) });
         if (reason) entry.invalidate(reason);
       } catch (err) {
         retry(err);

@@ -9,17 +9,47 @@
  * Limit: a reference to an object value obtained without the proxy (e.g. kept from before the
  * session was loaded) is not seen. Every path the library hands out (`socket.session`, the
  * `sconnection` and `smessage` arguments) is the proxy.
+ *
+ * Values are checked before they are serialised (see storable.ts): a value that cannot be stored
+ * never throws here; it is kept out of the saves and reported. The session's prototype cannot be
+ * changed through the proxy, and names it inherits (`__proto__`, `constructor`, `save`, `touch`...)
+ * are not session data: assigning them is ignored, as express-session ignores them when it loads.
  */
+import { SessionValueError } from '../errors.js';
+import { log } from './log.js';
+import { unstorable } from './storable.js';
 
-/** A key's JSON; undefined when absent (JSON drops undefined values and functions alike). */
-type Json = string | undefined;
+/** A value that cannot be stored: why, and its property (so that undoing to it puts it back as it was). */
+class Unstorable {
+  constructor(
+    readonly problem: string,
+    readonly property: PropertyDescriptor,
+  ) {}
+
+  /** What was reported (a value, or an accessor's getter). */
+  get held(): unknown {
+    return 'value' in this.property ? this.property.value : this.property.get;
+  }
+}
+
+/** A key's JSON; undefined when absent (JSON drops undefined values and functions alike); Unstorable when it has none. */
+type Json = string | undefined | Unstorable;
 
 const tracked = (key: string | symbol): key is string => typeof key === 'string' && key !== 'cookie';
 
+/**
+ * Names that are not session data: what the session inherits (its methods, Object.prototype's)
+ * and the words of JavaScript's object machinery. express-session skips them when it loads a session.
+ */
+const reserved = (t: object, key: string | symbol): boolean =>
+  key === '__proto__' || key === 'constructor' || key === 'prototype' || (typeof key === 'string' && key in t && !Object.hasOwn(t, key));
+
 /** The JSON of changed keys, and what the store held for them before. */
 export interface Changes {
-  now: Map<string, Json>;
+  now: Map<string, string | undefined>;
   before: Map<string, Json>;
+  /** Keys left out because their value cannot be stored (each reported once: only news is here). */
+  refused: SessionValueError[];
 }
 
 /** Where a proxied session finds its tracker (a symbol: never serialised, never a session key). */
@@ -35,18 +65,50 @@ const handler: ProxyHandler<Target> = {
     return value;
   },
   set(t, key, value) {
-    if (tracked(key)) t[TRACKER].mark(key);
+    // Ignored, not thrown: `Object.assign(session, clientJson)` is common app code, and a throw in
+    // a per-connection handler would let a client's `{"__proto__": ...}` crash the process.
+    if (reserved(t, key)) return void log.save('ignored an assignment of session.%s (not session data)', String(key)), true;
+    if (!tracked(key)) return Reflect.set(t, key, value);
+    t[TRACKER].mark(key);
+    // An accessor with no setter (defined earlier, never stored) gives way to the assigned value:
+    // in strict code a failed assignment throws, and in a per-connection handler that is a crash.
+    const own = Object.getOwnPropertyDescriptor(t, key);
+    if (own?.get && !own.set) return Reflect.defineProperty(t, key, { value, writable: true, enumerable: true, configurable: true });
     return Reflect.set(t, key, value);
   },
   deleteProperty(t, key) {
-    if (tracked(key)) t[TRACKER].mark(key);
+    if (tracked(key) && !reserved(t, key)) t[TRACKER].mark(key);
     return Reflect.deleteProperty(t, key);
   },
   defineProperty(t, key, descriptor) {
-    if (tracked(key)) t[TRACKER].mark(key);
+    if (tracked(key)) {
+      if (reserved(t, key)) return void log.save('ignored a definition of session.%s (not session data)', key), true;
+      if (descriptor.configurable === false) return false; // a key that could never be undone or reloaded
+      t[TRACKER].mark(key); // an accessor is allowed here and found not storable (it is code, not data)
+      // Replaceable, as an assigned key is (defineProperty's defaults would make it fixed).
+      const data = 'value' in descriptor || 'writable' in descriptor;
+      return Reflect.defineProperty(t, key, { ...descriptor, configurable: true, ...(data && { writable: true }) });
+    }
     return Reflect.defineProperty(t, key, descriptor);
   },
+  setPrototypeOf() {
+    throw new SessionValueError('__proto__', "a session's prototype cannot be changed");
+  },
+  preventExtensions() {
+    throw new SessionValueError('(all)', 'a session cannot be frozen or sealed: the library must be able to load new values into it');
+  },
 };
+
+const isSession = (value: object): boolean => TRACKER in value;
+
+/** Set a session key to a plain value, whatever it holds now (an accessor with no setter would refuse an assignment). */
+export function putValue(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+/** Why a session property cannot be stored, if it cannot. */
+const problemOf = (property: PropertyDescriptor): string | undefined =>
+  'value' in property ? unstorable(property.value, isSession) : 'an accessor (get/set) is code, not data: assign a value instead';
 
 export class ChangeTracker<T extends object = object> {
   /** The store's JSON (as of the last load or save) of every key marked since (allocated on first use). */
@@ -59,19 +121,37 @@ export class ChangeTracker<T extends object = object> {
   private quarantine: Map<string, Json> | undefined;
   private abandoned = 0;
   private inHandler = false;
+  /** Keys the running handler assigned, deleted or read (their values may have changed). */
+  private handlerKeys: Set<string> | undefined;
+  /** Keys the last save left out, with the value reported then (one bad value is reported once). */
+  private leftOut: Map<string, unknown> | undefined;
   readonly proxy: T;
 
-  constructor(private readonly target: Record<string, unknown>) {
+  constructor(
+    private readonly target: Record<string, unknown>,
+    /** A key was first changed outside a handler since the last save (a per-connection handler, maybe after an await). */
+    private readonly changedOutside?: () => void,
+  ) {
     Object.defineProperty(target, TRACKER, { value: this, configurable: true });
     this.proxy = new Proxy(target as Target, handler) as unknown as T;
   }
 
+  /** Checked first, so that JSON.stringify (ours, the store's) never meets what it cannot take. */
   private json(key: string): Json {
-    return Object.hasOwn(this.target, key) ? JSON.stringify(this.target[key]) : undefined;
+    const property = Object.getOwnPropertyDescriptor(this.target, key);
+    if (!property) return undefined;
+    const problem = problemOf(property);
+    if (problem) return new Unstorable(problem, property);
+    try {
+      return JSON.stringify(property.value);
+    } catch (err) {
+      return new Unstorable(`serialising it threw (${(err as Error)?.message})`, property); // a getter that throws only the second time
+    }
   }
 
   /** An object value's reference is handed out: watch it for changes in place from now on. */
   expose(key: string): void {
+    if (this.inHandler) (this.handlerKeys ??= new Set()).add(key);
     if (this.exposed?.has(key)) return;
     this.mark(key);
     (this.exposed ??= new Set()).add(key);
@@ -79,6 +159,7 @@ export class ChangeTracker<T extends object = object> {
 
   /** Remember a key's JSON before it may change (once per layer). */
   mark(key: string): void {
+    if (this.inHandler) (this.handlerKeys ??= new Set()).add(key);
     const saved = (this.saved ??= new Map());
     const needSaved = !saved.has(key);
     const needCheckpoint = this.checkpoint !== undefined && !this.checkpoint.has(key);
@@ -86,6 +167,7 @@ export class ChangeTracker<T extends object = object> {
     if (!needSaved && !needCheckpoint && !needQuarantine) return;
     const json = this.json(key);
     if (needSaved) saved.set(key, json);
+    if (needSaved && !this.inHandler) this.changedOutside?.();
     if (needCheckpoint) this.checkpoint!.set(key, json);
     if (needQuarantine) this.quarantine!.set(key, json);
   }
@@ -95,7 +177,7 @@ export class ChangeTracker<T extends object = object> {
     return this.saved !== undefined && this.saved.size > 0;
   }
 
-  /** Keys whose current value differs from the store's, with their JSON. Throws if a value cannot be serialised. */
+  /** Keys whose current value differs from the store's, with their JSON (Unstorable: always a change). */
   changes(): Map<string, Json> {
     const changed = new Map<string, Json>();
     if (!this.saved) return changed;
@@ -112,20 +194,70 @@ export class ChangeTracker<T extends object = object> {
    * if the write fails.
    */
   take(): Changes {
-    const now = this.changes();
+    const now = new Map<string, string | undefined>();
     const before = new Map<string, Json>();
+    const refused: SessionValueError[] = [];
     const saved = this.saved;
-    if (!saved) return { now, before };
-    for (const key of now.keys()) {
+    if (!saved) return { now, before, refused };
+    const leftOut = new Set<string>();
+    for (const [key, json] of this.changes()) {
+      if (json instanceof Unstorable) {
+        leftOut.add(key);
+        if (this.firstReport(key, json.held)) refused.push(new SessionValueError(key, json.problem));
+        continue;
+      }
+      now.set(key, json);
       before.set(key, saved.get(key));
       this.quarantine?.delete(key); // written: a later change outside a handler is measured from this
     }
     // Exposed keys stay watched from what is written; the others are marked again when next assigned.
+    // A key left out stays marked: it is saved once it holds a storable value.
     for (const key of saved.keys()) {
-      if (!this.exposed?.has(key)) saved.delete(key);
-      else if (now.has(key)) saved.set(key, now.get(key));
+      if (now.has(key)) {
+        if (this.exposed?.has(key)) saved.set(key, now.get(key));
+        else saved.delete(key);
+      } else if (!this.exposed?.has(key) && !leftOut.has(key)) saved.delete(key);
     }
-    return { now, before };
+    for (const key of this.leftOut?.keys() ?? []) if (!leftOut.has(key)) this.leftOut!.delete(key);
+    return { now, before, refused };
+  }
+
+  /** Whether `value`, which cannot be stored, is news for `key` (not the value reported last time). */
+  private firstReport(key: string, value: unknown): boolean {
+    const reported = (this.leftOut ??= new Map());
+    if (reported.has(key) && reported.get(key) === value) return false;
+    reported.set(key, value);
+    return true;
+  }
+
+  /**
+   * A copy of the session to hand to the store whole (a write from the copy, a touch): a marked key
+   * whose value cannot be stored holds its stored value instead. Getters are not run.
+   */
+  storableCopy(): Record<string, unknown> {
+    const copy: Record<string, unknown> = {};
+    for (const key of Object.keys(this.target)) {
+      const property = Object.getOwnPropertyDescriptor(this.target, key)!;
+      const stored = this.saved?.get(key);
+      if (!this.saved?.has(key) || !problemOf(property)) copy[key] = 'value' in property ? property.value : undefined;
+      else if (typeof stored === 'string') copy[key] = JSON.parse(stored);
+    }
+    return copy;
+  }
+
+  /**
+   * The first key the running handler touched whose value cannot be stored, as a typed error.
+   * Only its keys (and the exposed ones, changeable in place) are looked at.
+   */
+  unstorableKey(): SessionValueError | undefined {
+    for (const keys of [this.handlerKeys, this.exposed]) {
+      for (const key of keys ?? []) {
+        const property = Object.getOwnPropertyDescriptor(this.target, key);
+        const problem = property && problemOf(property); // the walk only: the save serialises
+        if (problem) return new SessionValueError(key, problem);
+      }
+    }
+    return undefined;
   }
 
   /** The write of `take()`'s changes failed: the store still holds what it held before. */
@@ -138,11 +270,13 @@ export class ChangeTracker<T extends object = object> {
   begin(first: boolean): void {
     this.checkpoint = first ? undefined : new Map([...(this.exposed ?? [])].map((key) => [key, this.json(key)] as const));
     this.inHandler = true;
+    this.handlerKeys = undefined;
   }
 
   end(): void {
     this.checkpoint = undefined;
     this.inHandler = false;
+    this.handlerKeys = undefined;
   }
 
   /** Undo what the running handler changed (to its checkpoint, or to the stored state). */
@@ -155,7 +289,8 @@ export class ChangeTracker<T extends object = object> {
     for (const [key, json] of layer) {
       if (this.json(key) === json) continue;
       if (json === undefined) delete this.target[key];
-      else this.target[key] = JSON.parse(json);
+      else if (json instanceof Unstorable) Object.defineProperty(this.target, key, json.property);
+      else putValue(this.target, key, JSON.parse(json));
       this.exposed?.delete(key); // a fresh object: nobody holds it yet
     }
   }
@@ -168,7 +303,8 @@ export class ChangeTracker<T extends object = object> {
   abandon(): void {
     for (const key of this.exposed ?? []) {
       const json = this.json(key);
-      if (json !== undefined) this.target[key] = JSON.parse(json); // (an exposed key deleted since holds nothing to detach)
+      // (An exposed key deleted since holds nothing to detach; one that cannot be stored cannot be copied.)
+      if (typeof json === 'string') putValue(this.target, key, JSON.parse(json));
     }
     this.exposed?.clear();
     this.quarantine ??= new Map();

@@ -245,3 +245,27 @@ test('flush() writes the saves still waiting out saveDelay, and settles once the
   await server.sio.flush();
   assert.equal(sets.length, 1, 'a second flush finds nothing to write');
 });
+
+test('a change an async handler makes after the pending save already ran is saved within saveDelay, while the socket stays connected', async (t) => {
+  const server = await startServer({ saveDelay: 50 });
+  t.after(() => server.close());
+  server.sio.on('sconnection', (socket) => {
+    socket.on('two-steps', async (ack: Ack) => {
+      socket.session.first = 1;
+      await server.sio.flush(); // the save this event armed runs now, before the handler goes on
+      socket.session.second = 2;
+      ack();
+    });
+  });
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  await client.emitWithAck('two-steps');
+  // No later event and no disconnect: only a save armed by the change itself writes it.
+  const stored = await eventually(async () => {
+    const data = (await storedSession(server.store, sidOf(cookie))) as Record<string, unknown> | null | undefined;
+    return data?.second === 2 ? data : undefined;
+  }, 2000);
+  assert.equal(stored!.first, 1);
+});

@@ -1,0 +1,284 @@
+// Invariant 8 (issue 15, cases 1-4): nothing an app stores in a session (deep, cyclic, BigInt,
+// getters, the session itself, `__proto__` keys) and nothing a client sends can crash the process,
+// change a session's prototype or stop the session's other keys from being saved. A bad value fails
+// its own event (per-message: no ack, one `not-storable` notice as its ack, one `serror`), or, in
+// per-connection mode, is left out of the saves and reported once. Real socket.io server and client,
+// express-session's MemoryStore and the reference server's SQLite store; the process is watched for
+// unhandled rejections and uncaught exceptions.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import type { Store } from 'express-session';
+import { NOTICE_FIELD } from '../../src/protocol.js';
+import { SessionValueError } from '../../src/errors.js';
+import { MAX_DEPTH } from '../../src/server/storable.js';
+import { FaultyStore } from '../helpers/stores.js';
+import { startServer, connectClient, connected, eventually, sidOf, type TestServer } from '../helpers/servers.js';
+
+type T = { after(fn: () => unknown): void };
+type Bag = Record<string, unknown>;
+
+/** `levels` objects nested in each other, built without recursion. */
+function nested(levels: number): Bag {
+  const root: Bag = {};
+  let at = root;
+  for (let i = 1; i < levels; i++) at = (at.a = {}) as Bag;
+  return root;
+}
+
+/** Values an app may put in a session that JSON cannot hold, made on the server. */
+const BAD_VALUES: Record<string, (session: Bag) => unknown> = {
+  'a BigInt': () => 10n,
+  'a cycle': () => {
+    const value: Bag = { list: [] };
+    (value.list as unknown[]).push(value);
+    return value;
+  },
+  'the session itself': (session) => session,
+  'a throwing getter': () => ({
+    get boom(): never {
+      throw new Error('boom');
+    },
+  }),
+  [`${MAX_DEPTH * 5} nested objects`]: () => nested(MAX_DEPTH * 5),
+};
+
+/** Collects what must never happen in this process while a test runs. */
+function watchProcess(t: T): unknown[] {
+  const crashes: unknown[] = [];
+  const onError = (err: unknown) => crashes.push(err);
+  process.on('unhandledRejection', onError);
+  process.on('uncaughtException', onError);
+  t.after(() => {
+    process.off('unhandledRejection', onError);
+    process.off('uncaughtException', onError);
+  });
+  return crashes;
+}
+
+interface Harness {
+  server: TestServer;
+  serror: unknown[];
+  crashes: unknown[];
+}
+
+async function harness(t: T, options: { perMessage: boolean; store?: Store; revalidateInterval?: number }): Promise<Harness> {
+  const crashes = watchProcess(t);
+  const { store, ...rest } = options;
+  const server = await startServer({ saveDelay: 50, storeTimeout: 2000, ...rest, ...(store && { store }) });
+  t.after(() => server.close());
+  const serror: unknown[] = [];
+  server.sio.on('serror', (err) => serror.push(err));
+  server.sio.on('sconnection', (socket) => {
+    const session = socket.session as unknown as Bag;
+    socket.on('inc', (ack: (n: number) => void) => {
+      session.counter = ((session.counter as number | undefined) ?? 0) + 1;
+      ack(session.counter as number);
+    });
+    socket.on('bad', (kind: string, ack: (r: string) => void) => {
+      session.other = 'changed by the bad event';
+      session.bad = BAD_VALUES[kind](session);
+      ack('ok');
+    });
+    socket.on('prefs', (data: unknown, ack: (r: string) => void) => {
+      session.prefs = data;
+      ack('ok');
+    });
+    socket.on('assign', (data: object, ack: (r: unknown) => void) => {
+      Object.assign(session, data);
+      ack('ok');
+    });
+    socket.on('define', (ack: (r: string) => void) => {
+      Object.defineProperty(session, 'g', { get: () => 1, enumerable: true, configurable: true });
+      ack('ok');
+    });
+    socket.on('set-prototype', (ack: (r: string) => void) => {
+      try {
+        Object.setPrototypeOf(session, { isAdmin: true });
+        ack('changed');
+      } catch (err) {
+        ack((err as Error).name);
+      }
+    });
+    socket.on('peek', (ack: (r: unknown) => void) => {
+      ack({
+        isAdmin: (session as { isAdmin?: unknown }).isAdmin ?? null,
+        prototypeIntact: typeof (session as { touch?: unknown }).touch === 'function' && !Object.hasOwn(session, 'constructor'),
+        keys: Object.keys(session).filter((k) => k !== 'cookie').sort(),
+      });
+    });
+  });
+  return { server, serror, crashes };
+}
+
+const notStorable = (key: string) => ({ [NOTICE_FIELD]: { code: 'EVENT_FAILED', reason: 'not-storable', key } });
+
+async function open(t: T, server: TestServer, cookie: string) {
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  return client;
+}
+
+/** What the store holds for the cookie's session (read through the store's own `get`). */
+function stored(server: TestServer, cookie: string): Promise<Bag | null> {
+  return new Promise((resolve, reject) => server.store.get(sidOf(cookie), (err, data) => (err ? reject(err) : resolve((data ?? null) as Bag | null))));
+}
+
+const valueErrors = (serror: unknown[], key: string) => serror.filter((e) => e instanceof SessionValueError && e.key === key);
+
+async function sqliteStore(t: T): Promise<Store> {
+  const { SqliteStore } = (await import('../../server-stub/sqlite-store.js' as string)) as { SqliteStore: new (o: { path: string; pruneInterval: number }) => Store & { close(): void } };
+  const store = new SqliteStore({ path: ':memory:', pruneInterval: 0 });
+  t.after(() => store.close());
+  return store;
+}
+
+for (const storeName of ['MemoryStore', 'SqliteStore'] as const) {
+  test(`per-message (${storeName}): an event that stores a value JSON cannot hold fails alone; the others of its batch are saved`, async (t) => {
+    const store = storeName === 'SqliteStore' ? await sqliteStore(t) : undefined;
+    const { server, serror, crashes } = await harness(t, { perMessage: true, store });
+    for (const kind of Object.keys(BAD_VALUES)) {
+      const cookie = await server.login({ other: 'original' });
+      const client = await open(t, server, cookie);
+      assert.equal(await client.emitWithAck('inc'), 1);
+      // Sent together: one batch on the server (the bad one in the middle).
+      const answers = await Promise.all([client.emitWithAck('inc'), client.emitWithAck('bad', kind), client.emitWithAck('inc')]);
+      assert.deepEqual(answers, [2, notStorable('bad'), 3], kind);
+      assert.deepEqual(await client.emitWithAck('peek'), { isAdmin: null, prototypeIntact: true, keys: ['counter', 'other', 'user'] }, `${kind}: the bad event's changes were undone`);
+      const record = await stored(server, cookie);
+      assert.equal(record?.counter, 3, `${kind}: every acked increment is stored`);
+      assert.equal(record?.other, 'original', `${kind}: the failed event changed nothing`);
+      assert.equal(Object.hasOwn(record!, 'bad'), false);
+      assert.equal(valueErrors(serror, 'bad').length, 1, `${kind}: one serror naming the key`);
+      serror.length = 0;
+      client.close();
+    }
+    assert.deepEqual(crashes, []);
+  });
+}
+
+test('per-message: a 10,000-deep object in one client frame (~60 KB) fails its event; the process lives and serves the session', async (t) => {
+  const { server, serror, crashes } = await harness(t, { perMessage: true });
+  const cookie = await server.login();
+  const raw = await rawClient(t, server, cookie);
+  const levels = 10_000;
+  // Written by hand: this process never serialises (or recurses over) the deep value.
+  raw.send(`421["prefs",${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}]`);
+  assert.deepEqual(JSON.parse((await raw.next('431')).slice(3)), [notStorable('prefs')]);
+  raw.send('422["inc"]');
+  assert.equal(await raw.next('432'), '432[1]');
+  assert.equal(valueErrors(serror, 'prefs').length, 1);
+  assert.equal((await stored(server, cookie))?.counter, 1);
+  assert.equal(Object.hasOwn((await stored(server, cookie))!, 'prefs'), false);
+  assert.deepEqual(crashes, []);
+});
+
+test('per-connection: a value that cannot be saved does not block the saves of the other keys, and is reported once', async (t) => {
+  const { server, serror, crashes } = await harness(t, { perMessage: false });
+  for (const kind of Object.keys(BAD_VALUES)) {
+    const cookie = await server.login({ other: 'original' });
+    const client = await open(t, server, cookie);
+    assert.equal(await client.emitWithAck('bad', kind), 'ok');
+    for (let i = 1; i <= 5; i++) assert.equal(await client.emitWithAck('inc'), i);
+    // Saved within saveDelay (50 ms) of the changes, not only at disconnect.
+    await eventually(async () => (await stored(server, cookie))?.counter === 5, 3000);
+    client.close();
+    await eventually(() => server.io.of('/').sockets.size === 0);
+    await server.sio.flush();
+    const record = await stored(server, cookie);
+    assert.equal(record?.counter, 5, kind);
+    assert.equal(record?.other, 'changed by the bad event', `${kind}: the other key its handler set is saved`);
+    assert.equal(Object.hasOwn(record!, 'bad'), false, `${kind}: not stored`);
+    assert.equal(valueErrors(serror, 'bad').length, 1, `${kind}: reported once over several saves`);
+    serror.length = 0;
+    const again = await open(t, server, cookie);
+    assert.equal(await again.emitWithAck('inc'), 6, `${kind}: a new socket counts on`);
+    again.close();
+  }
+  assert.deepEqual(crashes, []);
+});
+
+for (const perMessage of [true, false]) {
+  const mode = perMessage ? 'per-message' : 'per-connection';
+
+  test(`${mode}: an accessor defined on the session is not stored, reported once, and later events work`, async (t) => {
+    const { server, serror, crashes } = await harness(t, { perMessage });
+    const cookie = await server.login();
+    const client = await open(t, server, cookie);
+    assert.deepEqual(await client.emitWithAck('define'), perMessage ? notStorable('g') : 'ok');
+    for (let i = 1; i <= 20; i++) assert.equal(await client.emitWithAck('inc'), i);
+    await server.sio.flush();
+    assert.equal((await stored(server, cookie))?.counter, 20);
+    assert.equal(Object.hasOwn((await stored(server, cookie))!, 'g'), false);
+    assert.equal(valueErrors(serror, 'g').length, 1);
+    assert.deepEqual(serror.filter((e) => !(e instanceof SessionValueError)), []);
+    assert.deepEqual(crashes, []);
+  });
+
+  test(`${mode}: a client's {"__proto__": ...} assigned to the session changes no prototype; revalidation keeps working`, async (t) => {
+    const { server, serror, crashes } = await harness(t, { perMessage, revalidateInterval: 100 });
+    const cookie = await server.login();
+    const client = await open(t, server, cookie);
+    // What `JSON.parse` makes of a client's body: own keys named like the object machinery.
+    const payload = JSON.parse('{"__proto__":{"isAdmin":true},"constructor":{"isAdmin":true},"prototype":{"isAdmin":true},"touch":1,"save":1,"theme":"dark"}');
+    assert.equal(await client.emitWithAck('assign', payload), 'ok');
+    assert.deepEqual(await client.emitWithAck('peek'), { isAdmin: null, prototypeIntact: true, keys: ['theme', 'user'] });
+    assert.equal(await client.emitWithAck('set-prototype'), 'SessionValueError');
+    assert.deepEqual(await client.emitWithAck('peek'), { isAdmin: null, prototypeIntact: true, keys: ['theme', 'user'] });
+    // Several revalidations (each touches the active session) with traffic in between.
+    const until = Date.now() + 600;
+    for (let i = 1; Date.now() < until; i++) assert.equal(await client.emitWithAck('inc'), i);
+    await server.sio.flush();
+    const record = (await stored(server, cookie))!;
+    assert.equal(record.theme, 'dark');
+    assert.deepEqual(Object.keys(record).filter((k) => ['__proto__', 'constructor', 'prototype', 'touch', 'save'].includes(k)), []);
+    assert.deepEqual(serror, []);
+    assert.deepEqual(crashes, []);
+  });
+
+  test(`${mode}: a record loaded from the store with a "__proto__" key changes nothing`, async (t) => {
+    const store = new FaultyStore();
+    const { server, serror } = await harness(t, { perMessage, store });
+    const cookie = await server.login();
+    const record = (await stored(server, cookie))!;
+    store.putRaw(sidOf(cookie), { ...JSON.parse('{"__proto__":{"isAdmin":true},"constructor":{"isAdmin":true}}'), cookie: record.cookie, user: 'alice' });
+    const client = await open(t, server, cookie);
+    assert.deepEqual(await client.emitWithAck('peek'), { isAdmin: null, prototypeIntact: true, keys: ['user'] });
+    assert.equal(await client.emitWithAck('inc'), 1);
+    await server.sio.flush();
+    assert.equal((await stored(server, cookie))?.counter, 1);
+    assert.deepEqual(serror, []);
+  });
+}
+
+/** A socket.io client spoken by hand over a WebSocket (engine.io v4 frames), to send frames no serialiser made. */
+async function rawClient(t: T, server: TestServer, cookie: string) {
+  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`, { headers: { cookie } });
+  t.after(() => ws.close());
+  const frames: string[] = [];
+  const waiters: Array<() => void> = [];
+  ws.on('message', (data) => {
+    const frame = data.toString();
+    if (frame === '2') return ws.send('3'); // engine.io ping
+    frames.push(frame);
+    waiters.splice(0).forEach((wake) => wake());
+  });
+  /** The next frame starting with `prefix` (others before it are dropped). */
+  const next = async (prefix: string): Promise<string> => {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const at = frames.findIndex((f) => f.startsWith(prefix));
+      if (at >= 0) return frames.splice(0, at + 1)[at];
+      if (Date.now() > deadline) throw new Error(`no frame starting with ${prefix}; got ${frames.join(' | ').slice(0, 300)}`);
+      await new Promise<void>((resolve) => {
+        waiters.push(resolve);
+        setTimeout(resolve, 100);
+      });
+    }
+  };
+  await next('0{');
+  ws.send('40');
+  await next('40');
+  return { send: (frame: string) => ws.send(frame), next };
+}
