@@ -132,6 +132,10 @@ export class SocketBinding implements EntrySocket, UnitHost {
     return this.ctx.options.lock;
   }
 
+  get settings(): object {
+    return this.ctx.options;
+  }
+
   get perMessage(): boolean {
     return this.ctx.options.perMessage;
   }

@@ -39,6 +39,11 @@ export interface EventUnit {
   fail(error: SessionUnavailableError): void;
   /** Whether its socket is gone (then it is dropped: it changed nothing). */
   readonly gone: boolean;
+  /**
+   * The options of the `sessions()` instance it came from. Only units with the same settings run in
+   * one batch: the batch's lock and store deadlines are theirs (instances of one store share a lane).
+   */
+  readonly settings: object;
   /** Runs a batch of units like it (the first unit's is used). `locked`: the batch holds the lock. */
   runBatch(units: EventUnit[], locked: boolean): Promise<void>;
 }
@@ -138,9 +143,11 @@ export class Lane {
     }, Math.max(1, first.deadline - Date.now()));
   }
 
+  /** The waiting events at the head of the queue that share the first one's settings (one batch). */
   private takeEvents(): EventUnit[] {
     const events: EventUnit[] = [];
-    while (events.length < MAX_BATCH && this.items.length > 0 && 'event' in this.items[0]) events.push((this.items.shift() as { event: EventUnit }).event);
+    const sameSettings = (item: Item<EventUnit>): item is { event: EventUnit } => 'event' in item && (events.length === 0 || item.event.settings === events[0].settings);
+    while (events.length < MAX_BATCH && this.items.length > 0 && sameSettings(this.items[0])) events.push((this.items.shift() as { event: EventUnit }).event);
     return events;
   }
 

@@ -34,6 +34,8 @@ export interface UnitHost {
   readonly timeoutMs: number;
   readonly handlerTimeout: number;
   readonly lock: SessionLock | undefined;
+  /** Its instance's options: units of one batch share them (see EventUnit.settings). */
+  readonly settings: object;
   /** Queue a unit on the session's lane. */
   enqueue(unit: PerMessageUnit): void;
   /** The event was not run for a store failure: the socket's status push (and `serror`, once per tick). */
@@ -82,6 +84,10 @@ export class PerMessageUnit implements EventUnit {
 
   get lock(): SessionLock | undefined {
     return this.host.lock;
+  }
+
+  get settings(): object {
+    return this.host.settings;
   }
 
   readonly runBatch = runBatch;

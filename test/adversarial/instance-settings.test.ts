@@ -1,0 +1,84 @@
+/**
+ * Two `sessions()` instances on one store share each session's queue in the process (a session is
+ * serialised process-wide, invariant 6 in docs/architecture.md), but each event runs under its own
+ * instance's settings: its `lock` and its `storeTimeout`, also when events of both wait together
+ * and would otherwise run as one batch (which used the first event's lock and store deadline).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Socket } from 'socket.io';
+import { sessions, type SessionLock, type SessionServer } from '../../src/server/index.js';
+import { FaultyStore } from '../helpers/stores.js';
+import { connectClient, connected, SECRET, startServer } from '../helpers/servers.js';
+import { noticeOf } from '../../src/protocol.js';
+
+/** A lock of the app's own (the SessionLock interface), counting who holds it. */
+function countingLock(): SessionLock & { acquired: number } {
+  const lock = {
+    acquired: 0,
+    async acquire() {
+      lock.acquired += 1;
+      return async () => undefined;
+    },
+  };
+  return lock;
+}
+
+test("two instances on one store: each event runs under its own instance's lock and storeTimeout, in batches they share", async (t) => {
+  const store = new FaultyStore();
+  const lockA = countingLock();
+  const instances: Record<string, SessionServer> = {};
+  const server = await startServer({
+    store,
+    attach(io, s) {
+      // /a: its own lock, a store deadline of 150 ms; /b: no lock, 3 s.
+      instances.a = sessions(io.of('/a'), { store: s, secret: SECRET, perMessage: true, lock: lockA, storeTimeout: 150 });
+      instances.b = sessions(io.of('/b'), { store: s, secret: SECRET, perMessage: true, storeTimeout: 3000, serveClient: false });
+      return instances.a;
+    },
+  });
+  t.after(() => server.close());
+  t.after(() => instances.b.close());
+  for (const [name, sio] of Object.entries(instances)) {
+    sio.on('serror', () => undefined); // A's store timeouts are expected
+    sio.on('sconnection', (socket: Socket) => {
+      socket.on('inc', (ack: (...a: unknown[]) => void) => {
+        socket.session[name] = ((socket.session[name] as number | undefined) ?? 0) + 1;
+        ack('ok');
+      });
+    });
+  }
+  const cookie = await server.login({ user: 'ann' });
+  const onA = connectClient(`${server.url}/a`, cookie);
+  const onB = connectClient(`${server.url}/b`, cookie);
+  t.after(() => onA.close());
+  t.after(() => onB.close());
+  await Promise.all([connected(onA), connected(onB)]);
+
+  // Every store read now takes 600 ms: past /a's deadline, well within /b's.
+  store.latency = (op) => (op === 'get' ? 600 : 0);
+  const answer = (socket: typeof onA) => socket.timeout(10_000).emitWithAck('inc').then((reply: unknown) => noticeOf([reply])?.reason ?? reply);
+  // Interleaved, all at once: they wait in one lane behind the first.
+  const answers = await Promise.all(Array.from({ length: 4 }, () => [answer(onB), answer(onA)]).flat());
+  const fromB = answers.filter((_, i) => i % 2 === 0);
+  const fromA = answers.filter((_, i) => i % 2 === 1);
+
+  assert.deepEqual(fromB, ['ok', 'ok', 'ok', 'ok'], "/b's events run with /b's 3 s store deadline");
+  assert.ok(
+    fromA.every((reason) => reason === 'store-timeout' || reason === 'queue-timeout'),
+    `/a's events are told unavailable by /a's 150 ms deadline: ${JSON.stringify(fromA)}`,
+  );
+
+  // With the store fast again: /a's events take /a's lock, /b's never do.
+  store.latency = 0;
+  const before = lockA.acquired;
+  assert.deepEqual(await answer(onA), 'ok');
+  assert.equal(lockA.acquired, before + 1, "an /a event takes /a's lock");
+  await Promise.all([answer(onB), answer(onB)]);
+  assert.equal(lockA.acquired, before + 1, "/b's events never take /a's lock");
+  const stored = await new Promise<Record<string, unknown>>((resolve, reject) =>
+    store.all!((err, all) => (err ? reject(err) : resolve(Object.values(all as Record<string, Record<string, unknown>>)[0]))),
+  );
+  assert.equal(stored.b, 6, 'every acked /b event is stored');
+  assert.equal(stored.a, 1, 'of /a, only the acked event is stored');
+});
