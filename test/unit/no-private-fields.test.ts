@@ -32,6 +32,7 @@ const CAST_FIELDS = new Map<string, string>([
   ['retry', 'ours: the SDK `retry` option'],
   ['disconnect', 'socket.io-client Socket#disconnect (public)'],
   ['on', 'EventEmitter#on (public)'],
+  ['toJSON', "a value's toJSON, read as JSON.stringify reads it (storable.ts)"],
   ['off', 'EventEmitter#off (public)'],
   ['sessions', 'ours: the SDK `socket.sessions` controller; also read (never written) on express-session\'s MemoryStore to know it is one (store.ts)'],
 ]);
