@@ -22,4 +22,4 @@ export type { InvalidAction, OnInvalid } from './invalid-policy.js';
 export { takeReload } from './invalid-policy.js';
 export { backoff } from './backoff.js';
 export { ErrorCode, Events, type InvalidReason, type UnavailableReason, type SessionErrorData } from '../protocol.js';
-export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError } from '../errors.js';
+export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError, SessionEmitError } from '../errors.js';
