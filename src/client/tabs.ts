@@ -74,7 +74,7 @@ type Outgoing = Omit<EmitMessage, 'to' | 'session'>;
 type Reply = Pick<Of<'ack'>, 'args' | 'error' | 'notice'>;
 
 /** The shape of each field, whatever the message's type (what `kind()` says of it). */
-const SHAPE: Record<string, unknown> = { from: 0, n: 0, session: 0, connected: false, state: '', event: '', args: [], payload: {}, notice: {} };
+const SHAPE: Record<string, unknown> = { from: 0, session: 0, connected: false, state: '', event: '', args: [], payload: {}, notice: {} };
 /**
  * The fields each type must have (besides `to`, which the types sent to one tab must have: a tab
  * reads those only when addressed to it).
