@@ -25,10 +25,11 @@ const PAGE = `<!doctype html>
 <script src="/socket.io/socket.io-sessions.js"></script>
 <script>
   window.log = [];
-  window.share = (options) => (window.socket = io.connectWithSession({
+  // { handler: true }: the app's own onInvalid (it logs; the test logs in again and reconnects).
+  window.share = (options = {}) => (window.socket = io.connectWithSession({
     tabs: ioSessions.sharedTabs(),
     on: { invalid: (c) => log.push('invalid:' + c.reason + ':' + c.action) },
-    ...options,
+    ...(options.handler ? { onInvalid: () => log.push('handler') } : {}),
   }));
 </script>`;
 
@@ -97,11 +98,23 @@ async function openTab(context: BrowserContext, tabs: Tab[]): Promise<Tab> {
 
 const login = (tab: Tab, user: string) =>
   tab.page.evaluate((user) => fetch('/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }) }).then((r) => r.ok), user);
-const share = (tab: Tab, options: Record<string, unknown> = {}) => tab.page.evaluate((options) => void (globalThis as any).share(options), options);
+const share = (tab: Tab, options: { handler?: boolean } = {}) => tab.page.evaluate((options) => void (globalThis as any).share(options), options);
 const socketOf = (tab: Tab) => tab.page.evaluate(() => ({ connected: ((globalThis as any).socket as PageSocket).connected, leader: ((globalThis as any).socket as PageSocket).leader }));
 const dump = (tabs: Tab[]) => tabs.map((t, i) => `tab ${i}:\n${t.rec.dump()}\n  errors: ${JSON.stringify(t.errors)}`).join('\n');
 const waitConnected = (tab: Tab, tabs: Tab[], timeout = 10_000) =>
   waitUntil(() => socketOf(tab), (s) => s.connected, { timeout, what: 'the tab to be connected', describe: () => dump(tabs) });
+/** A fresh server and browser context: a logged-in tab that holds the connection, then `followers` more tabs, all connected. */
+async function sharedTabs(t: TestContext, followers: number, options: { handler?: boolean } = {}): Promise<Tab[]> {
+  const context = await fresh(t);
+  const tabs: Tab[] = [];
+  for (let i = 0; i <= followers; i++) {
+    const tab = await openTab(context, tabs);
+    if (i === 0) await login(tab, 'ann');
+    await share(tab, options);
+    await waitConnected(tab, tabs);
+  }
+  return tabs;
+}
 const serverSockets = () => app.io.of('/').sockets.size;
 /** The tabs' lock and channel name for `connectWithSession()` without url or path on the server's origin. */
 const lockName = () => `socket.io-sessions ${app.url}/ /socket.io`;
@@ -150,15 +163,8 @@ describe('shared tabs: a page that holds the lock and never answers (issue 15, c
   });
 
   test('with a live holder, a tab that joins never connects by itself: one server connection after 3 s', { timeout: 30_000 }, async (t) => {
-    const context = await fresh(t);
-    const tabs: Tab[] = [];
-    const holder = await openTab(context, tabs);
-    await login(holder, 'ann');
-    await share(holder);
-    await waitConnected(holder, tabs);
-    const followers = [await openTab(context, tabs), await openTab(context, tabs)];
-    for (const tab of followers) await share(tab);
-    for (const tab of followers) await waitConnected(tab, tabs);
+    const tabs = await sharedTabs(t, 2);
+    const holder = tabs[0]!;
     // Past the liveness window: the followers' probes are answered, so none takes over.
     await holder.page.waitForTimeout(3000);
     assert.equal(serverSockets(), 1, dump(tabs));
@@ -168,16 +174,8 @@ describe('shared tabs: a page that holds the lock and never answers (issue 15, c
 
 describe('shared tabs: emits buffered under a session that ended (issue 15, case 7; invariant 10)', () => {
   test('emits buffered in every tab while the connection is down fail with session-ended when the session ended meanwhile; none reaches the next session', { timeout: 60_000 }, async (t) => {
-    const context = await fresh(t);
-    const tabs: Tab[] = [];
-    const holder = await openTab(context, tabs);
-    await login(holder, 'ann');
-    // The app's own onInvalid: the test logs in again and reconnects.
-    await holder.page.evaluate(() => void (globalThis as any).share({ onInvalid: () => (globalThis as any).log.push('handler') }));
-    await waitConnected(holder, tabs);
-    const follower = await openTab(context, tabs);
-    await follower.page.evaluate(() => void (globalThis as any).share({ onInvalid: () => (globalThis as any).log.push('handler') }));
-    await waitConnected(follower, tabs);
+    const tabs = await sharedTabs(t, 1, { handler: true });
+    const [holder, follower] = tabs as [Tab, Tab];
     assert.equal(await echo(follower, 'before'), 'before');
 
     // The connection drops and cannot come back for now (the server refuses every handshake).
@@ -251,15 +249,8 @@ describe('shared tabs: emits buffered under a session that ended (issue 15, case
   });
 
   test("a server notice on a relayed emit reaches the tab that emitted as a SessionEmitError (a plain callback gets the notice)", { timeout: 30_000 }, async (t) => {
-    const context = await fresh(t);
-    const tabs: Tab[] = [];
-    const holder = await openTab(context, tabs);
-    await login(holder, 'ann');
-    await share(holder);
-    await waitConnected(holder, tabs);
-    const follower = await openTab(context, tabs);
-    await share(follower);
-    await waitConnected(follower, tabs);
+    const tabs = await sharedTabs(t, 1);
+    const [holder, follower] = tabs as [Tab, Tab];
     for (const tab of [holder, follower]) {
       const outcome = await tab.page.evaluate(() =>
         ((globalThis as any).socket as PageSocket)
