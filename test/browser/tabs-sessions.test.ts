@@ -56,6 +56,8 @@ let app: TestServer;
 let received: Array<{ value: unknown; user: unknown }> = [];
 /** Whether engine.io accepts new connections (closed: every handshake is refused, as when the server is unreachable). */
 let gateOpen = true;
+/** Socket.IO connections the server made since the test started. */
+let opened = 0;
 
 before(async () => {
   browser = await launchBrowser();
@@ -67,6 +69,7 @@ after(async () => {
 async function fresh(t: TestContext): Promise<BrowserContext> {
   received = [];
   gateOpen = true;
+  opened = 0;
   app = await startServer({
     ioOptions: { allowRequest: (_req, callback) => callback(null, gateOpen) },
     routes(expressApp) {
@@ -74,6 +77,7 @@ async function fresh(t: TestContext): Promise<BrowserContext> {
     },
   });
   app.sio.on('sconnection', (socket, session) => {
+    opened++;
     socket.on('echo', (value: unknown, ack?: (v: unknown) => void) => (received.push({ value, user: (session as { user?: unknown }).user }), ack?.(value)));
     // Stands in for the library's per-event notices (invariant 7): the ack's only argument, in the protocol's format.
     socket.on('fails', (ack: (v: unknown) => void) => ack({ [NOTICE_FIELD]: { code: 'EVENT_FAILED', reason: 'handler-error' } }));
@@ -158,6 +162,23 @@ describe('shared tabs: a page that holds the lock and never answers (issue 15, c
     for (const tab of tabs) await waitConnected(tab, tabs);
     assert.deepEqual(await Promise.all(tabs.map((tab, i) => echo(tab, `f${i}`))), ['f0', 'f1', 'f2']);
     assert.equal((await Promise.all(tabs.map((tab) => socketOf(tab).then((s) => s.leader)))).filter(Boolean).length, 1, 'one tab holds the connection');
+    assert.equal(serverSockets(), 1);
+    for (const tab of tabs) assert.deepEqual(tab.errors, [], dump(tabs));
+  });
+
+  test('two tabs that join together while the lock is stuck: each may connect by itself, they settle on one connection', { timeout: 60_000 }, async (t) => {
+    const context = await fresh(t);
+    const tabs: Tab[] = [];
+    const stuck = await openTab(context, tabs);
+    await stuck.page.evaluate((name) => new Promise<void>((held) => void navigator.locks.request(name, () => (held(), new Promise(() => {})))), lockName());
+    const pair = [await openTab(context, tabs), await openTab(context, tabs)];
+    await login(pair[0]!, 'ann');
+    await Promise.all(pair.map((tab) => share(tab)));
+    for (const tab of pair) await waitConnected(tab, tabs);
+    await waitUntil(() => Promise.resolve(serverSockets()), (n) => n === 1, { what: 'one server connection', describe: () => dump(tabs) });
+    assert.equal((await Promise.all(pair.map((tab) => socketOf(tab).then((s) => s.leader)))).filter(Boolean).length, 1, 'one of them holds the connection');
+    assert.deepEqual(await Promise.all(pair.map((tab, i) => echo(tab, `p${i}`))), ['p0', 'p1']);
+    t.diagnostic(`server connections opened by the two tabs: ${opened}`);
     assert.equal(serverSockets(), 1);
     for (const tab of tabs) assert.deepEqual(tab.errors, [], dump(tabs));
   });
