@@ -122,14 +122,19 @@ async function sharedTabs(t: TestContext, followers: number, options: { handler?
 const serverSockets = () => app.io.of('/').sockets.size;
 /** The tabs' lock and channel name for `connectWithSession()` without url or path on the server's origin. */
 const lockName = () => `socket.io-sessions ${app.url}/ /socket.io`;
+/** A page of the same origin that takes the tabs' lock and never lets go nor says a word on the channel. */
+async function stuckPage(context: BrowserContext, tabs: Tab[]): Promise<Tab> {
+  const stuck = await openTab(context, tabs);
+  await stuck.page.evaluate((name) => new Promise<void>((held) => void navigator.locks.request(name, () => (held(), new Promise(() => {})))), lockName());
+  return stuck;
+}
 const echo = (tab: Tab, value: string) => tab.page.evaluate((value) => ((globalThis as any).socket as PageSocket).timeout(5000).emitWithAck('echo', value), value);
 
 describe('shared tabs: a page that holds the lock and never answers (issue 15, case 10)', () => {
   test('another tab connects by itself within 3 s, later tabs share its connection, and the lock holder takes over once the stuck page goes', { timeout: 60_000 }, async (t) => {
     const context = await fresh(t);
     const tabs: Tab[] = [];
-    const stuck = await openTab(context, tabs);
-    await stuck.page.evaluate((name) => new Promise<void>((held) => void navigator.locks.request(name, () => (held(), new Promise(() => {})))), lockName());
+    const stuck = await stuckPage(context, tabs);
 
     const first = await openTab(context, tabs);
     await login(first, 'ann');
@@ -169,8 +174,7 @@ describe('shared tabs: a page that holds the lock and never answers (issue 15, c
   test('two tabs that join together while the lock is stuck: each may connect by itself, they settle on one connection', { timeout: 60_000 }, async (t) => {
     const context = await fresh(t);
     const tabs: Tab[] = [];
-    const stuck = await openTab(context, tabs);
-    await stuck.page.evaluate((name) => new Promise<void>((held) => void navigator.locks.request(name, () => (held(), new Promise(() => {})))), lockName());
+    await stuckPage(context, tabs);
     const pair = [await openTab(context, tabs), await openTab(context, tabs)];
     await login(pair[0]!, 'ann');
     await Promise.all(pair.map((tab) => share(tab)));
