@@ -21,4 +21,4 @@ export type { ConnectWithSessionOptions, SessionSocket, SharedSocket, TabsProvid
 export type { InvalidAction, OnInvalid } from './invalid-policy.js';
 export { takeReload } from './invalid-policy.js';
 export { ErrorCode, Events, type InvalidReason, type UnavailableReason, type SessionErrorData } from '../protocol.js';
-export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError } from '../errors.js';
+export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError, SessionEmitError } from '../errors.js';

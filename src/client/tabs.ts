@@ -12,6 +12,10 @@
  * holder had sent, whose ack had not come back, fails like an ack over a lost connection does in
  * socket.io-client ("socket has been disconnected", for `emitWithAck` and `timeout()`).
  *
+ * A page that holds the lock but never answers on the channel (stuck, or not ours) cannot starve
+ * the others: a tab that hears no holder for {@link SILENT_TICKS} checks (about 2 s) connects by itself.
+ * Emits made under a session that ended are never sent under the next one (invariant 10).
+ *
  * Where Web Locks or BroadcastChannel are missing, each tab connects by itself.
  *
  * @example
@@ -23,13 +27,14 @@
  * ```
  */
 // From the core entry in the builds (rollup.config.mjs): one copy, the same classes in every tab.
-import { OriginNotAllowedError, SessionEventEmitter, SessionInvalidError, SessionOptionsError, takeReload } from './index.js';
+import { OriginNotAllowedError, SessionEmitError, SessionEventEmitter, SessionInvalidError, SessionOptionsError, takeReload } from './index.js';
 import type { ConnectWithSessionOptions, InvalidContext, SessionClientEvents, SessionController, SessionSocket, SessionState, SharedSocket, TabsProvider } from './connect.js';
+import { ErrorCode, NOTICE_FIELD, type EmitNotice } from '../protocol.js';
 
 export interface SharedTabsOptions {
   /**
    * Tabs that pass the same name share a connection (it names the lock and the channel).
-   * @default the socket's URL (with its namespace) and `path`: tabs connecting to the same place share
+   * @default the server's origin, the namespace and `path`, resolved as socket.io-client resolves them
    */
   name?: string;
 }
@@ -39,32 +44,93 @@ type Listener = (...args: any[]) => unknown;
 type Ack = Listener & { withError?: boolean };
 
 /**
- * A message between tabs (docs/tabs.md has the table). `to`: only that tab reads it; `f`: the tab
- * that sent it (h, m). From a tab to all: q (who holds the connection?). From the holder to all: h
- * (its state: `c` connected, `i` socket id, `s` SDK state, `r` disconnect reason), e (a server event
- * `e` with arguments `a`), s (an SDK event `e` with payload `x`). From a tab to the holder: m (emit
- * number `n`: event `e`, arguments `a`, `k` wants an ack), r (connect again). From the holder to a
- * tab: d (emit `n` was sent), a (the ack of emit `n`: arguments `a`, or error message `x`).
+ * The messages between tabs (docs/tabs.md has the table). `to`: only that tab reads it (the
+ * others leave it alone); `from`: the tab that sent it. `session` counts the sessions that ended
+ * as the sender knew it when it posted the message, so a holder refuses an emit made under one
+ * that ended.
  */
-interface Message {
-  t: 'q' | 'h' | 'e' | 's' | 'm' | 'r' | 'd' | 'a';
-  f?: number;
-  to?: number;
-  n?: number;
-  e?: string;
-  a?: any[];
-  k?: boolean;
-  x?: any;
-  c?: boolean;
-  i?: string;
-  s?: SessionState;
-  r?: string;
+export type TabMessage =
+  /** A tab → all: "who holds the connection?" (on joining, and as a liveness probe). */
+  | { type: 'hello' }
+  /** The holder → all: its state (the answer to `hello`, and the announcement of a new holder). */
+  | { type: 'holder'; from: number; locked: boolean; session: number; connected: boolean; state: SessionState; id?: string; reason?: string }
+  /** The holder → all: a server event. */
+  | { type: 'event'; event: string; args: unknown[] }
+  /** The holder → all: an SDK event (`invalid`, `unavailable`, `fatal`). */
+  | { type: 'sdk'; event: keyof SessionClientEvents; payload: any }
+  /** A tab → the holder: its emit number `n`; `ack`: it wants an ack. */
+  | { type: 'emit'; to: number; from: number; n: number; session: number; event: string; args: unknown[]; ack: boolean }
+  /** A tab → the holder: connect again (`connect()`, or `ctx.reconnect()` of an invalid session). */
+  | { type: 'reconnect'; to: number }
+  /** The holder → a tab: emit `n` was handed to the connection. */
+  | { type: 'sent'; to: number; n: number }
+  /** The holder → a tab: emit `n` ended: its ack's arguments, an error message, or a notice (invariant 7). */
+  | { type: 'ack'; to: number; n: number; args?: unknown[]; error?: string; notice?: EmitNotice };
+
+type Of<T extends TabMessage['type']> = Extract<TabMessage, { type: T }>;
+type EmitMessage = Of<'emit'>;
+/** An emit in its tab's outbox: addressed and stamped with the session when it is posted to a holder. */
+type Outgoing = Omit<EmitMessage, 'to' | 'session'>;
+type Reply = Pick<Of<'ack'>, 'args' | 'error' | 'notice'>;
+
+/** The shape of each field, whatever the message's type (what `kind()` says of it). */
+const SHAPE: Record<string, unknown> = { from: 0, session: 0, connected: false, state: '', event: '', args: [], payload: {}, notice: {} };
+/**
+ * The fields each type must have (besides `to`, which the types sent to one tab must have: a tab
+ * reads those only when addressed to it).
+ */
+const REQUIRED: Record<TabMessage['type'], string> = {
+  hello: '',
+  holder: 'from session connected state',
+  event: 'args',
+  sdk: 'event payload',
+  emit: 'from n event args',
+  reconnect: '',
+  sent: '',
+  ack: '',
+};
+
+const kind = (value: unknown) => (Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value);
+
+/**
+ * Whether `data`, as read from the channel, is a {@link TabMessage}: a known type, with its fields,
+ * each of its shape. Anything else (another script's, a wrong shape) is left alone.
+ */
+function isTabMessage(data: any): data is TabMessage {
+  return (
+    kind(data) === 'object' &&
+    Object.hasOwn(REQUIRED, data.type) &&
+    REQUIRED[data.type as TabMessage['type']].split(' ').every((name) => !name || name in data) &&
+    Object.keys(SHAPE).every((name) => data[name] === undefined || kind(data[name]) === kind(SHAPE[name]))
+  );
 }
 
 /** socket.io-client's reserved event names: `emit` refuses them. */
 const RESERVED = /^(connect(_error)?|disconnect(ing)?|newListener|removeListener)$/;
+/** The SDK events a holder relays. */
+const RELAYED = ['invalid', 'unavailable', 'fatal'] as const;
 /** The key of `onAny` listeners: no event name can be it. */
 const ANY = Symbol();
+/** How often a tab without the connection checks that a holder answers (ms). */
+const CHECK_EVERY = 700;
+/**
+ * A tab that heard no holder for this many checks in a row (it asked at the one before) connects
+ * by itself (issue 15, case 10). Counted in checks, not ms: a throttled background tab checks late, but
+ * its question is answered at once, so a live holder is never taken for dead.
+ */
+const SILENT_TICKS = 3;
+/** What an emit made under a session that ended gets instead of being sent (invariant 10). */
+const ENDED: EmitNotice = { code: ErrorCode.SESSION_INVALID, reason: 'session-ended' };
+
+/**
+ * The lock and channel name for a connection: the server's origin, the namespace and the engine.io
+ * path as socket.io-client resolves `url` and `path` (so `'/'`, `undefined` and the page's own
+ * origin name one connection), with the page's protocol and host where `url` leaves them out.
+ */
+function connectionName(url: string | undefined, path = '/socket.io'): string {
+  const { origin, pathname } = new URL(url || '/', location.href);
+  return `socket.io-sessions ${origin}${pathname} ${path}`;
+}
 
 /**
  * Share one connection among this browser's tabs. Throws `SessionOptionsError` on bad options.
@@ -92,138 +158,197 @@ function open(
   const locks = globalThis.navigator?.locks;
   if (!locks || !globalThis.BroadcastChannel) return Object.assign(connect(url, { ...options, tabs: undefined }), { leader: true });
 
-  const key = this.options.name ?? `socket.io-sessions ${url} ${options.path}`;
+  const key = this.options.name ?? connectionName(url, options.path);
   const me = Math.random();
   const events = new SessionEventEmitter();
   const sdk = new SessionEventEmitter();
   let channel: BroadcastChannel | undefined;
   /** Aborted when this tab leaves: it stops waiting for the lock, or lets go of it. */
   let leaving: AbortController;
+  /** Checks, while this tab does not hold the connection, that a holder answers. */
+  let watchdog: ReturnType<typeof setInterval> | undefined;
   /** This tab's own connection, while it holds the connection for all tabs. */
   let real: SessionSocket<any, any> | undefined;
+  /** Whether this tab holds the lock (a tab that connected because no holder answered does not). */
+  let locked = false;
   /** The tab that holds the connection, as far as this tab knows. */
   let leader: number | undefined;
+  /** Checks since this tab last heard a holder. */
+  let silent = 0;
+  /** The sessions that ended, as far as this tab knows. Every tab hears of each (the holder relays `invalid`). */
+  let session = 0;
   let connected = false;
   let id: string | undefined;
   let state: SessionState = 'disconnected';
   let seq = 0;
   /** This tab's emits that no holder has sent yet. */
-  const outbox = new Map<number, Message>();
-  /** This tab's emits waiting for an ack: called with an error message, or the ack's arguments. */
-  const acks = new Map<number, (error: string | undefined, args: any[]) => void>();
+  const outbox = new Map<number, Outgoing>();
+  /** This tab's emits waiting for their end: the ack's arguments, an error or a notice. */
+  const acks = new Map<number, (reply: Reply) => void>();
   /** As the holder: other tabs' emits waiting for the connection. */
-  let waiting: Message[] = [];
+  let waiting: EmitMessage[] = [];
   let resume = false;
 
-  const post = (message: Message) => channel?.postMessage(message);
+  const post = (message: TabMessage) => channel?.postMessage(message);
+  /** A message for a tab: this one (read at once) or another (posted). */
+  const tell = (message: Of<'emit' | 'sent' | 'ack' | 'reconnect'>) => (message.to === me ? handle(message) : post(message));
   const dispatch = (event: string, args: any[]) => {
     events.emit(ANY, event, ...args);
     events.emit(event, ...args);
   };
-  const deliver = (n: number, error?: string, args: any[] = []) => {
+  /** Emit `n` of this tab ended: its callback, if it has one, hears how, once. */
+  const settle = (n: number, reply: Reply) => {
     const ack = acks.get(n);
+    outbox.delete(n);
     acks.delete(n);
-    ack?.(error, args);
+    ack?.(reply);
   };
 
   /** The connection's state as this tab shows it: the holder's, or this tab's own when it joins or leaves. */
-  const apply = ({ c, i, s, r = 'transport close' }: Pick<Message, 'c' | 'i' | 's' | 'r'>) => {
+  const show = ({ connected: c, id: i, state: s, reason = 'transport close' }: Pick<Of<'holder'>, 'connected' | 'id' | 'state' | 'reason'>) => {
     const oldState = state;
     id = i;
-    state = s!;
+    state = s;
     if (s !== oldState) sdk.emit('state', { newState: s, oldState });
-    if (c !== connected) events.emit((connected = c!) ? 'connect' : 'disconnect', r);
+    if (c !== connected) events.emit((connected = c) ? 'connect' : 'disconnect', reason);
   };
-  const sync = (c = connected, s = state, r?: string) => {
-    const message: Message = { t: 'h', f: me, c, i: real?.id, s, r };
-    apply(message);
+  /** As the holder: show a new state here and tell every tab (also the answer to `hello`). */
+  const announce = (c = connected, s = state, reason?: string) => {
+    const message: Of<'holder'> = { type: 'holder', from: me, locked, session, connected: c, id: real?.id, state: s, reason };
+    show(message);
     post(message);
   };
-
-  /** A message for a tab: this one (read at once) or another (posted). */
-  const tell = (tab: number, message: Message) => (tab === me ? handlers[message.t](message) : post({ ...message, to: tab }));
+  /** Every {@link CHECK_EVERY} ms without the connection: ask who holds it after a quiet check, take over after {@link SILENT_TICKS}. */
+  const watch = () => real || (++silent < SILENT_TICKS ? silent > 1 && post({ type: 'hello' }) : lead());
 
   /** A new holder: emits the old one sent lost their acks with its connection; the rest go to the new one. */
   const follow = (holder: number) => {
     if (holder === leader) return;
-    if (leader) for (const [n] of acks) if (!outbox.has(n)) deliver(n, 'socket has been disconnected');
+    if (leader) for (const [n] of acks) if (!outbox.has(n)) settle(n, { error: 'socket has been disconnected' });
     leader = holder;
-    outbox.forEach((message) => tell(holder, message));
+    outbox.forEach(toHolder);
+  };
+  /** Post an emit to the holder. An outbox only holds emits made since the last session ended: they are of the current one. */
+  const toHolder = (message: Outgoing) => tell({ ...message, to: leader!, session });
+  /** A holder's state. A holder yields to a claim that outranks its own (the lock first, then the larger id), else answers it. */
+  const heardHolder = (message: Of<'holder'>) => {
+    if (real && (locked || !(message.locked || message.from > me))) return announce();
+    if (real) letGo();
+    silent = 0;
+    session = Math.max(session, message.session);
+    follow(message.from);
+    show(message);
   };
 
-  /** As the holder, connected: hand an emit (this tab's or another's) to the connection, once. */
-  const run = ({ f, n, e, a, k }: Message) => {
-    tell(f!, { t: 'd', n });
-    const ack: Ack = (error: Error | null, ...args: any[]) => tell(f!, { t: 'a', n, x: error?.message, a: args });
-    ack.withError = true;
-    if (k) a!.push(ack);
-    real!.emit(e!, ...a!);
+  /** The session ended: what this tab (and, as the holder, every tab) buffered under it is dropped with `session-ended`. */
+  const sessionEnded = () => {
+    session++;
+    outbox.forEach((_, n) => settle(n, { notice: ENDED }));
+    waiting.splice(0).forEach(refuse);
+  };
+  const refuse = ({ from, n }: EmitMessage) => tell({ type: 'ack', to: from, n, notice: ENDED });
+  /** As the holder: an emit (this tab's or another's) waits for the connection, unless made under a session that ended. */
+  const take = (message: EmitMessage) => {
+    if (message.session < session) return refuse(message);
+    if (RESERVED.test(message.event)) return;
+    waiting.push(message);
+    pump();
   };
   const pump = () => real?.connected && waiting.splice(0).forEach(run);
-
-  /** This tab got the lock: it holds the connection now. */
-  const lead = () => {
-    apply({ c: false, s: state });
-    const relay = (event: keyof SessionClientEvents) => (payload: any) => {
-      sdk.emit(event, payload);
-      post({ t: 's', e: event, x: { ...payload, reconnect: 0 } });
+  /** As the holder, connected: hand an emit to the connection, once; its end goes back to the tab that made it. */
+  const run = ({ from, n, event, args, ack }: EmitMessage) => {
+    tell({ type: 'sent', to: from, n });
+    const reply: Ack = (error: any, ...result: any[]) => {
+      // A notice comes as the ack's only argument, or (once the core SDK turns it into one) as a SessionEmitError.
+      const notice = error?.notice ?? result[0]?.[NOTICE_FIELD];
+      tell({ type: 'ack', to: from, n, ...(notice ? { notice } : error ? { error: error.message } : { args: result }) });
     };
+    reply.withError = true;
+    real!.emit(event, ...args, ...(ack ? [reply] : []));
+  };
+
+  /** This tab holds the connection now: it got the lock, or no holder answered in time. */
+  const lead = () => {
     real = connect(url, {
       ...options,
       tabs: undefined,
       autoConnect: true,
       on: {
-        state: ({ newState }) => sync(connected, newState),
-        invalid: relay('invalid'),
-        unavailable: relay('unavailable'),
-        fatal: relay('fatal'),
+        state: ({ newState }) => announce(connected, newState),
+        invalid: (ctx) => (sessionEnded(), relay('invalid', ctx), announce()),
+        unavailable: (ctx) => relay('unavailable', ctx),
+        fatal: (error) => relay('fatal', error),
       },
     });
-    real.on('connect', () => (sync(true), pump()));
-    real.on('disconnect', (reason) => sync(false, state, reason));
+    real.on('connect', () => (announce(true), pump()));
+    real.on('disconnect', (reason) => announce(false, state, reason));
     real.on('connect_error', (error: Error) => events.emit('connect_error', error));
     real.onAny((event: string, ...args: any[]) => {
       dispatch(event, args);
       // A server event that asks for an ack is answered by this tab's listeners: functions do not travel.
-      post({ t: 'e', e: event, a: args.filter((a) => typeof a !== 'function') });
+      post({ type: 'event', event, args: args.filter((a) => typeof a !== 'function') });
     });
     follow(me);
+    announce();
+  };
+  /** An SDK event of this tab's connection: here, and (without its functions) in every tab. */
+  const relay = (event: (typeof RELAYED)[number], payload: any) => {
+    sdk.emit(event, payload);
+    post({ type: 'sdk', event, payload: { ...payload, reconnect: 0 } });
+  };
+  /** This tab stops holding the connection, quietly: the other tabs hear from the next holder, not "io client disconnect". */
+  const letGo = () => {
+    if (!real) return;
+    real.sessions.dispose();
+    real.off();
+    real.offAny();
+    real.disconnect();
+    real = undefined;
+    waiting = [];
   };
 
   /** An SDK event the holder had: the same in this tab, but reloads stay within this tab's own guard. */
-  const told = ({ e: event, x }: Message) => {
-    if (event !== 'invalid') return sdk.emit(event!, event === 'fatal' ? new OriginNotAllowedError() : x);
-    const action = x.action === 'reload' && !takeReload(maxReloads, reloadWindow) ? 'stop' : x.action;
-    const ctx: InvalidContext = { ...x, action, error: new SessionInvalidError(x.reason), reconnect: connectTab };
+  const told = ({ event, payload }: Of<'sdk'>) => {
+    if (event !== 'invalid') return sdk.emit(event, event === 'fatal' ? new OriginNotAllowedError() : payload);
+    sessionEnded();
+    const action = payload.action === 'reload' && !takeReload(maxReloads, reloadWindow) ? 'stop' : payload.action;
+    const ctx: InvalidContext = { ...payload, action, error: new SessionInvalidError(payload.reason), reconnect: connectTab };
     sdk.emit(event, ctx);
     if (action === 'reload') location.reload();
     else if (action === 'handler') (onInvalid as (ctx: InvalidContext) => void)(ctx);
   };
 
-  const handlers: Record<Message['t'], (message: Message) => unknown> = {
-    q: () => real && sync(),
-    // Another tab claims to hold the connection while this one does: it cannot (one lock), so say who does.
-    h: (message) => (real ? sync() : (follow(message.f!), apply(message))),
-    e: (message) => dispatch(message.e!, message.a!),
-    s: told,
-    m: (message) => real && (waiting.push(message), pump()),
-    r: () => real?.connect(),
-    d: (message) => outbox.delete(message.n!),
-    a: (message) => deliver(message.n!, message.x, message.a),
+  type Handlers<T extends TabMessage['type']> = { [K in T]: (message: Of<K>) => unknown };
+  /** The messages every tab reads. */
+  const forAll: Handlers<'hello' | 'holder' | 'event' | 'sdk'> = {
+    hello: () => real && announce(),
+    holder: heardHolder,
+    event: ({ event, args }) => dispatch(event, args),
+    sdk: told,
   };
+  /** The messages a tab reads only when they are addressed to it (`to`), so no tab takes another's emit, receipt or ack. */
+  const forMe: Handlers<'emit' | 'reconnect' | 'sent' | 'ack'> = {
+    emit: (message) => real && take(message),
+    reconnect: () => real?.connect(),
+    sent: ({ n }) => outbox.delete(n),
+    ack: ({ n, args, error, notice }) => settle(n, { args, error, notice }),
+  };
+  const handle = (message: TabMessage & { to?: number }) => ((message.to === me ? forMe : forAll) as Record<string, (message: any) => unknown>)[message.type]?.(message);
+  /** What arrives on the channel: a message of ours, for every tab or addressed to this one; the rest is left alone. */
+  const read = ({ data }: MessageEvent) => isTabMessage(data) && handle(data);
 
   const join = () => {
     if (channel) return;
     channel = new BroadcastChannel(key);
-    // Acks (a) and receipts (d) only when addressed to this tab (the only types before 'e'); what is
-    // not a message of ours (another script on the channel, another version of this SDK) is left alone.
-    channel.onmessage = ({ data }: MessageEvent<Message>) => (data?.to || (data?.t > 'd' && me)) === me && handlers[data.t]?.(data);
+    channel.onmessage = read;
     const stop = (leaving = new AbortController()).signal;
     locks
-      .request(key, { signal: stop }, () => stop.aborted || new Promise((resolve) => ((stop.onabort = resolve), lead())))
+      .request(key, { signal: stop }, () => stop.aborted || new Promise((resolve) => ((stop.onabort = resolve), (locked = true), real ? announce() : lead())))
       .catch(() => {}); // aborted: this tab left before it got the lock
-    apply({ c: false, s: 'connecting' });
-    post({ t: 'q' });
+    show({ connected: false, state: 'connecting' });
+    post({ type: 'hello' });
+    silent = 0;
+    watchdog = setInterval(watch, CHECK_EVERY);
   };
 
   /** This tab stops taking part: it lets go of the connection (another tab takes over) or of its place in the queue. */
@@ -231,18 +356,12 @@ function open(
     if (!channel) return;
     channel.close();
     channel = undefined;
+    clearInterval(watchdog);
     leaving.abort();
-    if (real) {
-      // Quietly: the other tabs hear from the next holder, not "io client disconnect" from this one.
-      real.sessions.dispose();
-      real.off();
-      real.offAny();
-      real.disconnect();
-      real = undefined;
-    }
-    waiting = [];
+    letGo();
+    locked = false;
     leader = undefined;
-    apply({ c: false, s: 'disconnected', r: 'io client disconnect' });
+    show({ connected: false, state: 'disconnected', reason: 'io client disconnect' });
   };
 
   /** Every emit of this tab: into the outbox, then to the connection (this tab holds it) or to the holder. */
@@ -252,16 +371,17 @@ function open(
     const callback: Ack | undefined = typeof args.at(-1) === 'function' ? args.pop() : undefined;
     if (callback) {
       const withError = ms !== undefined || callback.withError;
-      acks.set(n, (error, a) => {
-        if (withError) callback(error ? Error(error) : null, ...a);
-        else if (!error) callback(...a);
+      acks.set(n, ({ args = [], error, notice }) => {
+        // A plain callback gets a notice as socket.io-client hands it over: the ack's only argument.
+        if (withError) callback(notice ? new SessionEmitError(notice, event) : error ? Error(error) : null, ...args);
+        else if (!error) callback(...(notice ? [{ [NOTICE_FIELD]: notice }] : args));
       });
       // As socket.io-client: a timed-out emit that no holder took yet is not sent at all.
-      if (ms !== undefined) setTimeout(() => (outbox.delete(n), deliver(n, 'operation has timed out')), ms);
+      if (ms !== undefined) setTimeout(() => settle(n, { error: 'operation has timed out' }), ms);
     }
-    const message: Message = { t: 'm', f: me, n, e: event, a: args, k: !!callback };
+    const message: Outgoing = { type: 'emit', from: me, n, event, args, ack: !!callback };
     outbox.set(n, message);
-    if (leader) tell(leader, message);
+    if (leader) toHolder(message);
   };
   const withAck = (event: string, args: any[], ms?: number) =>
     new Promise((resolve, reject) => {
@@ -280,7 +400,7 @@ function open(
     emit: chain((event: string, ...args: any[]) => send(event, args, ms)),
     emitWithAck: (event: string, ...args: any[]) => withAck(event, args, ms),
   });
-  const connectTab = chain(() => (channel ? tell(leader!, { t: 'r' }) : join()));
+  const connectTab = chain(() => (channel ? tell({ type: 'reconnect', to: leader! }) : join()));
   const disconnectTab = chain(leave);
 
   const socket = {
