@@ -5,12 +5,12 @@
  * handshake or pushed mid-connection, and follows the browser (offline, sleep, back/forward
  * cache). With `tabs: sharedTabs()` (socket.io-sessions/tabs) the tabs of a browser share one.
  */
-import EventEmitter from 'eventemitter3';
 import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client';
 import { ErrorCode, Events, isSessionErrorData, type SessionErrorData } from '../protocol.js';
 import { OriginNotAllowedError, SessionInvalidError, SessionOptionsError } from '../errors.js';
 import { backoff } from './backoff.js';
 import { guardEmits } from './emit-guard.js';
+import { Emitter as SdkEventEmitter } from './emitter.js';
 import { decideInvalid, reconnectDelay, type InvalidAction, type OnInvalid } from './invalid-policy.js';
 
 /** Connection state as the app sees it. Only `transition()` changes it. */
@@ -152,8 +152,8 @@ export interface SdkEmitter {
   removeAllListeners(event?: PropertyKey): this;
 }
 
-/** eventemitter3, the SDK's emitter: exported so that the opt-in entries (socket.io-sessions/tabs) do not ship one of their own. */
-export const SessionEventEmitter = EventEmitter as unknown as new () => SdkEmitter;
+/** The SDK's emitter: exported so that the opt-in entries (socket.io-sessions/tabs) do not ship one of their own. */
+export const SessionEventEmitter = SdkEventEmitter as new () => SdkEmitter;
 
 /** socket.io-client's `io()`: the npm export, or the global of `/socket.io/socket.io.js`. */
 export type Lookup = (uri?: string, opts?: Partial<ManagerOptions & SocketOptions>) => Socket;
@@ -238,7 +238,7 @@ function followBrowser(subs: Subs, check: () => void, park: () => boolean, resum
 }
 
 /** `socket.sessions`: the SDK's state and events; `dispose` drains `subs`. */
-function controllerOf(events: EventEmitter<SessionClientEvents>, state: () => SessionState, subs: Subs): SessionController {
+function controllerOf(events: SdkEmitter, state: () => SessionState, subs: Subs): SessionController {
   const subscribe = (method: 'on' | 'once') => (event: keyof SessionClientEvents, listener: (...args: any[]) => void) => {
     events[method](event, listener);
     return () => void events.off(event, listener);
@@ -278,7 +278,7 @@ export function createConnectWithSession(lookup: Lookup) {
     const { policy, retryMin, retryMax, on, credential, tabs, io } = readOptions(options);
     if (tabs) return tabs.open(url, options!, connectWithSession);
     const autoConnect = io.autoConnect ?? true;
-    const events = new EventEmitter<SessionClientEvents>();
+    const events = new SessionEventEmitter();
     // socket.io-client calls `auth` on every (re)connect: each attempt gets a valid credential.
     const userAuth = io.auth;
     const auth = credential ? (cb: (data: object) => void) => credential.auth(typeof userAuth === 'object' ? userAuth : {}, cb) : userAuth;

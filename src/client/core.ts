@@ -21,5 +21,5 @@ export type { ConnectWithSessionOptions, SessionSocket, SharedSocket, TabsProvid
 export type { InvalidAction, OnInvalid } from './invalid-policy.js';
 export { takeReload } from './invalid-policy.js';
 export { backoff } from './backoff.js';
-export { ErrorCode, Events, type InvalidReason, type UnavailableReason, type SessionErrorData } from '../protocol.js';
-export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError } from '../errors.js';
+export { ErrorCode, Events, type InvalidReason, type UnavailableReason, type SessionErrorData, type EmitNotice, type NoticeReason } from '../protocol.js';
+export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError, SessionEmitError } from '../errors.js';

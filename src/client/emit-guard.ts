@@ -47,7 +47,7 @@ export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() =
       const fail = () => waiting.delete(fail) && ack.call(socket, sessionEnded(event));
       waiting.add(fail);
       // After end(): answered at once, never sent nor buffered for the next session.
-      if (ended) return Promise.resolve().then(fail), socket;
+      if (ended) return setTimeout(fail), socket;
       const answer = (...answer: unknown[]) => {
         if (!waiting.delete(fail)) return; // already failed: an emit is answered once
         const notice = noticeOf(errorFirst ? answer.slice(1) : answer);
