@@ -25,8 +25,8 @@ const ts = () =>
     noEmitOnError: true,
   });
 
-// Every minified file uses these. The property regex only renames eventemitter3's private
-// fields (`_events`, `_eventsCount`): no other code in the bundles reads them.
+// Every minified file uses these. The property regex only renames the SDK emitter's private
+// `_events` (src/client/emitter.ts): no other code in the bundles reads it.
 const minify = () =>
   terser({
     ecma: 2020,
@@ -38,26 +38,9 @@ const minify = () =>
 // Node builtins and packages (bare specifiers) stay external: the server's and all declarations.
 const packagesAndBuiltins = (id) => id.startsWith('node:') || builtinModules.includes(id) || /^[a-z@][^:]*$/i.test(id);
 
-// Client: eventemitter3 (CommonJS, no require() inside) is bundled. `strictRequires: false` inlines
-// it without a lazy-init wrapper and `defaultIsModuleExports` without an interop helper (~40 B gzip).
-// eventemitter3 is the SDK's internal emitter (never handed to the app): its prototype methods the SDK
-// never calls (eventNames, listeners, listenerCount; ~170 B gzip) are cut, which tree-shaking cannot do
-// for CommonJS. Each is replaced by as many empty lines, so the source map stays right; the build fails
-// if eventemitter3 changes shape.
-const UNUSED_EMITTER_METHODS = ['eventNames', 'listeners', 'listenerCount'];
-const trimEmitter = {
-  name: 'trim-eventemitter3',
-  transform(code, id) {
-    if (!id.endsWith('/eventemitter3/index.js')) return null;
-    for (const name of UNUSED_EMITTER_METHODS) {
-      const method = new RegExp(`EventEmitter\\.prototype\\.${name} = function ${name}\\([^)]*\\) \\{[\\s\\S]*?\\n\\};\\n`);
-      if (!method.test(code)) throw new Error(`rollup.config.mjs: eventemitter3 has no ${name} method any more; update UNUSED_EMITTER_METHODS`);
-      code = code.replace(method, (body) => body.replace(/[^\n]/g, ''));
-    }
-    return { code, map: null };
-  },
-};
-const clientPlugins = (...before) => [...before, trimEmitter, resolve({ browser: true }), commonjs({ strictRequires: false, defaultIsModuleExports: true }), ts()];
+// Client: CommonJS dependencies (none in the add-on since the SDK has its own emitter; the CDN files'
+// socket.io-client is ESM) are inlined without a lazy-init wrapper or an interop helper.
+const clientPlugins = (...before) => [...before, resolve({ browser: true }), commonjs({ strictRequires: false, defaultIsModuleExports: true }), ts()];
 
 // The tabs entry and the option check import the core entry (error classes, the reload guard) as
 // `socket.io-sessions` (the global `ioSessions` of the script-tag add-on): one copy, so `instanceof`

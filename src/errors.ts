@@ -55,7 +55,7 @@ export class SessionEmitError extends Error {
   readonly reason: EmitNotice['reason'];
   readonly notice: EmitNotice;
   constructor(notice: EmitNotice, readonly event?: string) {
-    super(`emit${event === undefined ? '' : ` '${event}'`} failed: ${notice.reason}${notice.key === undefined ? '' : ` (key '${notice.key}')`}`);
+    super(`emit '${event}' failed: ${notice.reason}`); // `notice.key` names a not-storable key
     this.code = notice.code;
     this.reason = notice.reason;
     this.notice = notice;

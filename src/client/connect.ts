@@ -5,11 +5,12 @@
  * handshake or pushed mid-connection, and follows the browser (offline, sleep, back/forward
  * cache). With `tabs: sharedTabs()` (socket.io-sessions/tabs) the tabs of a browser share one.
  */
-import EventEmitter from 'eventemitter3';
 import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client';
 import { ErrorCode, Events, isSessionErrorData, type SessionErrorData } from '../protocol.js';
 import { OriginNotAllowedError, SessionInvalidError, SessionOptionsError } from '../errors.js';
 import { backoff } from './backoff.js';
+import { guardEmits } from './emit-guard.js';
+import { Emitter as SdkEventEmitter } from './emitter.js';
 import { decideInvalid, reconnectDelay, type InvalidAction, type OnInvalid } from './invalid-policy.js';
 
 /** Connection state as the app sees it. Only `transition()` changes it. */
@@ -151,13 +152,15 @@ export interface SdkEmitter {
   removeAllListeners(event?: PropertyKey): this;
 }
 
-/** eventemitter3, the SDK's emitter: exported so that the opt-in entries (socket.io-sessions/tabs) do not ship one of their own. */
-export const SessionEventEmitter = EventEmitter as unknown as new () => SdkEmitter;
+/** The SDK's emitter: exported so that the opt-in entries (socket.io-sessions/tabs) do not ship one of their own. */
+export const SessionEventEmitter = SdkEventEmitter as new () => SdkEmitter;
 
 /** socket.io-client's `io()`: the npm export, or the global of `/socket.io/socket.io.js`. */
 export type Lookup = (uri?: string, opts?: Partial<ManagerOptions & SocketOptions>) => Socket;
 
 type Emitter = { on(event: string, listener: (...args: any[]) => void): unknown; off(event: string, listener: (...args: any[]) => void): unknown };
+/** Disposers, drained by `dispose()` (socket.io-client's `subs`). */
+type Subs = Array<() => void>;
 
 const offline = () => typeof navigator !== 'undefined' && navigator.onLine === false;
 
@@ -170,6 +173,87 @@ function invalidOption(name: string, value: unknown): never {
 function count(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
   return typeof value === 'number' && value >= 0 && value < Infinity ? value : invalidOption(name, value);
+}
+
+/** The SDK's own options, checked, with their defaults; `io` is what goes to socket.io-client. */
+function readOptions(options: ConnectWithSessionOptions = {}) {
+  const { onInvalid = 'reload', maxReloads, reloadWindow, retry, on, credential, tabs, ...io } = options;
+  if (onInvalid !== 'reload' && onInvalid !== 'none' && typeof onInvalid !== 'function') invalidOption('onInvalid', onInvalid);
+  const min = count(retry?.min, 'retry.min', 1000);
+  return {
+    policy: { onInvalid, maxReloads: count(maxReloads, 'maxReloads', 3), reloadWindow: count(reloadWindow, 'reloadWindow', 60_000) },
+    retryMin: min,
+    retryMax: Math.max(min, count(retry?.max, 'retry.max', 30_000)),
+    on,
+    credential,
+    tabs,
+    io,
+  };
+}
+
+function listen(subs: Subs, target: Emitter, event: string, listener: (...args: any[]) => void) {
+  target.on(event, listener);
+  subs.push(() => target.off(event, listener));
+}
+
+/**
+ * The engine's heartbeat, seen through socket.io-client's public `ping` event: true when no ping came
+ * for two ping periods (the server has given up on this transport; timers that stood still missed it).
+ */
+function heartbeatExpired(socket: Socket, subs: Subs): () => boolean {
+  const manager = socket.io as unknown as Emitter;
+  let last = Date.now();
+  let period = 25_000; // socket.io's default pingInterval, until the first ping measures it
+  listen(subs, manager, 'open', () => (last = Date.now()));
+  listen(subs, manager, 'ping', () => {
+    period = Date.now() - last;
+    last += period;
+  });
+  return () => Date.now() - last > 2 * period;
+}
+
+/**
+ * Browser lifecycle: `check` when the network comes back, a hidden tab is shown or timers stood still
+ * (sleep); back/forward cache: `park` closes an active connection when the page is cached (an open one
+ * keeps it out of the cache, or sits idle on the server) and says so, `resume` connects it on restore.
+ */
+function followBrowser(subs: Subs, check: () => void, park: () => boolean, resume: () => void) {
+  const dom = (type: string, listener: (event: any) => unknown, target: EventTarget = window) => {
+    target.addEventListener(type, listener);
+    subs.push(() => target.removeEventListener(type, listener));
+  };
+  dom('online', check);
+  dom('visibilitychange', () => document.hidden || check(), document);
+  let parked = false;
+  dom('pagehide', (event: PageTransitionEvent) => (parked = event.persisted && park()));
+  dom('pageshow', () => parked && ((parked = false), resume()));
+  // A tick that comes far too late means the machine slept or the tab was frozen.
+  let last = Date.now();
+  const ticker = setInterval(() => {
+    const gap = Date.now() - last;
+    last += gap;
+    if (gap > 9000) check();
+  }, 3000);
+  subs.push(() => clearInterval(ticker));
+}
+
+/** `socket.sessions`: the SDK's state and events; `dispose` drains `subs`. */
+function controllerOf(events: SdkEmitter, state: () => SessionState, subs: Subs): SessionController {
+  const subscribe = (method: 'on' | 'once') => (event: keyof SessionClientEvents, listener: (...args: any[]) => void) => {
+    events[method](event, listener);
+    return () => void events.off(event, listener);
+  };
+  return {
+    get state() {
+      return state();
+    },
+    on: subscribe('on'),
+    once: subscribe('once'),
+    dispose() {
+      subs.splice(0).forEach((off) => off());
+      events.removeAllListeners();
+    },
+  };
 }
 
 /** Builds `connectWithSession` on a socket.io-client lookup function (`io` from the package or the global one). */
@@ -191,26 +275,19 @@ export function createConnectWithSession(lookup: Lookup) {
   ): SessionSocket<ListenEvents, EmitEvents> | SharedSocket<ListenEvents, EmitEvents> {
     if (typeof url === 'object' && url !== null) [url, options] = [undefined, url];
     if (url !== undefined && typeof url !== 'string') invalidOption('url', url);
-    const { onInvalid = 'reload', maxReloads, reloadWindow, retry, on, credential, ...ioOptions } = options ?? {};
-    if (onInvalid !== 'reload' && onInvalid !== 'none' && typeof onInvalid !== 'function') invalidOption('onInvalid', onInvalid);
-    const policy = {
-      onInvalid,
-      maxReloads: count(maxReloads, 'maxReloads', 3),
-      reloadWindow: count(reloadWindow, 'reloadWindow', 60_000),
-    };
-    const retryMin = count(retry?.min, 'retry.min', 1000);
-    const retryMax = Math.max(retryMin, count(retry?.max, 'retry.max', 30_000));
-    if (options?.tabs) return options.tabs.open(url, options, connectWithSession);
-    const autoConnect = ioOptions.autoConnect ?? true;
-    const events = new EventEmitter<SessionClientEvents>();
+    const { policy, retryMin, retryMax, on, credential, tabs, io } = readOptions(options);
+    if (tabs) return tabs.open(url, options!, connectWithSession);
+    const autoConnect = io.autoConnect ?? true;
+    const events = new SessionEventEmitter();
     // socket.io-client calls `auth` on every (re)connect: each attempt gets a valid credential.
-    const userAuth = ioOptions.auth;
+    const userAuth = io.auth;
     const auth = credential ? (cb: (data: object) => void) => credential.auth(typeof userAuth === 'object' ? userAuth : {}, cb) : userAuth;
     // Cookies must travel on cross-origin polling requests too.
-    const socket = lookup(url, { withCredentials: true, ...ioOptions, auth, autoConnect: false } as Partial<ManagerOptions & SocketOptions>) as SessionSocket<ListenEvents, EmitEvents>;
+    const socket = lookup(url, { withCredentials: true, ...io, auth, autoConnect: false } as Partial<ManagerOptions & SocketOptions>) as SessionSocket<ListenEvents, EmitEvents>;
     const emitter = socket as unknown as Emitter;
 
-    const subs: Array<() => void> = [];
+    const subs: Subs = [cancelRetry];
+    const guard = guardEmits(socket, io.ackTimeout !== undefined, subs);
     let state: SessionState = 'disconnected';
     let invalidStreak = 0;
     let streakFromConnected = false;
@@ -219,41 +296,41 @@ export function createConnectWithSession(lookup: Lookup) {
     /** socket.io-client's own `disconnect()`, for the SDK's own closes (the app's is wrapped below). */
     const disconnect = socket.disconnect;
 
-    const transition = (newState: SessionState) => {
+    /** The one place the state changes. */
+    function transition(newState: SessionState) {
       if (newState === state) return;
       const oldState = state;
       state = newState;
       events.emit('state', { newState, oldState });
-    };
-    const listen = (event: string, listener: (...args: any[]) => void, target: Emitter = emitter) => {
-      target.on(event, listener);
-      subs.push(() => target.off(event, listener));
-    };
-    const cancelRetry = () => {
+    }
+    function cancelRetry() {
       clearTimeout(retryTimer);
       retryTimer = undefined;
-    };
+    }
     // Offline, an attempt cannot succeed: wait for `online` (and look again every 9 s in case the event is missed).
-    const connectNow = () => {
+    function connectNow() {
       cancelRetry();
       transition('connecting');
       if (offline()) retryTimer = setTimeout(connectNow, 9000);
       else socket.connect();
-    };
-    const connectIn = (delay: number, renewFirst?: boolean) => {
+    }
+    function connectIn(delay: number, renewFirst?: boolean) {
       cancelRetry();
       transition('connecting');
       // After an invalid answer the new credential is fetched before the transport opens: a
       // handshake held back by it would meet engine.io's websocket upgrade, which can stall it.
       retryTimer = setTimeout(renewFirst && credential ? () => void credential.ready().then(() => state === 'connecting' && connectNow()) : connectNow, delay);
       return delay;
-    };
+    }
+    /** Retry policy for a retryable refusal or a server-side disconnect: backoff with full jitter. */
     const retryLater = (minDelay = 0) => connectIn(Math.max(minDelay, backoff(retryStep++, retryMin, retryMax)));
 
-    const handleInvalid = (data: SessionErrorData, phase: InvalidContext['phase']) => {
+    /** Every invalid-session signal, at the handshake or pushed mid-connection: nothing emitted under it goes on; then the policy. */
+    function handleInvalid(data: SessionErrorData, phase: InvalidContext['phase']) {
       invalidStreak += 1;
       if (invalidStreak === 1) streakFromConnected = phase === 'connected';
       cancelRetry();
+      guard.end();
       credential?.discard();
       if (socket.connected) disconnect.call(socket);
       const action = decideInvalid<InvalidContext>({
@@ -275,19 +352,20 @@ export function createConnectWithSession(lookup: Lookup) {
       transition('invalid');
       if (action === 'reload') location.reload();
       else if (action === 'handler') (policy.onInvalid as (c: InvalidContext) => void)(ctx);
-    };
+    }
 
-    const handleUnavailable = (data: SessionErrorData, phase: UnavailableContext['phase']) => {
+    function handleUnavailable(data: SessionErrorData, phase: UnavailableContext['phase']) {
       const retryIn = phase === 'handshake' ? retryLater(data.retryAfter) : undefined;
       events.emit('unavailable', { code: ErrorCode.SESSION_UNAVAILABLE, reason: data.reason, phase, retryIn });
-    };
+    }
 
-    listen('connect', () => {
+    listen(subs, emitter, 'connect', () => {
       invalidStreak = 0;
       retryStep = 0;
+      guard.resume();
       transition('connected');
     });
-    listen('connect_error', (err: Error & { data?: unknown }) => {
+    listen(subs, emitter, 'connect_error', (err: Error & { data?: unknown }) => {
       const { data } = err;
       if (!isSessionErrorData(data)) {
         // Transport errors: socket.io-client retries by itself while `active`.
@@ -301,73 +379,31 @@ export function createConnectWithSession(lookup: Lookup) {
         events.emit('fatal', new OriginNotAllowedError(data.hint));
       }
     });
-    listen(Events.INVALID, (data: unknown) => {
-      if (isSessionErrorData(data)) handleInvalid(data, 'connected');
-    });
-    listen(Events.UNAVAILABLE, (data: unknown) => {
-      if (isSessionErrorData(data)) handleUnavailable(data, 'connected');
-    });
-    listen('disconnect', (reason: string) => {
+    listen(subs, emitter, Events.INVALID, (data: unknown) => isSessionErrorData(data) && handleInvalid(data, 'connected'));
+    listen(subs, emitter, Events.UNAVAILABLE, (data: unknown) => isSessionErrorData(data) && handleUnavailable(data, 'connected'));
+    listen(subs, emitter, 'disconnect', (reason: string) => {
       // 'io client disconnect': the app's disconnect() (handled by it, below) or the SDK's own close.
       if (state === 'invalid' || reason === 'io client disconnect') return;
-      if (reason === 'io server disconnect') {
-        // socket.io-client does not come back after a server-side disconnect; a session SDK should.
-        retryLater();
-      } else {
-        transition('connecting'); // transport loss: socket.io-client reconnects by itself
-      }
+      // socket.io-client does not come back after a server-side disconnect, a session SDK should; after a transport loss it does.
+      if (reason === 'io server disconnect') retryLater();
+      else transition('connecting');
     });
     // socket.io-client's own reconnection keeps trying while offline (4 attempts in 15 s): stop it and wait for `online`.
-    listen('reconnect_attempt', () => offline() && (disconnect.call(socket), connectNow()), socket.io as unknown as Emitter);
+    listen(subs, socket.io as unknown as Emitter, 'reconnect_attempt', () => offline() && (disconnect.call(socket), connectNow()));
     // The app's disconnect() (close() calls it): the SDK stops too, also while the socket is still connecting or
     // waits for a retry, when socket.io-client emits no `disconnect` (the state would stay 'connecting', and a retry
-    // would connect again a socket the app closed).
+    // would connect again a socket the app closed). dispose() gives socket.io-client's own back.
     (socket as { disconnect(): unknown }).disconnect = () => (cancelRetry(), transition('disconnected'), disconnect.call(socket));
-    // The network came back, a hidden tab is shown, the machine woke up: a pending retry goes now, and a
-    // heartbeat that ran out meanwhile closes the transport now (socket.io-client's own test, which it
-    // otherwise runs only on an emit), instead of waiting out the backoff or the heartbeat timer.
-    const check = () => {
-      if (retryTimer !== undefined) connectNow();
-      else if (socket.connected) (socket.io.engine as { _hasPingExpired?(): boolean } | undefined)?._hasPingExpired?.();
-    };
+    subs.push(() => delete (socket as { disconnect?: unknown }).disconnect);
     if (typeof document === 'object') {
-      const dom = (type: string, listener: (event: any) => unknown, target: EventTarget = window) => {
-        target.addEventListener(type, listener);
-        subs.push(() => target.removeEventListener(type, listener));
-      };
-      dom('online', check);
-      dom('visibilitychange', () => document.hidden || check(), document);
-      // Back/forward cache: close the connection when the page is cached (an open one would keep it out
-      // of the cache, or sit idle on the server), connect again when it is restored.
-      let resume = false;
-      dom('pagehide', (event: PageTransitionEvent) => (resume = event.persisted && (state === 'connecting' || state === 'connected')) && socket.disconnect());
-      dom('pageshow', () => resume && ((resume = false), connectNow()));
-      // Timers stand still while the machine sleeps or the tab is frozen: a tick that comes far too late means we were away.
-      let last = Date.now();
-      const ticker = setInterval(() => {
-        const gap = Date.now() - last;
-        last += gap;
-        if (gap > 9000) check();
-      }, 3000);
-      subs.push(() => clearInterval(ticker));
+      const expired = heartbeatExpired(socket, subs);
+      // A pending retry goes now; a transport whose heartbeat ran out meanwhile is closed now (socket.io-client
+      // reconnects), instead of waiting out the backoff or the heartbeat timer.
+      const check = () => (retryTimer !== undefined ? connectNow() : socket.connected && expired() && socket.io.engine.close());
+      followBrowser(subs, check, () => (state === 'connecting' || state === 'connected') && !!socket.disconnect(), connectNow);
     }
 
-    const subscribe = (method: 'on' | 'once') => (event: keyof SessionClientEvents, listener: (...args: any[]) => void) => {
-      events[method](event, listener);
-      return () => void events.off(event, listener);
-    };
-    const controller: SessionController = {
-      get state() {
-        return state;
-      },
-      on: subscribe('on'),
-      once: subscribe('once'),
-      dispose() {
-        cancelRetry();
-        subs.splice(0).forEach((off) => off());
-        events.removeAllListeners();
-      },
-    };
+    const controller = controllerOf(events, () => state, subs);
     for (const [event, listener] of Object.entries(on ?? {})) {
       if (typeof listener === 'function') controller.on(event as keyof SessionClientEvents, listener as never);
     }

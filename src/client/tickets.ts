@@ -67,7 +67,9 @@ export function tickets(options: TicketOptions = {}): CredentialProvider {
     auth(base, cb) {
       credentials.get().then(
         (held) => cb(held ? { ...base, [TICKET_AUTH_FIELD]: held.token } : base),
-        () => cb(base), // no session: the server's answer (invalid) starts the invalid-session policy
+        // No session: an empty ticket, never the cookie (a page of another origin would be refused as
+        // ORIGIN_NOT_ALLOWED); the server's answer (invalid, 'no-session-id') starts the invalid-session policy.
+        () => cb({ ...base, [TICKET_AUTH_FIELD]: '' }),
       );
     },
     discard: credentials.discard,
@@ -79,8 +81,11 @@ export function tickets(options: TicketOptions = {}): CredentialProvider {
         const held = await credentials.renew().catch(() => undefined);
         if (!held || !socket.connected) return;
         const result: RefreshResult | undefined = await socket.timeout(10_000).emitWithAck(CredentialEvents.REFRESH, held.token).catch(() => undefined);
+        if (!result || result.ok) return;
+        // The page's session changed (a login, or another tab's): reconnect with its ticket now, as after a login.
+        if (result.reason === 'ticket-session-mismatch') return void socket.disconnect().connect();
         // Refused: the server ends the socket when the old ticket runs out, and the policy takes over.
-        if (result && !result.ok) credentials.discard();
+        credentials.discard();
       };
       const onCredential = ({ expiresIn }: CredentialExpiry) => {
         credentials.expiresIn(expiresIn);

@@ -74,7 +74,9 @@ export class TicketSealer {
    * the server's own origin for clients that send none. Never throws: every bad ticket is a reason.
    */
   open(token: unknown, audience: string, now = Date.now()): OpenedTicket {
-    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TICKET_LENGTH) return { invalid: 'ticket-malformed' };
+    // The SDK's tickets part sends '' when its source says there is no session: a ticket page must not fall back to the cookie.
+    if (token === '') return { invalid: 'no-session-id' };
+    if (typeof token !== 'string' || token.length > MAX_TICKET_LENGTH) return { invalid: 'ticket-malformed' };
     const parts = token.split('.');
     if (parts.length !== 5 || parts[1] !== '' || !parts.every((part) => B64URL.test(part))) return { invalid: 'ticket-malformed' };
     const [encodedHeader, , encodedIv, encodedCiphertext, encodedTag] = parts;

@@ -91,7 +91,7 @@ test('bad tickets are refused as SESSION_INVALID with the reason, and the server
     ['not a string', 12345, 'ticket-malformed'],
     ['an object', { token }, 'ticket-malformed'],
     ['oversized', 'x'.repeat(100_000), 'ticket-malformed'],
-    ['empty', '', 'ticket-malformed'],
+    ['empty: what the SDK sends when its source has no session', '', 'no-session-id'],
   ];
   for (const [name, ticket, reason, extra] of cases) {
     const err = await refused(withTicket(server.url, ticket, extra));

@@ -2,7 +2,7 @@
  * What `npm run build` puts in dist/, checked on the files themselves: every file has its source
  * map, and the size budget holds. Sizes are min+gzip: the minified file as shipped (source-map
  * comment included) through gzip at level 9, as `gzip -9` or a CDN compresses it.
- * - The add-on, socket.io-client external and eventemitter3 inside: <= 3 KB, both as ESM
+ * - The add-on, socket.io-client external, its own emitter inside (no eventemitter3): <= 3 KB, both as ESM
  *   (dist/client/index.min.js: dist/client/index.js minified with the same terser options) and
  *   as the script-tag UMD.
  * - The opt-in tickets part (socket.io-sessions/tickets) and the opt-in tabs part
@@ -53,7 +53,8 @@ const files = {
 };
 
 /** Markers that tell whose code a bundle holds. */
-const EVENTEMITTER3 = 'The listener must be a function'; // eventemitter3's own error message
+const EVENTEMITTER3 = 'The listener must be a function'; // eventemitter3's own error message (no bundle has it any more)
+const CORE = 'SessionEmitError'; // the core's error class of the emit guard: one copy, in the add-on
 const ENGINE_IO = '"websocket"'; // engine.io-client's transport name, in every socket.io-client build
 
 function walk(dir: string): string[] {
@@ -99,13 +100,14 @@ test('dist/ holds exactly the documented files, each with a source map beside it
   }
 });
 
-test('the add-on (ESM and script-tag UMD) fits in 3 KB min+gzip: socket.io-client external, eventemitter3 inside', () => {
+test('the add-on (ESM and script-tag UMD) fits in 3 KB min+gzip: socket.io-client external, its own emitter and the emit guard inside', () => {
   const esm = text(files.esmAddOn);
   assert.match(esm, /from\s*"socket\.io-client"/, 'the ESM add-on imports socket.io-client');
   assert.ok(!esm.includes(ENGINE_IO), 'the ESM add-on carries no socket.io-client code');
   assert.ok(!text(files.umdAddOn).includes(ENGINE_IO), 'the UMD add-on carries no socket.io-client code');
   for (const file of [files.esmAddOn, files.umdAddOn]) {
-    assert.ok(text(file).includes(EVENTEMITTER3), `${relative(ROOT, file)} includes eventemitter3`);
+    assert.ok(text(file).includes(CORE), `${relative(ROOT, file)} includes the emit guard`);
+    assert.ok(!text(file).includes(EVENTEMITTER3), `${relative(ROOT, file)} carries no eventemitter3 (the SDK has its own emitter)`);
     const size = gzipped(file);
     assert.ok(size <= ADD_ON_BUDGET, `${relative(ROOT, file)}: ${size} B min+gzip, budget ${ADD_ON_BUDGET} B (over by ${size - ADD_ON_BUDGET} B)`);
   }
@@ -127,7 +129,7 @@ test('the opt-in tickets and tabs parts fit in 2 KB and 2.625 KB min+gzip, their
   for (const [file, marker, budget] of parts) {
     assert.ok(text(file).includes(marker), `${relative(ROOT, file)} holds its part`);
     assert.ok(!text(file).includes(ENGINE_IO), `${relative(ROOT, file)} carries no socket.io-client code`);
-    assert.ok(!text(file).includes(EVENTEMITTER3), `${relative(ROOT, file)} carries no copy of the add-on's eventemitter3`);
+    assert.ok(!text(file).includes(EVENTEMITTER3) && !text(file).includes(CORE), `${relative(ROOT, file)} carries no copy of the add-on's core`);
     const size = gzipped(file);
     assert.ok(size <= budget, `${relative(ROOT, file)}: ${size} B min+gzip, budget ${budget} B (over by ${size - budget} B)`);
   }
@@ -156,7 +158,7 @@ test("the standalone CDN files (socket.io-client, tickets and tabs inside) cost 
   const budget = gzipped(files.socketIoMin) + ADD_ON_BUDGET + TABS_BUDGET;
   for (const file of [files.cdnUmd, files.cdnEsm]) {
     const code = text(file);
-    assert.ok(code.includes(ENGINE_IO) && code.includes(EVENTEMITTER3) && code.includes(TABS), `${relative(ROOT, file)} bundles socket.io-client, eventemitter3 and the tabs part`);
+    assert.ok(code.includes(ENGINE_IO) && code.includes(CORE) && code.includes(TABS), `${relative(ROOT, file)} bundles socket.io-client, the core and the tabs part`);
     assert.doesNotMatch(code, /from\s*"socket\.io-client"|require\("socket\.io-client"\)/, `${relative(ROOT, file)} needs nothing else`);
     const size = gzipped(file);
     assert.ok(size <= budget, `${relative(ROOT, file)}: ${size} B min+gzip, budget ${budget} B (over by ${size - budget} B)`);

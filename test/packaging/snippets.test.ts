@@ -158,6 +158,37 @@ test('server.mjs and public/index.html, as printed: log in, the session reaches 
   assert.equal(rec.navigations, 1, `the page never reloaded:\n${rec.dump()}`);
 });
 
+test('README page as printed, invariant 10: 3 visits after a logout fail with session-ended and never reach the next user\'s session', async (t) => {
+  const server = await startSnippetServer(t);
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const page = await context.newPage();
+  const rec = new PageRecorder(page);
+  const log = async () => (await textOf(page, '#log')) ?? '';
+  const logShows = (pattern: RegExp, what: string) =>
+    waitUntil(log, (text) => pattern.test(text), { timeout: 10_000, what, describe: () => `${rec.dump()}\nserver:\n${server.output()}` });
+  const logIn = async (name: string) => {
+    await page.fill('#name', name);
+    await page.click('#login button');
+  };
+  await page.goto(`${server.url}/`);
+  await logShows(/^no session \(no-session-id\): log in$/m, 'no session yet');
+  await logIn('ann');
+  await logShows(/^connected as ann$/m, 'connected as ann');
+  await page.click('#visit');
+  await logShows(/^visits: 1$/m, "ann's first visit");
+  await page.click('#logout');
+  await logShows(/^no session \((destroyed|not-found)\): log in$/m, 'the page to hear the session ended');
+  for (let i = 0; i < 3; i++) await page.click('#visit');
+  // The page's callback logs what it gets: the SessionEmitError, as the only argument.
+  await logShows(/(visits: SessionEmitError: emit 'visit' failed: session-ended\n){3}/, 'the 3 visits to fail with session-ended');
+  await logIn('bob');
+  await logShows(/^connected as bob$/m, 'connected as bob');
+  await page.click('#visit');
+  await logShows(/^connected as bob\n(.*\n)*visits: 1$/m, "bob's first visit counts 1: none of the 3 reached his session");
+  assert.equal((await log()).match(/^visits: \d+$/gm)?.join(','), 'visits: 1,visits: 1', 'no other visit was counted');
+});
+
 test('in the page, a misspelled option of io.connectWithSession throws SessionOptionsError naming the nearest option', async (t) => {
   const server = await startSnippetServer(t);
   const context = await browser.newContext();

@@ -47,7 +47,9 @@ test('expiry, audience, tampering, foreign keys and odd headers are refused with
   assert.deepEqual(new TicketSealer(['another secret'], 10_000).open(token, AUD, now), { invalid: 'ticket-tampered' });
   const zipped = Buffer.from(JSON.stringify({ alg: 'dir', enc: 'A256GCM', kid, zip: 'DEF' })).toString('base64url');
   assert.deepEqual(sealer.open([zipped, ...parts.slice(1)].join('.'), AUD, now), { invalid: 'ticket-malformed' });
-  for (const bad of ['', 'a.b.c', `${token}.x`, 'x'.repeat(3000), 42, null, { toString: () => token }]) {
+  // An empty ticket is what the SDK sends when its source says there is no session.
+  assert.deepEqual(sealer.open('', AUD, now), { invalid: 'no-session-id' });
+  for (const bad of ['a.b.c', `${token}.x`, 'x'.repeat(3000), 42, null, { toString: () => token }]) {
     assert.deepEqual(sealer.open(bad, AUD, now), { invalid: 'ticket-malformed' }, String(bad).slice(0, 20));
   }
 });

@@ -1,0 +1,73 @@
+/**
+ * The emit guard (invariants 7 and 10): an ack answered by the server's notice becomes a
+ * `SessionEmitError` on that emit, and nothing emitted under one session reaches another. Public
+ * socket.io-client API only: the instance's `emit` and `timeout` are wrapped (own properties over the
+ * prototype's; `emitWithAck` calls `emit`), and `sendBuffer` is emptied; the disposer removes the wraps.
+ */
+import type { Socket } from 'socket.io-client';
+import { ErrorCode, noticeOf } from '../protocol.js';
+import { SessionEmitError } from '../errors.js';
+
+type Fn = (...args: any[]) => any;
+
+export interface EmitGuard {
+  /**
+   * The session ended: drop the emits socket.io-client buffered under it, fail every emit still
+   * waiting for its answer with 'session-ended', and fail new ones at once until {@link resume}.
+   */
+  end(): void;
+  /** A session is connected: emits go through again. */
+  resume(): void;
+}
+
+const sessionEnded = (event: string) => new SessionEmitError({ code: ErrorCode.SESSION_INVALID, reason: 'session-ended' }, event);
+
+/**
+ * Wraps `socket`'s emits. `ackTimeout`: the socket has the `ackTimeout` option, so every ack is
+ * called error-first, as after `timeout()`. Returns the guard; `undo` gets the wraps' removal.
+ */
+export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() => void>): EmitGuard {
+  const { emit, timeout } = socket as unknown as Record<string, Fn>;
+  // Each emit still waiting for its answer: fails it with 'session-ended' (once).
+  const waiting = new Set<() => void>();
+  let timed = false;
+  let ended = false;
+  const wraps: Record<string, Fn> = {
+    // socket.io-client's timeout() returns the socket itself: the next emit is the timed one.
+    timeout(ms: number) {
+      timed = true;
+      return timeout!.call(socket, ms);
+    },
+    emit(event: string, ...args: unknown[]) {
+      const ack = args[args.length - 1] as Fn & { withError?: boolean };
+      // Error-first: after timeout(), with the ackTimeout option, and emitWithAck's own callback (its `withError`).
+      const errorFirst = timed || ackTimeout || !!ack?.withError;
+      timed = false;
+      if (typeof ack !== 'function') return ended ? socket : emit!.call(socket, event, ...args);
+      const fail = () => waiting.delete(fail) && ack.call(socket, sessionEnded(event));
+      waiting.add(fail);
+      // After end(): answered at once, never sent nor buffered for the next session.
+      if (ended) return setTimeout(fail), socket;
+      const answer = (...answer: unknown[]) => {
+        if (!waiting.delete(fail)) return; // already failed: an emit is answered once
+        const notice = noticeOf(errorFirst ? answer.slice(1) : answer);
+        if (notice) ack.call(socket, new SessionEmitError(notice, event));
+        else ack.apply(socket, answer);
+      };
+      answer.withError = ack.withError;
+      return emit!.call(socket, event, ...args.slice(0, -1), answer);
+    },
+  };
+  Object.assign(socket, wraps);
+  undo.push(() => Object.keys(wraps).forEach((name) => delete (socket as unknown as Record<string, Fn>)[name]));
+  return {
+    end() {
+      ended = true;
+      socket.sendBuffer.length = 0;
+      waiting.forEach((fail) => fail());
+    },
+    resume() {
+      ended = false;
+    },
+  };
+}

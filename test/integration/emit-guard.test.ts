@@ -1,0 +1,216 @@
+/**
+ * The SDK's emit guard against a real server, with Node's socket.io-client: an ack answered by the
+ * server's notice (invariant 7) becomes a SessionEmitError on that emit, whichever way the app asked
+ * for the ack; what was emitted under a session that ended never reaches the next one (invariant 10);
+ * a ticket refresh that finds the page's session changed reconnects at once (issue 15 case 11); a
+ * logged-out ticket page from another origin gets the invalid policy, not a fatal refusal (case 12).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connectWithSession, type InvalidContext } from '../../src/client/index.js';
+import { tickets } from '../../src/client/tickets.js';
+import { SessionEmitError } from '../../src/errors.js';
+import { NOTICE_FIELD, type EmitNotice } from '../../src/protocol.js';
+import { startServer, once, eventually, type TestServer } from '../helpers/servers.js';
+
+const fast = { retry: { min: 50, max: 200 }, forceNew: true, transports: ['websocket'] as string[], reconnectionDelay: 50, reconnectionDelayMax: 200 };
+const failed: EmitNotice = { code: 'EVENT_FAILED', reason: 'handler-error' };
+
+/** The README's handlers: a visit counter in the session, and who the session is. */
+function visits(server: TestServer) {
+  server.sio.on('sconnection', (socket) => {
+    socket.on('whoami', (ack: (user: unknown) => void) => ack(socket.session.user));
+    socket.on('visit', (ack: (n: number) => void) => {
+      socket.session.visits = ((socket.session.visits as number | undefined) ?? 0) + 1;
+      ack(socket.session.visits as number);
+    });
+  });
+}
+
+test('an ack answered by a notice is a SessionEmitError on that emit: emitWithAck rejects, timeout().emit and a plain callback get it first; other answers pass through', async () => {
+  const server = await startServer();
+  // The notice as the server sends it (src/protocol.ts): this handler answers with one, as the server does for a failed event.
+  server.sio.on('sconnection', (socket) => {
+    socket.on('fail', (ack: (a: unknown) => void) => ack({ [NOTICE_FIELD]: failed }));
+    socket.on('ok', (ack: (...a: unknown[]) => void) => ack('fine', 2));
+  });
+  const cookie = await server.login();
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie } });
+  await once(socket, 'connect');
+
+  const rejected = await socket.emitWithAck('fail').then(() => assert.fail('resolved'), (err: unknown) => err);
+  assert.ok(rejected instanceof SessionEmitError, 'emitWithAck rejects with a SessionEmitError');
+  assert.deepEqual([rejected.code, rejected.reason, rejected.event], ['EVENT_FAILED', 'handler-error', 'fail']);
+  const timedRejected = await socket.timeout(2000).emitWithAck('fail').catch((err: unknown) => err);
+  assert.ok(timedRejected instanceof SessionEmitError, 'timeout().emitWithAck rejects with it too');
+
+  const timed = await new Promise<unknown[]>((resolve) => socket.timeout(2000).emit('fail', (...args: unknown[]) => resolve(args)));
+  assert.equal(timed.length, 1);
+  assert.ok(timed[0] instanceof SessionEmitError, 'timeout().emit: the error is `err`');
+  const plain = await new Promise<unknown[]>((resolve) => socket.emit('fail', (...args: unknown[]) => resolve(args)));
+  assert.equal(plain.length, 1);
+  assert.ok(plain[0] instanceof SessionEmitError, 'a plain callback gets the error as its only argument');
+
+  assert.equal(await socket.emitWithAck('ok'), 'fine');
+  assert.deepEqual(await new Promise((resolve) => socket.timeout(2000).emit('ok', (...args: unknown[]) => resolve(args))), [null, 'fine', 2]);
+  assert.deepEqual(await new Promise((resolve) => socket.emit('ok', (...args: unknown[]) => resolve(args))), ['fine', 2]);
+  socket.disconnect();
+  await server.close();
+});
+
+test('with the ackTimeout option every ack is error-first, and a notice is the error', async () => {
+  const server = await startServer();
+  server.sio.on('sconnection', (socket) => socket.on('fail', (ack: (a: unknown) => void) => ack({ [NOTICE_FIELD]: failed })));
+  const cookie = await server.login();
+  const socket = connectWithSession(server.url, { ...fast, ackTimeout: 2000, extraHeaders: { cookie } });
+  await once(socket, 'connect');
+  const args = await new Promise<unknown[]>((resolve) => socket.emit('fail', (...a: unknown[]) => resolve(a)));
+  assert.ok(args[0] instanceof SessionEmitError && args.length === 1);
+  await assert.rejects(socket.emitWithAck('fail'), SessionEmitError);
+  socket.disconnect();
+  await server.close();
+});
+
+test('README scenario: ann logs out, 3 visits while logged out, bob logs in: the 3 fail with session-ended and bob counts from nothing', async () => {
+  const server = await startServer();
+  visits(server);
+  const headers = { cookie: await server.login({ user: 'ann' }) };
+  let retry: (() => void) | undefined;
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: headers, onInvalid: (ctx) => (retry = ctx.reconnect) });
+  await once(socket, 'connect');
+  assert.equal(await socket.emitWithAck('visit'), 1);
+  const ann = headers.cookie;
+  await server.logout(ann);
+  await eventually(() => socket.sessions.state === 'invalid');
+  const answers = await Promise.all([1, 2, 3].map(() => new Promise<unknown[]>((resolve) => socket.emit('visit', (...a: unknown[]) => resolve(a)))));
+  for (const [err] of answers) assert.ok(err instanceof SessionEmitError && err.reason === 'session-ended' && err.code === 'SESSION_INVALID', String(err));
+  headers.cookie = await server.login({ user: 'bob' });
+  retry!();
+  await once(socket, 'connect');
+  assert.equal(await socket.emitWithAck('whoami'), 'bob');
+  await server.sio.flush();
+  assert.equal((await server.httpSession(headers.cookie)).visits, undefined, "none of the 3 reached bob's session");
+  assert.equal(await socket.emitWithAck('visit'), 1);
+  socket.disconnect();
+  await server.close();
+});
+
+test("emits buffered while the transport was down are dropped when the reconnect finds the session ended; they fail with session-ended and never reach the next session", async () => {
+  const server = await startServer();
+  visits(server);
+  const headers = { cookie: await server.login({ user: 'ann' }) };
+  let retry: (() => void) | undefined;
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: headers, onInvalid: (ctx) => (retry = ctx.reconnect) });
+  await once(socket, 'connect');
+  // The network goes away (socket.io-client's reconnection held off until the logout is done).
+  socket.io.reconnection(false);
+  socket.io.engine.close();
+  await eventually(() => !socket.connected);
+  const answered: unknown[][] = [];
+  for (let i = 0; i < 3; i++) socket.emit('visit', (...a: unknown[]) => answered.push(a));
+  socket.emit('visit'); // without an ack: dropped as well
+  assert.equal(socket.sendBuffer.length, 4, 'socket.io-client buffered them');
+  await server.logout(headers.cookie);
+  socket.io.reconnection(true);
+  socket.connect();
+  await eventually(() => answered.length === 3);
+  for (const [err] of answered) assert.ok(err instanceof SessionEmitError && err.reason === 'session-ended', String(err));
+  assert.equal(socket.sendBuffer.length, 0);
+  headers.cookie = await server.login({ user: 'bob' });
+  await eventually(() => retry);
+  retry!();
+  await once(socket, 'connect');
+  assert.equal(await socket.emitWithAck('whoami'), 'bob');
+  await server.sio.flush();
+  assert.equal((await server.httpSession(headers.cookie)).visits, undefined, "nothing of ann's reached bob's session");
+  socket.disconnect();
+  await server.close();
+});
+
+test('an acked emit still waiting for its answer when the session ends fails with session-ended, once', async () => {
+  const server = await startServer();
+  const cookie = await server.login();
+  let answer: ((v: string) => void) | undefined;
+  server.sio.on('sconnection', (socket) => socket.on('slow', (ack: (v: string) => void) => (answer = ack)));
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, onInvalid: 'none' });
+  await once(socket, 'connect');
+  const calls: unknown[][] = [];
+  socket.emit('slow', (...a: unknown[]) => calls.push(a));
+  await eventually(() => answer);
+  await server.logout(cookie);
+  await eventually(() => calls.length === 1);
+  assert.ok(calls[0]![0] instanceof SessionEmitError && (calls[0]![0] as SessionEmitError).reason === 'session-ended');
+  answer!('late'); // the ended session's late answer is not delivered: an emit is answered once
+  await eventually(() => socket.sessions.state === 'invalid');
+  assert.equal(calls.length, 1);
+  socket.disconnect();
+  await server.close();
+});
+
+test('dispose() gives the socket back its own emit, timeout and disconnect', async () => {
+  const server = await startServer();
+  const cookie = await server.login();
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, autoConnect: false });
+  const own = Object.keys(socket).filter((k) => ['emit', 'timeout', 'disconnect'].includes(k));
+  assert.deepEqual(own.sort(), ['disconnect', 'emit', 'timeout']);
+  socket.sessions.dispose();
+  for (const name of own) assert.ok(!Object.hasOwn(socket, name), `${name} is socket.io-client's again`);
+  await server.close();
+});
+
+test("ticket refresh answered ticket-session-mismatch (the page's session changed): the SDK reconnects at once with the new ticket, no invalid", async () => {
+  const server = await startServer({ ticketTtl: 2000 });
+  visits(server);
+  let cookie = await server.login({ user: 'ann' });
+  const socket = connectWithSession(server.url, {
+    ...fast,
+    credential: tickets({ source: async () => server.ticket(cookie) }),
+  });
+  const invalid: InvalidContext[] = [];
+  socket.sessions.on('invalid', (ctx) => invalid.push(ctx));
+  await once(socket, 'connect');
+  assert.equal(await socket.emitWithAck('whoami'), 'ann');
+  cookie = await server.login({ user: 'bob' }); // another session for the page (ann's stays valid)
+  const started = Date.now();
+  await once(socket, 'connect', 4000); // the refresh runs 1.5 s in; the old ticket would last until 2 s + 2 s grace
+  const took = Date.now() - started;
+  assert.equal(await socket.emitWithAck('whoami'), 'bob');
+  assert.deepEqual(invalid, [], 'no invalid: the SDK moved to the new session by itself');
+  assert.ok(took < 3000, `reconnected ${took} ms after the login`);
+  socket.disconnect();
+  await server.close();
+});
+
+test('a logged-out ticket page of another origin (docs/tickets.md set-up) gets the invalid policy (no-session-id), not ORIGIN_NOT_ALLOWED, and connects after a login', async () => {
+  // The page and its token endpoint on one server, the Socket.IO server on another (default origins: its own only).
+  const page = await startServer();
+  const rt = await startServer({ store: page.store });
+  let cookie: string | undefined;
+  const fatal: unknown[] = [];
+  const contexts: InvalidContext[] = [];
+  const socket = connectWithSession(rt.url, {
+    ...fast,
+    extraHeaders: { origin: page.url },
+    credential: tickets({
+      // A same-origin fetch of the page's token endpoint (no Origin header): 401 without a session.
+      source: async () => {
+        const res = await page.tokenResponse(cookie);
+        if (res.status === 401) throw Object.assign(new Error('no session'), { code: 'SESSION_INVALID' });
+        return res.json();
+      },
+    }),
+    onInvalid: (ctx) => contexts.push(ctx),
+    on: { fatal: (err) => fatal.push(err) },
+  });
+  await eventually(() => contexts.length === 1 || fatal.length === 1);
+  assert.deepEqual(fatal, [], 'not refused as ORIGIN_NOT_ALLOWED');
+  assert.equal(contexts[0]!.reason, 'no-session-id');
+  assert.equal(socket.sessions.state, 'invalid');
+  cookie = await page.login({ user: 'ann' });
+  contexts[0]!.reconnect();
+  await once(socket, 'connect');
+  assert.equal(socket.sessions.state, 'connected');
+  socket.disconnect();
+  await rt.close();
+  await page.close();
+});
