@@ -44,7 +44,6 @@ const PRIVATE_NAMES = ['fns', 'acks', 'nsps', 'parentNsps', 'writeBuffer', 'pack
 const KNOWN = [
   { file: 'server/sessions.ts', name: '_fns', branch: 'recovery', what: 'useMiddleware splices namespace._fns' },
   { file: 'server/connection.ts', name: 'fns', branch: 'recovery', what: 'trimMiddlewares replaces the socket\'s private fns' },
-  { file: 'client/connect.ts', name: '_hasPingExpired', branch: 'sdk', what: 'the client calls engine.io-client\'s _hasPingExpired' },
 ];
 
 interface Finding {
@@ -84,7 +83,10 @@ function scanText(source: string, file: string): Finding[] {
   return found;
 }
 
-const isKnown = (f: Finding) => KNOWN.some((k) => k.file === f.file && k.name === f.name);
+/** `_` names that are our own: the SDK emitter's map, so named because the minifier shortens that one name (rollup.config.mjs). */
+const OURS = [{ file: 'client/emitter.ts', name: '_events' }];
+
+const isKnown = (f: Finding) => [...KNOWN, ...OURS].some((k) => k.file === f.file && k.name === f.name);
 
 test('src/ names no _-prefixed or private field of socket.io, engine.io, express-session or Node (beyond the known places other branches fix)', () => {
   const findings = sources().flatMap(scan).filter((f) => !isKnown(f));
