@@ -1,4 +1,4 @@
-// DESIGN.md invariant 5, checked over random sequences (fast-check) of per-message events and store
+// Invariant 5 (docs/architecture.md#invariants), checked over random sequences (fast-check) of per-message events and store
 // faults: "every store, lock and network wait has a deadline; after it the caller gets a typed
 // 'unavailable', and nothing queues without bound". One real socket.io server in per-message mode
 // on a FaultyStore (a real MemoryStore whose calls can be made to hang, fail or throw), three real

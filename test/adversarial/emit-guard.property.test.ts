@@ -1,4 +1,4 @@
-// DESIGN.md invariants 7 and 10 on the SDK's side, over random sequences (fast-check): an SDK client
+// Invariants 7 and 10 (docs/architecture.md#invariants) on the SDK's side, over random sequences (fast-check): an SDK client
 // of ann's session emits in every way socket.io-client offers (plain callback, timeout().emit,
 // emitWithAck, the ackTimeout option's error-first callbacks, no ack), answered by a real server with
 // its ack, a notice, or nothing; the transport drops and comes back at random; ann logs out at a

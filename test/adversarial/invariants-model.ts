@@ -2,7 +2,7 @@
  * The world the invariant property tests drive (invariants.property.test.ts): real server nodes
  * (one on a FaultyStore with random latency, or two sharing a real redis-server through
  * connect-redis and the Redis adapter), real socket.io clients, and browsers with cookie jars;
- * an interpreter for generated step lists; and judges for DESIGN.md's invariants, which read
+ * an interpreter for generated step lists; and judges for the invariants (docs/architecture.md#invariants), which read
  * only what the run recorded (writes with their send and ack times, destroys, store check points)
  * and the store itself.
  *

@@ -1,4 +1,4 @@
-// DESIGN.md's invariants, checked over random interleavings (fast-check) of what users and the
+// The invariants of docs/architecture.md#invariants, checked over random interleavings (fast-check) of what users and the
 // library do to sessions at once: per-message socket writes (blind writes of a key, and appends to
 // a list: a read-modify-write, as a counter is) and per-connection writes, HTTP writes and reads,
 // reconnects, login (regenerate) and logout, `?renew=1` on the token endpoint, ticket sockets and

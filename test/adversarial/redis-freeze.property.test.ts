@@ -1,4 +1,4 @@
-// DESIGN.md invariant 5 with the Redis lock (issue 15 case 9): a real redis-server frozen (SIGSTOP)
+// Invariant 5 (docs/architecture.md#invariants) with the Redis lock (issue 15 case 9): a real redis-server frozen (SIGSTOP)
 // at a random moment of a per-message burst, so the freeze lands before, inside or after a lock
 // acquire, a store read or save, a lock release, a lease extension or a release retry. Measured
 // on main at 30e5c4f: 1 run in 7 answered its events only when Redis woke (12.16 s) instead of after

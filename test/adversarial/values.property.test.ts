@@ -1,4 +1,4 @@
-// DESIGN.md invariant 8, over random session values (fast-check): handlers store deep, cyclic,
+// Invariant 8 (docs/architecture.md#invariants), over random session values (fast-check): handlers store deep, cyclic,
 // BigInt, getter, accessor and session-itself values, huge strings and ordinary JSON, under
 // ordinary keys and under `__proto__`/`constructor`/`prototype`, mixed with increments and with a
 // client's `Object.assign` payloads, sent one by one and in bursts. One real socket.io server per
