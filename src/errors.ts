@@ -95,3 +95,49 @@ export class SessionValueError extends TypeError {
     return { code: this.code, reason: this.reason, key: this.key };
   }
 }
+
+/**
+ * The app's own code failed where the library called it: a per-message handler threw or rejected
+ * (`handler-error`) or did not settle within `handlerTimeout` (`handler-timeout`; its changes were
+ * undone and its later writes are not saved), a `cutter` or `parser` threw (`handler-error`, the
+ * handshake gets `no-session-id`). `cause` is what the app's code threw (for a timeout: its pending
+ * promise is not awaited any more).
+ */
+export class SessionHandlerError extends Error {
+  override readonly name = 'SessionHandlerError';
+  readonly code = ErrorCode.EVENT_FAILED;
+  constructor(
+    readonly reason: 'handler-error' | 'handler-timeout',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`socket.io-sessions: ${message}`, options);
+  }
+
+  /** The notice an emit whose handler failed gets as its ack. */
+  get notice(): EmitNotice {
+    return { code: this.code, reason: this.reason };
+  }
+}
+
+/** What the app's code threw, in a line (it may throw anything, even a value whose toString throws). */
+export function describeThrown(thrown: unknown): string {
+  try {
+    return thrown instanceof Error ? thrown.message : String(thrown);
+  } catch {
+    return 'a value that cannot be shown';
+  }
+}
+
+/** A failure on the way to the store (or the lock), typed: the store's own error becomes its `cause`. */
+export function asUnavailable(err: unknown): SessionUnavailableError {
+  return err instanceof SessionUnavailableError ? err : new SessionUnavailableError('store-error', 1000, { cause: err });
+}
+
+/**
+ * What `serror` can carry: the store failed or timed out ({@link SessionUnavailableError}), a record
+ * is not a session ({@link SessionInvalidError}, reason `corrupt`), a value cannot be stored
+ * ({@link SessionValueError}), or the app's own code failed ({@link SessionHandlerError}, `cause` is
+ * what it threw). Branch on the class or on `code`/`reason`.
+ */
+export type SessionServerError = SessionUnavailableError | SessionInvalidError | SessionValueError | SessionHandlerError;

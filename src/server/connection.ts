@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'socket.io';
 import { CredentialEvents, ErrorCode, Events, type InvalidReason } from '../protocol.js';
-import type { SessionUnavailableError } from '../errors.js';
+import { describeThrown, SessionHandlerError, type SessionServerError, type SessionUnavailableError } from '../errors.js';
 import type { ServerContext } from './context.js';
 import { Lane } from './exclusive.js';
 import { log } from './log.js';
@@ -213,7 +213,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
       .then(() => smessageListeners(this.socket, () => this.entry.session)(args[0], ...(held ? [held] : [])))
       .then(
         () => ack?.(...(acked ?? [])),
-        (err: unknown) => this.report(err),
+        (err: unknown) => this.report(new SessionHandlerError('handler-error', `an smessage listener threw: ${describeThrown(err)}`, { cause: err })),
       );
   }
 
@@ -238,7 +238,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
     this.flags &= ~OVERFLOW_TOLD;
   }
 
-  report(error: unknown): void {
+  report(error: SessionServerError): void {
     this.ctx.report(error, this.socket);
   }
 

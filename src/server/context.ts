@@ -6,6 +6,7 @@ import type { TicketSealer } from './tickets.js';
 import type { Wheel } from './wheel.js';
 import type { SessionEntry } from './session-entry.js';
 import type { Advice } from './advice.js';
+import type { SessionServerError } from '../errors.js';
 
 /** What the parts of one `sessions()` instance share: its options, the store hub, its events. */
 export interface ServerContext {
@@ -14,7 +15,7 @@ export interface ServerContext {
   /** Present when tickets are possible (a secret was given). */
   readonly sealer: TicketSealer | undefined;
   /** `serror` (console.error when nobody listens): not the client's to fix. */
-  report(error: unknown, socket?: Socket): void;
+  report(error: SessionServerError, socket?: Socket): void;
   /** `sinvalid`. */
   invalid(socket: Socket, reason: InvalidReason): void;
   /** Set-up mistakes named with their fix: the refused client's hint, a server line once per cause. */

@@ -16,12 +16,16 @@ export {
   CLIENT_SCRIPT_NAME,
   DEFAULT_TOKEN_PATH,
   TICKET_AUTH_FIELD,
+  NOTICE_FIELD,
+  noticeOf,
+  type EmitNotice,
+  type NoticeReason,
   type InvalidReason,
   type UnavailableReason,
   type SessionErrorData,
   type Ticket,
 } from '../protocol.js';
-export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError, SessionValueError } from '../errors.js';
+export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError, SessionValueError, SessionHandlerError, type SessionServerError } from '../errors.js';
 export { MAX_DEPTH } from './storable.js';
 
 declare module 'socket.io' {

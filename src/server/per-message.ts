@@ -13,7 +13,7 @@
  * see the app's function (the wrapper carries it in `.listener`, as Node's `once` wrappers do).
  */
 import type { Socket } from 'socket.io';
-import type { SessionUnavailableError, SessionValueError } from '../errors.js';
+import { asUnavailable, describeThrown, SessionHandlerError, type SessionServerError, type SessionUnavailableError, type SessionValueError } from '../errors.js';
 import { ErrorCode, NOTICE_FIELD, type EmitNotice, type InvalidReason, type NoticeReason } from '../protocol.js';
 import { unavailable, type EventUnit } from './exclusive.js';
 import type { SessionLock } from './lock.js';
@@ -41,7 +41,7 @@ export interface UnitHost {
   /** The event was not run for a store failure: the socket's status push (and `serror`, once per tick). */
   unavailable(error: SessionUnavailableError): void;
   /** A handler threw (or its changes could not be saved): report it. */
-  report(error: unknown): void;
+  report(error: SessionServerError): void;
   /** A unit of this socket finished (ran, failed or was dropped). */
   settled(unit: PerMessageUnit): void;
 }
@@ -194,7 +194,11 @@ async function runGroup(units: PerMessageUnit[]): Promise<void> {
       entry.rollback();
       const timedOut = err instanceof HandlerTimeoutError;
       if (timedOut) entry.abandon(err.pending);
-      unit.host.report(err);
+      unit.host.report(
+        timedOut
+          ? new SessionHandlerError('handler-timeout', err.message.replace(/^socket\.io-sessions: /, ''), { cause: err })
+          : new SessionHandlerError('handler-error', `a per-message handler threw: ${describeThrown(err)}`, { cause: err }),
+      );
       unit.notice(timedOut ? 'handler-timeout' : 'handler-error');
     } finally {
       entry.end();
@@ -216,15 +220,12 @@ function ended(entry: SessionEntry, units: PerMessageUnit[], reason: InvalidReas
   entry.invalidate(reason);
 }
 
-/** A store failure: every event of the batch is answered "unavailable"; an error that is not the store's (an unserialisable value) is the app's. */
+/** The save failed: every event of the batch is answered "unavailable" (values that cannot be stored were refused before). */
 function failAll(units: PerMessageUnit[], err: unknown): void {
-  const storeFailure = (err as { code?: string } | null)?.code === 'SESSION_UNAVAILABLE';
-  if (!storeFailure) units[0]?.host.report(err);
-  for (const unit of units) {
-    if (storeFailure) unit.fail(err as SessionUnavailableError);
-    else unit.notice('not-storable');
-  }
+  const error = asUnavailable(err);
+  for (const unit of units) unit.fail(error);
 }
+
 
 /** A handler did not settle within `handlerTimeout` (reported through `serror`). */
 class HandlerTimeoutError extends Error {

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { TICKET_AUTH_FIELD } from '../protocol.js';
-import { OriginNotAllowedError, SessionInvalidError } from '../errors.js';
+import { describeThrown, OriginNotAllowedError, SessionHandlerError, SessionInvalidError } from '../errors.js';
 import type { ServerContext } from './context.js';
 import { log } from './log.js';
 import { audienceOf, originAllowed } from './origin.js';
@@ -34,7 +34,7 @@ export class Resolver {
     try {
       found = await sessionIdFrom(req, this.ctx.options);
     } catch (err) {
-      this.ctx.report(err);
+      this.ctx.report(new SessionHandlerError('handler-error', `the cutter or parser option threw: ${describeThrown(err)}`, { cause: err }));
       found = { invalid: 'no-session-id' as const };
     }
     if ('sid' in found) return found.sid;

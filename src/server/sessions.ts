@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events';
 import type { DefaultEventsMap, Namespace, Server, Socket } from 'socket.io';
 import { DEFAULT_TOKEN_PATH, type InvalidReason } from '../protocol.js';
-import { SessionError, SessionOptionsError } from '../errors.js';
+import { SessionError, SessionOptionsError, SessionUnavailableError, type SessionServerError } from '../errors.js';
 import { resolveOptions, type SessionsOptions } from './options.js';
 import { StoreHub } from './store.js';
 import { relayDestroys } from './invalidation.js';
@@ -37,7 +37,7 @@ export interface SessionServerEvents<S = Socket> {
   /** A socket's session is invalid: at handshake (the socket never connects) or later (it is disconnected). */
   sinvalid: [socket: S, reason: InvalidReason];
   /** Something went wrong that is not the client's to fix: a store failure, a throwing per-message handler, a corrupt record. */
-  serror: [error: unknown, socket: S | undefined];
+  serror: [error: SessionServerError, socket: S | undefined];
 }
 
 type ServerEvents<L extends EventsMap, E extends EventsMap, S extends EventsMap, D> = SessionServerEvents<Socket<L, E, S, D>>;
@@ -98,7 +98,7 @@ export class SessionServer<
       options: resolved,
       hub,
       sealer: resolved.secrets.length > 0 ? new TicketSealer(resolved.secrets, resolved.ticketTtl) : undefined,
-      report: (error: unknown, socket?: Socket) => this.report(error, socket),
+      report: (error: SessionServerError, socket?: Socket) => this.report(error, socket),
       invalid: (socket: Socket, reason: InvalidReason) => void this.emit('sinvalid', socket as never, reason),
       advice: new Advice(resolved, hub),
     };
@@ -142,7 +142,7 @@ export class SessionServer<
       if (log.handshake.enabled) log.handshake('socket %s bound to %s', socket.id, bound.room);
     } catch (err) {
       if (err instanceof SessionError && err.code === 'SESSION_INVALID') this.emit('sinvalid', socket as never, err.reason as InvalidReason);
-      else if (err instanceof SessionError && err.code === 'SESSION_UNAVAILABLE') this.report(err, socket);
+      else if (err instanceof SessionUnavailableError) this.report(err, socket);
       log.handshake('socket %s refused: %s', socket.id, (err as Error).message);
       throw err;
     }
@@ -160,7 +160,7 @@ export class SessionServer<
     binding.connected();
   }
 
-  private report(error: unknown, socket?: Socket): void {
+  private report(error: SessionServerError, socket?: Socket): void {
     if (this.listenerCount('serror') > 0) this.emit('serror', error, socket as never);
     else console.error('socket.io-sessions:', error);
   }

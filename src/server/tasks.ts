@@ -5,7 +5,7 @@
  * is reported and told to them (and a save is tried again), a cookie about to run out is renewed.
  */
 import { CredentialEvents } from '../protocol.js';
-import { SessionUnavailableError } from '../errors.js';
+import { asUnavailable, SessionUnavailableError } from '../errors.js';
 import type { ServerContext } from './context.js';
 import { Lane, settleLanes } from './exclusive.js';
 import type { SessionEntry } from './session-entry.js';
@@ -15,9 +15,10 @@ import { Wheel } from './wheel.js';
 /** How many times a failed save is tried again (with RETRY_AFTER_MS between). */
 const SAVE_RETRIES = 5;
 
-function failed(entry: SessionEntry, ctx: ServerContext, error: unknown): void {
+function failed(entry: SessionEntry, ctx: ServerContext, err: unknown): void {
+  const error = asUnavailable(err);
   ctx.report(error);
-  if (error instanceof SessionUnavailableError) for (const socket of entry.sockets) socket.unavailable(error);
+  for (const socket of entry.sockets) socket.unavailable(error);
 }
 
 /** Save `entry`'s changes now (in its lane). Resolves when done; failures are reported and retried. */

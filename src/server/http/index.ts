@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventEmitter } from 'node:events';
 import { ErrorCode, type Ticket } from '../../protocol.js';
-import { OriginNotAllowedError, SessionInvalidError, SessionOptionsError, type SessionUnavailableError } from '../../errors.js';
+import { asUnavailable, OriginNotAllowedError, SessionInvalidError, SessionOptionsError, type SessionUnavailableError } from '../../errors.js';
 import type { ServerContext } from '../context.js';
 import { acquireWithin, holdLane, Lane } from '../exclusive.js';
 import { log } from '../log.js';
@@ -128,7 +128,7 @@ export class HttpSurfaces {
         ended = true;
         const held = release;
         release = undefined;
-        held?.().catch((err: unknown) => this.ctx.report(err));
+        held?.().catch((err: unknown) => this.ctx.report(asUnavailable(err)));
       };
       res.once('finish', done);
       res.once('close', done);
