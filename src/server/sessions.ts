@@ -20,6 +20,7 @@ import { Resolver } from './resolver.js';
 import { bindingOf, installSessionGetter, SocketBinding, sessionOfSocket } from './connection.js';
 import { SessionEntry, type SocketSession } from './session-entry.js';
 import { TicketSealer } from './tickets.js';
+import { PacketHold, refuseRecovered } from './recovery.js';
 import { HttpSurfaces } from './http/index.js';
 import type { TokenEndpointOptions } from './http/token-endpoint.js';
 import type { ServerContext } from './context.js';
@@ -102,7 +103,7 @@ export class SessionServer<
         this.handshake(socket, resolver).then(() => next(), next);
       }),
     );
-    const onConnection = (socket: Socket) => this.connected(socket);
+    const onConnection = (socket: Socket) => (bindingOf(socket) || !socket.recovered ? this.connected(socket) : this.recover(socket, resolver));
     namespace.on('connection', onConnection);
     this.disposers.push(() => namespace.off('connection', onConnection));
     const httpServer = namespace.server.httpServer;
@@ -124,16 +125,34 @@ export class SessionServer<
     }
   }
 
-  private connected(socket: Socket): void {
+  /** socket.io's `connection`: the bound socket joins its session and `sconnection` fires. False if it was not bound or its session ended meanwhile. */
+  private connected(socket: Socket): boolean {
     const binding = bindingOf(socket);
-    if (!binding) return; // a socket of this namespace that another middleware let in before ours refused it
+    if (!binding) return false; // a socket of this namespace that another middleware let in before ours refused it
     if (!this.getterInstalled) {
       this.getterInstalled = true;
       this.disposers.push(installSessionGetter(socket));
     }
-    if (!binding.start()) return;
+    if (!binding.start()) return false;
     this.emit('sconnection', socket as never, binding.entry.session);
     binding.connected();
+    return true;
+  }
+
+  /**
+   * A socket socket.io recovered without running our middleware (`skipMiddlewares`): it gets its
+   * session from its handshake's credential as a new one would, its packets held until then; a
+   * recovered socket is a new Socket without the old listeners, so `sconnection` fires again.
+   */
+  private recover(socket: Socket, resolver: Resolver): void {
+    const hold = new PacketHold(socket);
+    this.handshake(socket, resolver).then(
+      () => {
+        if (socket.connected && this.connected(socket)) hold.release((packet, next) => bindingOf(socket)!.filter(packet, next));
+        else hold.refuse();
+      },
+      (err: unknown) => refuseRecovered(socket, hold, err),
+    );
   }
 
   private report(error: unknown, socket?: Socket): void {
