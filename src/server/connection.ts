@@ -17,6 +17,7 @@ import { dispatchSmessage, smessageListeners, wrapListeners, type PerMessageUnit
 import { corruptRecordError, type EntrySocket, type SessionEntry, type SocketSession } from './session-entry.js';
 import { keepChecking, saveTask } from './tasks.js';
 import { TicketAuthorization } from './ticket-refresh.js';
+import { tellAndDisconnect } from './recovery.js';
 
 /** Events a client may not send: socket.io's own, and the seed's `smessage` (the server dispatches it). */
 const DROPPED = new Set(['smessage', 'connect', 'connect_error', 'disconnect', 'disconnecting', 'error', 'newListener', 'removeListener']);
@@ -259,8 +260,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
     this.ctx.invalid(socket, reason);
     if (!socket.connected) return;
     // The event and the disconnect travel in order on the same connection.
-    socket.emit(Events.INVALID, { code: ErrorCode.SESSION_INVALID, reason });
-    socket.disconnect();
+    tellAndDisconnect(socket, Events.INVALID, { code: ErrorCode.SESSION_INVALID, reason });
   }
 
   /** The socket left: its waiting units are dropped (they changed nothing); its changes are saved. */

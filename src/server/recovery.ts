@@ -65,7 +65,17 @@ export function refuseRecovered(socket: Socket, hold: PacketHold, err: unknown):
   hold.refuse(unavailable ? { code: ErrorCode.SESSION_UNAVAILABLE, reason: data!.reason as EmitNotice['reason'], retryAfter: data!.retryAfter } : ENDED);
   log.handshake('recovered socket %s refused: %s', socket.id, (err as Error)?.message);
   if (!socket.connected) return;
-  if (data?.code === ErrorCode.SESSION_INVALID) socket.emit(Events.INVALID, data);
-  else if (unavailable) socket.emit(Events.UNAVAILABLE, data);
+  if (data?.code === ErrorCode.SESSION_INVALID) tellAndDisconnect(socket, Events.INVALID, data);
+  else if (unavailable) tellAndDisconnect(socket, Events.UNAVAILABLE, data);
+  else socket.disconnect();
+}
+
+/**
+ * The last word before a server-side disconnect. With connectionStateRecovery, `socket.emit` goes
+ * through the adapter, which a cluster adapter (redis-streams) delivers only after a Redis round
+ * trip, after the disconnect: a `local` broadcast to the socket's own room is delivered at once.
+ */
+export function tellAndDisconnect(socket: Socket, event: string, payload: unknown): void {
+  socket.nsp.local.to(socket.id).emit(event, payload);
   socket.disconnect();
 }
