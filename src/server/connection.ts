@@ -34,15 +34,6 @@ export function sessionOfSocket(socket: Socket): SocketSession | undefined {
   return bindingOf(socket)?.entry.session;
 }
 
-/**
- * socket.io keeps a socket's middlewares in an array that starts empty: our one push sizes it for 17.
- * An exact copy saves that per socket (internal field; skipped if socket.io ever changes it).
- */
-function trimMiddlewares(socket: Socket): void {
-  const holder = socket as unknown as { fns?: unknown };
-  if (Array.isArray(holder.fns)) holder.fns = holder.fns.slice();
-}
-
 /** The packet's units are queued by now (socket.io dispatched it on an earlier tick). */
 function release(binding: SocketBinding): void {
   binding.reserved -= 1;
@@ -56,7 +47,8 @@ function onDisconnect(this: Socket): void {
 /**
  * `socket.session` for every socket of the process: a getter on socket.io's Socket prototype reading
  * the socket's own binding (nothing is added per socket). Installed while a `sessions()` instance
- * is open; returns a disposer.
+ * is open; returns a disposer. A prototype patch, so it must be undoable: the last instance's close()
+ * puts back what was there before (or deletes it).
  */
 let installed: { proto: object; users: number; previous?: PropertyDescriptor } | undefined;
 export function installSessionGetter(socket: Socket): () => void {
@@ -148,7 +140,6 @@ export class SocketBinding implements EntrySocket, UnitHost {
     this.entry = this.entry.share();
     this.entry.join(this);
     socket.use(this.onPacket.bind(this) as (packet: unknown, next: (err?: Error) => void) => void);
-    trimMiddlewares(socket);
     socket.on('disconnect', onDisconnect);
     keepChecking(this.entry, ctx);
     if (this.ticketExpiresAt !== undefined && ctx.sealer) {

@@ -226,21 +226,33 @@ export class SessionServer<
 
 type Middleware = (socket: Socket, next: (err?: Error) => void) => void;
 
+/** Per namespace, the handshake middlewares of the open `sessions()` instances on it. */
+const dispatchers = new WeakMap<Namespace, Middleware[]>();
+
 /**
  * `namespace.use(fn)`, undone by the returned disposer. socket.io has no way to take a middleware
- * back: it is dropped from the namespace's list (an internal field), so instances created and
- * closed do not pile up; should that field ever change, a disposed one lets every socket through.
+ * back, so each namespace gets ONE middleware per process, which runs the instances listed for it:
+ * an instance adds itself here and its close() removes it, leaving nothing behind.
  */
 function useMiddleware(namespace: Namespace, fn: Middleware): () => void {
-  let active = true;
-  const middleware: Middleware = (socket, next) => (active ? fn(socket, next) : next());
-  namespace.use(middleware);
+  let list = dispatchers.get(namespace);
+  if (!list) {
+    const fns: Middleware[] = (list = []);
+    dispatchers.set(namespace, fns);
+    namespace.use((socket, next) => runInTurn(fns.slice(), socket, next));
+  }
+  const fns = list;
+  fns.push(fn);
   return () => {
-    active = false;
-    const fns = (namespace as unknown as { _fns?: unknown[] })._fns;
-    const at = Array.isArray(fns) ? fns.indexOf(middleware) : -1;
-    if (at >= 0) fns!.splice(at, 1);
+    const at = fns.indexOf(fn);
+    if (at >= 0) fns.splice(at, 1);
   };
+}
+
+/** Each middleware in turn, as socket.io runs its own: the first error stops the chain. */
+function runInTurn(fns: Middleware[], socket: Socket, next: (err?: Error) => void, at = 0): void {
+  if (at === fns.length) return next();
+  fns[at]!(socket, (err) => (err ? next(err) : runInTurn(fns, socket, next, at + 1)));
 }
 
 function namespaceOf(io: Server | Namespace): Namespace {
