@@ -32,7 +32,10 @@ type EventsMap = Record<string, any>;
 
 /** Events of the object `sessions()` returns, with the app's socket type. */
 export interface SessionServerEvents<S = Socket> {
-  /** A socket connected with a loaded session (`socket.session === session`). */
+  /**
+   * A socket connected with a loaded session (`socket.session === session`). Also for a socket
+   * socket.io recovered (`socket.recovered`, connectionStateRecovery): a new Socket without the old listeners.
+   */
   sconnection: [socket: S, session: SocketSession];
   /** A socket's session is invalid: at handshake (the socket never connects) or later (it is disconnected). */
   sinvalid: [socket: S, reason: InvalidReason];
