@@ -17,6 +17,7 @@ import { dispatchSmessage, noticePacket, smessageListeners, wrapListeners, type 
 import { corruptRecordError, type EntrySocket, type SessionEntry, type SocketSession } from './session-entry.js';
 import { keepChecking, saveTask } from './tasks.js';
 import { TicketAuthorization } from './ticket-refresh.js';
+import { tellAndDisconnect } from './recovery.js';
 
 /** Events a client may not send: socket.io's own, and the seed's `smessage` (the server dispatches it). */
 const DROPPED = new Set(['smessage', 'connect', 'connect_error', 'disconnect', 'disconnecting', 'error', 'newListener', 'removeListener']);
@@ -33,15 +34,6 @@ export function sessionOfSocket(socket: Socket): SocketSession | undefined {
   return bindingOf(socket)?.entry.session;
 }
 
-/**
- * socket.io keeps a socket's middlewares in an array that starts empty: our one push sizes it for 17.
- * An exact copy saves that per socket (internal field; skipped if socket.io ever changes it).
- */
-function trimMiddlewares(socket: Socket): void {
-  const holder = socket as unknown as { fns?: unknown };
-  if (Array.isArray(holder.fns)) holder.fns = holder.fns.slice();
-}
-
 /** The packet's units are queued by now (socket.io dispatched it on an earlier tick). */
 function release(binding: SocketBinding): void {
   binding.reserved -= 1;
@@ -55,7 +47,8 @@ function onDisconnect(this: Socket): void {
 /**
  * `socket.session` for every socket of the process: a getter on socket.io's Socket prototype reading
  * the socket's own binding (nothing is added per socket). Installed while a `sessions()` instance
- * is open; returns a disposer.
+ * is open; returns a disposer. A prototype patch, so it must be undoable: the last instance's close()
+ * puts back what was there before (or deletes it).
  */
 let installed: { proto: object; users: number; previous?: PropertyDescriptor } | undefined;
 export function installSessionGetter(socket: Socket): () => void {
@@ -154,7 +147,6 @@ export class SocketBinding implements EntrySocket, UnitHost {
     this.entry = this.entry.share();
     this.entry.join(this);
     socket.use(this.onPacket.bind(this) as (packet: unknown, next: (err?: Error) => void) => void);
-    trimMiddlewares(socket);
     socket.on('disconnect', onDisconnect);
     keepChecking(this.entry, ctx);
     if (this.ticketExpiresAt !== undefined && ctx.sealer) {
@@ -166,6 +158,11 @@ export class SocketBinding implements EntrySocket, UnitHost {
       return false;
     }
     return true;
+  }
+
+  /** A packet socket.io let through before {@link start} put this binding's middleware in place (a recovered socket's held packets). */
+  filter(packet: unknown[], next: (err?: Error) => void): void {
+    this.onPacket(packet, next);
   }
 
   /** After `sconnection`: save what its listeners changed, if anything. */
@@ -267,8 +264,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
     // Its events that will not run are answered before the socket is told and disconnected.
     if (this.units) for (const unit of [...this.units]) unit.notice('session-ended');
     // The event and the disconnect travel in order on the same connection.
-    socket.emit(Events.INVALID, { code: ErrorCode.SESSION_INVALID, reason });
-    socket.disconnect();
+    tellAndDisconnect(socket, Events.INVALID, { code: ErrorCode.SESSION_INVALID, reason });
   }
 
   /** The socket left: its waiting units are dropped (they changed nothing); its changes are saved. */

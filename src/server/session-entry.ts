@@ -50,6 +50,33 @@ export interface SaveOptions {
 /** How many times a merge re-reads when writes keep landing during its read. */
 const MAX_REREADS = 3;
 
+/**
+ * The request express-session binds the entry's Session to (`session.req`), made for it alone: never
+ * the socket's request, which every namespace of one connection shares. createSession and
+ * `session.reload()` assign its `session`, which the entry takes in.
+ */
+class EntryRequest {
+  constructor(
+    private readonly entry: SessionEntry,
+    readonly sessionStore: Store,
+  ) {}
+
+  get sessionID(): string {
+    return this.entry.sid;
+  }
+
+  /** (express-session's `regenerate()` assigns a new id to its request: the entry's session is destroyed by then, and stays so.) */
+  set sessionID(_id: string) {}
+
+  get session(): SocketSession {
+    return this.entry.session;
+  }
+
+  set session(session: Session) {
+    this.entry.takeIn(session);
+  }
+}
+
 export class SessionEntry implements Live {
   private roomName: string | undefined;
   /** This process's writes of the session so far, counted by the store hub at each write's start and end. */
@@ -98,8 +125,7 @@ export class SessionEntry implements Live {
     readonly sid: string,
     record: SessionRecord,
   ) {
-    // The entry is the request its Session is bound to (see `sessionID`, `sessionStore`, `session`).
-    hub.store.createSession(this as never, record);
+    hub.store.createSession(new EntryRequest(this, hub.store) as never, record);
     // A per-connection handler's change made after the pending save ran (after an await) gets its own save.
     this.tracker = new ChangeTracker(this.raw, () => this.sockets.find((socket) => !socket.perMessage)?.changed());
     this.noteCookie(record);
@@ -128,31 +154,14 @@ export class SessionEntry implements Live {
     return req.session as Session & Record<string, unknown>;
   }
 
-  /**
-   * The entry stands in for the request express-session binds a Session to (`session.req`): never
-   * the socket's request, which every namespace of one connection shares.
-   */
-  get sessionID(): string {
-    return this.sid;
-  }
-
-  /** (express-session's `regenerate()` assigns a new id to its request: this entry's session is destroyed by then.) */
-  set sessionID(_id: string) {
-    // The entry stays the destroyed session's; its sockets are told.
-  }
-
-  get sessionStore(): Store {
-    return this.hub.store;
-  }
-
   /** What handlers see: the session, tracked. */
   get session(): SocketSession {
     // (Read once by createSession itself, while the tracker is not there yet.)
     return this.tracker?.proxy ?? this.raw;
   }
 
-  /** express-session's createSession assigns it: the first time our Session; later (`session.reload()`) a new one to take in. */
-  set session(session: Session) {
+  /** Its request's `session` was assigned (by createSession): the first time our Session; later (`session.reload()`) a new one to take in. */
+  takeIn(session: Session): void {
     if (!this.raw) this.raw = session as Session & Record<string, unknown>;
     // A destroyed entry takes nothing in (`regenerate()` then assigns a fresh, cookie-less Session).
     else if (!this.invalid && isSessionRecord(session)) this.replace(session);

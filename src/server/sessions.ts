@@ -20,6 +20,7 @@ import { Resolver } from './resolver.js';
 import { bindingOf, installSessionGetter, SocketBinding, sessionOfSocket } from './connection.js';
 import { SessionEntry, type SocketSession } from './session-entry.js';
 import { TicketSealer } from './tickets.js';
+import { PacketHold, refuseRecovered } from './recovery.js';
 import { HttpSurfaces } from './http/index.js';
 import type { TokenEndpointOptions } from './http/token-endpoint.js';
 import type { ServerContext } from './context.js';
@@ -32,7 +33,10 @@ type EventsMap = Record<string, any>;
 
 /** Events of the object `sessions()` returns, with the app's socket type. */
 export interface SessionServerEvents<S = Socket> {
-  /** A socket connected with a loaded session (`socket.session === session`). */
+  /**
+   * A socket connected with a loaded session (`socket.session === session`). Also for a socket
+   * socket.io recovered (`socket.recovered`, connectionStateRecovery): a new Socket without the old listeners.
+   */
   sconnection: [socket: S, session: SocketSession];
   /** A socket's session is invalid: at handshake (the socket never connects) or later (it is disconnected). */
   sinvalid: [socket: S, reason: InvalidReason];
@@ -126,7 +130,7 @@ export class SessionServer<
         this.handshake(socket, resolver).then(() => next(), next);
       }),
     );
-    const onConnection = (socket: Socket) => this.connected(socket);
+    const onConnection = (socket: Socket) => (bindingOf(socket) || !socket.recovered ? this.connected(socket) : this.recover(socket, resolver));
     namespace.on('connection', onConnection);
     this.disposers.push(() => namespace.off('connection', onConnection));
     const httpServer = namespace.server.httpServer;
@@ -148,16 +152,34 @@ export class SessionServer<
     }
   }
 
-  private connected(socket: Socket): void {
+  /** socket.io's `connection`: the bound socket joins its session and `sconnection` fires. False if it was not bound or its session ended meanwhile. */
+  private connected(socket: Socket): boolean {
     const binding = bindingOf(socket);
-    if (!binding) return; // a socket of this namespace that another middleware let in before ours refused it
+    if (!binding) return false; // a socket of this namespace that another middleware let in before ours refused it
     if (!this.getterInstalled) {
       this.getterInstalled = true;
       this.disposers.push(installSessionGetter(socket));
     }
-    if (!binding.start()) return;
+    if (!binding.start()) return false;
     this.emit('sconnection', socket as never, binding.entry.session);
     binding.connected();
+    return true;
+  }
+
+  /**
+   * A socket socket.io recovered without running our middleware (`skipMiddlewares`): it gets its
+   * session from its handshake's credential as a new one would, its packets held until then; a
+   * recovered socket is a new Socket without the old listeners, so `sconnection` fires again.
+   */
+  private recover(socket: Socket, resolver: Resolver): void {
+    const hold = new PacketHold(socket);
+    this.handshake(socket, resolver).then(
+      () => {
+        if (socket.connected && this.connected(socket)) hold.release((packet, next) => bindingOf(socket)!.filter(packet, next));
+        else hold.refuse();
+      },
+      (err: unknown) => refuseRecovered(socket, hold, err),
+    );
   }
 
   private report(error: SessionServerError, socket?: Socket): void {
@@ -237,21 +259,33 @@ export class SessionServer<
 
 type Middleware = (socket: Socket, next: (err?: Error) => void) => void;
 
+/** Per namespace, the handshake middlewares of the open `sessions()` instances on it. */
+const dispatchers = new WeakMap<Namespace, Middleware[]>();
+
 /**
  * `namespace.use(fn)`, undone by the returned disposer. socket.io has no way to take a middleware
- * back: it is dropped from the namespace's list (an internal field), so instances created and
- * closed do not pile up; should that field ever change, a disposed one lets every socket through.
+ * back, so each namespace gets ONE middleware per process, which runs the instances listed for it:
+ * an instance adds itself here and its close() removes it, leaving nothing behind.
  */
 function useMiddleware(namespace: Namespace, fn: Middleware): () => void {
-  let active = true;
-  const middleware: Middleware = (socket, next) => (active ? fn(socket, next) : next());
-  namespace.use(middleware);
+  let list = dispatchers.get(namespace);
+  if (!list) {
+    const fns: Middleware[] = (list = []);
+    dispatchers.set(namespace, fns);
+    namespace.use((socket, next) => runInTurn(fns.slice(), socket, next));
+  }
+  const fns = list;
+  fns.push(fn);
   return () => {
-    active = false;
-    const fns = (namespace as unknown as { _fns?: unknown[] })._fns;
-    const at = Array.isArray(fns) ? fns.indexOf(middleware) : -1;
-    if (at >= 0) fns!.splice(at, 1);
+    const at = fns.indexOf(fn);
+    if (at >= 0) fns.splice(at, 1);
   };
+}
+
+/** Each middleware in turn, as socket.io runs its own: the first error stops the chain. */
+function runInTurn(fns: Middleware[], socket: Socket, next: (err?: Error) => void, at = 0): void {
+  if (at === fns.length) return next();
+  fns[at]!(socket, (err) => (err ? next(err) : runInTurn(fns, socket, next, at + 1)));
 }
 
 function namespaceOf(io: Server | Namespace): Namespace {

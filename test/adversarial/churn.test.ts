@@ -165,7 +165,10 @@ test('sessions() created and closed 200 times on one io and store gives everythi
   }
   const after = counts();
   t.diagnostic(`baseline ${JSON.stringify(baseline)}; one open ${JSON.stringify(open)}; after 200 created and closed ${JSON.stringify(after)}`);
-  assert.deepEqual(after, baseline, 'everything one instance added is given back at its close()');
+  // socket.io cannot take a middleware back: the namespace keeps one dispatcher (per process, whatever the
+  // number of instances), which lets every socket through once no instance is open (checked below).
+  assert.equal(open!.middlewares, baseline.middlewares + 1, 'one middleware for an open instance');
+  assert.deepEqual(after, { ...baseline, middlewares: baseline.middlewares + 1 }, 'everything else one instance added is given back at its close()');
   assert.equal(store.set, MemoryStore.prototype.set, "the store's own set again");
   assert.equal(store.destroy, MemoryStore.prototype.destroy, "the store's own destroy again");
   assert.equal(StoreHub.of(store), undefined, 'no hub left for the store');

@@ -25,6 +25,8 @@ export interface RedisNodeOptions extends Partial<TestServerOptions> {
   httpLock?: boolean;
   /** The session store on the node's store client. @default `new RedisStore({ client })` */
   createStore?(client: RedisClient): Store;
+  /** The socket.io adapter on the node's pub and sub clients. @default `createAdapter(pub, sub)` of @socket.io/redis-adapter */
+  createAdapter?(pub: RedisClient, sub: RedisClient): unknown;
 }
 
 export interface RedisNode {
@@ -38,7 +40,7 @@ export interface RedisNode {
 }
 
 export async function startRedisNode(redisUrl: string, options: RedisNodeOptions = {}): Promise<RedisNode> {
-  const { redisLock: lockOptions = false, httpLock = false, createStore = (client) => new RedisStore({ client }), ...serverOptions } = options;
+  const { redisLock: lockOptions = false, httpLock = false, createStore = (client) => new RedisStore({ client }), createAdapter: adapterOf = createAdapter, ...serverOptions } = options;
   const clients: RedisClient[] = [];
   const quit = () => Promise.allSettled(clients.map((c) => (c.isOpen ? c.quit() : undefined)));
   const connect = async () => {
@@ -56,7 +58,7 @@ export async function startRedisNode(redisUrl: string, options: RedisNodeOptions
       ...(lockOptions ? { lock: redisLock(storeClient, lockOptions === true ? {} : lockOptions) } : {}),
       ...serverOptions,
       before: (io) => {
-        io.adapter(createAdapter(pub, sub));
+        io.adapter(adapterOf(pub, sub) as ReturnType<typeof createAdapter>);
         serverOptions.before?.(io);
       },
       routes: (app) => {

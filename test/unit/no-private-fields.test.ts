@@ -41,9 +41,7 @@ const CAST_FIELDS = new Map<string, string>([
 const PRIVATE_NAMES = ['fns', 'acks', 'nsps', 'parentNsps', 'writeBuffer', 'packetsFn', 'sentCallbackFn'];
 
 /** Places other branches are removing: file, name, branch. */
-const KNOWN = [
-  { file: 'server/sessions.ts', name: '_fns', branch: 'recovery', what: 'useMiddleware splices namespace._fns' },
-  { file: 'server/connection.ts', name: 'fns', branch: 'recovery', what: 'trimMiddlewares replaces the socket\'s private fns' },
+const KNOWN: Array<{ file: string; name: string; branch: string; what: string }> = [
 ];
 
 interface Finding {

@@ -1,0 +1,117 @@
+// socket.io's connectionStateRecovery (invariant 9): a socket socket.io recovers gets its session
+// again from its handshake's credential before any of its packets reach a handler, and a socket
+// whose session ended while it was away is told `invalid`, disconnected and out of its rooms.
+// Both `skipMiddlewares` values, both modes; two nodes in test/integration/recovery-nodes.test.ts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Socket as ClientSocket } from 'socket.io-client';
+import { Events, ErrorCode, NOTICE_FIELD } from '../../src/protocol.js';
+import { FaultyStore } from '../helpers/stores.js';
+import { startServer, connectClient, once, sidOf, type TestServer } from '../helpers/servers.js';
+import { recoveryApp, connectAndDrop } from '../helpers/recovery.js';
+
+/** Reconnect (what socket.io-client does by itself after its reconnection delay; here at a chosen moment). */
+function reconnect(client: ClientSocket): void {
+  client.connect();
+}
+
+const roomSize = (server: TestServer) => server.io.of('/').adapter.rooms.get('user:alice')?.size ?? 0;
+
+for (const skipMiddlewares of [true, false]) {
+  for (const perMessage of [false, true]) {
+    const name = `${perMessage ? 'per-message' : 'per-connection'}, skipMiddlewares ${skipMiddlewares}`;
+    const ioOptions = { connectionStateRecovery: { skipMiddlewares, maxDisconnectionDuration: 60_000 } };
+
+    test(`${name}: a recovered socket has its session again, sconnection fires again, and an event it sends at once runs with the session`, { timeout: 20_000 }, async (t) => {
+      const store = new FaultyStore({ latency: 30 }); // the resolve takes a while: the client's first event arrives before it ends
+      const server = await startServer({ store, perMessage, ioOptions });
+      t.after(() => server.close());
+      const seen = recoveryApp(server.sio);
+      const cookie = await server.login({ user: 'alice' });
+      const client = connectClient(server.url, cookie);
+      t.after(() => client.close());
+      const id = await connectAndDrop(server.io, client);
+
+      const answered = new Promise<unknown>((resolve) => client.once('connect', () => client.timeout(5000).emit('write', 'after recovery', (_err: unknown, user: unknown) => resolve(user))));
+      reconnect(client);
+      assert.equal(await answered, 'alice', 'the event ran with the session');
+      assert.equal(client.recovered, true, 'socket.io recovered the connection');
+      assert.equal(client.id, id);
+      assert.deepEqual(seen, [
+        { id, recovered: false },
+        { id, recovered: true },
+      ]);
+      const serverSocket = server.io.of('/').sockets.get(id)!;
+      assert.equal(serverSocket.session?.user, 'alice', 'socket.session is bound');
+      await server.sio.flush();
+      client.disconnect();
+      await server.sio.flush();
+      assert.equal((store.peek(sidOf(cookie)) as Record<string, unknown>).written, 'after recovery', 'the write is stored');
+    });
+
+    test(`${name}: logged out while away, the recovered socket is told invalid, disconnected and out of its room`, { timeout: 20_000 }, async (t) => {
+      const server = await startServer({ perMessage, ioOptions });
+      t.after(() => server.close());
+      recoveryApp(server.sio);
+      const invalid: string[] = [];
+      server.sio.on('sinvalid', (_socket, reason) => invalid.push(reason));
+      const cookie = await server.login({ user: 'alice' });
+      const client = connectClient(server.url, cookie);
+      t.after(() => client.close());
+      await connectAndDrop(server.io, client);
+      await server.logout(cookie);
+
+      let news = 0;
+      client.on('news', () => (news += 1));
+      const told = new Promise<unknown>((resolve) => {
+        client.once(Events.INVALID, resolve);
+        client.once('connect_error', (err: Error & { data?: unknown }) => resolve(err.data));
+      });
+      const notice = new Promise<unknown>((resolve) =>
+        client.once('connect', () => client.timeout(5000).emit('write', 'after logout', (err: unknown, answer: unknown) => resolve(err ?? answer))),
+      );
+      reconnect(client);
+      assert.deepEqual(await told, { code: ErrorCode.SESSION_INVALID, reason: 'destroyed' });
+      if (skipMiddlewares) {
+        // socket.io connected it before asking us: its event never ran. It got the notice if it was
+        // held, else socket.io-client's own "disconnected" error (the refusal was quicker than the event).
+        const answer = await notice;
+        if (answer instanceof Error) assert.match(answer.message, /disconnected/);
+        else assert.deepEqual(answer, { [NOTICE_FIELD]: { code: ErrorCode.SESSION_INVALID, reason: 'session-ended' } });
+        if (client.connected) await once(client, 'disconnect');
+      }
+      assert.equal(client.connected, false);
+      assert.equal(roomSize(server), 0, 'nobody is left in user:alice');
+      server.io.to('user:alice').emit('news', 'after logout');
+      await server.sio.flush();
+      assert.equal(news, 0, 'no broadcast reaches it');
+      assert.deepEqual(invalid, ['destroyed']);
+      assert.equal(server.io.of('/').sockets.size, 0);
+    });
+  }
+}
+
+test('skipMiddlewares: the store is down when the socket is recovered: told unavailable and disconnected (the SDK retries), never invalid', { timeout: 20_000 }, async (t) => {
+  const store = new FaultyStore({ latency: (op) => (op === 'get' ? 50 : 0) }); // the client's event arrives while the read fails
+  const server = await startServer({ store, ioOptions: { connectionStateRecovery: { skipMiddlewares: true } }, storeTimeout: 300 });
+  t.after(() => server.close());
+  recoveryApp(server.sio);
+  const invalid: string[] = [];
+  server.sio.on('sinvalid', (_socket, reason) => invalid.push(reason));
+  server.sio.on('serror', () => undefined);
+  const cookie = await server.login({ user: 'alice' });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connectAndDrop(server.io, client);
+  store.fault = { kind: 'error' };
+  const told = once<[unknown]>(client, Events.UNAVAILABLE);
+  const disconnected = once<[string]>(client, 'disconnect');
+  const notice = new Promise<unknown>((resolve) => client.once('connect', () => client.timeout(5000).emit('write', 'held', (err: unknown, answer: unknown) => resolve(err ?? answer))));
+  reconnect(client);
+  assert.deepEqual(await notice, { [NOTICE_FIELD]: { code: ErrorCode.SESSION_UNAVAILABLE, reason: 'store-error', retryAfter: 1000 } }, 'the held event is answered: not run');
+  const [data] = await told;
+  assert.equal((data as { code: string }).code, ErrorCode.SESSION_UNAVAILABLE);
+  assert.equal((await disconnected)[0], 'io server disconnect');
+  assert.equal(roomSize(server), 0);
+  assert.deepEqual(invalid, []);
+});
