@@ -267,7 +267,7 @@ export function createConnectWithSession(lookup: Lookup) {
         reason: data.reason,
         phase,
         action,
-        error: new SessionInvalidError(data.reason, data),
+        error: new SessionInvalidError(data.reason),
         reconnect: connectNow,
       };
       events.emit('invalid', ctx);
@@ -298,7 +298,7 @@ export function createConnectWithSession(lookup: Lookup) {
       else if (data.code === ErrorCode.SESSION_UNAVAILABLE) handleUnavailable(data, 'handshake');
       else {
         transition('disconnected');
-        events.emit('fatal', new OriginNotAllowedError(data.hint));
+        events.emit('fatal', new OriginNotAllowedError());
       }
     });
     listen(Events.INVALID, (data: unknown) => {

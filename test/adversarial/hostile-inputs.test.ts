@@ -12,7 +12,7 @@ import { startServer, connectClient, connected, refused, once, eventually, sidOf
 
 type T = { after(fn: () => unknown): void; diagnostic(msg: string): void };
 const invalid = (reason: string) => ({ code: 'SESSION_INVALID', reason });
-/** A refusal's code and reason (its `hint`, the set-up advice, is for people). */
+/** A refusal's code and reason (its `message`, naming a likely set-up mistake, is for people). */
 const codeAndReason = (data: { code?: string; reason?: string } | undefined) => ({ code: data?.code, reason: data?.reason });
 
 interface Hostile {
