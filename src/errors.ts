@@ -19,12 +19,11 @@ export class SessionError extends Error {
   }
 }
 
-/** The session is gone or was never there: a fresh credential (or a new login) is needed. `hint` (the server's) names the likely cause. */
+/** The session is gone or was never there: a fresh credential (or a new login) is needed. */
 export class SessionInvalidError extends SessionError {
   override readonly name = 'SessionInvalidError';
-  constructor(reason: SessionErrorData['reason'], options?: { cause?: unknown; hint?: string }) {
-    const hint = options?.hint;
-    super(`session invalid (${reason})${hint ? ': ' + hint : ''}`, { code: ErrorCode.SESSION_INVALID, reason, ...(hint && { hint }) }, options);
+  constructor(reason: SessionErrorData['reason'], options?: { cause?: unknown }) {
+    super(`session invalid (${reason})`, { code: ErrorCode.SESSION_INVALID, reason }, options);
   }
 }
 
@@ -36,11 +35,11 @@ export class SessionUnavailableError extends SessionError {
   }
 }
 
-/** The page's Origin is not on the server's allowlist (`hint`: the server's, naming the origin and the `origins` option). */
+/** The page's Origin is not on the server's allowlist. */
 export class OriginNotAllowedError extends SessionError {
   override readonly name = 'OriginNotAllowedError';
-  constructor(hint?: string) {
-    super(`origin not allowed${hint ? ': ' + hint : ''}`, { code: ErrorCode.ORIGIN_NOT_ALLOWED, reason: 'origin', ...(hint && { hint }) });
+  constructor() {
+    super('origin not allowed', { code: ErrorCode.ORIGIN_NOT_ALLOWED, reason: 'origin' });
   }
 }
 

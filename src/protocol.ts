@@ -100,8 +100,8 @@ export interface SessionErrorData {
   reason: InvalidReason | UnavailableReason | 'origin';
   /** For `SESSION_UNAVAILABLE`: a hint in ms before retrying. */
   retryAfter?: number;
-  /** The likely cause of a refusal and the option that fixes it, when the server can tell (also in the error's message). */
-  hint?: string;
+  /** The server's message, when it can name the likely cause of a refusal and the option that fixes it (as `err.message`). */
+  message?: string;
 }
 
 /** Events the server pushes to a connected client. */

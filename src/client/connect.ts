@@ -344,7 +344,7 @@ export function createConnectWithSession(lookup: Lookup) {
         reason: data.reason,
         phase,
         action,
-        error: new SessionInvalidError(data.reason, data),
+        error: new SessionInvalidError(data.reason),
         reconnect: connectNow,
       };
       events.emit('invalid', ctx);
@@ -376,7 +376,7 @@ export function createConnectWithSession(lookup: Lookup) {
       else if (data.code === ErrorCode.SESSION_UNAVAILABLE) handleUnavailable(data, 'handshake');
       else {
         transition('disconnected');
-        events.emit('fatal', new OriginNotAllowedError(data.hint));
+        events.emit('fatal', new OriginNotAllowedError());
       }
     });
     listen(subs, emitter, Events.INVALID, (data: unknown) => isSessionErrorData(data) && handleInvalid(data, 'connected'));

@@ -1,11 +1,12 @@
 /**
- * Set-up mistakes named with their fix, where the user looks: a `hint` in the refused client's
- * error (its message and `err.data.hint`), and once per cause a line on the server's console,
+ * Set-up mistakes named with their fix, where the user looks: the refused client's error message
+ * (`err.message`, `err.data.message`), and once per cause a line on the server's console,
  * without DEBUG. Bounded: causes a client chooses (its Origin) are told for the first
  * {@link MAX_TOLD} only, so no client can flood the log; `DEBUG=socket.io-sessions:handshake` still logs every refusal.
  */
 import type { IncomingMessage } from 'node:http';
 import type { InvalidReason } from '../protocol.js';
+import { OriginNotAllowedError, SessionInvalidError, type SessionError } from '../errors.js';
 import { ownOrigin } from './origin.js';
 import type { ResolvedOptions } from './options.js';
 import type { StoreHub } from './store.js';
@@ -16,6 +17,12 @@ export const MAX_TOLD = 100;
 const MAX_SHOWN = 200;
 /** `not-found` refusals, while nothing ever wrote the store given to sessions(), before that store is named as the likely cause. */
 const SUSPECT_STORE_AFTER = 3;
+
+/** `err` saying `hint` too: in its message and in `err.data.message`, which the client receives. */
+function explained<E extends SessionError>(err: E, hint: string | undefined): E {
+  if (hint) err.message = err.data.message = `${err.message}: ${hint}`;
+  return err;
+}
 
 const shown = (value: string) => JSON.stringify(value.length > MAX_SHOWN ? `${value.slice(0, MAX_SHOWN)}…` : value);
 
@@ -36,8 +43,17 @@ export class Advice {
     private readonly warn: (line: string) => void = (line) => console.warn(line),
   ) {}
 
-  /** A cookie handshake or token request from a page origin that `origins` refuses: the client's hint; the server's line once per origin. */
-  originRefused(req: IncomingMessage): string {
+  /** The refusal of a cookie handshake or token request from a page origin that `origins` refuses (the server's line once per origin). */
+  originRefused(req: IncomingMessage): OriginNotAllowedError {
+    return explained(new OriginNotAllowedError(), this.originHint(req));
+  }
+
+  /** A refusal as `reason` (of `req`, when it had no session id), naming the likely set-up mistake when there is one (told once on the server). */
+  invalid(reason: InvalidReason, req?: IncomingMessage): SessionInvalidError {
+    return explained(new SessionInvalidError(reason), this.invalidHint(reason, req));
+  }
+
+  private originHint(req: IncomingMessage): string {
     const origin = String(req.headers.origin);
     const allowed = this.options.origins === undefined ? `by default only this server's own origin, ${shown(ownOrigin(req))}` : 'it refused this one';
     this.once('origins refused', origin, () =>
@@ -47,8 +63,7 @@ export class Advice {
     return `the page origin ${shown(origin)} is not in the server's sessions() "origins" option (socket.io's "cors" does not cover it)`;
   }
 
-  /** A refusal as `reason` (of `req`, when it had no session id): the client's hint when the likely cause is a set-up mistake (told once on the server). */
-  invalid(reason: InvalidReason, req?: IncomingMessage): string | undefined {
+  private invalidHint(reason: InvalidReason, req?: IncomingMessage): string | undefined {
     if (reason === 'bad-signature') return this.badSignature();
     if (reason === 'not-found') return this.notFound();
     if (reason === 'no-session-id' && req) return this.noCookie(req);

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { TICKET_AUTH_FIELD } from '../protocol.js';
-import { describeThrown, OriginNotAllowedError, SessionHandlerError, SessionInvalidError } from '../errors.js';
+import { describeThrown, SessionHandlerError, SessionInvalidError } from '../errors.js';
 import type { ServerContext } from './context.js';
 import { log } from './log.js';
 import { audienceOf, originAllowed } from './origin.js';
@@ -41,7 +41,7 @@ export class Resolver {
     if (found.invalid === 'no-session-id' && log.handshake.enabled) {
       log.handshake('no session id: no cookie named %o (cookies seen: %o)', this.ctx.options.name, cookieNames(req));
     }
-    throw new SessionInvalidError(found.invalid, { hint: this.ctx.advice.invalid(found.invalid, req) });
+    throw this.ctx.advice.invalid(found.invalid, req);
   }
 
   /**
@@ -59,7 +59,7 @@ export class Resolver {
     }
     if (!originAllowed(req, options)) {
       log.handshake('origin %o not allowed', req.headers.origin);
-      throw new OriginNotAllowedError(this.ctx.advice.originRefused(req));
+      throw this.ctx.advice.originRefused(req);
     }
     return { sid: await this.sessionId(req) };
   }
@@ -89,6 +89,6 @@ export class Resolver {
     log.handshake('session %s: %s', room, loaded.invalid);
     if (loaded.invalid === 'corrupt') this.ctx.report(corruptRecordError(room));
     const reason = loaded.invalid === 'not-found' && live?.expired() ? 'expired' : loaded.invalid;
-    throw new SessionInvalidError(reason, { hint: this.ctx.advice.invalid(reason) });
+    throw this.ctx.advice.invalid(reason);
   }
 }

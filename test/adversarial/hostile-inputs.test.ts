@@ -13,7 +13,7 @@ import { startServer, connectClient, connected, refused, once, eventually, sidOf
 
 type T = { after(fn: () => unknown): void; diagnostic(msg: string): void };
 const invalid = (reason: string) => ({ code: 'SESSION_INVALID', reason });
-/** A refusal's code and reason (its `hint`, the set-up advice, is for people). */
+/** A refusal's code and reason (its `message`, naming a likely set-up mistake, is for people). */
 const codeAndReason = (data: { code?: string; reason?: string } | undefined) => ({ code: data?.code, reason: data?.reason });
 
 interface Hostile {
@@ -324,9 +324,13 @@ test('token endpoint: no cookie 401, bad cookie 401, foreign Origin 403 without 
     const body = await res.text();
     return { status: res.status, body: body ? JSON.parse(body) : undefined, acao: res.headers.get('access-control-allow-origin') };
   };
-  assert.deepEqual(await call({}), { status: 401, body: invalid('no-session-id'), acao: null });
-  assert.deepEqual(await call({ headers: { cookie: good.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')) } }), { status: 401, body: invalid('bad-signature'), acao: null });
-  assert.deepEqual(await call({ headers: { cookie: 'connect.sid=s%3A%E0%A4%A' } }), { status: 401, body: invalid('bad-signature'), acao: null });
+  const refusal = async (init: RequestInit) => {
+    const { body, ...rest } = await call(init);
+    return { ...rest, body: codeAndReason(body) };
+  };
+  assert.deepEqual(await refusal({}), { status: 401, body: invalid('no-session-id'), acao: null });
+  assert.deepEqual(await refusal({ headers: { cookie: good.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')) } }), { status: 401, body: invalid('bad-signature'), acao: null });
+  assert.deepEqual(await refusal({ headers: { cookie: 'connect.sid=s%3A%E0%A4%A' } }), { status: 401, body: invalid('bad-signature'), acao: null });
   const foreign = await call({ headers: { cookie: good, origin: 'https://evil.example' } });
   assert.deepEqual([foreign.status, foreign.body?.code, foreign.acao], [403, 'ORIGIN_NOT_ALLOWED', null]);
   const preflight = await fetch(url, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' } });

@@ -24,7 +24,7 @@ for (const transports of TRANSPORTS) {
     t.after(() => client.close());
     const err = await refused(client);
     assert.deepEqual({ code: err.data?.code, reason: err.data?.reason }, { code: 'ORIGIN_NOT_ALLOWED', reason: 'origin' });
-    assert.match(err.data?.hint, /"http:\/\/evil\.example" is not in the server's sessions\(\) "origins" option/);
+    assert.match(err.data?.message, /"http:\/\/evil\.example" is not in the server's sessions\(\) "origins" option/);
     assert.equal(sinvalid, 0, 'a foreign origin says nothing about the session');
   });
 

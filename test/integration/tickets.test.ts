@@ -43,7 +43,7 @@ test('the token endpoint: 401 without a session, 403 for a foreign origin, CORS 
   const cookie = await server.login();
   const none = await server.tokenResponse();
   assert.equal(none.status, 401);
-  assert.deepEqual(await none.json(), { code: 'SESSION_INVALID', reason: 'no-session-id', hint: 'no cookie named "connect.sid" was sent' });
+  assert.deepEqual(await none.json(), { code: 'SESSION_INVALID', reason: 'no-session-id', message: 'session invalid (no-session-id): no cookie named "connect.sid" was sent' });
   const foreign = await server.tokenResponse(cookie, 'http://evil.example');
   assert.equal(foreign.status, 403);
   assert.equal(foreign.headers.get('access-control-allow-origin'), null);

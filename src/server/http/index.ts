@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventEmitter } from 'node:events';
 import { ErrorCode, type Ticket } from '../../protocol.js';
-import { asUnavailable, OriginNotAllowedError, SessionInvalidError, SessionOptionsError, type SessionUnavailableError } from '../../errors.js';
+import { asUnavailable, SessionInvalidError, SessionOptionsError, type SessionUnavailableError } from '../../errors.js';
 import type { ServerContext } from '../context.js';
 import { acquireWithin, holdLane, Lane } from '../exclusive.js';
 import { log } from '../log.js';
@@ -95,7 +95,7 @@ export class HttpSurfaces {
     if (!this.ctx.sealer) throw new SessionOptionsError('socket.io-sessions: tickets need a "secret"');
     return tokenEndpoint(
       {
-        originRefusal: (req) => (originAllowed(req, this.ctx.options) ? undefined : new OriginNotAllowedError(this.ctx.advice.originRefused(req)).data),
+        originRefusal: (req) => (originAllowed(req, this.ctx.options) ? undefined : this.ctx.advice.originRefused(req).data),
         // A cookie is renewed only for a page that shows it is allowed (no cross-site renewal by an image tag).
         issue: (req, renew) => this.issue(req, audienceOf(req), renew && this.trustedRequester(req) !== undefined),
       },
