@@ -336,35 +336,38 @@ describe('engines', { concurrency: true }, () => {
       });
 
       test(name === 'webkit'
-        ? 'back/forward cache: the page is restored from the cache (pageshow persisted) and reconnects with its session'
-        : 'back/forward cache: Firefox does not cache a page with an open WebSocket or a held Web Lock; going back reloads it and it reconnects with its session', async (t) => {
-        const { server, tab, until, connected, teardown } = await setup(t);
+        ? 'back/forward cache, with and without shared tabs: the page is restored from the cache (pageshow persisted) and reconnects with its session'
+        : 'back/forward cache, with and without shared tabs: Firefox does not cache a page with an open WebSocket or a held Web Lock; going back reloads it and it reconnects with its session', async (t) => {
+        const { server, tab, connected, teardown, describeAll } = await setup(t);
+        const sdkState = () => tab.evaluate(() => ((0, eval)('socket') as { sessions: { state: string } }).sessions.state);
+        const whenConnected = (what: string) => waitUntil(sdkState, (s) => s === 'connected', { what, describe: describeAll });
         try {
-          await tab.goto(`${server.url}/`);
-          await until((d) => d.state === 'connected' && d.tag !== '', 'connected');
-          connected();
-          await click(tab, 'increment');
-          const before = await until((d) => d.counter === '1', 'the increment acked');
-          await markDocument(tab);
-          await tab.evaluate(() => {
-            const shows: boolean[] = ((window as unknown as { __pageshows: boolean[] }).__pageshows = []);
-            addEventListener('pageshow', (e) => shows.push(e.persisted));
-          });
+          // The seed's page connects without tabs, the demo page with them: each has its own pagehide/pageshow handling.
+          for (const path of ['/ping.html', '/']) {
+            await tab.goto(`${server.url}${path}`);
+            await whenConnected(`${path} connected`);
+            if (path === '/ping.html') connected();
+            const { counter } = await emitWithAck<{ counter: number }>(tab, 'increment');
+            await markDocument(tab);
+            await tab.evaluate(() => {
+              const shows: boolean[] = ((window as unknown as { __pageshows: boolean[] }).__pageshows = []);
+              addEventListener('pageshow', (e) => shows.push(e.persisted));
+            });
 
-          await tab.goto(`${server.url}/api/session`);
-          await tab.back();
-          const back = await until((d) => d.state === 'connected' && d.counter === '1', 'connected again after going back');
-          assert.equal(back.tag, before.tag, 'the same session');
-          const restored = await tab.evaluate(() => ({
-            shows: (window as unknown as { __pageshows?: boolean[] }).__pageshows,
-            navigation: (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming).type,
-          }));
-          if (name === 'webkit') {
-            assert.equal(back.marked, true, 'the same document, restored from the cache');
-            assert.deepEqual(restored.shows, [true], 'pageshow with persisted = true');
-          } else {
-            assert.equal(back.marked, false, 'a new document');
-            assert.deepEqual(restored, { shows: undefined, navigation: 'back_forward' }, 'reloaded by the history navigation');
+            await tab.goto(`${server.url}/api/session`);
+            await tab.back();
+            await whenConnected(`${path} connected again after going back`);
+            assert.equal((await emitWithAck<DemoState>(tab, 'state')).counter, counter, `${path}: the same session`);
+            const restored = await tab.evaluate(() => ({
+              marked: (window as unknown as { __marked?: boolean }).__marked === true,
+              shows: (window as unknown as { __pageshows?: boolean[] }).__pageshows,
+              navigation: (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming).type,
+            }));
+            if (name === 'webkit') {
+              assert.deepEqual(restored, { marked: true, shows: [true], navigation: 'navigate' }, `${path}: the same document, restored from the cache (pageshow persisted)`);
+            } else {
+              assert.deepEqual(restored, { marked: false, shows: undefined, navigation: 'back_forward' }, `${path}: a new document, loaded by the history navigation`);
+            }
           }
         } finally {
           await teardown();
