@@ -201,7 +201,7 @@ describe('engines', { concurrency: true }, () => {
         }
       });
 
-      test('tickets on a cross-origin page (TICKET_TTL=2500): connects, and renews its ticket in-band twice with no disconnect', async (t) => {
+      test('tickets on a cross-origin page (TICKET_TTL=2500): connects, and renews its ticket in-band with no disconnect', async (t) => {
         const { server, tab, describeAll, connected, teardown } = await setup(t, { env: { TICKET_TTL: '2500' }, waitForPage: true });
         try {
           await tab.goto(`${server.pageUrl}/cross-origin.html`);
@@ -219,9 +219,9 @@ describe('engines', { concurrency: true }, () => {
           });
           // One "credential expires in" line for the connect's ticket, one per in-band renewal.
           const renewals = (log: string) => (log.match(/credential expires in \d+ ms/g) ?? []).length - 1;
-          await waitUntil(() => tab.evaluate(() => document.getElementById('log')?.textContent ?? ''), (log) => renewals(log) >= 2, {
+          await waitUntil(() => tab.evaluate(() => document.getElementById('log')?.textContent ?? ''), (log) => renewals(log) >= 1, {
             timeout: 15_000,
-            what: 'two in-band renewals',
+            what: 'an in-band renewal',
             describe: describeAll,
           });
           const after = await tab.evaluate(() => {
