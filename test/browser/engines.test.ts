@@ -114,7 +114,7 @@ describe('engines', { concurrency: true }, () => {
       let firstConnect = true;
 
       before(async () => {
-        // Under CI a missing engine fails here, with the launcher's own error.
+        if (missing) throw new Error(`${missing} is not installed, and under CI (CI=true) every engine must run: .ci/run installs it`);
         launchedAt = Date.now();
         engine = await launchEngine(name);
       });
