@@ -45,8 +45,10 @@ export class Resolver {
   }
 
   /**
-   * A handshake's credential: a ticket in `auth` decides alone (it is bound to its page origin);
-   * otherwise the cookie, after the Origin check.
+   * A handshake's credential: a ticket in `auth` (it is bound to its page origin); otherwise the
+   * cookie, after the Origin check. When both come and name different sessions, the ticket is stale
+   * (the browser's session changed since it was minted: a logout or login in another tab) and is
+   * refused, so the SDK fetches one for the session the cookie names.
    */
   private async handshakeId(req: IncomingMessage, auth: unknown): Promise<{ sid: string; ticketExpiresAt?: number }> {
     const ticket = auth !== null && typeof auth === 'object' ? (auth as Record<string, unknown>)[TICKET_AUTH_FIELD] : undefined;
@@ -54,6 +56,7 @@ export class Resolver {
     if (ticket !== undefined && sealer) {
       const opened = sealer.open(ticket, audienceOf(req));
       if ('invalid' in opened) throw new SessionInvalidError(opened.invalid);
+      if (await this.cookieNamesAnother(req, opened.sid)) throw new SessionInvalidError('ticket-session-mismatch');
       if (log.tickets.enabled) log.tickets('handshake with a ticket of %s', sessionRoom(opened.sid));
       return { sid: opened.sid, ticketExpiresAt: opened.expiresAt };
     }
@@ -62,6 +65,13 @@ export class Resolver {
       throw this.ctx.advice.originRefused(req);
     }
     return { sid: await this.sessionId(req) };
+  }
+
+  /** Whether the request's own session cookie (signed with our secret) names another session than `sid`. */
+  private async cookieNamesAnother(req: IncomingMessage, sid: string): Promise<boolean> {
+    if (!req.headers.cookie) return false;
+    const found = await sessionIdFrom(req, this.ctx.options).catch(() => undefined);
+    return found !== undefined && 'sid' in found && found.sid !== sid;
   }
 
   /** The session of a handshake. */
