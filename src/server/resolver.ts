@@ -46,9 +46,10 @@ export class Resolver {
 
   /**
    * A handshake's credential: a ticket in `auth` (it is bound to its page origin); otherwise the
-   * cookie, after the Origin check. When both come and name different sessions, the ticket is stale
-   * (the browser's session changed since it was minted: a logout or login in another tab) and is
-   * refused, so the SDK fetches one for the session the cookie names.
+   * cookie, after the Origin check. When a browser (its handshake has an Origin) sends both and they
+   * name different sessions, the ticket is stale (the browser's session changed since it was minted: a
+   * logout or login in another tab) and is refused, so the SDK fetches one for the session the cookie
+   * names. A Node client (no Origin) that sends both chose them: its ticket decides.
    */
   private async handshakeId(req: IncomingMessage, auth: unknown): Promise<{ sid: string; ticketExpiresAt?: number }> {
     const ticket = auth !== null && typeof auth === 'object' ? (auth as Record<string, unknown>)[TICKET_AUTH_FIELD] : undefined;
@@ -56,7 +57,7 @@ export class Resolver {
     if (ticket !== undefined && sealer) {
       const opened = sealer.open(ticket, audienceOf(req));
       if ('invalid' in opened) throw new SessionInvalidError(opened.invalid);
-      if (await this.cookieNamesAnother(req, opened.sid)) throw new SessionInvalidError('ticket-session-mismatch');
+      if (req.headers.origin !== undefined && (await this.cookieNamesAnother(req, opened.sid))) throw new SessionInvalidError('ticket-session-mismatch');
       if (log.tickets.enabled) log.tickets('handshake with a ticket of %s', sessionRoom(opened.sid));
       return { sid: opened.sid, ticketExpiresAt: opened.expiresAt };
     }
