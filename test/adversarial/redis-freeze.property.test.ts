@@ -102,7 +102,8 @@ async function run({ sends, handlerMs, freezeAt, httpAt }: Run): Promise<string[
     const frozenAt = Date.now();
     await Promise.all(emits);
     await delay(FREEZE_MS - (Date.now() - frozenAt));
-    const answeredBeforeThaw = sent.filter((e) => e.acked !== undefined || e.noticed !== undefined).length + notices.length;
+    // Answers are per emit (its ack, or a notice as its ack); the socket-level `unavailable` pushes are status signals.
+    const answeredBeforeThaw = sent.filter((e) => e.acked !== undefined || e.noticed !== undefined).length;
     const late = [...sent.flatMap((e) => [e.acked, e.noticed]), ...notices].filter((t): t is number => t !== undefined);
     redis.thaw();
     await http;
@@ -120,7 +121,7 @@ async function run({ sends, handlerMs, freezeAt, httpAt }: Run): Promise<string[
       const answered = new Promise<boolean>((resolve) => {
         socket.once(Events.UNAVAILABLE, () => resolve(false));
         tries += 1;
-        socket.emit('inc', () => (lateAcks++, resolve(true)));
+        socket.emit('inc', (...args: unknown[]) => (noticeOf(args) ? resolve(false) : (lateAcks++, resolve(true))));
         setTimeout(() => resolve(false), 1000);
       });
       if (await answered) served = Date.now() - thawedAt;
