@@ -62,7 +62,7 @@ expectTypeOf(shared.sessions).toEqualTypeOf<SessionController>();
 // Server: sessions(io) takes the event maps of the Server it is given.
 import { Server, type Socket } from 'socket.io';
 import type { Store } from 'express-session';
-import type { SocketSession } from 'socket.io-sessions/server';
+import { SessionHandlerError, SessionValueError, type SocketSession, type SessionServerError } from 'socket.io-sessions/server';
 declare const store: Store;
 interface SocketData { joinedAt: number }
 const io = new Server<ClientToServer, ServerToClient, {}, SocketData>();
@@ -84,6 +84,11 @@ sio.on('sconnection', (socket, session) => {
 sio.on('sinvalid', (socket, reason) => {
   expectTypeOf(socket).toEqualTypeOf<Socket<ClientToServer, ServerToClient, {}, SocketData>>();
   expectTypeOf(reason).toMatchTypeOf<string>();
+});
+sio.on('serror', (error) => {
+  expectTypeOf(error).toEqualTypeOf<SessionServerError>();
+  if (error instanceof SessionHandlerError) expectTypeOf(error.reason).toEqualTypeOf<'handler-error' | 'handler-timeout'>();
+  if (error instanceof SessionValueError) expectTypeOf(error.key).toEqualTypeOf<string>();
 });
 // A namespace's own maps, too.
 const chat = sessions(io.of('/chat'), { store, secret: 's' });
