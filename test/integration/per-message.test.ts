@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'socket.io';
 import { NOTICE_FIELD } from '../../src/protocol.js';
+import { SessionHandlerError } from '../../src/errors.js';
 import { startServer, connectClient, connected, once, delay, type TestServer } from '../helpers/servers.js';
 
 type Ack = (value?: unknown) => void;
@@ -113,7 +114,9 @@ test('a handler that throws gets a handler-error notice as its ack (not its ack)
   await connected(client);
   assert.deepEqual(await client.timeout(2000).emitWithAck('boom'), { [NOTICE_FIELD]: { code: 'EVENT_FAILED', reason: 'handler-error' } });
   const [error, socket] = await serror;
-  assert.equal((error as Error).message, 'handler failed');
+  assert.ok(error instanceof SessionHandlerError, 'serror carries a SessionHandlerError');
+  assert.equal(error.reason, 'handler-error');
+  assert.equal((error.cause as Error).message, 'handler failed', 'its cause is what the handler threw');
   assert.equal(socket?.id, client.id);
   assert.equal((await server.httpSession(cookie)).counter, 5);
   assert.equal(await client.emitWithAck('get', 'counter'), 5, 'the next event sees the stored session');
