@@ -12,12 +12,13 @@ const store = new session.MemoryStore();
 const secret = process.env.SESSION_SECRET ?? 'change this secret';
 
 const app = express();
-app.use(express.static(new URL('public', import.meta.url).pathname));
 const httpServer = createServer(app);
 const io = new Server(httpServer);
 const sio = sessions(io, { store, secret, perMessage: true });
 app.use(sio.httpLock()); // before express-session
 app.use(session({ store, secret, resave: false, saveUninitialized: true }));
+// After the session: loading the page gives the visitor a session (and its cookie) to connect with.
+app.use(express.static(new URL('public', import.meta.url).pathname));
 
 const add = (s, item) => (s.cart = [...(s.cart ?? []), String(item).slice(0, 40)]).length;
 
