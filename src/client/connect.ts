@@ -6,7 +6,7 @@
  * cache). With `tabs: sharedTabs()` (socket.io-sessions/tabs) the tabs of a browser share one.
  */
 import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client';
-import { ErrorCode, Events, isSessionErrorData, type SessionErrorData } from '../protocol.js';
+import { ErrorCode, Events, isSessionErrorData, type EmitNotice, type SessionErrorData } from '../protocol.js';
 import { OriginNotAllowedError, SessionInvalidError, SessionOptionsError } from '../errors.js';
 import { backoff } from './backoff.js';
 import { guardEmits } from './emit-guard.js';
@@ -354,9 +354,15 @@ export function createConnectWithSession(lookup: Lookup) {
       else if (action === 'handler') (policy.onInvalid as (c: InvalidContext) => void)(ctx);
     }
 
+    /** A refused handshake also answers what was emitted for it: the store may stay away longer than any ack should wait. */
     function handleUnavailable(data: SessionErrorData, phase: UnavailableContext['phase']) {
-      const retryIn = phase === 'handshake' ? retryLater(data.retryAfter) : undefined;
-      events.emit('unavailable', { code: ErrorCode.SESSION_UNAVAILABLE, reason: data.reason, phase, retryIn });
+      const { reason, retryAfter } = data as EmitNotice;
+      let retryIn: number | undefined;
+      if (phase === 'handshake') {
+        guard.fail({ code: ErrorCode.SESSION_UNAVAILABLE, reason, retryAfter });
+        retryIn = retryLater(retryAfter);
+      }
+      events.emit('unavailable', { code: ErrorCode.SESSION_UNAVAILABLE, reason, phase, retryIn });
     }
 
     listen(subs, emitter, 'connect', () => {
