@@ -121,6 +121,8 @@ export default [
       { file: 'dist/server/index.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
     ],
   },
+  // An IIFE, not a UMD: it needs the global `io` anyway, and a UMD under an AMD loader would not set the
+  // global `ioSessions` that the tickets and check parts read.
   {
     input: 'src/client/umd.ts',
     plugins: clientPlugins(globalIo),
