@@ -27,10 +27,12 @@ const ts = () =>
 
 // Every minified file uses these. The property regex only renames the SDK emitter's private
 // `_events` (src/client/emitter.ts): no other code in the bundles reads it.
-const minify = () =>
+// An ES module's top-level names are its own (`module`: mangled too); a UMD's are inside rollup's wrapper.
+const minify = (module = false) =>
   terser({
     ecma: 2020,
-    compress: { passes: 3, pure_getters: true }, // no getter in these bundles has a side effect
+    module,
+    compress: { passes: 3, pure_getters: true, unsafe_arrows: true }, // no getter in these bundles has a side effect; no function of ours is called with `new` but the classes
     mangle: { properties: { regex: /^_events(Count)?$/ } },
     format: { comments: false },
   });
@@ -86,7 +88,7 @@ export default [
     input: 'src/client/core.ts',
     external: ['socket.io-client'],
     plugins: clientPlugins(),
-    output: { file: 'dist/client/index.min.js', format: 'es', sourcemap: true, plugins: [minify()] },
+    output: { file: 'dist/client/index.min.js', format: 'es', sourcemap: true, plugins: [minify(true)] },
   },
   // socket.io-sessions/tickets: opt-in ticket credentials, so cookie-only apps do not ship them.
   {
@@ -95,7 +97,7 @@ export default [
     plugins: clientPlugins(),
     output: [
       { file: 'dist/client/tickets.js', format: 'es', sourcemap: true },
-      { file: 'dist/client/tickets.min.js', format: 'es', sourcemap: true, plugins: [minify()] },
+      { file: 'dist/client/tickets.min.js', format: 'es', sourcemap: true, plugins: [minify(true)] },
       { file: 'dist/client/tickets.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
     ],
   },
@@ -106,7 +108,7 @@ export default [
     plugins: clientPlugins(coreExternal),
     output: [
       { file: 'dist/client/tabs.js', format: 'es', sourcemap: true },
-      { file: 'dist/client/tabs.min.js', format: 'es', sourcemap: true, plugins: [minify()] },
+      { file: 'dist/client/tabs.min.js', format: 'es', sourcemap: true, plugins: [minify(true)] },
       { file: 'dist/client/tabs.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
     ],
   },
@@ -119,10 +121,12 @@ export default [
       { file: 'dist/server/index.cjs', format: 'cjs', sourcemap: true, exports: 'named' },
     ],
   },
+  // An IIFE, not a UMD: it needs the global `io` anyway, and a UMD under an AMD loader would not set the
+  // global `ioSessions` that the tickets and check parts read.
   {
     input: 'src/client/umd.ts',
     plugins: clientPlugins(globalIo),
-    output: { file: 'dist/umd/socket.io-sessions.js', format: 'umd', name: 'ioSessions', sourcemap: true, plugins: [minify()] },
+    output: { file: 'dist/umd/socket.io-sessions.js', format: 'iife', name: 'ioSessions', sourcemap: true, plugins: [minify()] },
   },
   // Served after the add-on in /socket.io/socket.io-sessions.js, with the embedded ticket.
   {
@@ -141,7 +145,7 @@ export default [
     plugins: clientPlugins(),
     output: [
       { file: 'dist/cdn/socket.io-sessions.min.js', format: 'umd', name: 'ioSessions', sourcemap: true, plugins: [minify()] },
-      { file: 'dist/cdn/socket.io-sessions.esm.min.js', format: 'es', sourcemap: true, plugins: [minify()] },
+      { file: 'dist/cdn/socket.io-sessions.esm.min.js', format: 'es', sourcemap: true, plugins: [minify(true)] },
     ],
   },
   declarations('client'),

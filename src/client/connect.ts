@@ -6,7 +6,7 @@
  * cache). With `tabs: sharedTabs()` (socket.io-sessions/tabs) the tabs of a browser share one.
  */
 import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client';
-import { ErrorCode, Events, isSessionErrorData, type SessionErrorData } from '../protocol.js';
+import { ErrorCode, Events, isSessionErrorData, type EmitNotice, type SessionErrorData } from '../protocol.js';
 import { OriginNotAllowedError, SessionInvalidError, SessionOptionsError } from '../errors.js';
 import { backoff } from './backoff.js';
 import { guardEmits } from './emit-guard.js';
@@ -162,7 +162,8 @@ type Emitter = { on(event: string, listener: (...args: any[]) => void): unknown;
 /** Disposers, drained by `dispose()` (socket.io-client's `subs`). */
 type Subs = Array<() => void>;
 
-const offline = () => typeof navigator !== 'undefined' && navigator.onLine === false;
+// globalThis: Node has no `navigator` (before 21) nor `location`.
+const offline = () => globalThis.navigator?.onLine === false;
 
 /** Bad options throw at once; the message names the option and the value given. */
 function invalidOption(name: string, value: unknown): never {
@@ -237,8 +238,11 @@ function followBrowser(subs: Subs, check: () => void, park: () => boolean, resum
   subs.push(() => clearInterval(ticker));
 }
 
-/** `socket.sessions`: the SDK's state and events; `dispose` drains `subs`. */
-function controllerOf(events: SdkEmitter, state: () => SessionState, subs: Subs): SessionController {
+/**
+ * `socket.sessions`: the SDK's state and events; `dispose` drains `subs`, then drops the listeners.
+ * Exported for the opt-in tabs entry, whose shared socket has the same controller.
+ */
+export function controllerOf(events: SdkEmitter, state: () => SessionState, subs: Subs): SessionController {
   const subscribe = (method: 'on' | 'once') => (event: keyof SessionClientEvents, listener: (...args: any[]) => void) => {
     events[method](event, listener);
     return () => void events.off(event, listener);
@@ -337,7 +341,7 @@ export function createConnectWithSession(lookup: Lookup) {
         streak: invalidStreak,
         fromConnected: streakFromConnected,
         ...policy,
-        canReload: typeof location !== 'undefined' && typeof location.reload === 'function',
+        canReload: typeof globalThis.location?.reload === 'function',
       });
       const ctx: InvalidContext = {
         code: ErrorCode.SESSION_INVALID,
@@ -354,9 +358,15 @@ export function createConnectWithSession(lookup: Lookup) {
       else if (action === 'handler') (policy.onInvalid as (c: InvalidContext) => void)(ctx);
     }
 
+    /** A refused handshake also answers what was emitted for it: the store may stay away longer than any ack should wait. */
     function handleUnavailable(data: SessionErrorData, phase: UnavailableContext['phase']) {
-      const retryIn = phase === 'handshake' ? retryLater(data.retryAfter) : undefined;
-      events.emit('unavailable', { code: ErrorCode.SESSION_UNAVAILABLE, reason: data.reason, phase, retryIn });
+      const { reason, retryAfter } = data as EmitNotice;
+      let retryIn: number | undefined;
+      if (phase === 'handshake') {
+        guard.fail({ code: ErrorCode.SESSION_UNAVAILABLE, reason, retryAfter });
+        retryIn = retryLater(retryAfter);
+      }
+      events.emit('unavailable', { code: ErrorCode.SESSION_UNAVAILABLE, reason, phase, retryIn });
     }
 
     listen(subs, emitter, 'connect', () => {

@@ -16,7 +16,7 @@ import { createConnectWithSession } from './connect.js';
 
 export const connectWithSession = createConnectWithSession(io);
 export { createConnectWithSession };
-export { SessionEventEmitter } from './connect.js';
+export { SessionEventEmitter, controllerOf } from './connect.js';
 export type { ConnectWithSessionOptions, SessionSocket, SharedSocket, TabsProvider, SdkEmitter, SessionController, SessionClientEvents, SessionState, InvalidContext, UnavailableContext } from './connect.js';
 export type { InvalidAction, OnInvalid } from './invalid-policy.js';
 export { takeReload } from './invalid-policy.js';

@@ -5,12 +5,20 @@
  * prototype's; `emitWithAck` calls `emit`), and `sendBuffer` is emptied; the disposer removes the wraps.
  */
 import type { Socket } from 'socket.io-client';
-import { ErrorCode, noticeOf } from '../protocol.js';
+import { ErrorCode, noticeOf, type EmitNotice } from '../protocol.js';
 import { SessionEmitError } from '../errors.js';
 
 type Fn = (...args: any[]) => any;
 
+const SESSION_ENDED: EmitNotice = { code: ErrorCode.SESSION_INVALID, reason: 'session-ended' };
+
 export interface EmitGuard {
+  /**
+   * A handshake was refused "unavailable" (issue 15 case 9): drop what socket.io-client buffered and fail
+   * every emit still waiting for its answer with `notice`, so none waits for the store to come back.
+   * Emits made after this wait for the next attempt as usual.
+   */
+  fail(notice: EmitNotice): void;
   /**
    * The session ended: drop the emits socket.io-client buffered under it, fail every emit still
    * waiting for its answer with 'session-ended', and fail new ones at once until {@link resume}.
@@ -20,16 +28,14 @@ export interface EmitGuard {
   resume(): void;
 }
 
-const sessionEnded = (event: string) => new SessionEmitError({ code: ErrorCode.SESSION_INVALID, reason: 'session-ended' }, event);
-
 /**
  * Wraps `socket`'s emits. `ackTimeout`: the socket has the `ackTimeout` option, so every ack is
  * called error-first, as after `timeout()`. Returns the guard; `undo` gets the wraps' removal.
  */
 export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() => void>): EmitGuard {
   const { emit, timeout } = socket as unknown as Record<string, Fn>;
-  // Each emit still waiting for its answer: fails it with 'session-ended' (once).
-  const waiting = new Set<() => void>();
+  // Each emit still waiting for its answer: fails it with a notice (once).
+  const waiting = new Set<(notice: EmitNotice) => void>();
   let timed = false;
   let ended = false;
   const wraps: Record<string, Fn> = {
@@ -44,10 +50,10 @@ export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() =
       const errorFirst = timed || ackTimeout || !!ack?.withError;
       timed = false;
       if (typeof ack !== 'function') return ended ? socket : emit!.call(socket, event, ...args);
-      const fail = () => waiting.delete(fail) && ack.call(socket, sessionEnded(event));
+      const fail = (notice: EmitNotice) => waiting.delete(fail) && ack.call(socket, new SessionEmitError(notice, event));
       waiting.add(fail);
       // After end(): answered at once, never sent nor buffered for the next session.
-      if (ended) return setTimeout(fail), socket;
+      if (ended) return setTimeout(fail, 0, SESSION_ENDED), socket;
       const answer = (...answer: unknown[]) => {
         if (!waiting.delete(fail)) return; // already failed: an emit is answered once
         const notice = noticeOf(errorFirst ? answer.slice(1) : answer);
@@ -60,11 +66,15 @@ export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() =
   };
   Object.assign(socket, wraps);
   undo.push(() => Object.keys(wraps).forEach((name) => delete (socket as unknown as Record<string, Fn>)[name]));
+  const fail = (notice: EmitNotice) => {
+    socket.sendBuffer.length = 0;
+    waiting.forEach((failOne) => failOne(notice));
+  };
   return {
+    fail,
     end() {
       ended = true;
-      socket.sendBuffer.length = 0;
-      waiting.forEach((fail) => fail());
+      fail(SESSION_ENDED);
     },
     resume() {
       ended = false;

@@ -27,8 +27,8 @@
  * ```
  */
 // From the core entry in the builds (rollup.config.mjs): one copy, the same classes in every tab.
-import { OriginNotAllowedError, SessionEmitError, SessionEventEmitter, SessionInvalidError, SessionOptionsError, takeReload } from './index.js';
-import type { ConnectWithSessionOptions, InvalidContext, SessionClientEvents, SessionController, SessionSocket, SessionState, SharedSocket, TabsProvider } from './connect.js';
+import { controllerOf, OriginNotAllowedError, SessionEmitError, SessionEventEmitter, SessionInvalidError, SessionOptionsError, takeReload } from './index.js';
+import type { ConnectWithSessionOptions, InvalidContext, SessionClientEvents, SessionSocket, SessionState, SharedSocket, TabsProvider } from './connect.js';
 import { ErrorCode, NOTICE_FIELD, type EmitNotice } from '../protocol.js';
 
 export interface SharedTabsOptions {
@@ -192,7 +192,8 @@ function open(
   const post = (message: TabMessage) => channel?.postMessage(message);
   /** A message for a tab: this one (read at once) or another (posted). */
   const tell = (message: Of<'emit' | 'sent' | 'ack' | 'reconnect'>) => (message.to === me ? handle(message) : post(message));
-  const dispatch = (event: string, args: any[]) => {
+  /** A server event, in this tab's listeners. */
+  const dispatch = ({ event, args }: Pick<Of<'event'>, 'event' | 'args'>) => {
     events.emit(ANY, event, ...args);
     events.emit(event, ...args);
   };
@@ -284,7 +285,7 @@ function open(
     real.on('disconnect', (reason) => announce(false, state, reason));
     real.on('connect_error', (error: Error) => events.emit('connect_error', error));
     real.onAny((event: string, ...args: any[]) => {
-      dispatch(event, args);
+      dispatch({ event, args });
       // A server event that asks for an ack is answered by this tab's listeners: functions do not travel.
       post({ type: 'event', event, args: args.filter((a) => typeof a !== 'function') });
     });
@@ -323,7 +324,7 @@ function open(
   const forAll: Handlers<'hello' | 'holder' | 'event' | 'sdk'> = {
     hello: () => real && announce(),
     holder: heardHolder,
-    event: ({ event, args }) => dispatch(event, args),
+    event: dispatch,
     sdk: told,
   };
   /** The messages a tab reads only when they are addressed to it (`to`), so no tab takes another's emit, receipt or ack. */
@@ -331,7 +332,7 @@ function open(
     emit: (message) => real && take(message),
     reconnect: () => real?.connect(),
     sent: ({ n }) => outbox.delete(n),
-    ack: ({ n, args, error, notice }) => settle(n, { args, error, notice }),
+    ack: (message) => settle(message.n, message),
   };
   const handle = (message: TabMessage & { to?: number }) => ((message.to === me ? forMe : forAll) as Record<string, (message: any) => unknown>)[message.type]?.(message);
   /** What arrives on the channel: a message of ours, for every tab or addressed to this one; the rest is left alone. */
@@ -394,7 +395,6 @@ function open(
   const chain =
     <A extends any[]>(f: (...args: A) => unknown) =>
     (...args: A) => (f(...args), socket);
-  const subscribe = (method: 'on' | 'once') => (event: keyof SessionClientEvents, listener: Listener) => (sdk[method](event, listener), () => sdk.off(event, listener));
   /** `emit` and `emitWithAck`, with a timeout or without. */
   const timed = (ms?: number) => ({
     emit: chain((event: string, ...args: any[]) => send(event, args, ms)),
@@ -416,25 +416,13 @@ function open(
     get leader() {
       return !!real;
     },
-    sessions: {
-      get state() {
-        return state;
-      },
-      on: subscribe('on'),
-      once: subscribe('once'),
-      /** In a shared tab the SDK is the tab's link to the connection: this also leaves, as `disconnect()` does. */
-      dispose() {
-        leave();
-        events.removeAllListeners();
-        sdk.removeAllListeners();
-        page.abort();
-      },
-    } as SessionController,
+    // In a shared tab the SDK is the tab's link to the connection: dispose() also leaves, as `disconnect()` does.
+    sessions: controllerOf(sdk, () => state, [leave, () => events.removeAllListeners(), () => page.abort()]),
     ...timed(),
     timeout: timed,
     send: chain((...args: any[]) => send('message', args)),
-    on: chain((event: string, listener: Listener) => events.on(event, listener)),
-    once: chain((event: string, listener: Listener) => events.once(event, listener)),
+    on: chain(events.on.bind(events)),
+    once: chain(events.once.bind(events)),
     off: chain((event?: string, listener?: Listener) => (event === undefined ? events.removeAllListeners() : events.off(event, listener))),
     onAny: chain((listener: Listener) => events.on(ANY, listener)),
     offAny: chain((listener?: Listener) => events.off(ANY, listener)),

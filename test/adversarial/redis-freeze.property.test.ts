@@ -162,14 +162,12 @@ test('Redis frozen at a random moment of a locked per-message burst: every event
   }
 });
 
-// The window of case 9, found: Redis freezes while the SDK's handshake is under way. The server
-// refuses that handshake after storeTimeout (SESSION_UNAVAILABLE, as it should), but the emits the
-// app made meanwhile sit in socket.io-client's send buffer with no deadline, and are sent, run and
-// acked only after Redis wakes and a retry connects: measured here, 4 of 4 emits acked 0.7-0.9 s
-// after the thaw of a 2 s freeze (storeTimeout 200 ms); the lead's run: all four at SIGCONT, 12.16 s.
-// The fix belongs in the SDK's emit guard (branch sdk): on a handshake refused "unavailable", fail
-// the buffered emits that asked for an ack with that notice and drop them from the buffer.
-test('emits made while Redis freezes during the SDK\'s handshake are answered (an unavailable error) within about storeTimeout, not when Redis wakes, and never run later', { todo: 'SDK: buffered emits get no deadline when the handshake is refused unavailable (see the comment above)' }, async (t) => {
+// The window of case 9: Redis freezes while the SDK's handshake is under way. The server refuses that
+// handshake after storeTimeout (SESSION_UNAVAILABLE); the emits the app made meanwhile sat in
+// socket.io-client's send buffer with no deadline and ran only after Redis woke and a retry connected
+// (measured before the fix: 4 of 4 acked 0.7-0.9 s after the thaw of the freeze; the lead's run: at
+// SIGCONT, 12.16 s). The SDK's emit guard now fails them with the refusal's notice and drops them.
+test('emits made while Redis freezes during the SDK\'s handshake are answered (an unavailable error) within about storeTimeout, not when Redis wakes, and never run later', async (t) => {
   const client = createClient({ url: redis.url, disableOfflineQueue: true });
   client.on('error', () => {});
   await client.connect();

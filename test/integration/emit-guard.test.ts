@@ -3,15 +3,17 @@
  * server's notice (invariant 7) becomes a SessionEmitError on that emit, whichever way the app asked
  * for the ack; what was emitted under a session that ended never reaches the next one (invariant 10);
  * a ticket refresh that finds the page's session changed reconnects at once (issue 15 case 11); a
- * logged-out ticket page from another origin gets the invalid policy, not a fatal refusal (case 12).
+ * logged-out ticket page from another origin gets the invalid policy, not a fatal refusal (case 12);
+ * emits made while a handshake is refused "unavailable" are answered then, never run later (case 9).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectWithSession, type InvalidContext } from '../../src/client/index.js';
+import { connectWithSession, type InvalidContext, type UnavailableContext } from '../../src/client/index.js';
 import { tickets } from '../../src/client/tickets.js';
 import { SessionEmitError } from '../../src/errors.js';
 import { NOTICE_FIELD, type EmitNotice } from '../../src/protocol.js';
 import { startServer, once, eventually, type TestServer } from '../helpers/servers.js';
+import { FaultyStore } from '../helpers/stores.js';
 
 const fast = { retry: { min: 50, max: 200 }, forceNew: true, transports: ['websocket'] as string[], reconnectionDelay: 50, reconnectionDelayMax: 200 };
 const failed: EmitNotice = { code: 'EVENT_FAILED', reason: 'handler-error' };
@@ -143,6 +145,44 @@ test('an acked emit still waiting for its answer when the session ends fails wit
   answer!('late'); // the ended session's late answer is not delivered: an emit is answered once
   await eventually(() => socket.sessions.state === 'invalid');
   assert.equal(calls.length, 1);
+  socket.disconnect();
+  await server.close();
+});
+
+test('emits made while the store hangs during the handshake fail SESSION_UNAVAILABLE with the refusal, never run later; emits made after it wait for the next attempt', { timeout: 15_000 }, async () => {
+  const store = new FaultyStore();
+  const server = await startServer({ store, storeTimeout: 200 });
+  server.sio.on('serror', () => {}); // the refusals, expected
+  let ran = 0;
+  server.sio.on('sconnection', (socket) => socket.on('inc', (ack: (n: number) => void) => ack(++ran)));
+  const cookie = await server.login();
+  store.fault = { op: 'get', kind: 'hang' }; // the handshake's read never answers (a frozen Redis)
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, onInvalid: 'none' });
+  const refused = new Promise<UnavailableContext>((resolve) => socket.sessions.once('unavailable', resolve));
+  // Made while the handshake is under way, so socket.io-client buffers them; the last one asks for no ack.
+  const answers = Promise.all([
+    new Promise<unknown[]>((resolve) => socket.emit('inc', (...a: unknown[]) => resolve(a))),
+    new Promise<unknown[]>((resolve) => socket.timeout(5000).emit('inc', (...a: unknown[]) => resolve(a))),
+    socket.emitWithAck('inc').then((v: unknown) => [v], (err: unknown) => [err]),
+  ]);
+  socket.emit('inc');
+  assert.equal(socket.sendBuffer.length, 4, 'socket.io-client buffered them');
+  const ctx = await refused;
+  assert.equal(socket.sendBuffer.length, 0, 'the refusal dropped what was buffered');
+  for (const args of await answers) {
+    const [err] = args as [SessionEmitError];
+    assert.ok(err instanceof SessionEmitError && args.length === 1, String(err));
+    assert.deepEqual([err.code, err.reason, err.event], ['SESSION_UNAVAILABLE', ctx.reason, 'inc']);
+    const { retryAfter } = err.notice;
+    assert.ok(typeof retryAfter === 'number' && retryAfter <= ctx.retryIn!, `the refusal's retryAfter (${retryAfter}), which the retry waits out (${ctx.retryIn} ms)`);
+  }
+  assert.equal(ctx.reason, 'store-timeout');
+  assert.equal(store.fault?.kind, 'hang', 'answered while the store still hangs, not when it comes back');
+  const later = socket.emitWithAck('inc'); // made after the refusal: waits for the next attempt
+  store.fault = undefined;
+  assert.equal(await later, 1, 'the emit made after the refusal ran, alone');
+  await server.sio.flush();
+  assert.equal(ran, 1, 'none of the refused emits ran when the store came back');
   socket.disconnect();
   await server.close();
 });
