@@ -89,28 +89,25 @@ async function addFromBothSides(url: string, cookie: string, socket: ClientSocke
   return (await fetch(`${url}/cart`, { headers: { cookie } })).json() as Promise<string[]>;
 }
 
-test('the README set-up (per-message mode, httpLock() on one node): 10 HTTP and 10 socket adds to one cart at once, none lost', async () => {
-  const server = await cartServer({ httpLock: true });
+/** The cart after 10 HTTP and 10 socket adds at once, on a cart server with or without httpLock(). */
+async function cartAfterAdds(httpLock: boolean): Promise<string[]> {
+  const server = await cartServer({ httpLock });
   const cookie = await loggedIn(server.url);
   const socket = await connected(server.url, cookie);
   try {
-    const cart = await addFromBothSides(server.url, cookie, socket);
-    assert.deepEqual([...cart].sort(), [...Array.from({ length: 10 }, (_, i) => `http${i}`), ...Array.from({ length: 10 }, (_, i) => `socket${i}`)].sort());
+    return await addFromBothSides(server.url, cookie, socket);
   } finally {
     socket.close();
     await server.close();
   }
+}
+
+test('the README set-up (per-message mode, httpLock() on one node): 10 HTTP and 10 socket adds to one cart at once, none lost', async () => {
+  const cart = await cartAfterAdds(true);
+  assert.deepEqual([...cart].sort(), [...Array.from({ length: 10 }, (_, i) => `http${i}`), ...Array.from({ length: 10 }, (_, i) => `socket${i}`)].sort());
 });
 
 test('without httpLock(), the same adds lose writes (what httpLock() is for)', async () => {
-  const server = await cartServer({ httpLock: false });
-  const cookie = await loggedIn(server.url);
-  const socket = await connected(server.url, cookie);
-  try {
-    const cart = await addFromBothSides(server.url, cookie, socket);
-    assert.ok(cart.length < 20, `expected lost writes without httpLock(), got all ${cart.length}`);
-  } finally {
-    socket.close();
-    await server.close();
-  }
+  const cart = await cartAfterAdds(false);
+  assert.ok(cart.length < 20, `expected lost writes without httpLock(), got all ${cart.length}`);
 });
