@@ -452,7 +452,7 @@ describe('quick sequences', () => {
         const socket = io.connectWithSession({ forceNew: true }) as PageSocket;
         socket.disconnect();
         const right = socket.sessions.state;
-        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await new Promise((resolve) => setTimeout(resolve, 1500)); // wall clock: past the SDK's first retry (0.5-1 s), nothing may connect
         return [right, socket.sessions.state, socket.connected];
       });
       assert.deepEqual(early, ['disconnected', 'disconnected', false]);
@@ -466,7 +466,7 @@ describe('quick sequences', () => {
         });
         const waiting = socket.sessions.state;
         socket.disconnect();
-        await new Promise((resolve) => setTimeout(resolve, 2500));
+        await new Promise((resolve) => setTimeout(resolve, 2500)); // wall clock: past the SDK's backoff retry (0.5-1 s), nothing may connect
         return [waiting, socket.sessions.state, socket.connected];
       });
       assert.deepEqual(kicked, ['connecting', 'disconnected', false], dump([tab]));
