@@ -169,16 +169,24 @@ test('in-band refresh: the SDK presents new tickets on the live socket, with no 
   server.sio.on('sconnection', (s) => s.on('who', (ack: (u: unknown) => void) => ack(s.session.user)));
   const cookie = await server.login({ user: 'rae' });
   let fetched = 0;
+  let firstExpiresAt = Infinity;
   const socket = connectWithSession(server.url, {
     forceNew: true,
     transports: ['websocket'],
-    credential: tickets({ source: async () => (fetched++, server.ticket(cookie)) }),
+    credential: tickets({
+      source: async () => {
+        const ticket = await server.ticket(cookie);
+        if (fetched++ === 0) firstExpiresAt = ticket.expiresAt;
+        return ticket;
+      },
+    }),
   });
   const disconnects: string[] = [];
   socket.on('disconnect', (r) => disconnects.push(r));
   await once(socket, 'connect');
-  // Two in-band refreshes take the socket past the first ticket's expiry (the server drops a socket whose ticket ran out).
   await eventually(() => refreshes >= 2 && fetched >= 3, 10_000);
+  // wall clock: past the server's own timer for the first ticket (its expiry + 2 s of grace), which a refresh must re-arm.
+  await delay(firstExpiresAt + 2000 + 200 - Date.now());
   assert.deepEqual(disconnects, []);
   assert.equal(socket.connected, true);
   assert.equal(await socket.emitWithAck('who'), 'rae');
