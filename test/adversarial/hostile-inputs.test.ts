@@ -281,7 +281,7 @@ test("per-message: behind a handler that never settles, the session's next event
   // Either the queue gives up on the stuck unit at its deadline and moves on (the event runs), or the
   // waiting event passes its own deadline ('queue-timeout'): both are answers.
   const outcome = await new Promise<string>((resolve) => {
-    const timer = setTimeout(() => resolve('nothing in 3 s'), 3000);
+    const timer = setTimeout(() => resolve('nothing in 3 s'), 3000); // wall clock: a deadline the assertions fail on, not a wait
     other.once('sio-sessions:unavailable', (data: { code?: string; reason?: string }) => {
       clearTimeout(timer);
       resolve(`${data?.code} ${data?.reason}`);

@@ -48,7 +48,7 @@ async function afterSocketWrite(t: { after(fn: () => unknown): void; diagnostic(
   const destroysRightAfter = store.calls.destroy;
   const [payload] = await invalid.catch(() => [undefined]);
   const cpuBefore = process.cpuUsage();
-  await delay(2000); // nothing may keep running on the session's behalf
+  await delay(2000); // wall clock: a window to catch lingering timers or retries (no queue to flush would show them)
   const cpu = process.cpuUsage(cpuBefore);
   const cpuMs = (cpu.user + cpu.system) / 1000;
   const destroysLater = store.calls.destroy;

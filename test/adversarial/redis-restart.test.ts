@@ -87,7 +87,7 @@ test('Redis SIGKILLed and restarted empty under load: the reference server stays
   const killedAt = Date.now();
   // Long enough for every client's next emits to meet the outage (and node-redis's reconnect attempts).
   await eventually(() => clients.some((c) => c.unavailable.length > 0), 10_000, 50);
-  await delay(1000);
+  await delay(1000); // wall clock: the outage must last while every client keeps emitting into it (none may hear invalid)
   const invalidWhileDown = clients.flatMap((c) => c.invalid);
   await redis.start();
   t.diagnostic(`redis down ${Date.now() - killedAt} ms`);

@@ -134,7 +134,7 @@ describe('reference server demo page (/)', () => {
         (v) => v.state === 'connected' && v.counter === '0' && !!v.tag && v.tag !== oldTag,
         { timeout: 15_000, what: 'a connected page with a fresh session', describe: () => `${rec.dump()}\n${server.output()}` },
       );
-      await sleep(1000); // nothing else should happen once settled
+      await sleep(1000); // wall clock: a quiet window (page and server in other processes) in which nothing else may happen
       assert.equal(await textOf(page, '#state'), 'connected');
       assert.equal(await textOf(page, '#user'), '');
       assert.equal(await textOf(page, '#counter'), '0');
@@ -245,7 +245,7 @@ describe('reference server no-session page (/no-session.html)', () => {
       assert.match(stopLines[0]!, /^\[no-session\] invalid: no-session-id \(at the handshake\) → giving up$/);
 
       const settled = rec.events.length;
-      await sleep(3000);
+      await sleep(3000); // wall clock: a quiet window (page and server in other processes) with no reload nor handshake
       assert.equal(rec.navigations - 1, reloads, `no navigation after giving up:\n${rec.dump()}`);
       assert.deepEqual(rec.consoleLines(settled).filter((l) => /^\[no-session\] invalid: /.test(l)), [], 'no further handshake attempts');
       assert.equal(await textOf(page, '#state'), 'invalid');

@@ -427,6 +427,8 @@ describe('quick sequences', () => {
   test('connect()/disconnect() 50 times in a row, in a tab of its own: ends as the last call says, with one connection on the server or none; disconnect() while connecting or waiting to retry stops the SDK too', { timeout: 30_000 }, async (t) => {
     await fresh(t, SHORT_HEARTBEAT);
     const context = await browser.newContext();
+    // The pages' timers on a fake clock that flows as the real one, so the quiet windows below take no real time.
+    await context.clock.install();
     try {
       const tab = await openTab(context);
       await login(tab);
@@ -447,15 +449,19 @@ describe('quick sequences', () => {
       await serverSettlesAt({ engine: 1, sockets: 1 }, [tab]);
 
       // disconnect() at once after connectWithSession() (autoConnect): the SDK's state follows, and stays.
-      const early = await tab.page.evaluate(async () => {
+      const right = await tab.page.evaluate(() => {
         const { io } = globalThis as unknown as PageGlobals;
-        const socket = io.connectWithSession({ forceNew: true }) as PageSocket;
+        const socket = ((globalThis as any).early = io.connectWithSession({ forceNew: true }) as PageSocket);
         socket.disconnect();
-        const right = socket.sessions.state;
-        await new Promise((resolve) => setTimeout(resolve, 1500));
-        return [right, socket.sessions.state, socket.connected];
+        return socket.sessions.state;
       });
-      assert.deepEqual(early, ['disconnected', 'disconnected', false]);
+      // Past the SDK's first retry (0.5-1 s) on the page's clock: a retry that fired would show as 'connecting'.
+      await tab.page.clock.runFor(1500);
+      const early = await tab.page.evaluate(() => {
+        const socket = (globalThis as any).early as PageSocket;
+        return [socket.sessions.state, socket.connected];
+      });
+      assert.deepEqual([right, ...early], ['disconnected', 'disconnected', false]);
 
       // After a server-side disconnect the SDK retries after a backoff (0.5-1 s); the app's disconnect() meanwhile stops that retry.
       const kicked = await tab.page.evaluate(async () => {
@@ -466,10 +472,15 @@ describe('quick sequences', () => {
         });
         const waiting = socket.sessions.state;
         socket.disconnect();
-        await new Promise((resolve) => setTimeout(resolve, 2500));
-        return [waiting, socket.sessions.state, socket.connected];
+        return waiting;
       });
-      assert.deepEqual(kicked, ['connecting', 'disconnected', false], dump([tab]));
+      // Past the backoff retry on the page's clock.
+      await tab.page.clock.runFor(2500);
+      const after = await tab.page.evaluate(() => {
+        const socket = (globalThis as any).socket as PageSocket;
+        return [socket.sessions.state, socket.connected];
+      });
+      assert.deepEqual([kicked, ...after], ['connecting', 'disconnected', false], dump([tab]));
       await serverSettlesAt({ engine: 0, sockets: 0 }, [tab]);
       assert.deepEqual(tab.errors, []);
     } finally {

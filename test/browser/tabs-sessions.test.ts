@@ -191,7 +191,7 @@ describe('shared tabs: a page that holds the lock and never answers (issue 15, c
     const tabs = await sharedTabs(t, 2);
     const holder = tabs[0]!;
     // Past the liveness window: the followers' probes are answered, so none takes over.
-    await holder.page.waitForTimeout(3000);
+    await holder.page.waitForTimeout(3000); // wall clock: the liveness window spans several pages, each with its own clock
     assert.equal(serverSockets(), 1, dump(tabs));
     assert.deepEqual(await Promise.all(tabs.map((tab) => socketOf(tab).then((s) => s.leader))), [true, false, false]);
   });

@@ -442,19 +442,54 @@ describe('browser lifecycle (the core SDK, on the seed page /ping.html without t
     try {
       const page = await context.newPage();
       const rec = new PageRecorder(page);
-      const attempts: number[] = [];
-      page.on('request', (req) => /\/socket\.io\/\?EIO=4&transport=polling&t=[^&]+$/.test(req.url()) && attempts.push(Date.now()));
-      page.on('websocket', (ws) => /transport=websocket(?!.*sid=)/.test(ws.url()) && attempts.push(Date.now()));
+      // Connection attempts counted in the page as they are made (XHR sent, WebSocket created), and how many
+      // are still in flight: an attempt fails in real time, and only then does the client schedule the next.
+      await page.addInitScript(() => {
+        const seen = ((globalThis as { seen?: { opened: string[]; pending: number } }).seen = { opened: [] as string[], pending: 0 });
+        const settle = (target: EventTarget, events: string[]) => {
+          let done = false;
+          seen.pending++;
+          for (const e of events) target.addEventListener(e, () => void (done || ((done = true), seen.pending--)));
+        };
+        const { open, send } = XMLHttpRequest.prototype as unknown as Record<string, (this: XMLHttpRequest, ...args: unknown[]) => void>;
+        Object.assign(XMLHttpRequest.prototype, {
+          open(this: XMLHttpRequest, ...args: unknown[]) {
+            seen.opened.push(String(args[1]));
+            return open!.apply(this, args);
+          },
+          send(this: XMLHttpRequest, ...args: unknown[]) {
+            settle(this, ['loadend']);
+            return send!.apply(this, args);
+          },
+        });
+        const Native = WebSocket;
+        globalThis.WebSocket = class extends Native {
+          constructor(url: string | URL, protocols?: string | string[]) {
+            seen.opened.push(String(url));
+            super(url, protocols);
+            settle(this, ['open', 'close']);
+          }
+        };
+      });
+      const attempts = () =>
+        page.evaluate(() => (globalThis as unknown as { seen: { opened: string[] } }).seen.opened.filter((url) => /\/socket\.io\/\?EIO=4&transport=polling&t=[^&]+$/.test(url) || /transport=websocket(?!.*sid=)/.test(url)).length);
+      // The page's timers run on a fake clock (flowing as the real one until runFor), so 15 s offline take no 15 s.
+      await page.clock.install();
       await page.goto(`${server.url}/ping.html`);
       const socketState = () => page.evaluate(() => ((0, eval)('socket') as PageSocket).sessions.state);
       await waitUntil(socketState, (s) => s === 'connected', { what: 'connected', describe: () => rec.dump() });
 
-      const wentOffline = Date.now();
+      const before = await attempts();
       await context.setOffline(true);
       await waitUntil(socketState, (s) => s === 'connecting', { what: 'the socket to notice', describe: () => rec.dump() });
-      // 15 s: socket.io-client alone makes about 4 attempts in this time.
-      await new Promise((resolve) => setTimeout(resolve, 15_000));
-      const offlineAttempts = attempts.filter((t) => t >= wentOffline).length;
+      // 15 s of the page's timers, half a second at a time, each step once the attempts it made have failed:
+      // socket.io-client alone makes about 4 attempts in this time.
+      const inFlight = () => page.evaluate(() => (globalThis as unknown as { seen: { pending: number } }).seen.pending);
+      for (let ms = 0; ms < 15_000; ms += 500) {
+        await page.clock.runFor(500);
+        await waitUntil(inFlight, (n) => n === 0, { what: 'no connection attempt in flight', describe: () => rec.dump() });
+      }
+      const offlineAttempts = (await attempts()) - before;
       assert.ok(offlineAttempts <= 1, `at most one connection attempt while offline, saw ${offlineAttempts}:\n${rec.dump()}`);
 
       const online = Date.now();
