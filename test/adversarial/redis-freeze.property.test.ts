@@ -122,6 +122,7 @@ async function run({ sends, handlerMs, freezeAt, httpAt }: Run): Promise<string[
         socket.once(Events.UNAVAILABLE, () => resolve(false));
         tries += 1;
         socket.emit('inc', (...args: unknown[]) => (noticeOf(args) ? resolve(false) : (lateAcks++, resolve(true))));
+        // wall clock: a deadline per try (while Redis recovers an answer may never come), not a sleep.
         setTimeout(() => resolve(false), 1000);
       });
       if (await answered) served = Date.now() - thawedAt;

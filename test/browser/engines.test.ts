@@ -323,6 +323,7 @@ describe('engines', { concurrency: true }, () => {
           // engine.io-client drops its transport on `offline` (for a server not named "localhost"); the server
           // stays up, so socket.io-client alone would reconnect within about 1.5 s.
           await until((d) => d.state !== 'connected', 'the page to lose its connection');
+          // wall clock: the point is an absence (no connection attempt while offline) over 2 real seconds.
           await sleep(2000);
           assert.equal((await readDemo(tab)).state, 'connecting', 'no connection while offline');
 
