@@ -67,7 +67,9 @@ async function startNode(spec: ServerSpec): Promise<Node> {
 
 async function stopNode(node: Node): Promise<void> {
   const { proc } = node.child;
-  if (proc.exitCode === null && proc.signalCode === null && proc.connected) await node.child.call('exit').catch(() => undefined);
+  const alive = proc.exitCode === null && proc.signalCode === null && proc.connected;
+  if (alive && PROF.length) log(`server pid ${proc.pid}: ${(await node.child.call<{ events: number }>('stats')).events} events`);
+  if (alive) await node.child.call('exit').catch(() => undefined);
   await node.child.exited;
 }
 
