@@ -15,7 +15,7 @@ import { Child } from './ipc.js';
 import { libVersion } from './lib.js';
 import type { ServerSpec } from './server.js';
 import type { SocketSpec, Reconnection, ConnectKind } from './client.js';
-import { machine, markdown, median, readResults, sum, type Results, type Row, type Section } from './report.js';
+import { compared, machine, markdown, median, readResults, sum, type Results, type Row, type Section } from './report.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
@@ -36,6 +36,8 @@ const CLIENT_PROCS = env('BENCH_CLIENT_PROCS', 2);
 const CLIENT_POOL = Math.max(CLIENT_PROCS, 4);
 /** Workload 1 also measures plain against a second plain server, which shows the harness's own error (BENCH_AA=0: not). */
 const AA = process.env.BENCH_AA !== '0';
+/** Workloads 1 and 2 also measure socket.io's own express-session recipe (BENCH_RECIPE=0: not). */
+const RECIPE = process.env.BENCH_RECIPE !== '0';
 const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7,8').split(',').map((s) => s.trim()));
 const OUT = resolve(process.env.BENCH_OUT ?? `${ROOT}/bench/results/latest.json`);
 const DOC = process.env.BENCH_DOC === '0' ? undefined : resolve(process.env.BENCH_DOC ?? `${ROOT}/docs/benchmarks.md`);
@@ -59,12 +61,15 @@ interface Node {
 async function startNode(spec: ServerSpec): Promise<Node> {
   const child = new Child('./server.ts', [JSON.stringify(spec)], ['--expose-gc', ...PROF]);
   const { ready } = await child.announced;
+  if (PROF.length) log(`server pid ${child.proc.pid} (its profile's name): ${JSON.stringify(spec)}`);
   return { child, url: ready.url, spec };
 }
 
 async function stopNode(node: Node): Promise<void> {
   const { proc } = node.child;
-  if (proc.exitCode === null && proc.signalCode === null && proc.connected) await node.child.call('exit').catch(() => undefined);
+  const alive = proc.exitCode === null && proc.signalCode === null && proc.connected;
+  if (alive && PROF.length) log(`server pid ${proc.pid}: ${(await node.child.call<{ events: number }>('stats')).events} events`);
+  if (alive) await node.child.call('exit').catch(() => undefined);
   await node.child.exited;
 }
 
@@ -102,6 +107,8 @@ interface Fleet {
   label: string;
   nodes: Node[];
   plain: boolean;
+  /** Sessions through plain socket.io-client with the cookie (the recipe's client), not `connectWithSession`. */
+  plainClient?: boolean;
   sessions: number;
   perSession: number;
   data: Record<string, unknown>;
@@ -130,7 +137,7 @@ class OpenFleet {
     const cookies = fleet.plain ? [] : await seed(fleet.nodes[0]!, fleet.sessions, fleet.data);
     const specs: Array<SocketSpec & { session: number }> = [];
     for (let s = 0; s < fleet.sessions; s++) {
-      for (let k = 0; k < fleet.perSession; k++) specs.push({ url: fleet.nodes[specs.length % fleet.nodes.length]!.url, cookie: cookies[s], session: s });
+      for (let k = 0; k < fleet.perSession; k++) specs.push({ url: fleet.nodes[specs.length % fleet.nodes.length]!.url, cookie: cookies[s], plain: fleet.plainClient, session: s });
     }
     await openAll(clients, fleet.key, specs);
     return new OpenFleet(fleet, clients, cookies, specs);
@@ -228,19 +235,26 @@ async function incWorkload(fleets: Fleet[], clients: Child[]): Promise<Map<strin
 async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise<Section[]> {
   const perMessage = (store: 'memory' | 'redis', prefix: string, lock = false) => startNode({ redisUrl, sessions: { perMessage: true, store, prefix, lock } });
   const fleet = async (key: string, label: string, node: Promise<Node>, shape: Partial<Fleet> = {}): Promise<Fleet> => ({ key, label, nodes: [await node], plain: false, sessions: 50, perSession: 1, data: SMALL, ...shape });
+  const recipe = (key: string, label: string, store: 'memory' | 'redis', prefix: string, shape: Partial<Fleet> = {}) =>
+    fleet(`recipe-${key}`, `socket.io's recipe, ${label}`, startNode({ redisUrl, recipe: { store, prefix } }), { plainClient: true, ...shape });
   const fleets: Fleet[] = [await fleet('plain', 'plain socket.io', startNode({}), { plain: true })];
   if (ONLY.has('1')) fleets.push(await fleet('memory', 'MemoryStore', perMessage('memory', 'w1m:')), await fleet('redis', 'Redis', perMessage('redis', 'w1:')));
+  if (ONLY.has('1') && RECIPE) fleets.push(await recipe('memory', 'MemoryStore', 'memory', 'w1rm:'), await recipe('redis', 'Redis', 'redis', 'w1r:'));
   if (ONLY.has('1') && AA) fleets.push(await fleet('aa', 'plain socket.io on a second server (A/A check: should be 1.00x)', startNode({}), { plain: true }));
   if (ONLY.has('2')) {
     fleets.push(await fleet('cart-memory', 'MemoryStore, 7.7 KB session', perMessage('memory', 'w2m:'), { data: CART }));
     fleets.push(await fleet('cart-redis', 'Redis, 7.7 KB session', perMessage('redis', 'w2:'), { data: CART }));
+  }
+  if (ONLY.has('2') && RECIPE) {
+    fleets.push(await recipe('cart-memory', 'MemoryStore, 7.7 KB session', 'memory', 'w2rm:', { data: CART }));
+    fleets.push(await recipe('cart-redis', 'Redis, 7.7 KB session', 'redis', 'w2r:', { data: CART }));
   }
   if (ONLY.has('3')) {
     fleets.push(await fleet('shared-redis', 'Redis, 5 sessions x 10 sockets', perMessage('redis', 'w3:'), { sessions: 5, perSession: 10 }));
     fleets.push(await fleet('shared-redis-lock', 'Redis + lock, 5 sessions x 10 sockets', perMessage('redis', 'w3l:', true), { sessions: 5, perSession: 10 }));
   }
   try {
-    const rows = await incWorkload(fleets, clients);
+    const rows = againstRecipe(await incWorkload(fleets, clients));
     const pick = (...keys: string[]) => keys.flatMap((k) => (rows.has(k) ? [rows.get(k)!] : []));
     const common =
       `${CLIENT_PROCS} client processes; every socket has one acked \`inc\` in flight at a time; throughput = acked events / time. ` +
@@ -248,19 +262,23 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
       'and the repetition\'s value is the median of its slices. ' +
       '"CPU ratio" = plain\'s server CPU per event / ours (less sensitive to the machine\'s load than throughput).';
     const sections: Section[] = [];
+    const RECIPE_HOW =
+      "\"socket.io's recipe\": socket.io's documented express-session set-up, `io.engine.use(session(...))`, in its per-event form: the handler calls " +
+      '`socket.request.session.reload()`, increments, `save()`, then acks (the same two store calls per event as per-message mode; its clients are plain socket.io-client with the cookie). ' +
+      '"vs recipe" (per-message rows) = per-message\'s ratio / the recipe\'s, per repetition (at or above 1: per-message is at least as fast). ';
     if (ONLY.has('1'))
       sections.push({
         id: 'per-message-small',
         title: '1. Per-message, 50 clients x acked increments, 2-key session',
-        how: `50 sockets, one session each ({ user, counter }), per-message mode; plain socket.io increments a process counter. ${common} "lost" = acked increments - the sessions' stored counters, after all slices.`,
-        rows: pick('memory', 'redis', 'aa'),
+        how: `50 sockets, one session each ({ user, counter }), per-message mode; plain socket.io increments a process counter. ${RECIPE ? RECIPE_HOW : ''}${common} "lost" = acked increments - the sessions' stored counters, after all slices.`,
+        rows: pick('memory', 'recipe-memory', 'redis', 'recipe-redis', 'aa'),
       });
     if (ONLY.has('2'))
       sections.push({
         id: 'per-message-cart',
         title: '2. Per-message, 50 clients, 7.7 KB session (a cart of 200 items)',
-        how: `As 1, but each session also holds \`cart\`: 200 items stored at login (the session is ${JSON.stringify(CART).length} bytes of JSON without its cookie); the handler only increments the counter. ${common}`,
-        rows: pick('cart-memory', 'cart-redis'),
+        how: `As 1, but each session also holds \`cart\`: 200 items stored at login (the session is ${JSON.stringify(CART).length} bytes of JSON without its cookie); the handler only increments the counter. ${RECIPE ? 'Recipe rows as in 1. ' : ''}${common}`,
+        rows: pick('cart-memory', 'recipe-cart-memory', 'cart-redis', 'recipe-cart-redis'),
       });
     if (ONLY.has('3'))
       sections.push({
@@ -273,6 +291,17 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
   } finally {
     await Promise.all(fleets.flatMap((f) => f.nodes.map(stopNode)));
   }
+}
+
+/** Each per-message row that has a recipe row gets "vs recipe": per repetition, its ratio over plain / the recipe's. */
+function againstRecipe(rows: Map<string, Row>): Map<string, Row> {
+  for (const [key, row] of rows) {
+    const peer = rows.get(`recipe-${key}`);
+    if (!peer) continue;
+    const theirs = compared(peer);
+    row.extra = [{ name: 'vs recipe', values: compared(row).map((ours, i) => ours / theirs[i]!) }, ...(row.extra ?? [])];
+  }
+  return rows;
 }
 
 async function twoNodes(redisUrl: string, clients: Child[]): Promise<Section[]> {

@@ -2,8 +2,9 @@
  * One server the bench measures, in its own process (forked by bench/run.ts with the variant as
  * a JSON argument, see {@link ServerSpec}): plain socket.io, or express + express-session +
  * socket.io + socket.io-sessions (loaded from BENCH_LIB's dist/) on a MemoryStore or connect-redis,
- * optionally with the Redis lock and the Socket.IO Redis adapter. Every socket has an acked `inc`
- * event: plain increments a process counter, sessions the session's `counter`.
+ * optionally with the Redis lock and the Socket.IO Redis adapter; or socket.io's own express-session
+ * recipe (`recipe`). Every socket has an acked `inc` event: plain increments a process counter,
+ * the others the session's `counter`.
  *
  * HTTP (sessions only): the token endpoint (sio.tokenHandler(), before express-session) and
  * GET /session (the session as HTTP sees it, through express-session).
@@ -38,6 +39,12 @@ export interface ServerSpec {
     /** Key prefix of the Redis store, so variants sharing one redis-server keep apart. */
     prefix?: string;
   };
+  /**
+   * Instead of `sessions`: socket.io's own express-session recipe, per event (issue 16 item 7):
+   * `io.engine.use(sessionMiddleware)`, and in the handler `socket.request.session.reload()`,
+   * increment, `save()`, ack. The same two store calls per event as per-message mode.
+   */
+  recipe?: { store: 'memory' | 'redis'; prefix?: string };
   redisUrl?: string;
   /** @socket.io/redis-adapter on `redisUrl` (several nodes). */
   adapter?: boolean;
@@ -61,7 +68,8 @@ const redis = async () => {
   return client;
 };
 
-const stats = { counter: 0, sinvalid: 0, serror: 0 };
+/** `events`: acked `inc` events of every variant (a CPU profile's denominator). */
+const stats = { counter: 0, events: 0, sinvalid: 0, serror: 0 };
 let store: Store | undefined;
 let app = express();
 let httpServer = createServer(app);
@@ -70,9 +78,13 @@ if (spec.adapter) io.adapter(createAdapter(await redis(), await redis()));
 
 if (spec.app) {
   ({ app, httpServer, io, store } = await appOnSqlite(spec.app));
-} else if (!spec.sessions) {
-  io.on('connection', (socket) => socket.on('inc', (ack: (n: number) => void) => ack(++stats.counter)));
-} else {
+} else if (spec.recipe) {
+  const client = spec.recipe.store === 'redis' ? await redis() : undefined;
+  store = client ? new RedisStore({ client, prefix: spec.recipe.prefix }) : new MemoryStore();
+  const middleware = httpSession(store);
+  io.engine.use(middleware);
+  io.on('connection', (socket) => socket.on('inc', (ack: (n: number) => void) => recipeInc(socket.request as express.Request, ack)));
+} else if (spec.sessions) {
   const { sessions, redisLock } = await serverLib();
   const { perMessage, prefix } = spec.sessions;
   let lock;
@@ -87,16 +99,40 @@ if (spec.app) {
   sio.on('sconnection', (socket) =>
     socket.on('inc', (ack: (n: number) => void) => {
       socket.session.counter = (socket.session.counter ?? 0) + 1;
+      stats.events++;
       ack(socket.session.counter);
     }),
   );
   sio.on('sinvalid', () => stats.sinvalid++);
   sio.on('serror', () => stats.serror++);
   app.use(sio.tokenHandler()); // before express-session: it reads the cookie itself
-  app.use(session({ store, secret: SECRET, resave: false, saveUninitialized: false }));
+  httpSession(store);
+} else {
+  io.on('connection', (socket) => socket.on('inc', (ack: (n: number) => void) => (stats.events++, ack(++stats.counter))));
+}
+
+/** express-session on `store` for the app, with GET /session (the session as HTTP sees it); the middleware. */
+function httpSession(sessionStore: Store) {
+  const middleware = session({ store: sessionStore, secret: SECRET, resave: false, saveUninitialized: false });
+  app.use(middleware);
   app.get('/session', (req, res) => {
     const { cookie: _cookie, ...data } = req.session as unknown as Record<string, unknown>;
     res.json(data);
+  });
+  return middleware;
+}
+
+/**
+ * The recipe's handler: reload the session from the store, increment, save, then ack. A store
+ * error is counted and left unacked, so the run reports it as an ack timeout.
+ */
+function recipeInc(req: express.Request, ack: (n: number) => void): void {
+  req.session.reload((err) => {
+    if (err) return void stats.serror++;
+    // reload() replaced req.session with the stored copy: read it only now.
+    const data = req.session as unknown as { counter?: number };
+    data.counter = (data.counter ?? 0) + 1;
+    req.session.save((saveErr) => (saveErr ? void stats.serror++ : (stats.events++, ack(data.counter!))));
   });
 }
 
