@@ -13,6 +13,8 @@
  * JSON.parse recurse once per level; 3,000 levels already pass near the stack's end, so a third of
  * that leaves room for the store's own frames. Real session data nests a few levels.
  */
+import { describeThrown } from '../errors.js';
+
 export const MAX_DEPTH = 1000;
 
 /** Whether JSON.stringify looks further into `value` (objects, and BigInts: their toJSON, or a throw). */
@@ -34,7 +36,7 @@ export function unstorable(value: unknown, isSession: (value: object) => boolean
   try {
     return walk(value, isSession);
   } catch (err) {
-    return `reading it threw (${err instanceof Error ? err.message : String(err)})`;
+    return `reading it threw (${describeThrown(err)})`; // (what a getter throws may itself throw when shown)
   }
 }
 
