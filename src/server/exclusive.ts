@@ -257,6 +257,7 @@ export function holdLane(hub: StoreHub, sid: string, deadline: number, maxHoldMs
           decided = true;
           clearTimeout(timer);
           const cap = setTimeout(done, maxHoldMs); // a request that never ends does not hold the session's events for good
+          cap.unref?.();
           resolve(async () => {
             clearTimeout(cap);
             done();
