@@ -129,19 +129,31 @@ describe('engines', { concurrency: true }, () => {
         const context = await engine.newContext();
         const tab = await context.newTab();
         const describeAll = (demo?: unknown) => `${engine.version}; last seen: ${JSON.stringify(demo)}\nserver output:\n${server.output()}`;
+        const until = (accept: (d: Demo) => boolean, what: string, { on = tab, timeout = 15_000 } = {}) =>
+          waitUntil(() => readDemo(on), accept, { timeout, what, describe: () => describeAll() });
+        /** Logs the time from the test's start (or the engine's launch, for its first page) to connected. */
+        const connected = () => {
+          const ms = Date.now() - (firstConnect ? launchedAt : startedAt);
+          t.diagnostic(`${engine.version}: ${firstConnect ? 'launch' : 'test start'} to connected ${ms} ms`);
+          firstConnect = false;
+        };
         return {
           server,
           context,
           tab,
           describeAll,
           /** Waits until the demo page in `on` satisfies `accept`. */
-          until: (accept: (d: Demo) => boolean, what: string, { on = tab, timeout = 15_000 } = {}) =>
-            waitUntil(() => readDemo(on), accept, { timeout, what, describe: () => describeAll() }),
-          /** Logs the time from the test's start (or the engine's launch, for its first page) to connected. */
-          connected: () => {
-            const ms = Date.now() - (firstConnect ? launchedAt : startedAt);
-            t.diagnostic(`${engine.version}: ${firstConnect ? 'launch' : 'test start'} to connected ${ms} ms`);
-            firstConnect = false;
+          until,
+          connected,
+          /** The demo page opened and connected, one increment acked, the document marked (to tell a reload): the page's state then. */
+          incrementedOnDemo: async () => {
+            await tab.goto(`${server.url}/`);
+            await until((d) => d.state === 'connected' && d.tag !== '', 'connected');
+            connected();
+            await click(tab, 'increment');
+            const before = await until((d) => d.counter === '1', 'the increment acked');
+            await markDocument(tab);
+            return before;
           },
           teardown: async () => {
             await context.close();
@@ -178,14 +190,9 @@ describe('engines', { concurrency: true }, () => {
       });
 
       test('server down for 3 s, then up: the socket reconnects with the same session, no "invalid", no reload', async (t) => {
-        const { server, tab, until, connected, teardown } = await setup(t);
+        const { server, until, incrementedOnDemo, teardown } = await setup(t);
         try {
-          await tab.goto(`${server.url}/`);
-          await until((d) => d.state === 'connected' && d.tag !== '', 'connected');
-          connected();
-          await click(tab, 'increment');
-          const before = await until((d) => d.counter === '1', 'the increment acked');
-          await markDocument(tab);
+          const before = await incrementedOnDemo();
 
           const downAt = Date.now();
           await server.stop();
@@ -313,14 +320,9 @@ describe('engines', { concurrency: true }, () => {
       });
 
       test(`offline, then online (${name === 'firefox' ? 'the driver cuts the network' : "the page's own offline/online events"}): no attempt while offline, connected at once on "online", with the same session`, async (t) => {
-        const { server, tab, until, connected, teardown } = await setup(t);
+        const { tab, until, incrementedOnDemo, teardown } = await setup(t);
         try {
-          await tab.goto(`${server.url}/`);
-          await until((d) => d.state === 'connected' && d.tag !== '', 'connected');
-          connected();
-          await click(tab, 'increment');
-          const before = await until((d) => d.counter === '1', 'the increment acked');
-          await markDocument(tab);
+          const before = await incrementedOnDemo();
 
           await setOnline(tab, false);
           assert.equal(await tab.evaluate(() => navigator.onLine), false);

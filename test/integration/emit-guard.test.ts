@@ -73,13 +73,22 @@ test('with the ackTimeout option every ack is error-first, and a notice is the e
   await server.close();
 });
 
-test('README scenario: ann logs out, 3 visits while logged out, bob logs in: the 3 fail with session-ended and bob counts from nothing', async () => {
+/**
+ * A server counting visits, ann logged in (a cookie jar the test changes) and connected with the SDK;
+ * `toldInvalid()`: the SDK handed the app an invalid context; `retry()`: its reconnect.
+ */
+async function annConnected() {
   const server = await startServer();
   visits(server);
   const headers = { cookie: await server.login({ user: 'ann' }) };
-  let retry: (() => void) | undefined;
-  const socket = connectWithSession(server.url, { ...fast, extraHeaders: headers, onInvalid: (ctx) => (retry = ctx.reconnect) });
+  let reconnect: (() => void) | undefined;
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: headers, onInvalid: (ctx) => (reconnect = ctx.reconnect) });
   await once(socket, 'connect');
+  return { server, headers, socket, toldInvalid: () => reconnect !== undefined, retry: () => reconnect!() };
+}
+
+test('README scenario: ann logs out, 3 visits while logged out, bob logs in: the 3 fail with session-ended and bob counts from nothing', async () => {
+  const { server, headers, socket, retry } = await annConnected();
   assert.equal(await socket.emitWithAck('visit'), 1);
   const ann = headers.cookie;
   await server.logout(ann);
@@ -87,7 +96,7 @@ test('README scenario: ann logs out, 3 visits while logged out, bob logs in: the
   const answers = await Promise.all([1, 2, 3].map(() => new Promise<unknown[]>((resolve) => socket.emit('visit', (...a: unknown[]) => resolve(a)))));
   for (const [err] of answers) assert.ok(err instanceof SessionEmitError && err.reason === 'session-ended' && err.code === 'SESSION_INVALID', String(err));
   headers.cookie = await server.login({ user: 'bob' });
-  retry!();
+  retry();
   await once(socket, 'connect');
   assert.equal(await socket.emitWithAck('whoami'), 'bob');
   await server.sio.flush();
@@ -98,12 +107,7 @@ test('README scenario: ann logs out, 3 visits while logged out, bob logs in: the
 });
 
 test("emits buffered while the transport was down are dropped when the reconnect finds the session ended; they fail with session-ended and never reach the next session", async () => {
-  const server = await startServer();
-  visits(server);
-  const headers = { cookie: await server.login({ user: 'ann' }) };
-  let retry: (() => void) | undefined;
-  const socket = connectWithSession(server.url, { ...fast, extraHeaders: headers, onInvalid: (ctx) => (retry = ctx.reconnect) });
-  await once(socket, 'connect');
+  const { server, headers, socket, toldInvalid, retry } = await annConnected();
   // The network goes away (socket.io-client's reconnection held off until the logout is done).
   socket.io.reconnection(false);
   socket.io.engine.close();
@@ -119,8 +123,8 @@ test("emits buffered while the transport was down are dropped when the reconnect
   for (const [err] of answered) assert.ok(err instanceof SessionEmitError && err.reason === 'session-ended', String(err));
   assert.equal(socket.sendBuffer.length, 0);
   headers.cookie = await server.login({ user: 'bob' });
-  await eventually(() => retry);
-  retry!();
+  await eventually(toldInvalid);
+  retry();
   await once(socket, 'connect');
   assert.equal(await socket.emitWithAck('whoami'), 'bob');
   await server.sio.flush();
