@@ -273,7 +273,7 @@ async function rawClient(t: T, server: TestServer, cookie: string) {
       if (Date.now() > deadline) throw new Error(`no frame starting with ${prefix}; got ${frames.join(' | ').slice(0, 300)}`);
       await new Promise<void>((resolve) => {
         waiters.push(resolve);
-        setTimeout(resolve, 100);
+        setTimeout(resolve, 100); // a poll: a frame wakes it sooner
       });
     }
   };

@@ -255,7 +255,7 @@ test(`a flood of ${HANDSHAKES.toLocaleString('en')} handshakes with garbage, bad
         await connected(again).finally(() => again.close());
         handshakes.push(Date.now() - sent);
       }
-      await delay(100);
+      await delay(100); // wall clock: a user's pace between requests, while the flood runs
     }
   })();
 

@@ -53,7 +53,7 @@ async function socketRacingLogout(t: { after(fn: () => unknown): void }, store: 
   const traffic = setInterval(() => client.connected && client.emit(event, ++n), 5);
   await delay(offsetOf(i) + 50);
   await logout(server, cookie);
-  await delay(100);
+  await delay(100); // wall clock: the traffic goes on for a while after the logout
   clearInterval(traffic);
   client.close();
   return resurrected(store, server, cookie);

@@ -89,7 +89,7 @@ test('every acked emit is answered once, a notice as a SessionEmitError, and not
         // Every acked emit is answered (a timeout of 1.5 s is the longest wait).
         const acked = [...before, ...afterLogout].filter((s) => s.kind === 'emit' && s.way !== 'none').length;
         await eventually(() => answers.size === acked, 5000).catch(() => assert.fail(`${answers.size} of ${acked} acked emits answered`));
-        await new Promise((r) => setTimeout(r, 100)); // a second answer would come now
+        await new Promise((r) => setTimeout(r, 100)); // wall clock: a window in which a second answer would come
         await server.sio.flush();
         for (const [id, calls] of answers) {
           assert.equal(calls.length, 1, `emit ${id} answered ${calls.length} times`);

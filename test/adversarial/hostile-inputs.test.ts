@@ -21,6 +21,8 @@ interface Hostile {
   store: FaultyStore;
   sinvalid: string[];
   serror: unknown[];
+  /** Names of the app handlers that began running (a signal to wait on instead of a sleep). */
+  began: string[];
 }
 
 async function hostileServer(t: T, options: TestServerOptions = {}): Promise<Hostile> {
@@ -29,6 +31,7 @@ async function hostileServer(t: T, options: TestServerOptions = {}): Promise<Hos
   t.after(() => server.close());
   const sinvalid: string[] = [];
   const serror: unknown[] = [];
+  const began: string[] = [];
   server.sio.on('sinvalid', (_socket, reason) => sinvalid.push(reason));
   server.sio.on('serror', (err) => serror.push(err));
   server.sio.on('sconnection', (socket) => {
@@ -38,15 +41,19 @@ async function hostileServer(t: T, options: TestServerOptions = {}): Promise<Hos
       ack?.();
     });
     socket.on('size', (arg: unknown, ack: (n: number) => void) => ack(JSON.stringify(arg).length));
-    socket.on('never', () => new Promise(() => {})); // an app handler that never settles
+    socket.on('never', () => {
+      began.push('never');
+      return new Promise(() => {}); // an app handler that never settles
+    });
     socket.on('slow', async (ack?: () => void) => {
+      began.push('slow');
       const counter = (socket.session.counter as number | undefined) ?? 0;
-      await delay(200);
+      await delay(200); // wall clock: the app's own slow work (the event is mid-run for this long)
       socket.session.counter = counter + 1;
       ack?.();
     });
   });
-  return { server, store, sinvalid, serror };
+  return { server, store, sinvalid, serror, began };
 }
 
 /** A well-behaved user logs in, connects and is answered. */
@@ -254,11 +261,11 @@ test('per-message: an event without the ack its handler expects still runs and s
 });
 
 test('per-message: a connection reset in the middle of an event leaves no stuck queue: the same session is served at once on a new socket', async (t) => {
-  const { server, store } = await hostileServer(t, { perMessage: true });
+  const { server, store, began } = await hostileServer(t, { perMessage: true });
   const good = await server.login();
   const client = await open(t, server, good);
   client.emit('slow', () => {});
-  await delay(50);
+  await eventually(() => began.includes('slow'));
   // An abrupt reset: the websocket's TCP connection is torn down without a close handshake.
   (client.io.engine as unknown as { transport: { ws: { terminate(): void } } }).transport.ws.terminate();
   const again = await open(t, server, good);
@@ -271,12 +278,12 @@ test('per-message: a connection reset in the middle of an event leaves no stuck 
 });
 
 test("per-message: behind a handler that never settles, the session's next event (another socket) is answered or told 'queue-timeout' within ~storeTimeout, not left waiting forever", async (t) => {
-  const { server } = await hostileServer(t, { perMessage: true, storeTimeout: 500 });
+  const { server, began } = await hostileServer(t, { perMessage: true, storeTimeout: 500 });
   const good = await server.login({ user: 'alice' });
   const stuck = await open(t, server, good);
   const other = await open(t, server, good);
   stuck.emit('never');
-  await delay(50);
+  await eventually(() => began.includes('never'));
   const started = Date.now();
   // Either the queue gives up on the stuck unit at its deadline and moves on (the event runs), or the
   // waiting event passes its own deadline ('queue-timeout'): both are answers.

@@ -16,7 +16,7 @@ import type express from 'express';
 import { redisLock, type SessionServer } from '../../src/server/index.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { emit } from '../helpers/acks.js';
-import { startServer, connectClient, connected, delay, sidOf } from '../helpers/servers.js';
+import { startServer, connectClient, connected, delay, eventually, sidOf } from '../helpers/servers.js';
 
 const WAIT_MS = 1000;
 const FREEZE_MS = 6000;
@@ -45,17 +45,20 @@ async function lockedServer(t: { after(fn: () => unknown): void }) {
   holder.sio = server.sio;
   t.after(() => server.close());
   server.sio.on('serror', () => {});
+  /** Events whose handler began (a signal to wait on instead of a sleep). */
+  const began: string[] = [];
   server.sio.on('sconnection', (socket) => {
     socket.on('inc', (ack: (n: number) => void) => {
       socket.session.counter = ((socket.session.counter as number | undefined) ?? 0) + 1;
       ack(socket.session.counter as number);
     });
     socket.on('slow', async (ack: () => void) => {
-      await delay(800); // holds the session's lock meanwhile
+      began.push('slow');
+      await delay(800); // wall clock: the app's slow work, holding the session's lock meanwhile
       ack();
     });
   });
-  return { server, redisClient };
+  return { server, redisClient, began };
 }
 
 test('a frozen Redis: events get "unavailable" within ~wait (queued ones too, not one wait each), HTTP behind httpLock gets 503, and all works again after it thaws', async (t) => {
@@ -103,9 +106,9 @@ test('a frozen Redis: events get "unavailable" within ~wait (queued ones too, no
       recoveredMs = performance.now() - thawedAt;
       break;
     }
-    await delay(100);
+    await delay(100); // a poll, bounded by the loop's 8 s
   }
-  await delay(300); // anything still running for the timed-out events would land by now
+  await delay(300); // wall clock: a window in which anything still running for the timed-out events would land
   const stored = (JSON.parse((await redisClient.get(`sess:${sidOf(cookie)}`)) ?? '{}') as { counter?: number }).counter;
   const httpAfterStarted = performance.now();
   const httpAfter = await fetch(`${server.url}/session`, { headers: { cookie }, signal: AbortSignal.timeout(5000) }).then(
@@ -137,20 +140,20 @@ test('a frozen Redis: events get "unavailable" within ~wait (queued ones too, no
 });
 
 test('an HTTP client that gives up while its request waits for the session lock leaves no lock behind: later requests and events of that session are served', async (t) => {
-  const { server } = await lockedServer(t);
+  const { server, began } = await lockedServer(t);
   const cookie = await server.login({ user: 'alice' });
   const client = connectClient(server.url, cookie);
   t.after(() => client.close());
   await connected(client);
   const slow = client.timeout(5000).emitWithAck('slow'); // the socket's unit holds the lock ~800 ms
-  await delay(100);
+  await eventually(() => began.includes('slow'));
   // The browser tab closes (or a proxy times out) while the request waits behind that unit.
   const gaveUp = await fetch(`${server.url}/session`, { headers: { cookie }, signal: AbortSignal.timeout(300) }).then(
     () => 'answered',
     (err: Error) => err.name,
   );
   await slow;
-  await delay(200);
+  await delay(200); // wall clock: the abandoned request's turn (server side, nothing to wait on) comes and goes meanwhile
   const started = performance.now();
   const later = await fetch(`${server.url}/session`, { headers: { cookie }, signal: AbortSignal.timeout(5000) }).then(
     async (res) => `${res.status} ${await res.text()}`,

@@ -82,7 +82,7 @@ test('Redis SIGKILLed and restarted empty under load: the reference server stays
   // Hung first (SIGSTOP), then killed, as a supervisor kills a stuck Redis: commands are in flight on every client.
   redis.freeze();
   leaving.forEach((s) => s.close());
-  await delay(300);
+  await delay(300); // wall clock: Redis stays hung while commands (the leaving sockets' adapter publishes) are in flight
   await redis.kill();
   const killedAt = Date.now();
   // Long enough for every client's next emits to meet the outage (and node-redis's reconnect attempts).

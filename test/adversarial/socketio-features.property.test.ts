@@ -13,7 +13,7 @@ import { Manager, type Socket as ClientSocket } from 'socket.io-client';
 import type { Socket } from 'socket.io';
 import { sessions, type SessionServer } from '../../src/server/index.js';
 import { noticeOf } from '../../src/protocol.js';
-import { delay, once, SECRET, sidOf, startServer, type TestServer } from '../helpers/servers.js';
+import { once, SECRET, sidOf, startServer, type TestServer } from '../helpers/servers.js';
 
 const NAMESPACES = ['/a', '/b'] as const;
 type Step = { kind: 'write'; ns: 0 | 1 } | { kind: 'drop' } | { kind: 'broadcast' } | { kind: 'logout' };
@@ -116,8 +116,7 @@ async function play(setup: { skipMiddlewares: boolean; perMessage: boolean; appF
       await allConnected(current).catch((err: Error) => problems.push(`not connected after ${s.kind}: ${err.message}`));
       if (problems.length > 0) break;
     }
-    // Every acked write of the live session is stored.
-    await delay(50);
+    // Every acked write of the live session is stored (its handler ran before the ack; flush saves what waits).
     for (const sio of instances) await sio.flush();
     const sid = sidOf(current.cookie);
     const record = await new Promise<Record<string, number> | undefined>((resolve) => server.store.get(sid, (_err, s) => resolve((s ?? undefined) as Record<string, number> | undefined)));

@@ -36,7 +36,7 @@ test('an active page keeps its session past the cookie max age: the SDK renews t
       await page.click('#increment');
       increments += 1;
       await waitUntil(() => textOf(page, '#counter'), (c) => c === String(increments), { what: `counter ${increments}`, describe });
-      await new Promise((r) => setTimeout(r, 300));
+      await new Promise((r) => setTimeout(r, 300)); // wall clock: an active user's pace over a real max age
     }
     const renewed = (await sessionCookie())!;
     assert.ok(renewed, 'the browser still has its session cookie after the first max age ran out');

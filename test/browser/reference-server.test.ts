@@ -203,7 +203,7 @@ describe('reference server in per-connection mode (SESSION_MODE=per-connection)'
       await waitUntil(
         async () => {
           await page.click('#refresh-http');
-          await sleep(100);
+          await sleep(100); // a poll (the page's fetch answers meanwhile), bounded by waitUntil
           return textOf(page, '#http-counter');
         },
         (t) => t === '2',

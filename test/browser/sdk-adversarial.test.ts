@@ -104,7 +104,7 @@ async function fresh(t: TestContext, ioOptions: Partial<ServerOptions> = {}): Pr
   server.sio.on('sconnection', (socket) => {
     socket.on('echo', (value: unknown, ack: (v: unknown) => void) => ack(value));
     socket.on('kick', () => socket.disconnect(true));
-    socket.on('slow', (value: unknown, ack: (v: unknown) => void) => setTimeout(() => ack(value), 600));
+    socket.on('slow', (value: unknown, ack: (v: unknown) => void) => setTimeout(() => ack(value), 600)); // wall clock: a slow handler (the app's)
     // An app handler that sends what the client asks for: stands in for an app (or a proxy) sending odd notices.
     socket.on('poke', (event: string, payload: unknown, ack: () => void) => (socket.emit(event, payload), ack()));
   });
@@ -321,7 +321,7 @@ describe('garbage on the shared tabs\' BroadcastChannel', () => {
                 return new Promise((resolve) => {
                   ((globalThis as any).socket as PageSocket).emit('slow', value, (reply: unknown) => {
                     calls++;
-                    setTimeout(() => resolve({ value, reply, calls }), 300); // a second call would show here
+                    setTimeout(() => resolve({ value, reply, calls }), 300); // wall clock: a window in which a second call would show
                   });
                 });
               }),
@@ -548,7 +548,7 @@ describe('quick sequences', () => {
       for (let i = 0; i < 20; i++) {
         await context.setOffline(i % 2 === 0);
         online = Date.now();
-        if (i < 19) await sleep(100);
+        if (i < 19) await sleep(100); // wall clock: the network flaps at a real pace
       }
       await waitUntil(() => tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).connected), Boolean, { timeout: 5000, interval: 10, what: 'connected', describe: () => dump([tab]) });
       const took = Date.now() - online;

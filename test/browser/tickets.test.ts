@@ -491,7 +491,7 @@ describe('tickets: a stale embedded ticket is replaced automatically', () => {
       await waitForText(page, rec, server, '#state', 'connected');
       await waitForText(page, rec, server, '#user', 'bob');
       await increment(page, rec, server, 1);
-      await sleep(500); // nothing else should follow
+      await sleep(500); // wall clock: an absence (no reload, no other handshake) over a real window
       await traffic.settle();
 
       assert.equal(rec.navigations - navigationsBefore, 1, `only our own navigation, no reload:\n${rec.dump()}`);

@@ -187,7 +187,7 @@ async function driverReady(base: string, driver: ChildProcess, output: () => str
       return;
     } catch (err) {
       if (Date.now() > deadline) throw new Error(`WebKitWebDriver not ready in ${timeoutMs} ms: ${String(err)} ${output()}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, 100)); // a poll, until the deadline
     }
   }
 }

@@ -109,7 +109,7 @@ test('logout mid-connection: one listener hears it, the SDK retries twice (a log
     { phase: 'handshake', action: 'stop', reason: 'destroyed' },
   ]);
   assert.deepEqual(seen.slice(-2), ['connecting', 'invalid']);
-  // Stopped means stopped: no further attempts.
+  // Stopped means stopped: no further attempts. (wall clock: an absence over a real window)
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(invalid.length, 3);
   await server.close();

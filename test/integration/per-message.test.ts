@@ -53,7 +53,7 @@ test('an async handler\'s change (made after an await) is saved before the ack a
   const server = await perMessageServer(t, (socket) => {
     socket.on('slowSet', async (key: string, value: unknown, ack: Ack) => {
       ack('early'); // the ack is held until the handler finished and the session is saved
-      await delay(100);
+      await delay(100); // wall clock: the app's own async work between the ack and the change
       socket.session[key] = value;
     });
   });
@@ -155,7 +155,7 @@ test('a handler that does not settle within handlerTimeout is given up: a handle
   assert.ok(ms >= 290 && ms < 1000, `given up after ${ms} ms`);
   assert.equal(await client.emitWithAck('get', 'counter'), 5, 'the next event runs and sees the change undone');
   release();
-  await delay(20);
+  await new Promise((resolve) => setImmediate(resolve)); // the released handler's promise settles (microtasks) before the next event
   await client.emitWithAck('set', 'after', 1);
   await server.sio.flush();
   const stored = await server.httpSession(cookie);

@@ -180,7 +180,7 @@ test('a logout over HTTP on node A reaches the session\'s sockets on node B in u
   assert.deepEqual(heardOther, []);
   assert.deepEqual(sessionState(await other.timeout(3000).emitWithAck('state')), { counter: 0, user: 'bob' });
   // The session is gone from Redis, and stays gone after every socket's save-on-disconnect ran.
-  await delay(300);
+  await delay(300); // wall clock: a window in which a wrong save-on-disconnect (other processes) would show up
   assert.equal(await inspector.exists(sessKey(cookie)), 0);
   // The logged-out cookie is refused on both nodes.
   for (const node of [nodeA, nodeB]) {
@@ -279,7 +279,7 @@ test('short maxAge: an active socket keeps its session alive in the store, is to
     })) as { counter: number };
     acked += 1;
     assert.equal(reply.counter, acked);
-    await delay(200);
+    await delay(200); // wall clock: an active user's pace, over real maxAges
   }
   // Never told anything bad, still connected, the session still in Redis with a live TTL.
   assert.deepEqual(heard, []);
@@ -342,7 +342,7 @@ async function logoutRacingDisconnect(t: { after(fn: () => unknown): void }, wit
     client.disconnect();
     await logout;
     // Give the save-on-disconnect time to run (and, if it wrongly wrote, time to show up).
-    await delay(150);
+    await delay(150); // wall clock: a window (other processes) in which a wrong write would show up
     if ((await inspector.exists(`sess:${sidOf(cookie)}`)) !== 0) resurrected.push(round);
   }
   return resurrected;
@@ -512,7 +512,7 @@ test('Redis restarted mid-traffic: clients see SESSION_UNAVAILABLE and back off,
           failedSends += 1; // no ack: the store was down (a notice in its place) or the socket dropped
         }
       }
-      await delay(50);
+      await delay(50); // wall clock: each client's pace
     }
   });
   await eventually(() => ackedBefore.every((n) => n > 0), 10_000).catch(() => undefined);
@@ -522,7 +522,7 @@ test('Redis restarted mid-traffic: clients see SESSION_UNAVAILABLE and back off,
   restarting = true;
   const beforeCounts = [...ackedBefore];
   await redis.stop();
-  await delay(300);
+  await delay(300); // wall clock: Redis is down for a while before the late clients come
   const late = [nodeA, nodeB].map((node, i) => sdk(node, cookies[i]!, t));
   await delay(1200); // wall clock: Redis stays down for a real outage of ~1.5 s, long enough for clients to back off
   const downFor = 1500;

@@ -1,8 +1,9 @@
 // Deterministic tests (issue 16 item 5; docs/contributing.md): a test waits for a signal (an event,
-// `flush()`, `waitUntil`, an injected clock), not for a fixed time. A sleep of 1 s or more with a
+// `flush()`, `waitUntil`, an injected clock), not for a fixed time. A sleep of 100 ms or more with a
 // literal duration is allowed only where the real wall clock is the point, and then the line or the
-// one above says so with a comment containing "wall clock". Timers that only reject or kill (a
-// deadline that fires when a test is failing anyway) are not sleeps.
+// one above says so with a comment containing "wall clock" (or "a poll": the pause of a loop that
+// re-checks a condition until its deadline). Timers that only reject or kill (a deadline that fires
+// when a test is failing anyway) are not sleeps. (Shorter pauses are app handlers' simulated work.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -10,16 +11,15 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const TEST = fileURLToPath(new URL('../', import.meta.url));
-const MIN_MS = 1000;
+const MIN_MS = 100;
 
 /** `setTimeout(callback, N)`, `delay(N)`, `sleep(N)`, `waitForTimeout(N)` with a literal N. */
 const SLEEP = /\b(?:setTimeout\((.*?),\s*([\d_]+)\s*\)|(?:delay|sleep|waitForTimeout)\(\s*([\d_]+)\s*\))/g;
 /** A timer whose callback rejects or kills is a deadline: it fires only when something already failed. */
 const DEADLINE = /\breject\(|\.kill\(|\bthrow\b/;
-const WHY = /\/\/.*wall clock/i;
+const WHY = /\/\/.*(?:wall clock|a poll\b)/i;
 const SELF = fileURLToPath(import.meta.url);
 
-/** Files other branches own and are finishing (not to be edited here): the lead drops each entry after merging. */
 /** Files other branches still edit when this guard was added (their entries go once merged). */
 const KNOWN: Array<{ file: string; branch: string }> = [];
 
@@ -53,12 +53,14 @@ function sources(dir = TEST): string[] {
   });
 }
 
-test('the scan finds a fixed sleep of 1 s or more unless a comment says the wall clock is the point', () => {
+test('the scan finds a fixed sleep of 100 ms or more unless a comment says the wall clock is the point', () => {
   assert.deepEqual(unexplainedSleeps('await delay(1000);').map((s) => s.ms), [1000]);
   assert.deepEqual(unexplainedSleeps('await new Promise((r) => setTimeout(r, 15_000));').map((s) => s.ms), [15000]);
   assert.deepEqual(unexplainedSleeps("await page.waitForTimeout(3000); // let it settle").map((s) => s.ms), [3000], 'a comment without the reason does not count');
   assert.deepEqual(unexplainedSleeps("setTimeout(() => resolve('nothing'), 3000);").map((s) => s.ms), [3000], 'resolving after N ms is a sleep');
-  assert.deepEqual(unexplainedSleeps('await sleep(999);'), [], 'under a second');
+  assert.deepEqual(unexplainedSleeps('await sleep(99);'), [], 'under 100 ms (an app handler\'s simulated work)');
+  assert.deepEqual(unexplainedSleeps('await sleep(100);').map((s) => s.ms), [100]);
+  assert.deepEqual(unexplainedSleeps('await delay(100); // a poll, bounded by the loop'), []);
   assert.deepEqual(unexplainedSleeps('await sleep(HOLD_MS);'), [], 'not a literal');
   assert.deepEqual(unexplainedSleeps("setTimeout(() => reject(new Error('timeout')), 5000);"), [], 'a deadline');
   assert.deepEqual(unexplainedSleeps('await delay(2000); // wall clock: the TTL must really pass'), []);
@@ -72,7 +74,7 @@ function findings(files: string[]): string[] {
 
 const isKnown = (file: string) => KNOWN.some((k) => relative(TEST, file) === k.file);
 
-test('no test sleeps 1 s or more on a fixed time without saying why the wall clock is the point', () => {
+test('no test sleeps 100 ms or more on a fixed time without saying why the wall clock is the point', () => {
   const found = findings(sources().filter((file) => !isKnown(file)));
   assert.deepEqual(found, [], `wait for a signal (an event, flush(), waitUntil, an injected clock) instead, or add a "// wall clock: why" comment:\n${found.join('\n')}`);
 });
