@@ -46,12 +46,25 @@ export interface TicketOptions {
   retry?: { min?: number; max?: number };
 }
 
+/**
+ * Every page of this origin that loads the tickets part says so here: its response may have set
+ * another session cookie. BroadcastChannel is per origin, so no other site can post to it.
+ */
+const PAGE_LOADS = 'socket.io-sessions page loads';
+/** After a page load, the ticket socket checks its session once this burst of loads is over. */
+const FOLLOW_MS = 500;
+const pageLoads = () => (typeof document == 'object' && typeof BroadcastChannel == 'function' ? new BroadcastChannel(PAGE_LOADS) : undefined);
+
 /** Ticket credentials for `connectWithSession(url, { credential: tickets(options) })`. One per socket. */
 export function tickets(options: TicketOptions = {}): CredentialProvider {
   const { source = 'auto', tokenUrl, scriptUrl, retry } = options;
   const min = retry?.min ?? 1000;
   const max = Math.max(min, retry?.max ?? 30_000);
   let report: (ctx: UnavailableContext) => void = () => {};
+  // No payload: a page load tells the other tabs nothing but that it happened.
+  const announce = pageLoads();
+  announce?.postMessage(0);
+  announce?.close();
   const credentials = createCredentials({
     source,
     tokenUrl,
@@ -95,6 +108,12 @@ export function tickets(options: TicketOptions = {}): CredentialProvider {
       };
       // A closed socket has nothing to refresh; the next connect brings a new expiry.
       const onDisconnect = () => clearTimeout(timer);
+      // Another page load may have changed the browser's cookie: a fresh ticket names the cookie's
+      // session, and the server answers ticket-session-mismatch if it is not the socket's (one fetch per burst).
+      let due: ReturnType<typeof setTimeout> | 0 | undefined;
+      const follow = () => due === 0 && socket.connected && ((due = undefined), refresh());
+      const loads = pageLoads();
+      if (loads) loads.onmessage = () => (due ??= setTimeout(() => ((due = 0), follow()), FOLLOW_MS));
       // The socket kept the session alive past the browser's cookie: have the endpoint re-issue it.
       const onRenewCookie = () => {
         const url = tokenUrl ?? scriptUrl ?? defaultScriptUrl;
@@ -103,10 +122,15 @@ export function tickets(options: TicketOptions = {}): CredentialProvider {
       socket.on(CredentialEvents.CREDENTIAL, onCredential);
       socket.on(CredentialEvents.RENEW_COOKIE, onRenewCookie);
       socket.on('disconnect', onDisconnect);
+      // A handshake sent before the page load may carry the old cookie: check once connected.
+      socket.on('connect', follow);
       // Start now, overlapped with the transport handshake; `auth` awaits the same promise.
       credentials.get().catch(() => undefined);
       return () => {
         clearTimeout(timer);
+        clearTimeout(due || undefined);
+        loads?.close();
+        socket.off('connect', follow);
         socket.off(CredentialEvents.CREDENTIAL, onCredential);
         socket.off(CredentialEvents.RENEW_COOKIE, onRenewCookie);
         socket.off('disconnect', onDisconnect);
