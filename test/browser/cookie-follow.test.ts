@@ -19,6 +19,7 @@ const PAGE = `<!doctype html>
 <script src="/socket.io/socket.io-sessions.js"></script>
 <script>
   window.share = () => (window.socket = io.connectWithSession({ tabs: ioSessions.sharedTabs() }));
+  window.alone = () => (window.socket = io.connectWithSession());
 </script>`;
 
 /** tsx compiles this file with esbuild's keepNames: functions handed to a page may call `__name`. */
@@ -124,4 +125,29 @@ test("a tab's page load that changed the browser's cookie after the shared socke
   await holder.waitForTimeout(800);
   assert.equal(renewed.count, 1, `one renewal for the burst\n${describe()}`);
   assert.equal(await ask(tab, 'whoami'), 'bob');
+});
+
+test("without shared tabs: each tab's own ticket socket follows a later tab's page load, and a page's own load moves nothing", { timeout: 60_000 }, async (t) => {
+  const { app, context, open, describe } = await setup(t);
+  await setCookie(context, app, await app.login({ user: 'ann' }));
+  const first = await open();
+  const renewed = renewals(first);
+  await first.evaluate(() => void (globalThis as any).alone());
+  await waitUntil(() => connectedOf(first), Boolean, { what: 'the first tab connected', describe });
+
+  await setCookie(context, app, await app.login({ user: 'bob' }));
+  const second = await open();
+  const renewedSecond = renewals(second);
+  await second.evaluate(() => void (globalThis as any).alone());
+  await waitUntil(() => connectedOf(second), Boolean, { what: 'the second tab connected', describe });
+  assert.equal(await ask(second, 'whoami'), 'bob', "the second tab's own socket: its page's session");
+  await waitUntil(() => ask<string>(first, 'whoami').catch(() => undefined), (user) => user === 'bob', {
+    timeout: 10_000,
+    what: "the first tab's socket in the cookie's session (bob)",
+    describe,
+  });
+  assert.equal(renewed.count, 1, `one renewal in the first tab\n${describe()}`);
+  // The first tab followed more than the 500 ms burst delay after the second tab's load: a renewal for its own load would be seen.
+  assert.equal(renewedSecond.count, 0, `none in the tab whose load it was\n${describe()}`);
+  assert.deepEqual((await httpSession(first)).user, 'bob');
 });
