@@ -55,6 +55,26 @@ const PAGE_LOADS = 'socket.io-sessions page loads';
 const FOLLOW_MS = 500;
 const pageLoads = () => (typeof document == 'object' && typeof BroadcastChannel == 'function' ? new BroadcastChannel(PAGE_LOADS) : undefined);
 
+/**
+ * Another tab's page load may have changed the browser's cookie: `check` (a renewal: a fresh ticket
+ * names the cookie's session, and the server answers ticket-session-mismatch if it is not the
+ * socket's) once per burst of loads, when connected. Returns a disposer.
+ */
+function followPageLoads(socket: Socket, check: () => unknown): () => void {
+  const loads = pageLoads();
+  if (!loads) return () => {};
+  let due: ReturnType<typeof setTimeout> | 0 | undefined;
+  const follow = () => due === 0 && socket.connected && ((due = undefined), check());
+  loads.onmessage = () => (due ??= setTimeout(() => ((due = 0), follow()), FOLLOW_MS));
+  // A handshake sent before the page load may have carried the old cookie: check once connected.
+  socket.on('connect', follow);
+  return () => {
+    clearTimeout(due || undefined);
+    loads.close();
+    socket.off('connect', follow);
+  };
+}
+
 /** Ticket credentials for `connectWithSession(url, { credential: tickets(options) })`. One per socket. */
 export function tickets(options: TicketOptions = {}): CredentialProvider {
   const { source = 'auto', tokenUrl, scriptUrl, retry } = options;
@@ -108,12 +128,6 @@ export function tickets(options: TicketOptions = {}): CredentialProvider {
       };
       // A closed socket has nothing to refresh; the next connect brings a new expiry.
       const onDisconnect = () => clearTimeout(timer);
-      // Another page load may have changed the browser's cookie: a fresh ticket names the cookie's
-      // session, and the server answers ticket-session-mismatch if it is not the socket's (one fetch per burst).
-      let due: ReturnType<typeof setTimeout> | 0 | undefined;
-      const follow = () => due === 0 && socket.connected && ((due = undefined), refresh());
-      const loads = pageLoads();
-      if (loads) loads.onmessage = () => (due ??= setTimeout(() => ((due = 0), follow()), FOLLOW_MS));
       // The socket kept the session alive past the browser's cookie: have the endpoint re-issue it.
       const onRenewCookie = () => {
         const url = tokenUrl ?? scriptUrl ?? defaultScriptUrl;
@@ -122,15 +136,12 @@ export function tickets(options: TicketOptions = {}): CredentialProvider {
       socket.on(CredentialEvents.CREDENTIAL, onCredential);
       socket.on(CredentialEvents.RENEW_COOKIE, onRenewCookie);
       socket.on('disconnect', onDisconnect);
-      // A handshake sent before the page load may carry the old cookie: check once connected.
-      socket.on('connect', follow);
+      const unfollow = followPageLoads(socket, refresh);
       // Start now, overlapped with the transport handshake; `auth` awaits the same promise.
       credentials.get().catch(() => undefined);
       return () => {
         clearTimeout(timer);
-        clearTimeout(due || undefined);
-        loads?.close();
-        socket.off('connect', follow);
+        unfollow();
         socket.off(CredentialEvents.CREDENTIAL, onCredential);
         socket.off(CredentialEvents.RENEW_COOKIE, onRenewCookie);
         socket.off('disconnect', onDisconnect);
