@@ -46,12 +46,45 @@ export interface TicketOptions {
   retry?: { min?: number; max?: number };
 }
 
+/**
+ * Every page of this origin that loads the tickets part says so here: its response may have set
+ * another session cookie. BroadcastChannel is per origin, so no other site can post to it.
+ */
+const PAGE_LOADS = 'socket.io-sessions page loads';
+/** After a page load, the ticket socket checks its session once this burst of loads is over. */
+const FOLLOW_MS = 500;
+const pageLoads = () => (typeof document == 'object' && typeof BroadcastChannel == 'function' ? new BroadcastChannel(PAGE_LOADS) : undefined);
+
+/**
+ * Another tab's page load may have changed the browser's cookie: `check` (a renewal: a fresh ticket
+ * names the cookie's session, and the server answers ticket-session-mismatch if it is not the
+ * socket's) once per burst of loads, when connected. Returns a disposer.
+ */
+function followPageLoads(socket: Socket, loads: BroadcastChannel | undefined, check: () => unknown): () => void {
+  if (!loads) return () => {};
+  let due: ReturnType<typeof setTimeout> | 0 | undefined;
+  const follow = () => due === 0 && socket.connected && ((due = undefined), check());
+  loads.onmessage = () => (due ??= setTimeout(() => ((due = 0), follow()), FOLLOW_MS));
+  // A handshake sent before the page load may have carried the old cookie: check once connected.
+  socket.on('connect', follow);
+  return () => {
+    clearTimeout(due || undefined);
+    // Not closed: a tab that holds the connection again attaches again, with the same channel.
+    loads.onmessage = null;
+    socket.off('connect', follow);
+  };
+}
+
 /** Ticket credentials for `connectWithSession(url, { credential: tickets(options) })`. One per socket. */
 export function tickets(options: TicketOptions = {}): CredentialProvider {
   const { source = 'auto', tokenUrl, scriptUrl, retry } = options;
   const min = retry?.min ?? 1000;
   const max = Math.max(min, retry?.max ?? 30_000);
   let report: (ctx: UnavailableContext) => void = () => {};
+  // No payload: a page load tells the other tabs nothing but that it happened. The same channel
+  // listens once attached (it never hears its own message), so a tab that takes over opens none.
+  const loads = pageLoads();
+  loads?.postMessage(0);
   const credentials = createCredentials({
     source,
     tokenUrl,
@@ -103,10 +136,12 @@ export function tickets(options: TicketOptions = {}): CredentialProvider {
       socket.on(CredentialEvents.CREDENTIAL, onCredential);
       socket.on(CredentialEvents.RENEW_COOKIE, onRenewCookie);
       socket.on('disconnect', onDisconnect);
+      const unfollow = followPageLoads(socket, loads, refresh);
       // Start now, overlapped with the transport handshake; `auth` awaits the same promise.
       credentials.get().catch(() => undefined);
       return () => {
         clearTimeout(timer);
+        unfollow();
         socket.off(CredentialEvents.CREDENTIAL, onCredential);
         socket.off(CredentialEvents.RENEW_COOKIE, onRenewCookie);
         socket.off('disconnect', onDisconnect);
