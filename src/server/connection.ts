@@ -258,7 +258,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
     this.flags |= TOLD;
     const { socket } = this;
     log.invalidate('socket %s: session invalid (%s)', socket.id, reason);
-    if (reason === 'corrupt') this.ctx.report(corruptRecordError(this.entry.room), socket);
+    if (reason === 'corrupt') this.ctx.report(corruptRecordError(this.entry.tag), socket);
     this.ctx.invalid(socket, reason);
     if (!socket.connected) return;
     // Its events that will not run are answered before the socket is told and disconnected.

@@ -15,7 +15,7 @@ import type { InvalidReason } from '../protocol.js';
 import { SessionInvalidError, type SessionUnavailableError, type SessionValueError } from '../errors.js';
 import { ChangeTracker, putValue, type Changes } from './tracker.js';
 import { isSessionRecord, type Live, type Loaded, type SessionRecord, type StoreHub } from './store.js';
-import { sessionRoom } from './invalidation.js';
+import { sessionTag } from './invalidation.js';
 import { log } from './log.js';
 
 /** The session object handlers see as `socket.session`: an express-session `Session`. */
@@ -78,7 +78,7 @@ class EntryRequest {
 }
 
 export class SessionEntry implements Live {
-  private roomName: string | undefined;
+  private tagName: string | undefined;
   /** This process's writes of the session so far, counted by the store hub at each write's start and end. */
   version = 0;
   /** The express-session Session, kept for the entry's life (values are replaced in place on reload). */
@@ -109,14 +109,14 @@ export class SessionEntry implements Live {
     return hub.liveOf(sid) as SessionEntry | undefined;
   }
 
-  static byRoom(hub: StoreHub, room: string): SessionEntry | undefined {
-    return hub.liveInRoom(room) as SessionEntry | undefined;
+  static byTag(hub: StoreHub, tag: string): SessionEntry | undefined {
+    return hub.liveByTag(tag) as SessionEntry | undefined;
   }
 
 
   /** The session's name in logs, tombstones and notices (a hash of its id; computed when first needed). */
-  get room(): string {
-    return (this.roomName ??= sessionRoom(this.sid));
+  get tag(): string {
+    return (this.tagName ??= sessionTag(this.sid));
   }
 
   /** A new entry with the store's record, not shared yet (see `share`). */
@@ -332,7 +332,7 @@ export class SessionEntry implements Live {
     this.keepTouchedExpiry(record);
     const before = this.version;
     if ((await this.hub.write(this.sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
-    log.save('%s saved %d key(s)%s', this.room, changes.now.size, merged ? ' (merged into the store record)' : '');
+    log.save('%s saved %d key(s)%s', this.tag, changes.now.size, merged ? ' (merged into the store record)' : '');
     // Only our own write (counted at its start and end) came since: the copy is what the store holds.
     const onlyOurs = settled && this.version === before + 2 && !this.hub.writing(this.sid);
     if (!onlyOurs) {
@@ -365,7 +365,7 @@ export class SessionEntry implements Live {
         else record[key] = JSON.parse(json);
       }
       if (!missing) return undefined;
-      log.save('%s: an overlapping write dropped our changes; writing them again', this.room);
+      log.save('%s: an overlapping write dropped our changes; writing them again', this.tag);
       this.keepTouchedExpiry(record);
       if ((await this.hub.write(this.sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
     }
@@ -429,7 +429,7 @@ export class SessionEntry implements Live {
   invalidate(reason: InvalidReason): void {
     if (this.invalid) return;
     this.invalid = reason;
-    log.invalidate('%s invalid (%s): %d socket(s) told', this.room, reason, this.sockets.length);
+    log.invalidate('%s invalid (%s): %d socket(s) told', this.tag, reason, this.sockets.length);
     for (const socket of this.sockets) socket.invalidate(reason);
     this.stopTimers();
   }
@@ -460,8 +460,8 @@ export class SessionEntry implements Live {
 }
 
 /** A record the store returned that is not a session: a typed error for `serror` (the id stays out of it). */
-export function corruptRecordError(room: string): SessionInvalidError {
+export function corruptRecordError(tag: string): SessionInvalidError {
   const error = new SessionInvalidError('corrupt');
-  error.message = `session invalid (corrupt): the store returned a record for ${room} that is not a session (not an object, or no cookie)`;
+  error.message = `session invalid (corrupt): the store returned a record for ${tag} that is not a session (not an object, or no cookie)`;
   return error;
 }

@@ -16,7 +16,7 @@ import type { Store, SessionData } from 'express-session';
 import { SessionUnavailableError } from '../errors.js';
 import { Tombstones } from './tombstones.js';
 import { Deadlines, type Expiring } from './deadlines.js';
-import { sessionRoom } from './invalidation.js';
+import { sessionTag } from './invalidation.js';
 import { log } from './log.js';
 
 /** How long a client should wait before retrying after a store failure. */
@@ -33,7 +33,7 @@ type Callback = (err?: unknown, value?: unknown) => void;
 /** A session loaded in this process: the hub counts its writes in `version` (see SessionEntry). */
 export interface Live {
   readonly sid: string;
-  readonly room: string;
+  readonly tag: string;
   version: number;
 }
 type StoreMethod = (this: Store, sid: string, ...rest: any[]) => unknown;
@@ -92,8 +92,8 @@ export class StoreHub {
   private readonly live = new Map<string, Live>();
   /** Reads an HTTP surface made, each forgotten at its deadline (on the deadlines' timer) if no handshake took it. */
   private readonly carried = new Map<string, Expiring & { record: SessionRecord }>();
-  private readonly destroyListeners = new Set<(sid: string, room: string) => void>();
-  /** Who waits for the writes of a room to end (see `whenQuiet`). */
+  private readonly destroyListeners = new Set<(sid: string, tag: string) => void>();
+  /** Who waits for the writes of a tag to end (see `whenQuiet`). */
   private readonly quietWaiters = new Map<string, Array<() => void>>();
   private readonly own: { set: StoreMethod; destroy: StoreMethod; touch?: StoreMethod; clear?: StoreMethod };
   /** What writes through this store object showed, for set-up advice (advice.ts): any write at all, the last cookie options stored. */
@@ -160,22 +160,22 @@ export class StoreHub {
 
   /** Every write path of the store: dropped for a destroyed session, destroyed again if a destroy raced it. */
   private guardedWrite(store: Store, method: StoreMethod, sid: string, args: unknown[], cb?: Callback): unknown {
-    const room = this.roomOf(sid);
-    if (this.tombstones.has(room)) {
-      log.save('write of destroyed session %s dropped', room);
+    const tag = this.tagOf(sid);
+    if (this.tombstones.has(tag)) {
+      log.save('write of destroyed session %s dropped', tag);
       if (cb) process.nextTick(cb);
       return undefined;
     }
     this.uncarry(sid);
     this.bump(sid);
-    this.tombstones.writeStarted(room, sid);
+    this.tombstones.writeStarted(tag, sid);
     let ended = false;
     const end = (err?: unknown) => {
       if (ended) return;
       ended = true;
       this.bump(sid);
-      if (this.tombstones.writeEnded(room)) this.destroyAgain(sid, room);
-      if (this.tombstones.running(room) === 0) this.wakeQuiet(room);
+      if (this.tombstones.writeEnded(tag)) this.destroyAgain(sid, tag);
+      if (this.tombstones.running(tag) === 0) this.wakeQuiet(tag);
       cb?.(err);
     };
     try {
@@ -187,18 +187,18 @@ export class StoreHub {
   }
 
   private destroyThrough(store: Store, sid: string, cb?: Callback): unknown {
-    const room = this.roomOf(sid);
-    this.tombstones.destroying(room);
+    const tag = this.tagOf(sid);
+    this.tombstones.destroying(tag);
     this.uncarry(sid);
     this.bump(sid);
     let ended = false;
     const end = (err?: unknown) => {
       if (ended) return;
       ended = true;
-      if (this.tombstones.destroyed(room, !err)) this.destroyAgain(sid, room);
+      if (this.tombstones.destroyed(tag, !err)) this.destroyAgain(sid, tag);
       if (!err) {
-        log.invalidate('session %s destroyed through the store', room);
-        for (const listener of [...this.destroyListeners]) listener(sid, room);
+        log.invalidate('session %s destroyed through the store', tag);
+        for (const listener of [...this.destroyListeners]) listener(sid, tag);
       }
       cb?.(err);
     };
@@ -212,16 +212,16 @@ export class StoreHub {
 
   /** A session was destroyed without our destroy (by `clear()`): remember it and tell the listeners. */
   private destroyedElsewhere(sid: string): void {
-    const room = this.roomOf(sid);
-    this.tombstones.destroying(room);
-    this.tombstones.destroyed(room, true);
-    for (const listener of [...this.destroyListeners]) listener(sid, room);
+    const tag = this.tagOf(sid);
+    this.tombstones.destroying(tag);
+    this.tombstones.destroyed(tag, true);
+    for (const listener of [...this.destroyListeners]) listener(sid, tag);
   }
 
   /** One more destroy, with the store's own method: the listeners already know. */
-  private destroyAgain(sid: string, room: string): void {
-    log.invalidate('session %s destroyed once more: a write raced its destroy', room);
-    call(this.store, this.own.destroy, [sid], 30_000).catch((err: unknown) => log.invalidate('repeat destroy of %s failed: %O', room, err));
+  private destroyAgain(sid: string, tag: string): void {
+    log.invalidate('session %s destroyed once more: a write raced its destroy', tag);
+    call(this.store, this.own.destroy, [sid], 30_000).catch((err: unknown) => log.invalidate('repeat destroy of %s failed: %O', tag, err));
   }
 
   private bump(sid: string): void {
@@ -231,12 +231,12 @@ export class StoreHub {
 
   /** Whether a session was destroyed lately (no hash computed while nothing was). */
   destroyed(sid: string): boolean {
-    return !this.tombstones.empty && this.tombstones.has(this.roomOf(sid));
+    return !this.tombstones.empty && this.tombstones.has(this.tagOf(sid));
   }
 
-  /** A session's room name (cached for live sessions: a hash per write otherwise). */
-  roomOf(sid: string): string {
-    return this.live.get(sid)?.room ?? sessionRoom(sid);
+  /** A session's tag (cached for live sessions: a hash per write otherwise). */
+  tagOf(sid: string): string {
+    return this.live.get(sid)?.tag ?? sessionTag(sid);
   }
 
   /** Count this process's writes of a loaded session from now on (until `untrack`). */
@@ -254,26 +254,26 @@ export class StoreHub {
     return this.live.values();
   }
 
-  /** The loaded session of an id, or of a room. */
+  /** The loaded session of an id, or of a tag. */
   liveOf(sid: string): Live | undefined {
     return this.live.get(sid);
   }
 
-  /** (A scan: only another node's destroy notice asks; an index by room would cost memory per session.) */
-  liveInRoom(room: string): Live | undefined {
-    for (const live of this.live.values()) if (live.room === room) return live;
+  /** (A scan: only another node's destroy notice asks; an index by tag would cost memory per session.) */
+  liveByTag(tag: string): Live | undefined {
+    for (const live of this.live.values()) if (live.tag === tag) return live;
     return undefined;
   }
 
   /** Whether a write of `sid` is under way in this process. */
   writing(sid: string): boolean {
-    return this.tombstones.running(this.roomOf(sid)) > 0;
+    return this.tombstones.running(this.tagOf(sid)) > 0;
   }
 
   /** Resolves once no write of `sid` is under way in this process (or after `timeoutMs`). */
   whenQuiet(sid: string, timeoutMs: number): Promise<void> {
-    const room = this.roomOf(sid);
-    if (this.tombstones.running(room) === 0) return Promise.resolve();
+    const tag = this.tagOf(sid);
+    if (this.tombstones.running(tag) === 0) return Promise.resolve();
     return new Promise((resolve) => {
       let done = false;
       const wake = () => {
@@ -284,36 +284,36 @@ export class StoreHub {
       };
       // Given up waiting (a write that never ends): do not stay in the list either.
       const expire = () => {
-        const waiters = this.quietWaiters.get(room)?.filter((w) => w !== wake);
-        if (waiters?.length) this.quietWaiters.set(room, waiters);
-        else this.quietWaiters.delete(room);
+        const waiters = this.quietWaiters.get(tag)?.filter((w) => w !== wake);
+        if (waiters?.length) this.quietWaiters.set(tag, waiters);
+        else this.quietWaiters.delete(tag);
         wake();
       };
       const wait: Expiring = { deadline: Date.now() + timeoutMs, expire };
       deadlines.add(wait);
-      const waiters = this.quietWaiters.get(room);
+      const waiters = this.quietWaiters.get(tag);
       if (waiters) waiters.push(wake);
-      else this.quietWaiters.set(room, [wake]);
+      else this.quietWaiters.set(tag, [wake]);
     });
   }
 
-  private wakeQuiet(room: string): void {
-    const waiters = this.quietWaiters.get(room);
+  private wakeQuiet(tag: string): void {
+    const waiters = this.quietWaiters.get(tag);
     if (!waiters) return;
-    this.quietWaiters.delete(room);
+    this.quietWaiters.delete(tag);
     for (const wake of waiters) wake();
   }
 
-  /** Call `listener(sid, room)` after every successful destroy through the store. Returns a disposer. */
-  onDestroy(listener: (sid: string, room: string) => void): () => void {
+  /** Call `listener(sid, tag)` after every successful destroy through the store. Returns a disposer. */
+  onDestroy(listener: (sid: string, tag: string) => void): () => void {
     this.destroyListeners.add(listener);
     return () => this.destroyListeners.delete(listener);
   }
 
-  /** Another node destroyed the session of `room`. */
-  remoteDestroyed(room: string): void {
-    const sid = this.tombstones.remote(room);
-    if (sid !== undefined) this.destroyAgain(sid, room);
+  /** Another node destroyed the session of `tag`. */
+  remoteDestroyed(tag: string): void {
+    const sid = this.tombstones.remote(tag);
+    if (sid !== undefined) this.destroyAgain(sid, tag);
   }
 
   /** What the hub holds right now, per session and process-wide (tests of the bounds: back to empty once idle). */

@@ -1,5 +1,5 @@
 /**
- * Destroyed sessions, remembered for a while by room name (a hash: the raw id never travels), so
+ * Destroyed sessions, remembered for a while by tag (a hash of the id: the raw id never travels), so
  * that no write that raced the destroy can bring the session back. Writes of a remembered session
  * are dropped; a write already under way when the destroy came is followed by one more destroy once
  * the last such write has ended. A destroy on another node is told to this one late (through the
@@ -60,13 +60,13 @@ export class Tombstones {
     private readonly schedule: Schedule = later,
   ) {}
 
-  has(room: string): boolean {
-    return this.stones.has(room);
+  has(tag: string): boolean {
+    return this.stones.has(tag);
   }
 
-  /** Writes of `room` under way in this process. */
-  running(room: string): number {
-    return this.writes.get(room)?.running ?? 0;
+  /** Writes of `tag` under way in this process. */
+  running(tag: string): number {
+    return this.writes.get(tag)?.running ?? 0;
   }
 
   /** No session is remembered as destroyed (then nobody needs to hash an id to ask). */
@@ -74,33 +74,33 @@ export class Tombstones {
     return this.stones.size === 0;
   }
 
-  /** A destroy of `room` starts: from now on its writes are dropped. */
-  destroying(room: string): void {
-    const stone = this.stone(room);
+  /** A destroy of `tag` starts: from now on its writes are dropped. */
+  destroying(tag: string): void {
+    const stone = this.stone(tag);
     stone.pending += 1;
   }
 
   /**
-   * A destroy of `room` ended (`ok`: it succeeded). Returns true when one more destroy is due now:
+   * A destroy of `tag` ended (`ok`: it succeeded). Returns true when one more destroy is due now:
    * a write that raced it ended before it did.
    */
-  destroyed(room: string, ok: boolean): boolean {
-    const stone = this.stones.get(room);
+  destroyed(tag: string, ok: boolean): boolean {
+    const stone = this.stones.get(tag);
     if (!stone) return false;
     stone.pending = Math.max(0, stone.pending - 1);
     if (!ok) {
-      if (!stone.confirmed && stone.pending === 0) this.stones.delete(room);
+      if (!stone.confirmed && stone.pending === 0) this.stones.delete(tag);
       return false;
     }
     stone.confirmed = true;
-    return this.repeatDue(room, stone);
+    return this.repeatDue(tag, stone);
   }
 
-  /** Another node destroyed `room`: the session id to destroy once more (a write of ours may have landed after it), if any. */
-  remote(room: string): string | undefined {
-    const stone = this.stone(room);
+  /** Another node destroyed `tag`: the session id to destroy once more (a write of ours may have landed after it), if any. */
+  remote(tag: string): string | undefined {
+    const stone = this.stone(tag);
     stone.confirmed = true;
-    const writes = this.writes.get(room);
+    const writes = this.writes.get(tag);
     if (!writes) return undefined;
     if (writes.running > 0) stone.raced = true; // repeated when the last one ends
     else if (this.now() - writes.at <= this.raceWindowMs && !stone.repeated) {
@@ -110,58 +110,58 @@ export class Tombstones {
     return undefined;
   }
 
-  /** A write of `room` starts (callers drop writes of rooms that `has`). */
-  writeStarted(room: string, sid: string): void {
+  /** A write of `tag` starts (callers drop writes of tags that `has`). */
+  writeStarted(tag: string, sid: string): void {
     const now = this.now();
-    const writes = this.writes.get(room);
-    if (!writes) this.writes.set(room, { sid, running: 1, at: now });
+    const writes = this.writes.get(tag);
+    if (!writes) this.writes.set(tag, { sid, running: 1, at: now });
     else {
       writes.running += 1;
       writes.at = now;
-      if (this.raceWindowMs > 0) this.touch(room, writes);
+      if (this.raceWindowMs > 0) this.touch(tag, writes);
     }
     // (Single node: ended writes are forgotten at once; only writes that never end are pruned, now and then.)
     if (this.raceWindowMs > 0 || (++this.starts & 1023) === 0) this.prune(now);
     this.sweepLater();
   }
 
-  /** A write of `room` ended. Returns true when one more destroy is due now: it raced a destroy. */
-  writeEnded(room: string): boolean {
-    const writes = this.writes.get(room);
+  /** A write of `tag` ended. Returns true when one more destroy is due now: it raced a destroy. */
+  writeEnded(tag: string): boolean {
+    const writes = this.writes.get(tag);
     if (writes) {
       writes.running = Math.max(0, writes.running - 1);
       writes.at = this.now();
       // Without other nodes, an ended write needs no remembering.
-      if (this.raceWindowMs === 0 && writes.running === 0) this.writes.delete(room);
+      if (this.raceWindowMs === 0 && writes.running === 0) this.writes.delete(tag);
       else {
-        this.touch(room, writes);
+        this.touch(tag, writes);
         this.sweepLater();
       }
     }
-    const stone = this.stones.get(room);
+    const stone = this.stones.get(tag);
     if (!stone) return false;
     stone.raced = true;
-    return this.repeatDue(room, stone);
+    return this.repeatDue(tag, stone);
   }
 
   /** Re-insert, so the map stays (roughly) ordered by time for pruning. */
-  private touch(room: string, writes: Writes): void {
-    this.writes.delete(room);
-    this.writes.set(room, writes);
+  private touch(tag: string, writes: Writes): void {
+    this.writes.delete(tag);
+    this.writes.set(tag, writes);
   }
 
-  private repeatDue(room: string, stone: Tombstone): boolean {
-    if (!stone.raced || stone.repeated || (this.writes.get(room)?.running ?? 0) > 0) return false;
+  private repeatDue(tag: string, stone: Tombstone): boolean {
+    if (!stone.raced || stone.repeated || (this.writes.get(tag)?.running ?? 0) > 0) return false;
     stone.repeated = true;
     return true;
   }
 
-  private stone(room: string): Tombstone {
+  private stone(tag: string): Tombstone {
     const now = this.now();
-    let stone = this.stones.get(room);
+    let stone = this.stones.get(tag);
     if (!stone) {
-      stone = { at: now, pending: 0, confirmed: false, raced: (this.writes.get(room)?.running ?? 0) > 0, repeated: false };
-      this.stones.set(room, stone);
+      stone = { at: now, pending: 0, confirmed: false, raced: (this.writes.get(tag)?.running ?? 0) > 0, repeated: false };
+      this.stones.set(tag, stone);
       this.prune(now);
       this.sweepLater();
     }
@@ -193,14 +193,14 @@ export class Tombstones {
 
   /** Forget tombstones older than keepMs and idle write records older than the race window (a hung write counts as idle after keepMs). */
   private prune(now: number): void {
-    for (const [room, stone] of this.stones) {
+    for (const [tag, stone] of this.stones) {
       if (now - stone.at <= this.keepMs && this.stones.size <= this.maxStones) break;
-      this.stones.delete(room);
+      this.stones.delete(tag);
     }
-    for (const [room, writes] of this.writes) {
+    for (const [tag, writes] of this.writes) {
       const age = now - writes.at;
       if (age <= this.raceWindowMs || (writes.running > 0 && age <= this.keepMs)) break;
-      this.writes.delete(room);
+      this.writes.delete(tag);
     }
   }
 

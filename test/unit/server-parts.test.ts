@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { sign } from 'cookie-signature';
 import { unsignSessionCookie } from '../../src/server/session-id.js';
 import { originAllowed } from '../../src/server/origin.js';
-import { sessionRoom } from '../../src/server/invalidation.js';
+import { sessionTag } from '../../src/server/invalidation.js';
 import { Tombstones } from '../../src/server/tombstones.js';
 import type { IncomingMessage } from 'node:http';
 
@@ -29,7 +29,7 @@ test('origin: same scheme, host and port by default, allowlist or function when 
   assert.equal(originAllowed(req('http://x'), { origins: (o) => o === 'http://x' }), true);
 });
 
-test('tombstones: kept for keepMs on an injected clock; rooms never show the raw id', () => {
+test('tombstones: kept for keepMs on an injected clock; tags never show the raw id', () => {
   let now = 0;
   const t = new Tombstones(1000, 0, () => now);
   t.destroying('s1');
@@ -42,8 +42,8 @@ test('tombstones: kept for keepMs on an injected clock; rooms never show the raw
   t.destroying('s3');
   assert.equal(t.has('s1'), false, 'older than keepMs: forgotten');
   assert.equal(t.has('s2'), true);
-  assert.ok(!sessionRoom('secret-id').includes('secret-id'));
-  assert.equal(sessionRoom('a'), sessionRoom('a'));
+  assert.ok(!sessionTag('secret-id').includes('secret-id'));
+  assert.equal(sessionTag('a'), sessionTag('a'));
 });
 
 test('tombstones: a flood of logouts holds at most maxStones, forgetting the oldest first', () => {

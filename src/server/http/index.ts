@@ -13,7 +13,7 @@ import { log } from '../log.js';
 import { audienceOf, isAllowedOrigin, originAllowed, requesterOrigin } from '../origin.js';
 import type { Resolved, Resolver } from '../resolver.js';
 import { sessionCookie } from '../session-id.js';
-import { sessionRoom } from '../invalidation.js';
+import { sessionTag } from '../invalidation.js';
 import { clientScriptHandler, serveClientScript } from './client-script.js';
 import { tokenEndpoint } from './token-endpoint.js';
 
@@ -39,7 +39,7 @@ export class HttpSurfaces {
     if (!sealer) throw new SessionOptionsError('socket.io-sessions: tickets need a "secret"');
     const resolved = await this.resolver.request(req);
     const ticket = sealer.seal(resolved.sid, audience);
-    if (log.tickets.enabled) log.tickets('ticket minted for %s (audience %s)', sessionRoom(resolved.sid), audience);
+    if (log.tickets.enabled) log.tickets('ticket minted for %s (audience %s)', sessionTag(resolved.sid), audience);
     return { ticket, setCookie: renew ? await this.renewCookie(req, resolved) : undefined };
   }
 
@@ -75,7 +75,7 @@ export class HttpSurfaces {
       });
       if (failure) throw failure;
     }
-    if (log.tickets.enabled) log.tickets('session cookie of %s renewed', sessionRoom(sid));
+    if (log.tickets.enabled) log.tickets('session cookie of %s renewed', sessionTag(sid));
     return sessionCookie(options.name, sid, options.secrets[0], cookie, expires);
   }
 
