@@ -114,7 +114,7 @@ export class SessionEntry implements Live {
   }
 
 
-  /** The session's name in logs, tombstones and notices (a hash of its id; computed when first needed). */
+  /** The session's name in logs, the destroyed set and notices (a hash of its id; computed when first needed). */
   get tag(): string {
     return (this.tagName ??= sessionTag(this.sid));
   }

@@ -116,7 +116,7 @@ export class SessionServer<
       hub.remoteDestroyed(tag);
       SessionEntry.byTag(hub, tag)?.invalidate('destroyed');
     });
-    if (relay.tell) hub.tombstones.raceWindowMs = 5_000;
+    if (relay.tell) hub.writesInFlight.raceWindowMs = 5_000;
     this.disposers.push(relay.dispose);
     this.disposers.push(
       hub.onDestroy((sid, tag) => {

@@ -7,14 +7,15 @@
  * - Every write of the store goes through one guarded path, whoever makes it (socket saves, cookie
  *   renewal, revalidation touches, and the app's own HTTP saves, since the store's `set`, `touch` and
  *   `destroy` are wrapped): a write of a destroyed session is dropped, and a write that raced a
- *   destroy is followed by one more destroy (see Tombstones). So a destroyed session never exists again.
+ *   destroy is followed by one more destroy (see DestroyedSet). So a destroyed session never exists again.
  * - Writes made through this process bump a version per loaded session, so a loaded copy can tell
  *   whether anything wrote the session since it was loaded (see SessionEntry).
  * - `close()` of the last user restores the store's own methods.
  */
 import type { Store, SessionData } from 'express-session';
 import { SessionUnavailableError } from '../errors.js';
-import { Tombstones } from './tombstones.js';
+import { DestroyedSet } from './destroyed-set.js';
+import { WritesInFlight } from './writes-in-flight.js';
 import { Deadlines, type Expiring } from './deadlines.js';
 import { sessionTag } from './invalidation.js';
 import { log } from './log.js';
@@ -84,7 +85,10 @@ function call(store: Store, method: StoreMethod, args: unknown[], timeoutMs: num
 const hubs = new WeakMap<Store, StoreHub>();
 
 export class StoreHub {
-  readonly tombstones = new Tombstones();
+  /** This process's writes under way (and, on several nodes, lately ended), by session tag. */
+  readonly writesInFlight = new WritesInFlight();
+  /** Sessions destroyed lately, by tag: their writes are dropped (invariant 1). */
+  readonly destroyedSet = new DestroyedSet(this.writesInFlight);
   /** No other process writes this store (express-session's MemoryStore): a copy nothing wrote since is current. */
   readonly local: boolean;
   private users = 0;
@@ -161,21 +165,22 @@ export class StoreHub {
   /** Every write path of the store: dropped for a destroyed session, destroyed again if a destroy raced it. */
   private guardedWrite(store: Store, method: StoreMethod, sid: string, args: unknown[], cb?: Callback): unknown {
     const tag = this.tagOf(sid);
-    if (this.tombstones.has(tag)) {
+    if (this.destroyedSet.has(tag)) {
       log.save('write of destroyed session %s dropped', tag);
       if (cb) process.nextTick(cb);
       return undefined;
     }
     this.uncarry(sid);
     this.bump(sid);
-    this.tombstones.writeStarted(tag, sid);
+    this.writesInFlight.started(tag, sid);
     let ended = false;
     const end = (err?: unknown) => {
       if (ended) return;
       ended = true;
       this.bump(sid);
-      if (this.tombstones.writeEnded(tag)) this.destroyAgain(sid, tag);
-      if (this.tombstones.running(tag) === 0) this.wakeQuiet(tag);
+      this.writesInFlight.ended(tag);
+      if (this.destroyedSet.writeEnded(tag)) this.destroyAgain(sid, tag);
+      if (this.writesInFlight.running(tag) === 0) this.wakeQuiet(tag);
       cb?.(err);
     };
     try {
@@ -188,14 +193,14 @@ export class StoreHub {
 
   private destroyThrough(store: Store, sid: string, cb?: Callback): unknown {
     const tag = this.tagOf(sid);
-    this.tombstones.destroying(tag);
+    this.destroyedSet.destroying(tag);
     this.uncarry(sid);
     this.bump(sid);
     let ended = false;
     const end = (err?: unknown) => {
       if (ended) return;
       ended = true;
-      if (this.tombstones.destroyed(tag, !err)) this.destroyAgain(sid, tag);
+      if (this.destroyedSet.destroyed(tag, !err)) this.destroyAgain(sid, tag);
       if (!err) {
         log.invalidate('session %s destroyed through the store', tag);
         for (const listener of [...this.destroyListeners]) listener(sid, tag);
@@ -213,8 +218,8 @@ export class StoreHub {
   /** A session was destroyed without our destroy (by `clear()`): remember it and tell the listeners. */
   private destroyedElsewhere(sid: string): void {
     const tag = this.tagOf(sid);
-    this.tombstones.destroying(tag);
-    this.tombstones.destroyed(tag, true);
+    this.destroyedSet.destroying(tag);
+    this.destroyedSet.destroyed(tag, true);
     for (const listener of [...this.destroyListeners]) listener(sid, tag);
   }
 
@@ -231,7 +236,7 @@ export class StoreHub {
 
   /** Whether a session was destroyed lately (no hash computed while nothing was). */
   destroyed(sid: string): boolean {
-    return !this.tombstones.empty && this.tombstones.has(this.tagOf(sid));
+    return !this.destroyedSet.empty && this.destroyedSet.has(this.tagOf(sid));
   }
 
   /** A session's tag (cached for live sessions: a hash per write otherwise). */
@@ -267,13 +272,13 @@ export class StoreHub {
 
   /** Whether a write of `sid` is under way in this process. */
   writing(sid: string): boolean {
-    return this.tombstones.running(this.tagOf(sid)) > 0;
+    return this.writesInFlight.running(this.tagOf(sid)) > 0;
   }
 
   /** Resolves once no write of `sid` is under way in this process (or after `timeoutMs`). */
   whenQuiet(sid: string, timeoutMs: number): Promise<void> {
     const tag = this.tagOf(sid);
-    if (this.tombstones.running(tag) === 0) return Promise.resolve();
+    if (this.writesInFlight.running(tag) === 0) return Promise.resolve();
     return new Promise((resolve) => {
       let done = false;
       const wake = () => {
@@ -312,14 +317,14 @@ export class StoreHub {
 
   /** Another node destroyed the session of `tag`. */
   remoteDestroyed(tag: string): void {
-    const sid = this.tombstones.remote(tag);
+    const sid = this.destroyedSet.remote(tag);
     if (sid !== undefined) this.destroyAgain(sid, tag);
   }
 
   /** What the hub holds right now, per session and process-wide (tests of the bounds: back to empty once idle). */
   sizes(): Record<'users' | 'live' | 'carried' | 'quietWaiters' | 'destroyListeners' | 'deadlines' | 'tombstones' | 'writes', number> {
     const { users, live, carried, quietWaiters, destroyListeners } = this;
-    return { users, live: live.size, carried: carried.size, quietWaiters: quietWaiters.size, destroyListeners: destroyListeners.size, deadlines: deadlines.size, ...this.tombstones.size };
+    return { users, live: live.size, carried: carried.size, quietWaiters: quietWaiters.size, destroyListeners: destroyListeners.size, deadlines: deadlines.size, tombstones: this.destroyedSet.size, writes: this.writesInFlight.size };
   }
 
   /** Read a session. Throws SessionUnavailableError. */
