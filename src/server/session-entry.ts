@@ -7,14 +7,14 @@
  *
  * Saving merges only the keys changed here into the store's record, and reads that record first
  * only when something else may have written it since this copy was loaded: a write through this
- * process (the store hub counts them), or any other process when the store is shared and the copy
+ * process (the store hub marks them), or any other process when the store is shared and the copy
  * was not just loaded under the same exclusive unit.
  */
 import type { Session, SessionData, Store } from 'express-session';
 import type { InvalidReason } from '../protocol.js';
 import { SessionInvalidError, type SessionUnavailableError, type SessionValueError } from '../errors.js';
 import { ChangeTracker, putValue, type Changes } from './tracker.js';
-import { isSessionRecord, type Live, type Loaded, type SessionRecord, type StoreHub } from './store.js';
+import { isSessionRecord, NO_MARK, type Live, type Loaded, type SessionRecord, type StoreHub, type WriteMark } from './store.js';
 import { sessionTag } from './invalidation.js';
 import { log } from './log.js';
 
@@ -79,13 +79,11 @@ class EntryRequest {
 
 export class SessionEntry implements Live {
   private tagName: string | undefined;
-  /** This process's writes of the session so far, counted by the store hub at each write's start and end. */
-  version = 0;
   /** The express-session Session, kept for the entry's life (values are replaced in place on reload). */
   private raw!: Session & Record<string, unknown>;
   private tracker!: ChangeTracker<SocketSession>;
-  /** `version` when the copy was last known to equal the store's record; -1: not known. */
-  private currentAt = -1;
+  /** The hub's mark when the copy was last known to equal the store's record; NO_MARK: not known. */
+  private currentAt = NO_MARK;
   /** Its sockets in this process (usually one or a few; replaced, not grown: an array sized to fit). */
   sockets: readonly EntrySocket[] = [];
   /** Set when its sockets were told the session is invalid: nothing is saved after that. */
@@ -141,7 +139,7 @@ export class SessionEntry implements Live {
     if (live && !live.invalid) return live;
     if (!this.tracked) {
       this.tracked = true;
-      this.currentAt = -1;
+      this.currentAt = NO_MARK;
       this.hub.track(this);
     }
     return this;
@@ -169,7 +167,7 @@ export class SessionEntry implements Live {
 
   /** The copy equals the store's record, as far as this process can tell. */
   private get current(): boolean {
-    return this.tracked && this.currentAt === this.version && !this.expired();
+    return this.tracked && this.hub.unchangedSince(this.sid, this.currentAt) && !this.expired();
   }
 
   /** Nothing can have changed the store's record since the copy was loaded (a process-local store that only we wrote). */
@@ -189,13 +187,16 @@ export class SessionEntry implements Live {
     return loaded.invalid === 'not-found' && this.expired() ? 'expired' : loaded.invalid;
   }
 
-  /** Read the record; with `hub.read`'s errors. Re-reads while writes land during the read (bounded). */
-  private async read(timeoutMs: number): Promise<{ loaded: Loaded; settled: boolean }> {
+  /**
+   * Read the record; with `hub.read`'s errors. Re-reads while writes land during the read (bounded).
+   * `settled`: the hub's mark at which the record read is the store's (no write of ours during the read).
+   */
+  private async read(timeoutMs: number): Promise<{ loaded: Loaded; settled: WriteMark | undefined }> {
     for (let attempt = 1; ; attempt++) {
-      const before = this.version;
+      const before = this.hub.mark(this.sid);
       const loaded = await this.hub.read(this.sid, timeoutMs);
-      const settled = this.version === before;
-      if (settled || attempt >= MAX_REREADS || !('record' in loaded)) return { loaded, settled };
+      const settled = this.hub.unchangedSince(this.sid, before) ? before : undefined;
+      if (settled !== undefined || attempt >= MAX_REREADS || !('record' in loaded)) return { loaded, settled };
     }
   }
 
@@ -216,9 +217,9 @@ export class SessionEntry implements Live {
   /**
    * Take the store's record in, keeping the keys changed here and not yet saved, and `written` (keys
    * this process just wrote: the live objects stay, so references handed out stay the session's).
-   * O(top-level keys): values are moved, not copied.
+   * O(top-level keys): values are moved, not copied. `current`: the hub's mark at which the record is the store's.
    */
-  adopt(record: SessionRecord, settled = true, written: Iterable<string> = []): void {
+  adopt(record: SessionRecord, current: WriteMark | undefined, written: Iterable<string> = []): void {
     const local = this.tracker.changes();
     const keep = new Set([...local.keys(), ...written]);
     this.noteCookie(record);
@@ -238,13 +239,13 @@ export class SessionEntry implements Live {
     const stored = new Map<string, string | undefined>();
     for (const key of local.keys()) stored.set(key, Object.hasOwn(fresh, key) ? JSON.stringify(fresh[key]) : undefined);
     this.tracker.rebase(taken, stored);
-    this.currentAt = settled ? this.version : -1;
+    this.currentAt = current ?? NO_MARK;
   }
 
   /** express-session's `session.reload()` made a new Session: take its values, dropping unsaved changes. */
   replace(session: Session): void {
     this.discard();
-    this.adopt(session as unknown as SessionRecord, false);
+    this.adopt(session as unknown as SessionRecord, undefined);
   }
 
   /** Whether anything may have changed since the copy was loaded or saved. */
@@ -288,7 +289,7 @@ export class SessionEntry implements Live {
     this.tracker.begin(true);
     this.tracker.rollback();
     this.tracker.end();
-    this.currentAt = -1;
+    this.currentAt = NO_MARK;
   }
 
   /**
@@ -314,7 +315,8 @@ export class SessionEntry implements Live {
   private async write(changes: Changes, fromCopy: boolean, timeoutMs: number): Promise<InvalidReason | undefined> {
     let record: SessionRecord;
     let merged = false;
-    let settled = true;
+    /** A write of ours overtook the read the record came from. */
+    let overtaken = false;
     if (fromCopy) {
       record = this.tracker.storableCopy() as SessionRecord;
     } else {
@@ -322,7 +324,7 @@ export class SessionEntry implements Live {
       const reason = this.goneReason(read.loaded);
       if (reason) return reason;
       record = (read.loaded as { record: SessionRecord }).record;
-      settled = read.settled;
+      overtaken = read.settled === undefined;
       for (const [key, json] of changes.now) {
         if (json === undefined) delete record[key];
         else record[key] = JSON.parse(json);
@@ -330,19 +332,19 @@ export class SessionEntry implements Live {
       merged = true;
     }
     this.keepTouchedExpiry(record);
-    const before = this.version;
-    if ((await this.hub.write(this.sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
+    const written = await this.hub.write(this.sid, record, timeoutMs);
+    if (written === 'destroyed') return 'destroyed';
     log.save('%s saved %d key(s)%s', this.tag, changes.now.size, merged ? ' (merged into the store record)' : '');
-    // Only our own write (counted at its start and end) came since: the copy is what the store holds.
-    const onlyOurs = settled && this.version === before + 2 && !this.hub.writing(this.sid);
-    if (!onlyOurs) {
+    // Our write ran alone (the hub's answer) on a record nothing overtook: the store holds what we wrote.
+    const current = overtaken ? undefined : written.current;
+    if (current === undefined) {
       // Another write of the session through this process overlapped ours (an HTTP request saving its
       // whole, older copy): it may have landed after ours. Make sure what we changed is in the store.
       const reason = await this.ensureWritten(changes, timeoutMs);
       if (reason) return reason;
     }
-    if (merged) this.adopt(record, onlyOurs, changes.now.keys());
-    else this.currentAt = onlyOurs ? this.version : -1;
+    if (merged) this.adopt(record, current, changes.now.keys());
+    else this.currentAt = current ?? NO_MARK;
     return undefined;
   }
 
@@ -392,9 +394,10 @@ export class SessionEntry implements Live {
       const own = (this.ownExpiries ??= []);
       own.splice(0, own.push(touched) - 8);
     }
-    const before = this.version;
-    if ((await this.hub.touch(this.sid, this.tracker.storableCopy() as SessionRecord, timeoutMs)) === 'destroyed') return 'destroyed';
-    if (this.currentAt === before) this.currentAt = this.version === before + 2 ? before + 2 : -1;
+    const wasCurrent = this.hub.unchangedSince(this.sid, this.currentAt);
+    const written = await this.hub.touch(this.sid, this.tracker.storableCopy() as SessionRecord, timeoutMs);
+    if (written === 'destroyed') return 'destroyed';
+    if (wasCurrent) this.currentAt = written.current ?? NO_MARK;
     return undefined;
   }
 

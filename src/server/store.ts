@@ -8,8 +8,9 @@
  *   renewal, revalidation touches, and the app's own HTTP saves, since the store's `set`, `touch` and
  *   `destroy` are wrapped): a write of a destroyed session is dropped, and a write that raced a
  *   destroy is followed by one more destroy (see DestroyedSet). So a destroyed session never exists again.
- * - Writes made through this process bump a version per loaded session, so a loaded copy can tell
- *   whether anything wrote the session since it was loaded (see SessionEntry).
+ * - The hub marks each write (start and end) of a loaded session through this process, so a loaded
+ *   copy can ask whether anything wrote the session since a mark (`unchangedSince`), and a write of
+ *   ours is answered with whether it ran alone (an explicit token, see `write`).
  * - `close()` of the last user restores the store's own methods.
  */
 import type { Store, SessionData } from 'express-session';
@@ -31,11 +32,33 @@ export type Loaded = { record: SessionRecord } | { invalid: 'not-found' | 'corru
 
 type Callback = (err?: unknown, value?: unknown) => void;
 
-/** A session loaded in this process: the hub counts its writes in `version` (see SessionEntry). */
+/** A session loaded in this process (see SessionEntry). */
 export interface Live {
   readonly sid: string;
   readonly tag: string;
-  version: number;
+}
+
+declare const MARK: unique symbol;
+/** An opaque point in the history of a loaded session's writes through this process (see `StoreHub.mark`). */
+export type WriteMark = number & { readonly [MARK]: true };
+/** No point: never unchanged since. */
+export const NO_MARK = -1 as WriteMark;
+/** Marks are unique process-wide, so a mark of one registration never matches another's. */
+let lastMark = 0;
+
+/**
+ * A write of ours: the session was destroyed before or while it ran; or it landed, and `current` is
+ * the mark at which the store's record is what we wrote, when no other write of the session through
+ * this process was under way, started or ended from its start until now (undefined otherwise: another
+ * write may have landed after ours).
+ */
+export type Written = 'destroyed' | { current: WriteMark | undefined };
+
+/** The write `write()` is making, picked up by the guarded path it goes through (see `guardedWrite`). */
+interface WriteToken {
+  readonly sid: string;
+  /** Set when the write ended alone: the mark after it. */
+  mark: WriteMark | undefined;
 }
 type StoreMethod = (this: Store, sid: string, ...rest: any[]) => unknown;
 
@@ -92,8 +115,10 @@ export class StoreHub {
   /** No other process writes this store (express-session's MemoryStore): a copy nothing wrote since is current. */
   readonly local: boolean;
   private users = 0;
-  /** Sessions loaded in this process, by id. */
-  private readonly live = new Map<string, Live>();
+  /** Sessions loaded in this process, by id, with the mark of their last write event. */
+  private readonly live = new Map<string, { live: Live; mark: WriteMark }>();
+  /** The token of the write `write()` is starting (handed over synchronously, see `write`). */
+  private handing: WriteToken | undefined;
   /** Reads an HTTP surface made, each forgotten at its deadline (on the deadlines' timer) if no handshake took it. */
   private readonly carried = new Map<string, Expiring & { record: SessionRecord }>();
   private readonly destroyListeners = new Set<(sid: string, tag: string) => void>();
@@ -164,6 +189,7 @@ export class StoreHub {
 
   /** Every write path of the store: dropped for a destroyed session, destroyed again if a destroy raced it. */
   private guardedWrite(store: Store, method: StoreMethod, sid: string, args: unknown[], cb?: Callback): unknown {
+    const own = this.takeToken(sid);
     const tag = this.tagOf(sid);
     if (this.destroyedSet.has(tag)) {
       log.save('write of destroyed session %s dropped', tag);
@@ -171,13 +197,17 @@ export class StoreHub {
       return undefined;
     }
     this.uncarry(sid);
-    this.bump(sid);
+    // Ours runs alone if no other write is under way now and none starts or ends until ours ends.
+    const alone = own !== undefined && this.writesInFlight.running(tag) === 0;
+    const startedAt = this.bump(sid);
     this.writesInFlight.started(tag, sid);
     let ended = false;
     const end = (err?: unknown) => {
       if (ended) return;
       ended = true;
-      this.bump(sid);
+      const unbroken = alone && this.mark(sid) === startedAt;
+      const endedAt = this.bump(sid);
+      if (own && unbroken) own.mark = endedAt;
       this.writesInFlight.ended(tag);
       if (this.destroyedSet.writeEnded(tag)) this.destroyAgain(sid, tag);
       if (this.writesInFlight.running(tag) === 0) this.wakeQuiet(tag);
@@ -229,9 +259,28 @@ export class StoreHub {
     call(this.store, this.own.destroy, [sid], 30_000).catch((err: unknown) => log.invalidate('repeat destroy of %s failed: %O', tag, err));
   }
 
-  private bump(sid: string): void {
-    const live = this.live.get(sid);
-    if (live) live.version += 1;
+  /** A write event of `sid`: its new mark (NO_MARK when it is not loaded here). */
+  private bump(sid: string): WriteMark {
+    const entry = this.live.get(sid);
+    if (!entry) return NO_MARK;
+    return (entry.mark = ++lastMark as WriteMark);
+  }
+
+  /** The token of our own write of `sid`, if this write is it (once). */
+  private takeToken(sid: string): WriteToken | undefined {
+    const token = this.handing;
+    this.handing = undefined;
+    return token?.sid === sid ? token : undefined;
+  }
+
+  /** Where the writes of a loaded session through this process stand now (NO_MARK when it is not loaded). */
+  mark(sid: string): WriteMark {
+    return this.live.get(sid)?.mark ?? NO_MARK;
+  }
+
+  /** No write of `sid` through this process started or ended since `mark` was taken. */
+  unchangedSince(sid: string, mark: WriteMark): boolean {
+    return mark !== NO_MARK && this.mark(sid) === mark;
   }
 
   /** Whether a session was destroyed lately (no hash computed while nothing was). */
@@ -241,38 +290,33 @@ export class StoreHub {
 
   /** A session's tag (cached for live sessions: a hash per write otherwise). */
   tagOf(sid: string): string {
-    return this.live.get(sid)?.tag ?? sessionTag(sid);
+    return this.live.get(sid)?.live.tag ?? sessionTag(sid);
   }
 
-  /** Count this process's writes of a loaded session from now on (until `untrack`). */
+  /** Mark this process's writes of a loaded session from now on (until `untrack`). */
   track(live: Live): void {
-    this.live.set(live.sid, live);
+    this.live.set(live.sid, { live, mark: ++lastMark as WriteMark });
   }
 
   untrack(live: Live): void {
-    if (this.live.get(live.sid) !== live) return;
+    if (this.live.get(live.sid)?.live !== live) return;
     this.live.delete(live.sid);
   }
 
   /** Every session loaded in this process. */
-  liveSessions(): IterableIterator<Live> {
-    return this.live.values();
+  *liveSessions(): IterableIterator<Live> {
+    for (const { live } of this.live.values()) yield live;
   }
 
   /** The loaded session of an id, or of a tag. */
   liveOf(sid: string): Live | undefined {
-    return this.live.get(sid);
+    return this.live.get(sid)?.live;
   }
 
   /** (A scan: only another node's destroy notice asks; an index by tag would cost memory per session.) */
   liveByTag(tag: string): Live | undefined {
-    for (const live of this.live.values()) if (live.tag === tag) return live;
+    for (const { live } of this.live.values()) if (live.tag === tag) return live;
     return undefined;
-  }
-
-  /** Whether a write of `sid` is under way in this process. */
-  writing(sid: string): boolean {
-    return this.writesInFlight.running(this.tagOf(sid)) > 0;
   }
 
   /** Resolves once no write of `sid` is under way in this process (or after `timeoutMs`). */
@@ -373,20 +417,30 @@ export class StoreHub {
     return this.read(sid, timeoutMs);
   }
 
-  /** Write a session; 'destroyed' when it was destroyed before or while writing (the write is then undone). Throws SessionUnavailableError. */
-  async write(sid: string, record: SessionRecord, timeoutMs: number): Promise<'destroyed' | undefined> {
-    return this.guarded(sid, () => call(this.store, this.store.set as StoreMethod, [sid, record], timeoutMs));
+  /**
+   * Write a session, answered with whether the write ran alone (see {@link Written}); 'destroyed'
+   * when it was destroyed before or while writing (the write is then undone). Throws SessionUnavailableError.
+   */
+  write(sid: string, record: SessionRecord, timeoutMs: number): Promise<Written> {
+    return this.writeOwn(sid, this.store.set as StoreMethod, record, timeoutMs);
   }
 
-  /** Extend a session's life (stores without touch get a set, as express-session does). Throws SessionUnavailableError. */
-  async touch(sid: string, record: SessionRecord, timeoutMs: number): Promise<'destroyed' | undefined> {
-    const { store } = this;
-    return this.guarded(sid, () => call(store, (store.touch ?? store.set) as StoreMethod, [sid, record], timeoutMs));
+  /** Extend a session's life (stores without touch get a set, as express-session does); answered as {@link write}. */
+  touch(sid: string, record: SessionRecord, timeoutMs: number): Promise<Written> {
+    return this.writeOwn(sid, (this.store.touch ?? this.store.set) as StoreMethod, record, timeoutMs);
   }
 
-  private async guarded(sid: string, op: () => Promise<unknown>): Promise<'destroyed' | undefined> {
+  private async writeOwn(sid: string, method: StoreMethod, record: SessionRecord, timeoutMs: number): Promise<Written> {
     if (this.destroyed(sid)) return 'destroyed';
-    await op();
-    return this.destroyed(sid) ? 'destroyed' : undefined;
+    const token: WriteToken = { sid, mark: undefined };
+    // call() runs the store's method (our wrapper, unless someone wrapped it after us) synchronously:
+    // the guarded path takes the token there. A wrapper that defers it leaves the token untaken, and
+    // the write counts as overlapped: safe (the caller checks the store), never a lost update.
+    this.handing = token;
+    const pending = call(this.store, method, [sid, record], timeoutMs);
+    this.handing = undefined;
+    await pending;
+    if (this.destroyed(sid)) return 'destroyed';
+    return { current: token.mark !== undefined && this.unchangedSince(sid, token.mark) ? token.mark : undefined };
   }
 }

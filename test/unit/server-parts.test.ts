@@ -6,6 +6,8 @@ import { originAllowed } from '../../src/server/origin.js';
 import { sessionTag } from '../../src/server/invalidation.js';
 import { DestroyedSet } from '../../src/server/destroyed-set.js';
 import { WritesInFlight } from '../../src/server/writes-in-flight.js';
+import { StoreHub } from '../../src/server/store.js';
+import { MemoryStore } from 'express-session';
 import type { IncomingMessage } from 'node:http';
 
 test('session cookies unsign with any secret of the rotation list, and nothing else', () => {
@@ -131,4 +133,45 @@ test('writes in flight and the destroyed set: memory stays bounded by the race w
   }
   assert.ok(writes.size <= 102, `writes remembered: ${writes.size}`);
   assert.ok(t.size <= 1002, `tombstones: ${t.size}`);
+});
+
+test('store hub: a write of ours is answered with whether it ran alone (an explicit token, not a count of version bumps)', async () => {
+  const store = new MemoryStore();
+  const hub = StoreHub.acquire(store);
+  try {
+    const record = { cookie: { originalMaxAge: 60_000 }, n: 1 } as never;
+    const appSet = (sid: string) => new Promise<void>((resolve) => store.set(sid, record, () => resolve()));
+    hub.track({ sid: 's1', tag: sessionTag('s1') });
+    const alone = await hub.write('s1', record, 1000);
+    assert.ok(alone !== 'destroyed' && alone.current !== undefined, 'alone: the store holds what we wrote');
+    assert.equal(hub.unchangedSince('s1', alone.current), true);
+
+    // (MemoryStore calls back on a later turn: an app write started now runs while ours is under way.)
+    const ours = hub.write('s1', record, 1000);
+    await appSet('s1');
+    const overlapped = await ours;
+    assert.ok(overlapped !== 'destroyed' && overlapped.current === undefined, 'an app write during ours: not alone');
+    assert.equal(hub.unchangedSince('s1', alone.current), false, 'writes since the mark are seen');
+
+    const earlier = appSet('s1');
+    const after = await hub.write('s1', record, 1000);
+    await earlier;
+    assert.ok(after !== 'destroyed' && after.current === undefined, 'an app write under way when ours started: not alone');
+
+    // A wrapper installed after ours that defers the call: the token is not taken, the write counts as overlapped (safe).
+    const wrapped = store.set;
+    store.set = function (this: unknown, ...args: unknown[]) {
+      setImmediate(() => (wrapped as (...a: unknown[]) => void).apply(this, args));
+    } as typeof store.set;
+    const deferred = await hub.write('s1', record, 1000);
+    store.set = wrapped;
+    assert.ok(deferred !== 'destroyed' && deferred.current === undefined, 'token not taken: never taken as alone');
+
+    const untracked = await hub.write('s2', record, 1000);
+    assert.ok(untracked !== 'destroyed' && untracked.current === undefined, 'a session not loaded here has no mark');
+    await new Promise<void>((resolve) => store.destroy('s1', () => resolve()));
+    assert.equal(await hub.write('s1', record, 1000), 'destroyed');
+  } finally {
+    hub.release();
+  }
 });
