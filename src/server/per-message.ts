@@ -78,8 +78,6 @@ export class PerMessageUnit implements EventUnit {
     private readonly listener: Listener,
     private readonly args: unknown[],
     private readonly ack: Ack | undefined,
-    /** The seed's smessage: acknowledge after the save even if the listener did not. */
-    private readonly autoAck = false,
   ) {}
 
   get lock(): SessionLock | undefined {
@@ -112,7 +110,7 @@ export class PerMessageUnit implements EventUnit {
   /** Saved: send the ack (or, when the handler acks later, send it then). */
   succeed(): void {
     this.saved = true;
-    if (this.acked || this.autoAck) this.answer(this.acked ?? []);
+    if (this.acked) this.answer(this.acked);
     this.settle();
   }
 
@@ -287,23 +285,4 @@ function wrap(socket: Socket, event: string, registered: Listener, host: UnitHos
   wrapper[WRAPPED] = true;
   wrapper.listener = listener;
   return wrapper;
-}
-
-/**
- * The seed's `smessage`: every `smessage` listener of `socket` as one call, with the server's
- * session as its second argument, whatever else the client sent. Resolves when they all settled.
- */
-export function smessageListeners(socket: Socket, session: () => unknown): Listener {
-  const listeners = socket.listeners('smessage') as Listener[];
-  return (message: unknown, ...rest: unknown[]) => {
-    const ack = typeof rest[rest.length - 1] === 'function' ? rest[rest.length - 1] : undefined;
-    return Promise.all(listeners.map((l) => l.call(socket, message, session(), ack)));
-  };
-}
-
-/** A client's `send(message, cb)` in per-message mode: the smessage listeners run as one unit; `cb` fires after the save. */
-export function dispatchSmessage(socket: Socket, host: UnitHost, args: unknown[]): void {
-  const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
-  const listener = smessageListeners(socket, () => host.entry.session);
-  host.enqueue(new PerMessageUnit(host, Date.now() + host.timeoutMs, listener, [args[0]], ack, true));
 }
