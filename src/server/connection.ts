@@ -9,7 +9,7 @@ import type { Socket } from 'socket.io';
 import { CredentialEvents, ErrorCode, Events, type InvalidReason } from '../protocol.js';
 import type { SessionServerError, SessionUnavailableError } from '../errors.js';
 import type { ServerContext } from './context.js';
-import { Lane } from './exclusive.js';
+import { SessionRuntime } from './runtime.js';
 import { log } from './log.js';
 import { audienceOf } from './origin.js';
 import { saveSoon } from './per-connection.js';
@@ -216,7 +216,7 @@ export class SocketBinding implements EntrySocket, UnitHost, SmessageHost {
 
   enqueue(unit: PerMessageUnit): void {
     (this.units ??= new Set()).add(unit);
-    Lane.of(this.ctx.hub, this.entry.sid).event(unit);
+    SessionRuntime.of(this.ctx.hub, this.entry.sid).event(unit);
   }
 
   settled(unit: PerMessageUnit): void {

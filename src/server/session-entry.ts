@@ -39,17 +39,6 @@ export interface EntrySocket {
 const expiryOf = (cookie: { expires?: Date | string | number | null } | undefined): number | undefined =>
   cookie?.expires ? new Date(cookie.expires).getTime() : undefined;
 
-export interface SaveOptions {
-  /** The copy was loaded by the same exclusive unit (or under the session lock). */
-  trusted: boolean;
-  timeoutMs: number;
-  /** Told of each key left out of the save because its value cannot be stored (once per value). */
-  refused(error: SessionValueError): void;
-}
-
-/** How many times a merge re-reads when writes keep landing during its read. */
-const MAX_REREADS = 3;
-
 /**
  * The request express-session binds the entry's Session to (`session.req`), made for it alone: never
  * the socket's request, which every namespace of one connection shares. createSession and
@@ -119,7 +108,7 @@ export class SessionEntry implements Live {
 
   /** A new entry with the store's record, not shared yet (see `share`). */
   constructor(
-    private readonly hub: StoreHub,
+    readonly hub: StoreHub,
     readonly sid: string,
     record: SessionRecord,
   ) {
@@ -166,7 +155,7 @@ export class SessionEntry implements Live {
   }
 
   /** The copy equals the store's record, as far as this process can tell. */
-  private get current(): boolean {
+  get current(): boolean {
     return this.tracked && this.hub.unchangedSince(this.sid, this.currentAt) && !this.expired();
   }
 
@@ -182,36 +171,9 @@ export class SessionEntry implements Live {
   }
 
   /** The reason a read's answer means the session is gone, if it does. */
-  private goneReason(loaded: Loaded): InvalidReason | undefined {
+  goneReason(loaded: Loaded): InvalidReason | undefined {
     if ('record' in loaded) return undefined;
     return loaded.invalid === 'not-found' && this.expired() ? 'expired' : loaded.invalid;
-  }
-
-  /**
-   * Read the record; with `hub.read`'s errors. Re-reads while writes land during the read (bounded).
-   * `settled`: the hub's mark at which the record read is the store's (no write of ours during the read).
-   */
-  private async read(timeoutMs: number): Promise<{ loaded: Loaded; settled: WriteMark | undefined }> {
-    for (let attempt = 1; ; attempt++) {
-      const before = this.hub.mark(this.sid);
-      const loaded = await this.hub.read(this.sid, timeoutMs);
-      const settled = this.hub.unchangedSince(this.sid, before) ? before : undefined;
-      if (settled !== undefined || attempt >= MAX_REREADS || !('record' in loaded)) return { loaded, settled };
-    }
-  }
-
-  /**
-   * Bring the copy up to date before a unit of work: reload unless nothing can have changed it.
-   * The invalid reason when the session is gone. Throws SessionUnavailableError.
-   */
-  async refresh(timeoutMs: number): Promise<InvalidReason | undefined> {
-    if (this.invalid) return this.invalid;
-    if (this.trustworthy) return undefined;
-    const { loaded, settled } = await this.read(timeoutMs);
-    const reason = this.goneReason(loaded);
-    if (reason) return reason;
-    this.adopt((loaded as { record: SessionRecord }).record, settled);
-    return undefined;
   }
 
   /**
@@ -284,6 +246,39 @@ export class SessionEntry implements Live {
     pending.then(settled, settled);
   }
 
+  /** The hub's mark when the copy was last known to equal the store's record (NO_MARK: not known). */
+  get mark(): WriteMark {
+    return this.currentAt;
+  }
+
+  /** The copy is what the store holds as of `mark` (undefined: not known). */
+  markCurrent(mark: WriteMark | undefined): void {
+    this.currentAt = mark ?? NO_MARK;
+  }
+
+  /** Take the changes to save (see ChangeTracker.take); `restore` them if the save fails. */
+  takeChanges(): ReturnType<ChangeTracker<SocketSession>['take']> {
+    return this.tracker.take();
+  }
+
+  restore(changes: Changes): void {
+    this.tracker.restore(changes);
+  }
+
+  /** The whole copy as the store would hold it. */
+  storableCopy(): SessionRecord {
+    return this.tracker.storableCopy() as SessionRecord;
+  }
+
+  /** Extend the session's cookie (express-session's `touch`), remembering the expiry our touch gave it. */
+  touchCookie(): void {
+    this.raw.touch();
+    const touched = expiryOf(this.raw.cookie);
+    if (touched === undefined) return;
+    const own = (this.ownExpiries ??= []);
+    own.splice(0, own.push(touched) - 8);
+  }
+
   /** Drop every unsaved change and trust nothing: the next unit reloads. */
   discard(): void {
     this.tracker.begin(true);
@@ -292,117 +287,8 @@ export class SessionEntry implements Live {
     this.currentAt = NO_MARK;
   }
 
-  /**
-   * Save the keys changed here, merged into the store's record. `trusted`: the copy was loaded by the
-   * same exclusive unit (or under the session lock), so the record is read first only if a write
-   * through this process came since. Returns the invalid reason when the session is gone.
-   * Throws SessionUnavailableError (the changes stay, to be saved next time). A key whose value
-   * cannot be stored is left out (the other keys are saved) and given to `refused`, once per value.
-   */
-  async save({ trusted, timeoutMs, refused }: SaveOptions): Promise<InvalidReason | undefined> {
-    if (this.invalid || !this.tracker.touched) return undefined;
-    const changes = this.tracker.take();
-    changes.refused.forEach(refused);
-    if (changes.now.size === 0) return undefined;
-    try {
-      return await this.write(changes, trusted && this.current, timeoutMs);
-    } catch (err) {
-      this.tracker.restore(changes);
-      throw err;
-    }
-  }
-
-  private async write(changes: Changes, fromCopy: boolean, timeoutMs: number): Promise<InvalidReason | undefined> {
-    let record: SessionRecord;
-    let merged = false;
-    /** A write of ours overtook the read the record came from. */
-    let overtaken = false;
-    if (fromCopy) {
-      record = this.tracker.storableCopy() as SessionRecord;
-    } else {
-      const read = await this.read(timeoutMs);
-      const reason = this.goneReason(read.loaded);
-      if (reason) return reason;
-      record = (read.loaded as { record: SessionRecord }).record;
-      overtaken = read.settled === undefined;
-      for (const [key, json] of changes.now) {
-        if (json === undefined) delete record[key];
-        else record[key] = JSON.parse(json);
-      }
-      merged = true;
-    }
-    this.keepTouchedExpiry(record);
-    const written = await this.hub.write(this.sid, record, timeoutMs);
-    if (written === 'destroyed') return 'destroyed';
-    log.save('%s saved %d key(s)%s', this.tag, changes.now.size, merged ? ' (merged into the store record)' : '');
-    // Our write ran alone (the hub's answer) on a record nothing overtook: the store holds what we wrote.
-    const current = overtaken ? undefined : written.current;
-    if (current === undefined) {
-      // Another write of the session through this process overlapped ours (an HTTP request saving its
-      // whole, older copy): it may have landed after ours. Make sure what we changed is in the store.
-      const reason = await this.ensureWritten(changes, timeoutMs);
-      if (reason) return reason;
-    }
-    if (merged) this.adopt(record, current, changes.now.keys());
-    else this.currentAt = current ?? NO_MARK;
-    return undefined;
-  }
-
-  /**
-   * After a write that others overlapped: once they ended, read the record and write our changed
-   * keys again where it lacks them (a few times at most). The invalid reason if the session is gone.
-   */
-  private async ensureWritten(changes: Changes, timeoutMs: number): Promise<InvalidReason | undefined> {
-    for (let attempt = 0; attempt < MAX_REREADS; attempt++) {
-      await this.hub.whenQuiet(this.sid, timeoutMs);
-      const { loaded } = await this.read(timeoutMs);
-      const reason = this.goneReason(loaded);
-      if (reason) return reason;
-      const record = (loaded as { record: SessionRecord }).record;
-      let missing = false;
-      for (const [key, json] of changes.now) {
-        if ((Object.hasOwn(record, key) ? JSON.stringify(record[key]) : undefined) === json) continue;
-        missing = true;
-        if (json === undefined) delete record[key];
-        else record[key] = JSON.parse(json);
-      }
-      if (!missing) return undefined;
-      log.save('%s: an overlapping write dropped our changes; writing them again', this.tag);
-      this.keepTouchedExpiry(record);
-      if ((await this.hub.write(this.sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
-    }
-    return undefined;
-  }
-
-  /**
-   * Check the session still exists, taking in what others wrote; extend its life in the store when
-   * one of its sockets was active. The invalid reason when it is gone. Throws SessionUnavailableError.
-   */
-  async revalidate(timeoutMs: number): Promise<InvalidReason | undefined> {
-    if (this.invalid) return undefined;
-    // Always read: this is what notices a session removed behind the library's back (another
-    // program, a store's own expiry clean-up, `store.clear()`), once per interval per session.
-    const { loaded, settled } = await this.read(timeoutMs);
-    const reason = this.goneReason(loaded);
-    if (reason) return reason;
-    this.adopt((loaded as { record: SessionRecord }).record, settled);
-    if (!this.active) return undefined;
-    this.active = false;
-    this.raw.touch();
-    const touched = expiryOf(this.raw.cookie);
-    if (touched !== undefined) {
-      const own = (this.ownExpiries ??= []);
-      own.splice(0, own.push(touched) - 8);
-    }
-    const wasCurrent = this.hub.unchangedSince(this.sid, this.currentAt);
-    const written = await this.hub.touch(this.sid, this.tracker.storableCopy() as SessionRecord, timeoutMs);
-    if (written === 'destroyed') return 'destroyed';
-    if (wasCurrent) this.currentAt = written.current ?? NO_MARK;
-    return undefined;
-  }
-
   /** Stores that take their TTL from `cookie.expires` must not be cut back below what our touches gave the session. */
-  private keepTouchedExpiry(record: SessionRecord): void {
+  keepTouchedExpiry(record: SessionRecord): void {
     const touched = this.ownExpiries?.[this.ownExpiries.length - 1];
     const written = expiryOf(record.cookie);
     if (touched !== undefined && written !== undefined && touched > written) {

@@ -1,7 +1,7 @@
 // Resources stay bounded and nothing leaks: a long-running server that saw thousands of
 // connections, logins, logouts, ticket handshakes, refused handshakes and HTTP requests holds, once
 // nothing is connected and its work settled, what it held before (its per-session registries,
-// lanes, timers, carried reads; its heap, give or take). What it holds is read from the library's
+// runtimes, timers, carried reads; its heap, give or take). What it holds is read from the library's
 // internals (test/helpers/internals.ts); the heap from a server in its own process.
 import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,14 +1,15 @@
 /**
  * The HTTP surfaces of a `sessions()` instance, together: the token endpoint, the served script
  * (both hand out tickets, and renew the session cookie on `?renew=1`), and `httpLock()`. They reach
- * sessions only through the resolver, and write only through the session's lane and the store hub.
+ * sessions only through the resolver, and write only through the session's runtime and the store hub.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventEmitter } from 'node:events';
 import { ErrorCode, type Ticket } from '../../protocol.js';
 import { asUnavailable, SessionInvalidError, SessionOptionsError, type SessionUnavailableError } from '../../errors.js';
 import type { ServerContext } from '../context.js';
-import { acquireWithin, holdLane, Lane } from '../exclusive.js';
+import { acquireWithin } from '../lock-wait.js';
+import { holdTurn, SessionRuntime } from '../runtime.js';
 import { log } from '../log.js';
 import { audienceOf, isAllowedOrigin, originAllowed, requesterOrigin } from '../origin.js';
 import type { Resolved, Resolver } from '../resolver.js';
@@ -62,12 +63,12 @@ export class HttpSurfaces {
       current.cookie = { ...current.cookie, expires } as typeof current.cookie;
       if ((await hub.write(sid, current, options.storeTimeout)) === 'destroyed') throw new SessionInvalidError('destroyed');
     };
-    // Behind httpLock() this request already holds the session's lock, which every unit of the lane
-    // also needs: running through the lane would wait for ourselves.
+    // Behind httpLock() this request already holds the session's lock, which every unit of the runtime
+    // also needs: running through the runtime would wait for ourselves.
     if ((req as LockedRequest)[LOCK_HELD] === sid) await write();
     else {
       let failure: unknown;
-      await Lane.of(hub, sid).task({
+      await SessionRuntime.of(hub, sid).task({
         lock: options.lock,
         timeoutMs: options.storeTimeout,
         failed: (err) => (failure = err),
@@ -117,8 +118,8 @@ export class HttpSurfaces {
   httpLock() {
     const { lock, storeTimeout, handlerTimeout } = this.ctx.options;
     const { hub } = this.ctx;
-    // With `lock`, the cross-node lock; without, the session's lane in this process (one node).
-    const take = (sid: string) => (lock ? acquireWithin(lock, sid, Date.now() + storeTimeout) : holdLane(hub, sid, Date.now() + storeTimeout, handlerTimeout));
+    // With `lock`, the cross-node lock; without, the session's turn in its runtime (one node).
+    const take = (sid: string) => (lock ? acquireWithin(lock, sid, Date.now() + storeTimeout) : holdTurn(hub, sid, Date.now() + storeTimeout, handlerTimeout));
     return (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
       // Listen for the end of the response before waiting: a client that gives up while we wait
       // must not leave the lock taken after its response closed (it would be held for good).
