@@ -9,7 +9,7 @@ import type { Socket } from 'socket.io';
 import { CredentialEvents, ErrorCode, Events, type InvalidReason } from '../protocol.js';
 import type { SessionServerError, SessionUnavailableError } from '../errors.js';
 import type { ServerContext } from './context.js';
-import { SessionRuntime } from './runtime.js';
+import { SessionRuntime } from './runtime/index.js';
 import { log } from './log.js';
 import { audienceOf } from './origin.js';
 import { saveSoon } from './per-connection.js';

@@ -15,7 +15,7 @@
 import type { Socket } from 'socket.io';
 import { describeThrown, SessionHandlerError, type SessionServerError, type SessionUnavailableError, type SessionValueError } from '../errors.js';
 import { ErrorCode, NOTICE_FIELD, type EmitNotice, type NoticeReason } from '../protocol.js';
-import { unavailable } from './lock-wait.js';
+import { unavailable } from './runtime/lock-wait.js';
 import type { SessionLock } from './lock.js';
 import type { SessionEntry } from './session-entry.js';
 

@@ -7,9 +7,9 @@
 import { CredentialEvents } from '../protocol.js';
 import { asUnavailable, SessionUnavailableError } from '../errors.js';
 import type { ServerContext } from './context.js';
-import { SessionRuntime, settleRuntimes } from './runtime.js';
+import { SessionRuntime, settleRuntimes } from './runtime/index.js';
 import type { SessionEntry } from './session-entry.js';
-import { revalidate, save } from './persistence.js';
+import { revalidate, save } from './runtime/work.js';
 import { RETRY_AFTER_MS } from './store.js';
 import { Wheel } from './wheel.js';
 

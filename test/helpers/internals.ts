@@ -8,7 +8,7 @@ import type { Store } from 'express-session';
 import type { Server } from 'socket.io';
 import type { SessionServer } from '../../src/server/index.js';
 import { StoreHub } from '../../src/server/store.js';
-import { runtimeCount } from '../../src/server/runtime.js';
+import { runtimeCount } from '../../src/server/runtime/index.js';
 import type { ServerContext } from '../../src/server/context.js';
 
 export type Sizes = Partial<ReturnType<StoreHub['sizes']>> & { runtimes: number; wheel: number; engineClients: number; sockets: number; timers: number };

@@ -3,11 +3,11 @@
  * be had in time is given up (and released if it comes later), a release that hangs is left behind.
  * So a frozen lock service never holds a session's queue for longer than the deadlines.
  */
-import { SessionUnavailableError } from '../errors.js';
-import type { UnavailableReason } from '../protocol.js';
-import type { SessionLock } from './lock.js';
-import { RETRY_AFTER_MS } from './store.js';
-import { log } from './log.js';
+import { SessionUnavailableError } from '../../errors.js';
+import type { UnavailableReason } from '../../protocol.js';
+import type { SessionLock } from '../lock.js';
+import { RETRY_AFTER_MS } from '../store.js';
+import { log } from '../log.js';
 
 export function unavailable(reason: UnavailableReason, cause?: unknown): SessionUnavailableError {
   return new SessionUnavailableError(reason, reason === 'lock-timeout' ? 200 : RETRY_AFTER_MS, cause === undefined ? undefined : { cause });

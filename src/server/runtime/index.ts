@@ -2,21 +2,19 @@
  * One runtime per (store, session id) per process, created on demand and forgotten when idle: the
  * session's queue, with deadlines and the cross-node lock (the `lock` option), for every namespace
  * and every `sessions()` instance of a store. Per-message events wait here with a deadline counted
- * from their arrival; events waiting together run as one batch, run here (one load, the handlers one
+ * from their arrival; events waiting together run as one batch (work.ts: one load, the handlers one
  * after another, one save, then the acks), so a session with many sockets pays one store round trip
  * for many events. Other work (saves, revalidation, cookie renewal, httpLock's turn) runs as tasks.
  *
  * Options travel with each work item: a batch takes only waiting events of one instance, and runs
  * under that instance's lock and store deadline.
  */
-import { asUnavailable, SessionUnavailableError } from '../errors.js';
-import type { InvalidReason } from '../protocol.js';
-import type { SessionLock } from './lock.js';
+import { SessionUnavailableError } from '../../errors.js';
+import type { SessionLock } from '../lock.js';
 import { acquireWithin, releaseWithin, unavailable } from './lock-wait.js';
-import type { PerMessageUnit } from './per-message.js';
-import type { SessionEntry } from './session-entry.js';
-import { refresh, save } from './persistence.js';
-import type { StoreHub } from './store.js';
+import type { PerMessageUnit } from '../per-message.js';
+import { runBatch } from './work.js';
+import type { StoreHub } from '../store.js';
 
 /** Most events run in one batch. */
 const MAX_BATCH = 64;
@@ -175,62 +173,11 @@ export class SessionRuntime {
       return;
     }
     try {
-      // Units of one session id normally share one entry; a retired entry's last units run on their own.
-      for (const group of byEntry(due)) await runBatch(group);
+      await runBatch(due);
     } finally {
       if (release) await releaseWithin(release, Math.max(1, latest - Date.now()));
     }
   }
-}
-
-/**
- * Run units of one entry as one batch: load, each handler in turn (a throwing one's changes are
- * undone, it gets no ack), save, then the acks. The load and the save are in the same turn (and
- * under the session lock, when there is one), so the save trusts the load.
- */
-async function runBatch(units: PerMessageUnit[]): Promise<void> {
-  const { entry, timeoutMs } = units[0].host;
-  let reason: InvalidReason | undefined;
-  try {
-    reason = await refresh(entry, timeoutMs);
-  } catch (err) {
-    return failAll(units, err);
-  }
-  if (reason) return ended(entry, units, reason);
-  const ran: PerMessageUnit[] = [];
-  for (const unit of units) if (await unit.run(entry, ran.length === 0)) ran.push(unit);
-  try {
-    reason = await save(entry, { trusted: true, timeoutMs, refused: (error) => units[0].host.report(error) });
-  } catch (err) {
-    entry.discard();
-    return failAll(ran, err);
-  }
-  if (reason) return ended(entry, ran, reason);
-  for (const unit of ran) unit.succeed();
-}
-
-/** The session ended before these events ran (or were saved): each is told, then the sockets are told and disconnected. */
-function ended(entry: SessionEntry, units: PerMessageUnit[], reason: InvalidReason): void {
-  for (const unit of units) unit.notice('session-ended');
-  entry.invalidate(reason);
-}
-
-/** The load or the save failed: every event of the batch is answered "unavailable" (values that cannot be stored were refused before). */
-function failAll(units: PerMessageUnit[], err: unknown): void {
-  const error = asUnavailable(err);
-  for (const unit of units) unit.fail(error);
-}
-
-function byEntry(units: PerMessageUnit[]): PerMessageUnit[][] {
-  const { entry } = units[0].host;
-  if (units.every((unit) => unit.host.entry === entry)) return [units];
-  const groups = new Map<SessionEntry, PerMessageUnit[]>();
-  for (const unit of units) {
-    const group = groups.get(unit.host.entry);
-    if (group) group.push(unit);
-    else groups.set(unit.host.entry, [unit]);
-  }
-  return [...groups.values()];
 }
 
 /** Runtimes of `hub` in existence (tests of the bounds: an idle one is forgotten). */
