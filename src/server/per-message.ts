@@ -118,7 +118,9 @@ export class PerMessageUnit {
     }
     entry.begin(first);
     try {
-      await settledWithin(this.call(), this.host.handlerTimeout);
+      const result = settledWithin(this.call(), this.host.handlerTimeout);
+      // A sync handler's result is not awaited (an await is a promise and a microtask per event).
+      if (isThenable(result)) await result;
       const unstorable = entry.unstorable();
       if (!unstorable) return true;
       entry.rollback();
@@ -204,10 +206,12 @@ class HandlerTimeoutError extends Error {
   }
 }
 
+const isThenable = (value: unknown): value is PromiseLike<unknown> => !!value && typeof (value as PromiseLike<unknown>).then === 'function';
+
 /** A handler that has not settled in time is given up on. */
 function settledWithin(result: unknown, ms: number): unknown {
-  if (!result || typeof (result as Promise<unknown>).then !== 'function') return result;
-  const pending = result as PromiseLike<unknown>;
+  if (!isThenable(result)) return result;
+  const pending = result;
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
     pending,

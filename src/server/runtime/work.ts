@@ -30,18 +30,23 @@ const MAX_REREADS = 3;
  * undone, it gets no ack), save, then the acks. The load and the save are in the same turn (and
  * under the session lock, when there is one), so the save trusts the load.
  */
-export async function runBatch(units: PerMessageUnit[]): Promise<void> {
-  // Units of one session id normally share one entry; a retired entry's last units run on their own.
-  for (const group of byEntry(units)) await runGroup(group);
+export function runBatch(units: PerMessageUnit[]): Promise<void> {
+  const { entry } = units[0].host;
+  // Units of one session id normally share one entry (one call, no extra async layer); a retired entry's last units run on their own.
+  if (units.every((unit) => unit.host.entry === entry)) return runGroup(units);
+  return byEntry(units).reduce((done, group) => done.then(() => runGroup(group)), Promise.resolve());
 }
 
 async function runGroup(units: PerMessageUnit[]): Promise<void> {
   const { entry, timeoutMs } = units[0].host;
-  let reason: InvalidReason | undefined;
-  try {
-    reason = await refresh(entry, timeoutMs);
-  } catch (err) {
-    return failAll(units, err);
+  let reason = entry.invalid;
+  // A copy nothing can have changed is used as it is, without an await (refresh would return at once).
+  if (!reason && !entry.trustworthy) {
+    try {
+      reason = await refresh(entry, timeoutMs);
+    } catch (err) {
+      return failAll(units, err);
+    }
   }
   if (reason) return ended(entry, units, reason);
   const ran: PerMessageUnit[] = [];
@@ -69,8 +74,6 @@ function failAll(units: PerMessageUnit[], err: unknown): void {
 }
 
 function byEntry(units: PerMessageUnit[]): PerMessageUnit[][] {
-  const { entry } = units[0].host;
-  if (units.every((unit) => unit.host.entry === entry)) return [units];
   const groups = new Map<SessionEntry, PerMessageUnit[]>();
   for (const unit of units) {
     const group = groups.get(unit.host.entry);
@@ -156,7 +159,7 @@ async function write(entry: SessionEntry, changes: Changes, fromCopy: boolean, t
   entry.keepTouchedExpiry(record);
   const written = await entry.hub.write(entry.sid, record, timeoutMs);
   if (written === 'destroyed') return 'destroyed';
-  log.save('%s saved %d key(s)%s', entry.tag, changes.now.size, fromCopy ? '' : ' (merged into the store record)');
+  if (log.save.enabled) log.save('%s saved %d key(s)%s', entry.tag, changes.now.size, fromCopy ? '' : ' (merged into the store record)');
   // Our write ran alone (the hub's answer) on a record nothing overtook: the store holds what we wrote.
   const current = overtaken ? undefined : written.current;
   if (current === undefined) {
