@@ -91,11 +91,11 @@ export class SessionEntry implements Live {
 
   /** The live entry of `sid` in this process, if any. */
   static of(hub: StoreHub, sid: string): SessionEntry | undefined {
-    return hub.liveOf(sid) as SessionEntry | undefined;
+    return hub.live.of(sid) as SessionEntry | undefined;
   }
 
   static byTag(hub: StoreHub, tag: string): SessionEntry | undefined {
-    return hub.liveByTag(tag) as SessionEntry | undefined;
+    return hub.live.byTag(tag) as SessionEntry | undefined;
   }
 
 
@@ -127,7 +127,7 @@ export class SessionEntry implements Live {
     if (!this.tracked) {
       this.tracked = true;
       this.currentAt = NO_MARK;
-      this.hub.track(this);
+      this.hub.live.track(this);
     }
     return this;
   }
@@ -154,7 +154,7 @@ export class SessionEntry implements Live {
 
   /** The copy equals the store's record, as far as this process can tell. */
   get current(): boolean {
-    return this.tracked && this.hub.unchangedSince(this.sid, this.currentAt) && !this.expired();
+    return this.tracked && this.hub.live.unchangedSince(this.sid, this.currentAt) && !this.expired();
   }
 
   /** Nothing can have changed the store's record since the copy was loaded (a process-local store that only we wrote). */
@@ -342,7 +342,7 @@ export class SessionEntry implements Live {
     this.stopTimers();
     if (!this.tracked) return;
     this.tracked = false;
-    this.hub.untrack(this);
+    this.hub.live.untrack(this);
   }
 }
 
