@@ -1,46 +1,52 @@
 /**
  * Deadlines for many waits at once on one timer: store calls are frequent and almost always
  * answer long before their deadline, so each costs a set entry instead of a timer of its own. The
- * timer is armed for the earliest deadline; when it fires it expires what is due and re-arms.
+ * timer is armed for the earliest deadline and stays armed when the waits end in time (the next
+ * call would arm it again at once); when it fires it expires what is due and re-arms for the rest.
  */
 export interface Expiring {
   readonly deadline: number;
   expire(): void;
 }
 
+/** Runs `run` in `ms` on an unref'd timer (a deadline never keeps the process alive); returns a cancel. */
+export type Schedule = (ms: number, run: () => void) => () => void;
+
+export const later: Schedule = (ms, run) => {
+  const timer = setTimeout(run, ms);
+  timer.unref?.();
+  return () => clearTimeout(timer);
+};
+
 export class Deadlines {
   private readonly pending = new Set<Expiring>();
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  private cancel: (() => void) | undefined;
   private armedFor = Infinity;
+  private readonly fireBound = () => this.fire();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly schedule: Schedule = later,
+  ) {}
 
   add(wait: Expiring): void {
     this.pending.add(wait);
     if (wait.deadline < this.armedFor) this.arm(wait.deadline);
   }
 
-  /** The wait ended in time. */
+  /** The wait ended in time. (The timer stays: when it fires with nothing due, it re-arms for what is pending, if anything.) */
   delete(wait: Expiring): void {
     this.pending.delete(wait);
-    if (this.pending.size === 0) this.disarm();
   }
 
   private arm(at: number): void {
-    clearTimeout(this.timer);
+    this.cancel?.();
     this.armedFor = at;
-    this.timer = setTimeout(() => this.fire(), Math.max(1, at - this.now()));
-    this.timer.unref?.();
-  }
-
-  private disarm(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.armedFor = Infinity;
+    this.cancel = this.schedule(Math.max(1, at - this.now()), this.fireBound);
   }
 
   private fire(): void {
-    this.timer = undefined;
+    this.cancel = undefined;
     this.armedFor = Infinity;
     const now = this.now();
     let next = Infinity;
@@ -50,7 +56,7 @@ export class Deadlines {
         wait.expire();
       } else if (wait.deadline < next) next = wait.deadline;
     }
-    if (next !== Infinity) this.arm(next);
+    if (next !== Infinity && next < this.armedFor) this.arm(next);
   }
 
   get size(): number {
