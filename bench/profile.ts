@@ -10,7 +10,8 @@
  *
  * Knobs: PROFILE_VARIANTS (pm-memory,recipe-memory,pm-redis,recipe-redis,plain), PROFILE_SOCKETS
  * (20), PROFILE_SECONDS (8 slices of one second per variant), PROFILE_TOP (25), PROFILE_DIR (a temp dir), PROFILE_DATA (small | cart),
- * BENCH_LIB (as for the bench).
+ * BENCH_LIB (as for the bench). A variant written `pm-redis@<checkout>` is served from that
+ * checkout's dist/ (before/after under the same load).
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -81,13 +82,15 @@ interface Open {
   inc(seconds: number): Promise<unknown>;
 }
 
-async function open(variant: string, redisUrl: string, clients: Child[]): Promise<Open> {
-  const server = new Child('./server.ts', [JSON.stringify(spec(variant, redisUrl))]);
+/** `variant@dir`: the variant served from another checkout's dist/ (a before/after comparison under one load). */
+async function open(name: string, redisUrl: string, clients: Child[]): Promise<Open> {
+  const [variant, lib] = name.split('@') as [string, string | undefined];
+  const server = new Child('./server.ts', [JSON.stringify(spec(variant, redisUrl))], [], lib ? { BENCH_LIB: lib } : undefined);
   const { ready } = await server.announced;
   const cookies: string[] = variant === 'plain' ? [] : await server.call('seed', { count: SOCKETS, data: DATA });
   const specs: SocketSpec[] = Array.from({ length: SOCKETS }, (_, i) => ({ url: ready.url, cookie: cookies[i], plain: variant.startsWith('recipe') || variant.startsWith('pmp-') }));
-  await Promise.all(clients.map((c, p) => c.call('open', { name: variant, specs: specs.filter((_, j) => j % clients.length === p) })));
-  return { variant, server, inc: (seconds) => Promise.all(clients.map((c) => c.call('inc', { name: variant, seconds }))) };
+  await Promise.all(clients.map((c, p) => c.call('open', { name, specs: specs.filter((_, j) => j % clients.length === p) })));
+  return { variant: name, server, inc: (seconds) => Promise.all(clients.map((c) => c.call('inc', { name, seconds }))) };
 }
 
 const cpuOf = async (child: Child) => Object.values(await child.call<NodeJS.CpuUsage>('cpu')).reduce((a, b) => a + b, 0);
@@ -119,7 +122,7 @@ async function profileAll(servers: Open[], clients: Child[]): Promise<void> {
     }
   }
   for (const s of servers) {
-    const file = join(DIR, `${s.variant}.cpuprofile`);
+    const file = join(DIR, `${s.variant.replace(/[^\w-]+/g, '_')}.cpuprofile`);
     const events = (await s.server.call<number>('profileStop', { file })) - before.get(s.variant)!;
     await s.server.call('countStart');
     await s.inc(1);

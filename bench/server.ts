@@ -49,6 +49,8 @@ export interface ServerSpec {
    */
   recipe?: { store: 'memory' | 'redis'; prefix?: string };
   redisUrl?: string;
+  /** Another checkout whose dist/ serves this variant (BENCH_BASE_LIB: "before" measured in the same run). */
+  lib?: string;
   /** @socket.io/redis-adapter on `redisUrl` (several nodes). */
   adapter?: boolean;
   /** 0 (default): any free port. */
