@@ -7,13 +7,14 @@
  */
 import type { Socket } from 'socket.io';
 import { CredentialEvents, ErrorCode, Events, type InvalidReason } from '../protocol.js';
-import { describeThrown, SessionHandlerError, type SessionServerError, type SessionUnavailableError } from '../errors.js';
+import type { SessionServerError, SessionUnavailableError } from '../errors.js';
 import type { ServerContext } from './context.js';
-import { Lane } from './exclusive.js';
+import { SessionRuntime } from './runtime/index.js';
 import { log } from './log.js';
 import { audienceOf } from './origin.js';
 import { saveSoon } from './per-connection.js';
-import { dispatchSmessage, noticePacket, smessageListeners, wrapListeners, type PerMessageUnit, type UnitHost } from './per-message.js';
+import { noticePacket, wrapListeners, type PerMessageUnit, type UnitHost } from './per-message.js';
+import { translateSmessage, type SmessageHost } from './smessage.js';
 import { corruptRecordError, type EntrySocket, type SessionEntry, type SocketSession } from './session-entry.js';
 import { keepChecking, saveTask } from './tasks.js';
 import { TicketAuthorization } from './ticket-refresh.js';
@@ -91,7 +92,7 @@ const GONE = 8;
 /** Retry hint of a queue-full notice: the queue drains at the handlers' pace, not the store's. */
 const QUEUE_FULL_RETRY_MS = 1000;
 
-export class SocketBinding implements EntrySocket, UnitHost {
+export class SocketBinding implements EntrySocket, UnitHost, SmessageHost {
   /** Its units waiting or running (per-message mode; made on demand), and packets let through whose units are not queued yet. */
   private units: Set<PerMessageUnit> | undefined;
   reserved = 0;
@@ -131,6 +132,10 @@ export class SocketBinding implements EntrySocket, UnitHost {
 
   get perMessage(): boolean {
     return this.ctx.options.perMessage;
+  }
+
+  get session(): SocketSession {
+    return this.entry.session;
   }
 
   get handlerTimeout(): number {
@@ -186,32 +191,18 @@ export class SocketBinding implements EntrySocket, UnitHost {
       return next(); // the app may listen too; the refresh itself is ours, never a unit of work
     }
     this.entry.active = true;
+    if (event === 'message') translateSmessage(this);
     if (!this.ctx.options.perMessage) {
-      if (event === 'message' && this.socket.listenerCount('smessage') > 0) this.smessageNow(packet.slice(1));
       next();
       this.changed();
       return;
     }
     if ((this.units?.size ?? 0) + this.reserved >= this.ctx.options.maxPendingEvents) return this.overflow(packet);
-    if (event === 'message' && this.socket.listenerCount('smessage') > 0) dispatchSmessage(this.socket, this, packet.slice(1));
     wrapListeners(this.socket, event, this);
     // The units of this packet are queued when socket.io dispatches it, on the next tick.
     this.reserved += 1;
     next();
     process.nextTick(release, this);
-  }
-
-  /** The seed's `smessage` in per-connection mode: its listeners run at once; the client's callback fires once they settled. */
-  private smessageNow(args: unknown[]): void {
-    const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (...a: unknown[]) => void) : undefined;
-    let acked: unknown[] | undefined;
-    const held = ack && ((...a: unknown[]) => void (acked = a));
-    Promise.resolve()
-      .then(() => smessageListeners(this.socket, () => this.entry.session)(args[0], ...(held ? [held] : [])))
-      .then(
-        () => ack?.(...(acked ?? [])),
-        (err: unknown) => this.report(new SessionHandlerError('handler-error', `an smessage listener threw: ${describeThrown(err)}`, { cause: err })),
-      );
   }
 
   /** Not run: every such emit gets its notice; the socket's status push goes once until the queue drained. */
@@ -225,7 +216,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
 
   enqueue(unit: PerMessageUnit): void {
     (this.units ??= new Set()).add(unit);
-    Lane.of(this.ctx.hub, this.entry.sid).event(unit);
+    SessionRuntime.of(this.ctx.hub, this.entry.sid).event(unit);
   }
 
   settled(unit: PerMessageUnit): void {
@@ -258,7 +249,7 @@ export class SocketBinding implements EntrySocket, UnitHost {
     this.flags |= TOLD;
     const { socket } = this;
     log.invalidate('socket %s: session invalid (%s)', socket.id, reason);
-    if (reason === 'corrupt') this.ctx.report(corruptRecordError(this.entry.room), socket);
+    if (reason === 'corrupt') this.ctx.report(corruptRecordError(this.entry.tag), socket);
     this.ctx.invalid(socket, reason);
     if (!socket.connected) return;
     // Its events that will not run are answered before the socket is told and disconnected.

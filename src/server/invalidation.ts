@@ -1,22 +1,25 @@
 /**
  * Telling the nodes that a session was destroyed. The destroying node's store hub hears it
  * (its `destroy` is wrapped); other nodes hear it through the Socket.IO adapter as a server-side
- * event carrying the session's room name, a hash of its id, so the raw id never travels.
+ * event carrying the session's tag, a hash of its id, so the raw id never travels.
  */
 import { createHash } from 'node:crypto';
 import type { Namespace } from 'socket.io';
 
-/** Server-side event (node to node) naming the room of a destroyed session. */
+/** Server-side event (node to node) naming the tag of a destroyed session. */
 export const DESTROYED_EVENT = 'sio-sessions:destroyed';
 
-const ROOM_PREFIX = 'sio-sessions#';
+const TAG_PREFIX = 'sio-sessions#';
 
-/** The name of a session on the wire and in logs: a hash of its id. */
-export function sessionRoom(sid: string): string {
-  return ROOM_PREFIX + createHash('sha256').update(sid).digest('base64url').slice(0, 27);
+/**
+ * A session's tag: its name on the wire, in logs and in the destroyed set, a hash of its id (never a
+ * socket.io room; the wire value keeps its 'sio-sessions#' prefix).
+ */
+export function sessionTag(sid: string): string {
+  return TAG_PREFIX + createHash('sha256').update(sid).digest('base64url').slice(0, 27);
 }
 
-export const isSessionRoom = (room: unknown): room is string => typeof room === 'string' && room.startsWith(ROOM_PREFIX) && room.length <= 64;
+export const isSessionTag = (tag: unknown): tag is string => typeof tag === 'string' && tag.startsWith(TAG_PREFIX) && tag.length <= 64;
 
 /**
  * Whether the namespace's adapter carries server-side events to other nodes (the Redis adapter
@@ -32,15 +35,15 @@ export function adapterReachesOtherNodes(adapter: object): boolean {
 }
 
 /**
- * Relay destroys between the nodes of `namespace`: `tell(room)` sends one to the other nodes;
- * `heard(room)` is called for each one they send. Returns `tell` (undefined on a single node) and a disposer.
+ * Relay destroys between the nodes of `namespace`: `tell(tag)` sends one to the other nodes;
+ * `heard(tag)` is called for each one they send. Returns `tell` (undefined on a single node) and a disposer.
  */
-export function relayDestroys(namespace: Namespace, heard: (room: string) => void): { tell?: (room: string) => void; dispose: () => void } {
-  const emitter = namespace as unknown as { on(e: string, l: (room: unknown) => void): void; off(e: string, l: (room: unknown) => void): void };
-  const listener = (room: unknown) => {
-    if (isSessionRoom(room)) heard(room);
+export function relayDestroys(namespace: Namespace, heard: (tag: string) => void): { tell?: (tag: string) => void; dispose: () => void } {
+  const emitter = namespace as unknown as { on(e: string, l: (tag: unknown) => void): void; off(e: string, l: (tag: unknown) => void): void };
+  const listener = (tag: unknown) => {
+    if (isSessionTag(tag)) heard(tag);
   };
   emitter.on(DESTROYED_EVENT, listener);
-  const tell = adapterReachesOtherNodes(namespace.adapter) ? (room: string) => namespace.serverSideEmit(DESTROYED_EVENT, room) : undefined;
+  const tell = adapterReachesOtherNodes(namespace.adapter) ? (tag: string) => namespace.serverSideEmit(DESTROYED_EVENT, tag) : undefined;
   return { tell, dispose: () => emitter.off(DESTROYED_EVENT, listener) };
 }

@@ -1,7 +1,7 @@
 /**
  * Debug logs, the way socket.io and express do it (the `debug` package): enable with
  * `DEBUG=socket.io-sessions:*` (or one of the names below). Session ids are never logged, only
- * their room hash; cookie values never, only cookie names.
+ * their tag (a hash of the id); cookie values never, only cookie names.
  */
 import createDebug from 'debug';
 

@@ -1,7 +1,7 @@
 /**
  * Per-message mode: every event handler runs as a unit of work on its session (load if something
  * may have changed it, handler (sync or async), save, then the ack), and the units of one session
- * run one at a time in the process (see exclusive.ts), so concurrent events never lose an update.
+ * run one at a time in the process (see runtime.ts), so concurrent events never lose an update.
  *
  * Every emit that asks for an ack is answered exactly once (invariant 7): by the handler's first ack,
  * sent after the save, or by one {@link EmitNotice} as the ack's only argument when the event was not
@@ -13,9 +13,9 @@
  * see the app's function (the wrapper carries it in `.listener`, as Node's `once` wrappers do).
  */
 import type { Socket } from 'socket.io';
-import { asUnavailable, describeThrown, SessionHandlerError, type SessionServerError, type SessionUnavailableError, type SessionValueError } from '../errors.js';
-import { ErrorCode, NOTICE_FIELD, type EmitNotice, type InvalidReason, type NoticeReason } from '../protocol.js';
-import { unavailable, type EventUnit } from './exclusive.js';
+import { describeThrown, SessionHandlerError, type SessionServerError, type SessionUnavailableError, type SessionValueError } from '../errors.js';
+import { ErrorCode, NOTICE_FIELD, type EmitNotice, type NoticeReason } from '../protocol.js';
+import { unavailable } from './runtime/lock-wait.js';
 import type { SessionLock } from './lock.js';
 import type { SessionEntry } from './session-entry.js';
 
@@ -36,7 +36,7 @@ export interface UnitHost {
   readonly lock: SessionLock | undefined;
   /** Its instance's options: units of one batch share them (see EventUnit.settings). */
   readonly settings: object;
-  /** Queue a unit on the session's lane. */
+  /** Queue a unit on the session's runtime. */
   enqueue(unit: PerMessageUnit): void;
   /** The event was not run for a store failure: the socket's status push (and `serror`, once per tick). */
   unavailable(error: SessionUnavailableError): void;
@@ -64,7 +64,7 @@ export function noticePacket(args: unknown[], reason: NoticeReason, extra?: Pick
 }
 
 /** One listener call of one event. */
-export class PerMessageUnit implements EventUnit {
+export class PerMessageUnit {
   /** The handler's first ack (a second one is ignored). */
   private acked: unknown[] | undefined;
   /** Ran and saved: an ack the handler sends later goes straight out. */
@@ -78,28 +78,72 @@ export class PerMessageUnit implements EventUnit {
     private readonly listener: Listener,
     private readonly args: unknown[],
     private readonly ack: Ack | undefined,
-    /** The seed's smessage: acknowledge after the save even if the listener did not. */
-    private readonly autoAck = false,
   ) {}
 
   get lock(): SessionLock | undefined {
     return this.host.lock;
   }
 
+  /**
+   * The options of the `sessions()` instance it came from. Only units with the same settings run in
+   * one batch: the batch's lock and store deadlines are theirs (instances of one store share a runtime).
+   */
   get settings(): object {
     return this.host.settings;
   }
-
-  readonly runBatch = runBatch;
 
   get gone(): boolean {
     return this.host.gone;
   }
 
   /** Run the listener; its ack is held (the ack it asked for is sent after the save). */
-  call(): unknown {
+  private call(): unknown {
     const held = this.ack && ((...a: unknown[]) => this.hold(a));
     return this.listener.apply(this.host.socket, held ? [...this.args, held] : this.args);
+  }
+
+  /**
+   * Run the handler on `entry`'s tracked session (`first`: the first of its batch since the load).
+   * True when it ran and its changes are to be saved; otherwise it was answered (its changes undone).
+   */
+  async run(entry: SessionEntry, first: boolean): Promise<boolean> {
+    if (this.gone) {
+      this.settle();
+      return false;
+    }
+    // Its deadline (from its arrival) passed while the handlers before it in its batch ran.
+    if (this.deadline <= Date.now()) {
+      this.fail(unavailable('queue-timeout'));
+      return false;
+    }
+    entry.begin(first);
+    try {
+      await settledWithin(this.call(), this.host.handlerTimeout);
+      const unstorable = entry.unstorable();
+      if (!unstorable) return true;
+      entry.rollback();
+      this.refuse(unstorable);
+      return false;
+    } catch (err) {
+      // Its changes are undone, so an ack it sent before throwing is not sent: the notice is.
+      entry.rollback();
+      this.failed(entry, err);
+      return false;
+    } finally {
+      entry.end();
+    }
+  }
+
+  /** The handler threw or timed out: reported, and its emit gets the notice. */
+  private failed(entry: SessionEntry, err: unknown): void {
+    const timedOut = err instanceof HandlerTimeoutError;
+    if (timedOut) entry.abandon(err.pending);
+    this.host.report(
+      timedOut
+        ? new SessionHandlerError('handler-timeout', err.message.replace(/^socket\.io-sessions: /, ''), { cause: err })
+        : new SessionHandlerError('handler-error', `a per-message handler threw: ${describeThrown(err)}`, { cause: err }),
+    );
+    this.notice(timedOut ? 'handler-timeout' : 'handler-error');
   }
 
   private hold(args: unknown[]): void {
@@ -112,7 +156,7 @@ export class PerMessageUnit implements EventUnit {
   /** Saved: send the ack (or, when the handler acks later, send it then). */
   succeed(): void {
     this.saved = true;
-    if (this.acked || this.autoAck) this.answer(this.acked ?? []);
+    if (this.acked) this.answer(this.acked);
     this.settle();
   }
 
@@ -148,85 +192,6 @@ export class PerMessageUnit implements EventUnit {
   }
 }
 
-/**
- * Run waiting units of one session as one batch: load, each handler in turn (a throwing one's
- * changes are undone, it gets no ack), save, then the acks. The load and the save are in the same
- * exclusive unit (and under the session lock, when there is one), so the save trusts the load.
- */
-async function runBatch(units: PerMessageUnit[]): Promise<void> {
-  // Units of one session id normally share one entry; a retired entry's last units run on their own.
-  const { entry } = units[0].host;
-  if (units.every((unit) => unit.host.entry === entry)) return runGroup(units);
-  for (const group of groupBy(units, (unit) => unit.host.entry)) await runGroup(group);
-}
-
-async function runGroup(units: PerMessageUnit[]): Promise<void> {
-  const { entry, timeoutMs } = units[0].host;
-  let reason;
-  try {
-    reason = await entry.refresh(timeoutMs);
-  } catch (err) {
-    return failAll(units, err);
-  }
-  if (reason) return ended(entry, units, reason);
-  const ran: PerMessageUnit[] = [];
-  for (const unit of units) {
-    if (unit.gone) {
-      unit.settle();
-      continue;
-    }
-    // Its deadline (from its arrival) passed while the handlers before it in this batch ran.
-    if (unit.deadline <= Date.now()) {
-      unit.fail(unavailable('queue-timeout'));
-      continue;
-    }
-    entry.begin(ran.length === 0);
-    try {
-      await settledWithin(unit.call(), unit.host.handlerTimeout);
-      const unstorable = entry.unstorable();
-      if (!unstorable) ran.push(unit);
-      else {
-        entry.rollback();
-        unit.refuse(unstorable);
-      }
-    } catch (err) {
-      // Its changes are undone, so an ack it sent before throwing is not sent: the notice is.
-      entry.rollback();
-      const timedOut = err instanceof HandlerTimeoutError;
-      if (timedOut) entry.abandon(err.pending);
-      unit.host.report(
-        timedOut
-          ? new SessionHandlerError('handler-timeout', err.message.replace(/^socket\.io-sessions: /, ''), { cause: err })
-          : new SessionHandlerError('handler-error', `a per-message handler threw: ${describeThrown(err)}`, { cause: err }),
-      );
-      unit.notice(timedOut ? 'handler-timeout' : 'handler-error');
-    } finally {
-      entry.end();
-    }
-  }
-  try {
-    reason = await entry.save({ trusted: true, timeoutMs, refused: (error) => units[0].host.report(error) });
-  } catch (err) {
-    entry.discard();
-    return failAll(ran, err);
-  }
-  if (reason) return ended(entry, ran, reason);
-  for (const unit of ran) unit.succeed();
-}
-
-/** The session ended before these events ran (or were saved): each is told, then the sockets are told and disconnected. */
-function ended(entry: SessionEntry, units: PerMessageUnit[], reason: InvalidReason): void {
-  for (const unit of units) unit.notice('session-ended');
-  entry.invalidate(reason);
-}
-
-/** The save failed: every event of the batch is answered "unavailable" (values that cannot be stored were refused before). */
-function failAll(units: PerMessageUnit[], err: unknown): void {
-  const error = asUnavailable(err);
-  for (const unit of units) unit.fail(error);
-}
-
-
 /** A handler did not settle within `handlerTimeout` (reported through `serror`). */
 class HandlerTimeoutError extends Error {
   constructor(
@@ -250,17 +215,6 @@ function settledWithin(result: unknown, ms: number): unknown {
       timer = setTimeout(() => reject(new HandlerTimeoutError(ms, pending)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
-}
-
-function groupBy<T, K>(items: T[], key: (item: T) => K): T[][] {
-  const groups = new Map<K, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const group = groups.get(k);
-    if (group) group.push(item);
-    else groups.set(k, [item]);
-  }
-  return [...groups.values()];
 }
 
 /**
@@ -287,23 +241,4 @@ function wrap(socket: Socket, event: string, registered: Listener, host: UnitHos
   wrapper[WRAPPED] = true;
   wrapper.listener = listener;
   return wrapper;
-}
-
-/**
- * The seed's `smessage`: every `smessage` listener of `socket` as one call, with the server's
- * session as its second argument, whatever else the client sent. Resolves when they all settled.
- */
-export function smessageListeners(socket: Socket, session: () => unknown): Listener {
-  const listeners = socket.listeners('smessage') as Listener[];
-  return (message: unknown, ...rest: unknown[]) => {
-    const ack = typeof rest[rest.length - 1] === 'function' ? rest[rest.length - 1] : undefined;
-    return Promise.all(listeners.map((l) => l.call(socket, message, session(), ack)));
-  };
-}
-
-/** A client's `send(message, cb)` in per-message mode: the smessage listeners run as one unit; `cb` fires after the save. */
-export function dispatchSmessage(socket: Socket, host: UnitHost, args: unknown[]): void {
-  const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
-  const listener = smessageListeners(socket, () => host.entry.session);
-  host.enqueue(new PerMessageUnit(host, Date.now() + host.timeoutMs, listener, [args[0]], ack, true));
 }

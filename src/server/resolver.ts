@@ -13,7 +13,7 @@ import { log } from './log.js';
 import { audienceOf, originAllowed } from './origin.js';
 import { corruptRecordError, SessionEntry } from './session-entry.js';
 import { cookieNames, sessionIdFrom } from './session-id.js';
-import { sessionRoom } from './invalidation.js';
+import { sessionTag } from './invalidation.js';
 import type { SessionRecord } from './store.js';
 
 /** A request's session: its id and either its stored record, or the live entry that already holds it. */
@@ -58,7 +58,7 @@ export class Resolver {
       const opened = sealer.open(ticket, audienceOf(req));
       if ('invalid' in opened) throw new SessionInvalidError(opened.invalid);
       if (req.headers.origin !== undefined && (await this.cookieNamesAnother(req, opened.sid))) throw new SessionInvalidError('ticket-session-mismatch');
-      if (log.tickets.enabled) log.tickets('handshake with a ticket of %s', sessionRoom(opened.sid));
+      if (log.tickets.enabled) log.tickets('handshake with a ticket of %s', sessionTag(opened.sid));
       return { sid: opened.sid, ticketExpiresAt: opened.expiresAt };
     }
     if (!originAllowed(req, options)) {
@@ -96,9 +96,9 @@ export class Resolver {
     if (live?.trustworthy && !hub.destroyed(sid)) return { sid, entry: live };
     const loaded = forHandshake ? await hub.readForHandshake(sid, options.storeTimeout) : await hub.readToCarry(sid, options.storeTimeout);
     if ('record' in loaded) return { sid, record: loaded.record };
-    const room = sessionRoom(sid);
-    log.handshake('session %s: %s', room, loaded.invalid);
-    if (loaded.invalid === 'corrupt') this.ctx.report(corruptRecordError(room));
+    const tag = sessionTag(sid);
+    log.handshake('session %s: %s', tag, loaded.invalid);
+    if (loaded.invalid === 'corrupt') this.ctx.report(corruptRecordError(tag));
     const reason = loaded.invalid === 'not-found' && live?.expired() ? 'expired' : loaded.invalid;
     throw this.ctx.advice.invalid(reason);
   }

@@ -7,15 +7,15 @@
  *
  * Saving merges only the keys changed here into the store's record, and reads that record first
  * only when something else may have written it since this copy was loaded: a write through this
- * process (the store hub counts them), or any other process when the store is shared and the copy
+ * process (the store hub marks them), or any other process when the store is shared and the copy
  * was not just loaded under the same exclusive unit.
  */
 import type { Session, SessionData, Store } from 'express-session';
 import type { InvalidReason } from '../protocol.js';
 import { SessionInvalidError, type SessionUnavailableError, type SessionValueError } from '../errors.js';
 import { ChangeTracker, putValue, type Changes } from './tracker.js';
-import { isSessionRecord, type Live, type Loaded, type SessionRecord, type StoreHub } from './store.js';
-import { sessionRoom } from './invalidation.js';
+import { isSessionRecord, NO_MARK, type Live, type Loaded, type SessionRecord, type StoreHub, type WriteMark } from './store.js';
+import { sessionTag } from './invalidation.js';
 import { log } from './log.js';
 
 /** The session object handlers see as `socket.session`: an express-session `Session`. */
@@ -38,17 +38,6 @@ export interface EntrySocket {
 /** A store record's cookie expiry, epoch ms. */
 const expiryOf = (cookie: { expires?: Date | string | number | null } | undefined): number | undefined =>
   cookie?.expires ? new Date(cookie.expires).getTime() : undefined;
-
-export interface SaveOptions {
-  /** The copy was loaded by the same exclusive unit (or under the session lock). */
-  trusted: boolean;
-  timeoutMs: number;
-  /** Told of each key left out of the save because its value cannot be stored (once per value). */
-  refused(error: SessionValueError): void;
-}
-
-/** How many times a merge re-reads when writes keep landing during its read. */
-const MAX_REREADS = 3;
 
 /**
  * The request express-session binds the entry's Session to (`session.req`), made for it alone: never
@@ -78,14 +67,12 @@ class EntryRequest {
 }
 
 export class SessionEntry implements Live {
-  private roomName: string | undefined;
-  /** This process's writes of the session so far, counted by the store hub at each write's start and end. */
-  version = 0;
+  private tagName: string | undefined;
   /** The express-session Session, kept for the entry's life (values are replaced in place on reload). */
   private raw!: Session & Record<string, unknown>;
   private tracker!: ChangeTracker<SocketSession>;
-  /** `version` when the copy was last known to equal the store's record; -1: not known. */
-  private currentAt = -1;
+  /** The hub's mark when the copy was last known to equal the store's record; NO_MARK: not known. */
+  private currentAt = NO_MARK;
   /** Its sockets in this process (usually one or a few; replaced, not grown: an array sized to fit). */
   sockets: readonly EntrySocket[] = [];
   /** Set when its sockets were told the session is invalid: nothing is saved after that. */
@@ -109,19 +96,19 @@ export class SessionEntry implements Live {
     return hub.liveOf(sid) as SessionEntry | undefined;
   }
 
-  static byRoom(hub: StoreHub, room: string): SessionEntry | undefined {
-    return hub.liveInRoom(room) as SessionEntry | undefined;
+  static byTag(hub: StoreHub, tag: string): SessionEntry | undefined {
+    return hub.liveByTag(tag) as SessionEntry | undefined;
   }
 
 
-  /** The session's name in logs, tombstones and notices (a hash of its id; computed when first needed). */
-  get room(): string {
-    return (this.roomName ??= sessionRoom(this.sid));
+  /** The session's name in logs, the destroyed set and notices (a hash of its id; computed when first needed). */
+  get tag(): string {
+    return (this.tagName ??= sessionTag(this.sid));
   }
 
   /** A new entry with the store's record, not shared yet (see `share`). */
   constructor(
-    private readonly hub: StoreHub,
+    readonly hub: StoreHub,
     readonly sid: string,
     record: SessionRecord,
   ) {
@@ -141,7 +128,7 @@ export class SessionEntry implements Live {
     if (live && !live.invalid) return live;
     if (!this.tracked) {
       this.tracked = true;
-      this.currentAt = -1;
+      this.currentAt = NO_MARK;
       this.hub.track(this);
     }
     return this;
@@ -168,8 +155,8 @@ export class SessionEntry implements Live {
   }
 
   /** The copy equals the store's record, as far as this process can tell. */
-  private get current(): boolean {
-    return this.tracked && this.currentAt === this.version && !this.expired();
+  get current(): boolean {
+    return this.tracked && this.hub.unchangedSince(this.sid, this.currentAt) && !this.expired();
   }
 
   /** Nothing can have changed the store's record since the copy was loaded (a process-local store that only we wrote). */
@@ -184,41 +171,17 @@ export class SessionEntry implements Live {
   }
 
   /** The reason a read's answer means the session is gone, if it does. */
-  private goneReason(loaded: Loaded): InvalidReason | undefined {
+  goneReason(loaded: Loaded): InvalidReason | undefined {
     if ('record' in loaded) return undefined;
     return loaded.invalid === 'not-found' && this.expired() ? 'expired' : loaded.invalid;
-  }
-
-  /** Read the record; with `hub.read`'s errors. Re-reads while writes land during the read (bounded). */
-  private async read(timeoutMs: number): Promise<{ loaded: Loaded; settled: boolean }> {
-    for (let attempt = 1; ; attempt++) {
-      const before = this.version;
-      const loaded = await this.hub.read(this.sid, timeoutMs);
-      const settled = this.version === before;
-      if (settled || attempt >= MAX_REREADS || !('record' in loaded)) return { loaded, settled };
-    }
-  }
-
-  /**
-   * Bring the copy up to date before a unit of work: reload unless nothing can have changed it.
-   * The invalid reason when the session is gone. Throws SessionUnavailableError.
-   */
-  async refresh(timeoutMs: number): Promise<InvalidReason | undefined> {
-    if (this.invalid) return this.invalid;
-    if (this.trustworthy) return undefined;
-    const { loaded, settled } = await this.read(timeoutMs);
-    const reason = this.goneReason(loaded);
-    if (reason) return reason;
-    this.adopt((loaded as { record: SessionRecord }).record, settled);
-    return undefined;
   }
 
   /**
    * Take the store's record in, keeping the keys changed here and not yet saved, and `written` (keys
    * this process just wrote: the live objects stay, so references handed out stay the session's).
-   * O(top-level keys): values are moved, not copied.
+   * O(top-level keys): values are moved, not copied. `current`: the hub's mark at which the record is the store's.
    */
-  adopt(record: SessionRecord, settled = true, written: Iterable<string> = []): void {
+  adopt(record: SessionRecord, current: WriteMark | undefined, written: Iterable<string> = []): void {
     const local = this.tracker.changes();
     const keep = new Set([...local.keys(), ...written]);
     this.noteCookie(record);
@@ -238,13 +201,13 @@ export class SessionEntry implements Live {
     const stored = new Map<string, string | undefined>();
     for (const key of local.keys()) stored.set(key, Object.hasOwn(fresh, key) ? JSON.stringify(fresh[key]) : undefined);
     this.tracker.rebase(taken, stored);
-    this.currentAt = settled ? this.version : -1;
+    this.currentAt = current ?? NO_MARK;
   }
 
   /** express-session's `session.reload()` made a new Session: take its values, dropping unsaved changes. */
   replace(session: Session): void {
     this.discard();
-    this.adopt(session as unknown as SessionRecord, false);
+    this.adopt(session as unknown as SessionRecord, undefined);
   }
 
   /** Whether anything may have changed since the copy was loaded or saved. */
@@ -283,123 +246,49 @@ export class SessionEntry implements Live {
     pending.then(settled, settled);
   }
 
+  /** The hub's mark when the copy was last known to equal the store's record (NO_MARK: not known). */
+  get mark(): WriteMark {
+    return this.currentAt;
+  }
+
+  /** The copy is what the store holds as of `mark` (undefined: not known). */
+  markCurrent(mark: WriteMark | undefined): void {
+    this.currentAt = mark ?? NO_MARK;
+  }
+
+  /** Take the changes to save (see ChangeTracker.take); `restore` them if the save fails. */
+  takeChanges(): ReturnType<ChangeTracker<SocketSession>['take']> {
+    return this.tracker.take();
+  }
+
+  restore(changes: Changes): void {
+    this.tracker.restore(changes);
+  }
+
+  /** The whole copy as the store would hold it. */
+  storableCopy(): SessionRecord {
+    return this.tracker.storableCopy() as SessionRecord;
+  }
+
+  /** Extend the session's cookie (express-session's `touch`), remembering the expiry our touch gave it. */
+  touchCookie(): void {
+    this.raw.touch();
+    const touched = expiryOf(this.raw.cookie);
+    if (touched === undefined) return;
+    const own = (this.ownExpiries ??= []);
+    own.splice(0, own.push(touched) - 8);
+  }
+
   /** Drop every unsaved change and trust nothing: the next unit reloads. */
   discard(): void {
     this.tracker.begin(true);
     this.tracker.rollback();
     this.tracker.end();
-    this.currentAt = -1;
-  }
-
-  /**
-   * Save the keys changed here, merged into the store's record. `trusted`: the copy was loaded by the
-   * same exclusive unit (or under the session lock), so the record is read first only if a write
-   * through this process came since. Returns the invalid reason when the session is gone.
-   * Throws SessionUnavailableError (the changes stay, to be saved next time). A key whose value
-   * cannot be stored is left out (the other keys are saved) and given to `refused`, once per value.
-   */
-  async save({ trusted, timeoutMs, refused }: SaveOptions): Promise<InvalidReason | undefined> {
-    if (this.invalid || !this.tracker.touched) return undefined;
-    const changes = this.tracker.take();
-    changes.refused.forEach(refused);
-    if (changes.now.size === 0) return undefined;
-    try {
-      return await this.write(changes, trusted && this.current, timeoutMs);
-    } catch (err) {
-      this.tracker.restore(changes);
-      throw err;
-    }
-  }
-
-  private async write(changes: Changes, fromCopy: boolean, timeoutMs: number): Promise<InvalidReason | undefined> {
-    let record: SessionRecord;
-    let merged = false;
-    let settled = true;
-    if (fromCopy) {
-      record = this.tracker.storableCopy() as SessionRecord;
-    } else {
-      const read = await this.read(timeoutMs);
-      const reason = this.goneReason(read.loaded);
-      if (reason) return reason;
-      record = (read.loaded as { record: SessionRecord }).record;
-      settled = read.settled;
-      for (const [key, json] of changes.now) {
-        if (json === undefined) delete record[key];
-        else record[key] = JSON.parse(json);
-      }
-      merged = true;
-    }
-    this.keepTouchedExpiry(record);
-    const before = this.version;
-    if ((await this.hub.write(this.sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
-    log.save('%s saved %d key(s)%s', this.room, changes.now.size, merged ? ' (merged into the store record)' : '');
-    // Only our own write (counted at its start and end) came since: the copy is what the store holds.
-    const onlyOurs = settled && this.version === before + 2 && !this.hub.writing(this.sid);
-    if (!onlyOurs) {
-      // Another write of the session through this process overlapped ours (an HTTP request saving its
-      // whole, older copy): it may have landed after ours. Make sure what we changed is in the store.
-      const reason = await this.ensureWritten(changes, timeoutMs);
-      if (reason) return reason;
-    }
-    if (merged) this.adopt(record, onlyOurs, changes.now.keys());
-    else this.currentAt = onlyOurs ? this.version : -1;
-    return undefined;
-  }
-
-  /**
-   * After a write that others overlapped: once they ended, read the record and write our changed
-   * keys again where it lacks them (a few times at most). The invalid reason if the session is gone.
-   */
-  private async ensureWritten(changes: Changes, timeoutMs: number): Promise<InvalidReason | undefined> {
-    for (let attempt = 0; attempt < MAX_REREADS; attempt++) {
-      await this.hub.whenQuiet(this.sid, timeoutMs);
-      const { loaded } = await this.read(timeoutMs);
-      const reason = this.goneReason(loaded);
-      if (reason) return reason;
-      const record = (loaded as { record: SessionRecord }).record;
-      let missing = false;
-      for (const [key, json] of changes.now) {
-        if ((Object.hasOwn(record, key) ? JSON.stringify(record[key]) : undefined) === json) continue;
-        missing = true;
-        if (json === undefined) delete record[key];
-        else record[key] = JSON.parse(json);
-      }
-      if (!missing) return undefined;
-      log.save('%s: an overlapping write dropped our changes; writing them again', this.room);
-      this.keepTouchedExpiry(record);
-      if ((await this.hub.write(this.sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
-    }
-    return undefined;
-  }
-
-  /**
-   * Check the session still exists, taking in what others wrote; extend its life in the store when
-   * one of its sockets was active. The invalid reason when it is gone. Throws SessionUnavailableError.
-   */
-  async revalidate(timeoutMs: number): Promise<InvalidReason | undefined> {
-    if (this.invalid) return undefined;
-    // Always read: this is what notices a session removed behind the library's back (another
-    // program, a store's own expiry clean-up, `store.clear()`), once per interval per session.
-    const { loaded, settled } = await this.read(timeoutMs);
-    const reason = this.goneReason(loaded);
-    if (reason) return reason;
-    this.adopt((loaded as { record: SessionRecord }).record, settled);
-    if (!this.active) return undefined;
-    this.active = false;
-    this.raw.touch();
-    const touched = expiryOf(this.raw.cookie);
-    if (touched !== undefined) {
-      const own = (this.ownExpiries ??= []);
-      own.splice(0, own.push(touched) - 8);
-    }
-    const before = this.version;
-    if ((await this.hub.touch(this.sid, this.tracker.storableCopy() as SessionRecord, timeoutMs)) === 'destroyed') return 'destroyed';
-    if (this.currentAt === before) this.currentAt = this.version === before + 2 ? before + 2 : -1;
-    return undefined;
+    this.currentAt = NO_MARK;
   }
 
   /** Stores that take their TTL from `cookie.expires` must not be cut back below what our touches gave the session. */
-  private keepTouchedExpiry(record: SessionRecord): void {
+  keepTouchedExpiry(record: SessionRecord): void {
     const touched = this.ownExpiries?.[this.ownExpiries.length - 1];
     const written = expiryOf(record.cookie);
     if (touched !== undefined && written !== undefined && touched > written) {
@@ -429,7 +318,7 @@ export class SessionEntry implements Live {
   invalidate(reason: InvalidReason): void {
     if (this.invalid) return;
     this.invalid = reason;
-    log.invalidate('%s invalid (%s): %d socket(s) told', this.room, reason, this.sockets.length);
+    log.invalidate('%s invalid (%s): %d socket(s) told', this.tag, reason, this.sockets.length);
     for (const socket of this.sockets) socket.invalidate(reason);
     this.stopTimers();
   }
@@ -460,8 +349,8 @@ export class SessionEntry implements Live {
 }
 
 /** A record the store returned that is not a session: a typed error for `serror` (the id stays out of it). */
-export function corruptRecordError(room: string): SessionInvalidError {
+export function corruptRecordError(tag: string): SessionInvalidError {
   const error = new SessionInvalidError('corrupt');
-  error.message = `session invalid (corrupt): the store returned a record for ${room} that is not a session (not an object, or no cookie)`;
+  error.message = `session invalid (corrupt): the store returned a record for ${tag} that is not a session (not an object, or no cookie)`;
   return error;
 }

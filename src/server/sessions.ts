@@ -112,16 +112,16 @@ export class SessionServer<
 
     // Destroys: this process's (through the store) reach the session's sockets and the other nodes;
     // theirs (through the adapter) reach ours.
-    const relay = relayDestroys(namespace, (room) => {
-      hub.remoteDestroyed(room);
-      SessionEntry.byRoom(hub, room)?.invalidate('destroyed');
+    const relay = relayDestroys(namespace, (tag) => {
+      hub.remoteDestroyed(tag);
+      SessionEntry.byTag(hub, tag)?.invalidate('destroyed');
     });
-    if (relay.tell) hub.tombstones.raceWindowMs = 5_000;
+    if (relay.tell) hub.writesInFlight.raceWindowMs = 5_000;
     this.disposers.push(relay.dispose);
     this.disposers.push(
-      hub.onDestroy((sid, room) => {
+      hub.onDestroy((sid, tag) => {
         SessionEntry.of(hub, sid)?.invalidate('destroyed');
-        relay.tell?.(room);
+        relay.tell?.(tag);
       }),
     );
 
@@ -143,7 +143,7 @@ export class SessionServer<
       const { sid, record, entry, ticketExpiresAt } = await resolver.handshake(socket.request, socket.handshake.auth);
       const bound = entry ?? new SessionEntry(this.ctx.hub, sid, record!);
       new SocketBinding(socket, bound, this.ctx, ticketExpiresAt);
-      if (log.handshake.enabled) log.handshake('socket %s bound to %s', socket.id, bound.room);
+      if (log.handshake.enabled) log.handshake('socket %s bound to %s', socket.id, bound.tag);
     } catch (err) {
       if (err instanceof SessionError && err.code === 'SESSION_INVALID') this.emit('sinvalid', socket as never, err.reason as InvalidReason);
       else if (err instanceof SessionUnavailableError) this.report(err, socket);

@@ -7,16 +7,18 @@
  * - Every write of the store goes through one guarded path, whoever makes it (socket saves, cookie
  *   renewal, revalidation touches, and the app's own HTTP saves, since the store's `set`, `touch` and
  *   `destroy` are wrapped): a write of a destroyed session is dropped, and a write that raced a
- *   destroy is followed by one more destroy (see Tombstones). So a destroyed session never exists again.
- * - Writes made through this process bump a version per loaded session, so a loaded copy can tell
- *   whether anything wrote the session since it was loaded (see SessionEntry).
+ *   destroy is followed by one more destroy (see DestroyedSet). So a destroyed session never exists again.
+ * - The hub marks each write (start and end) of a loaded session through this process, so a loaded
+ *   copy can ask whether anything wrote the session since a mark (`unchangedSince`), and a write of
+ *   ours is answered with whether it ran alone (an explicit token, see `write`).
  * - `close()` of the last user restores the store's own methods.
  */
 import type { Store, SessionData } from 'express-session';
 import { SessionUnavailableError } from '../errors.js';
-import { Tombstones } from './tombstones.js';
+import { DestroyedSet } from './destroyed-set.js';
+import { WritesInFlight } from './writes-in-flight.js';
 import { Deadlines, type Expiring } from './deadlines.js';
-import { sessionRoom } from './invalidation.js';
+import { sessionTag } from './invalidation.js';
 import { log } from './log.js';
 
 /** How long a client should wait before retrying after a store failure. */
@@ -30,11 +32,33 @@ export type Loaded = { record: SessionRecord } | { invalid: 'not-found' | 'corru
 
 type Callback = (err?: unknown, value?: unknown) => void;
 
-/** A session loaded in this process: the hub counts its writes in `version` (see SessionEntry). */
+/** A session loaded in this process (see SessionEntry). */
 export interface Live {
   readonly sid: string;
-  readonly room: string;
-  version: number;
+  readonly tag: string;
+}
+
+declare const MARK: unique symbol;
+/** An opaque point in the history of a loaded session's writes through this process (see `StoreHub.mark`). */
+export type WriteMark = number & { readonly [MARK]: true };
+/** No point: never unchanged since. */
+export const NO_MARK = -1 as WriteMark;
+/** Marks are unique process-wide, so a mark of one registration never matches another's. */
+let lastMark = 0;
+
+/**
+ * A write of ours: the session was destroyed before or while it ran; or it landed, and `current` is
+ * the mark at which the store's record is what we wrote, when no other write of the session through
+ * this process was under way, started or ended from its start until now (undefined otherwise: another
+ * write may have landed after ours).
+ */
+export type Written = 'destroyed' | { current: WriteMark | undefined };
+
+/** The write `write()` is making, picked up by the guarded path it goes through (see `guardedWrite`). */
+interface WriteToken {
+  readonly sid: string;
+  /** Set when the write ended alone: the mark after it. */
+  mark: WriteMark | undefined;
 }
 type StoreMethod = (this: Store, sid: string, ...rest: any[]) => unknown;
 
@@ -101,16 +125,21 @@ function call(store: Store, method: StoreMethod, args: unknown[], timeoutMs: num
 const hubs = new WeakMap<Store, StoreHub>();
 
 export class StoreHub {
-  readonly tombstones = new Tombstones();
+  /** This process's writes under way (and, on several nodes, lately ended), by session tag. */
+  readonly writesInFlight = new WritesInFlight();
+  /** Sessions destroyed lately, by tag: their writes are dropped (invariant 1). */
+  readonly destroyedSet = new DestroyedSet(this.writesInFlight);
   /** No other process writes this store (express-session's MemoryStore): a copy nothing wrote since is current. */
   readonly local: boolean;
   private users = 0;
-  /** Sessions loaded in this process, by id. */
-  private readonly live = new Map<string, Live>();
+  /** Sessions loaded in this process, by id, with the mark of their last write event. */
+  private readonly live = new Map<string, { live: Live; mark: WriteMark }>();
+  /** The token of the write `write()` is starting (handed over synchronously, see `write`). */
+  private handing: WriteToken | undefined;
   /** Reads an HTTP surface made, each forgotten at its deadline (on the deadlines' timer) if no handshake took it. */
   private readonly carried = new Map<string, Expiring & { record: SessionRecord }>();
-  private readonly destroyListeners = new Set<(sid: string, room: string) => void>();
-  /** Who waits for the writes of a room to end (see `whenQuiet`). */
+  private readonly destroyListeners = new Set<(sid: string, tag: string) => void>();
+  /** Who waits for the writes of a tag to end (see `whenQuiet`). */
   private readonly quietWaiters = new Map<string, Array<() => void>>();
   private readonly own: { set: StoreMethod; destroy: StoreMethod; touch?: StoreMethod; clear?: StoreMethod };
   /** What writes through this store object showed, for set-up advice (advice.ts): any write at all, the last cookie options stored. */
@@ -177,22 +206,28 @@ export class StoreHub {
 
   /** Every write path of the store: dropped for a destroyed session, destroyed again if a destroy raced it. */
   private guardedWrite(store: Store, method: StoreMethod, sid: string, args: unknown[], cb?: Callback): unknown {
-    const room = this.roomOf(sid);
-    if (this.tombstones.has(room)) {
-      log.save('write of destroyed session %s dropped', room);
+    const own = this.takeToken(sid);
+    const tag = this.tagOf(sid);
+    if (this.destroyedSet.has(tag)) {
+      log.save('write of destroyed session %s dropped', tag);
       if (cb) process.nextTick(cb);
       return undefined;
     }
     this.uncarry(sid);
-    this.bump(sid);
-    this.tombstones.writeStarted(room, sid);
+    // Ours runs alone if no other write is under way now and none starts or ends until ours ends.
+    const alone = own !== undefined && this.writesInFlight.running(tag) === 0;
+    const startedAt = this.bump(sid);
+    this.writesInFlight.started(tag, sid);
     let ended = false;
     const end = (err?: unknown) => {
       if (ended) return;
       ended = true;
-      this.bump(sid);
-      if (this.tombstones.writeEnded(room)) this.destroyAgain(sid, room);
-      if (this.tombstones.running(room) === 0) this.wakeQuiet(room);
+      const unbroken = alone && this.mark(sid) === startedAt;
+      const endedAt = this.bump(sid);
+      if (own && unbroken) own.mark = endedAt;
+      this.writesInFlight.ended(tag);
+      if (this.destroyedSet.writeEnded(tag)) this.destroyAgain(sid, tag);
+      if (this.writesInFlight.running(tag) === 0) this.wakeQuiet(tag);
       cb?.(err);
     };
     try {
@@ -204,18 +239,18 @@ export class StoreHub {
   }
 
   private destroyThrough(store: Store, sid: string, cb?: Callback): unknown {
-    const room = this.roomOf(sid);
-    this.tombstones.destroying(room);
+    const tag = this.tagOf(sid);
+    this.destroyedSet.destroying(tag);
     this.uncarry(sid);
     this.bump(sid);
     let ended = false;
     const end = (err?: unknown) => {
       if (ended) return;
       ended = true;
-      if (this.tombstones.destroyed(room, !err)) this.destroyAgain(sid, room);
+      if (this.destroyedSet.destroyed(tag, !err)) this.destroyAgain(sid, tag);
       if (!err) {
-        log.invalidate('session %s destroyed through the store', room);
-        for (const listener of [...this.destroyListeners]) listener(sid, room);
+        log.invalidate('session %s destroyed through the store', tag);
+        for (const listener of [...this.destroyListeners]) listener(sid, tag);
       }
       cb?.(err);
     };
@@ -229,68 +264,82 @@ export class StoreHub {
 
   /** A session was destroyed without our destroy (by `clear()`): remember it and tell the listeners. */
   private destroyedElsewhere(sid: string): void {
-    const room = this.roomOf(sid);
-    this.tombstones.destroying(room);
-    this.tombstones.destroyed(room, true);
-    for (const listener of [...this.destroyListeners]) listener(sid, room);
+    const tag = this.tagOf(sid);
+    this.destroyedSet.destroying(tag);
+    this.destroyedSet.destroyed(tag, true);
+    for (const listener of [...this.destroyListeners]) listener(sid, tag);
   }
 
   /** One more destroy, with the store's own method: the listeners already know. */
-  private destroyAgain(sid: string, room: string): void {
-    log.invalidate('session %s destroyed once more: a write raced its destroy', room);
-    call(this.store, this.own.destroy, [sid], 30_000).catch((err: unknown) => log.invalidate('repeat destroy of %s failed: %O', room, err));
+  private destroyAgain(sid: string, tag: string): void {
+    log.invalidate('session %s destroyed once more: a write raced its destroy', tag);
+    call(this.store, this.own.destroy, [sid], 30_000).catch((err: unknown) => log.invalidate('repeat destroy of %s failed: %O', tag, err));
   }
 
-  private bump(sid: string): void {
-    const live = this.live.get(sid);
-    if (live) live.version += 1;
+  /** A write event of `sid`: its new mark (NO_MARK when it is not loaded here). */
+  private bump(sid: string): WriteMark {
+    const entry = this.live.get(sid);
+    if (!entry) return NO_MARK;
+    return (entry.mark = ++lastMark as WriteMark);
+  }
+
+  /** The token of our own write of `sid`, if this write is it (once). */
+  private takeToken(sid: string): WriteToken | undefined {
+    const token = this.handing;
+    this.handing = undefined;
+    return token?.sid === sid ? token : undefined;
+  }
+
+  /** Where the writes of a loaded session through this process stand now (NO_MARK when it is not loaded). */
+  mark(sid: string): WriteMark {
+    return this.live.get(sid)?.mark ?? NO_MARK;
+  }
+
+  /** No write of `sid` through this process started or ended since `mark` was taken. */
+  unchangedSince(sid: string, mark: WriteMark): boolean {
+    return mark !== NO_MARK && this.mark(sid) === mark;
   }
 
   /** Whether a session was destroyed lately (no hash computed while nothing was). */
   destroyed(sid: string): boolean {
-    return !this.tombstones.empty && this.tombstones.has(this.roomOf(sid));
+    return !this.destroyedSet.empty && this.destroyedSet.has(this.tagOf(sid));
   }
 
-  /** A session's room name (cached for live sessions: a hash per write otherwise). */
-  roomOf(sid: string): string {
-    return this.live.get(sid)?.room ?? sessionRoom(sid);
+  /** A session's tag (cached for live sessions: a hash per write otherwise). */
+  tagOf(sid: string): string {
+    return this.live.get(sid)?.live.tag ?? sessionTag(sid);
   }
 
-  /** Count this process's writes of a loaded session from now on (until `untrack`). */
+  /** Mark this process's writes of a loaded session from now on (until `untrack`). */
   track(live: Live): void {
-    this.live.set(live.sid, live);
+    this.live.set(live.sid, { live, mark: ++lastMark as WriteMark });
   }
 
   untrack(live: Live): void {
-    if (this.live.get(live.sid) !== live) return;
+    if (this.live.get(live.sid)?.live !== live) return;
     this.live.delete(live.sid);
   }
 
   /** Every session loaded in this process. */
-  liveSessions(): IterableIterator<Live> {
-    return this.live.values();
+  *liveSessions(): IterableIterator<Live> {
+    for (const { live } of this.live.values()) yield live;
   }
 
-  /** The loaded session of an id, or of a room. */
+  /** The loaded session of an id, or of a tag. */
   liveOf(sid: string): Live | undefined {
-    return this.live.get(sid);
+    return this.live.get(sid)?.live;
   }
 
-  /** (A scan: only another node's destroy notice asks; an index by room would cost memory per session.) */
-  liveInRoom(room: string): Live | undefined {
-    for (const live of this.live.values()) if (live.room === room) return live;
+  /** (A scan: only another node's destroy notice asks; an index by tag would cost memory per session.) */
+  liveByTag(tag: string): Live | undefined {
+    for (const { live } of this.live.values()) if (live.tag === tag) return live;
     return undefined;
-  }
-
-  /** Whether a write of `sid` is under way in this process. */
-  writing(sid: string): boolean {
-    return this.tombstones.running(this.roomOf(sid)) > 0;
   }
 
   /** Resolves once no write of `sid` is under way in this process (or after `timeoutMs`). */
   whenQuiet(sid: string, timeoutMs: number): Promise<void> {
-    const room = this.roomOf(sid);
-    if (this.tombstones.running(room) === 0) return Promise.resolve();
+    const tag = this.tagOf(sid);
+    if (this.writesInFlight.running(tag) === 0) return Promise.resolve();
     return new Promise((resolve) => {
       let done = false;
       const wake = () => {
@@ -301,42 +350,42 @@ export class StoreHub {
       };
       // Given up waiting (a write that never ends): do not stay in the list either.
       const expire = () => {
-        const waiters = this.quietWaiters.get(room)?.filter((w) => w !== wake);
-        if (waiters?.length) this.quietWaiters.set(room, waiters);
-        else this.quietWaiters.delete(room);
+        const waiters = this.quietWaiters.get(tag)?.filter((w) => w !== wake);
+        if (waiters?.length) this.quietWaiters.set(tag, waiters);
+        else this.quietWaiters.delete(tag);
         wake();
       };
       const wait: Expiring = { deadline: Date.now() + timeoutMs, expire };
       deadlines.add(wait);
-      const waiters = this.quietWaiters.get(room);
+      const waiters = this.quietWaiters.get(tag);
       if (waiters) waiters.push(wake);
-      else this.quietWaiters.set(room, [wake]);
+      else this.quietWaiters.set(tag, [wake]);
     });
   }
 
-  private wakeQuiet(room: string): void {
-    const waiters = this.quietWaiters.get(room);
+  private wakeQuiet(tag: string): void {
+    const waiters = this.quietWaiters.get(tag);
     if (!waiters) return;
-    this.quietWaiters.delete(room);
+    this.quietWaiters.delete(tag);
     for (const wake of waiters) wake();
   }
 
-  /** Call `listener(sid, room)` after every successful destroy through the store. Returns a disposer. */
-  onDestroy(listener: (sid: string, room: string) => void): () => void {
+  /** Call `listener(sid, tag)` after every successful destroy through the store. Returns a disposer. */
+  onDestroy(listener: (sid: string, tag: string) => void): () => void {
     this.destroyListeners.add(listener);
     return () => this.destroyListeners.delete(listener);
   }
 
-  /** Another node destroyed the session of `room`. */
-  remoteDestroyed(room: string): void {
-    const sid = this.tombstones.remote(room);
-    if (sid !== undefined) this.destroyAgain(sid, room);
+  /** Another node destroyed the session of `tag`. */
+  remoteDestroyed(tag: string): void {
+    const sid = this.destroyedSet.remote(tag);
+    if (sid !== undefined) this.destroyAgain(sid, tag);
   }
 
   /** What the hub holds right now, per session and process-wide (tests of the bounds: back to empty once idle). */
   sizes(): Record<'users' | 'live' | 'carried' | 'quietWaiters' | 'destroyListeners' | 'deadlines' | 'tombstones' | 'writes', number> {
     const { users, live, carried, quietWaiters, destroyListeners } = this;
-    return { users, live: live.size, carried: carried.size, quietWaiters: quietWaiters.size, destroyListeners: destroyListeners.size, deadlines: deadlines.size, ...this.tombstones.size };
+    return { users, live: live.size, carried: carried.size, quietWaiters: quietWaiters.size, destroyListeners: destroyListeners.size, deadlines: deadlines.size, tombstones: this.destroyedSet.size, writes: this.writesInFlight.size };
   }
 
   /** Read a session. Throws SessionUnavailableError. */
@@ -385,20 +434,30 @@ export class StoreHub {
     return this.read(sid, timeoutMs);
   }
 
-  /** Write a session; 'destroyed' when it was destroyed before or while writing (the write is then undone). Throws SessionUnavailableError. */
-  async write(sid: string, record: SessionRecord, timeoutMs: number): Promise<'destroyed' | undefined> {
-    return this.guarded(sid, () => call(this.store, this.store.set as StoreMethod, [sid, record], timeoutMs));
+  /**
+   * Write a session, answered with whether the write ran alone (see {@link Written}); 'destroyed'
+   * when it was destroyed before or while writing (the write is then undone). Throws SessionUnavailableError.
+   */
+  write(sid: string, record: SessionRecord, timeoutMs: number): Promise<Written> {
+    return this.writeOwn(sid, this.store.set as StoreMethod, record, timeoutMs);
   }
 
-  /** Extend a session's life (stores without touch get a set, as express-session does). Throws SessionUnavailableError. */
-  async touch(sid: string, record: SessionRecord, timeoutMs: number): Promise<'destroyed' | undefined> {
-    const { store } = this;
-    return this.guarded(sid, () => call(store, (store.touch ?? store.set) as StoreMethod, [sid, record], timeoutMs));
+  /** Extend a session's life (stores without touch get a set, as express-session does); answered as {@link write}. */
+  touch(sid: string, record: SessionRecord, timeoutMs: number): Promise<Written> {
+    return this.writeOwn(sid, (this.store.touch ?? this.store.set) as StoreMethod, record, timeoutMs);
   }
 
-  private async guarded(sid: string, op: () => Promise<unknown>): Promise<'destroyed' | undefined> {
+  private async writeOwn(sid: string, method: StoreMethod, record: SessionRecord, timeoutMs: number): Promise<Written> {
     if (this.destroyed(sid)) return 'destroyed';
-    await op();
-    return this.destroyed(sid) ? 'destroyed' : undefined;
+    const token: WriteToken = { sid, mark: undefined };
+    // call() runs the store's method (our wrapper, unless someone wrapped it after us) synchronously:
+    // the guarded path takes the token there. A wrapper that defers it leaves the token untaken, and
+    // the write counts as overlapped: safe (the caller checks the store), never a lost update.
+    this.handing = token;
+    const pending = call(this.store, method, [sid, record], timeoutMs);
+    this.handing = undefined;
+    await pending;
+    if (this.destroyed(sid)) return 'destroyed';
+    return { current: token.mark !== undefined && this.unchangedSince(sid, token.mark) ? token.mark : undefined };
   }
 }

@@ -1,14 +1,15 @@
 /**
  * The units of work on a session that are not events: saves, revalidation. Each runs in the
- * session's lane (one at a time per session in the process) holding the session lock when there is
+ * session's runtime (one at a time per session in the process) holding the session lock when there is
  * one; what it finds out is acted on here: a session gone invalidates its sockets, a store failure
  * is reported and told to them (and a save is tried again), a cookie about to run out is renewed.
  */
 import { CredentialEvents } from '../protocol.js';
 import { asUnavailable, SessionUnavailableError } from '../errors.js';
 import type { ServerContext } from './context.js';
-import { Lane, settleLanes } from './exclusive.js';
+import { SessionRuntime, settleRuntimes } from './runtime/index.js';
 import type { SessionEntry } from './session-entry.js';
+import { revalidate, save } from './runtime/work.js';
 import { RETRY_AFTER_MS } from './store.js';
 import { Wheel } from './wheel.js';
 
@@ -21,7 +22,7 @@ function failed(entry: SessionEntry, ctx: ServerContext, err: unknown): void {
   for (const socket of entry.sockets) socket.unavailable(error);
 }
 
-/** Save `entry`'s changes now (in its lane). Resolves when done; failures are reported and retried. */
+/** Save `entry`'s changes now (in its runtime's queue). Resolves when done; failures are reported and retried. */
 export function saveTask(entry: SessionEntry, ctx: ServerContext, attempt = 0): Promise<void> {
   const { options, hub } = ctx;
   const retry = (error: unknown) => {
@@ -30,14 +31,14 @@ export function saveTask(entry: SessionEntry, ctx: ServerContext, attempt = 0): 
       setTimeout(() => void saveTask(entry, ctx, attempt + 1), RETRY_AFTER_MS).unref?.();
     }
   };
-  return Lane.of(hub, entry.sid).task({
+  return SessionRuntime.of(hub, entry.sid).task({
     lock: options.lock,
     timeoutMs: options.storeTimeout,
     failed: retry,
     async run() {
       try {
         // A copy loaded at connect is trusted only when no other process can write the store.
-        const reason = await entry.save({ trusted: hub.local, timeoutMs: options.storeTimeout, refused: (error) => ctx.report(error) });
+        const reason = await save(entry, { trusted: hub.local, timeoutMs: options.storeTimeout, refused: (error) => ctx.report(error) });
         if (reason) entry.invalidate(reason);
       } catch (err) {
         retry(err);
@@ -58,7 +59,7 @@ export async function flush(ctx: ServerContext): Promise<void> {
     entry.saveTimer = undefined;
     void saveTask(entry, ctx);
   }
-  await settleLanes(ctx.hub);
+  await settleRuntimes(ctx.hub);
 }
 
 /** Check `entry` every `revalidateInterval` while it has sockets (on the server's wheel: one timer for all sessions). */
@@ -76,13 +77,13 @@ export function revalidationWheel(ctx: Omit<ServerContext, 'wheel'>): Wheel<Sess
 
 function revalidateTask(entry: SessionEntry, ctx: ServerContext): Promise<void> {
   const { options, hub } = ctx;
-  return Lane.of(hub, entry.sid).task({
+  return SessionRuntime.of(hub, entry.sid).task({
     lock: options.lock,
     timeoutMs: options.storeTimeout,
     failed: (error) => failed(entry, ctx, error),
     async run() {
       try {
-        const reason = await entry.revalidate(options.storeTimeout);
+        const reason = await revalidate(entry, options.storeTimeout);
         if (reason) return entry.invalidate(reason);
       } catch (err) {
         return failed(entry, ctx, err);

@@ -1,7 +1,7 @@
 // Resources stay bounded and nothing leaks: a long-running server that saw thousands of
 // connections, logins, logouts, ticket handshakes, refused handshakes and HTTP requests holds, once
 // nothing is connected and its work settled, what it held before (its per-session registries,
-// lanes, timers, carried reads; its heap, give or take). What it holds is read from the library's
+// runtimes, timers, carried reads; its heap, give or take). What it holds is read from the library's
 // internals (test/helpers/internals.ts); the heap from a server in its own process.
 import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +13,8 @@ import { Server } from 'socket.io';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import { sessions } from '../../src/server/index.js';
 import { StoreHub } from '../../src/server/store.js';
-import { Tombstones } from '../../src/server/tombstones.js';
+import { DestroyedSet } from '../../src/server/destroyed-set.js';
+import { WritesInFlight } from '../../src/server/writes-in-flight.js';
 import { startServerProcess } from '../helpers/server-process.js';
 import { connectClient, connected, delay, eventually, once, refused, sidOf, signedCookie, startServer, SECRET } from '../helpers/servers.js';
 import { leftovers, serverSizes, type Sizes } from '../helpers/internals.js';
@@ -335,38 +336,42 @@ test('per-message, a store taking 3 ms a call: 300 sockets that each have an eve
   assert.ok(runs >= 300 && runs < 6000, `${runs} runs: each acked event ran, work still waiting when its socket left was dropped`);
 });
 
-test('what a burst of logouts and writes leaves in the tombstones is forgotten when due, though no call follows (an idle server gives it back), on one armed sweep', (t) => {
+test('what a burst of logouts and writes leaves in the destroyed set and the writes in flight is forgotten when due, though no call follows (an idle server gives it back), on one armed sweep each', (t) => {
   let now = 0;
   const timers: Array<{ at: number; run: () => void }> = [];
   let mostArmed = 0;
   // A clock and timers of our own: 10 minutes pass in no time.
-  const stones = new Tombstones(10 * 60_000, 5000, () => now, 100_000, (ms, run) => {
+  const schedule = (ms: number, run: () => void) => {
     const timer = { at: now + ms, run };
     timers.push(timer);
     mostArmed = Math.max(mostArmed, timers.length);
     return () => timers.includes(timer) && timers.splice(timers.indexOf(timer), 1);
-  });
+  };
+  const writes = new WritesInFlight(5000, 10 * 60_000, () => now, schedule);
+  const stones = new DestroyedSet(writes, 10 * 60_000, () => now, 100_000, schedule);
+  const sizes = () => ({ tombstones: stones.size, writes: writes.size });
   const advance = (to: number) => {
     now = to;
     for (let due = timers.findIndex((timer) => timer.at <= now); due >= 0; due = timers.findIndex((timer) => timer.at <= now)) timers.splice(due, 1)[0].run();
   };
   for (let i = 0; i < 1000; i++) {
     now = i;
-    stones.writeStarted(`w${i}`, `sid${i}`);
+    writes.started(`w${i}`, `sid${i}`);
+    writes.ended(`w${i}`);
     stones.writeEnded(`w${i}`);
     stones.destroying(`d${i}`);
     stones.destroyed(`d${i}`, true);
   }
-  const burst = stones.size;
+  const burst = sizes();
   advance(7000);
-  const afterRaceWindow = stones.size;
+  const afterRaceWindow = sizes();
   advance(11 * 60_000);
-  const afterKeep = stones.size;
+  const afterKeep = sizes();
   t.diagnostic(`after the burst ${JSON.stringify(burst)}; 7 s later ${JSON.stringify(afterRaceWindow)}; 11 min later ${JSON.stringify(afterKeep)}; sweeps armed at once at most ${mostArmed}, left armed ${timers.length}`);
   assert.deepEqual(burst, { tombstones: 1000, writes: 1000 });
   assert.deepEqual(afterRaceWindow, { tombstones: 1000, writes: 0 }, 'write records are forgotten once past the race window');
   assert.deepEqual(afterKeep, { tombstones: 0, writes: 0 }, 'tombstones are forgotten once past keepMs');
-  assert.equal(mostArmed, 1, 'one sweep armed at a time, not a timer per record');
+  assert.equal(mostArmed, 2, 'one sweep armed at a time in each of the two, not a timer per record');
   assert.equal(timers.length, 0, 'nothing armed once nothing is held');
 });
 

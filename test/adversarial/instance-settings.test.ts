@@ -58,7 +58,7 @@ test("two instances on one store: each event runs under its own instance's lock 
   // Every store read now takes 600 ms: past /a's deadline, well within /b's.
   store.latency = (op) => (op === 'get' ? 600 : 0);
   const answer = (socket: typeof onA) => socket.timeout(10_000).emitWithAck('inc').then((reply: unknown) => noticeOf([reply])?.reason ?? reply);
-  // Interleaved, all at once: they wait in one lane behind the first.
+  // Interleaved, all at once: they wait in one runtime's queue behind the first.
   const answers = await Promise.all(Array.from({ length: 4 }, () => [answer(onB), answer(onA)]).flat());
   const fromB = answers.filter((_, i) => i % 2 === 0);
   const fromA = answers.filter((_, i) => i % 2 === 1);

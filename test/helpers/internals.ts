@@ -1,17 +1,17 @@
 /**
  * What a server holds per session and per connection, read from the library's internals (no public
  * API for it): the store hub's registry, carried reads, tombstones, write records and deadline
- * set, the lanes, the revalidation wheel, and socket.io's own clients and sockets. For tests that
+ * set, the session runtimes, the revalidation wheel, and socket.io's own clients and sockets. For tests that
  * everything is given back once nothing is connected.
  */
 import type { Store } from 'express-session';
 import type { Server } from 'socket.io';
 import type { SessionServer } from '../../src/server/index.js';
 import { StoreHub } from '../../src/server/store.js';
-import { laneCount } from '../../src/server/exclusive.js';
+import { runtimeCount } from '../../src/server/runtime/index.js';
 import type { ServerContext } from '../../src/server/context.js';
 
-export type Sizes = Partial<ReturnType<StoreHub['sizes']>> & { lanes: number; wheel: number; engineClients: number; sockets: number; timers: number };
+export type Sizes = Partial<ReturnType<StoreHub['sizes']>> & { runtimes: number; wheel: number; engineClients: number; sockets: number; timers: number };
 
 export function serverSizes({ store, io, sio }: { store: Store; io: Server; sio: SessionServer }): Sizes {
   const hub = StoreHub.of(store);
@@ -19,7 +19,7 @@ export function serverSizes({ store, io, sio }: { store: Store; io: Server; sio:
   const { wheel } = (sio as unknown as { ctx: ServerContext }).ctx;
   return {
     ...hub?.sizes(),
-    lanes: hub ? laneCount(hub) : 0,
+    runtimes: hub ? runtimeCount(hub) : 0,
     wheel: wheel?.size ?? 0,
     engineClients: io.engine.clientsCount,
     sockets: io.of('/').sockets.size,
@@ -30,7 +30,7 @@ export function serverSizes({ store, io, sio }: { store: Store; io: Server; sio:
 
 /** The per-session and per-connection parts of `sizes` that must be 0 once nothing is connected and the work settled. */
 export function leftovers(sizes: Sizes): Record<string, number> {
-  const { live = 0, carried = 0, quietWaiters = 0, deadlines = 0, writes = 0, lanes, wheel, engineClients, sockets } = sizes;
-  const held = { live, carried, quietWaiters, deadlines, writes, lanes, wheel, engineClients, sockets };
+  const { live = 0, carried = 0, quietWaiters = 0, deadlines = 0, writes = 0, runtimes, wheel, engineClients, sockets } = sizes;
+  const held = { live, carried, quietWaiters, deadlines, writes, runtimes, wheel, engineClients, sockets };
   return Object.fromEntries(Object.entries(held).filter(([, n]) => n !== 0));
 }

@@ -17,8 +17,8 @@ const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 
 /** Fields named in object-type casts that are ours, or public API of the library they belong to. */
 const CAST_FIELDS = new Map<string, string>([
-  ['task', 'ours: a lane item'],
-  ['event', 'ours: a lane item'],
+  ['task', 'ours: a runtime queue item'],
+  ['event', 'ours: a runtime queue item'],
   ['record', 'ours: a store read'],
   ['code', 'the `code` of an error (ours, Node\'s, redis\')'],
   ['listener', 'Node: the app listener a `once` wrapper carries (documented with rawListeners)'],

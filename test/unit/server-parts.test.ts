@@ -3,8 +3,11 @@ import assert from 'node:assert/strict';
 import { sign } from 'cookie-signature';
 import { unsignSessionCookie } from '../../src/server/session-id.js';
 import { originAllowed } from '../../src/server/origin.js';
-import { sessionRoom } from '../../src/server/invalidation.js';
-import { Tombstones } from '../../src/server/tombstones.js';
+import { sessionTag } from '../../src/server/invalidation.js';
+import { DestroyedSet } from '../../src/server/destroyed-set.js';
+import { WritesInFlight } from '../../src/server/writes-in-flight.js';
+import { StoreHub } from '../../src/server/store.js';
+import { MemoryStore } from 'express-session';
 import type { IncomingMessage } from 'node:http';
 
 test('session cookies unsign with any secret of the rotation list, and nothing else', () => {
@@ -29,9 +32,15 @@ test('origin: same scheme, host and port by default, allowlist or function when 
   assert.equal(originAllowed(req('http://x'), { origins: (o) => o === 'http://x' }), true);
 });
 
-test('tombstones: kept for keepMs on an injected clock; rooms never show the raw id', () => {
+/** A destroyed set with its writes-in-flight tracker, on an injected clock. */
+function guard(keepMs?: number, raceWindowMs?: number, now?: () => number, maxStones?: number) {
+  const writes = new WritesInFlight(raceWindowMs, keepMs, now);
+  return { writes, destroyed: new DestroyedSet(writes, keepMs, now, maxStones) };
+}
+
+test('destroyed set: kept for keepMs on an injected clock; tags never show the raw id', () => {
   let now = 0;
-  const t = new Tombstones(1000, 0, () => now);
+  const { destroyed: t } = guard(1000, 0, () => now);
   t.destroying('s1');
   t.destroyed('s1', true);
   now = 500;
@@ -42,24 +51,24 @@ test('tombstones: kept for keepMs on an injected clock; rooms never show the raw
   t.destroying('s3');
   assert.equal(t.has('s1'), false, 'older than keepMs: forgotten');
   assert.equal(t.has('s2'), true);
-  assert.ok(!sessionRoom('secret-id').includes('secret-id'));
-  assert.equal(sessionRoom('a'), sessionRoom('a'));
+  assert.ok(!sessionTag('secret-id').includes('secret-id'));
+  assert.equal(sessionTag('a'), sessionTag('a'));
 });
 
-test('tombstones: a flood of logouts holds at most maxStones, forgetting the oldest first', () => {
-  const t = new Tombstones(60_000, 0, () => 0, 1000);
+test('destroyed set: a flood of logouts holds at most maxStones, forgetting the oldest first', () => {
+  const { destroyed: t } = guard(60_000, 0, () => 0, 1000);
   for (let i = 0; i < 5000; i++) {
     t.destroying(`r${i}`);
     t.destroyed(`r${i}`, true);
   }
-  assert.ok(t.size.tombstones <= 1000, `${t.size.tombstones} remembered`);
+  assert.ok(t.size <= 1000, `${t.size} remembered`);
   assert.equal(t.has('r0'), false, 'the oldest forgotten');
   assert.equal(t.has('r4999'), true, 'the newest kept');
   assert.equal(t.has('r4001'), true);
 });
 
-test('tombstones: a failed destroy forgets its tombstone; a confirmed one stays', () => {
-  const t = new Tombstones();
+test('destroyed set: a failed destroy forgets its tombstone; a confirmed one stays', () => {
+  const { destroyed: t } = guard();
   t.destroying('r');
   assert.equal(t.has('r'), true, 'writes are dropped from the moment a destroy starts');
   t.destroyed('r', false);
@@ -71,51 +80,98 @@ test('tombstones: a failed destroy forgets its tombstone; a confirmed one stays'
   assert.equal(t.has('r'), true);
 });
 
-test('tombstones: writes that raced a destroy make exactly one more destroy, after the last of them', () => {
-  const t = new Tombstones();
-  t.writeStarted('r', 'sid');
-  t.writeStarted('r', 'sid');
+test('destroyed set: writes that raced a destroy make exactly one more destroy, after the last of them', () => {
+  const { writes, destroyed: t } = guard();
+  const ended = (tag: string, g = { writes, destroyed: t }) => {
+    g.writes.ended(tag);
+    return g.destroyed.writeEnded(tag);
+  };
+  writes.started('r', 'sid');
+  writes.started('r', 'sid');
   t.destroying('r');
   assert.equal(t.destroyed('r', true), false, 'writes still under way: not yet');
-  assert.equal(t.writeEnded('r'), false, 'one write still under way');
-  assert.equal(t.writeEnded('r'), true, 'the last racing write ended: destroy once more');
-  assert.equal(t.writeEnded('r'), false, 'never twice');
-  const quiet = new Tombstones();
-  quiet.writeStarted('q', 'sid');
-  quiet.writeEnded('q');
-  quiet.destroying('q');
-  assert.equal(quiet.destroyed('q', true), false, 'a write that ended before the destroy did not race it');
+  assert.equal(ended('r'), false, 'one write still under way');
+  assert.equal(ended('r'), true, 'the last racing write ended: destroy once more');
+  assert.equal(ended('r'), false, 'never twice');
+  const quiet = guard();
+  quiet.writes.started('q', 'sid');
+  ended('q', quiet);
+  quiet.destroyed.destroying('q');
+  assert.equal(quiet.destroyed.destroyed('q', true), false, 'a write that ended before the destroy did not race it');
 });
 
-test("tombstones: another node's destroy repeats once for a write of ours within the race window", () => {
+test("destroyed set: another node's destroy repeats once for a write of ours within the race window", () => {
   let now = 0;
-  const t = new Tombstones(60_000, 5000, () => now);
-  t.writeStarted('r', 'sid-r');
+  const { writes, destroyed: t } = guard(60_000, 5000, () => now);
+  writes.started('r', 'sid-r');
   now = 10;
-  t.writeEnded('r');
+  writes.ended('r');
   now = 3000;
   assert.equal(t.remote('r'), 'sid-r', 'our write may have landed after their destroy');
   assert.equal(t.remote('r'), undefined, 'once');
-  t.writeStarted('old', 'sid-old');
-  t.writeEnded('old');
+  writes.started('old', 'sid-old');
+  writes.ended('old');
   now = 20_000;
   assert.equal(t.remote('old'), undefined, 'outside the race window: no repeat');
-  t.writeStarted('live', 'sid-live');
+  writes.started('live', 'sid-live');
   assert.equal(t.remote('live'), undefined, 'under way: repeated when it ends');
+  writes.ended('live');
   assert.equal(t.writeEnded('live'), true);
-  assert.equal(new Tombstones(60_000, 0, () => now).size.writes, 0);
+  assert.equal(guard(60_000, 0, () => now).writes.size, 0);
 });
 
-test('tombstones: memory stays bounded by the race window and keepMs', () => {
+test('writes in flight and the destroyed set: memory stays bounded by the race window and keepMs', () => {
   let now = 0;
-  const t = new Tombstones(1000, 100, () => now);
+  const { writes, destroyed: t } = guard(1000, 100, () => now);
   for (let i = 0; i < 10_000; i++) {
     now = i;
-    t.writeStarted(`w${i}`, `sid${i}`);
+    writes.started(`w${i}`, `sid${i}`);
+    writes.ended(`w${i}`);
     t.writeEnded(`w${i}`);
     t.destroying(`d${i}`);
     t.destroyed(`d${i}`, true);
   }
-  assert.ok(t.size.writes <= 102, `writes remembered: ${t.size.writes}`);
-  assert.ok(t.size.tombstones <= 1002, `tombstones: ${t.size.tombstones}`);
+  assert.ok(writes.size <= 102, `writes remembered: ${writes.size}`);
+  assert.ok(t.size <= 1002, `tombstones: ${t.size}`);
+});
+
+test('store hub: a write of ours is answered with whether it ran alone (an explicit token, not a count of version bumps)', async () => {
+  const store = new MemoryStore();
+  const hub = StoreHub.acquire(store);
+  try {
+    const record = { cookie: { originalMaxAge: 60_000 }, n: 1 } as never;
+    const appSet = (sid: string) => new Promise<void>((resolve) => store.set(sid, record, () => resolve()));
+    hub.track({ sid: 's1', tag: sessionTag('s1') });
+    const alone = await hub.write('s1', record, 1000);
+    assert.ok(alone !== 'destroyed' && alone.current !== undefined, 'alone: the store holds what we wrote');
+    assert.equal(hub.unchangedSince('s1', alone.current), true);
+
+    // (MemoryStore calls back on a later turn: an app write started now runs while ours is under way.)
+    const ours = hub.write('s1', record, 1000);
+    await appSet('s1');
+    const overlapped = await ours;
+    assert.ok(overlapped !== 'destroyed' && overlapped.current === undefined, 'an app write during ours: not alone');
+    assert.equal(hub.unchangedSince('s1', alone.current), false, 'writes since the mark are seen');
+
+    const earlier = appSet('s1');
+    const after = await hub.write('s1', record, 1000);
+    await earlier;
+    assert.ok(after !== 'destroyed' && after.current === undefined, 'an app write under way when ours started: not alone');
+
+    // A wrapper installed after ours that defers the call: the token is not taken, the write counts as overlapped (safe).
+    const wrapped = store.set;
+    store.set = function (this: unknown, ...args: unknown[]) {
+      setImmediate(() => (wrapped as (...a: unknown[]) => void).apply(this, args));
+    } as typeof store.set;
+    const deferred = await hub.write('s1', record, 1000);
+    store.set = wrapped;
+    assert.ok(deferred !== 'destroyed' && deferred.current === undefined, 'token not taken: never taken as alone');
+
+    const untracked = await hub.write('s2', record, 1000);
+    assert.ok(untracked !== 'destroyed' && untracked.current === undefined, 'a session not loaded here has no mark');
+    await new Promise<void>((resolve) => store.destroy('s1', () => resolve()));
+    assert.equal(await hub.write('s1', record, 1000), 'destroyed');
+  } finally {
+    hub.release();
+  }
 });

@@ -1,19 +1,20 @@
 /**
  * The HTTP surfaces of a `sessions()` instance, together: the token endpoint, the served script
  * (both hand out tickets, and renew the session cookie on `?renew=1`), and `httpLock()`. They reach
- * sessions only through the resolver, and write only through the session's lane and the store hub.
+ * sessions only through the resolver, and write only through the session's runtime and the store hub.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventEmitter } from 'node:events';
 import { ErrorCode, type Ticket } from '../../protocol.js';
 import { asUnavailable, SessionInvalidError, SessionOptionsError, type SessionUnavailableError } from '../../errors.js';
 import type { ServerContext } from '../context.js';
-import { acquireWithin, holdLane, Lane } from '../exclusive.js';
+import { acquireWithin } from '../runtime/lock-wait.js';
+import { holdTurn, SessionRuntime } from '../runtime/index.js';
 import { log } from '../log.js';
 import { audienceOf, isAllowedOrigin, originAllowed, requesterOrigin } from '../origin.js';
 import type { Resolved, Resolver } from '../resolver.js';
 import { sessionCookie } from '../session-id.js';
-import { sessionRoom } from '../invalidation.js';
+import { sessionTag } from '../invalidation.js';
 import { clientScriptHandler, serveClientScript } from './client-script.js';
 import { tokenEndpoint } from './token-endpoint.js';
 
@@ -39,7 +40,7 @@ export class HttpSurfaces {
     if (!sealer) throw new SessionOptionsError('socket.io-sessions: tickets need a "secret"');
     const resolved = await this.resolver.request(req);
     const ticket = sealer.seal(resolved.sid, audience);
-    if (log.tickets.enabled) log.tickets('ticket minted for %s (audience %s)', sessionRoom(resolved.sid), audience);
+    if (log.tickets.enabled) log.tickets('ticket minted for %s (audience %s)', sessionTag(resolved.sid), audience);
     return { ticket, setCookie: renew ? await this.renewCookie(req, resolved) : undefined };
   }
 
@@ -62,12 +63,12 @@ export class HttpSurfaces {
       current.cookie = { ...current.cookie, expires } as typeof current.cookie;
       if ((await hub.write(sid, current, options.storeTimeout)) === 'destroyed') throw new SessionInvalidError('destroyed');
     };
-    // Behind httpLock() this request already holds the session's lock, which every unit of the lane
-    // also needs: running through the lane would wait for ourselves.
+    // Behind httpLock() this request already holds the session's lock, which every unit of the runtime
+    // also needs: running through the runtime would wait for ourselves.
     if ((req as LockedRequest)[LOCK_HELD] === sid) await write();
     else {
       let failure: unknown;
-      await Lane.of(hub, sid).task({
+      await SessionRuntime.of(hub, sid).task({
         lock: options.lock,
         timeoutMs: options.storeTimeout,
         failed: (err) => (failure = err),
@@ -75,7 +76,7 @@ export class HttpSurfaces {
       });
       if (failure) throw failure;
     }
-    if (log.tickets.enabled) log.tickets('session cookie of %s renewed', sessionRoom(sid));
+    if (log.tickets.enabled) log.tickets('session cookie of %s renewed', sessionTag(sid));
     return sessionCookie(options.name, sid, options.secrets[0], cookie, expires);
   }
 
@@ -117,8 +118,8 @@ export class HttpSurfaces {
   httpLock() {
     const { lock, storeTimeout, handlerTimeout } = this.ctx.options;
     const { hub } = this.ctx;
-    // With `lock`, the cross-node lock; without, the session's lane in this process (one node).
-    const take = (sid: string) => (lock ? acquireWithin(lock, sid, Date.now() + storeTimeout) : holdLane(hub, sid, Date.now() + storeTimeout, handlerTimeout));
+    // With `lock`, the cross-node lock; without, the session's turn in its runtime (one node).
+    const take = (sid: string) => (lock ? acquireWithin(lock, sid, Date.now() + storeTimeout) : holdTurn(hub, sid, Date.now() + storeTimeout, handlerTimeout));
     return (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
       // Listen for the end of the response before waiting: a client that gives up while we wait
       // must not leave the lock taken after its response closed (it would be held for good).

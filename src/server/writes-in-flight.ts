@@ -1,0 +1,102 @@
+/**
+ * The writes of each session under way in this process (by tag), and, on several nodes, when the
+ * last one ended: a destroy told late by another node may have been overtaken by a write of ours
+ * that ended within `raceWindowMs` before the notice (see DestroyedSet).
+ *
+ * Bounds: a record per session with a write under way, plus (on several nodes) one per session
+ * written within the race window; a write that never ends is forgotten after `keepMs`. Given back
+ * when due, calls or not (one sweep armed for the oldest record).
+ */
+import { later, Sweep, type Schedule } from './sweep.js';
+
+interface Writes {
+  sid: string;
+  /** Writes under way. */
+  running: number;
+  /** When the last one ended (or started, while running). */
+  at: number;
+}
+
+export class WritesInFlight {
+  private readonly writes = new Map<string, Writes>();
+  private starts = 0;
+  private readonly sweep: Sweep;
+
+  /**
+   * @param raceWindowMs how long after it ended a write may still meet another node's destroy
+   *   notice; 0 (nothing to remember) until a server whose adapter reaches other nodes says otherwise.
+   */
+  constructor(
+    public raceWindowMs = 0,
+    private readonly keepMs = 10 * 60_000,
+    private readonly now: () => number = Date.now,
+    schedule: Schedule = later,
+  ) {
+    this.sweep = new Sweep(schedule, now, () => this.nextDue(), (at) => this.prune(at));
+  }
+
+  /** Writes of `tag` under way. */
+  running(tag: string): number {
+    return this.writes.get(tag)?.running ?? 0;
+  }
+
+  /** The session id of `tag` when none of its writes runs and one ended within the race window. */
+  endedLately(tag: string): string | undefined {
+    const writes = this.writes.get(tag);
+    return writes && writes.running === 0 && this.now() - writes.at <= this.raceWindowMs ? writes.sid : undefined;
+  }
+
+  /** A write of `tag` starts. */
+  started(tag: string, sid: string): void {
+    const now = this.now();
+    const writes = this.writes.get(tag);
+    if (!writes) this.writes.set(tag, { sid, running: 1, at: now });
+    else {
+      writes.running += 1;
+      writes.at = now;
+      if (this.raceWindowMs > 0) this.reinsert(tag, writes);
+    }
+    // (Single node: ended writes are forgotten at once; only writes that never end are pruned, now and then.)
+    if (this.raceWindowMs > 0 || (++this.starts & 1023) === 0) this.prune(now);
+    this.sweep.arm();
+  }
+
+  /** A write of `tag` ended. */
+  ended(tag: string): void {
+    const writes = this.writes.get(tag);
+    if (!writes) return;
+    writes.running = Math.max(0, writes.running - 1);
+    writes.at = this.now();
+    // Without other nodes, an ended write needs no remembering.
+    if (this.raceWindowMs === 0 && writes.running === 0) this.writes.delete(tag);
+    else {
+      this.reinsert(tag, writes);
+      this.sweep.arm();
+    }
+  }
+
+  /** Records held (tests of the bounds). */
+  get size(): number {
+    return this.writes.size;
+  }
+
+  /** Re-insert, so the map stays (roughly) ordered by time for pruning. */
+  private reinsert(tag: string, writes: Writes): void {
+    this.writes.delete(tag);
+    this.writes.set(tag, writes);
+  }
+
+  private nextDue(): number | undefined {
+    const writes: Writes | undefined = this.writes.values().next().value;
+    return writes ? writes.at + (writes.running > 0 ? this.keepMs : this.raceWindowMs) : undefined;
+  }
+
+  /** Forget idle records older than the race window (a hung write counts as idle after keepMs). */
+  private prune(now: number): void {
+    for (const [tag, writes] of this.writes) {
+      const age = now - writes.at;
+      if (age <= this.raceWindowMs || (writes.running > 0 && age <= this.keepMs)) break;
+      this.writes.delete(tag);
+    }
+  }
+}
