@@ -4,19 +4,13 @@
  * timer is armed for the earliest deadline and stays armed when the waits end in time (the next
  * call would arm it again at once); when it fires it expires what is due and re-arms for the rest.
  */
+import { later, type Schedule } from './sweep.js';
+
 export interface Expiring {
   readonly deadline: number;
   expire(): void;
 }
 
-/** Runs `run` in `ms` on an unref'd timer (a deadline never keeps the process alive); returns a cancel. */
-export type Schedule = (ms: number, run: () => void) => () => void;
-
-export const later: Schedule = (ms, run) => {
-  const timer = setTimeout(run, ms);
-  timer.unref?.();
-  return () => clearTimeout(timer);
-};
 
 export class Deadlines {
   private readonly pending = new Set<Expiring>();

@@ -2,7 +2,8 @@
 // timer: every wait still expires at its deadline, and calls that answer in time cost no timer each.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Deadlines, type Expiring, type Schedule } from '../../src/server/deadlines.js';
+import { Deadlines, type Expiring } from '../../src/server/deadlines.js';
+import type { Schedule } from '../../src/server/sweep.js';
 
 /** A fake clock and timer: `advance(ms)` runs what is due, in order. */
 function fakeTime() {
