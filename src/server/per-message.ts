@@ -98,15 +98,18 @@ export class PerMessageUnit {
 
   /** Run the listener; its ack is held (the ack it asked for is sent after the save). */
   private call(): unknown {
-    const held = this.ack && ((...a: unknown[]) => this.hold(a));
-    return this.listener.apply(this.host.socket, held ? [...this.args, held] : this.args);
+    if (!this.ack) return this.listener.apply(this.host.socket, this.args);
+    // (`args` is this unit's own array, made by the wrapper: the held ack goes at its end.)
+    this.args.push((...a: unknown[]) => this.hold(a));
+    return this.listener.apply(this.host.socket, this.args);
   }
 
   /**
    * Run the handler on `entry`'s tracked session (`first`: the first of its batch since the load).
    * True when it ran and its changes are to be saved; otherwise it was answered (its changes undone).
+   * A handler that returned no promise is answered at once (no promise here either: no turn lost).
    */
-  async run(entry: SessionEntry, first: boolean): Promise<boolean> {
+  run(entry: SessionEntry, first: boolean): boolean | Promise<boolean> {
     if (this.gone) {
       this.settle();
       return false;
@@ -117,17 +120,30 @@ export class PerMessageUnit {
       return false;
     }
     entry.begin(first);
+    let result: unknown;
     try {
-      await settledWithin(this.call(), this.host.handlerTimeout);
+      result = settledWithin(this.call(), this.host.handlerTimeout);
+    } catch (err) {
+      return this.ended(entry, true, err);
+    }
+    // (settledWithin makes any thenable a native promise.)
+    if (isThenable(result)) return (result as Promise<unknown>).then(() => this.ended(entry), (err: unknown) => this.ended(entry, true, err));
+    return this.ended(entry);
+  }
+
+  /** The handler ended (`threw`: it threw or rejected with `err`): whether its changes are to be saved. */
+  private ended(entry: SessionEntry, threw = false, err?: unknown): boolean {
+    try {
+      if (threw) {
+        // Its changes are undone, so an ack it sent before throwing is not sent: the notice is.
+        entry.rollback();
+        this.failed(entry, err);
+        return false;
+      }
       const unstorable = entry.unstorable();
       if (!unstorable) return true;
       entry.rollback();
       this.refuse(unstorable);
-      return false;
-    } catch (err) {
-      // Its changes are undone, so an ack it sent before throwing is not sent: the notice is.
-      entry.rollback();
-      this.failed(entry, err);
       return false;
     } finally {
       entry.end();
@@ -204,10 +220,12 @@ class HandlerTimeoutError extends Error {
   }
 }
 
+const isThenable = (value: unknown): value is PromiseLike<unknown> => !!value && typeof (value as PromiseLike<unknown>).then === 'function';
+
 /** A handler that has not settled in time is given up on. */
 function settledWithin(result: unknown, ms: number): unknown {
-  if (!result || typeof (result as Promise<unknown>).then !== 'function') return result;
-  const pending = result as PromiseLike<unknown>;
+  if (!isThenable(result)) return result;
+  const pending = result;
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
     pending,
