@@ -110,6 +110,8 @@ export function putValue(target: object, key: string, value: unknown): void {
 const problemOf = (property: PropertyDescriptor): string | undefined =>
   'value' in property ? unstorable(property.value, isSession) : 'an accessor (get/set) is code, not data: assign a value instead';
 
+const NO_CHANGES: ReadonlyMap<string, Json> = new Map();
+
 export class ChangeTracker<T extends object = object> {
   /** The store's JSON (as of the last load or save) of every key marked since (allocated on first use). */
   private saved: Map<string, Json> | undefined;
@@ -178,9 +180,9 @@ export class ChangeTracker<T extends object = object> {
   }
 
   /** Keys whose current value differs from the store's, with their JSON (Unstorable: always a change). */
-  changes(): Map<string, Json> {
+  changes(): ReadonlyMap<string, Json> {
+    if (!this.saved?.size) return NO_CHANGES; // (every load of a session nobody changed here asks)
     const changed = new Map<string, Json>();
-    if (!this.saved) return changed;
     for (const [key, before] of this.saved) {
       const now = this.json(key);
       if (now !== before) changed.set(key, now);
