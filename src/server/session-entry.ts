@@ -5,10 +5,8 @@
  * lives as long as the entry, so every reference handed out (`socket.session`, the `sconnection`
  * argument) stays the session's, reloads included.
  *
- * Saving merges only the keys changed here into the store's record, and reads that record first
- * only when something else may have written it since this copy was loaded: a write through this
- * process (the store hub marks them), or any other process when the store is shared and the copy
- * was not just loaded under the same exclusive unit.
+ * How the copy is loaded, saved and revalidated is the runtime's (runtime/work.ts); the entry keeps
+ * the express-session stand-in (EntryRequest, createSession, takeIn/adopt/replace) and the tracker glue.
  */
 import type { Session, SessionData, Store } from 'express-session';
 import type { InvalidReason } from '../protocol.js';

@@ -6,8 +6,9 @@
  *
  * This file only wires the parts together; a session flows one way through them:
  * resolver (request → credential → id → loaded session) → connection (one binding per socket) →
- * per-message / per-connection (when to load and save) → exclusive (one unit at a time per session,
- * with the lock) → session-entry (the loaded copy, merge) → store (deadlines, guarded writes).
+ * per-message / per-connection (when to load and save) → runtime/ (one per session: its queue with
+ * the lock, the batch, load and save) → session-entry (the loaded copy) → store (deadlines, guarded
+ * writes, the write token). docs/architecture.md has the map.
  */
 import { EventEmitter } from 'node:events';
 import type { DefaultEventsMap, Namespace, Server, Socket } from 'socket.io';

@@ -58,7 +58,9 @@ export class WritesInFlight {
     }
     // (Single node: ended writes are forgotten at once; only writes that never end are pruned, now and then.)
     if (this.raceWindowMs > 0 || (++this.starts & 1023) === 0) this.prune(now);
-    this.sweep.arm();
+    // A sweep armed when the map last became non-empty is due no later than any record since: re-arm
+    // only then (one node) instead of on every write; with a race window records move, so always.
+    if (this.raceWindowMs > 0 || this.writes.size === 1) this.sweep.arm();
   }
 
   /** A write of `tag` ended. */
