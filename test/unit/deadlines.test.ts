@@ -76,3 +76,35 @@ test('deadlines: a wait added by an expiring one is expired at its own deadline'
   time.advance(100);
   assert.deepEqual(expired, [10, 15]);
 });
+
+test('deadlines: a wait ended by another one expiring at the same moment is not expired too; the count stays exact', () => {
+  const time = fakeTime();
+  const deadlines = new Deadlines(time.now, time.schedule);
+  const expired: string[] = [];
+  const second: Expiring = { deadline: 10, expire: () => expired.push('second') };
+  deadlines.add({ deadline: 10, expire: () => (expired.push('first'), deadlines.delete(second)) });
+  deadlines.add(second);
+  assert.equal(deadlines.size, 2);
+  time.advance(100);
+  assert.deepEqual(expired, ['first']);
+  assert.equal(deadlines.size, 0);
+});
+
+test('deadlines: many calls in flight that end in time leave nothing behind, and the pending ones still expire', () => {
+  const time = fakeTime();
+  const deadlines = new Deadlines(time.now, time.schedule);
+  const expired: number[] = [];
+  const late = waitFor(time, 5000, expired);
+  deadlines.add(late);
+  for (let i = 0; i < 10_000; i++) {
+    const wait = waitFor(time, 5000, expired);
+    deadlines.add(wait);
+    deadlines.add(wait); // twice: still one wait
+    deadlines.delete(wait);
+    deadlines.delete(wait);
+  }
+  assert.equal(deadlines.size, 1);
+  time.advance(6000);
+  assert.deepEqual(expired, [5000]);
+  assert.equal(deadlines.size, 0);
+});
