@@ -98,11 +98,11 @@ export class SessionEntry implements Live {
 
   /** The live entry of `sid` in this process, if any. */
   static of(hub: StoreHub, sid: string): SessionEntry | undefined {
-    return hub.liveOf(sid) as SessionEntry | undefined;
+    return hub.live.of(sid) as SessionEntry | undefined;
   }
 
   static byTag(hub: StoreHub, tag: string): SessionEntry | undefined {
-    return hub.liveByTag(tag) as SessionEntry | undefined;
+    return hub.live.byTag(tag) as SessionEntry | undefined;
   }
 
 
@@ -134,7 +134,7 @@ export class SessionEntry implements Live {
     if (!this.tracked) {
       this.tracked = true;
       this.currentAt = NO_MARK;
-      this.hub.track(this);
+      this.hub.live.track(this);
     }
     return this;
   }
@@ -161,7 +161,7 @@ export class SessionEntry implements Live {
 
   /** The copy equals the store's record, as far as this process can tell. */
   get current(): boolean {
-    return this.tracked && this.hub.unchangedSince(this.sid, this.currentAt) && !this.expired();
+    return this.tracked && this.hub.live.unchangedSince(this.sid, this.currentAt) && !this.expired();
   }
 
   /** Nothing can have changed the store's record since the copy was loaded (a process-local store that only we wrote). */
@@ -349,7 +349,7 @@ export class SessionEntry implements Live {
     this.stopTimers();
     if (!this.tracked) return;
     this.tracked = false;
-    this.hub.untrack(this);
+    this.hub.live.untrack(this);
   }
 }
 

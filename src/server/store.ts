@@ -8,9 +8,9 @@
  *   renewal, revalidation touches, and the app's own HTTP saves, since the store's `set`, `touch` and
  *   `destroy` are wrapped): a write of a destroyed session is dropped, and a write that raced a
  *   destroy is followed by one more destroy (see DestroyedSet). So a destroyed session never exists again.
- * - The hub marks each write (start and end) of a loaded session through this process, so a loaded
- *   copy can ask whether anything wrote the session since a mark (`unchangedSince`), and a write of
- *   ours is answered with whether it ran alone (an explicit token, see `write`).
+ * - The hub marks each write (start and end) of a loaded session through this process (`live`,
+ *   live-sessions.ts), so a loaded copy can ask whether anything wrote the session since a mark, and
+ *   a write of ours is answered with whether it ran alone (an explicit token, see `write`).
  * - `close()` of the last user restores the store's own methods.
  */
 import type { Store, SessionData } from 'express-session';
@@ -20,6 +20,9 @@ import { WritesInFlight } from './writes-in-flight.js';
 import { Deadlines, type Expiring } from './deadlines.js';
 import { sessionTag } from './invalidation.js';
 import { log } from './log.js';
+import { LiveSessions, type WriteMark } from './live-sessions.js';
+
+export { NO_MARK, type Live, type WriteMark } from './live-sessions.js';
 
 /** How long a client should wait before retrying after a store failure. */
 export const RETRY_AFTER_MS = 1000;
@@ -31,20 +34,6 @@ export type SessionRecord = SessionData & Record<string, unknown>;
 export type Loaded = { record: SessionRecord } | { invalid: 'not-found' | 'corrupt' | 'destroyed' };
 
 type Callback = (err?: unknown, value?: unknown) => void;
-
-/** A session loaded in this process (see SessionEntry). */
-export interface Live {
-  readonly sid: string;
-  readonly tag: string;
-}
-
-declare const MARK: unique symbol;
-/** An opaque point in the history of a loaded session's writes through this process (see `StoreHub.mark`). */
-export type WriteMark = number & { readonly [MARK]: true };
-/** No point: never unchanged since. */
-export const NO_MARK = -1 as WriteMark;
-/** Marks are unique process-wide, so a mark of one registration never matches another's. */
-let lastMark = 0;
 
 /**
  * A write of ours: the session was destroyed before or while it ran; or it landed, and `current` is
@@ -132,8 +121,8 @@ export class StoreHub {
   /** No other process writes this store (express-session's MemoryStore): a copy nothing wrote since is current. */
   readonly local: boolean;
   private users = 0;
-  /** Sessions loaded in this process, by id, with the mark of their last write event. */
-  private readonly live = new Map<string, { live: Live; mark: WriteMark }>();
+  /** Sessions loaded in this process, by id, with the marks of their writes. */
+  readonly live = new LiveSessions();
   /** The token of the write `write()` is starting (handed over synchronously, see `write`). */
   private handing: WriteToken | undefined;
   /** Reads an HTTP surface made, each forgotten at its deadline (on the deadlines' timer) if no handshake took it. */
@@ -183,7 +172,7 @@ export class StoreHub {
       // `clear()` destroys every session without a destroy each: the live ones here are told.
       clear: this.own.clear && (function (this: Store, cb?: Callback) {
         return hub.own.clear!.call(this, ((err?: unknown) => {
-          if (!err) for (const sid of [...hub.live.keys()]) hub.destroyedElsewhere(sid);
+          if (!err) for (const { sid } of [...hub.live.all()]) hub.destroyedElsewhere(sid);
           cb?.(err);
         }) as never);
       } as unknown as StoreMethod),
@@ -216,14 +205,14 @@ export class StoreHub {
     this.uncarry(sid);
     // Ours runs alone if no other write is under way now and none starts or ends until ours ends.
     const alone = own !== undefined && this.writesInFlight.running(tag) === 0;
-    const startedAt = this.bump(sid);
+    const startedAt = this.live.bump(sid);
     this.writesInFlight.started(tag, sid);
     let ended = false;
     const end = (err?: unknown) => {
       if (ended) return;
       ended = true;
-      const unbroken = alone && this.mark(sid) === startedAt;
-      const endedAt = this.bump(sid);
+      const unbroken = alone && this.live.mark(sid) === startedAt;
+      const endedAt = this.live.bump(sid);
       if (own && unbroken) own.mark = endedAt;
       this.writesInFlight.ended(tag);
       if (this.destroyedSet.writeEnded(tag)) this.destroyAgain(sid, tag);
@@ -242,7 +231,7 @@ export class StoreHub {
     const tag = this.tagOf(sid);
     this.destroyedSet.destroying(tag);
     this.uncarry(sid);
-    this.bump(sid);
+    this.live.bump(sid);
     let ended = false;
     const end = (err?: unknown) => {
       if (ended) return;
@@ -276,28 +265,11 @@ export class StoreHub {
     call(this.store, this.own.destroy, [sid], 30_000).catch((err: unknown) => log.invalidate('repeat destroy of %s failed: %O', tag, err));
   }
 
-  /** A write event of `sid`: its new mark (NO_MARK when it is not loaded here). */
-  private bump(sid: string): WriteMark {
-    const entry = this.live.get(sid);
-    if (!entry) return NO_MARK;
-    return (entry.mark = ++lastMark as WriteMark);
-  }
-
   /** The token of our own write of `sid`, if this write is it (once). */
   private takeToken(sid: string): WriteToken | undefined {
     const token = this.handing;
     this.handing = undefined;
     return token?.sid === sid ? token : undefined;
-  }
-
-  /** Where the writes of a loaded session through this process stand now (NO_MARK when it is not loaded). */
-  mark(sid: string): WriteMark {
-    return this.live.get(sid)?.mark ?? NO_MARK;
-  }
-
-  /** No write of `sid` through this process started or ended since `mark` was taken. */
-  unchangedSince(sid: string, mark: WriteMark): boolean {
-    return mark !== NO_MARK && this.mark(sid) === mark;
   }
 
   /** Whether a session was destroyed lately (no hash computed while nothing was). */
@@ -307,33 +279,7 @@ export class StoreHub {
 
   /** A session's tag (cached for live sessions: a hash per write otherwise). */
   tagOf(sid: string): string {
-    return this.live.get(sid)?.live.tag ?? sessionTag(sid);
-  }
-
-  /** Mark this process's writes of a loaded session from now on (until `untrack`). */
-  track(live: Live): void {
-    this.live.set(live.sid, { live, mark: ++lastMark as WriteMark });
-  }
-
-  untrack(live: Live): void {
-    if (this.live.get(live.sid)?.live !== live) return;
-    this.live.delete(live.sid);
-  }
-
-  /** Every session loaded in this process. */
-  *liveSessions(): IterableIterator<Live> {
-    for (const { live } of this.live.values()) yield live;
-  }
-
-  /** The loaded session of an id, or of a tag. */
-  liveOf(sid: string): Live | undefined {
-    return this.live.get(sid)?.live;
-  }
-
-  /** (A scan: only another node's destroy notice asks; an index by tag would cost memory per session.) */
-  liveByTag(tag: string): Live | undefined {
-    for (const { live } of this.live.values()) if (live.tag === tag) return live;
-    return undefined;
+    return this.live.of(sid)?.tag ?? sessionTag(sid);
   }
 
   /** Resolves once no write of `sid` is under way in this process (or after `timeoutMs`). */
@@ -458,6 +404,6 @@ export class StoreHub {
     this.handing = undefined;
     await pending;
     if (this.destroyed(sid)) return 'destroyed';
-    return { current: token.mark !== undefined && this.unchangedSince(sid, token.mark) ? token.mark : undefined };
+    return { current: token.mark !== undefined && this.live.unchangedSince(sid, token.mark) ? token.mark : undefined };
   }
 }

@@ -52,7 +52,7 @@ export function saveTask(entry: SessionEntry, ctx: ServerContext, attempt = 0): 
  * all the work queued so far on the sessions of this process has run.
  */
 export async function flush(ctx: ServerContext): Promise<void> {
-  for (const live of ctx.hub.liveSessions()) {
+  for (const live of ctx.hub.live.all()) {
     const entry = live as SessionEntry;
     if (entry.saveTimer === undefined) continue;
     clearTimeout(entry.saveTimer);

@@ -141,17 +141,17 @@ test('store hub: a write of ours is answered with whether it ran alone (an expli
   try {
     const record = { cookie: { originalMaxAge: 60_000 }, n: 1 } as never;
     const appSet = (sid: string) => new Promise<void>((resolve) => store.set(sid, record, () => resolve()));
-    hub.track({ sid: 's1', tag: sessionTag('s1') });
+    hub.live.track({ sid: 's1', tag: sessionTag('s1') });
     const alone = await hub.write('s1', record, 1000);
     assert.ok(alone !== 'destroyed' && alone.current !== undefined, 'alone: the store holds what we wrote');
-    assert.equal(hub.unchangedSince('s1', alone.current), true);
+    assert.equal(hub.live.unchangedSince('s1', alone.current), true);
 
     // (MemoryStore calls back on a later turn: an app write started now runs while ours is under way.)
     const ours = hub.write('s1', record, 1000);
     await appSet('s1');
     const overlapped = await ours;
     assert.ok(overlapped !== 'destroyed' && overlapped.current === undefined, 'an app write during ours: not alone');
-    assert.equal(hub.unchangedSince('s1', alone.current), false, 'writes since the mark are seen');
+    assert.equal(hub.live.unchangedSince('s1', alone.current), false, 'writes since the mark are seen');
 
     const earlier = appSet('s1');
     const after = await hub.write('s1', record, 1000);

@@ -97,9 +97,9 @@ function byEntry(units: PerMessageUnit[]): PerMessageUnit[][] {
 async function read(entry: SessionEntry, timeoutMs: number): Promise<{ loaded: Loaded; settled: WriteMark | undefined }> {
   const { hub, sid } = entry;
   for (let attempt = 1; ; attempt++) {
-    const before = hub.mark(sid);
+    const before = hub.live.mark(sid);
     const loaded = await hub.read(sid, timeoutMs);
-    const settled = hub.unchangedSince(sid, before) ? before : undefined;
+    const settled = hub.live.unchangedSince(sid, before) ? before : undefined;
     if (settled !== undefined || attempt >= MAX_REREADS || !('record' in loaded)) return { loaded, settled };
   }
 }
@@ -219,7 +219,7 @@ export async function revalidate(entry: SessionEntry, timeoutMs: number): Promis
   if (!entry.active) return undefined;
   entry.active = false;
   entry.touchCookie();
-  const wasCurrent = entry.hub.unchangedSince(entry.sid, entry.mark);
+  const wasCurrent = entry.hub.live.unchangedSince(entry.sid, entry.mark);
   const written = await entry.hub.touch(entry.sid, entry.storableCopy(), timeoutMs);
   if (written === 'destroyed') return 'destroyed';
   if (wasCurrent) entry.markCurrent(written.current);
