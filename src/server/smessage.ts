@@ -41,7 +41,9 @@ function translatorOf(host: SmessageHost): Listener {
     const held = ack && ((...args: unknown[]) => void (acked ??= args));
     const listeners = socket.listeners('smessage') as Listener[];
     const session = host.session;
-    const settled = Promise.all(listeners.map((listener) => listener.call(socket, message, session, held))).then(() => void ack?.(...(acked ?? [])));
+    // (In an executor: a listener that throws synchronously rejects, as an async one would.)
+    const all = new Promise((resolve) => resolve(Promise.all(listeners.map((listener) => listener.call(socket, message, session, held)))));
+    const settled = all.then(() => void ack?.(...(acked ?? [])));
     if (host.perMessage) return settled;
     settled.catch((err: unknown) => host.report(new SessionHandlerError('handler-error', `an smessage listener threw: ${describeThrown(err)}`, { cause: err })));
     return undefined;

@@ -62,6 +62,26 @@ for (const perMessage of [false, true]) {
     });
     assert.deepEqual(calls, [{ message: 'hello', isServerSession: true, user: 'alice', role: undefined }]);
   });
+
+  test(`${mode}: an smessage listener that throws (synchronously) is reported through serror; the process and the socket keep working`, async (t) => {
+    const { server, client } = await smessageServer(t, perMessage);
+    const reported: string[] = [];
+    server.sio.on('serror', (error) => reported.push(error.message));
+    server.sio.on('sconnection', (socket) => socket.on('smessage', (message: unknown) => {
+      if (message === 'boom') throw new Error('boom');
+    }));
+    // (A new connection, so the throwing listener is registered on its socket.)
+    client.disconnect().connect();
+    await connected(client);
+    const answer = await new Promise<unknown>((resolve) => {
+      client.send('boom', (arg: unknown) => resolve(arg));
+      // Per-connection: a failed smessage is not acknowledged; `sync` answers after it ran.
+      if (!perMessage) void client.timeout(3000).emitWithAck('sync').then(() => resolve('no ack'));
+    });
+    assert.deepEqual(answer, perMessage ? { 'sio-sessions:notice': { code: 'EVENT_FAILED', reason: 'handler-error' } } : 'no ack');
+    assert.ok(reported.some((m) => /boom/.test(m)), `reported: ${JSON.stringify(reported)}`);
+    assert.equal(await client.timeout(3000).emitWithAck('sync'), undefined, 'the socket still works');
+  });
 }
 
 test('per-message: smessage sees an HTTP write made just before, and its own change is in the store before the send callback fires', async (t) => {
