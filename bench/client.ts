@@ -88,6 +88,7 @@ async function timeConnect(open: () => Socket, started = performance.now()): Pro
 }
 
 serve({
+  cpu: () => process.cpuUsage(),
   async open({ name, specs, reconnection = {}, concurrency = 20 }: { name: string; specs: SocketSpec[]; reconnection?: Reconnection; concurrency?: number }) {
     const started = now();
     let failed = 0;

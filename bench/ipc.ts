@@ -58,8 +58,13 @@ export class Child {
   private next = 0;
   private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
 
-  constructor(entry: string, argv: string[], execArgv: string[] = []) {
-    this.proc = fork(new URL(entry, import.meta.url).pathname, argv, { execArgv: ['--import', 'tsx', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  /** `env`: added to this process's environment for the child. */
+  constructor(entry: string, argv: string[], execArgv: string[] = [], env?: Record<string, string>) {
+    this.proc = fork(new URL(entry, import.meta.url).pathname, argv, {
+      execArgv: ['--import', 'tsx', ...execArgv],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: env && { ...process.env, ...env },
+    });
     children.add(this.proc);
     let announce: (m: Record<string, any>) => void;
     let fail: (e: Error) => void;

@@ -22,13 +22,13 @@ export const clientLib = () => load<typeof import('../src/client/index.js')>('di
 export const ticketsLib = () => load<typeof import('../src/client/tickets.js')>('dist/client/tickets.js');
 
 /** Which code was measured: the checkout's last commit that changed src/, and whether src/ has uncommitted changes. */
-export function libVersion(): { dir: string; commit: string; dirty: boolean } {
+export function libVersion(dir = LIB_DIR): { dir: string; commit: string; dirty: boolean } {
   const git = (...args: string[]) => {
     try {
-      return execFileSync('git', ['-C', LIB_DIR, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+      return execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     } catch {
       return '';
     }
   };
-  return { dir: LIB_DIR, commit: git('log', '-1', '--format=%h', '--', 'src') || 'unknown', dirty: git('status', '--porcelain', '--', 'src').length > 0 };
+  return { dir, commit: git('log', '-1', '--format=%h', '--', 'src') || 'unknown', dirty: git('status', '--porcelain', '--', 'src').length > 0 };
 }

@@ -42,6 +42,13 @@ const ONLY = new Set((process.env.BENCH_ONLY ?? '1,2,3,4,5,6,7,8').split(',').ma
 const OUT = resolve(process.env.BENCH_OUT ?? `${ROOT}/bench/results/latest.json`);
 const DOC = process.env.BENCH_DOC === '0' ? undefined : resolve(process.env.BENCH_DOC ?? `${ROOT}/docs/benchmarks.md`);
 const before = readResults(process.env.BENCH_BEFORE);
+/**
+ * BENCH_BASE_LIB=<checkout with a built dist/>: workloads 1, 2 and 5 also run per-message (and
+ * per-connection) from that checkout, interleaved with the rest of the same run ("before" rows, and
+ * "vs before" on ours): a before/after comparison under one load.
+ */
+const BASE_LIB = process.env.BENCH_BASE_LIB ? resolve(process.env.BENCH_BASE_LIB) : undefined;
+const BASE = 'base-';
 /** BENCH_PROF=<dir>: every server process writes a CPU profile there (node --cpu-prof) when it exits. */
 const PROF = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', resolve(process.env.BENCH_PROF)] : [];
 
@@ -59,7 +66,7 @@ interface Node {
 }
 
 async function startNode(spec: ServerSpec): Promise<Node> {
-  const child = new Child('./server.ts', [JSON.stringify(spec)], ['--expose-gc', ...PROF]);
+  const child = new Child('./server.ts', [JSON.stringify(spec)], ['--expose-gc', ...PROF], spec.lib ? { BENCH_LIB: spec.lib } : undefined);
   const { ready } = await child.announced;
   if (PROF.length) log(`server pid ${child.proc.pid} (its profile's name): ${JSON.stringify(spec)}`);
   return { child, url: ready.url, spec };
@@ -233,17 +240,24 @@ async function incWorkload(fleets: Fleet[], clients: Child[]): Promise<Map<strin
 }
 
 async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise<Section[]> {
-  const perMessage = (store: 'memory' | 'redis', prefix: string, lock = false) => startNode({ redisUrl, sessions: { perMessage: true, store, prefix, lock } });
+  const perMessage = (store: 'memory' | 'redis', prefix: string, lock = false, lib?: string) => startNode({ redisUrl, lib, sessions: { perMessage: true, store, prefix, lock } });
   const fleet = async (key: string, label: string, node: Promise<Node>, shape: Partial<Fleet> = {}): Promise<Fleet> => ({ key, label, nodes: [await node], plain: false, sessions: 50, perSession: 1, data: SMALL, ...shape });
   const recipe = (key: string, label: string, store: 'memory' | 'redis', prefix: string, shape: Partial<Fleet> = {}) =>
     fleet(`recipe-${key}`, `socket.io's recipe, ${label}`, startNode({ redisUrl, recipe: { store, prefix } }), { plainClient: true, ...shape });
   const fleets: Fleet[] = [await fleet('plain', 'plain socket.io', startNode({}), { plain: true })];
   if (ONLY.has('1')) fleets.push(await fleet('memory', 'MemoryStore', perMessage('memory', 'w1m:')), await fleet('redis', 'Redis', perMessage('redis', 'w1:')));
+  if (ONLY.has('1') && BASE_LIB) {
+    fleets.push(await fleet(`${BASE}memory`, 'MemoryStore, before', perMessage('memory', 'w1bm:', false, BASE_LIB)), await fleet(`${BASE}redis`, 'Redis, before', perMessage('redis', 'w1b:', false, BASE_LIB)));
+  }
   if (ONLY.has('1') && RECIPE) fleets.push(await recipe('memory', 'MemoryStore', 'memory', 'w1rm:'), await recipe('redis', 'Redis', 'redis', 'w1r:'));
   if (ONLY.has('1') && AA) fleets.push(await fleet('aa', 'plain socket.io on a second server (A/A check: should be 1.00x)', startNode({}), { plain: true }));
   if (ONLY.has('2')) {
     fleets.push(await fleet('cart-memory', 'MemoryStore, 7.7 KB session', perMessage('memory', 'w2m:'), { data: CART }));
     fleets.push(await fleet('cart-redis', 'Redis, 7.7 KB session', perMessage('redis', 'w2:'), { data: CART }));
+  }
+  if (ONLY.has('2') && BASE_LIB) {
+    fleets.push(await fleet(`${BASE}cart-memory`, 'MemoryStore, 7.7 KB session, before', perMessage('memory', 'w2bm:', false, BASE_LIB), { data: CART }));
+    fleets.push(await fleet(`${BASE}cart-redis`, 'Redis, 7.7 KB session, before', perMessage('redis', 'w2b:', false, BASE_LIB), { data: CART }));
   }
   if (ONLY.has('2') && RECIPE) {
     fleets.push(await recipe('cart-memory', 'MemoryStore, 7.7 KB session', 'memory', 'w2rm:', { data: CART }));
@@ -254,8 +268,8 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
     fleets.push(await fleet('shared-redis-lock', 'Redis + lock, 5 sessions x 10 sockets', perMessage('redis', 'w3l:', true), { sessions: 5, perSession: 10 }));
   }
   try {
-    const rows = againstRecipe(await incWorkload(fleets, clients));
-    const pick = (...keys: string[]) => keys.flatMap((k) => (rows.has(k) ? [rows.get(k)!] : []));
+    const rows = againstBase(againstRecipe(await incWorkload(fleets, clients)));
+    const pick = (...keys: string[]) => keys.flatMap((k) => [k, BASE + k]).flatMap((k) => (rows.has(k) ? [rows.get(k)!] : []));
     const common =
       `${CLIENT_PROCS} client processes; every socket has one acked \`inc\` in flight at a time; throughput = acked events / time. ` +
       `All variants' sockets stay open; per repetition each variant runs ${SLICES} slices of ${SECONDS} s alternating with ${SLICES} of plain (so each comparison spans seconds), ` +
@@ -296,10 +310,21 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
 /** Each per-message row that has a recipe row gets "vs recipe": per repetition, its ratio over plain / the recipe's. */
 function againstRecipe(rows: Map<string, Row>): Map<string, Row> {
   for (const [key, row] of rows) {
-    const peer = rows.get(`recipe-${key}`);
+    const peer = rows.get(`recipe-${key.startsWith(BASE) ? key.slice(BASE.length) : key}`);
     if (!peer) continue;
     const theirs = compared(peer);
     row.extra = [{ name: 'vs recipe', values: compared(row).map((ours, i) => ours / theirs[i]!) }, ...(row.extra ?? [])];
+  }
+  return rows;
+}
+
+/** With BENCH_BASE_LIB, each row that has a "before" row gets "vs before": per repetition, its ratio over plain / the before row's. */
+function againstBase(rows: Map<string, Row>): Map<string, Row> {
+  for (const [key, row] of rows) {
+    const base = rows.get(BASE + key);
+    if (!base) continue;
+    const theirs = compared(base);
+    row.extra = [{ name: 'vs before', values: compared(row).map((ours, i) => ours / theirs[i]!) }, ...(row.extra ?? [])];
   }
   return rows;
 }
@@ -364,6 +389,9 @@ async function memory(clients: Child[]): Promise<Section[]> {
     ['per-connection', 'per-connection, MemoryStore', { sessions: { perMessage: false, store: 'memory' } }],
     ['per-message', 'per-message, MemoryStore', { sessions: { perMessage: true, store: 'memory' } }],
   ];
+  if (BASE_LIB) {
+    for (const [key, label, spec] of variants.slice(1)) variants.push([BASE + key, `${label}, before`, { ...spec, lib: BASE_LIB }]);
+  }
   const bytes = new Map<string, number[]>(variants.map(([key]) => [key, []]));
   for (let rep = 0; rep < HEAP_REPS; rep++) {
     for (let k = 0; k < variants.length; k++) {
@@ -569,7 +597,7 @@ async function referenceStorm(clients: Child[]): Promise<Section[]> {
 
 async function main() {
   const started = Date.now();
-  const settings = { reps: REPS, heapReps: HEAP_REPS, seconds: SECONDS, slices: SLICES, connects: CONNECTS, heapSockets: HEAP_SOCKETS, stormClients: STORM_CLIENTS, clientProcs: CLIENT_PROCS, quick: QUICK };
+  const settings = { ...(BASE_LIB && { before: `${BASE_LIB} (${libVersion(BASE_LIB).commit})` }), reps: REPS, heapReps: HEAP_REPS, seconds: SECONDS, slices: SLICES, connects: CONNECTS, heapSockets: HEAP_SOCKETS, stormClients: STORM_CLIENTS, clientProcs: CLIENT_PROCS, quick: QUICK };
   const results: Results = { date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', machine: machine(), lib: libVersion(), settings, note: process.env.BENCH_NOTE, sections: [] };
   log(`measuring ${results.lib.dir} (${results.lib.commit}${results.lib.dirty ? ', src/ modified' : ''}); ${JSON.stringify(settings)}`);
   // Sessions in Redis are the library's cost, not the disk's: no persistence.

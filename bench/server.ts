@@ -13,6 +13,9 @@
  * --expose-gc), stats, exit.
  */
 import { createServer } from 'node:http';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createHook } from 'node:async_hooks';
+import { Session as Inspector } from 'node:inspector/promises';
 import { randomBytes } from 'node:crypto';
 import { sign } from 'cookie-signature';
 import type { AddressInfo } from 'node:net';
@@ -46,6 +49,8 @@ export interface ServerSpec {
    */
   recipe?: { store: 'memory' | 'redis'; prefix?: string };
   redisUrl?: string;
+  /** Another checkout whose dist/ serves this variant (BENCH_BASE_LIB: "before" measured in the same run). */
+  lib?: string;
   /** @socket.io/redis-adapter on `redisUrl` (several nodes). */
   adapter?: boolean;
   /** 0 (default): any free port. */
@@ -164,6 +169,41 @@ function seedOne(data: Record<string, unknown>): Promise<string> {
   );
 }
 
+/** A CPU profile of a window of the run (bench/profile.ts), not of start-up and connects as `--cpu-prof` would be. */
+const profile = {
+  inspector: undefined as Inspector | undefined,
+  async start({ intervalUs = 100 }: { intervalUs?: number }) {
+    const inspector = (this.inspector ??= new Inspector());
+    inspector.connect();
+    await inspector.post('Profiler.enable');
+    await inspector.post('Profiler.setSamplingInterval', { interval: intervalUs });
+    await inspector.post('Profiler.start');
+    return stats.events;
+  },
+  async stop({ file }: { file: string }) {
+    const { profile: result } = await this.inspector!.post('Profiler.stop');
+    this.inspector!.disconnect();
+    writeFileSync(file, JSON.stringify(result));
+    return stats.events;
+  },
+};
+
+/** Async resources made in a window (promises, ticks, immediates, timers), by type: their count per event says how much machinery one event costs. */
+const asyncCount = {
+  counts: new Map<string, number>(),
+  events: 0,
+  hook: createHook({ init: (_id, type) => void asyncCount.counts.set(type, (asyncCount.counts.get(type) ?? 0) + 1) }),
+  start() {
+    this.counts.clear();
+    this.events = stats.events;
+    this.hook.enable();
+  },
+  stop() {
+    this.hook.disable();
+    return { events: stats.events - this.events, counts: Object.fromEntries(this.counts) };
+  },
+};
+
 serve({
   async seed({ count, data }: { count: number; data: Record<string, unknown> }) {
     if (!store) throw new Error('a plain server has no sessions');
@@ -181,6 +221,16 @@ serve({
     return process.memoryUsage().heapUsed;
   },
   stats: () => ({ ...stats, sockets: io.engine.clientsCount }),
+  profileStart: (options: { intervalUs?: number }) => profile.start(options),
+  profileStop: (options: { file: string }) => profile.stop(options),
+  /** System calls (reads, writes) and context switches so far: an event's cost outside JavaScript. */
+  sys: () => {
+    const io = Object.fromEntries(readFileSync('/proc/self/io', 'utf8').trim().split('\n').map((line) => line.split(': ')).map(([k, v]) => [k, Number(v)]));
+    const { voluntaryContextSwitches, involuntaryContextSwitches } = process.resourceUsage();
+    return { syscr: io.syscr, syscw: io.syscw, voluntary: voluntaryContextSwitches, involuntary: involuntaryContextSwitches };
+  },
+  countStart: () => asyncCount.start(),
+  countStop: () => asyncCount.stop(),
   exit: () => {
     // Answer first; then leave at once (a --cpu-prof profile is written on exit).
     setImmediate(async () => {

@@ -98,15 +98,18 @@ export class PerMessageUnit {
 
   /** Run the listener; its ack is held (the ack it asked for is sent after the save). */
   private call(): unknown {
-    const held = this.ack && ((...a: unknown[]) => this.hold(a));
-    return this.listener.apply(this.host.socket, held ? [...this.args, held] : this.args);
+    if (!this.ack) return this.listener.apply(this.host.socket, this.args);
+    // (`args` is this unit's own array, made by the wrapper: the held ack goes at its end.)
+    this.args.push((...a: unknown[]) => this.hold(a));
+    return this.listener.apply(this.host.socket, this.args);
   }
 
   /**
    * Run the handler on `entry`'s tracked session (`first`: the first of its batch since the load).
    * True when it ran and its changes are to be saved; otherwise it was answered (its changes undone).
+   * A handler that returned no promise is answered at once (no promise here either: no turn lost).
    */
-  async run(entry: SessionEntry, first: boolean): Promise<boolean> {
+  run(entry: SessionEntry, first: boolean): boolean | Promise<boolean> {
     if (this.gone) {
       this.settle();
       return false;
@@ -117,19 +120,30 @@ export class PerMessageUnit {
       return false;
     }
     entry.begin(first);
+    let result: unknown;
     try {
-      const result = settledWithin(this.call(), this.host.handlerTimeout);
-      // A sync handler's result is not awaited (an await is a promise and a microtask per event).
-      if (isThenable(result)) await result;
+      result = settledWithin(this.call(), this.host.handlerTimeout);
+    } catch (err) {
+      return this.ended(entry, true, err);
+    }
+    // (settledWithin makes any thenable a native promise.)
+    if (isThenable(result)) return (result as Promise<unknown>).then(() => this.ended(entry), (err: unknown) => this.ended(entry, true, err));
+    return this.ended(entry);
+  }
+
+  /** The handler ended (`threw`: it threw or rejected with `err`): whether its changes are to be saved. */
+  private ended(entry: SessionEntry, threw = false, err?: unknown): boolean {
+    try {
+      if (threw) {
+        // Its changes are undone, so an ack it sent before throwing is not sent: the notice is.
+        entry.rollback();
+        this.failed(entry, err);
+        return false;
+      }
       const unstorable = entry.unstorable();
       if (!unstorable) return true;
       entry.rollback();
       this.refuse(unstorable);
-      return false;
-    } catch (err) {
-      // Its changes are undone, so an ack it sent before throwing is not sent: the notice is.
-      entry.rollback();
-      this.failed(entry, err);
       return false;
     } finally {
       entry.end();

@@ -33,9 +33,16 @@ export interface EntrySocket {
   changed(): void;
 }
 
-/** A store record's cookie expiry, epoch ms. */
-const expiryOf = (cookie: { expires?: Date | string | number | null } | undefined): number | undefined =>
-  cookie?.expires ? new Date(cookie.expires).getTime() : undefined;
+/** A store record's cookie expiry, epoch ms (read several times per event: a Date's value or a parsed string, no Date made). */
+function expiryOf(cookie: { expires?: Date | string | number | null } | undefined): number | undefined {
+  const expires = cookie?.expires;
+  if (!expires) return undefined;
+  if (expires instanceof Date) return expires.getTime();
+  return typeof expires === 'string' ? Date.parse(expires) : new Date(expires).getTime();
+}
+
+/** Nothing to keep or to re-measure (adopt's common case: no unsaved change here). */
+const NOTHING = new Map<string, string | undefined>();
 
 /**
  * The request express-session binds the entry's Session to (`session.req`), made for it alone: never
@@ -179,9 +186,9 @@ export class SessionEntry implements Live {
    * this process just wrote: the live objects stay, so references handed out stay the session's).
    * O(top-level keys): values are moved, not copied. `current`: the hub's mark at which the record is the store's.
    */
-  adopt(record: SessionRecord, current: WriteMark | undefined, written: Iterable<string> = []): void {
+  adopt(record: SessionRecord, current: WriteMark | undefined, written?: Iterable<string>): void {
     const local = this.tracker.changes();
-    const keep = new Set([...local.keys(), ...written]);
+    const keep = local.size === 0 && written === undefined ? NOTHING : new Set([...local.keys(), ...(written ?? [])]);
     this.noteCookie(record);
     const fresh = this.createSession(record) as unknown as Record<string, unknown>;
     const raw = this.raw;
@@ -196,7 +203,7 @@ export class SessionEntry implements Live {
       putValue(raw, key, fresh[key]);
       taken.push(key);
     }
-    const stored = new Map<string, string | undefined>();
+    const stored = local.size === 0 ? NOTHING : new Map<string, string | undefined>();
     for (const key of local.keys()) stored.set(key, Object.hasOwn(fresh, key) ? JSON.stringify(fresh[key]) : undefined);
     this.tracker.rebase(taken, stored);
     this.currentAt = current ?? NO_MARK;

@@ -33,6 +33,8 @@ function jsonView(value: unknown): unknown {
 
 /** The problem that keeps `value` from being stored, in words; undefined when it can be stored. */
 export function unstorable(value: unknown, isSession: (value: object) => boolean = () => false): string | undefined {
+  // Most session values are primitives (a counter, a name): nothing to walk, nothing to allocate.
+  if (!deeper(value)) return undefined;
   try {
     return walk(value, isSession);
   } catch (err) {

@@ -66,32 +66,49 @@ function processLocal(store: Store): boolean {
 /** The deadlines of every store call in the process (and of the reads carried to a handshake), on one timer. */
 const deadlines = new Deadlines();
 
+/**
+ * One store call in flight: it is its own deadline entry, and its callback settles it once (a store
+ * that calls back twice, or after the deadline, is heard once).
+ */
+class StoreCall implements Expiring {
+  readonly deadline: number;
+  readonly promise: Promise<unknown>;
+  private settled = false;
+  private resolve!: (value: unknown) => void;
+  private reject!: (err: unknown) => void;
+  readonly done: Callback = (err, value) => {
+    if (this.settled) return;
+    this.settled = true;
+    deadlines.delete(this);
+    if (err) this.reject(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: err }));
+    else this.resolve(value ?? null);
+  };
+
+  constructor(timeoutMs: number) {
+    this.deadline = Date.now() + Math.max(1, timeoutMs);
+    this.promise = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    deadlines.add(this);
+  }
+
+  expire(): void {
+    this.settled = true;
+    this.reject(new SessionUnavailableError('store-timeout', RETRY_AFTER_MS));
+  }
+}
+
 /** Call a callback-style store method with a deadline; stores that also return a promise have its rejection handled. */
 function call(store: Store, method: StoreMethod, args: unknown[], timeoutMs: number): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const wait: Expiring = {
-      deadline: Date.now() + Math.max(1, timeoutMs),
-      expire() {
-        settled = true;
-        reject(new SessionUnavailableError('store-timeout', RETRY_AFTER_MS));
-      },
-    };
-    const done: Callback = (err, value) => {
-      if (settled) return;
-      settled = true;
-      deadlines.delete(wait);
-      if (err) reject(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: err }));
-      else resolve(value ?? null);
-    };
-    deadlines.add(wait);
-    try {
-      const result = method.call(store, ...(args as [string]), done) as unknown;
-      if (result && typeof (result as Promise<unknown>).catch === 'function') (result as Promise<unknown>).catch((err) => done(err ?? new Error('store rejected')));
-    } catch (err) {
-      done(err ?? new Error('store threw'));
-    }
-  });
+  const pending = new StoreCall(timeoutMs);
+  try {
+    const result = method.call(store, ...(args as [string]), pending.done) as unknown;
+    if (result && typeof (result as Promise<unknown>).catch === 'function') (result as Promise<unknown>).catch((err) => pending.done(err ?? new Error('store rejected')));
+  } catch (err) {
+    pending.done(err ?? new Error('store threw'));
+  }
+  return pending.promise;
 }
 
 const hubs = new WeakMap<Store, StoreHub>();

@@ -110,6 +110,8 @@ export function putValue(target: object, key: string, value: unknown): void {
 const problemOf = (property: PropertyDescriptor): string | undefined =>
   'value' in property ? unstorable(property.value, isSession) : 'an accessor (get/set) is code, not data: assign a value instead';
 
+const NO_CHANGES: ReadonlyMap<string, Json> = new Map();
+
 export class ChangeTracker<T extends object = object> {
   /** The store's JSON (as of the last load or save) of every key marked since (allocated on first use). */
   private saved: Map<string, Json> | undefined;
@@ -178,9 +180,9 @@ export class ChangeTracker<T extends object = object> {
   }
 
   /** Keys whose current value differs from the store's, with their JSON (Unstorable: always a change). */
-  changes(): Map<string, Json> {
+  changes(): ReadonlyMap<string, Json> {
+    if (!this.saved?.size) return NO_CHANGES; // (every load of a session nobody changed here asks)
     const changed = new Map<string, Json>();
-    if (!this.saved) return changed;
     for (const [key, before] of this.saved) {
       const now = this.json(key);
       if (now !== before) changed.set(key, now);
@@ -199,26 +201,27 @@ export class ChangeTracker<T extends object = object> {
     const refused: SessionValueError[] = [];
     const saved = this.saved;
     if (!saved) return { now, before, refused };
-    const leftOut = new Set<string>();
-    for (const [key, json] of this.changes()) {
+    let leftOut: Set<string> | undefined;
+    // One pass over the marked keys (a Map may be changed while iterated: visited keys only).
+    for (const [key, stored] of saved) {
+      const json = this.json(key);
       if (json instanceof Unstorable) {
-        leftOut.add(key);
+        // Left out, and stays marked: it is saved once it holds a storable value.
+        (leftOut ??= new Set()).add(key);
         if (this.firstReport(key, json.held)) refused.push(new SessionValueError(key, json.problem));
         continue;
       }
-      now.set(key, json);
-      before.set(key, saved.get(key));
-      this.quarantine?.delete(key); // written: a later change outside a handler is measured from this
+      const exposed = this.exposed?.has(key) === true;
+      if (json !== stored) {
+        now.set(key, json);
+        before.set(key, stored);
+        this.quarantine?.delete(key); // written: a later change outside a handler is measured from this
+      }
+      // Exposed keys stay watched from what is written; the others are marked again when next assigned.
+      if (exposed) saved.set(key, json);
+      else saved.delete(key);
     }
-    // Exposed keys stay watched from what is written; the others are marked again when next assigned.
-    // A key left out stays marked: it is saved once it holds a storable value.
-    for (const key of saved.keys()) {
-      if (now.has(key)) {
-        if (this.exposed?.has(key)) saved.set(key, now.get(key));
-        else saved.delete(key);
-      } else if (!this.exposed?.has(key) && !leftOut.has(key)) saved.delete(key);
-    }
-    for (const key of this.leftOut?.keys() ?? []) if (!leftOut.has(key)) this.leftOut!.delete(key);
+    if (this.leftOut) for (const key of this.leftOut.keys()) if (!leftOut?.has(key)) this.leftOut.delete(key);
     return { now, before, refused };
   }
 

@@ -30,7 +30,9 @@ export interface Task {
   failed(error: unknown): void;
 }
 
-type Item = { task: Task } | { event: PerMessageUnit };
+/** A queued item: a per-message event (the unit itself: nothing made per event to queue it), or a task. */
+type Item = PerMessageUnit | { task: Task };
+const isTask = (item: Item): item is { task: Task } => 'task' in item;
 
 const runtimes = new WeakMap<StoreHub, Map<string, SessionRuntime>>();
 
@@ -58,7 +60,7 @@ export class SessionRuntime {
 
   /** Queue a per-message event. */
   event(unit: PerMessageUnit): void {
-    this.items.push({ event: unit });
+    this.items.push(unit);
     if (this.running) this.watchWaiting();
     else this.kick();
   }
@@ -97,9 +99,9 @@ export class SessionRuntime {
     try {
       while (this.items.length > 0) {
         const head = this.items[0];
-        const running = 'task' in head ? this.runTask((this.items.shift() as { task: Task }).task) : this.runEvents(this.takeEvents());
+        const running = isTask(head) ? this.runTask((this.items.shift() as { task: Task }).task) : this.runEvents(this.takeEvents());
         this.watchWaiting();
-        await running;
+        if (running) await running;
         clearTimeout(this.sweep);
         this.sweep = undefined;
       }
@@ -114,16 +116,16 @@ export class SessionRuntime {
   private watchWaiting(): void {
     if (this.sweep !== undefined) return;
     let first: PerMessageUnit | undefined;
-    for (const item of this.items) if ('event' in item && (first === undefined || item.event.deadline < first.deadline)) first = item.event;
+    for (const item of this.items) if (!isTask(item) && (first === undefined || item.deadline < first.deadline)) first = item;
     if (first === undefined) return;
     this.sweep = setTimeout(() => {
       this.sweep = undefined;
       const now = Date.now();
       for (let i = this.items.length - 1; i >= 0; i--) {
         const item = this.items[i];
-        if ('event' in item && item.event.deadline <= now) {
+        if (!isTask(item) && item.deadline <= now) {
           this.items.splice(i, 1);
-          item.event.fail(unavailable('queue-timeout'));
+          item.fail(unavailable('queue-timeout'));
         }
       }
       this.watchWaiting();
@@ -132,9 +134,14 @@ export class SessionRuntime {
 
   /** The waiting events at the head of the queue that share the first one's settings (one batch). */
   private takeEvents(): PerMessageUnit[] {
-    const events: PerMessageUnit[] = [];
-    const sameSettings = (item: Item): item is { event: PerMessageUnit } => 'event' in item && (events.length === 0 || item.event.settings === events[0].settings);
-    while (events.length < MAX_BATCH && this.items.length > 0 && sameSettings(this.items[0])) events.push((this.items.shift() as { event: PerMessageUnit }).event);
+    const first = this.items.shift() as PerMessageUnit;
+    const events = [first];
+    while (events.length < MAX_BATCH && this.items.length > 0) {
+      const next = this.items[0];
+      if (isTask(next) || next.settings !== first.settings) break;
+      events.push(next);
+      this.items.shift();
+    }
     return events;
   }
 
@@ -152,21 +159,27 @@ export class SessionRuntime {
     }
   }
 
-  /** A batch: its units still due, under the lock of their instance (deadline: the latest of theirs). */
-  private async runEvents(events: PerMessageUnit[]): Promise<void> {
+  /** A batch: its units still due, under the lock of their instance (deadline: the latest of theirs). Undefined: none was due. */
+  private runEvents(events: PerMessageUnit[]): Promise<void> | undefined {
     const now = Date.now();
-    const due = events.filter((unit) => {
-      if (unit.gone) return false;
-      if (unit.deadline > now) return true;
-      unit.fail(unavailable('queue-timeout'));
-      return false;
-    });
-    if (due.length === 0) return;
-    const latest = Math.max(...due.map((unit) => unit.deadline));
+    let due = events;
+    for (const unit of events) {
+      if (!unit.gone && unit.deadline > now) continue;
+      // (Rare: a unit of a socket that left, or past its deadline. Only then a second array.)
+      due = events.filter((u) => !u.gone && u.deadline > now);
+      for (const late of events) if (!late.gone && late.deadline <= now) late.fail(unavailable('queue-timeout'));
+      break;
+    }
+    if (due.length === 0) return undefined;
     const { lock } = due[0];
-    let release: (() => Promise<void>) | undefined;
+    return lock ? this.runLocked(due, lock) : runBatch(due);
+  }
+
+  private async runLocked(due: PerMessageUnit[], lock: SessionLock): Promise<void> {
+    const latest = Math.max(...due.map((unit) => unit.deadline));
+    let release: () => Promise<void>;
     try {
-      if (lock) release = await acquireWithin(lock, this.sid, latest);
+      release = await acquireWithin(lock, this.sid, latest);
     } catch (err) {
       const error = err instanceof SessionUnavailableError ? err : unavailable('store-error', err);
       for (const unit of due) unit.fail(error);
@@ -175,7 +188,7 @@ export class SessionRuntime {
     try {
       await runBatch(due);
     } finally {
-      if (release) await releaseWithin(release, Math.max(1, latest - Date.now()));
+      await releaseWithin(release, Math.max(1, latest - Date.now()));
     }
   }
 }

@@ -31,28 +31,35 @@ const MAX_REREADS = 3;
  * under the session lock, when there is one), so the save trusts the load.
  */
 export function runBatch(units: PerMessageUnit[]): Promise<void> {
+  // Units of one session id normally share one entry; a retired entry's last units run on their own.
   const { entry } = units[0].host;
-  // Units of one session id normally share one entry (one call, no extra async layer); a retired entry's last units run on their own.
-  if (units.every((unit) => unit.host.entry === entry)) return runGroup(units);
-  return byEntry(units).reduce((done, group) => done.then(() => runGroup(group)), Promise.resolve());
+  for (const unit of units) if (unit.host.entry !== entry) return runGroups(byEntry(units));
+  return runGroup(units);
 }
 
+async function runGroups(groups: PerMessageUnit[][]): Promise<void> {
+  for (const group of groups) await runGroup(group);
+}
+
+/** What is awaited here is only what is pending: the store (the load when needed, the save), an async handler. */
 async function runGroup(units: PerMessageUnit[]): Promise<void> {
   const { entry, timeoutMs } = units[0].host;
-  let reason = entry.invalid;
-  // A copy nothing can have changed is used as it is, without an await (refresh would return at once).
-  if (!reason && !entry.trustworthy) {
-    try {
-      reason = await refresh(entry, timeoutMs);
-    } catch (err) {
-      return failAll(units, err);
-    }
+  let reason: InvalidReason | undefined;
+  try {
+    const loading = refresh(entry, timeoutMs);
+    reason = typeof loading === 'object' ? await loading : loading;
+  } catch (err) {
+    return failAll(units, err);
   }
   if (reason) return ended(entry, units, reason);
   const ran: PerMessageUnit[] = [];
-  for (const unit of units) if (await unit.run(entry, ran.length === 0)) ran.push(unit);
+  for (const unit of units) {
+    const running = unit.run(entry, ran.length === 0);
+    if (typeof running === 'boolean' ? running : await running) ran.push(unit);
+  }
   try {
-    reason = await save(entry, { trusted: true, timeoutMs, refused: (error) => units[0].host.report(error) });
+    const saving = save(entry, { trusted: true, timeoutMs, refused: (error) => units[0].host.report(error) });
+    reason = typeof saving === 'object' ? await saving : saving;
   } catch (err) {
     entry.discard();
     return failAll(ran, err);
@@ -110,12 +117,17 @@ function merge(record: SessionRecord, changes: Changes): boolean {
 }
 
 /**
- * Bring the copy up to date before a unit of work: reload unless nothing can have changed it.
- * The invalid reason when the session is gone. Throws SessionUnavailableError.
+ * Bring the copy up to date before a unit of work: reload unless nothing can have changed it (then
+ * the answer is not a promise: nothing waits a turn for it). The invalid reason when the session is
+ * gone. Throws (or rejects with) SessionUnavailableError.
  */
-export async function refresh(entry: SessionEntry, timeoutMs: number): Promise<InvalidReason | undefined> {
+export function refresh(entry: SessionEntry, timeoutMs: number): InvalidReason | undefined | Promise<InvalidReason | undefined> {
   if (entry.invalid) return entry.invalid;
   if (entry.trustworthy) return undefined;
+  return reload(entry, timeoutMs);
+}
+
+async function reload(entry: SessionEntry, timeoutMs: number): Promise<InvalidReason | undefined> {
   const { loaded, settled } = await read(entry, timeoutMs);
   const reason = entry.goneReason(loaded);
   if (reason) return reason;
@@ -130,47 +142,46 @@ export async function refresh(entry: SessionEntry, timeoutMs: number): Promise<I
  * SessionUnavailableError (the changes stay, to be saved next time). A key whose value cannot be
  * stored is left out (the other keys are saved) and given to `refused`, once per value.
  */
-export async function save(entry: SessionEntry, { trusted, timeoutMs, refused }: SaveOptions): Promise<InvalidReason | undefined> {
+export function save(entry: SessionEntry, { trusted, timeoutMs, refused }: SaveOptions): InvalidReason | undefined | Promise<InvalidReason | undefined> {
   if (entry.invalid || !entry.touched) return undefined;
   const changes = entry.takeChanges();
   changes.refused.forEach(refused);
-  if (changes.now.size === 0) return undefined;
+  if (changes.now.size === 0) return undefined; // nothing to write: no promise, no turn
+  return write(entry, changes, trusted && entry.current, timeoutMs);
+}
+
+/** Write `changes` (taken from the entry). If the store fails they are given back to the entry, to be saved next time. */
+async function write(entry: SessionEntry, changes: Changes, fromCopy: boolean, timeoutMs: number): Promise<InvalidReason | undefined> {
   try {
-    return await write(entry, changes, trusted && entry.current, timeoutMs);
+    let record: SessionRecord;
+    /** A write of ours overtook the read the record came from. */
+    let overtaken = false;
+    if (fromCopy) record = entry.storableCopy();
+    else {
+      const got = await read(entry, timeoutMs);
+      const reason = entry.goneReason(got.loaded);
+      if (reason) return reason;
+      record = (got.loaded as { record: SessionRecord }).record;
+      overtaken = got.settled === undefined;
+      merge(record, changes);
+    }
+    entry.keepTouchedExpiry(record);
+    const written = await entry.hub.write(entry.sid, record, timeoutMs);
+    if (written === 'destroyed') return 'destroyed';
+    if (log.save.enabled) log.save('%s saved %d key(s)%s', entry.tag, changes.now.size, fromCopy ? '' : ' (merged into the store record)');
+    // Our write ran alone (the hub's answer) on a record nothing overtook: the store holds what we wrote.
+    const current = overtaken ? undefined : written.current;
+    // Else another write of the session through this process overlapped ours (an HTTP request saving
+    // its whole, older copy): it may have landed after ours. Make sure what we changed is in the store.
+    const reason = current === undefined ? await ensureWritten(entry, changes, timeoutMs) : undefined;
+    if (reason) return reason;
+    if (fromCopy) entry.markCurrent(current);
+    else entry.adopt(record, current, changes.now.keys());
+    return undefined;
   } catch (err) {
     entry.restore(changes);
     throw err;
   }
-}
-
-async function write(entry: SessionEntry, changes: Changes, fromCopy: boolean, timeoutMs: number): Promise<InvalidReason | undefined> {
-  let record: SessionRecord;
-  /** A write of ours overtook the read the record came from. */
-  let overtaken = false;
-  if (fromCopy) record = entry.storableCopy();
-  else {
-    const got = await read(entry, timeoutMs);
-    const reason = entry.goneReason(got.loaded);
-    if (reason) return reason;
-    record = (got.loaded as { record: SessionRecord }).record;
-    overtaken = got.settled === undefined;
-    merge(record, changes);
-  }
-  entry.keepTouchedExpiry(record);
-  const written = await entry.hub.write(entry.sid, record, timeoutMs);
-  if (written === 'destroyed') return 'destroyed';
-  if (log.save.enabled) log.save('%s saved %d key(s)%s', entry.tag, changes.now.size, fromCopy ? '' : ' (merged into the store record)');
-  // Our write ran alone (the hub's answer) on a record nothing overtook: the store holds what we wrote.
-  const current = overtaken ? undefined : written.current;
-  if (current === undefined) {
-    // Another write of the session through this process overlapped ours (an HTTP request saving its
-    // whole, older copy): it may have landed after ours. Make sure what we changed is in the store.
-    const reason = await ensureWritten(entry, changes, timeoutMs);
-    if (reason) return reason;
-  }
-  if (fromCopy) entry.markCurrent(current);
-  else entry.adopt(record, current, changes.now.keys());
-  return undefined;
 }
 
 /**

@@ -1,0 +1,160 @@
+/**
+ * `node --import tsx bench/profile.ts`: where a server's CPU goes per acked event, for the variants
+ * of workload 1 (per-message, socket.io's recipe, plain; MemoryStore and Redis). Each variant's
+ * server runs in its own process (bench/server.ts) with the sockets in client processes, as in
+ * `npm run bench`. All variants' servers run at once; after a warm-up each profiles (the inspector's
+ * sampling profiler, so start-up and connects stay out) while the variants take turns in one-second
+ * slices, so all are measured under the same load; then the async resources one event makes are
+ * counted in a second window. Prints, per event: self time by function and by library, and promises, ticks,
+ * immediates and timers. The profiles are kept in PROFILE_DIR for a closer look (Chrome DevTools).
+ *
+ * Knobs: PROFILE_VARIANTS (pm-memory,recipe-memory,pm-redis,recipe-redis,plain), PROFILE_SOCKETS
+ * (20), PROFILE_SECONDS (8 slices of one second per variant), PROFILE_TOP (25), PROFILE_DIR (a temp dir), PROFILE_DATA (small | cart),
+ * BENCH_LIB (as for the bench). A variant written `pm-redis@<checkout>` is served from that
+ * checkout's dist/ (before/after under the same load).
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { startRedis } from '../test/helpers/redis.js';
+import { Child } from './ipc.js';
+import type { ServerSpec } from './server.js';
+import type { SocketSpec } from './client.js';
+
+const env = (name: string, fallback: string) => process.env[name] ?? fallback;
+const VARIANTS = env('PROFILE_VARIANTS', 'pm-memory,recipe-memory,pm-redis,recipe-redis,plain').split(',');
+const SOCKETS = Number(env('PROFILE_SOCKETS', '20'));
+const SECONDS = Number(env('PROFILE_SECONDS', '8'));
+const TOP = Number(env('PROFILE_TOP', '25'));
+const DIR = env('PROFILE_DIR', mkdtempSync(join(tmpdir(), 'sio-sessions-profile-')));
+const SMALL = { user: 'alice', counter: 0 };
+const DATA = env('PROFILE_DATA', 'small') === 'cart' ? { ...SMALL, cart: Array.from({ length: 200 }, (_, i) => ({ sku: `A${10000 + i}`, qty: 1 + (i % 3), price: 1999 + i })) } : SMALL;
+
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Where a frame's code comes from: this library, one of the packages it sits on, Node, or V8's own buckets. */
+function origin(url: string, name: string): string {
+  if (!url) return name.startsWith('(') ? name : '(native)';
+  if (url.includes('/dist/server/')) return 'socket.io-sessions';
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (pkg) return pkg[1]!;
+  if (url.startsWith('node:')) return 'node';
+  return basename(url);
+}
+
+/** Self time (µs) by function and by origin. */
+function selfTimes(file: string): { byFunction: Map<string, number>; byOrigin: Map<string, number>; total: number } {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const frames = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  const byFunction = new Map<string, number>();
+  const byOrigin = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const frame = frames.get(id)!;
+    const us = profile.timeDeltas[i] ?? 0;
+    if (frame.functionName === '(idle)') return;
+    total += us;
+    const where = origin(frame.url, frame.functionName);
+    const key = `${frame.functionName || '(anonymous)'} ${frame.url ? `${basename(frame.url)}:${frame.lineNumber + 1}` : ''} [${where}]`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + us);
+    byOrigin.set(where, (byOrigin.get(where) ?? 0) + us);
+  });
+  return { byFunction, byOrigin, total };
+}
+
+function spec(variant: string, redisUrl: string): ServerSpec {
+  const store = variant.endsWith('redis') ? 'redis' : 'memory';
+  if (variant.startsWith('pm-') || variant.startsWith('pmp-')) return { sessions: { perMessage: true, store, prefix: 'pm:' }, redisUrl };
+  if (variant.startsWith('pc-')) return { sessions: { perMessage: false, store, prefix: 'pc:' }, redisUrl };
+  if (variant.startsWith('recipe-')) return { recipe: { store, prefix: 'recipe:' }, redisUrl };
+  return {};
+}
+
+const table = (rows: Array<[string, number]>, events: number) => rows.map(([name, us]) => `  ${(us / events).toFixed(2).padStart(8)} µs  ${name}`).join('\n');
+
+interface Open {
+  variant: string;
+  server: Child;
+  inc(seconds: number): Promise<unknown>;
+}
+
+/** `variant@dir`: the variant served from another checkout's dist/ (a before/after comparison under one load). */
+async function open(name: string, redisUrl: string, clients: Child[]): Promise<Open> {
+  const [variant, lib] = name.split('@') as [string, string | undefined];
+  const server = new Child('./server.ts', [JSON.stringify(spec(variant, redisUrl))], [], lib ? { BENCH_LIB: lib } : undefined);
+  const { ready } = await server.announced;
+  const cookies: string[] = variant === 'plain' ? [] : await server.call('seed', { count: SOCKETS, data: DATA });
+  const specs: SocketSpec[] = Array.from({ length: SOCKETS }, (_, i) => ({ url: ready.url, cookie: cookies[i], plain: variant.startsWith('recipe') || variant.startsWith('pmp-') }));
+  await Promise.all(clients.map((c, p) => c.call('open', { name, specs: specs.filter((_, j) => j % clients.length === p) })));
+  return { variant: name, server, inc: (seconds) => Promise.all(clients.map((c) => c.call('inc', { name, seconds }))) };
+}
+
+const cpuOf = async (child: Child) => Object.values(await child.call<NodeJS.CpuUsage>('cpu')).reduce((a, b) => a + b, 0);
+const clientCpu = async (clients: Child[]) => (await Promise.all(clients.map(cpuOf))).reduce((a, b) => a + b, 0);
+
+/**
+ * Every variant profiled over the same stretch of time, in alternating one-second slices (the
+ * shared machine's load changes from one second to the next; sequential runs are not comparable).
+ */
+async function profileAll(servers: Open[], clients: Child[]): Promise<void> {
+  for (const s of servers) await s.inc(2); // warm-up: the JIT, the sessions loaded
+  const cpu = new Map<string, number>();
+  const sys = new Map<string, Record<string, number>>();
+  const clientUs = new Map<string, number>();
+  const before = new Map<string, number>();
+  for (const s of servers) before.set(s.variant, await s.server.call<number>('profileStart', { intervalUs: 100 }));
+  for (let i = 0; i < SECONDS; i++) {
+    for (const s of servers) {
+      const c0 = await cpuOf(s.server);
+      const k0 = await clientCpu(clients);
+      const s0 = await s.server.call<Record<string, number>>('sys');
+      await s.inc(1);
+      cpu.set(s.variant, (cpu.get(s.variant) ?? 0) + (await cpuOf(s.server)) - c0);
+      clientUs.set(s.variant, (clientUs.get(s.variant) ?? 0) + (await clientCpu(clients)) - k0);
+      const s1 = await s.server.call<Record<string, number>>('sys');
+      const total = sys.get(s.variant) ?? {};
+      for (const key of Object.keys(s1)) total[key] = (total[key] ?? 0) + s1[key]! - s0[key]!;
+      sys.set(s.variant, total);
+    }
+  }
+  for (const s of servers) {
+    const file = join(DIR, `${s.variant.replace(/[^\w-]+/g, '_')}.cpuprofile`);
+    const events = (await s.server.call<number>('profileStop', { file })) - before.get(s.variant)!;
+    await s.server.call('countStart');
+    await s.inc(1);
+    const counted = await s.server.call<{ events: number; counts: Record<string, number> }>('countStop');
+    report(s.variant, file, events, cpu.get(s.variant)!, counted);
+    console.log(`client CPU per event: ${(clientUs.get(s.variant)! / events).toFixed(1)} µs`);
+    console.log(`system calls and context switches per event: ${Object.entries(sys.get(s.variant)!).map(([k, n]) => `${k} ${(n / events).toFixed(2)}`).join(', ')}`);
+  }
+}
+
+function report(variant: string, file: string, events: number, cpuUs: number, counted: { events: number; counts: Record<string, number> }): void {
+  const { byFunction, byOrigin, total } = selfTimes(file);
+  const sorted = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]);
+  console.log(`\n=== ${variant}: ${events} events in ${SECONDS} s; server CPU ${(cpuUs / events).toFixed(1)} µs/event (profiled), sampled busy ${(total / events).toFixed(1)} µs/event; profile ${file}`);
+  console.log(`async resources per event: ${Object.entries(counted.counts).map(([type, n]) => `${type} ${(n / counted.events).toFixed(2)}`).join(', ')}`);
+  console.log('self time by origin:');
+  console.log(table(sorted(byOrigin), events));
+  console.log(`top ${TOP} functions by self time:`);
+  console.log(table(sorted(byFunction).slice(0, TOP), events));
+  console.log('socket.io-sessions functions:');
+  console.log(table(sorted(byFunction).filter(([k]) => k.endsWith('[socket.io-sessions]')), events));
+}
+
+const redis = await startRedis({ args: ['--appendonly', 'no'] });
+const clients = [new Child('./client.ts', []), new Child('./client.ts', [])];
+const servers: Open[] = [];
+try {
+  for (const variant of VARIANTS) servers.push(await open(variant, redis.url, clients));
+  await profileAll(servers, clients);
+} finally {
+  await Promise.all(servers.map(async ({ server }) => (await server.call('exit').catch(() => undefined), await server.exited)));
+  for (const c of clients) c.proc.kill();
+  await redis.dispose();
+}
+process.exit(0);
