@@ -21,7 +21,7 @@ const TIMES = join(ROOT, 'node_modules', '.cache', 'socket.io-sessions', 'test-t
 const BROWSER = /helpers\/(?:browser|engines)\.js|from 'playwright-core'|from 'puppeteer-core'/;
 const TYPECHECK = 'typecheck (tsc --noEmit -p tsconfig.json)';
 
-interface Job {
+export interface Job {
   name: string;
   args: string[];
   browser: boolean;
@@ -29,7 +29,7 @@ interface Job {
   weight: number;
 }
 
-interface Done {
+export interface Done {
   job: Job;
   ok: boolean;
   seconds: number;
@@ -69,7 +69,7 @@ function jobs(files: string[], typecheck: boolean): Job[] {
 }
 
 /** Runs one job with its output held; never rejects. */
-function run(job: Job): Promise<Done> {
+function runJob(job: Job): Promise<Done> {
   const started = performance.now();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, job.args, { cwd: ROOT, env: { ...process.env, ...(process.stdout.isTTY ? { FORCE_COLOR: '1' } : {}) } });
@@ -94,8 +94,8 @@ function take(queue: Job[], browserBusy: boolean): Job | undefined {
   return i < 0 ? undefined : queue.splice(i, 1)[0];
 }
 
-/** Runs the queue on `slots` slots; `report` sees each job as it ends. */
-async function schedule(queue: Job[], slots: number, report: (done: Done) => void): Promise<Done[]> {
+/** Runs the queue (emptied) on `slots` slots with `run`; `report` sees each job as it ends. */
+export async function schedule(queue: Job[], slots: number, run: (job: Job) => Promise<Done>, report: (done: Done) => void): Promise<Done[]> {
   const results: Done[] = [];
   let browserBusy = false;
   const wake = new Set<() => void>();
@@ -158,17 +158,18 @@ async function main(): Promise<void> {
   if (missing) throw new Error(`no such test file: ${missing}`);
   const slots = Math.max(1, Number(process.env.TEST_SLOTS) || 2);
   const started = performance.now();
-  const results = await schedule(jobs(files, named.length === 0), slots, (done) => process.stdout.write(header(done) + done.output));
+  const results = await schedule(jobs(files, named.length === 0), slots, runJob, (done) => process.stdout.write(header(done) + done.output));
   process.stdout.write(summary(results, (performance.now() - started) / 1000));
   saveTimes(results);
   process.exitCode = results.every((r) => r.ok) ? 0 : 1;
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    for (const child of running) child.kill(signal);
-    process.exit(130);
-  });
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      for (const child of running) child.kill(signal);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  }
+  await main();
 }
-
-await main();
