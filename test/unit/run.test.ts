@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { schedule, type Done, type Job } from '../run.js';
 
-const job = (name: string, browser: boolean, ms: number): Job => ({ name, args: [], browser, weight: ms });
+const job = (name: string, browser: boolean, ms: number, alone = false): Job => ({ name, args: [], browser, alone, weight: ms });
 
 /** Runs `queue` on two slots with jobs that take `weight` ms; records what ran beside what. */
 async function trace(queue: Job[]) {
@@ -41,4 +41,13 @@ test('when only browser files are left, the free slot waits for the running one,
   const { beside, reported } = await trace(queue);
   assert.deepEqual(reported, ['browser-a', 'browser-b', 'browser-c'], 'one after another, in queue order');
   assert.ok(beside.every((names) => names.length === 1), `one at a time: ${JSON.stringify(beside)}`);
+});
+
+test('a file that must run alone has nothing beside it, and the others still share both slots', async () => {
+  const queue = [job('browser-alone', true, 40, true), job('browser-b', true, 30), job('unit-1', false, 30), job('unit-2', false, 10), job('unit-3', false, 10)];
+  const { beside, reported } = await trace(queue);
+  assert.equal(reported[0], 'browser-alone', 'it ran first, on its own');
+  for (const names of beside) if (names.includes('browser-alone')) assert.deepEqual(names, ['browser-alone'], `nothing beside it: ${names}`);
+  assert.ok(beside.some((names) => names.length === 2), 'the rest use both slots');
+  assert.equal(reported.length, queue.length);
 });
