@@ -22,7 +22,8 @@ export interface ServerProcess {
 
 /**
  * Starts `fixture` (a path) with `node [...nodeArgs] --import tsx`, `env` added to this process's.
- * Resolves with its URL once it printed `{"url": ...}`; rejects if it exits or takes over 20 s.
+ * Resolves with its URL once it printed `{"url": ...}`; rejects if it exits or takes over 60 s (a
+ * deadline for a broken fixture: at load 15 on two cores, starting one with tsx took over 20 s).
  */
 export async function startServerProcess(
   t: { after(fn: () => unknown): void },
@@ -41,7 +42,7 @@ export async function startServerProcess(
   });
   const lines = createInterface({ input: proc.stdout! });
   const announced = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${fixture} did not start; output:\n${output}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`${fixture} did not start; output:\n${output}`)), 60_000);
     lines.on('line', (line) => {
       output += line + '\n';
       try {

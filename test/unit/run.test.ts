@@ -1,0 +1,53 @@
+// `npm test`'s runner (test/run.ts; docs/contributing.md, "Tests"): its scheduling, with jobs that
+// only take a few milliseconds instead of test files. Two slots stay busy while work is left, and
+// never two browser files at once (their timing assertions would then measure the machine).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { schedule, type Done, type Job } from '../run.js';
+
+const job = (name: string, browser: boolean, ms: number, alone = false): Job => ({ name, args: [], browser, alone, weight: ms });
+
+/** Runs `queue` on two slots with jobs that take `weight` ms; records what ran beside what. */
+async function trace(queue: Job[]) {
+  let running: Job[] = [];
+  const beside: string[][] = [];
+  const run = async (j: Job): Promise<Done> => {
+    running.push(j);
+    beside.push(running.map((r) => r.name).sort());
+    await new Promise((resolve) => setTimeout(resolve, j.weight));
+    running = running.filter((r) => r !== j);
+    return { job: j, ok: !j.name.startsWith('fail'), seconds: j.weight / 1000, output: '' };
+  };
+  const reported: string[] = [];
+  const results = await schedule([...queue], 2, run, (done) => reported.push(done.job.name));
+  return { beside, reported, results };
+}
+
+test('two slots: a browser file runs beside other files, never beside another browser file; every job runs once and is reported', async () => {
+  const queue = [job('browser-a', true, 60), job('browser-b', true, 40), job('unit-1', false, 10), job('unit-2', false, 10), job('unit-3', false, 10), job('fail-4', false, 10)];
+  const { beside, reported, results } = await trace(queue);
+  assert.deepEqual(reported.slice().sort(), queue.map((j) => j.name).sort(), 'each job once');
+  assert.deepEqual(results.map((r) => r.job.name).sort(), reported.slice().sort());
+  assert.equal(results.find((r) => r.job.name === 'fail-4')?.ok, false, 'a failure is kept in the results');
+  for (const names of beside) {
+    assert.ok(names.length <= 2, `at most two at once: ${names}`);
+    assert.ok(names.filter((n) => n.startsWith('browser')).length <= 1, `never two browser files at once: ${names}`);
+  }
+  assert.ok(beside.some((names) => names.includes('browser-a') && names.some((n) => n.startsWith('unit'))), 'the other slot works while a browser file runs');
+});
+
+test('when only browser files are left, the free slot waits for the running one, then takes the next', async () => {
+  const queue = [job('browser-a', true, 30), job('browser-b', true, 30), job('browser-c', true, 30)];
+  const { beside, reported } = await trace(queue);
+  assert.deepEqual(reported, ['browser-a', 'browser-b', 'browser-c'], 'one after another, in queue order');
+  assert.ok(beside.every((names) => names.length === 1), `one at a time: ${JSON.stringify(beside)}`);
+});
+
+test('a file that must run alone has nothing beside it, and the others still share both slots', async () => {
+  const queue = [job('browser-alone', true, 40, true), job('browser-b', true, 30), job('unit-1', false, 30), job('unit-2', false, 10), job('unit-3', false, 10)];
+  const { beside, reported } = await trace(queue);
+  assert.equal(reported[0], 'browser-alone', 'it ran first, on its own');
+  for (const names of beside) if (names.includes('browser-alone')) assert.deepEqual(names, ['browser-alone'], `nothing beside it: ${names}`);
+  assert.ok(beside.some((names) => names.length === 2), 'the rest use both slots');
+  assert.equal(reported.length, queue.length);
+});
