@@ -460,6 +460,7 @@ test('reference server killed (SIGKILL) and restarted: connected SDK clients com
   t.after(() => server.dispose());
   const login = async (name: string) => {
     const res = await fetch(`${server.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }) });
+    await res.arrayBuffer(); // the whole body: express-session has saved the session by then
     return res.headers.get('set-cookie')!.split(';')[0]!;
   };
   const names = ['ada', 'bo'];

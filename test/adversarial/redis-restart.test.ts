@@ -32,6 +32,7 @@ after(async () => {
 async function login(name: string): Promise<string> {
   const res = await fetch(`${server!.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }) });
   assert.equal(res.status, 200, `login ${name}: HTTP ${res.status}`);
+  await res.arrayBuffer(); // the whole body: express-session has saved the session by then
   return res.headers.get('set-cookie')!.split(';')[0]!;
 }
 

@@ -29,6 +29,7 @@ setTimeout(release, ${HOLD_MS});
 async function login(server: ReferenceServer, name: string): Promise<string> {
   const res = await fetch(`${server.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name }) });
   assert.equal(res.status, 200);
+  await res.arrayBuffer(); // the whole body: express-session has saved the session by then
   return res.headers.get('set-cookie')!.split(';')[0]!;
 }
 

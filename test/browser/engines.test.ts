@@ -174,7 +174,8 @@ describe('engines', { concurrency: true }, () => {
 
           await tab.evaluate(() => void ((document.getElementById('name') as HTMLInputElement).value = 'alice'));
           await click(tab, 'login');
-          const alice = await until((d) => d.user === 'alice' && d.state === 'connected', 'the socket in the logged-in session');
+          // (The counter is checked as the page shows it once the new session's state arrived.)
+          const alice = await until((d) => d.user === 'alice' && d.state === 'connected' && d.counter !== '', 'the socket in the logged-in session');
           assert.equal(alice.marked, true, 'no reload on login');
           assert.notEqual(alice.tag, first.tag, 'login regenerated the session');
           assert.equal(alice.counter, '0', JSON.stringify(alice));

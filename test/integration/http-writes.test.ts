@@ -66,6 +66,7 @@ async function cartServer({ httpLock }: { httpLock: boolean }) {
 
 async function loggedIn(url: string): Promise<string> {
   const res = await fetch(`${url}/login`, { method: 'POST' });
+  await res.arrayBuffer(); // the whole body: express-session has saved the session by then
   return res.headers.get('set-cookie')!.split(';')[0];
 }
 

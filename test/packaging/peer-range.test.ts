@@ -77,6 +77,7 @@ test(`socket.io ${OLDEST} (the peer range's oldest): session at connect, acked p
   await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`;
   const login = await fetch(`${url}/login`, { method: 'POST' });
+  await login.arrayBuffer(); // the whole body: express-session has saved the session by then
   const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
 
   const client = ioClient(url, { transports: ['websocket'], reconnection: false, extraHeaders: { cookie } });

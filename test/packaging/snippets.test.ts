@@ -218,6 +218,8 @@ test('docs/scaling.md\'s scaling.mjs, as printed, two nodes on one redis-server:
   const [nodeA, nodeB] = await Promise.all([0, 1].map(() => startSnippetServer(t, { file: 'scaling.mjs', env, ready: '/socket.io/socket.io.js' })));
   const login = await fetch(`${nodeA.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"ann"}' });
   assert.equal(login.status, 200, nodeA.output());
+  // express-session holds back the body's last byte until the session is saved: the whole body means it is in Redis.
+  assert.deepEqual(await login.json(), { user: 'ann' });
   const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
 
   const socket = connectClient(nodeB.url, cookie, { transports: ['websocket'] });
