@@ -84,6 +84,9 @@ export interface EmitNotice {
   key?: string;
 }
 
+/** The notice of an emit whose session ended before it ran (invariant 10): the server's, the SDK's and every tab's. */
+export const SESSION_ENDED: EmitNotice = { code: ErrorCode.SESSION_INVALID, reason: 'session-ended' };
+
 /** The field of an ack's only argument that marks it as an {@link EmitNotice}. */
 export const NOTICE_FIELD = 'sio-sessions:notice';
 

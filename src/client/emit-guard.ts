@@ -5,12 +5,10 @@
  * prototype's; `emitWithAck` calls `emit`), and `sendBuffer` is emptied; the disposer removes the wraps.
  */
 import type { Socket } from 'socket.io-client';
-import { ErrorCode, noticeOf, type EmitNotice } from '../protocol.js';
+import { noticeOf, SESSION_ENDED, type EmitNotice } from '../protocol.js';
 import { SessionEmitError } from '../errors.js';
 
 type Fn = (...args: any[]) => any;
-
-const SESSION_ENDED: EmitNotice = { code: ErrorCode.SESSION_INVALID, reason: 'session-ended' };
 
 export interface EmitGuard {
   /**
