@@ -20,5 +20,5 @@ export { SessionEventEmitter, controllerOf } from './connect.js';
 export type { ConnectWithSessionOptions, SessionSocket, SharedSocket, TabsProvider, SdkEmitter, SessionController, SessionClientEvents, SessionState, InvalidContext, UnavailableContext } from './connect.js';
 export type { InvalidAction, OnInvalid } from './invalid-policy.js';
 export { takeReload } from './invalid-policy.js';
-export { ErrorCode, Events, SESSION_ENDED, type InvalidReason, type UnavailableReason, type SessionErrorData, type EmitNotice, type NoticeReason } from '../protocol.js';
+export { ErrorCode, Events, type InvalidReason, type UnavailableReason, type SessionErrorData, type EmitNotice, type NoticeReason } from '../protocol.js';
 export { SessionError, SessionInvalidError, SessionUnavailableError, OriginNotAllowedError, SessionOptionsError, SessionEmitError } from '../errors.js';

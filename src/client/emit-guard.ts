@@ -43,7 +43,7 @@ export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() =
       return timeout!.call(socket, ms);
     },
     emit(event: string, ...args: unknown[]) {
-      const ack = args[args.length - 1] as Fn & { withError?: boolean };
+      const ack = args.at(-1) as Fn & { withError?: boolean };
       // Error-first: after timeout(), with the ackTimeout option, and emitWithAck's own callback (its `withError`).
       const errorFirst = timed || ackTimeout || !!ack?.withError;
       timed = false;

@@ -27,9 +27,9 @@
  * ```
  */
 // From the core entry in the builds (rollup.config.mjs): one copy, the same classes in every tab.
-import { controllerOf, OriginNotAllowedError, SESSION_ENDED, SessionEmitError, SessionEventEmitter, SessionInvalidError, SessionOptionsError, takeReload } from './index.js';
+import { controllerOf, OriginNotAllowedError, SessionEmitError, SessionEventEmitter, SessionInvalidError, SessionOptionsError, takeReload } from './index.js';
 import type { ConnectWithSessionOptions, InvalidContext, SessionClientEvents, SessionSocket, SessionState, SharedSocket, TabsProvider } from './connect.js';
-import type { EmitNotice } from '../protocol.js';
+import { SESSION_ENDED, type EmitNotice } from '../protocol.js';
 
 export interface SharedTabsOptions {
   /**
@@ -140,8 +140,7 @@ function connectionName(url: string | undefined, path = '/socket.io'): string {
  * ```
  */
 export function sharedTabs(options: SharedTabsOptions = {}): TabsProvider {
-  const name = options?.name;
-  if (typeof options !== 'object' || typeof (name ?? '') !== 'string') throw new SessionOptionsError('socket.io-sessions: invalid name');
+  if (typeof options !== 'object' || typeof (options?.name ?? '') !== 'string') throw new SessionOptionsError('socket.io-sessions: invalid name');
   return { options, open };
 }
 
@@ -152,7 +151,7 @@ function open(
   options: ConnectWithSessionOptions,
   connect: (url: string | undefined, options: ConnectWithSessionOptions) => SessionSocket<any, any>,
 ): SharedSocket<any, any> {
-  const { on, autoConnect = true, onInvalid, maxReloads = 3, reloadWindow = 60_000 } = options;
+  const { on, autoConnect = true, onInvalid, maxReloads, reloadWindow } = options;
   const locks = globalThis.navigator?.locks;
   if (!locks || !globalThis.BroadcastChannel) return Object.assign(connect(url, { ...options, tabs: undefined }), { leader: true });
 
@@ -242,10 +241,11 @@ function open(
   /** The session ended: what this tab (and, as the holder, every tab) buffered under it is dropped with `session-ended`. */
   const sessionEnded = () => {
     session++;
-    outbox.forEach((_, n) => settle(n, { notice: SESSION_ENDED }));
+    outbox.forEach(refuse);
     waiting.splice(0).forEach(refuse);
   };
-  const refuse = ({ from, n }: EmitMessage) => tell({ type: 'ack', to: from, n, notice: SESSION_ENDED });
+  /** An emit of a session that ended gets `session-ended`, in the tab that made it (this one: at once). */
+  const refuse = ({ from, n }: Outgoing) => tell({ type: 'ack', to: from, n, notice: SESSION_ENDED });
   /** As the holder: an emit (this tab's or another's) waits for the connection, unless made under a session that ended. */
   const take = (message: EmitMessage) => {
     if (message.session < session) return refuse(message);
@@ -263,7 +263,7 @@ function open(
       tell({ type: 'ack', to: from, n, ...(notice ? { notice } : error ? { error: error.message } : { args: result }) });
     };
     reply.withError = true;
-    real!.emit(event, ...args, ...(ack ? [reply] : []));
+    real!.emit(event, ...(ack ? [...args, reply] : args));
   };
 
   /** This tab holds the connection now: it got the lock, or no holder answered in time. */

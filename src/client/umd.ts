@@ -11,6 +11,6 @@
 import { io } from './global-io.js';
 import { connectWithSession } from './core.js';
 
-export { connectWithSession, ErrorCode, SessionError, SessionInvalidError, OriginNotAllowedError, SessionOptionsError, SessionEmitError, takeReload, SessionEventEmitter, controllerOf, SESSION_ENDED } from './core.js';
+export { connectWithSession, ErrorCode, SessionError, SessionInvalidError, OriginNotAllowedError, SessionOptionsError, SessionEmitError, takeReload, SessionEventEmitter, controllerOf } from './core.js';
 
 (io as typeof io & { connectWithSession?: typeof connectWithSession }).connectWithSession = connectWithSession;
