@@ -231,6 +231,23 @@ test("dispose() leaves the socket as socket.io-client made it: the prototype's e
   }
 });
 
+test('dispose() cancels a pending retry: the timer of its backoff is cleared', async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  const cookie = await server.login();
+  const socket = connectWithSession(server.url, { ...fast, retry: { min: 60_000, max: 60_000 }, extraHeaders: { cookie } });
+  t.after(() => socket.disconnect());
+  await once(socket, 'connect');
+  const gone = once(socket, 'disconnect');
+  for (const s of server.io.of('/').sockets.values()) s.disconnect(true);
+  await gone;
+  assert.equal(socket.sessions.state, 'connecting', 'after a server-side disconnect the SDK waits out its backoff (30-60 s here)');
+  const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+  const pending = timers();
+  socket.sessions.dispose();
+  assert.equal(timers(), pending - 1, 'the retry timer went with dispose()');
+});
+
 test("ticket refresh answered ticket-session-mismatch (the page's session changed): the SDK reconnects at once with the new ticket, no invalid", async () => {
   const server = await startServer({ ticketTtl: 2000 });
   visits(server);
