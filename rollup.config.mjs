@@ -25,17 +25,21 @@ const ts = () =>
     noEmitOnError: true,
   });
 
-// Every minified file uses these. The property regex only renames the SDK emitter's private
-// `_events` (src/client/emitter.ts): no other code in the bundles reads it.
+// Every minified file uses these. The property regex renames our own `_` names (the SDK emitter's map,
+// the fields of connect.ts's Link): src/ names no `_` field of another library (test/unit/no-private-fields.test.ts
+// lists ours), so in the files without socket.io-client every `_` name is ours. The CDN files bundle
+// socket.io-client, whose own `_` fields must keep their names: there only the emitter's `_events` is renamed.
 // An ES module's top-level names are its own (`module`: mangled too); a UMD's are inside rollup's wrapper.
-const minify = (module = false) =>
+const OURS = /^_[a-z]/i;
+const minify = (module = false, properties = OURS) =>
   terser({
     ecma: 2020,
     module,
     compress: { passes: 3, pure_getters: true, unsafe_arrows: true }, // no getter in these bundles has a side effect; no function of ours is called with `new` but the classes
-    mangle: { properties: { regex: /^_events(Count)?$/ } },
+    mangle: { properties: { regex: properties } },
     format: { comments: false },
   });
+const EMITTER_ONLY = /^_events$/;
 
 // Node builtins and packages (bare specifiers) stay external: the server's and all declarations.
 const packagesAndBuiltins = (id) => id.startsWith('node:') || builtinModules.includes(id) || /^[a-z@][^:]*$/i.test(id);
@@ -144,8 +148,8 @@ export default [
     input: 'src/client/standalone.ts',
     plugins: clientPlugins(),
     output: [
-      { file: 'dist/cdn/socket.io-sessions.min.js', format: 'umd', name: 'ioSessions', sourcemap: true, plugins: [minify()] },
-      { file: 'dist/cdn/socket.io-sessions.esm.min.js', format: 'es', sourcemap: true, plugins: [minify(true)] },
+      { file: 'dist/cdn/socket.io-sessions.min.js', format: 'umd', name: 'ioSessions', sourcemap: true, plugins: [minify(false, EMITTER_ONLY)] },
+      { file: 'dist/cdn/socket.io-sessions.esm.min.js', format: 'es', sourcemap: true, plugins: [minify(true, EMITTER_ONLY)] },
     ],
   },
   declarations('client'),

@@ -84,14 +84,17 @@ export interface EmitNotice {
   key?: string;
 }
 
+/** The notice of an emit whose session ended before it ran (invariant 10): the server's, the SDK's and every tab's. */
+export const SESSION_ENDED: EmitNotice = { code: ErrorCode.SESSION_INVALID, reason: 'session-ended' };
+
 /** The field of an ack's only argument that marks it as an {@link EmitNotice}. */
 export const NOTICE_FIELD = 'sio-sessions:notice';
 
 /** The notice carried by an ack's arguments, if they are one. */
 export function noticeOf(args: ArrayLike<unknown>): EmitNotice | undefined {
   const first = args[0] as Record<string, unknown> | null | undefined;
-  const notice = args.length === 1 && typeof first === 'object' && first !== null ? (first[NOTICE_FIELD] as EmitNotice | undefined) : undefined;
-  return typeof notice === 'object' && notice !== null && typeof notice.reason === 'string' ? notice : undefined;
+  const notice = args.length === 1 && typeof first === 'object' ? (first?.[NOTICE_FIELD] as EmitNotice | null | undefined) : undefined;
+  return typeof notice === 'object' && typeof notice?.reason === 'string' ? notice : undefined;
 }
 
 /** `err.data` of a refused handshake, and the payload of {@link Events.INVALID}. */
@@ -163,9 +166,5 @@ export const DEFAULT_COOKIE_NAME = 'connect.sid';
 
 /** True when `data` looks like the `err.data` of a handshake refused by this library. */
 export function isSessionErrorData(data: unknown): data is SessionErrorData {
-  return (
-    typeof data === 'object' &&
-    data !== null &&
-    Object.values(ErrorCode).includes((data as SessionErrorData).code)
-  );
+  return typeof data === 'object' && Object.values(ErrorCode).includes((data as SessionErrorData | null)?.code!);
 }

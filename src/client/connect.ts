@@ -9,7 +9,7 @@ import type { ManagerOptions, Socket, SocketOptions } from 'socket.io-client';
 import { ErrorCode, Events, isSessionErrorData, type EmitNotice, type SessionErrorData } from '../protocol.js';
 import { OriginNotAllowedError, SessionInvalidError, SessionOptionsError } from '../errors.js';
 import { backoff } from './backoff.js';
-import { guardEmits } from './emit-guard.js';
+import { guardEmits, type EmitGuard } from './emit-guard.js';
 import { Emitter as SdkEventEmitter } from './emitter.js';
 import { decideInvalid, reconnectDelay, type InvalidAction, type OnInvalid } from './invalid-policy.js';
 
@@ -171,20 +171,37 @@ function invalidOption(name: string, value: unknown): never {
 }
 
 /** A count or duration option: a finite number >= 0. */
-function count(value: unknown, name: string, fallback: number): number {
+function count(value: unknown, name: string): number | undefined;
+function count(value: unknown, name: string, fallback: number): number;
+function count(value: unknown, name: string, fallback?: number): number | undefined {
   if (value === undefined) return fallback;
   return typeof value === 'number' && value >= 0 && value < Infinity ? value : invalidOption(name, value);
 }
 
 /** The SDK's own options, checked, with their defaults; `io` is what goes to socket.io-client. */
-function readOptions(options: ConnectWithSessionOptions = {}) {
+interface Options {
+  onInvalid: OnInvalid<InvalidContext>;
+  /** Unset: takeReload's defaults (src/client/invalid-policy.ts), which the tabs entry uses too. */
+  maxReloads?: number;
+  reloadWindow?: number;
+  _retryMin: number;
+  _retryMax: number;
+  on: ConnectWithSessionOptions['on'];
+  credential?: CredentialProvider;
+  tabs?: TabsProvider;
+  io: Partial<ManagerOptions & SocketOptions>;
+}
+
+function readOptions(options: ConnectWithSessionOptions = {}): Options {
   const { onInvalid = 'reload', maxReloads, reloadWindow, retry, on, credential, tabs, ...io } = options;
   if (onInvalid !== 'reload' && onInvalid !== 'none' && typeof onInvalid !== 'function') invalidOption('onInvalid', onInvalid);
   const min = count(retry?.min, 'retry.min', 1000);
   return {
-    policy: { onInvalid, maxReloads: count(maxReloads, 'maxReloads', 3), reloadWindow: count(reloadWindow, 'reloadWindow', 60_000) },
-    retryMin: min,
-    retryMax: Math.max(min, count(retry?.max, 'retry.max', 30_000)),
+    onInvalid,
+    maxReloads: count(maxReloads, 'maxReloads'),
+    reloadWindow: count(reloadWindow, 'reloadWindow'),
+    _retryMin: min,
+    _retryMax: Math.max(min, count(retry?.max, 'retry.max', 30_000)),
     on,
     credential,
     tabs,
@@ -192,9 +209,156 @@ function readOptions(options: ConnectWithSessionOptions = {}) {
   };
 }
 
+/**
+ * One socket's SDK: what the functions below share. The states, and what moves the SDK between
+ * them (only {@link transition} changes `state`):
+ *
+ * | from → to                 | when                                                                        |
+ * | ------------------------- | --------------------------------------------------------------------------- |
+ * | any → connecting          | an attempt starts or is scheduled: {@link connectNow}, {@link connectIn}, a dropped connection |
+ * | connecting → connected    | socket.io-client's `connect`                                                |
+ * | connecting → disconnected | a transport error socket.io-client gives up on; the page's origin is refused |
+ * | any → invalid             | the invalid policy ends in a reload, the app's `onInvalid` or a stop        |
+ * | any → disconnected        | the app's `disconnect()`                                                    |
+ */
+interface Link extends Options {
+  _socket: Socket;
+  _events: SdkEmitter;
+  _guard: EmitGuard;
+  /** socket.io-client's own `disconnect()`, for the SDK's own closes (the app's is wrapped: {@link wrapDisconnect}). */
+  _close: () => unknown;
+  _state: SessionState;
+  /** The pending (re)connect: a retry's backoff, the pause after an invalid answer, or the offline wait. */
+  _timer?: ReturnType<typeof setTimeout>;
+  /** Retries since the last connection: the backoff's step. */
+  _step: number;
+  /** Invalid answers in a row since the last connection... */
+  streak: number;
+  /** ...and whether the first of them was pushed to a connected socket (logout, login, expiry). */
+  fromConnected: boolean;
+}
+
+/** The one place the state changes. */
+function transition(link: Link, newState: SessionState) {
+  const oldState = link._state;
+  if (newState === oldState) return;
+  link._state = newState;
+  link._events.emit('state', { newState, oldState });
+}
+
+function cancelRetry(link: Link) {
+  clearTimeout(link._timer);
+  link._timer = undefined;
+}
+
+/** An attempt now. Offline, one cannot succeed: wait for `online` (and look again every 9 s in case the event is missed). */
+function connectNow(link: Link) {
+  cancelRetry(link);
+  transition(link, 'connecting');
+  if (offline()) connectIn(link, 9000);
+  else link._socket.connect();
+}
+
+/**
+ * An attempt in `delay` ms. `renewFirst`, after an invalid answer: the new credential is fetched before the
+ * transport opens (a handshake held back by it would meet engine.io's websocket upgrade, which can stall it).
+ */
+function connectIn(link: Link, delay: number, renewFirst?: boolean) {
+  const { credential } = link;
+  cancelRetry(link);
+  transition(link, 'connecting');
+  link._timer = setTimeout(renewFirst && credential ? () => credential.ready().then(() => link._state === 'connecting' && connectNow(link)) : connectNow, delay, link);
+  return delay;
+}
+
+/** Retry policy for a retryable refusal or a server-side disconnect: backoff with full jitter, not before `minDelay`. */
+function retryLater(link: Link, minDelay = 0) {
+  return connectIn(link, Math.max(minDelay, backoff(link._step++, link._retryMin, link._retryMax)));
+}
+
+/** Every invalid-session signal, at the handshake or pushed mid-connection: nothing emitted under it goes on; then the policy. */
+function handleInvalid(link: Link, data: SessionErrorData, phase: InvalidContext['phase']) {
+  if (++link.streak === 1) link.fromConnected = phase === 'connected';
+  cancelRetry(link);
+  link._guard.end();
+  link.credential?.discard();
+  if (link._socket.connected) link._close();
+  const action = decideInvalid<InvalidContext>(link);
+  const ctx: InvalidContext = {
+    code: ErrorCode.SESSION_INVALID,
+    reason: data.reason,
+    phase,
+    action,
+    error: new SessionInvalidError(data.reason),
+    reconnect: () => connectNow(link),
+  };
+  link._events.emit('invalid', ctx);
+  if (action === 'reconnect') return void connectIn(link, reconnectDelay(link.streak, link.fromConnected), true);
+  transition(link, 'invalid');
+  if (action === 'reload') location.reload();
+  else if (action === 'handler') (link.onInvalid as (c: InvalidContext) => void)(ctx);
+}
+
+/** A refused handshake also answers what was emitted for it: the store may stay away longer than any ack should wait. */
+function handleUnavailable(link: Link, data: SessionErrorData, phase: UnavailableContext['phase']) {
+  const { reason, retryAfter } = data as EmitNotice;
+  let retryIn: number | undefined;
+  if (phase === 'handshake') {
+    link._guard.fail({ code: ErrorCode.SESSION_UNAVAILABLE, reason, retryAfter });
+    retryIn = retryLater(link, retryAfter);
+  }
+  link._events.emit('unavailable', { code: ErrorCode.SESSION_UNAVAILABLE, reason, phase, retryIn });
+}
+
+/** A refused handshake: the server's answer says which; transport errors socket.io-client retries by itself while `active`. */
+function handleRefusal(link: Link, { data }: Error & { data?: unknown }) {
+  if (!isSessionErrorData(data)) return transition(link, link._socket.active ? 'connecting' : 'disconnected');
+  if (data.code === ErrorCode.SESSION_INVALID) handleInvalid(link, data, 'handshake');
+  else if (data.code === ErrorCode.SESSION_UNAVAILABLE) handleUnavailable(link, data, 'handshake');
+  else {
+    transition(link, 'disconnected');
+    link._events.emit('fatal', new OriginNotAllowedError());
+  }
+}
+
+/** A dropped connection. 'io client disconnect': the app's disconnect() (see {@link wrapDisconnect}) or the SDK's own close. */
+function handleDisconnect(link: Link, reason: string) {
+  if (link._state === 'invalid' || reason === 'io client disconnect') return;
+  // socket.io-client does not come back after a server-side disconnect, a session SDK should; after a transport loss it does.
+  if (reason === 'io server disconnect') retryLater(link);
+  else transition(link, 'connecting');
+}
+
 function listen(subs: Subs, target: Emitter, event: string, listener: (...args: any[]) => void) {
   target.on(event, listener);
   subs.push(() => target.off(event, listener));
+}
+
+/** socket.io-client's events, and the server's pushed session events, move the SDK. */
+function followSocket(link: Link, subs: Subs) {
+  const socket = link._socket as unknown as Emitter;
+  listen(subs, socket, 'connect', () => {
+    link.streak = link._step = 0;
+    link._guard.resume();
+    transition(link, 'connected');
+  });
+  listen(subs, socket, 'connect_error', (error: Error) => handleRefusal(link, error));
+  listen(subs, socket, Events.INVALID, (data: unknown) => isSessionErrorData(data) && handleInvalid(link, data, 'connected'));
+  listen(subs, socket, Events.UNAVAILABLE, (data: unknown) => isSessionErrorData(data) && handleUnavailable(link, data, 'connected'));
+  listen(subs, socket, 'disconnect', (reason: string) => handleDisconnect(link, reason));
+  // socket.io-client's own reconnection keeps trying while offline (4 attempts in 15 s): stop it and wait for `online`.
+  listen(subs, link._socket.io as unknown as Emitter, 'reconnect_attempt', () => offline() && (link._close(), connectNow(link)));
+}
+
+/**
+ * The app's disconnect() (close() calls it): the SDK stops too, also while the socket is still connecting or
+ * waits for a retry, when socket.io-client emits no `disconnect` (the state would stay 'connecting', and a retry
+ * would connect again a socket the app closed). dispose() gives socket.io-client's own back.
+ */
+function wrapDisconnect(link: Link, subs: Subs) {
+  const socket = link._socket as { disconnect(): unknown };
+  socket.disconnect = () => (cancelRetry(link), transition(link, 'disconnected'), link._close());
+  subs.push(() => delete (socket as { disconnect?: unknown }).disconnect);
 }
 
 /**
@@ -214,11 +378,16 @@ function heartbeatExpired(socket: Socket, subs: Subs): () => boolean {
 }
 
 /**
- * Browser lifecycle: `check` when the network comes back, a hidden tab is shown or timers stood still
- * (sleep); back/forward cache: `park` closes an active connection when the page is cached (an open one
- * keeps it out of the cache, or sits idle on the server) and says so, `resume` connects it on restore.
+ * Browser lifecycle: when the network comes back, a hidden tab is shown or timers stood still (sleep), a
+ * pending retry goes now and a transport whose heartbeat ran out meanwhile is closed now (socket.io-client
+ * reconnects), instead of waiting out the backoff or the heartbeat timer. Back/forward cache: an active
+ * connection is closed when the page is cached (an open one keeps it out of the cache, or sits idle on
+ * the server), and connects again when the page is restored.
  */
-function followBrowser(subs: Subs, check: () => void, park: () => boolean, resume: () => void) {
+function followBrowser(link: Link, subs: Subs) {
+  const { _socket: socket } = link;
+  const expired = heartbeatExpired(socket, subs);
+  const check = () => (link._timer !== undefined ? connectNow(link) : socket.connected && expired() && socket.io.engine.close());
   const dom = (type: string, listener: (event: any) => unknown, target: EventTarget = window) => {
     target.addEventListener(type, listener);
     subs.push(() => target.removeEventListener(type, listener));
@@ -226,8 +395,8 @@ function followBrowser(subs: Subs, check: () => void, park: () => boolean, resum
   dom('online', check);
   dom('visibilitychange', () => document.hidden || check(), document);
   let parked = false;
-  dom('pagehide', (event: PageTransitionEvent) => (parked = event.persisted && park()));
-  dom('pageshow', () => parked && ((parked = false), resume()));
+  dom('pagehide', (event: PageTransitionEvent) => (parked = event.persisted && (link._state === 'connecting' || link._state === 'connected') && !!socket.disconnect()));
+  dom('pageshow', () => parked && ((parked = false), connectNow(link)));
   // A tick that comes far too late means the machine slept or the tab was frozen.
   let last = Date.now();
   const ticker = setInterval(() => {
@@ -260,6 +429,37 @@ export function controllerOf(events: SdkEmitter, state: () => SessionState, subs
   };
 }
 
+/** socket.io-client's socket, not connected yet. `auth` runs on every (re)connect: each attempt gets a valid credential. */
+function openSocket(lookup: Lookup, url: string | undefined, { io, credential }: Options): Socket {
+  const userAuth = io.auth;
+  const auth = credential ? (cb: (data: object) => void) => credential.auth(typeof userAuth === 'object' ? userAuth : {}, cb) : userAuth;
+  // Cookies must travel on cross-origin polling requests too.
+  return lookup(url, { withCredentials: true, ...io, auth, autoConnect: false } as Partial<ManagerOptions & SocketOptions>);
+}
+
+/**
+ * The SDK on `socket`: every part above, each pushing its undoing to `subs`, drained by `dispose()`
+ * (socket.io-client's `subs`): the retry timer, the emit wraps, the listeners, the disconnect wrap, the credential's.
+ */
+function attach(socket: Socket, options: Options): SessionController {
+  const subs: Subs = [];
+  const events = new SessionEventEmitter();
+  const guard = guardEmits(socket, options.io.ackTimeout !== undefined, subs);
+  const link: Link = { ...options, _socket: socket, _events: events, _guard: guard, _close: socket.disconnect.bind(socket), _state: 'disconnected', _step: 0, streak: 0, fromConnected: false };
+  subs.push(() => cancelRetry(link));
+  followSocket(link, subs);
+  wrapDisconnect(link, subs);
+  if (typeof document === 'object') followBrowser(link, subs);
+  const controller = controllerOf(events, () => link._state, subs);
+  for (const [event, listener] of Object.entries(options.on ?? {})) {
+    if (typeof listener === 'function') controller.on(event as keyof SessionClientEvents, listener as never);
+  }
+  (socket as { sessions?: SessionController }).sessions = controller;
+  if (options.credential) subs.push(options.credential.attach(socket, (ctx) => events.emit('unavailable', ctx)));
+  if (options.io.autoConnect ?? true) connectNow(link);
+  return controller;
+}
+
 /** Builds `connectWithSession` on a socket.io-client lookup function (`io` from the package or the global one). */
 export function createConnectWithSession(lookup: Lookup) {
   function connectWithSession<ListenEvents extends EventsMap = DefaultEventsMap, EmitEvents extends EventsMap = ListenEvents>(
@@ -279,148 +479,11 @@ export function createConnectWithSession(lookup: Lookup) {
   ): SessionSocket<ListenEvents, EmitEvents> | SharedSocket<ListenEvents, EmitEvents> {
     if (typeof url === 'object' && url !== null) [url, options] = [undefined, url];
     if (url !== undefined && typeof url !== 'string') invalidOption('url', url);
-    const { policy, retryMin, retryMax, on, credential, tabs, io } = readOptions(options);
-    if (tabs) return tabs.open(url, options!, connectWithSession);
-    const autoConnect = io.autoConnect ?? true;
-    const events = new SessionEventEmitter();
-    // socket.io-client calls `auth` on every (re)connect: each attempt gets a valid credential.
-    const userAuth = io.auth;
-    const auth = credential ? (cb: (data: object) => void) => credential.auth(typeof userAuth === 'object' ? userAuth : {}, cb) : userAuth;
-    // Cookies must travel on cross-origin polling requests too.
-    const socket = lookup(url, { withCredentials: true, ...io, auth, autoConnect: false } as Partial<ManagerOptions & SocketOptions>) as SessionSocket<ListenEvents, EmitEvents>;
-    const emitter = socket as unknown as Emitter;
-
-    const subs: Subs = [cancelRetry];
-    const guard = guardEmits(socket, io.ackTimeout !== undefined, subs);
-    let state: SessionState = 'disconnected';
-    let invalidStreak = 0;
-    let streakFromConnected = false;
-    let retryStep = 0;
-    let retryTimer: ReturnType<typeof setTimeout> | undefined;
-    /** socket.io-client's own `disconnect()`, for the SDK's own closes (the app's is wrapped below). */
-    const disconnect = socket.disconnect;
-
-    /** The one place the state changes. */
-    function transition(newState: SessionState) {
-      if (newState === state) return;
-      const oldState = state;
-      state = newState;
-      events.emit('state', { newState, oldState });
-    }
-    function cancelRetry() {
-      clearTimeout(retryTimer);
-      retryTimer = undefined;
-    }
-    // Offline, an attempt cannot succeed: wait for `online` (and look again every 9 s in case the event is missed).
-    function connectNow() {
-      cancelRetry();
-      transition('connecting');
-      if (offline()) retryTimer = setTimeout(connectNow, 9000);
-      else socket.connect();
-    }
-    function connectIn(delay: number, renewFirst?: boolean) {
-      cancelRetry();
-      transition('connecting');
-      // After an invalid answer the new credential is fetched before the transport opens: a
-      // handshake held back by it would meet engine.io's websocket upgrade, which can stall it.
-      retryTimer = setTimeout(renewFirst && credential ? () => void credential.ready().then(() => state === 'connecting' && connectNow()) : connectNow, delay);
-      return delay;
-    }
-    /** Retry policy for a retryable refusal or a server-side disconnect: backoff with full jitter. */
-    const retryLater = (minDelay = 0) => connectIn(Math.max(minDelay, backoff(retryStep++, retryMin, retryMax)));
-
-    /** Every invalid-session signal, at the handshake or pushed mid-connection: nothing emitted under it goes on; then the policy. */
-    function handleInvalid(data: SessionErrorData, phase: InvalidContext['phase']) {
-      invalidStreak += 1;
-      if (invalidStreak === 1) streakFromConnected = phase === 'connected';
-      cancelRetry();
-      guard.end();
-      credential?.discard();
-      if (socket.connected) disconnect.call(socket);
-      const action = decideInvalid<InvalidContext>({
-        streak: invalidStreak,
-        fromConnected: streakFromConnected,
-        ...policy,
-        canReload: typeof globalThis.location?.reload === 'function',
-      });
-      const ctx: InvalidContext = {
-        code: ErrorCode.SESSION_INVALID,
-        reason: data.reason,
-        phase,
-        action,
-        error: new SessionInvalidError(data.reason),
-        reconnect: connectNow,
-      };
-      events.emit('invalid', ctx);
-      if (action === 'reconnect') return void connectIn(reconnectDelay(invalidStreak, streakFromConnected), true);
-      transition('invalid');
-      if (action === 'reload') location.reload();
-      else if (action === 'handler') (policy.onInvalid as (c: InvalidContext) => void)(ctx);
-    }
-
-    /** A refused handshake also answers what was emitted for it: the store may stay away longer than any ack should wait. */
-    function handleUnavailable(data: SessionErrorData, phase: UnavailableContext['phase']) {
-      const { reason, retryAfter } = data as EmitNotice;
-      let retryIn: number | undefined;
-      if (phase === 'handshake') {
-        guard.fail({ code: ErrorCode.SESSION_UNAVAILABLE, reason, retryAfter });
-        retryIn = retryLater(retryAfter);
-      }
-      events.emit('unavailable', { code: ErrorCode.SESSION_UNAVAILABLE, reason, phase, retryIn });
-    }
-
-    listen(subs, emitter, 'connect', () => {
-      invalidStreak = 0;
-      retryStep = 0;
-      guard.resume();
-      transition('connected');
-    });
-    listen(subs, emitter, 'connect_error', (err: Error & { data?: unknown }) => {
-      const { data } = err;
-      if (!isSessionErrorData(data)) {
-        // Transport errors: socket.io-client retries by itself while `active`.
-        transition(socket.active ? 'connecting' : 'disconnected');
-        return;
-      }
-      if (data.code === ErrorCode.SESSION_INVALID) handleInvalid(data, 'handshake');
-      else if (data.code === ErrorCode.SESSION_UNAVAILABLE) handleUnavailable(data, 'handshake');
-      else {
-        transition('disconnected');
-        events.emit('fatal', new OriginNotAllowedError());
-      }
-    });
-    listen(subs, emitter, Events.INVALID, (data: unknown) => isSessionErrorData(data) && handleInvalid(data, 'connected'));
-    listen(subs, emitter, Events.UNAVAILABLE, (data: unknown) => isSessionErrorData(data) && handleUnavailable(data, 'connected'));
-    listen(subs, emitter, 'disconnect', (reason: string) => {
-      // 'io client disconnect': the app's disconnect() (handled by it, below) or the SDK's own close.
-      if (state === 'invalid' || reason === 'io client disconnect') return;
-      // socket.io-client does not come back after a server-side disconnect, a session SDK should; after a transport loss it does.
-      if (reason === 'io server disconnect') retryLater();
-      else transition('connecting');
-    });
-    // socket.io-client's own reconnection keeps trying while offline (4 attempts in 15 s): stop it and wait for `online`.
-    listen(subs, socket.io as unknown as Emitter, 'reconnect_attempt', () => offline() && (disconnect.call(socket), connectNow()));
-    // The app's disconnect() (close() calls it): the SDK stops too, also while the socket is still connecting or
-    // waits for a retry, when socket.io-client emits no `disconnect` (the state would stay 'connecting', and a retry
-    // would connect again a socket the app closed). dispose() gives socket.io-client's own back.
-    (socket as { disconnect(): unknown }).disconnect = () => (cancelRetry(), transition('disconnected'), disconnect.call(socket));
-    subs.push(() => delete (socket as { disconnect?: unknown }).disconnect);
-    if (typeof document === 'object') {
-      const expired = heartbeatExpired(socket, subs);
-      // A pending retry goes now; a transport whose heartbeat ran out meanwhile is closed now (socket.io-client
-      // reconnects), instead of waiting out the backoff or the heartbeat timer.
-      const check = () => (retryTimer !== undefined ? connectNow() : socket.connected && expired() && socket.io.engine.close());
-      followBrowser(subs, check, () => (state === 'connecting' || state === 'connected') && !!socket.disconnect(), connectNow);
-    }
-
-    const controller = controllerOf(events, () => state, subs);
-    for (const [event, listener] of Object.entries(on ?? {})) {
-      if (typeof listener === 'function') controller.on(event as keyof SessionClientEvents, listener as never);
-    }
-    (socket as { sessions: SessionController }).sessions = controller;
-    if (credential) subs.push(credential.attach(socket, (ctx) => events.emit('unavailable', ctx)));
-    if (autoConnect) connectNow();
-    return socket;
+    const checked = readOptions(options);
+    if (checked.tabs) return checked.tabs.open(url, options!, connectWithSession);
+    const socket = openSocket(lookup, url, checked);
+    attach(socket, checked);
+    return socket as SessionSocket<ListenEvents, EmitEvents>;
   }
   return connectWithSession;
 }

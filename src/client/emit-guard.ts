@@ -5,12 +5,10 @@
  * prototype's; `emitWithAck` calls `emit`), and `sendBuffer` is emptied; the disposer removes the wraps.
  */
 import type { Socket } from 'socket.io-client';
-import { ErrorCode, noticeOf, type EmitNotice } from '../protocol.js';
+import { noticeOf, SESSION_ENDED, type EmitNotice } from '../protocol.js';
 import { SessionEmitError } from '../errors.js';
 
 type Fn = (...args: any[]) => any;
-
-const SESSION_ENDED: EmitNotice = { code: ErrorCode.SESSION_INVALID, reason: 'session-ended' };
 
 export interface EmitGuard {
   /**
@@ -45,7 +43,7 @@ export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() =
       return timeout!.call(socket, ms);
     },
     emit(event: string, ...args: unknown[]) {
-      const ack = args[args.length - 1] as Fn & { withError?: boolean };
+      const ack = args.at(-1) as Fn & { withError?: boolean };
       // Error-first: after timeout(), with the ackTimeout option, and emitWithAck's own callback (its `withError`).
       const errorFirst = timed || ackTimeout || !!ack?.withError;
       timed = false;

@@ -27,7 +27,7 @@ export function recentReloads(windowMs: number, now = Date.now()): number[] {
  * uses, for an `onInvalid` function (or another tab's SDK) that reloads. False when it cannot be
  * remembered (no sessionStorage, sandboxed iframe, quota): a reload that is not counted could loop.
  */
-export function takeReload(maxReloads: number, windowMs: number, now = Date.now()): boolean | undefined {
+export function takeReload(maxReloads = 3, windowMs = 60_000, now = Date.now()): boolean | undefined {
   const recent = recentReloads(windowMs, now);
   try {
     return recent.length < maxReloads && (sessionStorage.setItem(STORAGE_KEY, JSON.stringify([...recent, now])), true);
@@ -42,14 +42,16 @@ export interface PolicyInput<Ctx> {
   /** The first of them was pushed to a connected socket (logout, login, expiry), not a refused handshake. */
   fromConnected: boolean;
   onInvalid: OnInvalid<Ctx>;
-  maxReloads: number;
-  reloadWindow: number;
-  /** Whether `location.reload()` exists (not in Node or workers). */
-  canReload: boolean;
+  /** @default 3 (takeReload's) */
+  maxReloads?: number;
+  /** @default 60000 (takeReload's) */
+  reloadWindow?: number;
+  /** Whether `location.reload()` exists (not in Node or workers). @default whether it does here */
+  canReload?: boolean;
 }
 
 /** Decide, without side effects but for the reload count, what to do with this invalid answer. */
-export function decideInvalid<Ctx>({ streak, fromConnected, onInvalid, maxReloads, reloadWindow, canReload }: PolicyInput<Ctx>): InvalidAction {
+export function decideInvalid<Ctx>({ streak, fromConnected, onInvalid, maxReloads, reloadWindow, canReload = typeof globalThis.location?.reload === 'function' }: PolicyInput<Ctx>): InvalidAction {
   if (streak <= 1 || (streak === 2 && fromConnected)) return 'reconnect';
   if (typeof onInvalid === 'function') return 'handler';
   return onInvalid === 'reload' && canReload && takeReload(maxReloads, reloadWindow) ? 'reload' : 'stop';

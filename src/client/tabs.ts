@@ -29,7 +29,7 @@
 // From the core entry in the builds (rollup.config.mjs): one copy, the same classes in every tab.
 import { controllerOf, OriginNotAllowedError, SessionEmitError, SessionEventEmitter, SessionInvalidError, SessionOptionsError, takeReload } from './index.js';
 import type { ConnectWithSessionOptions, InvalidContext, SessionClientEvents, SessionSocket, SessionState, SharedSocket, TabsProvider } from './connect.js';
-import { ErrorCode, NOTICE_FIELD, type EmitNotice } from '../protocol.js';
+import { SESSION_ENDED, type EmitNotice } from '../protocol.js';
 
 export interface SharedTabsOptions {
   /**
@@ -119,8 +119,6 @@ const CHECK_EVERY = 700;
  * its question is answered at once, so a live holder is never taken for dead.
  */
 const SILENT_TICKS = 3;
-/** What an emit made under a session that ended gets instead of being sent (invariant 10). */
-const ENDED: EmitNotice = { code: ErrorCode.SESSION_INVALID, reason: 'session-ended' };
 
 /**
  * The lock and channel name for a connection: the server's origin, the namespace and the engine.io
@@ -142,8 +140,7 @@ function connectionName(url: string | undefined, path = '/socket.io'): string {
  * ```
  */
 export function sharedTabs(options: SharedTabsOptions = {}): TabsProvider {
-  const name = options?.name;
-  if (typeof options !== 'object' || typeof (name ?? '') !== 'string') throw new SessionOptionsError('socket.io-sessions: invalid name');
+  if (typeof options !== 'object' || typeof (options?.name ?? '') !== 'string') throw new SessionOptionsError('socket.io-sessions: invalid name');
   return { options, open };
 }
 
@@ -154,7 +151,7 @@ function open(
   options: ConnectWithSessionOptions,
   connect: (url: string | undefined, options: ConnectWithSessionOptions) => SessionSocket<any, any>,
 ): SharedSocket<any, any> {
-  const { on, autoConnect = true, onInvalid, maxReloads = 3, reloadWindow = 60_000 } = options;
+  const { on, autoConnect = true, onInvalid, maxReloads, reloadWindow } = options;
   const locks = globalThis.navigator?.locks;
   if (!locks || !globalThis.BroadcastChannel) return Object.assign(connect(url, { ...options, tabs: undefined }), { leader: true });
 
@@ -244,10 +241,11 @@ function open(
   /** The session ended: what this tab (and, as the holder, every tab) buffered under it is dropped with `session-ended`. */
   const sessionEnded = () => {
     session++;
-    outbox.forEach((_, n) => settle(n, { notice: ENDED }));
+    outbox.forEach(refuse);
     waiting.splice(0).forEach(refuse);
   };
-  const refuse = ({ from, n }: EmitMessage) => tell({ type: 'ack', to: from, n, notice: ENDED });
+  /** An emit of a session that ended gets `session-ended`, in the tab that made it (this one: at once). */
+  const refuse = ({ from, n }: Outgoing) => tell({ type: 'ack', to: from, n, notice: SESSION_ENDED });
   /** As the holder: an emit (this tab's or another's) waits for the connection, unless made under a session that ended. */
   const take = (message: EmitMessage) => {
     if (message.session < session) return refuse(message);
@@ -260,12 +258,12 @@ function open(
   const run = ({ from, n, event, args, ack }: EmitMessage) => {
     tell({ type: 'sent', to: from, n });
     const reply: Ack = (error: any, ...result: any[]) => {
-      // A notice comes as the ack's only argument, or (once the core SDK turns it into one) as a SessionEmitError.
-      const notice = error?.notice ?? result[0]?.[NOTICE_FIELD];
+      // The core SDK's emit guard turns a notice into a SessionEmitError: the notice travels, the tab rebuilds the error.
+      const notice: EmitNotice | undefined = error?.notice;
       tell({ type: 'ack', to: from, n, ...(notice ? { notice } : error ? { error: error.message } : { args: result }) });
     };
     reply.withError = true;
-    real!.emit(event, ...args, ...(ack ? [reply] : []));
+    real!.emit(event, ...(ack ? [...args, reply] : args));
   };
 
   /** This tab holds the connection now: it got the lock, or no holder answered in time. */
@@ -373,9 +371,10 @@ function open(
     if (callback) {
       const withError = ms !== undefined || callback.withError;
       acks.set(n, ({ args = [], error, notice }) => {
-        // A plain callback gets a notice as socket.io-client hands it over: the ack's only argument.
-        if (withError) callback(notice ? new SessionEmitError(notice, event) : error ? Error(error) : null, ...args);
-        else if (!error) callback(...(notice ? [{ [NOTICE_FIELD]: notice }] : args));
+        // A notice is a SessionEmitError, the callback's only argument, error-first or not: as on the core SDK's socket.
+        if (notice) callback(new SessionEmitError(notice, event));
+        else if (withError) callback(error ? Error(error) : null, ...args);
+        else if (!error) callback(...args);
       });
       // As socket.io-client: a timed-out emit that no holder took yet is not sent at all.
       if (ms !== undefined) setTimeout(() => settle(n, { error: 'operation has timed out' }), ms);

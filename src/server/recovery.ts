@@ -6,17 +6,17 @@
  * (or answered with a notice when it is refused), so no handler ever runs without its session.
  */
 import type { Socket } from 'socket.io';
-import { ErrorCode, Events, NOTICE_FIELD, type EmitNotice } from '../protocol.js';
+import { ErrorCode, Events, NOTICE_FIELD, SESSION_ENDED, type EmitNotice } from '../protocol.js';
 import { SessionError } from '../errors.js';
 import { log } from './log.js';
 
 type Packet = unknown[];
 type Next = (err?: Error) => void;
 
-/** The notice a held event with an ack gets when its socket is refused: its session is not there. */
-const ENDED: EmitNotice = { code: ErrorCode.SESSION_INVALID, reason: 'session-ended' };
-
-/** Holds a recovered socket's packets (a socket middleware) until {@link PacketHold.release} or {@link PacketHold.refuse}. */
+/**
+ * Holds a recovered socket's packets (a socket middleware) until {@link PacketHold.release} or {@link PacketHold.refuse}.
+ * A held event with an ack gets SESSION_ENDED when its socket is refused: its session is not there.
+ */
 export class PacketHold {
   private held: Array<[Packet, Next]> | undefined = [];
   private open = false;
@@ -40,7 +40,7 @@ export class PacketHold {
   }
 
   /** Refused: every held event that asked for an ack gets one notice instead (invariant 7). */
-  refuse(notice: EmitNotice = ENDED): void {
+  refuse(notice: EmitNotice = SESSION_ENDED): void {
     for (const [packet] of this.take()) {
       const ack = packet[packet.length - 1];
       if (typeof ack === 'function') ack({ [NOTICE_FIELD]: notice });
@@ -62,7 +62,7 @@ export class PacketHold {
 export function refuseRecovered(socket: Socket, hold: PacketHold, err: unknown): void {
   const data = err instanceof SessionError ? err.data : undefined;
   const unavailable = data?.code === ErrorCode.SESSION_UNAVAILABLE;
-  hold.refuse(unavailable ? { code: ErrorCode.SESSION_UNAVAILABLE, reason: data!.reason as EmitNotice['reason'], retryAfter: data!.retryAfter } : ENDED);
+  hold.refuse(unavailable ? { code: ErrorCode.SESSION_UNAVAILABLE, reason: data!.reason as EmitNotice['reason'], retryAfter: data!.retryAfter } : SESSION_ENDED);
   log.handshake('recovered socket %s refused: %s', socket.id, (err as Error)?.message);
   if (!socket.connected) return;
   if (data?.code === ErrorCode.SESSION_INVALID) tellAndDisconnect(socket, Events.INVALID, data);

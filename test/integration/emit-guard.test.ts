@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import { connectWithSession, type InvalidContext, type UnavailableContext } from '../../src/client/index.js';
 import { tickets } from '../../src/client/tickets.js';
 import { SessionEmitError } from '../../src/errors.js';
-import { NOTICE_FIELD, type EmitNotice } from '../../src/protocol.js';
+import { CredentialEvents, Events, NOTICE_FIELD, type EmitNotice } from '../../src/protocol.js';
+import { io as ioClient, Socket as ClientSocket } from 'socket.io-client';
 import { startServer, once, eventually, type TestServer } from '../helpers/servers.js';
 import { FaultyStore } from '../helpers/stores.js';
 
@@ -191,15 +192,60 @@ test('emits made while the store hangs during the handshake fail SESSION_UNAVAIL
   await server.close();
 });
 
-test('dispose() gives the socket back its own emit, timeout and disconnect', async () => {
+/** Every event the SDK (core and tickets) listens to on a socket and on its manager (docs/architecture.md, the client's paths). */
+const SOCKET_EVENTS = ['connect', 'connect_error', 'disconnect', ...Object.values(Events), ...Object.values(CredentialEvents)];
+const MANAGER_EVENTS = ['open', 'ping', 'reconnect_attempt', 'reconnect', 'close', 'error', 'packet'];
+
+/** How many listeners each of those events has, on the socket and on its manager (socket.io-client's public `listeners()`). */
+function listenerCounts(socket: ClientSocket) {
+  const count = (target: { listeners(event: string): unknown[] }, events: string[]) => Object.fromEntries(events.map((e) => [e, target.listeners(e).length]));
+  return { socket: count(socket, SOCKET_EVENTS), manager: count(socket.io as never, MANAGER_EVENTS) };
+}
+
+test("dispose() leaves the socket as socket.io-client made it: the prototype's emit, timeout and disconnect, the listeners of a plain socket, and no SDK reaction (cookie and tickets)", async (t) => {
   const server = await startServer();
+  t.after(() => server.close());
   const cookie = await server.login();
-  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, autoConnect: false });
-  const own = Object.keys(socket).filter((k) => ['emit', 'timeout', 'disconnect'].includes(k));
-  assert.deepEqual(own.sort(), ['disconnect', 'emit', 'timeout']);
+  // The reference: a plain socket.io-client socket, connected, with no listener of the app.
+  const plain = ioClient(server.url, { forceNew: true, transports: ['websocket'], extraHeaders: { cookie } });
+  t.after(() => plain.disconnect());
+  await once(plain, 'connect');
+  for (const credential of [undefined, tickets({ source: async () => server.ticket(cookie) })]) {
+    const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, credential });
+    t.after(() => socket.disconnect());
+    await once(socket, 'connect');
+    const own = Object.keys(socket).filter((k) => ['emit', 'timeout', 'disconnect'].includes(k));
+    assert.deepEqual(own.sort(), ['disconnect', 'emit', 'timeout'], 'the SDK wraps these three while it runs');
+    assert.notDeepEqual(listenerCounts(socket), listenerCounts(plain), 'the SDK listens while it runs');
+    socket.sessions.dispose();
+    for (const name of own) assert.equal((socket as unknown as Record<string, unknown>)[name], (ClientSocket.prototype as unknown as Record<string, unknown>)[name], `${name} is socket.io-client's again`);
+    assert.deepEqual(listenerCounts(socket), listenerCounts(plain), `no listener of the SDK is left (${credential ? 'tickets' : 'cookie'})`);
+    // Nothing of the SDK reacts any more: the server-side disconnect of a logout stays a disconnect, as in plain socket.io-client.
+    const states: unknown[] = [];
+    socket.sessions.on('state', (change) => states.push(change));
+    const gone = once(socket, 'disconnect');
+    for (const s of server.io.of('/').sockets.values()) if (s.id === socket.id) s.disconnect(true);
+    assert.equal((await gone)[0], 'io server disconnect');
+    assert.equal(socket.active, false, 'no reconnection of the SDK is under way');
+    assert.deepEqual(states, [], 'the disposed SDK tells nothing');
+  }
+});
+
+test('dispose() cancels a pending retry: the timer of its backoff is cleared', async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  const cookie = await server.login();
+  const socket = connectWithSession(server.url, { ...fast, retry: { min: 60_000, max: 60_000 }, extraHeaders: { cookie } });
+  t.after(() => socket.disconnect());
+  await once(socket, 'connect');
+  const gone = once(socket, 'disconnect');
+  for (const s of server.io.of('/').sockets.values()) s.disconnect(true);
+  await gone;
+  assert.equal(socket.sessions.state, 'connecting', 'after a server-side disconnect the SDK waits out its backoff (30-60 s here)');
+  const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+  const pending = timers();
   socket.sessions.dispose();
-  for (const name of own) assert.ok(!Object.hasOwn(socket, name), `${name} is socket.io-client's again`);
-  await server.close();
+  assert.equal(timers(), pending - 1, 'the retry timer went with dispose()');
 });
 
 test("ticket refresh answered ticket-session-mismatch (the page's session changed): the SDK reconnects at once with the new ticket, no invalid", async () => {
