@@ -60,7 +60,9 @@ const pageLoads = () => (typeof document == 'object' && typeof BroadcastChannel 
  * names the cookie's session, and the server answers ticket-session-mismatch if it is not the
  * socket's) once per burst of loads, when connected. Returns a disposer.
  */
-function followPageLoads(socket: Socket, loads: BroadcastChannel | undefined, check: () => unknown): () => void {
+function followPageLoads(socket: Socket, check: () => unknown): () => void {
+  // Opened once attached, so it never hears this page's own announcement (made before), and closed when detached.
+  const loads = pageLoads();
   if (!loads) return () => {};
   let due: ReturnType<typeof setTimeout> | 0 | undefined;
   const follow = () => due === 0 && socket.connected && ((due = undefined), check());
@@ -69,8 +71,7 @@ function followPageLoads(socket: Socket, loads: BroadcastChannel | undefined, ch
   socket.on('connect', follow);
   return () => {
     clearTimeout(due || undefined);
-    // Not closed: a tab that holds the connection again attaches again, with the same channel.
-    loads.onmessage = null;
+    loads.close();
     socket.off('connect', follow);
   };
 }
@@ -81,10 +82,11 @@ export function tickets(options: TicketOptions = {}): CredentialProvider {
   const min = retry?.min ?? 1000;
   const max = Math.max(min, retry?.max ?? 30_000);
   let report: (ctx: UnavailableContext) => void = () => {};
-  // No payload: a page load tells the other tabs nothing but that it happened. The same channel
-  // listens once attached (it never hears its own message), so a tab that takes over opens none.
-  const loads = pageLoads();
-  loads?.postMessage(0);
+  // No payload: a page load tells the other tabs nothing but that it happened (the message is
+  // delivered to the channels open now, even though this one closes at once).
+  const announce = pageLoads();
+  announce?.postMessage(0);
+  announce?.close();
   const credentials = createCredentials({
     source,
     tokenUrl,
@@ -136,7 +138,7 @@ export function tickets(options: TicketOptions = {}): CredentialProvider {
       socket.on(CredentialEvents.CREDENTIAL, onCredential);
       socket.on(CredentialEvents.RENEW_COOKIE, onRenewCookie);
       socket.on('disconnect', onDisconnect);
-      const unfollow = followPageLoads(socket, loads, refresh);
+      const unfollow = followPageLoads(socket, refresh);
       // Start now, overlapped with the transport handshake; `auth` awaits the same promise.
       credentials.get().catch(() => undefined);
       return () => {
