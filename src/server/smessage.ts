@@ -36,10 +36,12 @@ export function translateSmessage(host: SmessageHost): void {
 function translatorOf(host: SmessageHost): Listener {
   const { socket } = host;
   return (message: unknown, ...rest: unknown[]) => {
+    const listeners = socket.listeners('smessage') as Listener[];
+    // The app removed its smessage listeners since: the message is its `message` listeners' alone (their ack too).
+    if (listeners.length === 0) return undefined;
     const ack = typeof rest[rest.length - 1] === 'function' ? (rest[rest.length - 1] as Listener) : undefined;
     let acked: unknown[] | undefined;
     const held = ack && ((...args: unknown[]) => void (acked ??= args));
-    const listeners = socket.listeners('smessage') as Listener[];
     const session = host.session;
     // (In an executor: a listener that throws synchronously rejects, as an async one would.)
     const all = new Promise((resolve) => resolve(Promise.all(listeners.map((listener) => listener.call(socket, message, session, held)))));

@@ -51,6 +51,19 @@ for (const perMessage of [false, true]) {
     assert.ok(calls.every((c) => c.isServerSession && c.role === undefined), JSON.stringify(calls));
   });
 
+  test(`${mode}: once the app removed its smessage listeners, send(msg, cb) is its message listeners' alone: cb gets their ack`, async (t) => {
+    const { server, client, calls } = await smessageServer(t, perMessage);
+    await new Promise<void>((resolve) => client.send('first', () => resolve()));
+    assert.equal(calls.length, 1);
+    for (const socket of server.io.of('/').sockets.values()) {
+      socket.removeAllListeners('smessage');
+      socket.on('message', (_message: unknown, ack: (reply: string) => void) => ack('mine'));
+    }
+    const reply = await new Promise<unknown[]>((resolve) => client.send('second', (...args: unknown[]) => resolve(args)));
+    assert.deepEqual(reply, ['mine'], 'the app\'s own ack, not an empty one of the library');
+    assert.equal(calls.length, 1, 'no smessage listener ran');
+  });
+
   test(`${mode}: send(msg, cb) reaches smessage with the server's session (socket.session, the user set at login)`, async (t) => {
     const { client, calls } = await smessageServer(t, perMessage);
     await new Promise<void>((resolve, reject) => {
