@@ -9,16 +9,23 @@ import type { Socket } from 'socket.io';
 import { CredentialEvents, ErrorCode, Events, type InvalidReason } from '../protocol.js';
 import type { SessionServerError, SessionUnavailableError } from '../errors.js';
 import type { ServerContext } from './context.js';
-import { SessionRuntime } from './runtime/index.js';
+import type { ResolvedOptions } from './options.js';
+import { SessionRuntime, type RuntimeSocket } from './runtime/index.js';
+import { EventUnit, noticePacket, type EventSource } from './runtime/event.js';
+import { saveSoon, saveTask } from './runtime/tasks.js';
 import { log } from './log.js';
 import { audienceOf } from './origin.js';
-import { saveSoon } from './per-connection.js';
-import { noticePacket, wrapListeners, type PerMessageUnit, type UnitHost } from './per-message.js';
 import { translateSmessage, type SmessageHost } from './smessage.js';
-import { corruptRecordError, type EntrySocket, type SessionEntry, type SocketSession } from './session-entry.js';
-import { keepChecking, saveTask } from './tasks.js';
+import { corruptRecordError, type SessionEntry, type SocketSession } from './session-entry.js';
 import { TicketAuthorization } from './ticket-refresh.js';
 import { tellAndDisconnect } from './recovery.js';
+
+type Listener = (...args: unknown[]) => unknown;
+type Ack = (...args: unknown[]) => void;
+
+/** Marks our listener wrappers; holds the app's listener (Node's EventEmitter unwraps `.listener` too). */
+const WRAPPED = Symbol('socket.io-sessions unit');
+type Wrapper = Listener & { [WRAPPED]: true; listener: Listener };
 
 /** Events a client may not send: socket.io's own, and the seed's `smessage` (the server dispatches it). */
 const DROPPED = new Set(['smessage', 'connect', 'connect_error', 'disconnect', 'disconnecting', 'error', 'newListener', 'removeListener']);
@@ -45,41 +52,6 @@ function onDisconnect(this: Socket): void {
   bindingOf(this)?.stop();
 }
 
-/**
- * `socket.session` for every socket of the process: a getter on socket.io's Socket prototype reading
- * the socket's own binding (nothing is added per socket). Installed while a `sessions()` instance
- * is open; returns a disposer. A prototype patch, so it must be undoable: the last instance's close()
- * puts back what was there before (or deletes it).
- */
-let installed: { proto: object; users: number; previous?: PropertyDescriptor } | undefined;
-export function installSessionGetter(socket: Socket): () => void {
-  const proto = Object.getPrototypeOf(socket) as object;
-  if (!installed) {
-    installed = { proto, users: 0, previous: Object.getOwnPropertyDescriptor(proto, 'session') };
-    Object.defineProperty(proto, 'session', {
-      configurable: true,
-      enumerable: false,
-      get(this: Socket) {
-        return sessionOfSocket(this);
-      },
-      set() {
-        throw new TypeError('socket.io-sessions: socket.session is read-only (change its keys instead)');
-      },
-    });
-  }
-  const current = installed;
-  current.users += 1;
-  let disposed = false;
-  return () => {
-    if (disposed) return;
-    disposed = true;
-    if (--current.users > 0 || installed !== current) return;
-    installed = undefined;
-    if (current.previous) Object.defineProperty(current.proto, 'session', current.previous);
-    else delete (current.proto as { session?: unknown }).session;
-  };
-}
-
 /** The client was told its queue is full; told again only after it drained. */
 const OVERFLOW_TOLD = 1;
 /** A store failure was reported (serror) in this tick. */
@@ -92,14 +64,16 @@ const GONE = 8;
 /** Retry hint of a queue-full notice: the queue drains at the handlers' pace, not the store's. */
 const QUEUE_FULL_RETRY_MS = 1000;
 
-export class SocketBinding implements EntrySocket, UnitHost, SmessageHost {
+export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
   /** Its units waiting or running (per-message mode; made on demand), and packets let through whose units are not queued yet. */
-  private units: Set<PerMessageUnit> | undefined;
+  private units: Set<EventUnit> | undefined;
   reserved = 0;
   /** The client was told its queue is full; told again only after it drained. */
   /** OVERFLOW_TOLD | REPORTED | TOLD | GONE (one field, not four: there is one binding per socket). */
   private flags = 0;
   private ticket: TicketAuthorization | undefined;
+  /** The session's runtime in this process (from {@link start}). */
+  private runtime!: SessionRuntime;
 
   constructor(
     readonly socket: Socket,
@@ -118,15 +92,7 @@ export class SocketBinding implements EntrySocket, UnitHost, SmessageHost {
     return this.entry.sid;
   }
 
-  get timeoutMs(): number {
-    return this.ctx.options.storeTimeout;
-  }
-
-  get lock() {
-    return this.ctx.options.lock;
-  }
-
-  get settings(): object {
+  get options(): ResolvedOptions {
     return this.ctx.options;
   }
 
@@ -138,22 +104,18 @@ export class SocketBinding implements EntrySocket, UnitHost, SmessageHost {
     return this.entry.session;
   }
 
-  get handlerTimeout(): number {
-    return this.ctx.options.handlerTimeout;
-  }
-
   /**
    * socket.io's `connection`: join the session's live entry, watch packets, keep the ticket. False
    * when the session went invalid since the handshake loaded it (the socket was told).
    */
   start(): boolean {
     const { socket, ctx } = this;
-    // The session's live entry in this process, shared by its sockets (ours, if it has none yet).
-    this.entry = this.entry.share();
-    this.entry.join(this);
+    // The session's live copy in this process, shared by its sockets (ours, if it has none yet).
+    this.runtime = SessionRuntime.of(ctx.hub, this.entry.sid);
+    this.entry = this.runtime.join(this, this.entry);
     socket.use(this.onPacket.bind(this) as (packet: unknown, next: (err?: Error) => void) => void);
     socket.on('disconnect', onDisconnect);
-    keepChecking(this.entry, ctx);
+    this.runtime.keepChecking(ctx.wheel);
     if (this.ticketExpiresAt !== undefined && ctx.sealer) {
       this.ticket = new TicketAuthorization(this, ctx.sealer, audienceOf(socket.request), this.ticketExpiresAt);
     }
@@ -176,8 +138,8 @@ export class SocketBinding implements EntrySocket, UnitHost, SmessageHost {
   }
 
   changed(): void {
-    if (this.ctx.options.perMessage) void saveTask(this.entry, this.ctx);
-    else saveSoon(this.entry, this.ctx);
+    if (this.ctx.options.perMessage) void saveTask(this.runtime, this.ctx);
+    else saveSoon(this.runtime, this.ctx);
   }
 
   private onPacket(packet: unknown[], next: (err?: Error) => void): void {
@@ -198,7 +160,7 @@ export class SocketBinding implements EntrySocket, UnitHost, SmessageHost {
       return;
     }
     if ((this.units?.size ?? 0) + this.reserved >= this.ctx.options.maxPendingEvents) return this.overflow(packet);
-    wrapListeners(this.socket, event, this);
+    this.wrapListeners(event);
     // The units of this packet are queued when socket.io dispatches it, on the next tick.
     this.reserved += 1;
     next();
@@ -214,12 +176,39 @@ export class SocketBinding implements EntrySocket, UnitHost, SmessageHost {
     this.emit(Events.UNAVAILABLE, { code: ErrorCode.SESSION_UNAVAILABLE, reason: 'queue-full', retryAfter: QUEUE_FULL_RETRY_MS });
   }
 
-  enqueue(unit: PerMessageUnit): void {
-    (this.units ??= new Set()).add(unit);
-    SessionRuntime.of(this.ctx.hub, this.entry.sid).event(unit);
+  /**
+   * Wrap the listeners of `event` (those not wrapped yet) so each call becomes a unit of work on the
+   * session's runtime. Called before socket.io dispatches the event to them, so every way of adding
+   * a listener works (`on`, `once`, `prependListener`, `EventEmitter.prototype.on.call(socket, ...)`).
+   * Public EventEmitter calls only: the list is taken down and put back in its order, wrapped; the
+   * wrapper carries the app's function in `.listener`, so `off(event, listener)` and `listeners()` see it.
+   */
+  private wrapListeners(event: string): void {
+    const { socket } = this;
+    const registered = socket.rawListeners(event) as Listener[];
+    if (registered.every((listener) => WRAPPED in listener)) return;
+    socket.removeAllListeners(event);
+    for (const listener of registered) socket.on(event, WRAPPED in listener ? listener : this.wrap(event, listener));
   }
 
-  settled(unit: PerMessageUnit): void {
+  private wrap(event: string, registered: Listener): Wrapper {
+    // Node's `once` registers a wrapper that holds the listener in `.listener`; we take over its job.
+    const once = typeof (registered as { listener?: unknown }).listener === 'function';
+    const listener = once ? (registered as unknown as { listener: Listener }).listener : registered;
+    const binding = this;
+    const wrapper = function (this: unknown, ...args: unknown[]) {
+      if (once) binding.socket.removeListener(event, wrapper);
+      const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
+      const unit = new EventUnit(binding, Date.now() + binding.ctx.options.storeTimeout, listener, args, ack);
+      (binding.units ??= new Set()).add(unit);
+      binding.runtime.event(unit);
+    } as Wrapper;
+    wrapper[WRAPPED] = true;
+    wrapper.listener = listener;
+    return wrapper;
+  }
+
+  settled(unit: EventUnit): void {
     this.units?.delete(unit);
     if (this.units?.size !== 0) return;
     this.units = undefined;
@@ -263,10 +252,10 @@ export class SocketBinding implements EntrySocket, UnitHost, SmessageHost {
     if (this.gone) return;
     this.flags |= GONE;
     this.ticket?.stop();
-    const { entry, ctx } = this;
-    entry.leave(this);
+    const { runtime } = this;
+    runtime.leave(this);
     // Queued: runs after the app's own disconnect listeners, so their changes are saved too.
-    const saved = saveTask(entry, ctx);
-    if (entry.sockets.length === 0) void saved.finally(() => entry.sockets.length === 0 && entry.retire());
+    const saved = saveTask(runtime, this.ctx, this.entry);
+    if (runtime.sockets.length === 0) void saved.finally(() => runtime.retire());
   }
 }

@@ -4,7 +4,7 @@ import type { ResolvedOptions } from './options.js';
 import type { StoreHub } from './store.js';
 import type { TicketSealer } from './tickets.js';
 import type { Wheel } from './wheel.js';
-import type { SessionEntry } from './session-entry.js';
+import type { SessionRuntime } from './runtime/index.js';
 import type { Advice } from './advice.js';
 import type { SessionServerError } from '../errors.js';
 
@@ -21,5 +21,5 @@ export interface ServerContext {
   /** Set-up mistakes named with their fix: the refused client's hint, a server line once per cause. */
   readonly advice: Advice;
   /** Revalidates the sessions of its sockets every `revalidateInterval` (absent when that is 0). */
-  readonly wheel: Wheel<SessionEntry> | undefined;
+  readonly wheel: Wheel<SessionRuntime> | undefined;
 }

@@ -1,36 +1,30 @@
 /**
- * One loaded session in this process, shared by all of its sockets on every namespace: one copy,
- * one change tracker, one revalidation timer, one pending save. Loaded through the store's own
- * `createSession`, so save/reload/destroy/touch behave as in express-session; the Session object
- * lives as long as the entry, so every reference handed out (`socket.session`, the `sconnection`
- * argument) stays the session's, reloads included.
+ * One loaded session in this process, shared by all of its sockets on every namespace: one copy
+ * and its change tracker. Loaded through the store's own `createSession`, so save/reload/destroy/
+ * touch behave as in express-session; the Session object lives as long as the entry, so every
+ * reference handed out (`socket.session`, the `sconnection` argument) stays the session's, reloads
+ * included.
  *
- * How the copy is loaded, saved and revalidated is the runtime's (runtime/work.ts); the entry keeps
- * the express-session stand-in (EntryRequest, createSession, takeIn/adopt/replace) and the tracker glue.
+ * The session's runtime (runtime/index.ts) owns the copy, its sockets and timers; how the copy is
+ * loaded, saved and revalidated is the runtime's (runtime/persistence.ts). The entry keeps the
+ * express-session stand-in (EntryRequest, createSession, takeIn/adopt/replace) and the tracker glue.
  */
 import type { Session, SessionData, Store } from 'express-session';
 import type { InvalidReason } from '../protocol.js';
-import { SessionInvalidError, type SessionUnavailableError, type SessionValueError } from '../errors.js';
+import { SessionInvalidError, type SessionValueError } from '../errors.js';
 import { ChangeTracker, putValue, type Changes } from './tracker.js';
 import { isSessionRecord, NO_MARK, type Live, type Loaded, type SessionRecord, type StoreHub, type WriteMark } from './store.js';
 import { sessionTag } from './invalidation.js';
-import { log } from './log.js';
 
 /** The session object handlers see as `socket.session`: an express-session `Session`. */
 export type SocketSession = Session & Partial<SessionData>;
 
-/** What an entry needs from each socket bound to it. */
-export interface EntrySocket {
-  /** Tell the socket its session is invalid and disconnect it (once). */
-  invalidate(reason: InvalidReason): void;
-  /** Tell the socket the store failed (what it asked for did not happen). */
-  unavailable(error: SessionUnavailableError): void;
-  /** Push an event to the client. */
-  emit(event: string, payload: unknown): void;
-  /** Its changes are saved by its events' units (per-message mode), not whenever they are made. */
-  readonly perMessage: boolean;
-  /** The session changed: schedule a save (per-connection: within `saveDelay`). */
-  changed(): void;
+/** What a shared copy needs from the runtime that serves it (runtime/index.ts). */
+export interface EntryHost {
+  /** A per-connection socket's handler changed the session outside a unit of work (after an await). */
+  changedOutside(): void;
+  /** Every socket of the session runs its handlers as units (per-message mode). */
+  readonly perMessageOnly: boolean;
 }
 
 /** A store record's cookie expiry, epoch ms (read several times per event: a Date's value or a parsed string, no Date made). */
@@ -78,9 +72,9 @@ export class SessionEntry implements Live {
   private tracker!: ChangeTracker<SocketSession>;
   /** The hub's mark when the copy was last known to equal the store's record; NO_MARK: not known. */
   private currentAt = NO_MARK;
-  /** Its sockets in this process (usually one or a few; replaced, not grown: an array sized to fit). */
-  sockets: readonly EntrySocket[] = [];
-  /** Set when its sockets were told the session is invalid: nothing is saved after that. */
+  /** The runtime serving it, once shared (see `share`). */
+  private host: EntryHost | undefined;
+  /** Set when the session was found gone (its sockets told, by the runtime): nothing is saved after that. */
   invalid: InvalidReason | undefined;
   /** A socket of the session saw traffic since the last revalidation: only active sessions are kept alive. */
   active = false;
@@ -91,10 +85,6 @@ export class SessionEntry implements Live {
   private renewalAsked: number | undefined;
   /** In the hub's registry (shared by its sockets, its writes counted); only then is its copy ever trusted. */
   private tracked = false;
-  /** A pending per-connection save. */
-  saveTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Its slot in the revalidation wheel that checks it, while it has one. */
-  wheel: { remove(entry: SessionEntry): void } | undefined;
 
   /** The live entry of `sid` in this process, if any. */
   static of(hub: StoreHub, sid: string): SessionEntry | undefined {
@@ -119,24 +109,21 @@ export class SessionEntry implements Live {
   ) {
     hub.store.createSession(new EntryRequest(this, hub.store) as never, record);
     // A per-connection handler's change made after the pending save ran (after an await) gets its own save.
-    this.tracker = new ChangeTracker(this.raw, () => this.sockets.find((socket) => !socket.perMessage)?.changed());
+    this.tracker = new ChangeTracker(this.raw, () => this.host?.changedOutside());
     this.noteCookie(record);
   }
 
   /**
-   * The entry its socket uses from connection on: the live one of the session when there is one,
-   * else this one, which becomes the live one. Its copy is not trusted until next loaded: writes made
-   * between its load and now were not counted.
+   * It becomes the session's live copy, served by `host` (the runtime's `join`): registered in the
+   * hub, so its writes are counted. Not trusted until next loaded: writes made between its load and
+   * now were not counted.
    */
-  share(): SessionEntry {
-    const live = SessionEntry.of(this.hub, this.sid);
-    if (live && !live.invalid) return live;
-    if (!this.tracked) {
-      this.tracked = true;
-      this.currentAt = NO_MARK;
-      this.hub.live.track(this);
-    }
-    return this;
+  share(host: EntryHost): void {
+    this.host = host;
+    if (this.tracked) return;
+    this.tracked = true;
+    this.currentAt = NO_MARK;
+    this.hub.live.track(this);
   }
 
   /** A Session made by the store's own createSession from a record (its values are taken in, not the object). */
@@ -247,7 +234,7 @@ export class SessionEntry implements Live {
   abandon(pending: PromiseLike<unknown>): void {
     const tracker = this.tracker;
     tracker.abandon();
-    const settled = () => tracker.settledAbandoned(this.sockets.every((socket) => socket.perMessage));
+    const settled = () => tracker.settledAbandoned(this.host?.perMessageOnly ?? true);
     pending.then(settled, settled);
   }
 
@@ -319,34 +306,8 @@ export class SessionEntry implements Live {
     return expires;
   }
 
-  /** Tell every socket of the session that it is invalid (once). */
-  invalidate(reason: InvalidReason): void {
-    if (this.invalid) return;
-    this.invalid = reason;
-    log.invalidate('%s invalid (%s): %d socket(s) told', this.tag, reason, this.sockets.length);
-    for (const socket of this.sockets) socket.invalidate(reason);
-    this.stopTimers();
-  }
-
-  stopTimers(): void {
-    clearTimeout(this.saveTimer);
-    this.saveTimer = undefined;
-    this.wheel?.remove(this);
-    this.wheel = undefined;
-  }
-
-  /** A socket of the session leaves. */
-  join(socket: EntrySocket): void {
-    this.sockets = [...this.sockets, socket];
-  }
-
-  leave(socket: EntrySocket): void {
-    this.sockets = this.sockets.filter((s) => s !== socket);
-  }
-
-  /** No socket left: leave the registry (a pending save still runs) and its timers. */
+  /** No socket left: it leaves the hub's registry (a save already queued still runs). */
   retire(): void {
-    this.stopTimers();
     if (!this.tracked) return;
     this.tracked = false;
     this.hub.live.untrack(this);

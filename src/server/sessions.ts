@@ -5,10 +5,10 @@
  * refused with the retryable SESSION_UNAVAILABLE, never `sinvalid`).
  *
  * This file only wires the parts together; a session flows one way through them:
- * resolver (request → credential → id → loaded session) → connection (one binding per socket) →
- * per-message / per-connection (when to load and save) → runtime/ (one per session: its queue with
- * the lock, the batch, load and save) → session-entry (the loaded copy) → store (deadlines, guarded
- * writes, the write token). docs/architecture.md has the map.
+ * resolver (request → credential → id → loaded session) → connection (one binding per socket:
+ * packets in, events made units) → runtime/ (one per session in the process: its sockets, its queue
+ * with the lock, the batch, load and save, the save debounce and revalidation) → session-entry (the
+ * loaded copy) → store (deadlines, guarded writes, the write token). docs/architecture.md has the map.
  */
 import { EventEmitter } from 'node:events';
 import type { DefaultEventsMap, Namespace, Server, Socket } from 'socket.io';
@@ -18,14 +18,16 @@ import { resolveOptions, type SessionsOptions } from './options.js';
 import { StoreHub } from './store.js';
 import { relayDestroys } from './invalidation.js';
 import { Resolver } from './resolver.js';
-import { bindingOf, installSessionGetter, SocketBinding, sessionOfSocket } from './connection.js';
+import { bindingOf, SocketBinding, sessionOfSocket } from './connection.js';
+import { installSessionGetter } from './session-getter.js';
 import { SessionEntry, type SocketSession } from './session-entry.js';
 import { TicketSealer } from './tickets.js';
 import { PacketHold, refuseRecovered } from './recovery.js';
 import { HttpSurfaces } from './http/index.js';
 import type { TokenEndpointOptions } from './http/token-endpoint.js';
 import type { ServerContext } from './context.js';
-import { flush, revalidationWheel } from './tasks.js';
+import { flush, revalidationWheel } from './runtime/tasks.js';
+import { SessionRuntime } from './runtime/index.js';
 import { log } from './log.js';
 import { Advice } from './advice.js';
 
@@ -115,13 +117,14 @@ export class SessionServer<
     // theirs (through the adapter) reach ours.
     const relay = relayDestroys(namespace, (tag) => {
       hub.remoteDestroyed(tag);
-      SessionEntry.byTag(hub, tag)?.invalidate('destroyed');
+      const live = SessionEntry.byTag(hub, tag);
+      if (live) SessionRuntime.find(hub, live.sid)?.invalidate('destroyed');
     });
     if (relay.tell) hub.writesInFlight.raceWindowMs = 5_000;
     this.disposers.push(relay.dispose);
     this.disposers.push(
       hub.onDestroy((sid, tag) => {
-        SessionEntry.of(hub, sid)?.invalidate('destroyed');
+        SessionRuntime.find(hub, sid)?.invalidate('destroyed');
         relay.tell?.(tag);
       }),
     );

@@ -1,196 +1,178 @@
 /**
- * One runtime per (store, session id) per process, created on demand and forgotten when idle: the
- * session's queue, with deadlines and the cross-node lock (the `lock` option), for every namespace
- * and every `sessions()` instance of a store. Per-message events wait here with a deadline counted
- * from their arrival; events waiting together run as one batch (work.ts: one load, the handlers one
- * after another, one save, then the acks), so a session with many sockets pays one store round trip
- * for many events. Other work (saves, revalidation, cookie renewal, httpLock's turn) runs as tasks.
+ * One runtime per (store, session id) per process: the session as this process serves it. It owns
+ * the session's queue (queue.ts: events and tasks with their deadlines and the lock), the loaded
+ * copy its sockets share (a SessionEntry: the express-session stand-in and the change tracker), the
+ * set of its sockets on every namespace, the save debounce of per-connection mode and its slot in a
+ * revalidation wheel. Created on demand (a socket joining, an HTTP turn, a task); forgotten once
+ * nothing is queued and no socket is left.
  *
- * Options travel with each work item: a batch takes only waiting events of one instance, and runs
- * under that instance's lock and store deadline.
+ * An event walks binding (connection.ts) → runtime (here, batch.ts, persistence.ts) → store hub →
+ * runtime → the client's ack; docs/architecture.md counts the steps.
  */
-import { SessionUnavailableError } from '../../errors.js';
-import type { SessionLock } from '../lock.js';
-import { acquireWithin, releaseWithin, unavailable } from './lock-wait.js';
-import type { PerMessageUnit } from '../per-message.js';
-import { runBatch } from './work.js';
+import type { InvalidReason } from '../../protocol.js';
+import type { SessionUnavailableError } from '../../errors.js';
+import type { SessionEntry } from '../session-entry.js';
 import type { StoreHub } from '../store.js';
+import type { Wheel } from '../wheel.js';
+import { log } from '../log.js';
+import type { EventUnit } from './event.js';
+import { SessionQueue, type Task } from './queue.js';
+import { runBatch } from './batch.js';
+import { unavailable } from './lock-wait.js';
 
-/** Most events run in one batch. */
-const MAX_BATCH = 64;
+export type { Task } from './queue.js';
 
-/** A unit of work on a session that is not an event: a save, a revalidation, a cookie renewal. */
-export interface Task {
-  /** Runs holding the session's turn (and the lock, when `lock` is given: then `locked` is true). */
-  run(locked: boolean): Promise<void>;
-  lock?: SessionLock;
-  /** ms the lock may be waited for. */
-  timeoutMs: number;
-  /** The lock could not be had (SessionUnavailableError). */
-  failed(error: unknown): void;
+/** What the runtime needs from each socket of the session (its binding, connection.ts). */
+export interface RuntimeSocket {
+  /** Tell the socket its session is invalid and disconnect it (once). */
+  invalidate(reason: InvalidReason): void;
+  /** Tell the socket the store failed (what it asked for did not happen). */
+  unavailable(error: SessionUnavailableError): void;
+  /** Push an event to the client. */
+  emit(event: string, payload: unknown): void;
+  /** Its changes are saved by its events' units (per-message mode), not whenever they are made. */
+  readonly perMessage: boolean;
+  /** The session changed: schedule a save (per-connection: within `saveDelay`). */
+  changed(): void;
 }
-
-/** A queued item: a per-message event (the unit itself: nothing made per event to queue it), or a task. */
-type Item = PerMessageUnit | { task: Task };
-const isTask = (item: Item): item is { task: Task } => 'task' in item;
 
 const runtimes = new WeakMap<StoreHub, Map<string, SessionRuntime>>();
 
-export class SessionRuntime {
-  private readonly items: Item[] = [];
-  private running = false;
-  private sweep: ReturnType<typeof setTimeout> | undefined;
+export class SessionRuntime extends SessionQueue {
+  /** The loaded copy its sockets share (set by the first socket joining; gone when the last one left). */
+  entry: SessionEntry | undefined;
+  /** Its sockets in this process (usually one or a few; replaced, not grown: an array sized to fit). */
+  sockets: readonly RuntimeSocket[] = [];
+  /** A pending per-connection save. */
+  private saveTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The revalidation wheel that checks it, while it is in one. */
+  private wheel: Wheel<SessionRuntime> | undefined;
 
-  /** The runtime of `sid` (one per store and session in the process), created on demand, forgotten when idle. */
+  /** The runtime of `sid` (one per store and session in the process), created on demand. */
   static of(hub: StoreHub, sid: string): SessionRuntime {
     let map = runtimes.get(hub);
     if (!map) runtimes.set(hub, (map = new Map()));
     let runtime = map.get(sid);
-    if (!runtime) {
-      const created = new SessionRuntime(sid, () => map.get(sid) === created && map.delete(sid));
-      map.set(sid, (runtime = created));
-    }
+    if (!runtime) map.set(sid, (runtime = new SessionRuntime(hub, sid, map)));
     return runtime;
   }
 
+  /** The runtime of `sid` if there is one. */
+  static find(hub: StoreHub, sid: string): SessionRuntime | undefined {
+    return runtimes.get(hub)?.get(sid);
+  }
+
   private constructor(
-    private readonly sid: string,
-    private readonly forget: () => void,
-  ) {}
-
-  /** Queue a per-message event. */
-  event(unit: PerMessageUnit): void {
-    this.items.push(unit);
-    if (this.running) this.watchWaiting();
-    else this.kick();
+    readonly hub: StoreHub,
+    sid: string,
+    private readonly registry: Map<string, SessionRuntime>,
+  ) {
+    super(sid);
   }
 
-  /** Queue a task; resolves once it ran (or failed). */
-  task(task: Task): Promise<void> {
-    return new Promise((resolve) => {
-      this.items.push({
-        task: {
-          ...task,
-          run: (locked) => task.run(locked).finally(resolve),
-          failed: (error) => {
-            task.failed(error);
-            resolve();
-          },
-        },
-      });
-      this.kick();
-    });
+  /** Queue a task in the session's runtime: this one while it is registered (a timer may outlive it). */
+  override task(task: Task): Promise<void> {
+    const live = SessionRuntime.of(this.hub, this.sid);
+    return live === this ? super.task(task) : live.task(task);
   }
 
-  /** Units waiting (tests, and the bound check of the socket layer counts its own). */
-  get size(): number {
-    return this.items.length;
+  protected runBatch(units: EventUnit[]): Promise<void> {
+    return runBatch(this, units);
   }
 
-  private kick(): void {
-    if (this.running) return;
-    this.running = true;
-    // Later in this tick, not now: a unit queued from a listener (a disconnect save) runs after the
-    // app's listeners of the same event, so their changes are in it.
-    queueMicrotask(() => void this.drain());
+  /** Forgotten once nothing is queued and no socket is left (the next work or socket makes a new one). */
+  protected idle(): void {
+    if (this.sockets.length === 0 && this.registry.get(this.sid) === this) this.registry.delete(this.sid);
   }
 
-  private async drain(): Promise<void> {
-    try {
-      while (this.items.length > 0) {
-        const head = this.items[0];
-        const running = isTask(head) ? this.runTask((this.items.shift() as { task: Task }).task) : this.runEvents(this.takeEvents());
-        this.watchWaiting();
-        if (running) await running;
-        clearTimeout(this.sweep);
-        this.sweep = undefined;
-      }
-    } finally {
-      this.running = false;
-      if (this.items.length > 0) this.kick();
-      else this.forget();
+  /**
+   * A socket joins with the copy its handshake loaded: the session's live copy when there is one,
+   * else this one, which becomes the live one (its copy is not trusted until next loaded: writes
+   * made between its load and now were not counted). Returns the copy the socket uses.
+   */
+  join(socket: RuntimeSocket, loaded: SessionEntry): SessionEntry {
+    let entry = this.entry;
+    if (!entry || entry.invalid) {
+      entry = this.entry = loaded;
+      entry.share(this);
     }
+    this.sockets = [...this.sockets, socket];
+    return entry;
   }
 
-  /** While a unit runs (however long), events waiting behind it are failed when their deadline passes. */
-  private watchWaiting(): void {
-    if (this.sweep !== undefined) return;
-    let first: PerMessageUnit | undefined;
-    for (const item of this.items) if (!isTask(item) && (first === undefined || item.deadline < first.deadline)) first = item;
-    if (first === undefined) return;
-    this.sweep = setTimeout(() => {
-      this.sweep = undefined;
-      const now = Date.now();
-      for (let i = this.items.length - 1; i >= 0; i--) {
-        const item = this.items[i];
-        if (!isTask(item) && item.deadline <= now) {
-          this.items.splice(i, 1);
-          item.fail(unavailable('queue-timeout'));
-        }
-      }
-      this.watchWaiting();
-    }, Math.max(1, first.deadline - Date.now()));
+  leave(socket: RuntimeSocket): void {
+    this.sockets = this.sockets.filter((s) => s !== socket);
   }
 
-  /** The waiting events at the head of the queue that share the first one's settings (one batch). */
-  private takeEvents(): PerMessageUnit[] {
-    const first = this.items.shift() as PerMessageUnit;
-    const events = [first];
-    while (events.length < MAX_BATCH && this.items.length > 0) {
-      const next = this.items[0];
-      if (isTask(next) || next.settings !== first.settings) break;
-      events.push(next);
-      this.items.shift();
-    }
-    return events;
+  /** No socket left once its last save ran: the copy leaves the registry, its timers stop. */
+  retire(): void {
+    if (this.sockets.length > 0) return;
+    this.stopTimers();
+    this.entry?.retire();
+    this.entry = undefined;
+    if (!this.busy) this.idle();
   }
 
-  private async runTask(task: Task): Promise<void> {
-    let release: (() => Promise<void>) | undefined;
-    try {
-      if (task.lock) release = await acquireWithin(task.lock, this.sid, Date.now() + task.timeoutMs);
-    } catch (err) {
-      return task.failed(err);
-    }
-    try {
-      await task.run(release !== undefined);
-    } finally {
-      if (release) await releaseWithin(release, task.timeoutMs);
-    }
+  /** A per-connection socket changed the session outside a unit of work: save within `saveDelay`. */
+  changedOutside(): void {
+    this.sockets.find((socket) => !socket.perMessage)?.changed();
   }
 
-  /** A batch: its units still due, under the lock of their instance (deadline: the latest of theirs). Undefined: none was due. */
-  private runEvents(events: PerMessageUnit[]): Promise<void> | undefined {
-    const now = Date.now();
-    let due = events;
-    for (const unit of events) {
-      if (!unit.gone && unit.deadline > now) continue;
-      // (Rare: a unit of a socket that left, or past its deadline. Only then a second array.)
-      due = events.filter((u) => !u.gone && u.deadline > now);
-      for (const late of events) if (!late.gone && late.deadline <= now) late.fail(unavailable('queue-timeout'));
-      break;
-    }
-    if (due.length === 0) return undefined;
-    const { lock } = due[0];
-    return lock ? this.runLocked(due, lock) : runBatch(due);
+  /** Every socket of the session runs its handlers as units (per-message mode). */
+  get perMessageOnly(): boolean {
+    return this.sockets.every((socket) => socket.perMessage);
   }
 
-  private async runLocked(due: PerMessageUnit[], lock: SessionLock): Promise<void> {
-    const latest = Math.max(...due.map((unit) => unit.deadline));
-    let release: () => Promise<void>;
-    try {
-      release = await acquireWithin(lock, this.sid, latest);
-    } catch (err) {
-      const error = err instanceof SessionUnavailableError ? err : unavailable('store-error', err);
-      for (const unit of due) unit.fail(error);
+  /**
+   * The session is gone: tell every socket that it is invalid (once); nothing is saved after that.
+   * `entry`: the copy that found out, when not the live one (a retired copy: its sockets are gone).
+   */
+  invalidate(reason: InvalidReason, entry = this.entry): void {
+    if (!entry || entry.invalid) return;
+    if (entry !== this.entry) {
+      entry.invalid = reason;
       return;
     }
-    try {
-      await runBatch(due);
-    } finally {
-      await releaseWithin(release, Math.max(1, latest - Date.now()));
-    }
+    entry.invalid = reason;
+    log.invalidate('%s invalid (%s): %d socket(s) told', entry.tag, reason, this.sockets.length);
+    for (const socket of this.sockets) socket.invalidate(reason);
+    this.stopTimers();
   }
+
+  /** Run `save` within `delayMs` (not pushed back by later events: under steady traffic a change still lands in time). */
+  saveSoon(delayMs: number, save: () => void): void {
+    this.saveTimer ??= setTimeout(() => {
+      this.saveTimer = undefined;
+      save();
+    }, delayMs);
+  }
+
+  /** A pending debounced save, taken to run now (flush). */
+  takeSaveSoon(): boolean {
+    if (this.saveTimer === undefined) return false;
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    return true;
+  }
+
+  /** Checked every `revalidateInterval` while it has sockets (on the instance's wheel: one timer for all sessions). */
+  keepChecking(wheel: Wheel<SessionRuntime> | undefined): void {
+    if (!wheel || this.wheel) return;
+    this.wheel = wheel;
+    wheel.add(this);
+  }
+
+  private stopTimers(): void {
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    this.wheel?.remove(this);
+    this.wheel = undefined;
+  }
+}
+
+/** Every runtime of `hub` in this process. */
+export function runtimesOf(hub: StoreHub): Iterable<SessionRuntime> {
+  return runtimes.get(hub)?.values() ?? [];
 }
 
 /** Runtimes of `hub` in existence (tests of the bounds: an idle one is forgotten). */

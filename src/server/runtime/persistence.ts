@@ -1,14 +1,12 @@
 /**
- * The runtime's work on a session: a per-message batch (load, the handlers in turn, save, then the
- * acks), and the persistence it and the tasks use: how the loaded copy (SessionEntry) is brought up
- * to date, saved and revalidated through the store hub. Saving merges only the keys changed here into the
+ * The runtime's persistence, which its batches and tasks use: how the loaded copy (SessionEntry) is
+ * brought up to date, saved and revalidated through the store hub. Saving merges only the keys changed here into the
  * store's record, and reads that record first only when something else may have written it since
  * the copy was loaded: a write through this process (the hub's marks say), or any other process
  * when the store is shared and the copy was not just loaded in the same turn.
  */
 import type { InvalidReason } from '../../protocol.js';
-import { asUnavailable, type SessionValueError } from '../../errors.js';
-import type { PerMessageUnit } from '../per-message.js';
+import type { SessionValueError } from '../../errors.js';
 import type { Changes } from '../tracker.js';
 import type { Loaded, SessionRecord, WriteMark } from '../store.js';
 import type { SessionEntry } from '../session-entry.js';
@@ -24,71 +22,6 @@ export interface SaveOptions {
 
 /** How many times a merge re-reads when writes keep landing during its read. */
 const MAX_REREADS = 3;
-
-/**
- * Run units of one entry as one batch: load, each handler in turn (a throwing one's changes are
- * undone, it gets no ack), save, then the acks. The load and the save are in the same turn (and
- * under the session lock, when there is one), so the save trusts the load.
- */
-export function runBatch(units: PerMessageUnit[]): Promise<void> {
-  // Units of one session id normally share one entry; a retired entry's last units run on their own.
-  const { entry } = units[0].host;
-  for (const unit of units) if (unit.host.entry !== entry) return runGroups(byEntry(units));
-  return runGroup(units);
-}
-
-async function runGroups(groups: PerMessageUnit[][]): Promise<void> {
-  for (const group of groups) await runGroup(group);
-}
-
-/** What is awaited here is only what is pending: the store (the load when needed, the save), an async handler. */
-async function runGroup(units: PerMessageUnit[]): Promise<void> {
-  const { entry, timeoutMs } = units[0].host;
-  let reason: InvalidReason | undefined;
-  try {
-    const loading = refresh(entry, timeoutMs);
-    reason = typeof loading === 'object' ? await loading : loading;
-  } catch (err) {
-    return failAll(units, err);
-  }
-  if (reason) return ended(entry, units, reason);
-  const ran: PerMessageUnit[] = [];
-  for (const unit of units) {
-    const running = unit.run(entry, ran.length === 0);
-    if (typeof running === 'boolean' ? running : await running) ran.push(unit);
-  }
-  try {
-    const saving = save(entry, { trusted: true, timeoutMs, refused: (error) => units[0].host.report(error) });
-    reason = typeof saving === 'object' ? await saving : saving;
-  } catch (err) {
-    entry.discard();
-    return failAll(ran, err);
-  }
-  if (reason) return ended(entry, ran, reason);
-  for (const unit of ran) unit.succeed();
-}
-
-/** The session ended before these events ran (or were saved): each is told, then the sockets are told and disconnected. */
-function ended(entry: SessionEntry, units: PerMessageUnit[], reason: InvalidReason): void {
-  for (const unit of units) unit.notice('session-ended');
-  entry.invalidate(reason);
-}
-
-/** The load or the save failed: every event of the batch is answered "unavailable" (values that cannot be stored were refused before). */
-function failAll(units: PerMessageUnit[], err: unknown): void {
-  const error = asUnavailable(err);
-  for (const unit of units) unit.fail(error);
-}
-
-function byEntry(units: PerMessageUnit[]): PerMessageUnit[][] {
-  const groups = new Map<SessionEntry, PerMessageUnit[]>();
-  for (const unit of units) {
-    const group = groups.get(unit.host.entry);
-    if (group) group.push(unit);
-    else groups.set(unit.host.entry, [unit]);
-  }
-  return [...groups.values()];
-}
 
 /**
  * Read the record; with `hub.read`'s errors. Re-reads while writes land during the read (bounded).

@@ -1,49 +1,37 @@
 /**
- * Per-message mode: every event handler runs as a unit of work on its session (load if something
- * may have changed it, handler (sync or async), save, then the ack), and the units of one session
- * run one at a time in the process (see runtime.ts), so concurrent events never lose an update.
+ * A per-message event as the runtime's unit of work: the app's listener with its arguments, its
+ * held ack and its deadline (from its arrival). The runtime (index.ts, batch.ts) runs it on the
+ * session (load if something may have changed it, handler (sync or async), save, then the ack); the
+ * socket's binding (connection.ts) makes it where socket.io calls the listener.
  *
  * Every emit that asks for an ack is answered exactly once (invariant 7): by the handler's first ack,
  * sent after the save, or by one {@link EmitNotice} as the ack's only argument when the event was not
  * run, its handler failed, or its changes could not be saved.
- *
- * Listeners are wrapped where socket.io calls them, on their first dispatch (not where they are
- * registered), so every way of adding one works (`on`, `once`, `prependListener`, even
- * `EventEmitter.prototype.on.call(socket, ...)`), and `off(event, listener)` and `listeners()` still
- * see the app's function (the wrapper carries it in `.listener`, as Node's `once` wrappers do).
  */
 import type { Socket } from 'socket.io';
-import { describeThrown, SessionHandlerError, type SessionServerError, type SessionUnavailableError, type SessionValueError } from '../errors.js';
-import { ErrorCode, NOTICE_FIELD, type EmitNotice, type NoticeReason } from '../protocol.js';
-import { unavailable } from './runtime/lock-wait.js';
-import type { SessionLock } from './lock.js';
-import type { SessionEntry } from './session-entry.js';
+import { describeThrown, SessionHandlerError, type SessionServerError, type SessionUnavailableError, type SessionValueError } from '../../errors.js';
+import { ErrorCode, NOTICE_FIELD, type EmitNotice, type NoticeReason } from '../../protocol.js';
+import type { ResolvedOptions } from '../options.js';
+import { unavailable } from './lock-wait.js';
+import type { SessionEntry } from '../session-entry.js';
 
 type Listener = (...args: unknown[]) => unknown;
 type Ack = (...args: unknown[]) => void;
 
-/** Marks our wrappers; holds the app's listener (Node's EventEmitter unwraps `.listener` too). */
-const WRAPPED = Symbol('socket.io-sessions unit');
-type Wrapper = Listener & { [WRAPPED]: true; listener: Listener };
-
-/** What a unit needs from its socket's binding. */
-export interface UnitHost {
+/** Where an event came from: its socket's binding (connection.ts). */
+export interface EventSource {
   readonly socket: Socket;
+  /** The session copy the socket is bound to. */
   readonly entry: SessionEntry;
+  /** Its `sessions()` instance's options: its storeTimeout, handlerTimeout and lock are the event's. */
+  readonly options: ResolvedOptions;
   readonly gone: boolean;
-  readonly timeoutMs: number;
-  readonly handlerTimeout: number;
-  readonly lock: SessionLock | undefined;
-  /** Its instance's options: units of one batch share them (see EventUnit.settings). */
-  readonly settings: object;
-  /** Queue a unit on the session's runtime. */
-  enqueue(unit: PerMessageUnit): void;
   /** The event was not run for a store failure: the socket's status push (and `serror`, once per tick). */
   unavailable(error: SessionUnavailableError): void;
   /** A handler threw (or its changes could not be saved): report it. */
   report(error: SessionServerError): void;
   /** A unit of this socket finished (ran, failed or was dropped). */
-  settled(unit: PerMessageUnit): void;
+  settled(unit: EventUnit): void;
 }
 
 /** The notice answering an emit that will not get its ack, typed by why (see {@link NoticeReason}). */
@@ -64,7 +52,7 @@ export function noticePacket(args: unknown[], reason: NoticeReason, extra?: Pick
 }
 
 /** One listener call of one event. */
-export class PerMessageUnit {
+export class EventUnit {
   /** The handler's first ack (a second one is ignored). */
   private acked: unknown[] | undefined;
   /** Ran and saved: an ack the handler sends later goes straight out. */
@@ -73,35 +61,31 @@ export class PerMessageUnit {
   private answered = false;
   private done = false;
   constructor(
-    readonly host: UnitHost,
+    readonly source: EventSource,
     readonly deadline: number,
     private readonly listener: Listener,
     private readonly args: unknown[],
     private readonly ack: Ack | undefined,
   ) {}
 
-  get lock(): SessionLock | undefined {
-    return this.host.lock;
-  }
-
   /**
-   * The options of the `sessions()` instance it came from. Only units with the same settings run in
+   * The options of the `sessions()` instance it came from. Only units with the same options run in
    * one batch: the batch's lock and store deadlines are theirs (instances of one store share a runtime).
    */
-  get settings(): object {
-    return this.host.settings;
+  get options(): ResolvedOptions {
+    return this.source.options;
   }
 
   get gone(): boolean {
-    return this.host.gone;
+    return this.source.gone;
   }
 
   /** Run the listener; its ack is held (the ack it asked for is sent after the save). */
   private call(): unknown {
-    if (!this.ack) return this.listener.apply(this.host.socket, this.args);
+    if (!this.ack) return this.listener.apply(this.source.socket, this.args);
     // (`args` is this unit's own array, made by the wrapper: the held ack goes at its end.)
     this.args.push((...a: unknown[]) => this.hold(a));
-    return this.listener.apply(this.host.socket, this.args);
+    return this.listener.apply(this.source.socket, this.args);
   }
 
   /**
@@ -122,7 +106,7 @@ export class PerMessageUnit {
     entry.begin(first);
     let result: unknown;
     try {
-      result = settledWithin(this.call(), this.host.handlerTimeout);
+      result = settledWithin(this.call(), this.source.options.handlerTimeout);
     } catch (err) {
       return this.ended(entry, true, err);
     }
@@ -154,7 +138,7 @@ export class PerMessageUnit {
   private failed(entry: SessionEntry, err: unknown): void {
     const timedOut = err instanceof HandlerTimeoutError;
     if (timedOut) entry.abandon(err.pending);
-    this.host.report(
+    this.source.report(
       timedOut
         ? new SessionHandlerError('handler-timeout', err.message.replace(/^socket\.io-sessions: /, ''), { cause: err })
         : new SessionHandlerError('handler-error', `a per-message handler threw: ${describeThrown(err)}`, { cause: err }),
@@ -178,7 +162,7 @@ export class PerMessageUnit {
 
   /** The store failed: the socket's status push, and the emit's notice. */
   fail(error: SessionUnavailableError): void {
-    this.host.unavailable(error);
+    this.source.unavailable(error);
     this.notice(error.reason as NoticeReason, { retryAfter: error.data.retryAfter });
   }
 
@@ -189,14 +173,14 @@ export class PerMessageUnit {
   }
 
   private answer(args: unknown[]): void {
-    if (this.answered || !this.ack || this.host.gone) return;
+    if (this.answered || !this.ack || this.source.gone) return;
     this.answered = true;
     this.ack(...args);
   }
 
   /** The event failed alone on a value it stored: reported, and its ack (if it asked for one) is the notice instead. */
   refuse(error: SessionValueError): void {
-    this.host.report(error);
+    this.source.report(error);
     this.notice('not-storable', { key: error.key });
   }
 
@@ -204,7 +188,7 @@ export class PerMessageUnit {
   settle(): void {
     if (this.done) return;
     this.done = true;
-    this.host.settled(this);
+    this.source.settled(this);
   }
 }
 
@@ -233,30 +217,4 @@ function settledWithin(result: unknown, ms: number): unknown {
       timer = setTimeout(() => reject(new HandlerTimeoutError(ms, pending)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
-}
-
-/**
- * Wrap the listeners of `event` on `socket` (those not wrapped yet) so each call becomes a unit on
- * `host`. Called by the socket's middleware before socket.io dispatches the event to them. Public
- * EventEmitter calls only: the list is taken down and put back in its order, wrapped.
- */
-export function wrapListeners(socket: Socket, event: string, host: UnitHost): void {
-  const registered = socket.rawListeners(event) as Listener[];
-  if (registered.every((listener) => WRAPPED in listener)) return;
-  socket.removeAllListeners(event);
-  for (const listener of registered) socket.on(event, WRAPPED in listener ? listener : wrap(socket, event, listener, host));
-}
-
-function wrap(socket: Socket, event: string, registered: Listener, host: UnitHost): Wrapper {
-  // Node's `once` registers a wrapper that holds the listener in `.listener`; we take over its job.
-  const once = typeof (registered as { listener?: unknown }).listener === 'function';
-  const listener = once ? (registered as unknown as { listener: Listener }).listener : registered;
-  const wrapper = function (this: unknown, ...args: unknown[]) {
-    if (once) socket.removeListener(event, wrapper);
-    const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
-    host.enqueue(new PerMessageUnit(host, Date.now() + host.timeoutMs, listener, args, ack));
-  } as Wrapper;
-  wrapper[WRAPPED] = true;
-  wrapper.listener = listener;
-  return wrapper;
 }

@@ -1,0 +1,90 @@
+/**
+ * The runtime's units of work that are not events: saves (with retry), revalidation, flush. Each
+ * runs in the session's queue (one at a time per session in the process) holding the session lock
+ * when there is one; what it finds out is acted on here: a session gone invalidates its sockets, a
+ * store failure is reported and told to them (and a save is tried again), a cookie about to run out
+ * is renewed.
+ */
+import { CredentialEvents } from '../../protocol.js';
+import { asUnavailable, SessionUnavailableError } from '../../errors.js';
+import type { ServerContext } from '../context.js';
+import { RETRY_AFTER_MS } from '../store.js';
+import { Wheel } from '../wheel.js';
+import { runtimesOf, settleRuntimes, type SessionRuntime } from './index.js';
+import { revalidate, save } from './persistence.js';
+
+/** How many times a failed save is tried again (with RETRY_AFTER_MS between). */
+const SAVE_RETRIES = 5;
+
+function failed(runtime: SessionRuntime, ctx: ServerContext, err: unknown): void {
+  const error = asUnavailable(err);
+  ctx.report(error);
+  for (const socket of runtime.sockets) socket.unavailable(error);
+}
+
+/** Save the session's changes now (in its queue). Resolves when done; failures are reported and retried. */
+export function saveTask(runtime: SessionRuntime, ctx: ServerContext, entry = runtime.entry, attempt = 0): Promise<void> {
+  if (!entry) return Promise.resolve();
+  const { options, hub } = ctx;
+  const retry = (error: unknown) => {
+    failed(runtime, ctx, error);
+    if (error instanceof SessionUnavailableError && attempt < SAVE_RETRIES && !entry.invalid) {
+      setTimeout(() => void saveTask(runtime, ctx, entry, attempt + 1), RETRY_AFTER_MS).unref?.();
+    }
+  };
+  return runtime.task({
+    lock: options.lock,
+    timeoutMs: options.storeTimeout,
+    failed: retry,
+    async run() {
+      try {
+        // A copy loaded at connect is trusted only when no other process can write the store.
+        const reason = await save(entry, { trusted: hub.local, timeoutMs: options.storeTimeout, refused: (error) => ctx.report(error) });
+        if (reason) runtime.invalidate(reason, entry);
+      } catch (err) {
+        retry(err);
+      }
+    },
+  });
+}
+
+/** A per-connection change: saved within `saveDelay` (one pending save per session, whatever its sockets). */
+export function saveSoon(runtime: SessionRuntime, ctx: ServerContext): void {
+  runtime.saveSoon(ctx.options.saveDelay, () => void saveTask(runtime, ctx));
+}
+
+/**
+ * Save every pending change now (per-connection saves waiting for `saveDelay`), and resolve once
+ * all the work queued so far on the sessions of this process has run.
+ */
+export async function flush(ctx: ServerContext): Promise<void> {
+  for (const runtime of [...runtimesOf(ctx.hub)]) if (runtime.takeSaveSoon()) void saveTask(runtime, ctx);
+  await settleRuntimes(ctx.hub);
+}
+
+/** The revalidation wheel of a server (none when `revalidateInterval` is 0). */
+export function revalidationWheel(ctx: Omit<ServerContext, 'wheel'>): Wheel<SessionRuntime> | undefined {
+  const { revalidateInterval } = ctx.options;
+  return revalidateInterval > 0 ? new Wheel<SessionRuntime>(revalidateInterval, (runtime) => void revalidateTask(runtime, ctx as ServerContext)) : undefined;
+}
+
+function revalidateTask(runtime: SessionRuntime, ctx: ServerContext): Promise<void> {
+  const { options } = ctx;
+  return runtime.task({
+    lock: options.lock,
+    timeoutMs: options.storeTimeout,
+    failed: (error) => failed(runtime, ctx, error),
+    async run() {
+      const entry = runtime.entry;
+      if (!entry) return;
+      try {
+        const reason = await revalidate(entry, options.storeTimeout);
+        if (reason) return runtime.invalidate(reason, entry);
+      } catch (err) {
+        return failed(runtime, ctx, err);
+      }
+      const renewBy = entry.cookieRenewalDue();
+      if (renewBy !== undefined) for (const socket of runtime.sockets) socket.emit(CredentialEvents.RENEW_COOKIE, { expiresAt: renewBy });
+    },
+  });
+}
