@@ -80,9 +80,12 @@ export class SessionRuntime extends SessionQueue {
     return runBatch(this, units);
   }
 
-  /** Forgotten once nothing is queued and no socket is left (the next work or socket makes a new one). */
+  /**
+   * Forgotten once nothing is queued and it serves no copy (its last socket left and `retire` ran):
+   * a socket that connects before then joins this runtime and its copy, never a second one.
+   */
   protected idle(): void {
-    if (this.sockets.length === 0 && this.registry.get(this.sid) === this) this.registry.delete(this.sid);
+    if (this.sockets.length === 0 && !this.entry && this.registry.get(this.sid) === this) this.registry.delete(this.sid);
   }
 
   /**
@@ -134,9 +137,9 @@ export class SessionRuntime extends SessionQueue {
       return;
     }
     entry.invalid = reason;
+    this.stopTimers();
     log.invalidate('%s invalid (%s): %d socket(s) told', entry.tag, reason, this.sockets.length);
     for (const socket of this.sockets) socket.invalidate(reason);
-    this.stopTimers();
   }
 
   /** Run `save` within `delayMs` (not pushed back by later events: under steady traffic a change still lands in time). */
