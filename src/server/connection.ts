@@ -65,10 +65,10 @@ const GONE = 8;
 const QUEUE_FULL_RETRY_MS = 1000;
 
 export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
-  /** Its units waiting or running (per-message mode; made on demand), and packets let through whose units are not queued yet. */
+  /** Its units waiting or running (per-message mode; made at its first event). */
   private units: Set<EventUnit> | undefined;
+  /** Packets let through whose units are not queued yet (socket.io dispatches them on the next tick). */
   reserved = 0;
-  /** The client was told its queue is full; told again only after it drained. */
   /** OVERFLOW_TOLD | REPORTED | TOLD | GONE (one field, not four: there is one binding per socket). */
   private flags = 0;
   private ticket: TicketAuthorization | undefined;
@@ -209,10 +209,9 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
   }
 
   settled(unit: EventUnit): void {
-    this.units?.delete(unit);
-    if (this.units?.size !== 0) return;
-    this.units = undefined;
-    this.flags &= ~OVERFLOW_TOLD;
+    const { units } = this;
+    // (The set is kept when empty: a socket with one event in flight at a time would make one per event.)
+    if (units?.delete(unit) && units.size === 0) this.flags &= ~OVERFLOW_TOLD;
   }
 
   report(error: SessionServerError): void {

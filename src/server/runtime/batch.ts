@@ -48,7 +48,7 @@ async function runGroup(runtime: BatchOwner, units: EventUnit[]): Promise<void> 
     if (typeof running === 'boolean' ? running : await running) ran.push(unit);
   }
   try {
-    const saving = save(entry, { trusted: true, timeoutMs, refused: (error) => units[0].source.report(error) });
+    const saving = save(entry, true, timeoutMs, units[0].source);
     reason = typeof saving === 'object' ? await saving : saving;
   } catch (err) {
     entry.discard();

@@ -12,12 +12,9 @@ import type { Loaded, SessionRecord, WriteMark } from '../store.js';
 import type { SessionEntry } from '../session-entry.js';
 import { log } from '../log.js';
 
-export interface SaveOptions {
-  /** The copy was loaded in the same turn (or under the session lock). */
-  trusted: boolean;
-  timeoutMs: number;
-  /** Told of each key left out of the save because its value cannot be stored (once per value). */
-  refused(error: SessionValueError): void;
+/** Who is told of a key left out of a save because its value cannot be stored (the binding, or the instance). */
+export interface Refusals {
+  report(error: SessionValueError): void;
 }
 
 /** How many times a merge re-reads when writes keep landing during its read. */
@@ -73,12 +70,12 @@ async function reload(entry: SessionEntry, timeoutMs: number): Promise<InvalidRe
  * same turn (or under the session lock), so the record is read first only if a write through this
  * process came since. Returns the invalid reason when the session is gone. Throws
  * SessionUnavailableError (the changes stay, to be saved next time). A key whose value cannot be
- * stored is left out (the other keys are saved) and given to `refused`, once per value.
+ * stored is left out (the other keys are saved) and reported to `refusals`, once per value.
  */
-export function save(entry: SessionEntry, { trusted, timeoutMs, refused }: SaveOptions): InvalidReason | undefined | Promise<InvalidReason | undefined> {
+export function save(entry: SessionEntry, trusted: boolean, timeoutMs: number, refusals: Refusals): InvalidReason | undefined | Promise<InvalidReason | undefined> {
   if (entry.invalid || !entry.touched) return undefined;
   const changes = entry.takeChanges();
-  changes.refused.forEach(refused);
+  for (const error of changes.refused) refusals.report(error);
   if (changes.now.size === 0) return undefined; // nothing to write: no promise, no turn
   return write(entry, changes, trusted && entry.current, timeoutMs);
 }

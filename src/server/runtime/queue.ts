@@ -37,6 +37,8 @@ export abstract class SessionQueue {
   private readonly items: Item[] = [];
   private running = false;
   private sweep: ReturnType<typeof setTimeout> | undefined;
+  /** (One closure for the queue's life, not one per busy period.) */
+  private readonly drainNow = () => void this.drain();
 
   constructor(readonly sid: string) {}
 
@@ -85,7 +87,7 @@ export abstract class SessionQueue {
     this.running = true;
     // Later in this tick, not now: a unit queued from a listener (a disconnect save) runs after the
     // app's listeners of the same event, so their changes are in it.
-    queueMicrotask(() => void this.drain());
+    queueMicrotask(this.drainNow);
   }
 
   private async drain(): Promise<void> {

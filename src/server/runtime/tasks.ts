@@ -39,7 +39,7 @@ export function saveTask(runtime: SessionRuntime, ctx: ServerContext, entry = ru
     async run() {
       try {
         // A copy loaded at connect is trusted only when no other process can write the store.
-        const reason = await save(entry, { trusted: hub.local, timeoutMs: options.storeTimeout, refused: (error) => ctx.report(error) });
+        const reason = await save(entry, hub.local, options.storeTimeout, ctx);
         if (reason) runtime.invalidate(reason, entry);
       } catch (err) {
         retry(err);
