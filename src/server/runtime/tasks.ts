@@ -7,23 +7,33 @@
  */
 import { CredentialEvents } from '../../protocol.js';
 import { asUnavailable, SessionUnavailableError } from '../../errors.js';
-import type { ServerContext } from '../context.js';
+import type { SessionServerError } from '../../errors.js';
+import type { ResolvedOptions } from '../options.js';
+import type { StoreHub } from '../store.js';
 import { RETRY_AFTER_MS } from '../store.js';
 import { Wheel } from '../wheel.js';
 import { runtimesOf, settleRuntimes, type SessionRuntime } from './index.js';
 import { revalidate, save } from './persistence.js';
 
+/** What the tasks need of their `sessions()` instance (its ServerContext, context.ts). */
+export interface TaskContext {
+  readonly options: ResolvedOptions;
+  readonly hub: StoreHub;
+  /** `serror`. */
+  report(error: SessionServerError): void;
+}
+
 /** How many times a failed save is tried again (with RETRY_AFTER_MS between). */
 const SAVE_RETRIES = 5;
 
-function failed(runtime: SessionRuntime, ctx: ServerContext, err: unknown): void {
+function failed(runtime: SessionRuntime, ctx: TaskContext, err: unknown): void {
   const error = asUnavailable(err);
   ctx.report(error);
   for (const socket of runtime.sockets) socket.unavailable(error);
 }
 
 /** Save the session's changes now (in its queue). Resolves when done; failures are reported and retried. */
-export function saveTask(runtime: SessionRuntime, ctx: ServerContext, entry = runtime.entry, attempt = 0): Promise<void> {
+export function saveTask(runtime: SessionRuntime, ctx: TaskContext, entry = runtime.entry, attempt = 0): Promise<void> {
   if (!entry) return Promise.resolve();
   const { options, hub } = ctx;
   const retry = (error: unknown) => {
@@ -49,7 +59,7 @@ export function saveTask(runtime: SessionRuntime, ctx: ServerContext, entry = ru
 }
 
 /** A per-connection change: saved within `saveDelay` (one pending save per session, whatever its sockets). */
-export function saveSoon(runtime: SessionRuntime, ctx: ServerContext): void {
+export function saveSoon(runtime: SessionRuntime, ctx: TaskContext): void {
   runtime.saveSoon(ctx.options.saveDelay, () => void saveTask(runtime, ctx));
 }
 
@@ -57,18 +67,18 @@ export function saveSoon(runtime: SessionRuntime, ctx: ServerContext): void {
  * Save every pending change now (per-connection saves waiting for `saveDelay`), and resolve once
  * all the work queued so far on the sessions of this process has run.
  */
-export async function flush(ctx: ServerContext): Promise<void> {
+export async function flush(ctx: TaskContext): Promise<void> {
   for (const runtime of [...runtimesOf(ctx.hub)]) if (runtime.takeSaveSoon()) void saveTask(runtime, ctx);
   await settleRuntimes(ctx.hub);
 }
 
 /** The revalidation wheel of a server (none when `revalidateInterval` is 0). */
-export function revalidationWheel(ctx: Omit<ServerContext, 'wheel'>): Wheel<SessionRuntime> | undefined {
+export function revalidationWheel(ctx: TaskContext): Wheel<SessionRuntime> | undefined {
   const { revalidateInterval } = ctx.options;
-  return revalidateInterval > 0 ? new Wheel<SessionRuntime>(revalidateInterval, (runtime) => void revalidateTask(runtime, ctx as ServerContext)) : undefined;
+  return revalidateInterval > 0 ? new Wheel<SessionRuntime>(revalidateInterval, (runtime) => void revalidateTask(runtime, ctx)) : undefined;
 }
 
-function revalidateTask(runtime: SessionRuntime, ctx: ServerContext): Promise<void> {
+function revalidateTask(runtime: SessionRuntime, ctx: TaskContext): Promise<void> {
   const { options } = ctx;
   return runtime.task({
     lock: options.lock,
