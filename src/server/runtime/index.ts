@@ -187,7 +187,7 @@ export function runtimeCount(hub: StoreHub): number {
 export function settleRuntimes(hub: StoreHub): Promise<void> {
   const map = runtimes.get(hub);
   if (!map) return Promise.resolve();
-  const noop = { timeoutMs: 0, failed: () => undefined, run: async () => undefined };
+  const noop = { run: async () => undefined };
   return Promise.all([...map.values()].map((runtime) => runtime.task(noop))).then(() => undefined);
 }
 
@@ -205,8 +205,6 @@ export function holdTurn(hub: StoreHub, sid: string, deadline: number, maxHoldMs
       reject(unavailable('queue-timeout'));
     }, Math.max(1, deadline - Date.now()));
     void SessionRuntime.of(hub, sid).task({
-      timeoutMs: 0,
-      failed: () => undefined, // no lock to wait for: a task without one cannot fail
       run: () =>
         new Promise<void>((done) => {
           if (decided) return done();

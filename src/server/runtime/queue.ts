@@ -16,13 +16,14 @@ const MAX_BATCH = 64;
 
 /** A unit of work on a session that is not an event: a save, a revalidation, a cookie renewal. */
 export interface Task {
-  /** Runs holding the session's turn (and the lock, when `lock` is given: then `locked` is true). */
-  run(locked: boolean): Promise<void>;
+  /** Runs holding the session's turn (and its `lock`, when it has one). */
+  run(): Promise<void>;
+  /** The cross-node lock to hold while it runs (the `lock` option of its instance). */
   lock?: SessionLock;
   /** ms the lock may be waited for. */
-  timeoutMs: number;
-  /** The lock could not be had (SessionUnavailableError). */
-  failed(error: unknown): void;
+  timeoutMs?: number;
+  /** The lock could not be had (SessionUnavailableError); a task without a lock cannot fail. */
+  failed?(error: unknown): void;
 }
 
 /** A queued item: a per-message event (the unit itself: nothing made per event to queue it), or a task. */
@@ -66,9 +67,9 @@ export abstract class SessionQueue {
       this.items.push({
         task: {
           ...task,
-          run: (locked) => task.run(locked).finally(resolve),
+          run: () => task.run().finally(resolve),
           failed: (error) => {
-            task.failed(error);
+            task.failed?.(error);
             resolve();
           },
         },
@@ -141,16 +142,18 @@ export abstract class SessionQueue {
   }
 
   private async runTask(task: Task): Promise<void> {
-    let release: (() => Promise<void>) | undefined;
+    if (!task.lock) return task.run();
+    const timeoutMs = task.timeoutMs ?? 0;
+    let release: () => Promise<void>;
     try {
-      if (task.lock) release = await acquireWithin(task.lock, this.sid, Date.now() + task.timeoutMs);
+      release = await acquireWithin(task.lock, this.sid, Date.now() + timeoutMs);
     } catch (err) {
-      return task.failed(err);
+      return task.failed?.(err);
     }
     try {
-      await task.run(release !== undefined);
+      await task.run();
     } finally {
-      if (release) await releaseWithin(release, task.timeoutMs);
+      await releaseWithin(release, timeoutMs);
     }
   }
 
