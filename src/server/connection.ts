@@ -1,9 +1,11 @@
 /**
- * One object per connected namespace socket: it binds the socket to its session entry (never
- * through `socket.request`, which every namespace of one connection shares), looks at every packet
- * the client sends before socket.io dispatches it (one middleware), and owns the socket's ticket
- * timer. What the client sends can never take the session's place: client events named `smessage`
- * or like socket.io's reserved events are dropped, and listeners get the session from the server.
+ * One object per connected namespace socket, the edge between socket.io and the session's runtime:
+ * it binds the socket to its session (never through `socket.request`, which every namespace of one
+ * connection shares), looks at every packet the client sends before socket.io dispatches it (one
+ * middleware), makes each call of the app's listeners a unit of work queued on the session's runtime
+ * (per-message mode), and owns the socket's ticket timer. What the client sends can never take the
+ * session's place: client events named `smessage` or like socket.io's reserved events are dropped,
+ * and listeners get the session from the server.
  */
 import type { Socket } from 'socket.io';
 import { CredentialEvents, ErrorCode, Events, type InvalidReason } from '../protocol.js';
