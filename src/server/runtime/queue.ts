@@ -38,8 +38,8 @@ export abstract class SessionQueue {
   private readonly items: Item[] = [];
   private running = false;
   private sweep: ReturnType<typeof setTimeout> | undefined;
-  /** (One closure for the queue's life, not one per busy period.) */
-  private readonly drainNow = () => void this.drain();
+  /** (One closure for the queue's life, not one per busy period; made at its first work.) */
+  private drainNow: (() => void) | undefined;
 
   constructor(readonly sid: string) {}
 
@@ -88,7 +88,7 @@ export abstract class SessionQueue {
     this.running = true;
     // Later in this tick, not now: a unit queued from a listener (a disconnect save) runs after the
     // app's listeners of the same event, so their changes are in it.
-    queueMicrotask(this.drainNow);
+    queueMicrotask((this.drainNow ??= () => void this.drain()));
   }
 
   private async drain(): Promise<void> {
