@@ -67,8 +67,12 @@ const GONE = 8;
 const QUEUE_FULL_RETRY_MS = 1000;
 
 export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
-  /** Its units waiting or running (per-message mode; made at its first event). */
-  private units: Set<EventUnit> | undefined;
+  /**
+   * Its units waiting or running (per-message mode; made at its first event). An array, kept when
+   * empty: there are few (maxPendingEvents), and emptying a Set makes V8 shrink it, once per event
+   * for a socket with one event in flight.
+   */
+  private units: EventUnit[] | undefined;
   /** Packets let through whose units are not queued yet (socket.io dispatches them on the next tick). */
   reserved = 0;
   /** OVERFLOW_TOLD | REPORTED | TOLD | GONE (one field, not four: there is one binding per socket). */
@@ -161,7 +165,7 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
       this.changed();
       return;
     }
-    if ((this.units?.size ?? 0) + this.reserved >= this.ctx.options.maxPendingEvents) return this.overflow(packet);
+    if ((this.units?.length ?? 0) + this.reserved >= this.ctx.options.maxPendingEvents) return this.overflow(packet);
     this.wrapListeners(event);
     // The units of this packet are queued when socket.io dispatches it, on the next tick.
     this.reserved += 1;
@@ -174,7 +178,7 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
     noticePacket(packet, 'queue-full', { retryAfter: QUEUE_FULL_RETRY_MS });
     if (this.flags & OVERFLOW_TOLD) return;
     this.flags |= OVERFLOW_TOLD;
-    log.lock('socket %s: %d events waiting, refusing more', this.socket.id, this.units?.size ?? 0);
+    log.lock('socket %s: %d events waiting, refusing more', this.socket.id, this.units?.length ?? 0);
     this.emit(Events.UNAVAILABLE, { code: ErrorCode.SESSION_UNAVAILABLE, reason: 'queue-full', retryAfter: QUEUE_FULL_RETRY_MS });
   }
 
@@ -202,7 +206,7 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
       if (once) binding.socket.removeListener(event, wrapper);
       const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
       const unit = new EventUnit(binding, Date.now() + binding.ctx.options.storeTimeout, listener, args, ack);
-      (binding.units ??= new Set()).add(unit);
+      (binding.units ??= []).push(unit);
       binding.runtime.event(unit);
     } as Wrapper;
     wrapper[WRAPPED] = true;
@@ -211,9 +215,12 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
   }
 
   settled(unit: EventUnit): void {
-    const { units } = this;
-    // (The set is kept when empty: a socket with one event in flight at a time would make one per event.)
-    if (units?.delete(unit) && units.size === 0) this.flags &= ~OVERFLOW_TOLD;
+    const units = this.units;
+    const at = units ? units.indexOf(unit) : -1;
+    if (!units || at < 0) return;
+    if (at === units.length - 1) units.pop();
+    else units.splice(at, 1);
+    if (units.length === 0) this.flags &= ~OVERFLOW_TOLD;
   }
 
   report(error: SessionServerError): void {
