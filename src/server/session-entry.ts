@@ -11,7 +11,7 @@
 import type { Session, SessionData, Store } from 'express-session';
 import type { InvalidReason } from '../protocol.js';
 import { SessionInvalidError, type SessionUnavailableError, type SessionValueError } from '../errors.js';
-import { ChangeTracker, putValue, type Changes } from './tracker.js';
+import { ChangeTracker, type Changes } from './tracker.js';
 import { isSessionRecord, NO_MARK, type Live, type Loaded, type SessionRecord, type StoreHub, type WriteMark } from './store.js';
 import { sessionTag } from './invalidation.js';
 import { log } from './log.js';
@@ -200,7 +200,7 @@ export class SessionEntry implements Live {
     }
     for (const key of Object.keys(fresh)) {
       if (key !== 'cookie' && keep.has(key)) continue;
-      putValue(raw, key, fresh[key]);
+      this.tracker.load(key, fresh[key]);
       taken.push(key);
     }
     const stored = local.size === 0 ? NOTHING : new Map<string, string | undefined>();

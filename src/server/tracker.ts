@@ -69,10 +69,11 @@ const handler: ProxyHandler<Target> = {
     // a per-connection handler would let a client's `{"__proto__": ...}` crash the process.
     if (reserved(t, key)) return void log.save('ignored an assignment of session.%s (not session data)', String(key)), true;
     if (!tracked(key)) return Reflect.set(t, key, value);
-    t[TRACKER].mark(key);
+    const tracker = t[TRACKER];
+    tracker.mark(key);
     // An accessor with no setter (defined earlier, never stored) gives way to the assigned value:
     // in strict code a failed assignment throws, and in a per-connection handler that is a crash.
-    const own = Object.getOwnPropertyDescriptor(t, key);
+    const own = tracker.plainData ? undefined : Object.getOwnPropertyDescriptor(t, key);
     if (own?.get && !own.set) return Reflect.defineProperty(t, key, { value, writable: true, enumerable: true, configurable: true });
     return Reflect.set(t, key, value);
   },
@@ -87,8 +88,10 @@ const handler: ProxyHandler<Target> = {
       t[TRACKER].mark(key); // an accessor is allowed here and found not storable (it is code, not data)
       // Replaceable, as an assigned key is (defineProperty's defaults would make it fixed).
       const data = 'value' in descriptor || 'writable' in descriptor;
+      if (!data) t[TRACKER].plainData = false; // an accessor, or a key that may not be writable
       return Reflect.defineProperty(t, key, { ...descriptor, configurable: true, ...(data && { writable: true }) });
     }
+    if (typeof key === 'string') t[TRACKER].plainData = false; // `cookie`, defined as the app likes
     return Reflect.defineProperty(t, key, descriptor);
   },
   setPrototypeOf() {
@@ -104,6 +107,19 @@ const isSession = (value: object): boolean => TRACKER in value;
 /** Set a session key to a plain value, whatever it holds now (an accessor with no setter would refuse an assignment). */
 export function putValue(target: object, key: string, value: unknown): void {
   Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+/**
+ * Whether `target` has no accessor among its own string-keyed properties and every enumerable one is
+ * writable: no getter runs when a value is read, no assignment of a key is refused. (express-session's
+ * Session has `req` and `id`: fixed, but neither enumerable nor accessors.)
+ */
+function onlyPlainData(target: object): boolean {
+  for (const key of Object.getOwnPropertyNames(target)) {
+    const property = Object.getOwnPropertyDescriptor(target, key)!;
+    if (!('value' in property) || (property.enumerable && !property.writable)) return false;
+  }
+  return true;
 }
 
 /** Why a session property cannot be stored, if it cannot. */
@@ -127,6 +143,12 @@ export class ChangeTracker<T extends object = object> {
   private handlerKeys: Set<string> | undefined;
   /** Keys the last save left out, with the value reported then (one bad value is reported once). */
   private leftOut: Map<string, unknown> | undefined;
+  /**
+   * No accessor among the target's own properties, every enumerable one writable (see onlyPlainData):
+   * values are then read and loaded directly, with no descriptor. Cleared for good once the app
+   * defines anything else (an accessor, a key that may not be writable, `cookie`).
+   */
+  plainData: boolean;
   readonly proxy: T;
 
   constructor(
@@ -135,11 +157,23 @@ export class ChangeTracker<T extends object = object> {
     private readonly changedOutside?: () => void,
   ) {
     Object.defineProperty(target, TRACKER, { value: this, configurable: true });
+    this.plainData = onlyPlainData(target);
     this.proxy = new Proxy(target as Target, handler) as unknown as T;
   }
 
   /** Checked first, so that JSON.stringify (ours, the store's) never meets what it cannot take. */
   private json(key: string): Json {
+    if (this.plainData) {
+      if (!Object.hasOwn(this.target, key)) return undefined;
+      const value = this.target[key];
+      if (!unstorable(value, isSession)) {
+        try {
+          return JSON.stringify(value);
+        } catch {
+          // (Described below, with its property.)
+        }
+      }
+    }
     const property = Object.getOwnPropertyDescriptor(this.target, key);
     if (!property) return undefined;
     const problem = problemOf(property);
@@ -240,6 +274,10 @@ export class ChangeTracker<T extends object = object> {
   storableCopy(): Record<string, unknown> {
     const copy: Record<string, unknown> = {};
     for (const key of Object.keys(this.target)) {
+      if (this.plainData && !this.saved?.has(key)) {
+        copy[key] = this.target[key];
+        continue;
+      }
       const property = Object.getOwnPropertyDescriptor(this.target, key)!;
       const stored = this.saved?.get(key);
       if (!this.saved?.has(key) || !problemOf(property)) copy[key] = 'value' in property ? property.value : undefined;
@@ -253,14 +291,34 @@ export class ChangeTracker<T extends object = object> {
    * Only its keys (and the exposed ones, changeable in place) are looked at.
    */
   unstorableKey(): SessionValueError | undefined {
-    for (const keys of [this.handlerKeys, this.exposed]) {
-      for (const key of keys ?? []) {
-        const property = Object.getOwnPropertyDescriptor(this.target, key);
-        const problem = property && problemOf(property); // the walk only: the save serialises
+    return this.firstUnstorable(this.handlerKeys) ?? this.firstUnstorable(this.exposed);
+  }
+
+  private firstUnstorable(keys: Set<string> | undefined): SessionValueError | undefined {
+    if (keys) {
+      for (const key of keys) {
+        const problem = this.problemAt(key); // the walk only: the save serialises
         if (problem) return new SessionValueError(key, problem);
       }
     }
     return undefined;
+  }
+
+  /** Why the value of `key` cannot be stored, if it cannot (an absent key can). */
+  private problemAt(key: string): string | undefined {
+    if (this.plainData) return Object.hasOwn(this.target, key) ? unstorable(this.target[key], isSession) : undefined;
+    const property = Object.getOwnPropertyDescriptor(this.target, key);
+    return property && problemOf(property);
+  }
+
+  /**
+   * Put a loaded value under `key`, as a plain enumerable value: assigned when the key already is one
+   * (nothing can refuse it), and left alone when it already holds that very value.
+   */
+  load(key: string, value: unknown): void {
+    const target = this.target;
+    if (!this.plainData || !Object.prototype.propertyIsEnumerable.call(target, key)) putValue(target, key, value);
+    else if (target[key] !== value) target[key] = value;
   }
 
   /** The write of `take()`'s changes failed: the store still holds what it held before. */
@@ -273,13 +331,13 @@ export class ChangeTracker<T extends object = object> {
   begin(first: boolean): void {
     this.checkpoint = first ? undefined : new Map([...(this.exposed ?? [])].map((key) => [key, this.json(key)] as const));
     this.inHandler = true;
-    this.handlerKeys = undefined;
+    this.handlerKeys?.clear();
   }
 
   end(): void {
     this.checkpoint = undefined;
     this.inHandler = false;
-    this.handlerKeys = undefined;
+    this.handlerKeys?.clear();
   }
 
   /** Undo what the running handler changed (to its checkpoint, or to the stored state). */
@@ -292,7 +350,10 @@ export class ChangeTracker<T extends object = object> {
     for (const [key, json] of layer) {
       if (this.json(key) === json) continue;
       if (json === undefined) delete this.target[key];
-      else if (json instanceof Unstorable) Object.defineProperty(this.target, key, json.property);
+      else if (json instanceof Unstorable) {
+        Object.defineProperty(this.target, key, json.property);
+        if (!('value' in json.property) || !json.property.writable) this.plainData = false;
+      }
       else putValue(this.target, key, JSON.parse(json));
       this.exposed?.delete(key); // a fresh object: nobody holds it yet
     }
