@@ -189,8 +189,8 @@ export class SessionEntry implements Live {
   adopt(record: SessionRecord, current: WriteMark | undefined, written?: Iterable<string>): void {
     const local = this.tracker.changes();
     const keep = local.size === 0 && written === undefined ? NOTHING : new Set([...local.keys(), ...(written ?? [])]);
-    this.noteCookie(record);
     const fresh = this.createSession(record) as unknown as Record<string, unknown>;
+    this.noteCookie(fresh as SessionRecord); // (its cookie's expiry is a Date by now: no date string parsed again)
     const raw = this.raw;
     const taken: string[] = [];
     for (const key of Object.keys(raw)) {

@@ -68,6 +68,7 @@ const handler: ProxyHandler<Target> = {
     // Ignored, not thrown: `Object.assign(session, clientJson)` is common app code, and a throw in
     // a per-connection handler would let a client's `{"__proto__": ...}` crash the process.
     if (reserved(t, key)) return void log.save('ignored an assignment of session.%s (not session data)', String(key)), true;
+    if (typeof key === 'symbol') t[TRACKER].plainData = false; // (a spread would copy it: keep to Object.keys)
     if (!tracked(key)) return Reflect.set(t, key, value);
     const tracker = t[TRACKER];
     tracker.mark(key);
@@ -91,7 +92,7 @@ const handler: ProxyHandler<Target> = {
       if (!data) t[TRACKER].plainData = false; // an accessor, or a key that may not be writable
       return Reflect.defineProperty(t, key, { ...descriptor, configurable: true, ...(data && { writable: true }) });
     }
-    if (typeof key === 'string') t[TRACKER].plainData = false; // `cookie`, defined as the app likes
+    t[TRACKER].plainData = false; // `cookie` or a symbol, defined as the app likes
     return Reflect.defineProperty(t, key, descriptor);
   },
   setPrototypeOf() {
@@ -110,8 +111,9 @@ export function putValue(target: object, key: string, value: unknown): void {
 }
 
 /**
- * Whether `target` has no accessor among its own string-keyed properties and every enumerable one is
- * writable: no getter runs when a value is read, no assignment of a key is refused. (express-session's
+ * Whether `target` has no accessor among its own string-keyed properties, every enumerable one is
+ * writable and no symbol is enumerable: no getter runs when a value is read, no assignment of a key is
+ * refused, and a spread copies what Object.keys lists. (express-session's
  * Session has `req` and `id`: fixed, but neither enumerable nor accessors.)
  */
 function onlyPlainData(target: object): boolean {
@@ -119,7 +121,8 @@ function onlyPlainData(target: object): boolean {
     const property = Object.getOwnPropertyDescriptor(target, key)!;
     if (!('value' in property) || (property.enumerable && !property.writable)) return false;
   }
-  return true;
+  // (And no enumerable symbol: the copy is a spread, which would take it.)
+  return !Object.getOwnPropertySymbols(target).some((key) => Object.prototype.propertyIsEnumerable.call(target, key));
 }
 
 /** Why a session property cannot be stored, if it cannot. */
@@ -272,12 +275,22 @@ export class ChangeTracker<T extends object = object> {
    * whose value cannot be stored holds its stored value instead. Getters are not run.
    */
   storableCopy(): Record<string, unknown> {
+    if (!this.plainData) return this.copyByDescriptors();
+    // Only plain values: one copy (a spread, not a key at a time), then the marked keys that cannot be stored.
+    const copy: Record<string, unknown> = { ...this.target };
+    if (this.saved) {
+      for (const [key, stored] of this.saved) {
+        if (!Object.hasOwn(copy, key) || !unstorable(copy[key], isSession)) continue;
+        if (typeof stored === 'string') copy[key] = JSON.parse(stored);
+        else delete copy[key];
+      }
+    }
+    return copy;
+  }
+
+  private copyByDescriptors(): Record<string, unknown> {
     const copy: Record<string, unknown> = {};
     for (const key of Object.keys(this.target)) {
-      if (this.plainData && !this.saved?.has(key)) {
-        copy[key] = this.target[key];
-        continue;
-      }
       const property = Object.getOwnPropertyDescriptor(this.target, key)!;
       const stored = this.saved?.get(key);
       if (!this.saved?.has(key) || !problemOf(property)) copy[key] = 'value' in property ? property.value : undefined;
@@ -331,13 +344,13 @@ export class ChangeTracker<T extends object = object> {
   begin(first: boolean): void {
     this.checkpoint = first ? undefined : new Map([...(this.exposed ?? [])].map((key) => [key, this.json(key)] as const));
     this.inHandler = true;
-    this.handlerKeys?.clear();
+    this.handlerKeys = undefined; // (not clear(): a runtime call in V8, dearer than a new Set)
   }
 
   end(): void {
     this.checkpoint = undefined;
     this.inHandler = false;
-    this.handlerKeys?.clear();
+    this.handlerKeys = undefined;
   }
 
   /** Undo what the running handler changed (to its checkpoint, or to the stored state). */

@@ -173,3 +173,15 @@ test('a loaded value lands as a plain enumerable value, also over a key the app 
   assert.deepEqual(Object.keys(target), ['a', 'hidden', 'fresh']);
   assert.deepEqual(tracker.storableCopy(), { a: 1, hidden: 2, fresh: 3 });
 });
+
+test('the whole copy holds what Object.keys lists: a symbol the app set stays out, a value that cannot be stored gives way to its stored one', () => {
+  const { tracker, session } = tracked({ a: 1, bad: 2 });
+  (session as Record<symbol, unknown>)[Symbol.for('app')] = 'x';
+  session.bad = 10n;
+  assert.deepEqual(tracker.storableCopy(), { a: 1, bad: 2 });
+  assert.equal(Object.getOwnPropertySymbols(tracker.storableCopy()).length, 0);
+  const plain = tracked({ a: 1, bad: 2 });
+  plain.session.bad = 10n;
+  plain.session.gone = 10n; // never stored: left out
+  assert.deepEqual(plain.tracker.storableCopy(), { a: 1, bad: 2 });
+});
