@@ -11,7 +11,10 @@
  * `sconnection` and `smessage` arguments) is the proxy.
  *
  * Values are checked before they are serialised (see storable.ts): a value that cannot be stored
- * never throws here; it is kept out of the saves and reported. The session's prototype cannot be
+ * never throws here; it is kept out of the saves and reported. While the session holds only plain
+ * values (`plainData`) they are read, copied and loaded directly; once the app defines an accessor
+ * (or anything that could refuse an assignment) every read goes through property descriptors, so
+ * no getter of the app's ever runs in the library. The session's prototype cannot be
  * changed through the proxy, and names it inherits (`__proto__`, `constructor`, `save`, `touch`...)
  * are not session data: assigning them is ignored, as express-session ignores them when it loads.
  */
