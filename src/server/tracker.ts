@@ -259,6 +259,9 @@ export class ChangeTracker<T extends object = object> {
       }
       // Exposed keys stay watched from what is written; the others are marked again when next assigned.
       if (exposed) saved.set(key, json);
+      // (The last entry: the map is dropped, not emptied. Emptying a Map shrinks it in a V8 runtime
+      // call, dearer than the new Map the next mark makes.)
+      else if (saved.size === 1 && this.saved === saved) this.saved = undefined;
       else saved.delete(key);
     }
     if (this.leftOut) for (const key of this.leftOut.keys()) if (!leftOut?.has(key)) this.leftOut.delete(key);
