@@ -65,6 +65,18 @@ export class LiveSessions {
     return (entry.mark = ++lastMark as WriteMark);
   }
 
+  /**
+   * A write of `sid` ended: its new mark when nothing moved the mark since `since` (the write's
+   * start), undefined otherwise or when it is not loaded here. (One lookup for both.)
+   */
+  bumpFrom(sid: string, since: WriteMark): WriteMark | undefined {
+    const entry = this.live.get(sid);
+    if (!entry) return undefined;
+    const unmoved = entry.mark === since;
+    entry.mark = ++lastMark as WriteMark;
+    return unmoved ? entry.mark : undefined;
+  }
+
   get size(): number {
     return this.live.size;
   }

@@ -12,7 +12,7 @@
 import type { Session, SessionData, Store } from 'express-session';
 import type { InvalidReason } from '../protocol.js';
 import { SessionInvalidError, type SessionValueError } from '../errors.js';
-import { ChangeTracker, putValue, type Changes } from './tracker.js';
+import { ChangeTracker, type Changes } from './tracker.js';
 import { isSessionRecord, NO_MARK, type Live, type Loaded, type SessionRecord, type StoreHub, type WriteMark } from './store.js';
 import { sessionTag } from './invalidation.js';
 
@@ -176,8 +176,8 @@ export class SessionEntry implements Live {
   adopt(record: SessionRecord, current: WriteMark | undefined, written?: Iterable<string>): void {
     const local = this.tracker.changes();
     const keep = local.size === 0 && written === undefined ? NOTHING : new Set([...local.keys(), ...(written ?? [])]);
-    this.noteCookie(record);
     const fresh = this.createSession(record) as unknown as Record<string, unknown>;
+    this.noteCookie(fresh as SessionRecord); // (its cookie's expiry is a Date by now: no date string parsed again)
     const raw = this.raw;
     const taken: string[] = [];
     for (const key of Object.keys(raw)) {
@@ -187,7 +187,7 @@ export class SessionEntry implements Live {
     }
     for (const key of Object.keys(fresh)) {
       if (key !== 'cookie' && keep.has(key)) continue;
-      putValue(raw, key, fresh[key]);
+      this.tracker.load(key, fresh[key]);
       taken.push(key);
     }
     const stored = local.size === 0 ? NOTHING : new Map<string, string | undefined>();

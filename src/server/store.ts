@@ -43,12 +43,6 @@ type Callback = (err?: unknown, value?: unknown) => void;
  */
 export type Written = 'destroyed' | { current: WriteMark | undefined };
 
-/** The write `write()` is making, picked up by the guarded path it goes through (see `guardedWrite`). */
-interface WriteToken {
-  readonly sid: string;
-  /** Set when the write ended alone: the mark after it. */
-  mark: WriteMark | undefined;
-}
 type StoreMethod = (this: Store, sid: string, ...rest: any[]) => unknown;
 
 /** What a store must have returned for it to be a session (express-session's createSession reads `cookie.expires`). */
@@ -68,20 +62,28 @@ const deadlines = new Deadlines();
 
 /**
  * One store call in flight: it is its own deadline entry, and its callback settles it once (a store
- * that calls back twice, or after the deadline, is heard once).
+ * that calls back twice, or after the deadline, is heard once). Its promise resolves with `answer`'s
+ * view of the store's value, made in the callback: no second promise (and turn) per call.
  */
-class StoreCall implements Expiring {
+class StoreCall<T = unknown> implements Expiring {
   readonly deadline: number;
-  readonly promise: Promise<unknown>;
+  readonly promise: Promise<T>;
   private settled = false;
-  private resolve!: (value: unknown) => void;
+  private resolve!: (value: T) => void;
   private reject!: (err: unknown) => void;
   readonly done: Callback = (err, value) => {
     if (this.settled) return;
     this.settled = true;
     deadlines.delete(this);
-    if (err) this.reject(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: err }));
-    else this.resolve(value ?? null);
+    if (err) return this.reject(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: err }));
+    let answer: T;
+    try {
+      answer = this.answer(value ?? null);
+    } catch (thrown) {
+      // (A value whose `cookie` getter throws, say: the store's own callback must never see it.)
+      return this.reject(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: thrown }));
+    }
+    this.resolve(answer);
   };
 
   constructor(timeoutMs: number) {
@@ -97,13 +99,58 @@ class StoreCall implements Expiring {
     this.settled = true;
     this.reject(new SessionUnavailableError('store-timeout', RETRY_AFTER_MS));
   }
+
+  /** What the call answers for the store's value. */
+  protected answer(value: unknown): T {
+    return value as T;
+  }
 }
 
-/** Call a callback-style store method with a deadline; stores that also return a promise have its rejection handled. */
-function call(store: Store, method: StoreMethod, args: unknown[], timeoutMs: number): Promise<unknown> {
-  const pending = new StoreCall(timeoutMs);
+/** A read: what the store returned, as a session, or why it is none. */
+class ReadCall extends StoreCall<Loaded> {
+  constructor(
+    private readonly hub: StoreHub,
+    private readonly sid: string,
+    timeoutMs: number,
+  ) {
+    super(timeoutMs);
+  }
+
+  protected override answer(value: unknown): Loaded {
+    if (this.hub.destroyed(this.sid)) return { invalid: 'destroyed' };
+    if (value === null) return { invalid: 'not-found' };
+    if (!isSessionRecord(value)) return { invalid: 'corrupt' };
+    return { record: value };
+  }
+}
+
+/**
+ * A write of ours. It is also its own write token: `write()` hands it to the guarded path its
+ * store call goes through (see `guardedWrite`), which sets `mark` when the write ran alone.
+ */
+class WriteCall extends StoreCall<Written> {
+  /** Set when the write ended alone: the mark after it. */
+  mark: WriteMark | undefined;
+
+  constructor(
+    private readonly hub: StoreHub,
+    readonly sid: string,
+    timeoutMs: number,
+  ) {
+    super(timeoutMs);
+  }
+
+  protected override answer(): Written {
+    if (this.hub.destroyed(this.sid)) return 'destroyed';
+    const { mark } = this;
+    return { current: mark !== undefined && this.hub.live.unchangedSince(this.sid, mark) ? mark : undefined };
+  }
+}
+
+/** Run a callback-style store method under `pending` (the record for set/touch); stores that also return a promise have its rejection handled. */
+function call<T>(pending: StoreCall<T>, store: Store, method: StoreMethod, sid: string, record?: SessionRecord): Promise<T> {
   try {
-    const result = method.call(store, ...(args as [string]), pending.done) as unknown;
+    const result = (record === undefined ? method.call(store, sid, pending.done) : method.call(store, sid, record, pending.done)) as unknown;
     if (result && typeof (result as Promise<unknown>).catch === 'function') (result as Promise<unknown>).catch((err) => pending.done(err ?? new Error('store rejected')));
   } catch (err) {
     pending.done(err ?? new Error('store threw'));
@@ -123,8 +170,8 @@ export class StoreHub {
   private users = 0;
   /** Sessions loaded in this process, by id, with the marks of their writes. */
   readonly live = new LiveSessions();
-  /** The token of the write `write()` is starting (handed over synchronously, see `write`). */
-  private handing: WriteToken | undefined;
+  /** The write `write()` is starting, its own token (handed over synchronously, see `writeOwn`). */
+  private handing: WriteCall | undefined;
   /** Reads an HTTP surface made, each forgotten at its deadline (on the deadlines' timer) if no handshake took it. */
   private readonly carried = new Map<string, Expiring & { record: SessionRecord }>();
   private readonly destroyListeners = new Set<(sid: string, tag: string) => void>();
@@ -158,16 +205,14 @@ export class StoreHub {
     const hub = this;
     this.wrapped = {
       set(sid, data, cb?: Callback) {
-        hub.seen.written = true;
-        const cookie = (data as { cookie?: { secure?: unknown; sameSite?: unknown } } | null)?.cookie;
-        if (cookie) hub.seen.cookie = { secure: cookie.secure, sameSite: cookie.sameSite };
-        return hub.guardedWrite(this, hub.own.set, sid, [data], cb);
+        hub.see(data);
+        return hub.guardedWrite(this, hub.own.set, sid, data, cb);
       },
       destroy(sid, cb?: Callback) {
         return hub.destroyThrough(this, sid, cb);
       },
       touch: this.own.touch && function (sid, data, cb?: Callback) {
-        return hub.guardedWrite(this, hub.own.touch!, sid, [data], cb);
+        return hub.guardedWrite(this, hub.own.touch!, sid, data, cb);
       },
       // `clear()` destroys every session without a destroy each: the live ones here are told.
       clear: this.own.clear && (function (this: Store, cb?: Callback) {
@@ -193,34 +238,40 @@ export class StoreHub {
     }
   }
 
+  /** What a write shows for set-up advice (a new object only when the cookie's options differ from the last seen). */
+  private see(data: unknown): void {
+    this.seen.written = true;
+    const cookie = (data as { cookie?: { secure?: unknown; sameSite?: unknown } } | null)?.cookie;
+    const seen = this.seen.cookie;
+    if (cookie && (seen === undefined || seen.secure !== cookie.secure || seen.sameSite !== cookie.sameSite)) this.seen.cookie = { secure: cookie.secure, sameSite: cookie.sameSite };
+  }
+
   /** Every write path of the store: dropped for a destroyed session, destroyed again if a destroy raced it. */
-  private guardedWrite(store: Store, method: StoreMethod, sid: string, args: unknown[], cb?: Callback): unknown {
+  private guardedWrite(store: Store, method: StoreMethod, sid: string, data: unknown, cb?: Callback): unknown {
     const own = this.takeToken(sid);
     const tag = this.tagOf(sid);
-    if (this.destroyedSet.has(tag)) {
+    if (!this.destroyedSet.empty && this.destroyedSet.has(tag)) {
       log.save('write of destroyed session %s dropped', tag);
       if (cb) process.nextTick(cb);
       return undefined;
     }
     this.uncarry(sid);
     // Ours runs alone if no other write is under way now and none starts or ends until ours ends.
-    const alone = own !== undefined && this.writesInFlight.running(tag) === 0;
+    const alone = this.writesInFlight.started(tag, sid) === 1 && own !== undefined;
     const startedAt = this.live.bump(sid);
-    this.writesInFlight.started(tag, sid);
     let ended = false;
     const end = (err?: unknown) => {
       if (ended) return;
       ended = true;
-      const unbroken = alone && this.live.mark(sid) === startedAt;
-      const endedAt = this.live.bump(sid);
-      if (own && unbroken) own.mark = endedAt;
-      this.writesInFlight.ended(tag);
-      if (this.destroyedSet.writeEnded(tag)) this.destroyAgain(sid, tag);
-      if (this.writesInFlight.running(tag) === 0) this.wakeQuiet(tag);
+      const endedAt = this.live.bumpFrom(sid, startedAt);
+      if (alone && endedAt !== undefined) own.mark = endedAt;
+      const running = this.writesInFlight.ended(tag);
+      if (!this.destroyedSet.empty && this.destroyedSet.writeEnded(tag)) this.destroyAgain(sid, tag);
+      if (running === 0) this.wakeQuiet(tag);
       cb?.(err);
     };
     try {
-      return method.call(store, sid, ...args, end);
+      return method.call(store, sid, data, end);
     } catch (err) {
       end(err);
       throw err;
@@ -262,11 +313,11 @@ export class StoreHub {
   /** One more destroy, with the store's own method: the listeners already know. */
   private destroyAgain(sid: string, tag: string): void {
     log.invalidate('session %s destroyed once more: a write raced its destroy', tag);
-    call(this.store, this.own.destroy, [sid], 30_000).catch((err: unknown) => log.invalidate('repeat destroy of %s failed: %O', tag, err));
+    call(new StoreCall(30_000), this.store, this.own.destroy, sid).catch((err: unknown) => log.invalidate('repeat destroy of %s failed: %O', tag, err));
   }
 
   /** The token of our own write of `sid`, if this write is it (once). */
-  private takeToken(sid: string): WriteToken | undefined {
+  private takeToken(sid: string): WriteCall | undefined {
     const token = this.handing;
     this.handing = undefined;
     return token?.sid === sid ? token : undefined;
@@ -335,13 +386,9 @@ export class StoreHub {
   }
 
   /** Read a session. Throws SessionUnavailableError. */
-  async read(sid: string, timeoutMs: number): Promise<Loaded> {
-    if (this.destroyed(sid)) return { invalid: 'destroyed' };
-    const value = await call(this.store, this.store.get as StoreMethod, [sid], timeoutMs);
-    if (this.destroyed(sid)) return { invalid: 'destroyed' };
-    if (value === null || value === undefined) return { invalid: 'not-found' };
-    if (!isSessionRecord(value)) return { invalid: 'corrupt' };
-    return { record: value };
+  read(sid: string, timeoutMs: number): Promise<Loaded> {
+    if (this.destroyed(sid)) return Promise.resolve({ invalid: 'destroyed' });
+    return call(new ReadCall(this, sid, timeoutMs), this.store, this.store.get as StoreMethod, sid);
   }
 
   /** A read for an HTTP surface, carried (once, for a moment) to the handshake that follows it. */
@@ -393,17 +440,15 @@ export class StoreHub {
     return this.writeOwn(sid, (this.store.touch ?? this.store.set) as StoreMethod, record, timeoutMs);
   }
 
-  private async writeOwn(sid: string, method: StoreMethod, record: SessionRecord, timeoutMs: number): Promise<Written> {
-    if (this.destroyed(sid)) return 'destroyed';
-    const token: WriteToken = { sid, mark: undefined };
+  private writeOwn(sid: string, method: StoreMethod, record: SessionRecord, timeoutMs: number): Promise<Written> {
+    if (this.destroyed(sid)) return Promise.resolve('destroyed');
     // call() runs the store's method (our wrapper, unless someone wrapped it after us) synchronously:
     // the guarded path takes the token there. A wrapper that defers it leaves the token untaken, and
     // the write counts as overlapped: safe (the caller checks the store), never a lost update.
-    this.handing = token;
-    const pending = call(this.store, method, [sid, record], timeoutMs);
+    const pending = new WriteCall(this, sid, timeoutMs);
+    this.handing = pending;
+    call(pending, this.store, method, sid, record);
     this.handing = undefined;
-    await pending;
-    if (this.destroyed(sid)) return 'destroyed';
-    return { current: token.mark !== undefined && this.live.unchangedSince(sid, token.mark) ? token.mark : undefined };
+    return pending.promise;
   }
 }

@@ -11,7 +11,10 @@
  * `sconnection` and `smessage` arguments) is the proxy.
  *
  * Values are checked before they are serialised (see storable.ts): a value that cannot be stored
- * never throws here; it is kept out of the saves and reported. The session's prototype cannot be
+ * never throws here; it is kept out of the saves and reported. While the session holds only plain
+ * values (`plainData`) they are read, copied and loaded directly; once the app defines an accessor
+ * (or anything that could refuse an assignment) every read goes through property descriptors, so
+ * no getter of the app's ever runs in the library. The session's prototype cannot be
  * changed through the proxy, and names it inherits (`__proto__`, `constructor`, `save`, `touch`...)
  * are not session data: assigning them is ignored, as express-session ignores them when it loads.
  */
@@ -68,11 +71,13 @@ const handler: ProxyHandler<Target> = {
     // Ignored, not thrown: `Object.assign(session, clientJson)` is common app code, and a throw in
     // a per-connection handler would let a client's `{"__proto__": ...}` crash the process.
     if (reserved(t, key)) return void log.save('ignored an assignment of session.%s (not session data)', String(key)), true;
+    if (typeof key === 'symbol') t[TRACKER].plainData = false; // (a spread would copy it: keep to Object.keys)
     if (!tracked(key)) return Reflect.set(t, key, value);
-    t[TRACKER].mark(key);
+    const tracker = t[TRACKER];
+    tracker.mark(key);
     // An accessor with no setter (defined earlier, never stored) gives way to the assigned value:
     // in strict code a failed assignment throws, and in a per-connection handler that is a crash.
-    const own = Object.getOwnPropertyDescriptor(t, key);
+    const own = tracker.plainData ? undefined : Object.getOwnPropertyDescriptor(t, key);
     if (own?.get && !own.set) return Reflect.defineProperty(t, key, { value, writable: true, enumerable: true, configurable: true });
     return Reflect.set(t, key, value);
   },
@@ -87,8 +92,10 @@ const handler: ProxyHandler<Target> = {
       t[TRACKER].mark(key); // an accessor is allowed here and found not storable (it is code, not data)
       // Replaceable, as an assigned key is (defineProperty's defaults would make it fixed).
       const data = 'value' in descriptor || 'writable' in descriptor;
+      if (!data) t[TRACKER].plainData = false; // an accessor, or a key that may not be writable
       return Reflect.defineProperty(t, key, { ...descriptor, configurable: true, ...(data && { writable: true }) });
     }
+    t[TRACKER].plainData = false; // `cookie` or a symbol, defined as the app likes
     return Reflect.defineProperty(t, key, descriptor);
   },
   setPrototypeOf() {
@@ -104,6 +111,21 @@ const isSession = (value: object): boolean => TRACKER in value;
 /** Set a session key to a plain value, whatever it holds now (an accessor with no setter would refuse an assignment). */
 export function putValue(target: object, key: string, value: unknown): void {
   Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+/**
+ * Whether `target` has no accessor among its own string-keyed properties, every enumerable one is
+ * writable and no symbol is enumerable: no getter runs when a value is read, no assignment of a key is
+ * refused, and a spread copies what Object.keys lists. (express-session's
+ * Session has `req` and `id`: fixed, but neither enumerable nor accessors.)
+ */
+function onlyPlainData(target: object): boolean {
+  for (const key of Object.getOwnPropertyNames(target)) {
+    const property = Object.getOwnPropertyDescriptor(target, key)!;
+    if (!('value' in property) || (property.enumerable && !property.writable)) return false;
+  }
+  // (And no enumerable symbol: the copy is a spread, which would take it.)
+  return !Object.getOwnPropertySymbols(target).some((key) => Object.prototype.propertyIsEnumerable.call(target, key));
 }
 
 /** Why a session property cannot be stored, if it cannot. */
@@ -127,6 +149,12 @@ export class ChangeTracker<T extends object = object> {
   private handlerKeys: Set<string> | undefined;
   /** Keys the last save left out, with the value reported then (one bad value is reported once). */
   private leftOut: Map<string, unknown> | undefined;
+  /**
+   * No accessor among the target's own properties, every enumerable one writable (see onlyPlainData):
+   * values are then read and loaded directly, with no descriptor. Cleared for good once the app
+   * defines anything else (an accessor, a key that may not be writable, `cookie`).
+   */
+  plainData: boolean;
   readonly proxy: T;
 
   constructor(
@@ -135,11 +163,23 @@ export class ChangeTracker<T extends object = object> {
     private readonly changedOutside?: () => void,
   ) {
     Object.defineProperty(target, TRACKER, { value: this, configurable: true });
+    this.plainData = onlyPlainData(target);
     this.proxy = new Proxy(target as Target, handler) as unknown as T;
   }
 
   /** Checked first, so that JSON.stringify (ours, the store's) never meets what it cannot take. */
   private json(key: string): Json {
+    if (this.plainData) {
+      if (!Object.hasOwn(this.target, key)) return undefined;
+      const value = this.target[key];
+      if (!unstorable(value, isSession)) {
+        try {
+          return JSON.stringify(value);
+        } catch {
+          // (Described below, with its property.)
+        }
+      }
+    }
     const property = Object.getOwnPropertyDescriptor(this.target, key);
     if (!property) return undefined;
     const problem = problemOf(property);
@@ -219,6 +259,9 @@ export class ChangeTracker<T extends object = object> {
       }
       // Exposed keys stay watched from what is written; the others are marked again when next assigned.
       if (exposed) saved.set(key, json);
+      // (The last entry: the map is dropped, not emptied. Emptying a Map shrinks it in a V8 runtime
+      // call, dearer than the new Map the next mark makes.)
+      else if (saved.size === 1 && this.saved === saved) this.saved = undefined;
       else saved.delete(key);
     }
     if (this.leftOut) for (const key of this.leftOut.keys()) if (!leftOut?.has(key)) this.leftOut.delete(key);
@@ -238,6 +281,20 @@ export class ChangeTracker<T extends object = object> {
    * whose value cannot be stored holds its stored value instead. Getters are not run.
    */
   storableCopy(): Record<string, unknown> {
+    if (!this.plainData) return this.copyByDescriptors();
+    // Only plain values: one copy (a spread, not a key at a time), then the marked keys that cannot be stored.
+    const copy: Record<string, unknown> = { ...this.target };
+    if (this.saved) {
+      for (const [key, stored] of this.saved) {
+        if (!Object.hasOwn(copy, key) || !unstorable(copy[key], isSession)) continue;
+        if (typeof stored === 'string') copy[key] = JSON.parse(stored);
+        else delete copy[key];
+      }
+    }
+    return copy;
+  }
+
+  private copyByDescriptors(): Record<string, unknown> {
     const copy: Record<string, unknown> = {};
     for (const key of Object.keys(this.target)) {
       const property = Object.getOwnPropertyDescriptor(this.target, key)!;
@@ -253,14 +310,34 @@ export class ChangeTracker<T extends object = object> {
    * Only its keys (and the exposed ones, changeable in place) are looked at.
    */
   unstorableKey(): SessionValueError | undefined {
-    for (const keys of [this.handlerKeys, this.exposed]) {
-      for (const key of keys ?? []) {
-        const property = Object.getOwnPropertyDescriptor(this.target, key);
-        const problem = property && problemOf(property); // the walk only: the save serialises
+    return this.firstUnstorable(this.handlerKeys) ?? this.firstUnstorable(this.exposed);
+  }
+
+  private firstUnstorable(keys: Set<string> | undefined): SessionValueError | undefined {
+    if (keys) {
+      for (const key of keys) {
+        const problem = this.problemAt(key); // the walk only: the save serialises
         if (problem) return new SessionValueError(key, problem);
       }
     }
     return undefined;
+  }
+
+  /** Why the value of `key` cannot be stored, if it cannot (an absent key can). */
+  private problemAt(key: string): string | undefined {
+    if (this.plainData) return Object.hasOwn(this.target, key) ? unstorable(this.target[key], isSession) : undefined;
+    const property = Object.getOwnPropertyDescriptor(this.target, key);
+    return property && problemOf(property);
+  }
+
+  /**
+   * Put a loaded value under `key`, as a plain enumerable value: assigned when the key already is one
+   * (nothing can refuse it), and left alone when it already holds that very value.
+   */
+  load(key: string, value: unknown): void {
+    const target = this.target;
+    if (!this.plainData || !Object.prototype.propertyIsEnumerable.call(target, key)) putValue(target, key, value);
+    else if (target[key] !== value) target[key] = value;
   }
 
   /** The write of `take()`'s changes failed: the store still holds what it held before. */
@@ -273,7 +350,7 @@ export class ChangeTracker<T extends object = object> {
   begin(first: boolean): void {
     this.checkpoint = first ? undefined : new Map([...(this.exposed ?? [])].map((key) => [key, this.json(key)] as const));
     this.inHandler = true;
-    this.handlerKeys = undefined;
+    this.handlerKeys = undefined; // (not clear(): a runtime call in V8, dearer than a new Set)
   }
 
   end(): void {
@@ -292,7 +369,10 @@ export class ChangeTracker<T extends object = object> {
     for (const [key, json] of layer) {
       if (this.json(key) === json) continue;
       if (json === undefined) delete this.target[key];
-      else if (json instanceof Unstorable) Object.defineProperty(this.target, key, json.property);
+      else if (json instanceof Unstorable) {
+        Object.defineProperty(this.target, key, json.property);
+        if (!('value' in json.property) || !json.property.writable) this.plainData = false;
+      }
       else putValue(this.target, key, JSON.parse(json));
       this.exposed?.delete(key); // a fresh object: nobody holds it yet
     }

@@ -18,7 +18,7 @@ interface Writes {
 }
 
 export class WritesInFlight {
-  private readonly writes = new Map<string, Writes>();
+  private writes = new Map<string, Writes>();
   private starts = 0;
   private readonly sweep: Sweep;
 
@@ -46,11 +46,11 @@ export class WritesInFlight {
     return writes && writes.running === 0 && this.now() - writes.at <= this.raceWindowMs ? writes.sid : undefined;
   }
 
-  /** A write of `tag` starts. */
-  started(tag: string, sid: string): void {
+  /** A write of `tag` starts; returns how many of its writes are under way now (this one included). */
+  started(tag: string, sid: string): number {
     const now = this.now();
-    const writes = this.writes.get(tag);
-    if (!writes) this.writes.set(tag, { sid, running: 1, at: now });
+    let writes = this.writes.get(tag);
+    if (!writes) this.writes.set(tag, (writes = { sid, running: 1, at: now }));
     else {
       writes.running += 1;
       writes.at = now;
@@ -61,20 +61,25 @@ export class WritesInFlight {
     // A sweep armed when the map last became non-empty is due no later than any record since: re-arm
     // only then (one node) instead of on every write; with a race window records move, so always.
     if (this.raceWindowMs > 0 || this.writes.size === 1) this.sweep.arm();
+    return writes.running;
   }
 
-  /** A write of `tag` ended. */
-  ended(tag: string): void {
+  /** A write of `tag` ended; returns how many of its writes are still under way. */
+  ended(tag: string): number {
     const writes = this.writes.get(tag);
-    if (!writes) return;
+    if (!writes) return 0;
     writes.running = Math.max(0, writes.running - 1);
-    writes.at = this.now();
-    // Without other nodes, an ended write needs no remembering.
-    if (this.raceWindowMs === 0 && writes.running === 0) this.writes.delete(tag);
-    else {
-      this.reinsert(tag, writes);
-      this.sweep.arm();
+    // Without other nodes, an ended write needs no remembering (nor its time).
+    if (this.raceWindowMs === 0 && writes.running === 0) {
+      // (The last record: a new Map, not an emptied one, which V8 shrinks in a runtime call.)
+      if (this.writes.size === 1) this.writes = new Map();
+      else this.writes.delete(tag);
+      return 0;
     }
+    writes.at = this.now();
+    this.reinsert(tag, writes);
+    this.sweep.arm();
+    return writes.running;
   }
 
   /** Records held (tests of the bounds). */

@@ -148,3 +148,40 @@ test('a given-up handler settling while a per-connection socket shares the sessi
   tracker.settledAbandoned(false);
   assert.deepEqual([...tracker.changes()], [['a', '2']]);
 });
+
+// Values are read and loaded without descriptors while the session holds only plain values (docs/architecture.md,
+// invariant 8): once the app defines anything else, no getter of its runs and no loaded value is refused.
+test('after the app defines an accessor, a fixed key or its own `cookie`, copies run no getter and loads still land', () => {
+  let reads = 0;
+  const { target, tracker, session } = tracked({ cookie: { path: '/' }, a: 1 });
+  Object.defineProperty(session, 'cookie', { get: () => (reads++, { path: '/x' }), enumerable: true, configurable: true });
+  Object.defineProperty(session, 'fixed', { enumerable: true }); // no value, not writable
+  assert.deepEqual(tracker.storableCopy(), { cookie: undefined, a: 1, fixed: undefined });
+  assert.equal(reads, 0, 'the copy ran no getter');
+  tracker.load('cookie', { path: '/' });
+  tracker.load('fixed', 2); // an assignment would be refused (and throw: modules are strict)
+  tracker.load('a', 1);
+  assert.deepEqual({ ...target }, { cookie: { path: '/' }, a: 1, fixed: 2 });
+  assert.equal(reads, 0);
+});
+
+test('a loaded value lands as a plain enumerable value, also over a key the app made non-enumerable', () => {
+  const { target, tracker, session } = tracked({ a: 1 });
+  Object.defineProperty(session, 'hidden', { value: 1, enumerable: false });
+  tracker.load('hidden', 2);
+  tracker.load('fresh', 3);
+  assert.deepEqual(Object.keys(target), ['a', 'hidden', 'fresh']);
+  assert.deepEqual(tracker.storableCopy(), { a: 1, hidden: 2, fresh: 3 });
+});
+
+test('the whole copy holds what Object.keys lists: a symbol the app set stays out, a value that cannot be stored gives way to its stored one', () => {
+  const { tracker, session } = tracked({ a: 1, bad: 2 });
+  (session as Record<symbol, unknown>)[Symbol.for('app')] = 'x';
+  session.bad = 10n;
+  assert.deepEqual(tracker.storableCopy(), { a: 1, bad: 2 });
+  assert.equal(Object.getOwnPropertySymbols(tracker.storableCopy()).length, 0);
+  const plain = tracked({ a: 1, bad: 2 });
+  plain.session.bad = 10n;
+  plain.session.gone = 10n; // never stored: left out
+  assert.deepEqual(plain.tracker.storableCopy(), { a: 1, bad: 2 });
+});
