@@ -13,7 +13,7 @@ import type { SessionServerError, SessionUnavailableError } from '../errors.js';
 import type { ServerContext } from './context.js';
 import type { ResolvedOptions } from './options.js';
 import { SessionRuntime, type RuntimeSocket } from './runtime/index.js';
-import { EventUnit, noticePacket, type EventSource } from './runtime/event.js';
+import { EventUnit, noticePacket, type EventSource } from './runtime/events.js';
 import { saveSoon, saveTask } from './runtime/tasks.js';
 import { log } from './log.js';
 import { audienceOf } from './origin.js';

@@ -1,18 +1,21 @@
 /**
- * A per-message event as the runtime's unit of work: the app's listener with its arguments, its
- * held ack and its deadline (from its arrival). The runtime (index.ts, batch.ts) runs it on the
- * session (load if something may have changed it, handler (sync or async), save, then the ack); the
- * socket's binding (connection.ts) makes it where socket.io calls the listener.
+ * Per-message events as the runtime's work: each call of an app's listener is an EventUnit (its
+ * arguments, its held ack, its deadline from its arrival), made by the socket's binding
+ * (connection.ts) where socket.io calls the listener; the runtime (index.ts) runs the waiting units
+ * of a session and instance as one batch: load (only if something may have changed the copy), each
+ * handler in turn, one save, then the acks. What is awaited is only what is pending: the store, an
+ * async handler.
  *
  * Every emit that asks for an ack is answered exactly once (invariant 7): by the handler's first ack,
  * sent after the save, or by one {@link EmitNotice} as the ack's only argument when the event was not
  * run, its handler failed, or its changes could not be saved.
  */
 import type { Socket } from 'socket.io';
-import { describeThrown, SessionHandlerError, type SessionServerError, type SessionUnavailableError, type SessionValueError } from '../../errors.js';
-import { ErrorCode, NOTICE_FIELD, type EmitNotice, type NoticeReason } from '../../protocol.js';
+import { asUnavailable, describeThrown, SessionHandlerError, type SessionServerError, type SessionUnavailableError, type SessionValueError } from '../../errors.js';
+import { ErrorCode, NOTICE_FIELD, type EmitNotice, type InvalidReason, type NoticeReason } from '../../protocol.js';
 import type { ResolvedOptions } from '../options.js';
 import { unavailable } from './lock-wait.js';
+import { refresh, save } from './persistence.js';
 import type { SessionEntry } from '../session-entry.js';
 
 type Listener = (...args: unknown[]) => unknown;
@@ -217,4 +220,75 @@ function settledWithin(result: unknown, ms: number): unknown {
       timer = setTimeout(() => reject(new HandlerTimeoutError(ms, pending)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+/** The runtime a batch runs in (index.ts): it tells the session's sockets the session ended. */
+export interface BatchOwner {
+  invalidate(reason: InvalidReason, entry: SessionEntry): void;
+}
+
+/**
+ * Run units of one entry as one batch: load, each handler in turn (a throwing one's changes are
+ * undone, it gets no ack), save, then the acks. The load and the save are in the same turn (and
+ * under the session lock, when there is one), so the save trusts the load.
+ */
+export function runBatch(runtime: BatchOwner, units: EventUnit[]): Promise<void> {
+  // Units of one session id normally share one entry; a retired entry's last units run on their own.
+  const { entry } = units[0].source;
+  for (const unit of units) if (unit.source.entry !== entry) return runGroups(runtime, byEntry(units));
+  return runGroup(runtime, units);
+}
+
+async function runGroups(runtime: BatchOwner, groups: EventUnit[][]): Promise<void> {
+  for (const group of groups) await runGroup(runtime, group);
+}
+
+/** What is awaited here is only what is pending: the store (the load when needed, the save), an async handler. */
+async function runGroup(runtime: BatchOwner, units: EventUnit[]): Promise<void> {
+  const { entry } = units[0].source;
+  const timeoutMs = units[0].options.storeTimeout;
+  let reason: InvalidReason | undefined;
+  try {
+    const loading = refresh(entry, timeoutMs);
+    reason = typeof loading === 'object' ? await loading : loading;
+  } catch (err) {
+    return failAll(units, err);
+  }
+  if (reason) return ended(runtime, entry, units, reason);
+  const ran: EventUnit[] = [];
+  for (const unit of units) {
+    const running = unit.run(entry, ran.length === 0);
+    if (typeof running === 'boolean' ? running : await running) ran.push(unit);
+  }
+  try {
+    const saving = save(entry, true, timeoutMs, units[0].source);
+    reason = typeof saving === 'object' ? await saving : saving;
+  } catch (err) {
+    entry.discard();
+    return failAll(ran, err);
+  }
+  if (reason) return ended(runtime, entry, ran, reason);
+  for (const unit of ran) unit.succeed();
+}
+
+/** The session ended before these events ran (or were saved): each is told, then the sockets are told and disconnected. */
+function ended(runtime: BatchOwner, entry: SessionEntry, units: EventUnit[], reason: InvalidReason): void {
+  for (const unit of units) unit.notice('session-ended');
+  runtime.invalidate(reason, entry);
+}
+
+/** The load or the save failed: every event of the batch is answered "unavailable" (values that cannot be stored were refused before). */
+function failAll(units: EventUnit[], err: unknown): void {
+  const error = asUnavailable(err);
+  for (const unit of units) unit.fail(error);
+}
+
+function byEntry(units: EventUnit[]): EventUnit[][] {
+  const groups = new Map<SessionEntry, EventUnit[]>();
+  for (const unit of units) {
+    const group = groups.get(unit.source.entry);
+    if (group) group.push(unit);
+    else groups.set(unit.source.entry, [unit]);
+  }
+  return [...groups.values()];
 }
