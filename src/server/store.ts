@@ -68,6 +68,8 @@ const deadlines = new Deadlines();
 class StoreCall<T = unknown> implements Expiring {
   readonly deadline: number;
   readonly promise: Promise<T>;
+  /** (Set here, before `deadlines.add` sets it: every call keeps one shape.) */
+  waiting = false;
   private settled = false;
   private resolve!: (value: T) => void;
   private reject!: (err: unknown) => void;
@@ -130,7 +132,7 @@ class ReadCall extends StoreCall<Loaded> {
  */
 class WriteCall extends StoreCall<Written> {
   /** Set when the write ended alone: the mark after it. */
-  mark: WriteMark | undefined;
+  mark: WriteMark | undefined = undefined;
 
   constructor(
     private readonly hub: StoreHub,

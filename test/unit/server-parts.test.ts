@@ -175,3 +175,26 @@ test('store hub: a write of ours is answered with whether it ran alone (an expli
     hub.release();
   }
 });
+
+// A read is answered in the store's own callback (one promise per call, docs/architecture.md "The path of a
+// per-message event"): a value that throws when looked at must fail the read, never the store's code.
+test('store hub: a stored value that throws when read is a typed store-error, and the store never sees the throw', async () => {
+  const store = new MemoryStore();
+  let thrownIntoStore: unknown;
+  store.get = (_sid, cb) =>
+    setImmediate(() => {
+      const hostile = Object.defineProperty({}, 'cookie', { get: () => { throw new Error('boom'); } });
+      try {
+        cb(null, hostile as never);
+      } catch (err) {
+        thrownIntoStore = err;
+      }
+    });
+  const hub = StoreHub.acquire(store);
+  try {
+    await assert.rejects(hub.read('s1', 1000), (err: Error & { reason?: string }) => err.name === 'SessionUnavailableError' && err.reason === 'store-error');
+    assert.equal(thrownIntoStore, undefined);
+  } finally {
+    hub.release();
+  }
+});
