@@ -65,9 +65,15 @@ const deadlines = new Deadlines();
  * that calls back twice, or after the deadline, is heard once). Its promise resolves with `answer`'s
  * view of the store's value, made in the callback: no second promise (and turn) per call.
  */
+const settledAlready = (): void => undefined;
+
 class StoreCall<T = unknown> implements Expiring {
   readonly deadline: number;
-  readonly promise: Promise<T>;
+  /**
+   * Handed to the caller once (`handOut`) and not kept: an ended call may wait in the deadline list
+   * a while, and must not hold its answer (a whole session record) there.
+   */
+  private promise: Promise<T> | undefined;
   /** (Set here, before `deadlines.add` sets it: every call keeps one shape.) */
   waiting = false;
   private settled = false;
@@ -77,15 +83,17 @@ class StoreCall<T = unknown> implements Expiring {
     if (this.settled) return;
     this.settled = true;
     deadlines.delete(this);
-    if (err) return this.reject(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: err }));
+    if (err) return this.fail(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: err }));
     let answer: T;
     try {
       answer = this.answer(value ?? null);
     } catch (thrown) {
       // (A value whose `cookie` getter throws, say: the store's own callback must never see it.)
-      return this.reject(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: thrown }));
+      return this.fail(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: thrown }));
     }
-    this.resolve(answer);
+    const resolve = this.resolve;
+    this.forget();
+    resolve(answer);
   };
 
   constructor(timeoutMs: number) {
@@ -99,7 +107,25 @@ class StoreCall<T = unknown> implements Expiring {
 
   expire(): void {
     this.settled = true;
-    this.reject(new SessionUnavailableError('store-timeout', RETRY_AFTER_MS));
+    this.fail(new SessionUnavailableError('store-timeout', RETRY_AFTER_MS));
+  }
+
+  /** The promise of its answer, for the one caller. */
+  handOut(): Promise<T> {
+    const promise = this.promise!;
+    this.promise = undefined;
+    return promise;
+  }
+
+  private fail(error: SessionUnavailableError): void {
+    const reject = this.reject;
+    this.forget();
+    reject(error);
+  }
+
+  /** Settled: its resolving functions (which hold the promise, and so the answer) are let go. */
+  private forget(): void {
+    this.resolve = this.reject = settledAlready;
   }
 
   /** What the call answers for the store's value. */
@@ -151,13 +177,14 @@ class WriteCall extends StoreCall<Written> {
 
 /** Run a callback-style store method under `pending` (the record for set/touch); stores that also return a promise have its rejection handled. */
 function call<T>(pending: StoreCall<T>, store: Store, method: StoreMethod, sid: string, record?: SessionRecord): Promise<T> {
+  const promise = pending.handOut();
   try {
     const result = (record === undefined ? method.call(store, sid, pending.done) : method.call(store, sid, record, pending.done)) as unknown;
     if (result && typeof (result as Promise<unknown>).catch === 'function') (result as Promise<unknown>).catch((err) => pending.done(err ?? new Error('store rejected')));
   } catch (err) {
     pending.done(err ?? new Error('store threw'));
   }
-  return pending.promise;
+  return promise;
 }
 
 const hubs = new WeakMap<Store, StoreHub>();
@@ -449,8 +476,8 @@ export class StoreHub {
     // the write counts as overlapped: safe (the caller checks the store), never a lost update.
     const pending = new WriteCall(this, sid, timeoutMs);
     this.handing = pending;
-    call(pending, this.store, method, sid, record);
+    const written = call(pending, this.store, method, sid, record);
     this.handing = undefined;
-    return pending.promise;
+    return written;
   }
 }

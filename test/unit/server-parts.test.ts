@@ -9,6 +9,8 @@ import { WritesInFlight } from '../../src/server/writes-in-flight.js';
 import { StoreHub } from '../../src/server/store.js';
 import { MemoryStore } from 'express-session';
 import type { IncomingMessage } from 'node:http';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 test('session cookies unsign with any secret of the rotation list, and nothing else', () => {
   const value = `s:${sign('abc', 'old')}`;
@@ -194,6 +196,29 @@ test('store hub: a stored value that throws when read is a typed store-error, an
   try {
     await assert.rejects(hub.read('s1', 1000), (err: Error & { reason?: string }) => err.name === 'SessionUnavailableError' && err.reason === 'store-error');
     assert.equal(thrownIntoStore, undefined);
+  } finally {
+    hub.release();
+  }
+});
+
+test('store hub: an ended store call holds no answer: a record read and dropped can be collected while the call waits out its deadline', async () => {
+  // (A garbage collection forced here: what is measured is whether anything of ours still holds the record.)
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const store = new MemoryStore();
+  const cart = Array.from({ length: 200 }, (_, i) => ({ sku: `A${i}`, qty: 1 }));
+  await new Promise<void>((resolve, reject) => store.set('s1', { cookie: { originalMaxAge: 60_000 }, cart } as never, (err) => (err ? reject(err) : resolve())));
+  const hub = StoreHub.acquire(store);
+  try {
+    const held = await (async () => {
+      const loaded = await hub.read('s1', 60_000);
+      assert.ok('record' in loaded);
+      return new WeakRef(loaded.record);
+    })();
+    // The read ended long before its 60 s deadline: one store read per event must not keep records that long.
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    assert.equal(held.deref(), undefined, 'the record read is not held by the ended call');
   } finally {
     hub.release();
   }
