@@ -60,8 +60,8 @@ export interface RuntimeSocket {
 const runtimes = new WeakMap<StoreHub, Map<string, SessionRuntime>>();
 
 export class SessionRuntime {
-  /** The queue: per-message events and tasks in arrival order. */
-  private readonly items: Item[] = [];
+  /** The queue: per-message events and tasks in arrival order (made at its first work: an idle session has none). */
+  private items: Item[] | undefined;
   private running = false;
   private sweep: ReturnType<typeof setTimeout> | undefined;
   /** (One closure for the queue's life, not one per busy period; made at its first work.) */
@@ -80,7 +80,7 @@ export class SessionRuntime {
     let map = runtimes.get(hub);
     if (!map) runtimes.set(hub, (map = new Map()));
     let runtime = map.get(sid);
-    if (!runtime) map.set(sid, (runtime = new SessionRuntime(hub, sid, map)));
+    if (!runtime) map.set(sid, (runtime = new SessionRuntime(hub, sid)));
     return runtime;
   }
 
@@ -92,17 +92,16 @@ export class SessionRuntime {
   private constructor(
     readonly hub: StoreHub,
     readonly sid: string,
-    private readonly registry: Map<string, SessionRuntime>,
   ) {}
 
   /** Something is queued or running. */
   get busy(): boolean {
-    return this.running || this.items.length > 0;
+    return this.running || (this.items?.length ?? 0) > 0;
   }
 
   /** Queue a per-message event. */
   event(unit: EventUnit): void {
-    this.items.push(unit);
+    (this.items ??= []).push(unit);
     if (this.running) this.watchWaiting();
     else this.kick();
   }
@@ -112,7 +111,7 @@ export class SessionRuntime {
     const live = SessionRuntime.of(this.hub, this.sid);
     if (live !== this) return live.task(task);
     return new Promise((resolve) => {
-      this.items.push({
+      (this.items ??= []).push({
         task: {
           ...task,
           run: () => task.run().finally(resolve),
@@ -128,7 +127,7 @@ export class SessionRuntime {
 
   /** Units waiting (tests, and the bound check of the socket layer counts its own). */
   get size(): number {
-    return this.items.length;
+    return this.items?.length ?? 0;
   }
 
   private kick(): void {
@@ -141,9 +140,9 @@ export class SessionRuntime {
 
   private async drain(): Promise<void> {
     try {
-      while (this.items.length > 0) {
-        const head = this.items[0];
-        const running = isTask(head) ? this.runTask((this.items.shift() as { task: Task }).task) : this.runEvents(this.takeEvents());
+      for (let items = this.items; items && items.length > 0; items = this.items) {
+        const head = items[0]!;
+        const running = isTask(head) ? this.runTask((items.shift() as { task: Task }).task) : this.runEvents(this.takeEvents(items));
         this.watchWaiting();
         if (running) await running;
         clearTimeout(this.sweep);
@@ -151,7 +150,7 @@ export class SessionRuntime {
       }
     } finally {
       this.running = false;
-      if (this.items.length > 0) this.kick();
+      if (this.busy) this.kick();
       else this.idle();
     }
   }
@@ -160,15 +159,16 @@ export class SessionRuntime {
   private watchWaiting(): void {
     if (this.sweep !== undefined) return;
     let first: EventUnit | undefined;
-    for (const item of this.items) if (!isTask(item) && (first === undefined || item.deadline < first.deadline)) first = item;
+    const items = this.items ?? [];
+    for (const item of items) if (!isTask(item) && (first === undefined || item.deadline < first.deadline)) first = item;
     if (first === undefined) return;
     this.sweep = setTimeout(() => {
       this.sweep = undefined;
       const now = Date.now();
-      for (let i = this.items.length - 1; i >= 0; i--) {
-        const item = this.items[i];
+      for (let i = items.length - 1; i >= 0; i--) {
+        const item = items[i]!;
         if (!isTask(item) && item.deadline <= now) {
-          this.items.splice(i, 1);
+          items.splice(i, 1);
           item.fail(unavailable('queue-timeout'));
         }
       }
@@ -177,14 +177,14 @@ export class SessionRuntime {
   }
 
   /** The waiting events at the head of the queue that share the first one's options (one batch). */
-  private takeEvents(): EventUnit[] {
-    const first = this.items.shift() as EventUnit;
+  private takeEvents(items: Item[]): EventUnit[] {
+    const first = items.shift() as EventUnit;
     const events = [first];
-    while (events.length < MAX_BATCH && this.items.length > 0) {
-      const next = this.items[0];
+    while (events.length < MAX_BATCH && items.length > 0) {
+      const next = items[0]!;
       if (isTask(next) || next.options !== first.options) break;
       events.push(next);
-      this.items.shift();
+      items.shift();
     }
     return events;
   }
@@ -243,7 +243,8 @@ export class SessionRuntime {
    * a socket that connects before then joins this runtime and its copy, never a second one.
    */
   private idle(): void {
-    if (this.sockets.length === 0 && !this.entry && this.registry.get(this.sid) === this) this.registry.delete(this.sid);
+    const registry = runtimes.get(this.hub);
+    if (this.sockets.length === 0 && !this.entry && registry?.get(this.sid) === this) registry.delete(this.sid);
   }
 
   /**
