@@ -1,8 +1,9 @@
 /**
- * The sessions loaded in this process for one store (one SessionEntry per id, shared by its
- * sockets), each with a mark of its writes through this process: every write's start and end (and a
- * destroy) moves it, so a loaded copy can ask whether anything wrote the session since a mark. The
- * marks are opaque: no caller counts them (the store hub's write token says whether a write ran alone).
+ * The sessions this process serves for one store, by id: one record each (the session's runtime,
+ * runtime/index.ts), holding the copy loaded here, if any, and a mark of the session's writes
+ * through this process: every write's start and end (and a destroy) moves it while a copy is
+ * loaded, so that copy can ask whether anything wrote the session since a mark. The marks are
+ * opaque: no caller counts them (the store hub's write token says whether a write ran alone).
  */
 
 /** A session loaded in this process (see SessionEntry). */
@@ -16,41 +17,69 @@ declare const MARK: unique symbol;
 export type WriteMark = number & { readonly [MARK]: true };
 /** No point: never unchanged since. */
 export const NO_MARK = -1 as WriteMark;
-/** Marks are unique process-wide, so a mark of one registration never matches another's. */
+/** Marks are unique process-wide, so a mark of one loaded copy never matches another's. */
 let lastMark = 0;
 
-export class LiveSessions {
-  private readonly live = new Map<string, { live: Live; mark: WriteMark }>();
+/** What the registry holds per session id (the session's runtime). */
+export interface LiveRecord {
+  readonly sid: string;
+  /** The copy loaded here whose writes are counted, if any. */
+  readonly entry: Live | undefined;
+  /** Where the writes stand (meaningful while `entry` is there); set here only. */
+  mark: WriteMark;
+}
 
-  /** Mark this process's writes of a loaded session from now on (until `untrack`). */
-  track(live: Live): void {
-    this.live.set(live.sid, { live, mark: ++lastMark as WriteMark });
+export class LiveSessions<R extends LiveRecord = LiveRecord> {
+  private readonly records = new Map<string, R>();
+
+  /** The record of an id, if the process serves that session. */
+  get(sid: string): R | undefined {
+    return this.records.get(sid);
   }
 
-  untrack(live: Live): void {
-    if (this.live.get(live.sid)?.live !== live) return;
-    this.live.delete(live.sid);
+  add(record: R): void {
+    this.records.set(record.sid, record);
+  }
+
+  remove(record: R): void {
+    if (this.records.get(record.sid) === record) this.records.delete(record.sid);
+  }
+
+  /** Every record (each session the process serves). */
+  values(): IterableIterator<R> {
+    return this.records.values();
+  }
+
+  /** Sessions served, loaded or not. */
+  get count(): number {
+    return this.records.size;
+  }
+
+  /** `record` has a new copy loaded: its writes are counted from a fresh mark (no earlier mark matches it). */
+  fresh(record: R): void {
+    record.mark = ++lastMark as WriteMark;
   }
 
   /** Every session loaded in this process. */
   *all(): IterableIterator<Live> {
-    for (const { live } of this.live.values()) yield live;
+    for (const { entry } of this.records.values()) if (entry) yield entry;
   }
 
   /** The loaded session of an id. */
   of(sid: string): Live | undefined {
-    return this.live.get(sid)?.live;
+    return this.records.get(sid)?.entry;
   }
 
   /** (A scan: only another node's destroy notice asks; an index by tag would cost memory per session.) */
   byTag(tag: string): Live | undefined {
-    for (const { live } of this.live.values()) if (live.tag === tag) return live;
+    for (const { entry } of this.records.values()) if (entry?.tag === tag) return entry;
     return undefined;
   }
 
   /** Where the writes of a loaded session through this process stand now (NO_MARK when it is not loaded). */
   mark(sid: string): WriteMark {
-    return this.live.get(sid)?.mark ?? NO_MARK;
+    const record = this.records.get(sid);
+    return record?.entry ? record.mark : NO_MARK;
   }
 
   /** No write of `sid` through this process started or ended since `mark` was taken. */
@@ -60,24 +89,24 @@ export class LiveSessions {
 
   /** A write event of `sid`: its new mark (NO_MARK when it is not loaded here). */
   bump(sid: string): WriteMark {
-    const entry = this.live.get(sid);
-    if (!entry) return NO_MARK;
-    return (entry.mark = ++lastMark as WriteMark);
+    const record = this.records.get(sid);
+    if (!record?.entry) return NO_MARK;
+    return (record.mark = ++lastMark as WriteMark);
   }
 
-  /**
-   * A write of `sid` ended: its new mark when nothing moved the mark since `since` (the write's
-   * start), undefined otherwise or when it is not loaded here. (One lookup for both.)
-   */
+  /** A write of `sid` ended: the new mark when none moved it since `since` (it ran alone), else undefined. */
   bumpFrom(sid: string, since: WriteMark): WriteMark | undefined {
-    const entry = this.live.get(sid);
-    if (!entry) return undefined;
-    const unmoved = entry.mark === since;
-    entry.mark = ++lastMark as WriteMark;
-    return unmoved ? entry.mark : undefined;
+    const record = this.records.get(sid);
+    if (!record?.entry) return undefined;
+    const unmoved = record.mark === since;
+    record.mark = ++lastMark as WriteMark;
+    return unmoved ? record.mark : undefined;
   }
 
+  /** Sessions loaded here. */
   get size(): number {
-    return this.live.size;
+    let loaded = 0;
+    for (const { entry } of this.records.values()) if (entry) loaded += 1;
+    return loaded;
   }
 }

@@ -14,13 +14,14 @@ import type { InvalidReason } from '../protocol.js';
 import { SessionInvalidError, type SessionValueError } from '../errors.js';
 import { ChangeTracker, type Changes } from './tracker.js';
 import { isSessionRecord, NO_MARK, type Live, type Loaded, type SessionRecord, type StoreHub, type WriteMark } from './store.js';
+import type { LiveRecord } from './live-sessions.js';
 import { sessionTag } from './invalidation.js';
 
 /** The session object handlers see as `socket.session`: an express-session `Session`. */
 export type SocketSession = Session & Partial<SessionData>;
 
-/** What a shared copy needs from the runtime that serves it (runtime/index.ts). */
-export interface EntryHost {
+/** What a shared copy needs from the runtime that serves it (runtime/index.ts): also its record in the hub's registry. */
+export interface EntryHost extends LiveRecord {
   /** A per-connection socket's handler changed the session outside a unit of work (after an await). */
   changedOutside(): void;
   /** Every socket of the session runs its handlers as units (per-message mode). */
@@ -123,7 +124,7 @@ export class SessionEntry implements Live {
     if (this.tracked) return;
     this.tracked = true;
     this.currentAt = NO_MARK;
-    this.hub.live.track(this);
+    this.hub.live.fresh(host);
   }
 
   /** A Session made by the store's own createSession from a record (its values are taken in, not the object). */
@@ -306,11 +307,9 @@ export class SessionEntry implements Live {
     return expires;
   }
 
-  /** No socket left: it leaves the hub's registry (a save already queued still runs). */
+  /** No socket left: its runtime lets go of it (a save already queued still runs), and it is never trusted again. */
   retire(): void {
-    if (!this.tracked) return;
     this.tracked = false;
-    this.hub.live.untrack(this);
   }
 }
 

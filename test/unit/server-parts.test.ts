@@ -6,7 +6,7 @@ import { originAllowed } from '../../src/server/origin.js';
 import { sessionTag } from '../../src/server/invalidation.js';
 import { DestroyedSet } from '../../src/server/destroyed-set.js';
 import { WritesInFlight } from '../../src/server/writes-in-flight.js';
-import { StoreHub } from '../../src/server/store.js';
+import { NO_MARK, StoreHub } from '../../src/server/store.js';
 import { MemoryStore } from 'express-session';
 import type { IncomingMessage } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
@@ -143,7 +143,10 @@ test('store hub: a write of ours is answered with whether it ran alone (an expli
   try {
     const record = { cookie: { originalMaxAge: 60_000 }, n: 1 } as never;
     const appSet = (sid: string) => new Promise<void>((resolve) => store.set(sid, record, () => resolve()));
-    hub.live.track({ sid: 's1', tag: sessionTag('s1') });
+    // A session loaded here: its record in the hub's registry (a runtime, in the library) holds the copy.
+    const loaded = { sid: 's1', entry: { sid: 's1', tag: sessionTag('s1') }, mark: NO_MARK };
+    hub.live.add(loaded);
+    hub.live.fresh(loaded);
     const alone = await hub.write('s1', record, 1000);
     assert.ok(alone !== 'destroyed' && alone.current !== undefined, 'alone: the store holds what we wrote');
     assert.equal(hub.live.unchangedSince('s1', alone.current), true);

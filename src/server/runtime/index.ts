@@ -18,7 +18,7 @@ import type { InvalidReason } from '../../protocol.js';
 import { SessionUnavailableError } from '../../errors.js';
 import type { SessionLock } from '../lock.js';
 import type { SessionEntry } from '../session-entry.js';
-import type { StoreHub } from '../store.js';
+import { NO_MARK, type StoreHub } from '../store.js';
 import type { Wheel } from '../wheel.js';
 import { log } from '../log.js';
 import { runBatch, type EventUnit } from './events.js';
@@ -57,8 +57,6 @@ export interface RuntimeSocket {
   changed(): void;
 }
 
-const runtimes = new WeakMap<StoreHub, Map<string, SessionRuntime>>();
-
 export class SessionRuntime {
   /** The queue: per-message events and tasks in arrival order (made at its first work: an idle session has none). */
   private items: Item[] | undefined;
@@ -75,18 +73,22 @@ export class SessionRuntime {
   /** The revalidation wheel that checks it, while it is in one. */
   private wheel: Wheel<SessionRuntime> | undefined;
 
-  /** The runtime of `sid` (one per store and session in the process), created on demand. */
+  /** Where the session's writes through this process stand (the hub's registry keeps it: live-sessions.ts). */
+  mark = NO_MARK;
+
+  /**
+   * The runtime of `sid` (one per store and session in the process), created on demand. The store
+   * hub's registry of live sessions holds the runtimes: one entry per session, its write marks on it.
+   */
   static of(hub: StoreHub, sid: string): SessionRuntime {
-    let map = runtimes.get(hub);
-    if (!map) runtimes.set(hub, (map = new Map()));
-    let runtime = map.get(sid);
-    if (!runtime) map.set(sid, (runtime = new SessionRuntime(hub, sid)));
+    let runtime = SessionRuntime.find(hub, sid);
+    if (!runtime) hub.live.add((runtime = new SessionRuntime(hub, sid)));
     return runtime;
   }
 
   /** The runtime of `sid` if there is one. */
   static find(hub: StoreHub, sid: string): SessionRuntime | undefined {
-    return runtimes.get(hub)?.get(sid);
+    return hub.live.get(sid) as SessionRuntime | undefined;
   }
 
   private constructor(
@@ -243,8 +245,7 @@ export class SessionRuntime {
    * a socket that connects before then joins this runtime and its copy, never a second one.
    */
   private idle(): void {
-    const registry = runtimes.get(this.hub);
-    if (this.sockets.length === 0 && !this.entry && registry?.get(this.sid) === this) registry.delete(this.sid);
+    if (this.sockets.length === 0 && !this.entry) this.hub.live.remove(this);
   }
 
   /**
@@ -334,20 +335,18 @@ export class SessionRuntime {
 
 /** Every runtime of `hub` in this process. */
 export function runtimesOf(hub: StoreHub): Iterable<SessionRuntime> {
-  return runtimes.get(hub)?.values() ?? [];
+  return hub.live.values() as Iterable<SessionRuntime>;
 }
 
 /** Runtimes of `hub` in existence (tests of the bounds: an idle one is forgotten). */
 export function runtimeCount(hub: StoreHub): number {
-  return runtimes.get(hub)?.size ?? 0;
+  return hub.live.count;
 }
 
 /** Resolves once every runtime of `hub` has run what was queued in it so far. */
 export function settleRuntimes(hub: StoreHub): Promise<void> {
-  const map = runtimes.get(hub);
-  if (!map) return Promise.resolve();
   const noop = { run: async () => undefined };
-  return Promise.all([...map.values()].map((runtime) => runtime.task(noop))).then(() => undefined);
+  return Promise.all([...runtimesOf(hub)].map((runtime) => runtime.task(noop))).then(() => undefined);
 }
 
 /**
