@@ -111,7 +111,7 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
   }
 
   /**
-   * socket.io's `connection`: join the session's live entry, watch packets, keep the ticket. False
+   * socket.io's `connection`: join the session's runtime (and its live copy), watch packets, keep the ticket. False
    * when the session went invalid since the handshake loaded it (the socket was told).
    */
   start(): boolean {
