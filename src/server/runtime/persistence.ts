@@ -24,9 +24,9 @@ const MAX_REREADS = 3;
  * Read the record; with `hub.read`'s errors. Re-reads while writes land during the read (bounded).
  * `settled`: the hub's mark at which the record read is the store's (no write of ours during the read).
  */
-async function read(entry: SessionEntry, timeoutMs: number): Promise<{ loaded: Loaded; settled: WriteMark | undefined }> {
+async function read(entry: SessionEntry, timeoutMs: number, first = 1): Promise<{ loaded: Loaded; settled: WriteMark | undefined }> {
   const { hub, sid } = entry;
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = first; ; attempt++) {
     const before = hub.live.mark(sid);
     const loaded = await hub.read(sid, timeoutMs);
     const settled = hub.live.unchangedSince(sid, before) ? before : undefined;
@@ -57,8 +57,19 @@ export function refresh(entry: SessionEntry, timeoutMs: number): InvalidReason |
   return reload(entry, timeoutMs);
 }
 
-async function reload(entry: SessionEntry, timeoutMs: number): Promise<InvalidReason | undefined> {
-  const { loaded, settled } = await read(entry, timeoutMs);
+/** Reload the copy. The first read is answered in one `.then` (no async layers for the common case); re-reads as `read`. */
+function reload(entry: SessionEntry, timeoutMs: number): Promise<InvalidReason | undefined> {
+  const { hub, sid } = entry;
+  const before = hub.live.mark(sid);
+  return hub.read(sid, timeoutMs).then((loaded) => {
+    if (hub.live.unchangedSince(sid, before)) return takeIn(entry, loaded, before);
+    if (!('record' in loaded)) return takeIn(entry, loaded, undefined);
+    return read(entry, timeoutMs, 2).then((again) => takeIn(entry, again.loaded, again.settled));
+  });
+}
+
+/** Take a read's answer into the copy (`settled`: the mark at which it is the store's); the invalid reason when the session is gone. */
+function takeIn(entry: SessionEntry, loaded: Loaded, settled: WriteMark | undefined): InvalidReason | undefined {
   const reason = entry.goneReason(loaded);
   if (reason) return reason;
   entry.adopt((loaded as { record: SessionRecord }).record, settled);
@@ -143,9 +154,8 @@ export async function revalidate(entry: SessionEntry, timeoutMs: number): Promis
   // Always read: this is what notices a session removed behind the library's back (another
   // program, a store's own expiry clean-up, `store.clear()`), once per interval per session.
   const { loaded, settled } = await read(entry, timeoutMs);
-  const reason = entry.goneReason(loaded);
+  const reason = takeIn(entry, loaded, settled);
   if (reason) return reason;
-  entry.adopt((loaded as { record: SessionRecord }).record, settled);
   if (!entry.active) return undefined;
   entry.active = false;
   entry.touchCookie();
