@@ -57,13 +57,21 @@ export interface RuntimeSocket {
   changed(): void;
 }
 
+/** A runtime's queue, made at its first work (an idle session's runtime carries none) and kept. */
+class Queue {
+  /** Per-message events and tasks in arrival order. */
+  readonly items: Item[] = [];
+  running = false;
+  /** The timer that fails waiting events past their deadline. */
+  sweep: ReturnType<typeof setTimeout> | undefined = undefined;
+  constructor(
+    /** (One closure for the queue's life, not one per busy period.) */
+    readonly drainNow: () => void,
+  ) {}
+}
+
 export class SessionRuntime {
-  /** The queue: per-message events and tasks in arrival order (made at its first work: an idle session has none). */
-  private items: Item[] | undefined;
-  private running = false;
-  private sweep: ReturnType<typeof setTimeout> | undefined;
-  /** (One closure for the queue's life, not one per busy period; made at its first work.) */
-  private drainNow: (() => void) | undefined;
+  private queue: Queue | undefined;
   /** The loaded copy its sockets share (set by the first socket joining; gone when the last one left). */
   entry: SessionEntry | undefined;
   /** Its sockets in this process (usually one or a few; replaced, not grown: an array sized to fit). */
@@ -98,22 +106,29 @@ export class SessionRuntime {
 
   /** Something is queued or running. */
   get busy(): boolean {
-    return this.running || (this.items?.length ?? 0) > 0;
+    const queue = this.queue;
+    return !!queue && (queue.running || queue.items.length > 0);
+  }
+
+  private get work(): Queue {
+    return (this.queue ??= new Queue(() => void this.drain()));
   }
 
   /** Queue a per-message event. */
   event(unit: EventUnit): void {
-    (this.items ??= []).push(unit);
-    if (this.running) this.watchWaiting();
-    else this.kick();
+    const queue = this.work;
+    queue.items.push(unit);
+    if (queue.running) this.watchWaiting(queue);
+    else this.kick(queue);
   }
 
   /** Queue a task; resolves once it ran (or failed). In the registered runtime of the session: a timer may outlive this one. */
   task(task: Task): Promise<void> {
     const live = SessionRuntime.of(this.hub, this.sid);
     if (live !== this) return live.task(task);
+    const queue = this.work;
     return new Promise((resolve) => {
-      (this.items ??= []).push({
+      queue.items.push({
         task: {
           ...task,
           run: () => task.run().finally(resolve),
@@ -123,49 +138,51 @@ export class SessionRuntime {
           },
         },
       });
-      this.kick();
+      this.kick(queue);
     });
   }
 
   /** Units waiting (tests, and the bound check of the socket layer counts its own). */
   get size(): number {
-    return this.items?.length ?? 0;
+    return this.queue?.items.length ?? 0;
   }
 
-  private kick(): void {
-    if (this.running) return;
-    this.running = true;
+  private kick(queue: Queue): void {
+    if (queue.running) return;
+    queue.running = true;
     // Later in this tick, not now: a unit queued from a listener (a disconnect save) runs after the
     // app's listeners of the same event, so their changes are in it.
-    queueMicrotask((this.drainNow ??= () => void this.drain()));
+    queueMicrotask(queue.drainNow);
   }
 
   private async drain(): Promise<void> {
+    const queue = this.work;
+    const { items } = queue;
     try {
-      for (let items = this.items; items && items.length > 0; items = this.items) {
+      while (items.length > 0) {
         const head = items[0]!;
         const running = isTask(head) ? this.runTask((items.shift() as { task: Task }).task) : this.runEvents(this.takeEvents(items));
-        this.watchWaiting();
+        this.watchWaiting(queue);
         if (running) await running;
-        clearTimeout(this.sweep);
-        this.sweep = undefined;
+        clearTimeout(queue.sweep);
+        queue.sweep = undefined;
       }
     } finally {
-      this.running = false;
-      if (this.busy) this.kick();
+      queue.running = false;
+      if (items.length > 0) this.kick(queue);
       else this.idle();
     }
   }
 
   /** While a unit runs (however long), events waiting behind it are failed when their deadline passes. */
-  private watchWaiting(): void {
-    if (this.sweep !== undefined) return;
+  private watchWaiting(queue: Queue): void {
+    if (queue.sweep !== undefined) return;
     let first: EventUnit | undefined;
-    const items = this.items ?? [];
+    const { items } = queue;
     for (const item of items) if (!isTask(item) && (first === undefined || item.deadline < first.deadline)) first = item;
     if (first === undefined) return;
-    this.sweep = setTimeout(() => {
-      this.sweep = undefined;
+    queue.sweep = setTimeout(() => {
+      queue.sweep = undefined;
       const now = Date.now();
       for (let i = items.length - 1; i >= 0; i--) {
         const item = items[i]!;
@@ -174,7 +191,7 @@ export class SessionRuntime {
           item.fail(unavailable('queue-timeout'));
         }
       }
-      this.watchWaiting();
+      this.watchWaiting(queue);
     }, Math.max(1, first.deadline - Date.now()));
   }
 
