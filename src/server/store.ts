@@ -60,13 +60,14 @@ function processLocal(store: Store): boolean {
 /** The deadlines of every store call in the process (and of the reads carried to a handshake), on one timer. */
 const deadlines = new Deadlines();
 
+/** What a settled call keeps in place of its resolving functions. */
+const settledAlready = (): void => undefined;
+
 /**
  * One store call in flight: it is its own deadline entry, and its callback settles it once (a store
  * that calls back twice, or after the deadline, is heard once). Its promise resolves with `answer`'s
  * view of the store's value, made in the callback: no second promise (and turn) per call.
  */
-const settledAlready = (): void => undefined;
-
 class StoreCall<T = unknown> implements Expiring {
   readonly deadline: number;
   /**

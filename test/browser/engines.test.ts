@@ -292,9 +292,16 @@ describe('engines', { concurrency: true }, () => {
           const old = views[0]!;
           const { opened } = (await emitWithAck<DemoState>(tabs[0]!, 'state')).connections;
           await click(tabs[views.findIndex((d) => !d.leader)]!, 'logout');
-          const fresh = await Promise.all(
+          await Promise.all(
             tabs.map((each) => until((d) => d.state === 'connected' && d.tag !== '' && d.tag !== old.tag, 'a fresh session in every tab', { on: each, timeout: 30_000 })),
           );
+          // The tabs reload at once, each page load making a session: a tab may show its own page's one
+          // until the shared socket moves to the cookie's session (below). They end in one.
+          const fresh = await waitUntil(() => Promise.all(tabs.map(readDemo)), (views) => views.every((d) => d.state === 'connected' && d.tag !== old.tag && d.tag === views[0]!.tag), {
+            timeout: 10_000,
+            what: 'one fresh session for the three tabs',
+            describe: () => describeAll(),
+          });
           assert.equal(new Set(fresh.map((d) => d.tag)).size, 1, `one fresh session for the three tabs: ${fresh.map((d) => d.tag)}`);
           // Every tab reloads at once and each page load makes a session; the browser keeps the last
           // response's cookie, and the holder may have connected with its page's ticket of another one

@@ -48,9 +48,10 @@ test("a socket that connects while the session's last socket is saved on its way
   assert.equal(await second.timeout(2000).emitWithAck('read'), 'by the first socket', 'the new socket sees what the leaving one saved');
   store.latency = 0;
 
-  const told = once(second, Events.INVALID);
+  const told = once<[{ reason: string }]>(second, Events.INVALID);
   await server.logout(cookie);
-  assert.equal((await told)[0] && ((await told)[0] as { reason: string }).reason, 'destroyed');
+  const [notice] = await told;
+  assert.equal(notice.reason, 'destroyed');
   await eventually(() => !second.connected);
   await server.sio.flush();
   await eventually(() => Object.keys(leftovers(serverSizes(server))).length === 0);
