@@ -60,73 +60,61 @@ function processLocal(store: Store): boolean {
 /** The deadlines of every store call in the process (and of the reads carried to a handshake), on one timer. */
 const deadlines = new Deadlines();
 
-/** What a settled call keeps in place of its resolving functions. */
-const settledAlready = (): void => undefined;
+/**
+ * Who hears a store call's answer, once: a SessionUnavailableError, or the answer. Never called
+ * before the call that was given it returned (a store that calls back at once is heard on a
+ * microtask), so a caller may go on with its own work first, as with a promise, without one.
+ */
+export type Answer<T> = (err: SessionUnavailableError | undefined, value?: T) => void;
 
 /**
  * One store call in flight: it is its own deadline entry, and its callback settles it once (a store
- * that calls back twice, or after the deadline, is heard once). Its promise resolves with `answer`'s
- * view of the store's value, made in the callback: no second promise (and turn) per call.
+ * that calls back twice, or after the deadline, is heard once). The caller hears `answer`'s view of
+ * the store's value, made in the callback: no promise (and turn) per call on the event path.
  */
 class StoreCall<T = unknown> implements Expiring {
   readonly deadline: number;
-  /**
-   * Handed to the caller once (`handOut`) and not kept: an ended call may wait in the deadline list
-   * a while, and must not hold its answer (a whole session record) there.
-   */
-  private promise: Promise<T> | undefined;
   /** (Set here, before `deadlines.add` sets it: every call keeps one shape.) */
   waiting = false;
+  /** The store's method is running: an answer now waits for a microtask (see {@link Answer}). */
+  calling = false;
   private settled = false;
-  private resolve!: (value: T) => void;
-  private reject!: (err: unknown) => void;
+  /**
+   * Let go once heard: an ended call may wait in the deadline list a while, and must not hold its
+   * caller (and through it a whole session record) there.
+   */
+  private then: Answer<T> | undefined;
   readonly done: Callback = (err, value) => {
     if (this.settled) return;
     this.settled = true;
     deadlines.delete(this);
-    if (err) return this.fail(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: err }));
+    if (err) return this.deliver(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: err }));
     let answer: T;
     try {
       answer = this.answer(value ?? null);
     } catch (thrown) {
       // (A value whose `cookie` getter throws, say: the store's own callback must never see it.)
-      return this.fail(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: thrown }));
+      return this.deliver(new SessionUnavailableError('store-error', RETRY_AFTER_MS, { cause: thrown }));
     }
-    const resolve = this.resolve;
-    this.forget();
-    resolve(answer);
+    this.deliver(undefined, answer);
   };
 
-  constructor(timeoutMs: number) {
+  constructor(timeoutMs: number, then: Answer<T>) {
     this.deadline = Date.now() + Math.max(1, timeoutMs);
-    this.promise = new Promise((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
+    this.then = then;
     deadlines.add(this);
   }
 
   expire(): void {
     this.settled = true;
-    this.fail(new SessionUnavailableError('store-timeout', RETRY_AFTER_MS));
+    this.deliver(new SessionUnavailableError('store-timeout', RETRY_AFTER_MS));
   }
 
-  /** The promise of its answer, for the one caller. */
-  handOut(): Promise<T> {
-    const promise = this.promise!;
-    this.promise = undefined;
-    return promise;
-  }
-
-  private fail(error: SessionUnavailableError): void {
-    const reject = this.reject;
-    this.forget();
-    reject(error);
-  }
-
-  /** Settled: its resolving functions (which hold the promise, and so the answer) are let go. */
-  private forget(): void {
-    this.resolve = this.reject = settledAlready;
+  private deliver(err: SessionUnavailableError | undefined, answer?: T): void {
+    const then = this.then!;
+    this.then = undefined;
+    if (this.calling) queueMicrotask(() => then(err, answer));
+    else hear(then, err, answer);
   }
 
   /** What the call answers for the store's value. */
@@ -135,14 +123,35 @@ class StoreCall<T = unknown> implements Expiring {
   }
 }
 
+/**
+ * The caller hears its answer inside the store's callback: what the caller throws must never reach
+ * the store (which may take it for its own failure and call back again, unheard). It is thrown
+ * again on its own, as an unhandled rejection of an awaited call would be.
+ */
+function hear<T>(then: Answer<T>, err: SessionUnavailableError | undefined, answer: T | undefined): void {
+  try {
+    then(err, answer);
+  } catch (thrown) {
+    queueMicrotask(() => {
+      throw thrown;
+    });
+  }
+}
+
+/** A promise of what a callback-style call answers (the HTTP surfaces, the handshake, the tasks: not the per-event path). */
+export function promised<T>(start: (then: (err: unknown, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => start((err, value) => (err ? reject(err) : resolve(value as T))));
+}
+
 /** A read: what the store returned, as a session, or why it is none. */
 class ReadCall extends StoreCall<Loaded> {
   constructor(
     private readonly hub: StoreHub,
     private readonly sid: string,
     timeoutMs: number,
+    then: Answer<Loaded>,
   ) {
-    super(timeoutMs);
+    super(timeoutMs, then);
   }
 
   protected override answer(value: unknown): Loaded {
@@ -165,8 +174,9 @@ class WriteCall extends StoreCall<Written> {
     private readonly hub: StoreHub,
     readonly sid: string,
     timeoutMs: number,
+    then: Answer<Written>,
   ) {
-    super(timeoutMs);
+    super(timeoutMs, then);
   }
 
   protected override answer(): Written {
@@ -177,15 +187,16 @@ class WriteCall extends StoreCall<Written> {
 }
 
 /** Run a callback-style store method under `pending` (the record for set/touch); stores that also return a promise have its rejection handled. */
-function call<T>(pending: StoreCall<T>, store: Store, method: StoreMethod, sid: string, record?: SessionRecord): Promise<T> {
-  const promise = pending.handOut();
+function call<T>(pending: StoreCall<T>, store: Store, method: StoreMethod, sid: string, record?: SessionRecord): void {
+  pending.calling = true;
   try {
     const result = (record === undefined ? method.call(store, sid, pending.done) : method.call(store, sid, record, pending.done)) as unknown;
     if (result && typeof (result as Promise<unknown>).catch === 'function') (result as Promise<unknown>).catch((err) => pending.done(err ?? new Error('store rejected')));
   } catch (err) {
     pending.done(err ?? new Error('store threw'));
+  } finally {
+    pending.calling = false;
   }
-  return promise;
 }
 
 const hubs = new WeakMap<Store, StoreHub>();
@@ -343,7 +354,8 @@ export class StoreHub {
   /** One more destroy, with the store's own method: the listeners already know. */
   private destroyAgain(sid: string, tag: string): void {
     log.invalidate('session %s destroyed once more: a write raced its destroy', tag);
-    call(new StoreCall(30_000), this.store, this.own.destroy, sid).catch((err: unknown) => log.invalidate('repeat destroy of %s failed: %O', tag, err));
+    const failed: Answer<unknown> = (err) => err && log.invalidate('repeat destroy of %s failed: %O', tag, err);
+    call(new StoreCall(30_000, failed), this.store, this.own.destroy, sid);
   }
 
   /** The token of our own write of `sid`, if this write is it (once). */
@@ -415,10 +427,15 @@ export class StoreHub {
     return { users, live: live.size, carried: carried.size, quietWaiters: quietWaiters.size, destroyListeners: destroyListeners.size, deadlines: deadlines.size, tombstones: this.destroyedSet.size, writes: this.writesInFlight.size };
   }
 
-  /** Read a session. Throws SessionUnavailableError. */
+  /** Read a session. Rejects with SessionUnavailableError. */
   read(sid: string, timeoutMs: number): Promise<Loaded> {
-    if (this.destroyed(sid)) return Promise.resolve({ invalid: 'destroyed' });
-    return call(new ReadCall(this, sid, timeoutMs), this.store, this.store.get as StoreMethod, sid);
+    return promised((then) => this.readThen(sid, timeoutMs, then));
+  }
+
+  /** Read a session; `then` hears the record, or why there is none, or a SessionUnavailableError. */
+  readThen(sid: string, timeoutMs: number, then: Answer<Loaded>): void {
+    if (this.destroyed(sid)) return queueMicrotask(() => then(undefined, { invalid: 'destroyed' }));
+    call(new ReadCall(this, sid, timeoutMs, then), this.store, this.store.get as StoreMethod, sid);
   }
 
   /** A read for an HTTP surface, carried (once, for a moment) to the handshake that follows it. */
@@ -462,23 +479,27 @@ export class StoreHub {
    * when it was destroyed before or while writing (the write is then undone). Throws SessionUnavailableError.
    */
   write(sid: string, record: SessionRecord, timeoutMs: number): Promise<Written> {
-    return this.writeOwn(sid, this.store.set as StoreMethod, record, timeoutMs);
+    return promised((then) => this.writeThen(sid, record, timeoutMs, then));
+  }
+
+  /** {@link write}, answered to `then`. */
+  writeThen(sid: string, record: SessionRecord, timeoutMs: number, then: Answer<Written>): void {
+    this.writeOwn(sid, this.store.set as StoreMethod, record, timeoutMs, then);
   }
 
   /** Extend a session's life (stores without touch get a set, as express-session does); answered as {@link write}. */
   touch(sid: string, record: SessionRecord, timeoutMs: number): Promise<Written> {
-    return this.writeOwn(sid, (this.store.touch ?? this.store.set) as StoreMethod, record, timeoutMs);
+    return promised((then) => this.writeOwn(sid, (this.store.touch ?? this.store.set) as StoreMethod, record, timeoutMs, then));
   }
 
-  private writeOwn(sid: string, method: StoreMethod, record: SessionRecord, timeoutMs: number): Promise<Written> {
-    if (this.destroyed(sid)) return Promise.resolve('destroyed');
+  private writeOwn(sid: string, method: StoreMethod, record: SessionRecord, timeoutMs: number, then: Answer<Written>): void {
+    if (this.destroyed(sid)) return queueMicrotask(() => then(undefined, 'destroyed'));
     // call() runs the store's method (our wrapper, unless someone wrapped it after us) synchronously:
     // the guarded path takes the token there. A wrapper that defers it leaves the token untaken, and
     // the write counts as overlapped: safe (the caller checks the store), never a lost update.
-    const pending = new WriteCall(this, sid, timeoutMs);
+    const pending = new WriteCall(this, sid, timeoutMs, then);
     this.handing = pending;
-    const written = call(pending, this.store, method, sid, record);
+    call(pending, this.store, method, sid, record);
     this.handing = undefined;
-    return written;
   }
 }

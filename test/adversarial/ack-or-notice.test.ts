@@ -220,3 +220,33 @@ test('an event whose deadline passes while handlers before it in its batch run i
   assert.equal((await server.httpSession(cookie)).counter, 0, 'the timed-out increment did not run');
   assert.deepEqual(onWire.duplicates(), []);
 });
+
+test('a handler that acks with what socket.io cannot send (a BigInt, a cycle): the ack is held until the save, so the emit gets a handler-error notice, it is reported, its change stays saved, and the session\'s next events are served', async (t) => {
+  const { server, cookie, client, onWire, errors } = await perMessage(t, {}, (socket) => {
+    const s = socket as unknown as { session: Record<string, unknown>; on(event: string, fn: (...args: any[]) => unknown): unknown };
+    s.on('bigint', (ack: Ack) => {
+      s.session.counter = (s.session.counter as number) + 1;
+      ack(10n);
+    });
+    s.on('cycle', (ack: Ack) => {
+      s.session.counter = (s.session.counter as number) + 1;
+      const loop: Record<string, unknown> = {};
+      loop.self = loop;
+      ack(loop);
+    });
+    counterHandlers(s, Promise.resolve());
+  });
+  // In a row and in one batch: the unsendable ack must not stall the session's queue or the acks after it.
+  const got = [emit(client, 'bigint'), emit(client, 'cycle'), emit(client, 'inc')];
+  await eventually(() => got.every((a) => a.args !== undefined), 5000);
+  assert.deepEqual(got[0].notice, { code: 'EVENT_FAILED', reason: 'handler-error' });
+  assert.deepEqual(got[1].notice, { code: 'EVENT_FAILED', reason: 'handler-error' });
+  assert.deepEqual(got[2].args, [3]);
+  const later = emit(client, 'inc');
+  await eventually(() => later.args !== undefined, 5000);
+  assert.deepEqual(later.args, [4], 'the session\'s queue goes on');
+  assert.equal((await server.httpSession(cookie)).counter, 4, 'the changes were saved before the acks were sent');
+  assert.deepEqual(onWire.duplicates(), []);
+  assert.equal(errors.length, 2);
+  assert.match(String((errors[0] as Error).message), /acked with arguments socket\.io cannot send/);
+});

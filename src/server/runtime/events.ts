@@ -15,7 +15,7 @@ import { asUnavailable, describeThrown, SessionHandlerError, type SessionServerE
 import { ErrorCode, NOTICE_FIELD, type EmitNotice, type InvalidReason, type NoticeReason } from '../../protocol.js';
 import type { ResolvedOptions } from '../options.js';
 import { unavailable } from './lock-wait.js';
-import { refresh, save } from './persistence.js';
+import { refresh, save, type Outcome } from './persistence.js';
 import type { SessionEntry } from '../session-entry.js';
 
 type Listener = (...args: unknown[]) => unknown;
@@ -178,7 +178,14 @@ export class EventUnit {
   private answer(args: unknown[]): void {
     if (this.answered || !this.ack || this.source.gone) return;
     this.answered = true;
-    this.ack(...args);
+    try {
+      this.ack(...args);
+    } catch (err) {
+      // The handler acked with what socket.io cannot encode (a BigInt, a cycle), sent here after the
+      // save, not in the handler: reported, and the client gets the notice (socket.io's ack sends once).
+      this.source.report(new SessionHandlerError('handler-error', `a per-message handler acked with arguments socket.io cannot send: ${describeThrown(err)}`, { cause: err }));
+      this.ack(emitNotice('handler-error'));
+    }
   }
 
   /** The event failed alone on a value it stored: reported, and its ack (if it asked for one) is the notice instead. */
@@ -229,50 +236,90 @@ export interface BatchOwner {
 
 /**
  * Run units of one entry as one batch: load, each handler in turn (a throwing one's changes are
- * undone, it gets no ack), save, then the acks. The load and the save are in the same turn (and
- * under the session lock, when there is one), so the save trusts the load.
+ * undone, it gets no ack), save, then the acks; then `ended` (at once when nothing was pending). The
+ * load and the save are in the same turn (and under the session lock, when there is one), so the
+ * save trusts the load. Nothing but what is pending is waited for: the store, an async handler;
+ * each step goes on from the callback of the one before (no promise of ours on this path).
  */
-export function runBatch(runtime: BatchOwner, units: EventUnit[]): Promise<void> {
+export function runBatch(runtime: BatchOwner, units: EventUnit[], ended: () => void): void {
   // Units of one session id normally share one entry; a retired entry's last units run on their own.
   const { entry } = units[0].source;
-  for (const unit of units) if (unit.source.entry !== entry) return runGroups(runtime, byEntry(units));
-  return runGroup(runtime, units);
+  for (const unit of units) if (unit.source.entry !== entry) return runGroups(runtime, byEntry(units), ended);
+  new Batch(runtime, units, ended).load();
 }
 
-async function runGroups(runtime: BatchOwner, groups: EventUnit[][]): Promise<void> {
-  for (const group of groups) await runGroup(runtime, group);
+function runGroups(runtime: BatchOwner, groups: EventUnit[][], ended: () => void): void {
+  const group = groups.shift();
+  if (!group) return ended();
+  new Batch(runtime, group, () => runGroups(runtime, groups, ended)).load();
 }
 
-/** What is awaited here is only what is pending: the store (the load when needed, the save), an async handler. */
-async function runGroup(runtime: BatchOwner, units: EventUnit[]): Promise<void> {
-  const { entry } = units[0].source;
-  const timeoutMs = units[0].options.storeTimeout;
-  let reason: InvalidReason | undefined;
-  try {
-    const loading = refresh(entry, timeoutMs);
-    reason = typeof loading === 'object' ? await loading : loading;
-  } catch (err) {
-    return failAll(units, err);
+/** One batch's steps, each the callback of the one before. */
+class Batch {
+  private readonly entry: SessionEntry;
+  private readonly timeoutMs: number;
+  /** The units whose handlers ran (to be saved, then acked). */
+  private readonly ran: EventUnit[] = [];
+  /** The next unit to run. */
+  private next = 0;
+
+  constructor(
+    private readonly runtime: BatchOwner,
+    private readonly units: EventUnit[],
+    private readonly ended: () => void,
+  ) {
+    this.entry = units[0].source.entry;
+    this.timeoutMs = units[0].options.storeTimeout;
   }
-  if (reason) return ended(runtime, entry, units, reason);
-  const ran: EventUnit[] = [];
-  for (const unit of units) {
-    const running = unit.run(entry, ran.length === 0);
-    if (typeof running === 'boolean' ? running : await running) ran.push(unit);
+
+  load(): void {
+    refresh(this.entry, this.timeoutMs, this.loaded);
   }
-  try {
-    const saving = save(entry, true, timeoutMs, units[0].source);
-    reason = typeof saving === 'object' ? await saving : saving;
-  } catch (err) {
-    entry.discard();
-    return failAll(ran, err);
+
+  private readonly loaded: Outcome = (err, reason) => {
+    if (err) failAll(this.units, err);
+    else if (reason) sessionEnded(this.runtime, this.entry, this.units, reason);
+    else return this.runHandlers();
+    this.ended();
+  };
+
+  /** The handlers in turn; an async one's promise goes on here when it settles. */
+  private runHandlers(): void {
+    const { units, ran, entry } = this;
+    while (this.next < units.length) {
+      const unit = units[this.next++]!;
+      const running = unit.run(entry, ran.length === 0);
+      if (typeof running !== 'boolean') {
+        running.then((toSave) => {
+          if (toSave) ran.push(unit);
+          this.runHandlers();
+        }, this.broke);
+        return;
+      }
+      if (running) ran.push(unit);
+    }
+    save(entry, true, this.timeoutMs, units[0].source, this.saved);
   }
-  if (reason) return ended(runtime, entry, ran, reason);
-  for (const unit of ran) unit.succeed();
+
+  private readonly saved: Outcome = (err, reason) => {
+    if (err) {
+      this.entry.discard();
+      failAll(this.ran, err);
+    } else if (reason) sessionEnded(this.runtime, this.entry, this.ran, reason);
+    else for (const unit of this.ran) unit.succeed();
+    this.ended();
+  };
+
+  /** Our own code failed while a handler settled: the batch's events are answered "unavailable" (and reported), the queue goes on. */
+  private readonly broke = (err: unknown): void => {
+    this.entry.discard();
+    failAll(this.units, err);
+    this.ended();
+  };
 }
 
 /** The session ended before these events ran (or were saved): each is told, then the sockets are told and disconnected. */
-function ended(runtime: BatchOwner, entry: SessionEntry, units: EventUnit[], reason: InvalidReason): void {
+function sessionEnded(runtime: BatchOwner, entry: SessionEntry, units: EventUnit[], reason: InvalidReason): void {
   for (const unit of units) unit.notice('session-ended');
   runtime.invalidate(reason, entry);
 }

@@ -64,9 +64,15 @@ class Queue {
   running = false;
   /** The timer that fails waiting events past their deadline. */
   sweep: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** `drain` is starting items: one that ends at once is taken up by its loop, not by a new drain. */
+  starting = false;
+  /** The item just started ended before its start returned. */
+  endedAtOnce = false;
   constructor(
-    /** (One closure for the queue's life, not one per busy period.) */
+    /** (One closure each for the queue's life, not one per item.) */
     readonly drainNow: () => void,
+    /** The running item ended. */
+    readonly itemEnded: () => void,
   ) {}
 }
 
@@ -111,7 +117,10 @@ export class SessionRuntime {
   }
 
   private get work(): Queue {
-    return (this.queue ??= new Queue(() => void this.drain()));
+    return (this.queue ??= new Queue(
+      () => this.drain(),
+      () => this.itemEnded(),
+    ));
   }
 
   /** Queue a per-message event. */
@@ -155,23 +164,35 @@ export class SessionRuntime {
     queueMicrotask(queue.drainNow);
   }
 
-  private async drain(): Promise<void> {
+  /**
+   * Run the queue's items one at a time until it is empty or one is pending (its end calls
+   * `itemEnded`, which drains on). No promise of ours: an event batch ends through a callback.
+   */
+  private drain(): void {
     const queue = this.work;
     const { items } = queue;
+    queue.starting = true;
     try {
       while (items.length > 0) {
+        queue.endedAtOnce = false;
         const head = items[0]!;
-        const running = isTask(head) ? this.runTask((items.shift() as { task: Task }).task) : this.runEvents(this.takeEvents(items));
-        this.watchWaiting(queue);
-        if (running) await running;
-        clearTimeout(queue.sweep);
-        queue.sweep = undefined;
+        if (isTask(head)) void this.runTask((items.shift() as { task: Task }).task).finally(queue.itemEnded);
+        else this.runEvents(this.takeEvents(items), queue.itemEnded);
+        if (!queue.endedAtOnce) return this.watchWaiting(queue);
       }
     } finally {
-      queue.running = false;
-      if (items.length > 0) this.kick(queue);
-      else this.idle();
+      queue.starting = false;
     }
+    queue.running = false;
+    this.idle();
+  }
+
+  private itemEnded(): void {
+    const queue = this.work;
+    clearTimeout(queue.sweep);
+    queue.sweep = undefined;
+    if (queue.starting) queue.endedAtOnce = true;
+    else this.drain();
   }
 
   /** While a unit runs (however long), events waiting behind it are failed when their deadline passes. */
@@ -224,8 +245,8 @@ export class SessionRuntime {
     }
   }
 
-  /** A batch: its units still due, under the lock of their instance (deadline: the latest of theirs). Undefined: none was due. */
-  private runEvents(events: EventUnit[]): Promise<void> | undefined {
+  /** A batch: its units still due, under the lock of their instance (deadline: the latest of theirs); `ended` once it ran (at once when none was due). */
+  private runEvents(events: EventUnit[], ended: () => void): void {
     const now = Date.now();
     let due = events;
     for (const unit of events) {
@@ -235,9 +256,10 @@ export class SessionRuntime {
       for (const late of events) if (!late.gone && late.deadline <= now) late.fail(unavailable('queue-timeout'));
       break;
     }
-    if (due.length === 0) return undefined;
+    if (due.length === 0) return ended();
     const { lock } = due[0].options;
-    return lock ? this.runLocked(due, lock) : runBatch(this, due);
+    if (lock) void this.runLocked(due, lock).finally(ended);
+    else runBatch(this, due, ended);
   }
 
   private async runLocked(due: EventUnit[], lock: SessionLock): Promise<void> {
@@ -251,7 +273,7 @@ export class SessionRuntime {
       return;
     }
     try {
-      await runBatch(this, due);
+      await new Promise<void>((resolve) => runBatch(this, due, resolve));
     } finally {
       await releaseWithin(release, Math.max(1, latest - Date.now()));
     }

@@ -8,7 +8,7 @@
 import type { InvalidReason } from '../../protocol.js';
 import type { SessionValueError } from '../../errors.js';
 import type { Changes } from '../tracker.js';
-import type { Loaded, SessionRecord, WriteMark } from '../store.js';
+import { promised, type Loaded, type SessionRecord, type WriteMark } from '../store.js';
 import type { SessionEntry } from '../session-entry.js';
 import { log } from '../log.js';
 
@@ -46,26 +46,41 @@ function merge(record: SessionRecord, changes: Changes): boolean {
   return differed;
 }
 
+/** Who hears how a load or a save of the copy went: a store failure, or the invalid reason when the session is gone. */
+export type Outcome = (err: unknown, reason?: InvalidReason) => void;
+
 /**
- * Bring the copy up to date before a unit of work: reload unless nothing can have changed it (then
- * the answer is not a promise: nothing waits a turn for it). The invalid reason when the session is
- * gone. Throws (or rejects with) SessionUnavailableError.
+ * Bring the copy up to date before a unit of work, then tell `then`: at once when nothing can have
+ * changed it, else once reloaded. The invalid reason when the session is gone; a store failure is
+ * a SessionUnavailableError.
  */
-export function refresh(entry: SessionEntry, timeoutMs: number): InvalidReason | undefined | Promise<InvalidReason | undefined> {
-  if (entry.invalid) return entry.invalid;
-  if (entry.trustworthy) return undefined;
-  return reload(entry, timeoutMs);
+export function refresh(entry: SessionEntry, timeoutMs: number, then: Outcome): void {
+  if (entry.invalid) return then(undefined, entry.invalid);
+  if (entry.trustworthy) return then(undefined);
+  reload(entry, timeoutMs, then);
 }
 
-/** Reload the copy. The first read is answered in one `.then` (no async layers for the common case); re-reads as `read`. */
-function reload(entry: SessionEntry, timeoutMs: number): Promise<InvalidReason | undefined> {
+/** Reload the copy. The first read is answered to `then` straight from the store's callback (no promise on the event path); re-reads as `read`. */
+function reload(entry: SessionEntry, timeoutMs: number, then: Outcome): void {
   const { hub, sid } = entry;
   const before = hub.live.mark(sid);
-  return hub.read(sid, timeoutMs).then((loaded) => {
-    if (hub.live.unchangedSince(sid, before)) return takeIn(entry, loaded, before);
-    if (!('record' in loaded)) return takeIn(entry, loaded, undefined);
-    return read(entry, timeoutMs, 2).then((again) => takeIn(entry, again.loaded, again.settled));
+  hub.readThen(sid, timeoutMs, (err, loaded) => {
+    if (err) return then(err);
+    if (hub.live.unchangedSince(sid, before)) return takenIn(entry, loaded!, before, then);
+    if (!('record' in loaded!)) return takenIn(entry, loaded!, undefined, then);
+    void read(entry, timeoutMs, 2).then((again) => takenIn(entry, again.loaded, again.settled, then), then);
   });
+}
+
+/** {@link takeIn}, told to `then` (what it throws, such as a cookie the store's Cookie refuses, is a failure of the load). */
+function takenIn(entry: SessionEntry, loaded: Loaded, settled: WriteMark | undefined, then: Outcome): void {
+  let reason: InvalidReason | undefined;
+  try {
+    reason = takeIn(entry, loaded, settled);
+  } catch (err) {
+    return then(err);
+  }
+  then(undefined, reason);
 }
 
 /** Take a read's answer into the copy (`settled`: the mark at which it is the store's); the invalid reason when the session is gone. */
@@ -77,47 +92,82 @@ function takeIn(entry: SessionEntry, loaded: Loaded, settled: WriteMark | undefi
 }
 
 /**
- * Save the keys changed here, merged into the store's record. `trusted`: the copy was loaded in the
- * same turn (or under the session lock), so the record is read first only if a write through this
- * process came since. Returns the invalid reason when the session is gone. Throws
- * SessionUnavailableError (the changes stay, to be saved next time). A key whose value cannot be
- * stored is left out (the other keys are saved) and reported to `refusals`, once per value.
+ * Save the keys changed here, merged into the store's record, then tell `then` (at once when there
+ * is nothing to write). `trusted`: the copy was loaded in the same turn (or under the session lock),
+ * so the record is read first only if a write through this process came since. The invalid reason
+ * when the session is gone; a store failure is a SessionUnavailableError (the changes stay, to be
+ * saved next time). A key whose value cannot be stored is left out (the other keys are saved) and
+ * reported to `refusals`, once per value.
  */
-export function save(entry: SessionEntry, trusted: boolean, timeoutMs: number, refusals: Refusals): InvalidReason | undefined | Promise<InvalidReason | undefined> {
-  if (entry.invalid || !entry.touched) return undefined;
+export function save(entry: SessionEntry, trusted: boolean, timeoutMs: number, refusals: Refusals, then: Outcome): void {
+  if (entry.invalid || !entry.touched) return then(undefined);
   const changes = entry.takeChanges();
   for (const error of changes.refused) refusals.report(error);
-  if (changes.now.size === 0) return undefined; // nothing to write: no promise, no turn
-  return write(entry, changes, trusted && entry.current, timeoutMs);
+  if (changes.now.size === 0) return then(undefined); // nothing to write: no store call, no turn
+  if (trusted && entry.current) return writeCopy(entry, changes, timeoutMs, then);
+  writeMerged(entry, changes, timeoutMs).then((reason) => then(undefined, reason), then);
 }
 
-/** Write `changes` (taken from the entry). If the store fails they are given back to the entry, to be saved next time. */
-async function write(entry: SessionEntry, changes: Changes, fromCopy: boolean, timeoutMs: number): Promise<InvalidReason | undefined> {
-  try {
-    let record: SessionRecord;
-    /** A write of ours overtook the read the record came from. */
-    let overtaken = false;
-    if (fromCopy) record = entry.storableCopy();
-    else {
-      const got = await read(entry, timeoutMs);
-      const reason = entry.goneReason(got.loaded);
-      if (reason) return reason;
-      record = (got.loaded as { record: SessionRecord }).record;
-      overtaken = got.settled === undefined;
-      merge(record, changes);
+/** {@link save} as a promise (the tasks). */
+export function saved(entry: SessionEntry, trusted: boolean, timeoutMs: number, refusals: Refusals): Promise<InvalidReason | undefined> {
+  return promised<InvalidReason | undefined>((then) => save(entry, trusted, timeoutMs, refusals, then));
+}
+
+/**
+ * Write the whole copy (it equals the store's record but for `changes`, taken from the entry). If
+ * the store fails they are given back to the entry, to be saved next time.
+ */
+function writeCopy(entry: SessionEntry, changes: Changes, timeoutMs: number, then: Outcome): void {
+  const record = entry.storableCopy();
+  entry.keepTouchedExpiry(record);
+  entry.hub.writeThen(entry.sid, record, timeoutMs, (err, written) => {
+    if (err) {
+      entry.restore(changes);
+      return then(err);
     }
+    if (written === 'destroyed') return then(undefined, 'destroyed');
+    logSaved(entry, changes, true);
+    const { current } = written!;
+    // Our write ran alone (the hub's answer): the store holds what we wrote.
+    if (current !== undefined) {
+      entry.markCurrent(current);
+      return then(undefined);
+    }
+    // Another write of the session through this process overlapped ours (an HTTP request saving its
+    // whole, older copy): it may have landed after ours. Make sure what we changed is in the store.
+    ensureWritten(entry, changes, timeoutMs).then((reason) => {
+      if (!reason) entry.markCurrent(undefined);
+      then(undefined, reason);
+    }, (error: unknown) => {
+      entry.restore(changes);
+      then(error);
+    });
+  });
+}
+
+function logSaved(entry: SessionEntry, changes: Changes, fromCopy: boolean): void {
+  if (log.save.enabled) log.save('%s saved %d key(s)%s', entry.tag, changes.now.size, fromCopy ? '' : ' (merged into the store record)');
+}
+
+/** Read the store's record, put `changes` (taken from the entry) into it and write it. If the store fails they are given back to the entry. */
+async function writeMerged(entry: SessionEntry, changes: Changes, timeoutMs: number): Promise<InvalidReason | undefined> {
+  try {
+    const got = await read(entry, timeoutMs);
+    const gone = entry.goneReason(got.loaded);
+    if (gone) return gone;
+    const record = (got.loaded as { record: SessionRecord }).record;
+    /** A write of ours overtook the read the record came from. */
+    const overtaken = got.settled === undefined;
+    merge(record, changes);
     entry.keepTouchedExpiry(record);
     const written = await entry.hub.write(entry.sid, record, timeoutMs);
     if (written === 'destroyed') return 'destroyed';
-    if (log.save.enabled) log.save('%s saved %d key(s)%s', entry.tag, changes.now.size, fromCopy ? '' : ' (merged into the store record)');
-    // Our write ran alone (the hub's answer) on a record nothing overtook: the store holds what we wrote.
+    logSaved(entry, changes, false);
+    // Our write ran alone on a record nothing overtook: the store holds what we wrote; else see writeCopy.
     const current = overtaken ? undefined : written.current;
-    // Else another write of the session through this process overlapped ours (an HTTP request saving
-    // its whole, older copy): it may have landed after ours. Make sure what we changed is in the store.
     const reason = current === undefined ? await ensureWritten(entry, changes, timeoutMs) : undefined;
     if (reason) return reason;
-    if (fromCopy) entry.markCurrent(current);
-    else entry.adopt(record, current, changes.now.keys());
+    entry.adopt(record, current, changes.now.keys());
     return undefined;
   } catch (err) {
     entry.restore(changes);

@@ -13,7 +13,7 @@ import type { StoreHub } from '../store.js';
 import { RETRY_AFTER_MS } from '../store.js';
 import { Wheel } from '../wheel.js';
 import { runtimesOf, settleRuntimes, type SessionRuntime } from './index.js';
-import { revalidate, save } from './persistence.js';
+import { revalidate, saved } from './persistence.js';
 
 /** What the tasks need of their `sessions()` instance (its ServerContext, context.ts). */
 export interface TaskContext {
@@ -49,7 +49,7 @@ export function saveTask(runtime: SessionRuntime, ctx: TaskContext, entry = runt
     async run() {
       try {
         // A copy loaded at connect is trusted only when no other process can write the store.
-        const reason = await save(entry, hub.local, options.storeTimeout, ctx);
+        const reason = await saved(entry, hub.local, options.storeTimeout, ctx);
         if (reason) runtime.invalidate(reason, entry);
       } catch (err) {
         retry(err);
