@@ -10,7 +10,7 @@
  *
  * Knobs: PROFILE_VARIANTS (pm-memory,recipe-memory,pm-redis,recipe-redis,plain), PROFILE_SOCKETS
  * (20), PROFILE_SECONDS (8 slices of one second per variant), PROFILE_TOP (25), PROFILE_DIR (a temp dir), PROFILE_DATA (small | cart),
- * BENCH_LIB (as for the bench). A variant written `pm-redis@<checkout>` is served from that
+ * BENCH_LIB (as for the bench), PROFILE_SERVER_FLAGS (Node flags for the servers, e.g. --trace-gc). A variant written `pm-redis@<checkout>` is served from that
  * checkout's dist/ (before/after under the same load).
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -26,6 +26,8 @@ const VARIANTS = env('PROFILE_VARIANTS', 'pm-memory,recipe-memory,pm-redis,recip
 const SOCKETS = Number(env('PROFILE_SOCKETS', '20'));
 const SECONDS = Number(env('PROFILE_SECONDS', '8'));
 const TOP = Number(env('PROFILE_TOP', '25'));
+/** Node flags for the servers (e.g. `--trace-gc`: its lines carry the server's pid). */
+const SERVER_FLAGS = env('PROFILE_SERVER_FLAGS', '').split(' ').filter(Boolean);
 const DIR = env('PROFILE_DIR', mkdtempSync(join(tmpdir(), 'sio-sessions-profile-')));
 const SMALL = { user: 'alice', counter: 0 };
 const DATA = env('PROFILE_DATA', 'small') === 'cart' ? { ...SMALL, cart: Array.from({ length: 200 }, (_, i) => ({ sku: `A${10000 + i}`, qty: 1 + (i % 3), price: 1999 + i })) } : SMALL;
@@ -85,7 +87,7 @@ interface Open {
 /** `variant@dir`: the variant served from another checkout's dist/ (a before/after comparison under one load). */
 async function open(name: string, redisUrl: string, clients: Child[]): Promise<Open> {
   const [variant, lib] = name.split('@') as [string, string | undefined];
-  const server = new Child('./server.ts', [JSON.stringify(spec(variant, redisUrl))], [], lib ? { BENCH_LIB: lib } : undefined);
+  const server = new Child('./server.ts', [JSON.stringify(spec(variant, redisUrl))], SERVER_FLAGS, lib ? { BENCH_LIB: lib } : undefined);
   const { ready } = await server.announced;
   const cookies: string[] = variant === 'plain' ? [] : await server.call('seed', { count: SOCKETS, data: DATA });
   const specs: SocketSpec[] = Array.from({ length: SOCKETS }, (_, i) => ({ url: ready.url, cookie: cookies[i], plain: variant.startsWith('recipe') || variant.startsWith('pmp-') }));

@@ -178,10 +178,13 @@ const profile = {
     await inspector.post('Profiler.enable');
     await inspector.post('Profiler.setSamplingInterval', { interval: intervalUs });
     await inspector.post('Profiler.start');
+    // What outlives the young generation's collections (promoted, then left for the costly full ones): where it was allocated.
+    if (process.env.PROFILE_PROMOTED) await inspector.post('HeapProfiler.startSampling', { samplingInterval: 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: false } as never);
     return stats.events;
   },
   async stop({ file }: { file: string }) {
     const { profile: result } = await this.inspector!.post('Profiler.stop');
+    if (process.env.PROFILE_PROMOTED) writeFileSync(file.replace(/\.cpuprofile$/, '.heapprofile'), JSON.stringify((await this.inspector!.post('HeapProfiler.stopSampling')).profile));
     this.inspector!.disconnect();
     writeFileSync(file, JSON.stringify(result));
     return stats.events;

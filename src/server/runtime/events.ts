@@ -63,6 +63,8 @@ export class EventUnit {
   /** The client's ack was called (with the handler's ack or a notice): never again. */
   private answered = false;
   private done = false;
+  /** Its handler ran in its batch and its changes are to be saved (then it is acked). */
+  toSave = false;
   constructor(
     readonly source: EventSource,
     readonly deadline: number,
@@ -258,10 +260,10 @@ function runGroups(runtime: BatchOwner, groups: EventUnit[][], ended: () => void
 class Batch {
   private readonly entry: SessionEntry;
   private readonly timeoutMs: number;
-  /** The units whose handlers ran (to be saved, then acked). */
-  private readonly ran: EventUnit[] = [];
   /** The next unit to run. */
   private next = 0;
+  /** Whether a unit's handler ran and its changes are to be saved (then it is acked). */
+  private ran = false;
 
   constructor(
     private readonly runtime: BatchOwner,
@@ -285,28 +287,29 @@ class Batch {
 
   /** The handlers in turn; an async one's promise goes on here when it settles. */
   private runHandlers(): void {
-    const { units, ran, entry } = this;
+    const { units, entry } = this;
     while (this.next < units.length) {
       const unit = units[this.next++]!;
-      const running = unit.run(entry, ran.length === 0);
+      const running = unit.run(entry, !this.ran);
       if (typeof running !== 'boolean') {
         running.then((toSave) => {
-          if (toSave) ran.push(unit);
+          if (toSave) this.ran = unit.toSave = true;
           this.runHandlers();
         }, this.broke);
         return;
       }
-      if (running) ran.push(unit);
+      if (running) this.ran = unit.toSave = true;
     }
     save(entry, true, this.timeoutMs, units[0].source, this.saved);
   }
 
   private readonly saved: Outcome = (err, reason) => {
+    const { units } = this;
     if (err) {
       this.entry.discard();
-      failAll(this.ran, err);
-    } else if (reason) sessionEnded(this.runtime, this.entry, this.ran, reason);
-    else for (const unit of this.ran) unit.succeed();
+      failAll(units, err, true);
+    } else if (reason) sessionEnded(this.runtime, this.entry, units, reason, true);
+    else for (const unit of units) if (unit.toSave) unit.succeed();
     this.ended();
   };
 
@@ -318,16 +321,19 @@ class Batch {
   };
 }
 
-/** The session ended before these events ran (or were saved): each is told, then the sockets are told and disconnected. */
-function sessionEnded(runtime: BatchOwner, entry: SessionEntry, units: EventUnit[], reason: InvalidReason): void {
-  for (const unit of units) unit.notice('session-ended');
+/**
+ * The session ended before these events ran (or were saved): each is told (`ranOnly`: those whose
+ * handlers ran; the others were answered), then the sockets are told and disconnected.
+ */
+function sessionEnded(runtime: BatchOwner, entry: SessionEntry, units: EventUnit[], reason: InvalidReason, ranOnly = false): void {
+  for (const unit of units) if (!ranOnly || unit.toSave) unit.notice('session-ended');
   runtime.invalidate(reason, entry);
 }
 
-/** The load or the save failed: every event of the batch is answered "unavailable" (values that cannot be stored were refused before). */
-function failAll(units: EventUnit[], err: unknown): void {
+/** The load or the save failed: the events are answered "unavailable" (`ranOnly`: as above; values that cannot be stored were refused before). */
+function failAll(units: EventUnit[], err: unknown, ranOnly = false): void {
   const error = asUnavailable(err);
-  for (const unit of units) unit.fail(error);
+  for (const unit of units) if (!ranOnly || unit.toSave) unit.fail(error);
 }
 
 function byEntry(units: EventUnit[]): EventUnit[][] {

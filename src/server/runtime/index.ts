@@ -68,6 +68,13 @@ class Queue {
   starting = false;
   /** The item just started ended before its start returned. */
   endedAtOnce = false;
+  /**
+   * The running batch's events: one array for the queue's life, emptied when the batch ends. (A
+   * new array per batch lives as long as its store call; V8 then found that site's arrays alive at
+   * its young collections and began allocating them as old objects, which kept every event's
+   * objects until a full collection: GC 1.7 -> 4.6 µs per event, bench/profile.ts.)
+   */
+  readonly batch: EventUnit[] = [];
   constructor(
     /** (One closure each for the queue's life, not one per item.) */
     readonly drainNow: () => void,
@@ -177,7 +184,7 @@ export class SessionRuntime {
         queue.endedAtOnce = false;
         const head = items[0]!;
         if (isTask(head)) void this.runTask((items.shift() as { task: Task }).task).finally(queue.itemEnded);
-        else this.runEvents(this.takeEvents(items), queue.itemEnded);
+        else this.runEvents(this.takeEvents(items, queue.batch), queue.itemEnded);
         if (!queue.endedAtOnce) return this.watchWaiting(queue);
       }
     } finally {
@@ -189,6 +196,7 @@ export class SessionRuntime {
 
   private itemEnded(): void {
     const queue = this.work;
+    queue.batch.length = 0;
     clearTimeout(queue.sweep);
     queue.sweep = undefined;
     if (queue.starting) queue.endedAtOnce = true;
@@ -216,10 +224,10 @@ export class SessionRuntime {
     }, Math.max(1, first.deadline - Date.now()));
   }
 
-  /** The waiting events at the head of the queue that share the first one's options (one batch). */
-  private takeEvents(items: Item[]): EventUnit[] {
+  /** Into `events`: the waiting events at the head of the queue that share the first one's options (one batch). */
+  private takeEvents(items: Item[], events: EventUnit[]): EventUnit[] {
     const first = items.shift() as EventUnit;
-    const events = [first];
+    events.push(first);
     while (events.length < MAX_BATCH && items.length > 0) {
       const next = items[0]!;
       if (isTask(next) || next.options !== first.options) break;
