@@ -36,6 +36,9 @@ function expiryOf(cookie: { expires?: Date | string | number | null } | undefine
   return typeof expires === 'string' ? Date.parse(expires) : new Date(expires).getTime();
 }
 
+/** What express-session stores of a cookie (its Cookie's `data`): a stored cookie with these values is the Cookie's. */
+const COOKIE_FIELDS = ['originalMaxAge', 'partitioned', 'priority', 'expires', 'secure', 'httpOnly', 'domain', 'path', 'sameSite'] as const;
+
 /** Nothing to keep or to re-measure (adopt's common case: no unsaved change here). */
 const NOTHING = new Map<string, string | undefined>();
 
@@ -177,9 +180,12 @@ export class SessionEntry implements Live {
   adopt(record: SessionRecord, current: WriteMark | undefined, written?: Iterable<string>): void {
     const local = this.tracker.changes();
     const keep = local.size === 0 && written === undefined ? NOTHING : new Set([...local.keys(), ...(written ?? [])]);
-    const fresh = this.createSession(record) as unknown as Record<string, unknown>;
-    this.noteCookie(fresh as SessionRecord); // (its cookie's expiry is a Date by now: no date string parsed again)
     const raw = this.raw;
+    // The cookie the copy holds is the one stored (usual between two events): the record's values are
+    // taken as express-session's Session would take them, without a new Session and Cookie per load.
+    const sameCookie = this.holdsCookie(record.cookie);
+    const fresh = (sameCookie ? record : this.createSession(record)) as Record<string, unknown>;
+    if (!sameCookie) this.noteCookie(fresh as SessionRecord); // (its cookie's expiry is a Date by now: no date string parsed again)
     const taken: string[] = [];
     for (const key of Object.keys(raw)) {
       if (key === 'cookie' || keep.has(key) || Object.hasOwn(fresh, key)) continue;
@@ -188,6 +194,8 @@ export class SessionEntry implements Live {
     }
     for (const key of Object.keys(fresh)) {
       if (key !== 'cookie' && keep.has(key)) continue;
+      // (What the Session constructor skips: names the Session has that are not data, its methods, `__proto__`.)
+      if (sameCookie && (key === 'cookie' || (key in raw && !Object.prototype.propertyIsEnumerable.call(raw, key)))) continue;
       this.tracker.load(key, fresh[key]);
       taken.push(key);
     }
@@ -287,6 +295,25 @@ export class SessionEntry implements Live {
     if (touched !== undefined && written !== undefined && touched > written) {
       record.cookie = { ...(record.cookie as object), expires: new Date(touched) } as SessionRecord['cookie'];
     }
+  }
+
+  /**
+   * The stored cookie is what the Session's Cookie holds, field for field (the fields express-session
+   * stores: its Cookie's `data`; the expiry compared as a time): nothing to make anew. A field this
+   * list does not know makes the counts differ: then a new Cookie is made, as before.
+   */
+  private holdsCookie(stored: unknown): boolean {
+    const cookie = this.raw.cookie as unknown as Record<string, unknown> | undefined;
+    if (!cookie || stored === null || typeof stored !== 'object' || Object.getPrototypeOf(stored) !== Object.prototype) return false;
+    let keys = 0;
+    for (const key in stored) {
+      const value = (stored as Record<string, unknown>)[key];
+      if (key === 'expires' ? expiryOf(stored as never) !== expiryOf(cookie as never) || (value === null) !== (cookie.expires === null) : value !== cookie[key]) return false;
+      keys++;
+    }
+    let fields = 0;
+    for (const field of COOKIE_FIELDS) if (cookie[field] !== undefined) fields++;
+    return keys === fields;
   }
 
   /** A cookie expiry in the store that none of our touches wrote is the one HTTP last sent the browser. */

@@ -252,6 +252,35 @@ for (const perMessage of [true, false]) {
   });
 }
 
+test('per-message on a shared store: a record another process rewrites with the same cookie and keys named like the Session\'s own (methods, id, req, __proto__) is taken in as data only, and the cookie the handlers hold stays the Session\'s', async (t) => {
+  // FaultyStore is not express-session's MemoryStore by name: the library treats it as shared and reloads before every event.
+  const store = new FaultyStore();
+  const { server, serror, crashes } = await harness(t, { perMessage: true, store });
+  const cookie = await server.login();
+  const client = await open(t, server, cookie);
+  assert.equal(await client.emitWithAck('inc'), 1);
+  await server.sio.flush();
+  const before = (await stored(server, cookie))!;
+  // Another process writes the session: same cookie (the load that follows keeps the Session's Cookie), new data and hostile names.
+  const hostile = JSON.parse('{"__proto__":{"isAdmin":true},"constructor":{"isAdmin":true},"save":1,"touch":"no","regenerate":null,"id":"forged","req":{},"theme":"dark"}');
+  store.putRaw(sidOf(cookie), { ...hostile, cookie: before.cookie, user: 'alice', counter: 41 });
+  assert.deepEqual(await client.emitWithAck('peek'), { isAdmin: null, prototypeIntact: true, keys: ['counter', 'theme', 'user'] });
+  assert.equal(await client.emitWithAck('inc'), 42, 'the other process\'s counter was taken in');
+  await server.sio.flush();
+  const after = (await stored(server, cookie))!;
+  assert.equal(after.counter, 42);
+  assert.deepEqual(after.cookie, before.cookie, 'the cookie written back is the stored one');
+  assert.deepEqual(Object.keys(after).filter((k) => ['__proto__', 'constructor', 'save', 'touch', 'regenerate', 'id', 'req'].includes(k)), []);
+  // A cookie that changed in the store (HTTP gave it an expiry) is taken in as a new Cookie: its expiry is the store's.
+  const extended = new Date(Date.now() + 3_600_000).toISOString();
+  store.putRaw(sidOf(cookie), { ...after, cookie: { ...(after.cookie as Bag), expires: extended } });
+  assert.equal(await client.emitWithAck('inc'), 43);
+  await server.sio.flush();
+  assert.equal(((await stored(server, cookie))!.cookie as Bag).expires, extended);
+  assert.deepEqual(serror, []);
+  assert.deepEqual(crashes, []);
+});
+
 /** A socket.io client spoken by hand over a WebSocket (engine.io v4 frames), to send frames no serialiser made. */
 async function rawClient(t: T, server: TestServer, cookie: string) {
   const ws = new WebSocket(`${server.url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`, { headers: { cookie } });
