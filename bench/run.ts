@@ -51,6 +51,8 @@ const BASE_LIB = process.env.BENCH_BASE_LIB ? resolve(process.env.BENCH_BASE_LIB
 const BASE = 'base-';
 /** BENCH_PROF=<dir>: every server process writes a CPU profile there (node --cpu-prof) when it exits. */
 const PROF = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', resolve(process.env.BENCH_PROF)] : [];
+/** More Node flags for every server (e.g. `--trace-gc`, or a V8 flag to see what it changes). */
+const SERVER_FLAGS = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter(Boolean);
 
 const log = (...args: unknown[]) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...args);
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -66,7 +68,7 @@ interface Node {
 }
 
 async function startNode(spec: ServerSpec): Promise<Node> {
-  const child = new Child('./server.ts', [JSON.stringify(spec)], ['--expose-gc', ...PROF], spec.lib ? { BENCH_LIB: spec.lib } : undefined);
+  const child = new Child('./server.ts', [JSON.stringify(spec)], ['--expose-gc', ...PROF, ...SERVER_FLAGS], spec.lib ? { BENCH_LIB: spec.lib } : undefined);
   const { ready } = await child.announced;
   if (PROF.length) log(`server pid ${child.proc.pid} (its profile's name): ${JSON.stringify(spec)}`);
   return { child, url: ready.url, spec };
