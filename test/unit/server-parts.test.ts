@@ -181,7 +181,7 @@ test('store hub: a write of ours is answered with whether it ran alone (an expli
   }
 });
 
-// A read is answered in the store's own callback (one promise per call, docs/architecture.md "The path of a
+// A read is answered in the store's own callback (no promise on the event path, docs/architecture.md "The path of a
 // per-message event"): a value that throws when looked at must fail the read, never the store's code.
 test('store hub: a stored value that throws when read is a typed store-error, and the store never sees the throw', async () => {
   const store = new MemoryStore();
@@ -198,6 +198,52 @@ test('store hub: a stored value that throws when read is a typed store-error, an
   const hub = StoreHub.acquire(store);
   try {
     await assert.rejects(hub.read('s1', 1000), (err: Error & { reason?: string }) => err.name === 'SessionUnavailableError' && err.reason === 'store-error');
+    assert.equal(thrownIntoStore, undefined);
+  } finally {
+    hub.release();
+  }
+});
+
+test('store hub: a store that calls back before its method returned is heard after the call returned, once; a caller that throws in the store\'s callback never throws into the store', async () => {
+  const store = new MemoryStore();
+  const record = { cookie: { originalMaxAge: 60_000 }, n: 1 };
+  // A store that answers at once, in the call, and twice (a buggy one).
+  store.get = (_sid, cb) => {
+    cb(null, record as never);
+    cb(null, null);
+  };
+  const hub = StoreHub.acquire(store);
+  try {
+    const heard: unknown[] = [];
+    hub.readThen('s1', 1000, (err, loaded) => heard.push(err ?? loaded));
+    assert.deepEqual(heard, [], 'not heard inside readThen (the caller may still be setting up, as after a promise)');
+    await Promise.resolve();
+    assert.deepEqual(heard, [{ record }], 'heard once, the first answer');
+
+    // The caller's own failure, inside a store's callback: the store must not see it (it would call back
+    // again, unheard); it is thrown on its own, as an unhandled rejection of an awaited call would be.
+    let thrownIntoStore: unknown;
+    store.get = (_sid, cb) =>
+      setImmediate(() => {
+        try {
+          cb(null, record as never);
+        } catch (err) {
+          thrownIntoStore = err;
+        }
+      });
+    const rethrown = new Promise<unknown>((resolve) => {
+      // (Intercepted for this test only: the runner's own handler would report it as this test's failure.)
+      const listeners = process.listeners('uncaughtException');
+      process.removeAllListeners('uncaughtException');
+      process.once('uncaughtException', (err) => {
+        for (const listener of listeners) process.on('uncaughtException', listener);
+        resolve(err);
+      });
+    });
+    hub.readThen('s1', 1000, () => {
+      throw new Error('the caller failed');
+    });
+    assert.equal(((await rethrown) as Error).message, 'the caller failed');
     assert.equal(thrownIntoStore, undefined);
   } finally {
     hub.release();
