@@ -43,7 +43,7 @@ const OUT = resolve(process.env.BENCH_OUT ?? `${ROOT}/bench/results/latest.json`
 const DOC = process.env.BENCH_DOC === '0' ? undefined : resolve(process.env.BENCH_DOC ?? `${ROOT}/docs/benchmarks.md`);
 const before = readResults(process.env.BENCH_BEFORE);
 /**
- * BENCH_BASE_LIB=<checkout with a built dist/>: workloads 1, 2 and 5 also run per-message (and
+ * BENCH_BASE_LIB=<checkout with a built dist/>: workloads 1, 2, 3 and 5 also run per-message (and
  * per-connection) from that checkout, interleaved with the rest of the same run ("before" rows, and
  * "vs before" on ours): a before/after comparison under one load.
  */
@@ -268,6 +268,10 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
   if (ONLY.has('3')) {
     fleets.push(await fleet('shared-redis', 'Redis, 5 sessions x 10 sockets', perMessage('redis', 'w3:'), { sessions: 5, perSession: 10 }));
     fleets.push(await fleet('shared-redis-lock', 'Redis + lock, 5 sessions x 10 sockets', perMessage('redis', 'w3l:', true), { sessions: 5, perSession: 10 }));
+  }
+  if (ONLY.has('3') && BASE_LIB) {
+    fleets.push(await fleet(`${BASE}shared-redis`, 'Redis, 5 sessions x 10 sockets, before', perMessage('redis', 'w3b:', false, BASE_LIB), { sessions: 5, perSession: 10 }));
+    fleets.push(await fleet(`${BASE}shared-redis-lock`, 'Redis + lock, 5 sessions x 10 sockets, before', perMessage('redis', 'w3bl:', true, BASE_LIB), { sessions: 5, perSession: 10 }));
   }
   try {
     const rows = againstBase(againstRecipe(await incWorkload(fleets, clients)));
