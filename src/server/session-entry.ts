@@ -304,7 +304,8 @@ export class SessionEntry implements Live {
    */
   private holdsCookie(stored: unknown): boolean {
     const cookie = this.raw.cookie as unknown as Record<string, unknown> | undefined;
-    if (!cookie || stored === null || typeof stored !== 'object' || Object.getPrototypeOf(stored) !== Object.prototype) return false;
+    // (Only the store's Cookie is kept: a plain object a handler put in its place is made a Cookie again.)
+    if (!cookie || Object.getPrototypeOf(cookie) === Object.prototype || stored === null || typeof stored !== 'object' || Object.getPrototypeOf(stored) !== Object.prototype) return false;
     let keys = 0;
     for (const key in stored) {
       const value = (stored as Record<string, unknown>)[key];

@@ -100,6 +100,12 @@ async function harness(t: T, options: { perMessage: boolean; store?: Store; reva
         ack((err as Error).name);
       }
     });
+    socket.on('plain-cookie', (ack: (r: string) => void) => {
+      // The cookie's own fields as a plain object in the Cookie's place (what JSON of the Cookie gives).
+      session.cookie = JSON.parse(JSON.stringify(session.cookie));
+      ack('ok');
+    });
+    socket.on('cookie-kind', (ack: (r: string) => void) => ack(typeof (session.cookie as { serialize?: unknown }).serialize));
     socket.on('peek', (ack: (r: unknown) => void) => {
       ack({
         isAdmin: (session as { isAdmin?: unknown }).isAdmin ?? null,
@@ -277,6 +283,9 @@ test('per-message on a shared store: a record another process rewrites with the 
   assert.equal(await client.emitWithAck('inc'), 43);
   await server.sio.flush();
   assert.equal(((await stored(server, cookie))!.cookie as Bag).expires, extended);
+  // A handler that puts a plain object with the same fields in the Cookie's place: the next load makes it a Cookie again.
+  assert.equal(await client.emitWithAck('plain-cookie'), 'ok');
+  assert.equal(await client.emitWithAck('cookie-kind'), 'function', 'the next event sees express-session\'s Cookie');
   assert.deepEqual(serror, []);
   assert.deepEqual(crashes, []);
 });
