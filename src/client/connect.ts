@@ -233,9 +233,9 @@ interface Link extends Options {
   /** Retries since the last connection: the backoff's step. */
   _step: number;
   /** Invalid answers in a row since the last connection... */
-  streak: number;
+  _streak: number;
   /** ...and whether the first of them was pushed to a connected socket (logout, login, expiry). */
-  fromConnected: boolean;
+  _fromConnected: boolean;
 }
 
 /** The one place the state changes. */
@@ -278,7 +278,7 @@ function retryLater(link: Link, minDelay = 0) {
 
 /** Every invalid-session signal, at the handshake or pushed mid-connection: nothing emitted under it goes on; then the policy. */
 function handleInvalid(link: Link, data: SessionErrorData, phase: InvalidContext['phase']) {
-  if (++link.streak === 1) link.fromConnected = phase === 'connected';
+  if (++link._streak === 1) link._fromConnected = phase === 'connected';
   cancelRetry(link);
   link._guard.end();
   link.credential?.discard();
@@ -293,7 +293,7 @@ function handleInvalid(link: Link, data: SessionErrorData, phase: InvalidContext
     reconnect: () => connectNow(link),
   };
   link._events.emit('invalid', ctx);
-  if (action === 'reconnect') return void connectIn(link, reconnectDelay(link.streak, link.fromConnected), true);
+  if (action === 'reconnect') return void connectIn(link, reconnectDelay(link._streak, link._fromConnected), true);
   transition(link, 'invalid');
   if (action === 'reload') location.reload();
   else if (action === 'handler') (link.onInvalid as (c: InvalidContext) => void)(ctx);
@@ -338,7 +338,7 @@ function listen(subs: Subs, target: Emitter, event: string, listener: (...args: 
 function followSocket(link: Link, subs: Subs) {
   const socket = link._socket as unknown as Emitter;
   listen(subs, socket, 'connect', () => {
-    link.streak = link._step = 0;
+    link._streak = link._step = 0;
     link._guard.resume();
     transition(link, 'connected');
   });
@@ -445,7 +445,7 @@ function attach(socket: Socket, options: Options): SessionController {
   const subs: Subs = [];
   const events = new SessionEventEmitter();
   const guard = guardEmits(socket, options.io.ackTimeout !== undefined, subs);
-  const link: Link = { ...options, _socket: socket, _events: events, _guard: guard, _close: socket.disconnect.bind(socket), _state: 'disconnected', _step: 0, streak: 0, fromConnected: false };
+  const link: Link = { ...options, _socket: socket, _events: events, _guard: guard, _close: socket.disconnect.bind(socket), _state: 'disconnected', _step: 0, _streak: 0, _fromConnected: false };
   subs.push(() => cancelRetry(link));
   followSocket(link, subs);
   wrapDisconnect(link, subs);

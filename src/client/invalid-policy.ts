@@ -36,11 +36,12 @@ export function takeReload(maxReloads = 3, windowMs = 60_000, now = Date.now()):
   }
 }
 
+/** (`_` fields: the SDK's link holds them, and the minified files shorten `_` names.) */
 export interface PolicyInput<Ctx> {
   /** Invalid answers in a row since the last successful connection. */
-  streak: number;
+  _streak: number;
   /** The first of them was pushed to a connected socket (logout, login, expiry), not a refused handshake. */
-  fromConnected: boolean;
+  _fromConnected: boolean;
   onInvalid: OnInvalid<Ctx>;
   /** @default 3 (takeReload's) */
   maxReloads?: number;
@@ -51,8 +52,8 @@ export interface PolicyInput<Ctx> {
 }
 
 /** Decide, without side effects but for the reload count, what to do with this invalid answer. */
-export function decideInvalid<Ctx>({ streak, fromConnected, onInvalid, maxReloads, reloadWindow, canReload = typeof globalThis.location?.reload === 'function' }: PolicyInput<Ctx>): InvalidAction {
-  if (streak <= 1 || (streak === 2 && fromConnected)) return 'reconnect';
+export function decideInvalid<Ctx>({ _streak, _fromConnected, onInvalid, maxReloads, reloadWindow, canReload = typeof globalThis.location?.reload === 'function' }: PolicyInput<Ctx>): InvalidAction {
+  if (_streak <= 1 || (_streak === 2 && _fromConnected)) return 'reconnect';
   if (typeof onInvalid === 'function') return 'handler';
   return onInvalid === 'reload' && canReload && takeReload(maxReloads, reloadWindow) ? 'reload' : 'stop';
 }

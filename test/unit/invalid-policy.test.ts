@@ -11,48 +11,48 @@ const backing = new Map<string, string>();
 };
 beforeEach(() => backing.clear());
 
-const base = { fromConnected: false, onInvalid: 'reload' as const, maxReloads: 2, reloadWindow: 60_000, canReload: true };
+const base = { _fromConnected: false, onInvalid: 'reload' as const, maxReloads: 2, reloadWindow: 60_000, canReload: true };
 
 test('the first invalid answer after a good connection reconnects once', () => {
-  assert.equal(decideInvalid({ ...base, streak: 1 }), 'reconnect');
+  assert.equal(decideInvalid({ ...base, _streak: 1 }), 'reconnect');
   assert.deepEqual(recentReloads(60_000), []);
 });
 
 test('a session that ended mid-connection gets one more, later reconnect (a login response may be in flight)', () => {
-  assert.equal(decideInvalid({ ...base, streak: 2, fromConnected: true }), 'reconnect');
-  assert.equal(decideInvalid({ ...base, streak: 3, fromConnected: true }), 'reload');
+  assert.equal(decideInvalid({ ...base, _streak: 2, _fromConnected: true }), 'reconnect');
+  assert.equal(decideInvalid({ ...base, _streak: 3, _fromConnected: true }), 'reload');
   assert.equal(reconnectDelay(1, false), 0);
   assert.ok(reconnectDelay(1, true) > 0 && reconnectDelay(2, true) > reconnectDelay(1, true));
 });
 
 test('still invalid: reloads at most maxReloads times in the window, then stops', () => {
-  assert.equal(decideInvalid({ ...base, streak: 2 }), 'reload');
-  assert.equal(decideInvalid({ ...base, streak: 2 }), 'reload');
-  assert.equal(decideInvalid({ ...base, streak: 2 }), 'stop');
+  assert.equal(decideInvalid({ ...base, _streak: 2 }), 'reload');
+  assert.equal(decideInvalid({ ...base, _streak: 2 }), 'reload');
+  assert.equal(decideInvalid({ ...base, _streak: 2 }), 'stop');
   assert.equal(recentReloads(60_000).length, 2);
 });
 
 test('reloads older than the window are forgotten', () => {
   backing.set('socket.io-sessions:reloads', JSON.stringify([Date.now() - 120_000, Date.now() - 90_000]));
-  assert.equal(decideInvalid({ ...base, streak: 2 }), 'reload');
+  assert.equal(decideInvalid({ ...base, _streak: 2 }), 'reload');
 });
 
 test("'none', a handler, and no page to reload", () => {
-  assert.equal(decideInvalid({ ...base, streak: 2, onInvalid: 'none' }), 'stop');
-  assert.equal(decideInvalid({ ...base, streak: 2, onInvalid: () => {} }), 'handler');
-  assert.equal(decideInvalid({ ...base, streak: 2, canReload: false }), 'stop');
+  assert.equal(decideInvalid({ ...base, _streak: 2, onInvalid: 'none' }), 'stop');
+  assert.equal(decideInvalid({ ...base, _streak: 2, onInvalid: () => {} }), 'handler');
+  assert.equal(decideInvalid({ ...base, _streak: 2, canReload: false }), 'stop');
 });
 
 test('a corrupt or unwritable sessionStorage never leads to an endless reload loop', () => {
   backing.set('socket.io-sessions:reloads', '{not json');
-  assert.equal(decideInvalid({ ...base, streak: 2 }), 'reload');
+  assert.equal(decideInvalid({ ...base, _streak: 2 }), 'reload');
   const storage = (globalThis as { sessionStorage: { setItem: unknown } }).sessionStorage;
   const setItem = storage.setItem;
   storage.setItem = () => {
     throw new Error('QuotaExceededError');
   };
   try {
-    assert.equal(decideInvalid({ ...base, streak: 2 }), 'stop');
+    assert.equal(decideInvalid({ ...base, _streak: 2 }), 'stop');
   } finally {
     storage.setItem = setItem;
   }
