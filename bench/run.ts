@@ -179,10 +179,30 @@ class OpenFleet {
 }
 
 /**
+ * A fleet and those measured against it (its recipe and "before" fleets, when the run has them):
+ * they take their slices in one group, each slice next to the others', so "vs recipe" and "vs
+ * before" compare runs seconds apart, not minutes (issue 16 item 7: the machine's speed moves
+ * more than the difference measured).
+ */
+function groupsOf(ours: OpenFleet[]): OpenFleet[][] {
+  const byKey = new Map(ours.map((f) => [f.fleet.key, f]));
+  const partnered = new Set<string>();
+  for (const f of ours) {
+    const { key } = f.fleet;
+    if (key.startsWith('recipe-') || key.startsWith(BASE)) continue;
+    for (const peer of [`recipe-${key}`, BASE + key]) if (byKey.has(peer)) partnered.add(peer);
+  }
+  return ours
+    .filter((f) => !partnered.has(f.fleet.key))
+    .map((f) => [f, ...[`recipe-${f.fleet.key}`, BASE + f.fleet.key].flatMap((peer) => (partnered.has(peer) ? [byKey.get(peer)!] : []))]);
+}
+
+/**
  * All fleets' sockets stay open (idle ones cost nothing); one warm-up slice each. Each repetition
- * runs every fleet after the first (plain) for SLICES slices alternating with as many slices of
- * plain, so each comparison is between runs seconds apart (the shared machine's load changes
- * from one second to the next); a repetition's value is the median of its slices.
+ * runs every group (a fleet with its recipe and "before" fleets, see {@link groupsOf}) for SLICES
+ * rounds; a round is one slice of each member and one of plain, in an order that rotates, so each
+ * comparison is between runs seconds apart (the shared machine's load changes from one second to
+ * the next); a repetition's value is the median of its slices (the group's members share plain's).
  */
 async function incWorkload(fleets: Fleet[], clients: Child[]): Promise<Map<string, Row>> {
   const open: OpenFleet[] = [];
@@ -192,24 +212,28 @@ async function incWorkload(fleets: Fleet[], clients: Child[]): Promise<Map<strin
     log(`warm-up: ${fleets.map((f) => f.key).join(', ')}`);
     for (const f of open) await f.slice(Math.min(1, SECONDS));
     const reps = new Map<string, Array<{ ours: Slice; plain: Slice }>>(ours.map((f) => [f.fleet.key, []]));
+    const groups = groupsOf(ours);
+    const mid = (xs: Slice[]): Slice => ({ eventsPerSecond: median(xs.map((x) => x.eventsPerSecond)), cpuUsPerEvent: median(xs.map((x) => x.cpuUsPerEvent)) });
     for (let rep = 0; rep < REPS; rep++) {
-      for (let k = 0; k < ours.length; k++) {
-        const f = ours[(rep + k) % ours.length]!;
-        const slices = { ours: [] as Slice[], plain: [] as Slice[] };
+      for (let k = 0; k < groups.length; k++) {
+        const group = groups[(rep + k) % groups.length]!;
+        const round = [plain, ...group];
+        const slices = new Map<OpenFleet, Slice[]>(round.map((f) => [f, []]));
         for (let i = 0; i < SLICES; i++) {
-          const plainFirst = (rep + k + i) % 2 === 0;
-          const first = await (plainFirst ? plain : f).slice(SECONDS);
-          const second = await (plainFirst ? f : plain).slice(SECONDS);
-          slices.ours.push(plainFirst ? second : first);
-          slices.plain.push(plainFirst ? first : second);
+          for (let j = 0; j < round.length; j++) {
+            const f = round[(rep + k + i + j) % round.length]!;
+            slices.get(f)!.push(await f.slice(SECONDS));
+          }
         }
-        const mid = (xs: Slice[]): Slice => ({ eventsPerSecond: median(xs.map((x) => x.eventsPerSecond)), cpuUsPerEvent: median(xs.map((x) => x.cpuUsPerEvent)) });
-        const pair = { ours: mid(slices.ours), plain: mid(slices.plain) };
-        reps.get(f.fleet.key)!.push(pair);
-        log(
-          `rep ${rep + 1}/${REPS} ${f.fleet.key}: ${pair.ours.eventsPerSecond.toFixed(0)} events/s (${pair.ours.cpuUsPerEvent.toFixed(0)} µs CPU/event), ` +
-            `plain ${pair.plain.eventsPerSecond.toFixed(0)} (${pair.plain.cpuUsPerEvent.toFixed(0)} µs): ${(pair.ours.eventsPerSecond / pair.plain.eventsPerSecond).toFixed(2)}x`,
-        );
+        const plainMid = mid(slices.get(plain)!);
+        for (const f of group) {
+          const pair = { ours: mid(slices.get(f)!), plain: plainMid };
+          reps.get(f.fleet.key)!.push(pair);
+          log(
+            `rep ${rep + 1}/${REPS} ${f.fleet.key}: ${pair.ours.eventsPerSecond.toFixed(0)} events/s (${pair.ours.cpuUsPerEvent.toFixed(0)} µs CPU/event), ` +
+              `plain ${pair.plain.eventsPerSecond.toFixed(0)} (${pair.plain.cpuUsPerEvent.toFixed(0)} µs): ${(pair.ours.eventsPerSecond / pair.plain.eventsPerSecond).toFixed(2)}x`,
+          );
+        }
       }
     }
     const closed = new Map<string, { lost: number; errors: number }>();
@@ -278,8 +302,8 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
     const pick = (...keys: string[]) => keys.flatMap((k) => [k, BASE + k]).flatMap((k) => (rows.has(k) ? [rows.get(k)!] : []));
     const common =
       `${CLIENT_PROCS} client processes; every socket has one acked \`inc\` in flight at a time; throughput = acked events / time. ` +
-      `All variants' sockets stay open; per repetition each variant runs ${SLICES} slices of ${SECONDS} s alternating with ${SLICES} of plain (so each comparison spans seconds), ` +
-      'and the repetition\'s value is the median of its slices. ' +
+      `All variants' sockets stay open; per repetition each variant runs ${SLICES} slices of ${SECONDS} s, each next to a slice of plain and, for per-message rows, ` +
+      "of the recipe's and the \"before\" variant's (in rounds whose order rotates, so each comparison spans seconds), and the repetition's value is the median of its slices. " +
       '"CPU ratio" = plain\'s server CPU per event / ours (less sensitive to the machine\'s load than throughput).';
     const sections: Section[] = [];
     const RECIPE_HOW =
