@@ -49,6 +49,14 @@ const before = readResults(process.env.BENCH_BEFORE);
  */
 const BASE_LIB = process.env.BENCH_BASE_LIB ? resolve(process.env.BENCH_BASE_LIB) : undefined;
 const BASE = 'base-';
+/**
+ * Workloads 1 and 2 also run per-message with plain socket.io-client (sending the cookie, as the
+ * recipe's clients do) beside the SDK's clients (BENCH_PLAIN_CLIENTS=0: not): the clients share the
+ * machine with the server, so these rows tell the server's part of "vs recipe" from the SDK's.
+ */
+const PLAIN_CLIENTS = process.env.BENCH_PLAIN_CLIENTS !== '0' ? 'plain-clients-' : undefined;
+/** The fleets a fleet is measured against, by key prefix (see groupsOf). */
+const PEERS = ['recipe-', BASE, ...(PLAIN_CLIENTS ? [PLAIN_CLIENTS] : [])];
 /** BENCH_PROF=<dir>: every server process writes a CPU profile there (node --cpu-prof) when it exits. */
 const PROF = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', resolve(process.env.BENCH_PROF)] : [];
 /** More Node flags for every server (e.g. `--trace-gc`, or a V8 flag to see what it changes). */
@@ -189,12 +197,12 @@ function groupsOf(ours: OpenFleet[]): OpenFleet[][] {
   const partnered = new Set<string>();
   for (const f of ours) {
     const { key } = f.fleet;
-    if (key.startsWith('recipe-') || key.startsWith(BASE)) continue;
-    for (const peer of [`recipe-${key}`, BASE + key]) if (byKey.has(peer)) partnered.add(peer);
+    if (PEERS.some((prefix) => key.startsWith(prefix))) continue;
+    for (const peer of PEERS.map((prefix) => prefix + key)) if (byKey.has(peer)) partnered.add(peer);
   }
   return ours
     .filter((f) => !partnered.has(f.fleet.key))
-    .map((f) => [f, ...[`recipe-${f.fleet.key}`, BASE + f.fleet.key].flatMap((peer) => (partnered.has(peer) ? [byKey.get(peer)!] : []))]);
+    .map((f) => [f, ...PEERS.map((prefix) => prefix + f.fleet.key).flatMap((peer) => (partnered.has(peer) ? [byKey.get(peer)!] : []))]);
 }
 
 /**
@@ -276,6 +284,11 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
     fleets.push(await fleet(`${BASE}memory`, 'MemoryStore, before', perMessage('memory', 'w1bm:', false, BASE_LIB)), await fleet(`${BASE}redis`, 'Redis, before', perMessage('redis', 'w1b:', false, BASE_LIB)));
   }
   if (ONLY.has('1') && RECIPE) fleets.push(await recipe('memory', 'MemoryStore', 'memory', 'w1rm:'), await recipe('redis', 'Redis', 'redis', 'w1r:'));
+  if (ONLY.has('1') && PLAIN_CLIENTS) {
+    const viaPlain = { plainClient: true };
+    fleets.push(await fleet(`${PLAIN_CLIENTS}memory`, 'MemoryStore, plain socket.io-client', perMessage('memory', 'w1pm:'), viaPlain));
+    fleets.push(await fleet(`${PLAIN_CLIENTS}redis`, 'Redis, plain socket.io-client', perMessage('redis', 'w1p:'), viaPlain));
+  }
   if (ONLY.has('1') && AA) fleets.push(await fleet('aa', 'plain socket.io on a second server (A/A check: should be 1.00x)', startNode({}), { plain: true }));
   if (ONLY.has('2')) {
     fleets.push(await fleet('cart-memory', 'MemoryStore, 7.7 KB session', perMessage('memory', 'w2m:'), { data: CART }));
@@ -284,6 +297,11 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
   if (ONLY.has('2') && BASE_LIB) {
     fleets.push(await fleet(`${BASE}cart-memory`, 'MemoryStore, 7.7 KB session, before', perMessage('memory', 'w2bm:', false, BASE_LIB), { data: CART }));
     fleets.push(await fleet(`${BASE}cart-redis`, 'Redis, 7.7 KB session, before', perMessage('redis', 'w2b:', false, BASE_LIB), { data: CART }));
+  }
+  if (ONLY.has('2') && PLAIN_CLIENTS) {
+    const viaPlain = { plainClient: true, data: CART };
+    fleets.push(await fleet(`${PLAIN_CLIENTS}cart-memory`, 'MemoryStore, 7.7 KB session, plain socket.io-client', perMessage('memory', 'w2pm:'), viaPlain));
+    fleets.push(await fleet(`${PLAIN_CLIENTS}cart-redis`, 'Redis, 7.7 KB session, plain socket.io-client', perMessage('redis', 'w2p:'), viaPlain));
   }
   if (ONLY.has('2') && RECIPE) {
     fleets.push(await recipe('cart-memory', 'MemoryStore, 7.7 KB session', 'memory', 'w2rm:', { data: CART }));
@@ -299,7 +317,7 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
   }
   try {
     const rows = againstBase(againstRecipe(await incWorkload(fleets, clients)));
-    const pick = (...keys: string[]) => keys.flatMap((k) => [k, BASE + k]).flatMap((k) => (rows.has(k) ? [rows.get(k)!] : []));
+    const pick = (...keys: string[]) => keys.flatMap((k) => [k, ...PEERS.slice(1).map((prefix) => prefix + k)]).flatMap((k) => (rows.has(k) ? [rows.get(k)!] : []));
     const common =
       `${CLIENT_PROCS} client processes; every socket has one acked \`inc\` in flight at a time; throughput = acked events / time. ` +
       `All variants' sockets stay open; per repetition each variant runs ${SLICES} slices of ${SECONDS} s, each next to a slice of plain and, for per-message rows, ` +
@@ -309,7 +327,8 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
     const RECIPE_HOW =
       "\"socket.io's recipe\": socket.io's documented express-session set-up, `io.engine.use(session(...))`, in its per-event form: the handler calls " +
       '`socket.request.session.reload()`, increments, `save()`, then acks (the same two store calls per event as per-message mode; its clients are plain socket.io-client with the cookie). ' +
-      '"vs recipe" (per-message rows) = per-message\'s ratio / the recipe\'s, per repetition (at or above 1: per-message is at least as fast). ';
+      '"vs recipe" (per-message rows) = per-message\'s ratio / the recipe\'s, per repetition (at or above 1: per-message is at least as fast). ' +
+      (PLAIN_CLIENTS ? 'Per-message runs twice: with the SDK\'s clients (`connectWithSession`) and, in the "plain socket.io-client" rows, with the recipe\'s clients, to tell the server\'s part from the client\'s (the clients share the machine\'s two cores with the server). ' : '');
     if (ONLY.has('1'))
       sections.push({
         id: 'per-message-small',
@@ -340,7 +359,8 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
 /** Each per-message row that has a recipe row gets "vs recipe": per repetition, its ratio over plain / the recipe's. */
 function againstRecipe(rows: Map<string, Row>): Map<string, Row> {
   for (const [key, row] of rows) {
-    const peer = rows.get(`recipe-${key.startsWith(BASE) ? key.slice(BASE.length) : key}`);
+    const own = PEERS.slice(1).find((prefix) => key.startsWith(prefix));
+    const peer = rows.get(`recipe-${own ? key.slice(own.length) : key}`);
     if (!peer) continue;
     const theirs = compared(peer);
     row.extra = [{ name: 'vs recipe', values: compared(row).map((ours, i) => ours / theirs[i]!) }, ...(row.extra ?? [])];
