@@ -39,6 +39,17 @@ function expiryOf(cookie: { expires?: Date | string | number | null } | undefine
 /** What express-session stores of a cookie (its Cookie's `data`): a stored cookie with these values is the Cookie's. */
 const COOKIE_FIELDS = ['originalMaxAge', 'partitioned', 'priority', 'expires', 'secure', 'httpOnly', 'domain', 'path', 'sameSite'] as const;
 
+/** The fields of express-session's Cookie that it stores, as a stored record's cookie may hold them. */
+type CookieFields = { [field in (typeof COOKIE_FIELDS)[number]]?: unknown } & { expires?: Date | null };
+
+/** How many of the stored fields `cookie` holds (each by name, as holdsCookie reads them). */
+function definedFields(cookie: CookieFields): number {
+  const { originalMaxAge, partitioned, priority, expires, secure, httpOnly, domain, path, sameSite } = cookie;
+  return has(originalMaxAge) + has(partitioned) + has(priority) + has(expires) + has(secure) + has(httpOnly) + has(domain) + has(path) + has(sameSite);
+}
+
+const has = (value: unknown): number => (value === undefined ? 0 : 1);
+
 /** Nothing to keep or to re-measure (adopt's common case: no unsaved change here). */
 const NOTHING = new Map<string, string | undefined>();
 
@@ -87,6 +98,8 @@ export class SessionEntry implements Live {
   /** The expiries our touches wrote, newest last, to tell them from HTTP's in the record. */
   private ownExpiries: number[] | undefined;
   private renewalAsked: number | undefined;
+  /** The ISO string of a Cookie expiry (see sameExpiry), for the time it was made from. */
+  private expiryIso: { time: number; iso: string } | undefined;
   /** In the hub's registry (shared by its sockets, its writes counted); only then is its copy ever trusted. */
   private tracked = false;
 
@@ -303,18 +316,43 @@ export class SessionEntry implements Live {
    * list does not know makes the counts differ: then a new Cookie is made, as before.
    */
   private holdsCookie(stored: unknown): boolean {
-    const cookie = this.raw.cookie as unknown as Record<string, unknown> | undefined;
+    const cookie = this.raw.cookie as unknown as CookieFields | undefined;
     // (Only the store's Cookie is kept: a plain object a handler put in its place is made a Cookie again.)
     if (!cookie || Object.getPrototypeOf(cookie) === Object.prototype || stored === null || typeof stored !== 'object' || Object.getPrototypeOf(stored) !== Object.prototype) return false;
-    let keys = 0;
-    for (const key in stored) {
-      const value = (stored as Record<string, unknown>)[key];
-      if (key === 'expires' ? expiryOf(stored as never) !== expiryOf(cookie as never) || (value === null) !== (cookie.expires === null) : value !== cookie[key]) return false;
-      keys++;
+    const record = stored as CookieFields;
+    // Field by field by name (one shape each side, read the same way at every load, unlike a keyed loop).
+    if (
+      record.originalMaxAge !== cookie.originalMaxAge ||
+      record.secure !== cookie.secure ||
+      record.httpOnly !== cookie.httpOnly ||
+      record.path !== cookie.path ||
+      record.domain !== cookie.domain ||
+      record.sameSite !== cookie.sameSite ||
+      record.partitioned !== cookie.partitioned ||
+      record.priority !== cookie.priority ||
+      !this.sameExpiry(record.expires, cookie.expires)
+    ) {
+      return false;
     }
-    let fields = 0;
-    for (const field of COOKIE_FIELDS) if (cookie[field] !== undefined) fields++;
-    return keys === fields;
+    // The stored cookie has no field besides those (a field this list does not know makes the counts differ).
+    let keys = 0;
+    for (const _ in record) keys++;
+    return keys === definedFields(cookie);
+  }
+
+  /**
+   * A stored expiry (as JSON holds it: an ISO string, or null) is the Cookie's. The common case, the
+   * ISO string of the Cookie's own time, is a string comparison (the Cookie's ISO form is kept for its
+   * time: no date string parsed at every load); any other form is compared as a time.
+   */
+  private sameExpiry(stored: unknown, expires: Date | null | undefined): boolean {
+    if (stored === null || stored === undefined || expires === null || expires === undefined) return stored === expires;
+    const time = expires instanceof Date ? expires.getTime() : expiryOf({ expires });
+    if (typeof stored === 'string') {
+      if (this.expiryIso?.time !== time) this.expiryIso = Number.isFinite(time) ? { time: time!, iso: new Date(time!).toISOString() } : undefined;
+      if (stored === this.expiryIso?.iso) return true;
+    }
+    return expiryOf({ expires: stored as string | number }) === time;
   }
 
   /** A cookie expiry in the store that none of our touches wrote is the one HTTP last sent the browser. */

@@ -106,6 +106,10 @@ async function harness(t: T, options: { perMessage: boolean; store?: Store; reva
       ack('ok');
     });
     socket.on('cookie-kind', (ack: (r: string) => void) => ack(typeof (session.cookie as { serialize?: unknown }).serialize));
+    socket.on('cookie-fields', (ack: (r: unknown) => void) => {
+      const { path, sameSite, expires } = session.cookie;
+      ack({ path, sameSite: sameSite ?? null, expires: expires instanceof Date ? expires.toISOString() : expires, kind: typeof (session.cookie as { serialize?: unknown }).serialize });
+    });
     socket.on('peek', (ack: (r: unknown) => void) => {
       ack({
         isAdmin: (session as { isAdmin?: unknown }).isAdmin ?? null,
@@ -283,6 +287,25 @@ test('per-message on a shared store: a record another process rewrites with the 
   assert.equal(await client.emitWithAck('inc'), 43);
   await server.sio.flush();
   assert.equal(((await stored(server, cookie))!.cookie as Bag).expires, extended);
+  // Any other field that changed in the store, or one express-session's Cookie does not have, is taken in as well; an
+  // expiry stored in another form of the same time (a number) keeps the Cookie's.
+  const current = (await stored(server, cookie))!;
+  const same = Date.parse(extended);
+  for (const [change, seen] of [
+    [{ path: '/app' }, { path: '/app', sameSite: null, expires: extended }],
+    [{ path: '/app', sameSite: 'strict' }, { path: '/app', sameSite: 'strict', expires: extended }],
+    // (the same fields, the same time as a number: the Cookie is kept, its expiry still a Date)
+    [{ path: '/app', sameSite: 'strict', expires: same }, { path: '/app', sameSite: 'strict', expires: extended }],
+    [{ path: '/app', sameSite: 'strict', expires: new Date(same + 1000).toISOString() }, { path: '/app', sameSite: 'strict', expires: new Date(same + 1000).toISOString() }],
+    [{ path: '/app', sameSite: 'lax', expires: new Date(same + 1000).toISOString() }, { path: '/app', sameSite: 'lax', expires: new Date(same + 1000).toISOString() }],
+    [{ path: '/', expires: new Date(same + 2000).toISOString() }, { path: '/', sameSite: null, expires: new Date(same + 2000).toISOString() }],
+    [{ path: '/', expires: null }, { path: '/', sameSite: null, expires: null }],
+  ] as Array<[Bag, Bag]>) {
+    store.putRaw(sidOf(cookie), { ...current, cookie: { ...(current.cookie as Bag), ...change } });
+    assert.deepEqual(await client.emitWithAck('cookie-fields'), { ...seen, kind: 'function' }, `stored cookie changed by ${JSON.stringify(change)}`);
+  }
+  store.putRaw(sidOf(cookie), { ...current, cookie: { ...(current.cookie as Bag), expires: extended, unknownField: 1 } });
+  assert.equal(await client.emitWithAck('cookie-kind'), 'function', 'a stored cookie with a field the Cookie does not know still loads');
   // A handler that puts a plain object with the same fields in the Cookie's place: the next load makes it a Cookie again.
   assert.equal(await client.emitWithAck('plain-cookie'), 'ok');
   assert.equal(await client.emitWithAck('cookie-kind'), 'function', 'the next event sees express-session\'s Cookie');
