@@ -107,7 +107,7 @@ async function harness(t: T, options: { perMessage: boolean; store?: Store; reva
     });
     socket.on('cookie-kind', (ack: (r: string) => void) => ack(typeof (session.cookie as { serialize?: unknown }).serialize));
     socket.on('cookie-fields', (ack: (r: unknown) => void) => {
-      const { path, sameSite, expires } = session.cookie;
+      const { path, sameSite, expires } = session.cookie as { path?: string; sameSite?: unknown; expires?: unknown };
       ack({ path, sameSite: sameSite ?? null, expires: expires instanceof Date ? expires.toISOString() : expires, kind: typeof (session.cookie as { serialize?: unknown }).serialize });
     });
     socket.on('peek', (ack: (r: unknown) => void) => {
