@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import type { SessionData, Store } from 'express-session';
 import type { Socket } from 'socket.io';
 import { startServer, connectClient, connected, once, eventually, sidOf, type TestServer } from '../helpers/servers.js';
+import { FaultyStore } from '../helpers/stores.js';
 
 type Ack = (value?: unknown) => void;
 
@@ -268,4 +269,44 @@ test('a change an async handler makes after the pending save already ran is save
     return data?.second === 2 ? data : undefined;
   }, 2000);
   assert.equal(stored!.first, 1);
+});
+
+test('a save retried after a store outage outlives its socket and runtime: a socket of the session that connects meanwhile keeps its own change, and both changes reach the store', async (t) => {
+  // The store's writes fail for real (FaultyStore answers every set with an error) while the first socket leaves.
+  const store = new FaultyStore();
+  const server = await startServer({ store, saveDelay: 50 });
+  t.after(() => server.close());
+  handlers(server);
+  const serror: unknown[] = [];
+  server.sio.on('serror', (err) => serror.push(err));
+  const cookie = await server.login();
+  const sid = sidOf(cookie);
+  const first = connectClient(server.url, cookie);
+  t.after(() => first.close());
+  await connected(first);
+  await first.emitWithAck('set', 'fromFirst', 1);
+  store.fault = { kind: 'error', op: 'set' };
+  first.close(); // its disconnect save fails; a retry is due in RETRY_AFTER_MS, after its runtime let go of the session
+  await eventually(() => serror.length > 0, 2000, 10);
+  assert.equal((store.peek(sid) as Record<string, unknown>).fromFirst, undefined, 'not written while the store fails');
+  // A second socket of the session: it loads what the store holds (without the first socket's change).
+  const second = connectClient(server.url, cookie);
+  t.after(() => second.close());
+  await connected(second);
+  store.fault = undefined;
+  await second.emitWithAck('set', 'fromSecond', 2);
+  // The retry (about a second after the failure: the wall clock is the point) and the second socket's save both land.
+  await eventually(() => {
+    const stored = store.peek(sid) as Record<string, unknown>;
+    return stored.fromFirst === 1 && stored.fromSecond === 2;
+  }, 5000, 20);
+  await server.sio.flush();
+  const stored = store.peek(sid) as Record<string, unknown>;
+  assert.equal(stored.fromFirst, 1, 'the first socket\'s change, saved by the retry');
+  assert.equal(stored.fromSecond, 2, 'the second socket\'s change');
+  assert.equal(await second.emitWithAck('get', 'fromSecond'), 2);
+  // The second socket goes on changing the session; its saves do not take the first socket's change back out.
+  await second.emitWithAck('set', 'fromSecond', 3);
+  await server.sio.flush();
+  assert.deepEqual([(store.peek(sid) as Record<string, unknown>).fromFirst, (store.peek(sid) as Record<string, unknown>).fromSecond], [1, 3]);
 });
