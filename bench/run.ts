@@ -187,7 +187,7 @@ class OpenFleet {
 }
 
 /**
- * A fleet and those measured against it (its recipe and "before" fleets, when the run has them):
+ * A fleet and those measured against it (its recipe, "before" and plain-client fleets, when the run has them):
  * they take their slices in one group, each slice next to the others', so "vs recipe" and "vs
  * before" compare runs seconds apart, not minutes (issue 16 item 7: the machine's speed moves
  * more than the difference measured).
@@ -207,7 +207,7 @@ function groupsOf(ours: OpenFleet[]): OpenFleet[][] {
 
 /**
  * All fleets' sockets stay open (idle ones cost nothing); one warm-up slice each. Each repetition
- * runs every group (a fleet with its recipe and "before" fleets, see {@link groupsOf}) for SLICES
+ * runs every group (a fleet with its recipe, "before" and plain-client fleets, see {@link groupsOf}) for SLICES
  * rounds; a round is one slice of each member and one of plain, in an order that rotates, so each
  * comparison is between runs seconds apart (the shared machine's load changes from one second to
  * the next); a repetition's value is the median of its slices (the group's members share plain's).
