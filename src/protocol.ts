@@ -92,9 +92,9 @@ export const NOTICE_FIELD = 'sio-sessions:notice';
 
 /** The notice carried by an ack's arguments, if they are one. */
 export function noticeOf(args: ArrayLike<unknown>): EmitNotice | undefined {
-  const first = args[0] as Record<string, unknown> | null | undefined;
-  const notice = args.length === 1 && typeof first === 'object' ? (first?.[NOTICE_FIELD] as EmitNotice | null | undefined) : undefined;
-  return typeof notice === 'object' && typeof notice?.reason === 'string' ? notice : undefined;
+  // (Only an object has the field, and only an object has a `reason`: what comes over the wire is JSON.)
+  const notice = args.length === 1 ? ((args[0] as Record<string, unknown> | null | undefined)?.[NOTICE_FIELD] as EmitNotice | null | undefined) : undefined;
+  return typeof notice?.reason === 'string' ? notice : undefined;
 }
 
 /** `err.data` of a refused handshake, and the payload of {@link Events.INVALID}. */

@@ -35,7 +35,8 @@ export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() =
   // The answer of each emit still waiting, in the order sent (answered in that order, as a rule: found
   // first). An array, not a Set: a Set emptied and filled again at every emit rehashes (an allocation)
   // every few emits, which cost a tenth of a client's CPU per acked emit. Also the first argument of an
-  // answer that fails its emit with a notice (no server reply is this array).
+  // answer that fails its emit with a notice (no server reply is this array). Failing them all takes
+  // the whole list at once (a long list, such as emits buffered while offline, costs no search each).
   const waiting: Fn[] = [];
   let timed = false;
   let ended = false;
@@ -51,26 +52,33 @@ export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() =
       const errorFirst = timed || ackTimeout || !!ack?.withError;
       timed = false;
       if (typeof ack !== 'function') return ended ? socket : emit!.call(socket, event, ...args);
+      // Called once: by socket.io-client with the server's answer while the emit is on the list (then
+      // taken off it), or with a notice by fail(), which took the whole list first, or after end().
       const answer = (...reply: unknown[]) => {
-        const at = waiting.indexOf(answer);
-        if (at < 0) return; // already answered: an emit is answered once
-        waiting.splice(at, 1);
-        const notice = reply[0] === waiting ? (reply[1] as EmitNotice) : noticeOf(errorFirst ? reply.slice(1) : reply);
+        const failed = reply[0] === waiting;
+        if (!failed) {
+          const at = waiting.indexOf(answer);
+          if (at < 0) return; // already answered: an emit is answered once
+          waiting.splice(at, 1);
+        }
+        const notice = failed ? (reply[1] as EmitNotice) : noticeOf(errorFirst ? reply.slice(1) : reply);
         if (notice) ack.call(socket, new SessionEmitError(notice, event));
         else ack.apply(socket, reply);
       };
       answer.withError = ack.withError;
-      waiting.push(answer);
       // After end(): answered at once, never sent nor buffered for the next session.
       if (ended) return setTimeout(answer, 0, waiting, SESSION_ENDED), socket;
+      waiting.push(answer);
       return emit!.call(socket, event, ...args.slice(0, -1), answer);
     },
   };
   Object.assign(socket, wraps);
-  undo.push(() => Object.keys(wraps).forEach((name) => delete (socket as unknown as Record<string, Fn>)[name]));
+  undo.push(() => {
+    for (const name in wraps) delete (socket as unknown as Record<string, Fn>)[name];
+  });
   const fail = (notice: EmitNotice) => {
     socket.sendBuffer.length = 0;
-    waiting.slice().forEach((answer) => answer(waiting, notice));
+    waiting.splice(0).forEach((answer) => answer(waiting, notice));
   };
   return {
     fail,
