@@ -250,3 +250,142 @@ test('a handler that acks with what socket.io cannot send (a BigInt, a cycle): t
   assert.equal(errors.length, 2);
   assert.match(String((errors[0] as Error).message), /acked with arguments socket\.io cannot send/);
 });
+
+/**
+ * A fault of our own code (not the app's: handler throws are caught where the handler is called)
+ * while a batch goes on from an async handler. No real input makes our code throw there, so a method
+ * of the session's stand-in (SessionEntry, ours) is patched to throw once: a mock, for a fault that
+ * cannot be produced for real. Undone after the test.
+ */
+async function withFaultOnce(t: { after(fn: () => unknown): void }, method: 'begin' | 'takeChanges', arm: (fire: () => void) => void): Promise<{ thrown: () => boolean }> {
+  const { SessionEntry } = await import('../../src/server/session-entry.js');
+  const proto = SessionEntry.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const original = proto[method]!;
+  let armed = false;
+  let thrown = false;
+  proto[method] = function (this: unknown, ...args: unknown[]) {
+    if (!armed) return original.apply(this, args);
+    armed = false;
+    thrown = true;
+    throw new Error(`injected fault in SessionEntry.${method}`);
+  };
+  t.after(() => (proto[method] = original));
+  arm(() => (armed = true));
+  return { thrown: () => thrown };
+}
+
+function processFaults(t: { after(fn: () => unknown): void }): unknown[] {
+  const escaped: unknown[] = [];
+  const onEscape = (err: unknown) => escaped.push(err);
+  process.on('unhandledRejection', onEscape);
+  process.on('uncaughtException', onEscape);
+  t.after(() => {
+    process.off('unhandledRejection', onEscape);
+    process.off('uncaughtException', onEscape);
+  });
+  return escaped;
+}
+
+test('a batch started from the end of an async handler\'s batch that fails at its start (our fault, injected): only its own emit gets a notice, once; the earlier emit keeps its ack; nothing escapes; the queue goes on', async (t) => {
+  const escaped = processFaults(t);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  t.after(() => release());
+  const seen: string[] = [];
+  let started = false;
+  const { server, cookie, client, onWire, errors } = await perMessage(t, {}, (socket) => {
+    socket.use(([event], next) => {
+      seen.push(event as string);
+      next();
+    });
+    const s = socket as unknown as { session: Record<string, unknown>; on(event: string, fn: (...args: any[]) => unknown): unknown };
+    // Changes nothing: its batch has nothing to save and ends in the same call as its continuation, which starts the next batch.
+    s.on('wait', async (ack: Ack) => {
+      started = true;
+      await gate;
+      ack('waited');
+    });
+    counterHandlers(s, Promise.resolve());
+  });
+  let fire!: () => void;
+  const fault = await withFaultOnce(t, 'begin', (f) => (fire = f));
+  const first = emit(client, 'wait');
+  await eventually(() => started, 5000); // its batch runs (its handler waits at the gate)
+  const second = emit(client, 'inc');
+  await eventually(() => seen.length === 2, 5000); // queued behind it: the next batch
+  fire();
+  release();
+  await eventually(() => first.args !== undefined && second.args !== undefined, 5000);
+  assert.ok(fault.thrown(), 'the fault was injected where the second batch starts');
+  assert.deepEqual(first.args, ['waited'], 'the earlier batch is not failed by the next one\'s fault');
+  assert.deepEqual(second.notice, { code: 'SESSION_UNAVAILABLE', reason: 'store-error', retryAfter: 1000 });
+  const later = emit(client, 'inc');
+  await eventually(() => later.args !== undefined, 5000);
+  assert.deepEqual(later.args, [1], 'the session\'s queue goes on');
+  assert.equal((await server.httpSession(cookie)).counter, 1);
+  assert.deepEqual(onWire.duplicates(), []);
+  assert.deepEqual(escaped, [], 'nothing reached the process as an unhandled rejection or exception');
+  assert.equal(errors.filter((e) => !(e instanceof Error && /store/.test(e.message))).length, 0, String(errors));
+});
+
+test('an async handler\'s batch whose own save step fails after the handler resumed (our fault, injected): its emit gets one store-error notice, its change is not kept, nothing escapes, and the queue goes on', async (t) => {
+  const escaped = processFaults(t);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  t.after(() => release());
+  let started = false;
+  const { server, cookie, client, onWire } = await perMessage(t, {}, (socket) => {
+    const s = socket as unknown as { session: Record<string, unknown>; on(event: string, fn: (...args: any[]) => unknown): unknown };
+    s.on('wait-then-set', async (ack: Ack) => {
+      started = true;
+      await gate;
+      s.session.counter = 100;
+      ack('set');
+    });
+    counterHandlers(s, Promise.resolve());
+  });
+  let fire!: () => void;
+  const fault = await withFaultOnce(t, 'takeChanges', (f) => (fire = f));
+  const first = emit(client, 'wait-then-set');
+  await eventually(() => started, 5000);
+  fire();
+  release();
+  await eventually(() => first.args !== undefined, 5000);
+  assert.ok(fault.thrown());
+  assert.deepEqual(first.notice, { code: 'SESSION_UNAVAILABLE', reason: 'store-error', retryAfter: 1000 });
+  const later = [emit(client, 'inc'), emit(client, 'inc')];
+  await eventually(() => later.every((a) => a.args !== undefined), 5000);
+  assert.deepEqual(later.map((a) => a.args), [[1], [2]], 'the failed batch\'s change is not kept; the queue goes on');
+  assert.equal((await server.httpSession(cookie)).counter, 2);
+  assert.deepEqual(onWire.duplicates(), []);
+  assert.deepEqual(escaped, [], 'nothing reached the process as an unhandled rejection or exception');
+});
+
+test('a batch that fails before it runs (our fault, injected: the options of its first event cannot be read): its emit gets one store-error notice, nothing escapes into socket.io\'s or the store\'s call, and the queue goes on', async (t) => {
+  const escaped = processFaults(t);
+  const { server, cookie, client, onWire } = await perMessage(t, {}, (socket) => counterHandlers(socket as never, Promise.resolve()));
+  // A mock for a fault we cannot produce for real (see withFaultOnce): EventUnit is ours; its
+  // `options` getter throws once, where the queue starts the batch.
+  const { EventUnit } = await import('../../src/server/runtime/events.js');
+  const original = Object.getOwnPropertyDescriptor(EventUnit.prototype, 'options')!;
+  let armed = true;
+  Object.defineProperty(EventUnit.prototype, 'options', {
+    configurable: true,
+    get(this: unknown) {
+      if (!armed) return original.get!.call(this);
+      armed = false;
+      throw new Error('injected fault in EventUnit.options');
+    },
+  });
+  t.after(() => Object.defineProperty(EventUnit.prototype, 'options', original));
+  const first = emit(client, 'inc');
+  await eventually(() => first.args !== undefined, 5000);
+  assert.equal(armed, false, 'the fault was injected');
+  assert.deepEqual(first.notice, { code: 'SESSION_UNAVAILABLE', reason: 'store-error', retryAfter: 1000 });
+  const later = emit(client, 'inc');
+  await eventually(() => later.args !== undefined, 5000);
+  assert.deepEqual(later.args, [1], 'the session\'s queue goes on');
+  assert.equal((await server.httpSession(cookie)).counter, 1);
+  assert.deepEqual(onWire.duplicates(), []);
+  assert.deepEqual(escaped, [], 'nothing reached the process as an unhandled rejection or exception');
+});

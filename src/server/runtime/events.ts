@@ -167,6 +167,7 @@ export class EventUnit {
 
   /** The store failed: the socket's status push, and the emit's notice. */
   fail(error: SessionUnavailableError): void {
+    if (this.done) return; // answered already: no status push for it either
     this.source.unavailable(error);
     this.notice(error.reason as NoticeReason, { retryAfter: error.data.retryAfter });
   }
@@ -256,7 +257,14 @@ function runGroups(runtime: BatchOwner, groups: EventUnit[][], ended: () => void
   new Batch(runtime, group, () => runGroups(runtime, groups, ended)).load();
 }
 
-/** One batch's steps, each the callback of the one before. */
+/**
+ * One batch's steps, each the callback of the one before. Each step entered from outside (the load,
+ * the store's answers, an async handler settling) contains what our own code throws in it: the
+ * batch's events not yet answered are answered "unavailable" and the batch ends, once. (The app's
+ * throws are caught where its handler is called.) So a fault never escapes into the store's
+ * callback or a promise nobody awaits, and a later batch started from this one's end (it drains on
+ * in the same call) has its own faults contained in its own steps, never taken for this batch's.
+ */
 class Batch {
   private readonly entry: SessionEntry;
   private readonly timeoutMs: number;
@@ -264,6 +272,8 @@ class Batch {
   private next = 0;
   /** Whether a unit's handler ran and its changes are to be saved (then it is acked). */
   private ran = false;
+  /** `ended` was called: nothing of this batch runs again. */
+  private over = false;
 
   constructor(
     private readonly runtime: BatchOwner,
@@ -275,14 +285,23 @@ class Batch {
   }
 
   load(): void {
-    refresh(this.entry, this.timeoutMs, this.loaded);
+    try {
+      refresh(this.entry, this.timeoutMs, this.loaded);
+    } catch (err) {
+      this.broke(err);
+    }
   }
 
   private readonly loaded: Outcome = (err, reason) => {
-    if (err) failAll(this.units, err);
-    else if (reason) sessionEnded(this.runtime, this.entry, this.units, reason);
-    else return this.runHandlers();
-    this.ended();
+    if (this.over) return; // (a store answering after our fault ended the batch)
+    try {
+      if (err) failAll(this.units, err);
+      else if (reason) sessionEnded(this.runtime, this.entry, this.units, reason);
+      else return this.runHandlers();
+      this.finish();
+    } catch (fault) {
+      this.broke(fault);
+    }
   };
 
   /** The handlers in turn; an async one's promise goes on here when it settles. */
@@ -294,7 +313,11 @@ class Batch {
       if (typeof running !== 'boolean') {
         running.then((toSave) => {
           if (toSave) this.ran = unit.toSave = true;
-          this.runHandlers();
+          try {
+            this.runHandlers();
+          } catch (fault) {
+            this.broke(fault);
+          }
         }, this.broke);
         return;
       }
@@ -304,20 +327,39 @@ class Batch {
   }
 
   private readonly saved: Outcome = (err, reason) => {
+    if (this.over) return;
     const { units } = this;
-    if (err) {
-      this.entry.discard();
-      failAll(units, err, true);
-    } else if (reason) sessionEnded(this.runtime, this.entry, units, reason, true);
-    else for (const unit of units) if (unit.toSave) unit.succeed();
-    this.ended();
+    try {
+      if (err) {
+        this.entry.discard();
+        failAll(units, err, true);
+      } else if (reason) sessionEnded(this.runtime, this.entry, units, reason, true);
+      else for (const unit of units) if (unit.toSave) unit.succeed();
+    } catch (fault) {
+      return this.broke(fault);
+    }
+    this.finish();
   };
 
-  /** Our own code failed while a handler settled: the batch's events are answered "unavailable" (and reported), the queue goes on. */
-  private readonly broke = (err: unknown): void => {
-    this.entry.discard();
-    failAll(this.units, err);
+  private finish(): void {
+    if (this.over) return;
+    this.over = true;
     this.ended();
+  }
+
+  /**
+   * Our own code failed in a step: the copy is not trusted (it reloads), the batch's events not yet
+   * answered are answered "unavailable" (a status push each), and the queue goes on. Once the batch
+   * ended there is nothing of it to answer: the fault is not swallowed, it is thrown on.
+   */
+  private readonly broke = (err: unknown): void => {
+    if (this.over) throw err;
+    try {
+      this.entry.discard();
+      failAll(this.units, err);
+    } finally {
+      this.finish();
+    }
   };
 }
 
@@ -331,7 +373,7 @@ function sessionEnded(runtime: BatchOwner, entry: SessionEntry, units: EventUnit
 }
 
 /** The load or the save failed: the events are answered "unavailable" (`ranOnly`: as above; values that cannot be stored were refused before). */
-function failAll(units: EventUnit[], err: unknown, ranOnly = false): void {
+export function failAll(units: EventUnit[], err: unknown, ranOnly = false): void {
   const error = asUnavailable(err);
   for (const unit of units) if (!ranOnly || unit.toSave) unit.fail(error);
 }

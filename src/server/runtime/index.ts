@@ -21,7 +21,7 @@ import type { SessionEntry } from '../session-entry.js';
 import { NO_MARK, type StoreHub } from '../store.js';
 import type { Wheel } from '../wheel.js';
 import { log } from '../log.js';
-import { runBatch, type EventUnit } from './events.js';
+import { failAll, runBatch, type EventUnit } from './events.js';
 import { acquireWithin, releaseWithin, unavailable } from './lock-wait.js';
 
 /** Most events run in one batch. */
@@ -184,7 +184,7 @@ export class SessionRuntime {
         queue.endedAtOnce = false;
         const head = items[0]!;
         if (isTask(head)) void this.runTask((items.shift() as { task: Task }).task).finally(queue.itemEnded);
-        else this.runEvents(this.takeEvents(items, queue.batch), queue.itemEnded);
+        else this.startEvents(queue);
         if (!queue.endedAtOnce) return this.watchWaiting(queue);
       }
     } finally {
@@ -192,6 +192,22 @@ export class SessionRuntime {
     }
     queue.running = false;
     this.idle();
+  }
+
+  /**
+   * Start the batch at the head of the queue. What our own code throws before its batch runs is
+   * contained here (a running batch contains its own: events.ts): its events are answered
+   * "unavailable" and it ends, so the fault never reaches the call that drained (a store's callback,
+   * or an earlier batch's last step) and the queue goes on.
+   */
+  private startEvents(queue: Queue): void {
+    try {
+      this.runEvents(this.takeEvents(queue.items, queue.batch), queue.itemEnded);
+    } catch (err) {
+      if (queue.endedAtOnce) throw err;
+      failAll(queue.batch, err);
+      queue.itemEnded();
+    }
   }
 
   private itemEnded(): void {
@@ -282,6 +298,8 @@ export class SessionRuntime {
     }
     try {
       await new Promise<void>((resolve) => runBatch(this, due, resolve));
+    } catch (err) {
+      failAll(due, err); // our own fault before the batch ran (it contains its own once it runs)
     } finally {
       await releaseWithin(release, Math.max(1, latest - Date.now()));
     }
