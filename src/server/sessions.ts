@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events';
 import type { DefaultEventsMap, Namespace, Server, Socket } from 'socket.io';
 import { DEFAULT_TOKEN_PATH, type InvalidReason } from '../protocol.js';
-import { SessionError, SessionOptionsError, SessionUnavailableError, type SessionServerError } from '../errors.js';
+import { describeThrown, SessionError, SessionHandlerError, SessionOptionsError, SessionUnavailableError, type SessionServerError } from '../errors.js';
 import { resolveOptions, type SessionsOptions } from './options.js';
 import { StoreHub } from './store.js';
 import { relayDestroys } from './invalidation.js';
@@ -106,7 +106,7 @@ export class SessionServer<
       hub,
       sealer: resolved.secrets.length > 0 ? new TicketSealer(resolved.secrets, resolved.ticketTtl) : undefined,
       report: (error: SessionServerError, socket?: Socket) => this.report(error, socket),
-      invalid: (socket: Socket, reason: InvalidReason) => void this.emit('sinvalid', socket as never, reason),
+      invalid: (socket: Socket, reason: InvalidReason) => this.tell('sinvalid', socket, reason),
       advice: new Advice(resolved, hub),
     };
     const ctx: ServerContext = (this.ctx = { ...base, wheel: revalidationWheel(base) });
@@ -149,7 +149,7 @@ export class SessionServer<
       new SocketBinding(socket, bound, this.ctx, ticketExpiresAt);
       if (log.handshake.enabled) log.handshake('socket %s bound to %s', socket.id, bound.tag);
     } catch (err) {
-      if (err instanceof SessionError && err.code === 'SESSION_INVALID') this.emit('sinvalid', socket as never, err.reason as InvalidReason);
+      if (err instanceof SessionError && err.code === 'SESSION_INVALID') this.tell('sinvalid', socket, err.reason as InvalidReason);
       else if (err instanceof SessionUnavailableError) this.report(err, socket);
       log.handshake('socket %s refused: %s', socket.id, (err as Error).message);
       throw err;
@@ -165,7 +165,7 @@ export class SessionServer<
       this.disposers.push(installSessionGetter(socket));
     }
     if (!binding.start()) return false;
-    this.emit('sconnection', socket as never, binding.entry.session);
+    this.tell('sconnection', socket, binding.entry.session);
     binding.connected();
     return true;
   }
@@ -186,9 +186,27 @@ export class SessionServer<
     );
   }
 
+  /**
+   * Call the app's listeners of `sconnection` or `sinvalid`. They are the app's code, like its
+   * handlers: what they throw is reported (`serror`, a SessionHandlerError with the throw as its
+   * cause), never thrown into socket.io's connection, a logout or the session's queue.
+   */
+  private tell(event: 'sconnection' | 'sinvalid', socket: Socket, arg: SocketSession | InvalidReason): void {
+    try {
+      this.emit(event, socket as never, arg as never);
+    } catch (err) {
+      this.report(new SessionHandlerError('handler-error', `an ${event} listener threw: ${describeThrown(err)}`, { cause: err }), socket);
+    }
+  }
+
+  /** To `serror`'s listeners, or console.error without one (also what an `serror` listener throws: there is nowhere else to tell). */
   private report(error: SessionServerError, socket?: Socket): void {
-    if (this.listenerCount('serror') > 0) this.emit('serror', error, socket as never);
-    else console.error('socket.io-sessions:', error);
+    if (this.listenerCount('serror') === 0) return console.error('socket.io-sessions:', error);
+    try {
+      this.emit('serror', error, socket as never);
+    } catch (err) {
+      console.error('socket.io-sessions: an serror listener threw', err, 'while told', error);
+    }
   }
 
   /**

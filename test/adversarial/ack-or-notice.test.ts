@@ -10,6 +10,7 @@ import { Events } from '../../src/protocol.js';
 import { emit, wire } from '../helpers/acks.js';
 import { connectClient, connected, eventually, sidOf, startServer } from '../helpers/servers.js';
 import { FaultyStore } from '../helpers/stores.js';
+import { watchProcess } from '../helpers/crashes.js';
 
 type Ack = (...args: unknown[]) => void;
 
@@ -274,20 +275,8 @@ async function withFaultOnce(t: { after(fn: () => unknown): void }, method: 'beg
   return { thrown: () => thrown };
 }
 
-function processFaults(t: { after(fn: () => unknown): void }): unknown[] {
-  const escaped: unknown[] = [];
-  const onEscape = (err: unknown) => escaped.push(err);
-  process.on('unhandledRejection', onEscape);
-  process.on('uncaughtException', onEscape);
-  t.after(() => {
-    process.off('unhandledRejection', onEscape);
-    process.off('uncaughtException', onEscape);
-  });
-  return escaped;
-}
-
 test('a batch started from the end of an async handler\'s batch that fails at its start (our fault, injected): only its own emit gets a notice, once; the earlier emit keeps its ack; nothing escapes; the queue goes on', async (t) => {
-  const escaped = processFaults(t);
+  const escaped = watchProcess(t);
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   t.after(() => release());
@@ -329,7 +318,7 @@ test('a batch started from the end of an async handler\'s batch that fails at it
 });
 
 test('an async handler\'s batch whose own save step fails after the handler resumed (our fault, injected): its emit gets one store-error notice, its change is not kept, nothing escapes, and the queue goes on', async (t) => {
-  const escaped = processFaults(t);
+  const escaped = watchProcess(t);
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   t.after(() => release());
@@ -362,7 +351,7 @@ test('an async handler\'s batch whose own save step fails after the handler resu
 });
 
 test('a batch that fails before it runs (our fault, injected: the options of its first event cannot be read): its emit gets one store-error notice, nothing escapes into socket.io\'s or the store\'s call, and the queue goes on', async (t) => {
-  const escaped = processFaults(t);
+  const escaped = watchProcess(t);
   const { server, cookie, client, onWire } = await perMessage(t, {}, (socket) => counterHandlers(socket as never, Promise.resolve()));
   // A mock for a fault we cannot produce for real (see withFaultOnce): EventUnit is ours; its
   // `options` getter throws once, where the queue starts the batch.

@@ -14,6 +14,7 @@ import { SessionValueError } from '../../src/errors.js';
 import { MAX_DEPTH } from '../../src/server/storable.js';
 import { FaultyStore } from '../helpers/stores.js';
 import { startServer, connectClient, connected, eventually, sidOf, type TestServer } from '../helpers/servers.js';
+import { watchProcess } from '../helpers/crashes.js';
 
 type T = { after(fn: () => unknown): void };
 type Bag = Record<string, unknown>;
@@ -42,19 +43,6 @@ const BAD_VALUES: Record<string, (session: Bag) => unknown> = {
   }),
   [`${MAX_DEPTH * 5} nested objects`]: () => nested(MAX_DEPTH * 5),
 };
-
-/** Collects what must never happen in this process while a test runs. */
-function watchProcess(t: T): unknown[] {
-  const crashes: unknown[] = [];
-  const onError = (err: unknown) => crashes.push(err);
-  process.on('unhandledRejection', onError);
-  process.on('uncaughtException', onError);
-  t.after(() => {
-    process.off('unhandledRejection', onError);
-    process.off('uncaughtException', onError);
-  });
-  return crashes;
-}
 
 interface Harness {
   server: TestServer;
