@@ -180,16 +180,16 @@ function count(value: unknown, name: string, fallback?: number): number | undefi
 
 /** The SDK's own options, checked, with their defaults; `io` is what goes to socket.io-client. */
 interface Options {
-  onInvalid: OnInvalid<InvalidContext>;
+  _onInvalid: OnInvalid<InvalidContext>;
   /** Unset: takeReload's defaults (src/client/invalid-policy.ts), which the tabs entry uses too. */
-  maxReloads?: number;
-  reloadWindow?: number;
+  _maxReloads?: number;
+  _reloadWindow?: number;
   _retryMin: number;
   _retryMax: number;
-  on: ConnectWithSessionOptions['on'];
-  credential?: CredentialProvider;
-  tabs?: TabsProvider;
-  io: Partial<ManagerOptions & SocketOptions>;
+  _on: ConnectWithSessionOptions['on'];
+  _credential?: CredentialProvider;
+  _tabs?: TabsProvider;
+  _io: Partial<ManagerOptions & SocketOptions>;
 }
 
 function readOptions(options: ConnectWithSessionOptions = {}): Options {
@@ -197,15 +197,15 @@ function readOptions(options: ConnectWithSessionOptions = {}): Options {
   if (onInvalid !== 'reload' && onInvalid !== 'none' && typeof onInvalid !== 'function') invalidOption('onInvalid', onInvalid);
   const min = count(retry?.min, 'retry.min', 1000);
   return {
-    onInvalid,
-    maxReloads: count(maxReloads, 'maxReloads'),
-    reloadWindow: count(reloadWindow, 'reloadWindow'),
+    _onInvalid: onInvalid,
+    _maxReloads: count(maxReloads, 'maxReloads'),
+    _reloadWindow: count(reloadWindow, 'reloadWindow'),
     _retryMin: min,
     _retryMax: Math.max(min, count(retry?.max, 'retry.max', 30_000)),
-    on,
-    credential,
-    tabs,
-    io,
+    _on: on,
+    _credential: credential,
+    _tabs: tabs,
+    _io: io,
   };
 }
 
@@ -234,8 +234,8 @@ interface Link extends Options {
   _step: number;
   /** Invalid answers in a row since the last connection... */
   _streak: number;
-  /** ...and whether the first of them was pushed to a connected socket (logout, login, expiry). */
-  _fromConnected: boolean;
+  /** ...and whether the first of them was pushed to a connected socket (logout, login, expiry); set at the first (unset before any). */
+  _fromConnected?: boolean;
 }
 
 /** The one place the state changes. */
@@ -264,7 +264,7 @@ function connectNow(link: Link) {
  * transport opens (a handshake held back by it would meet engine.io's websocket upgrade, which can stall it).
  */
 function connectIn(link: Link, delay: number, renewFirst?: boolean) {
-  const { credential } = link;
+  const { _credential: credential } = link;
   cancelRetry(link);
   transition(link, 'connecting');
   link._timer = setTimeout(renewFirst && credential ? () => credential.ready().then(() => link._state === 'connecting' && connectNow(link)) : connectNow, delay, link);
@@ -281,7 +281,7 @@ function handleInvalid(link: Link, data: SessionErrorData, phase: InvalidContext
   if (++link._streak === 1) link._fromConnected = phase === 'connected';
   cancelRetry(link);
   link._guard.end();
-  link.credential?.discard();
+  link._credential?.discard();
   if (link._socket.connected) link._close();
   const action = decideInvalid<InvalidContext>(link);
   const ctx: InvalidContext = {
@@ -293,10 +293,10 @@ function handleInvalid(link: Link, data: SessionErrorData, phase: InvalidContext
     reconnect: () => connectNow(link),
   };
   link._events.emit('invalid', ctx);
-  if (action === 'reconnect') return void connectIn(link, reconnectDelay(link._streak, link._fromConnected), true);
+  if (action === 'reconnect') return void connectIn(link, reconnectDelay(link._streak, link._fromConnected!), true);
   transition(link, 'invalid');
   if (action === 'reload') location.reload();
-  else if (action === 'handler') (link.onInvalid as (c: InvalidContext) => void)(ctx);
+  else if (action === 'handler') (link._onInvalid as (c: InvalidContext) => void)(ctx);
 }
 
 /** A refused handshake also answers what was emitted for it: the store may stay away longer than any ack should wait. */
@@ -430,7 +430,7 @@ export function controllerOf(events: SdkEmitter, state: () => SessionState, subs
 }
 
 /** socket.io-client's socket, not connected yet. `auth` runs on every (re)connect: each attempt gets a valid credential. */
-function openSocket(lookup: Lookup, url: string | undefined, { io, credential }: Options): Socket {
+function openSocket(lookup: Lookup, url: string | undefined, { _io: io, _credential: credential }: Options): Socket {
   const userAuth = io.auth;
   const auth = credential ? (cb: (data: object) => void) => credential.auth(typeof userAuth === 'object' ? userAuth : {}, cb) : userAuth;
   // Cookies must travel on cross-origin polling requests too.
@@ -444,19 +444,19 @@ function openSocket(lookup: Lookup, url: string | undefined, { io, credential }:
 function attach(socket: Socket, options: Options): SessionController {
   const subs: Subs = [];
   const events = new SessionEventEmitter();
-  const guard = guardEmits(socket, options.io.ackTimeout !== undefined, subs);
-  const link: Link = { ...options, _socket: socket, _events: events, _guard: guard, _close: socket.disconnect.bind(socket), _state: 'disconnected', _step: 0, _streak: 0, _fromConnected: false };
+  const guard = guardEmits(socket, options._io.ackTimeout !== undefined, subs);
+  const link: Link = { ...options, _socket: socket, _events: events, _guard: guard, _close: socket.disconnect.bind(socket), _state: 'disconnected', _step: 0, _streak: 0 };
   subs.push(() => cancelRetry(link));
   followSocket(link, subs);
   wrapDisconnect(link, subs);
   if (typeof document === 'object') followBrowser(link, subs);
   const controller = controllerOf(events, () => link._state, subs);
-  for (const [event, listener] of Object.entries(options.on ?? {})) {
+  for (const [event, listener] of Object.entries(options._on ?? {})) {
     if (typeof listener === 'function') controller.on(event as keyof SessionClientEvents, listener as never);
   }
   (socket as { sessions?: SessionController }).sessions = controller;
-  if (options.credential) subs.push(options.credential.attach(socket, (ctx) => events.emit('unavailable', ctx)));
-  if (options.io.autoConnect ?? true) connectNow(link);
+  if (options._credential) subs.push(options._credential.attach(socket, (ctx) => events.emit('unavailable', ctx)));
+  if (options._io.autoConnect ?? true) connectNow(link);
   return controller;
 }
 
@@ -480,7 +480,7 @@ export function createConnectWithSession(lookup: Lookup) {
     if (typeof url === 'object' && url !== null) [url, options] = [undefined, url];
     if (url !== undefined && typeof url !== 'string') invalidOption('url', url);
     const checked = readOptions(options);
-    if (checked.tabs) return checked.tabs.open(url, options!, connectWithSession);
+    if (checked._tabs) return checked._tabs.open(url, options!, connectWithSession);
     const socket = openSocket(lookup, url, checked);
     attach(socket, checked);
     return socket as SessionSocket<ListenEvents, EmitEvents>;

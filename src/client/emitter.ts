@@ -28,10 +28,22 @@ export class Emitter {
     return this;
   }
 
-  /** Calls the listeners registered when the event was emitted (a listener added or removed meanwhile changes a copy). */
+  /**
+   * Calls the listeners registered when the event was emitted (a listener added or removed meanwhile
+   * changes a copy). What a listener throws is thrown again on a later task (the page's console and
+   * `onerror` see it): the other listeners still run, and so does the SDK's work after the emit.
+   */
   emit(event: PropertyKey, ...args: any[]): boolean {
     const listeners = this._events.get(event);
-    listeners?.forEach((listener) => listener(...args));
+    listeners?.forEach((listener) => {
+      try {
+        listener(...args);
+      } catch (e) {
+        setTimeout(() => {
+          throw e;
+        });
+      }
+    });
     return !!listeners;
   }
 

@@ -41,18 +41,18 @@ export interface PolicyInput<Ctx> {
   /** Invalid answers in a row since the last successful connection. */
   _streak: number;
   /** The first of them was pushed to a connected socket (logout, login, expiry), not a refused handshake. */
-  _fromConnected: boolean;
-  onInvalid: OnInvalid<Ctx>;
+  _fromConnected?: boolean;
+  _onInvalid: OnInvalid<Ctx>;
   /** @default 3 (takeReload's) */
-  maxReloads?: number;
+  _maxReloads?: number;
   /** @default 60000 (takeReload's) */
-  reloadWindow?: number;
+  _reloadWindow?: number;
   /** Whether `location.reload()` exists (not in Node or workers). @default whether it does here */
-  canReload?: boolean;
+  _canReload?: boolean;
 }
 
 /** Decide, without side effects but for the reload count, what to do with this invalid answer. */
-export function decideInvalid<Ctx>({ _streak, _fromConnected, onInvalid, maxReloads, reloadWindow, canReload = typeof globalThis.location?.reload === 'function' }: PolicyInput<Ctx>): InvalidAction {
+export function decideInvalid<Ctx>({ _streak, _fromConnected, _onInvalid: onInvalid, _maxReloads: maxReloads, _reloadWindow: reloadWindow, _canReload: canReload = typeof globalThis.location?.reload === 'function' }: PolicyInput<Ctx>): InvalidAction {
   if (_streak <= 1 || (_streak === 2 && _fromConnected)) return 'reconnect';
   if (typeof onInvalid === 'function') return 'handler';
   return onInvalid === 'reload' && canReload && takeReload(maxReloads, reloadWindow) ? 'reload' : 'stop';

@@ -191,6 +191,42 @@ describe('engines', { concurrency: true }, () => {
         }
       });
 
+      test('an app listener of the SDK\'s events that throws: a second socket on the demo page still connects and acks; each throw reaches the page as an uncaught error (window "error")', async (t) => {
+        const { server, tab, until, connected, describeAll, teardown } = await setup(t);
+        try {
+          await tab.goto(`${server.url}/`);
+          await until((d) => d.state === 'connected' && d.tag !== '', 'connected');
+          connected();
+          await tab.evaluate(() => {
+            const w = window as unknown as { __errors: string[]; __second: unknown };
+            w.__errors = [];
+            window.addEventListener('error', (event) => void w.__errors.push(String(event.message)));
+            const lookup = (0, eval)('io') as { connectWithSession(url: undefined, options: object): unknown };
+            w.__second = lookup.connectWithSession(undefined, {
+              onInvalid: 'none',
+              on: {
+                state: () => {
+                  throw new Error('app bug in state');
+                },
+              },
+            });
+          });
+          const seen = await waitUntil(
+            () => tab.evaluate(() => {
+              const w = window as unknown as { __errors: string[]; __second: { sessions: { state: string } } };
+              return { state: w.__second.sessions.state, errors: w.__errors };
+            }),
+            (v) => v.state === 'connected' && v.errors.length >= 2,
+            { timeout: 15_000, what: 'the second socket connected, its listener\'s throws seen', describe: () => describeAll() },
+          );
+          assert.ok(seen.errors.every((m) => /app bug in state/.test(m)), JSON.stringify(seen.errors));
+          const acked = (await tab.evaluate(() => (window as unknown as { __second: { timeout(ms: number): { emitWithAck(e: string): Promise<unknown> } } }).__second.timeout(10_000).emitWithAck('state'))) as { counter: number };
+          assert.equal(typeof acked.counter, 'number', JSON.stringify(acked));
+        } finally {
+          await teardown();
+        }
+      });
+
       test('server down for 3 s, then up: the socket reconnects with the same session, no "invalid", no reload', async (t) => {
         const { server, until, incrementedOnDemo, teardown } = await setup(t);
         try {

@@ -611,3 +611,38 @@ describe('notices with payloads the protocol does not have', () => {
     }
   });
 });
+
+describe('the app\'s own listeners', () => {
+  test('a state listener that throws at every change: the SDK still connects, acks, and follows a server kick back to connected; each throw is one uncaught page error, and the page\'s other listeners still hear every change', async (t) => {
+    await fresh(t);
+    const context = await browser.newContext();
+    try {
+      const tab = await openTab(context);
+      await login(tab);
+      await tab.page.evaluate(() => {
+        const { io, record } = globalThis as unknown as PageGlobals;
+        const socket = io.connectWithSession({
+          on: {
+            state: () => {
+              throw new Error('app bug in state');
+            },
+          },
+        });
+        socket.sessions.on('state', (record as { state: (e: unknown) => void }).state);
+        (globalThis as any).socket = socket;
+      });
+      await waitUntil(() => stateOf(tab), (s) => s === 'connected', { what: 'connected', describe: () => dump([tab]) });
+      const echo = await tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).timeout(5000).emitWithAck('echo', 7));
+      assert.equal(echo, 7);
+      await tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).emit('kick'));
+      await waitUntil(() => logOf(tab), (l) => l.filter((s) => s === 'state:connected').length === 2, { what: 'connected again after the kick', describe: () => dump([tab]) });
+      const log = await logOf(tab);
+      // (The first change, 'connecting', happened inside connectWithSession(), before the recording listener was added.)
+      assert.deepEqual(log, ['state:connected', 'state:connecting', 'state:connected'], dump([tab]));
+      await waitUntil(async () => tab.errors.length, (n) => n === log.length + 1, { what: 'one page error per change', describe: () => dump([tab]) });
+      assert.ok(tab.errors.every((e) => /pageerror: .*app bug in state/.test(e)), JSON.stringify(tab.errors));
+    } finally {
+      await context.close();
+    }
+  });
+});

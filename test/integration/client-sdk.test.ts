@@ -162,3 +162,60 @@ test('shared tabs without Web Locks (Node has none): the socket is this process\
   socket.disconnect();
   await server.close();
 });
+
+/**
+ * What the SDK's listeners (`state`, `invalid`, `unavailable`) throw: thrown again on a later task,
+ * where Node (or the page's `onerror`) sees an uncaught exception, after the SDK did its own work.
+ * Node's test runner fails a test on an uncaught exception, so this test takes them itself while it
+ * runs (`process.setUncaughtExceptionCaptureCallback`, released after).
+ */
+function uncaughtDuring(t: { after(fn: () => unknown): void }): Error[] {
+  const seen: Error[] = [];
+  process.setUncaughtExceptionCaptureCallback((err) => seen.push(err as Error));
+  t.after(() => process.setUncaughtExceptionCaptureCallback(null));
+  return seen;
+}
+
+test('listeners that throw (state, invalid, unavailable) do not stop the SDK: it connects, follows a logout through its reconnects to its documented end, retries a store outage; each throw surfaces as an uncaught exception, the other listeners still run', async (t) => {
+  const thrown = uncaughtDuring(t);
+  class FlakyStore extends MemoryStore {
+    down = false;
+    override get(sid: string, cb: (err: unknown, s?: any) => void) {
+      if (this.down) return cb(new Error('store down')); // a store outage on demand (MemoryStore cannot fail for real)
+      super.get(sid, cb);
+    }
+  }
+  const store = new FlakyStore();
+  const server = await startServer({ store });
+  t.after(() => server.close());
+  server.sio.on('serror', () => {});
+  const cookie = await server.login();
+  store.down = true;
+  const calls: Record<string, number> = { state: 0, invalid: 0, unavailable: 0 };
+  const bug = (where: string) => () => {
+    calls[where]!++;
+    throw new Error(`app bug in ${where}`);
+  };
+  const socket = connectWithSession(server.url, { ...fast, retry: { min: 20, max: 40 }, extraHeaders: { cookie }, on: { state: bug('state'), invalid: bug('invalid'), unavailable: bug('unavailable') } });
+  const seen = states(socket); // a second listener, after the throwing one
+  const invalid: string[] = [];
+  socket.sessions.on('invalid', (ctx) => invalid.push(ctx.action));
+  await once(socket.sessions, 'unavailable', 3000);
+  await once(socket.sessions, 'unavailable', 3000); // retried after the throwing listener
+  store.down = false;
+  await once(socket, 'connect', 5000);
+  assert.equal(socket.sessions.state, 'connected');
+  await server.logout(cookie);
+  await eventually(() => socket.sessions.state === 'invalid', 5000);
+  assert.deepEqual(invalid, ['reconnect', 'reconnect', 'stop'], 'the invalid policy ran to its end');
+  assert.deepEqual(seen.slice(-2), ['connecting', 'invalid']);
+  assert.ok(seen.includes('connected'));
+  await eventually(() => thrown.some((e) => /app bug in invalid/.test(e.message)), 2000);
+  const where = new Set(thrown.map((e) => e.message));
+  assert.deepEqual([...where].sort(), ['app bug in invalid', 'app bug in state', 'app bug in unavailable'], 'each throw surfaced, none was swallowed');
+  socket.sessions.dispose();
+  socket.disconnect();
+  await eventually(() => thrown.length === calls.state! + calls.invalid! + calls.unavailable!, 2000);
+  for (const where of Object.keys(calls)) assert.equal(thrown.filter((e) => e.message === `app bug in ${where}`).length, calls[where], `each ${where} throw surfaced once`);
+  assert.equal(calls.state, seen.length + 1, 'the throwing state listener heard every change (and the first, before the second listener was added)');
+});

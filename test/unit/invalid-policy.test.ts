@@ -11,7 +11,7 @@ const backing = new Map<string, string>();
 };
 beforeEach(() => backing.clear());
 
-const base = { _fromConnected: false, onInvalid: 'reload' as const, maxReloads: 2, reloadWindow: 60_000, canReload: true };
+const base = { _fromConnected: false, _onInvalid: 'reload' as const, _maxReloads: 2, _reloadWindow: 60_000, _canReload: true };
 
 test('the first invalid answer after a good connection reconnects once', () => {
   assert.equal(decideInvalid({ ...base, _streak: 1 }), 'reconnect');
@@ -38,9 +38,9 @@ test('reloads older than the window are forgotten', () => {
 });
 
 test("'none', a handler, and no page to reload", () => {
-  assert.equal(decideInvalid({ ...base, _streak: 2, onInvalid: 'none' }), 'stop');
-  assert.equal(decideInvalid({ ...base, _streak: 2, onInvalid: () => {} }), 'handler');
-  assert.equal(decideInvalid({ ...base, _streak: 2, canReload: false }), 'stop');
+  assert.equal(decideInvalid({ ...base, _streak: 2, _onInvalid: 'none' }), 'stop');
+  assert.equal(decideInvalid({ ...base, _streak: 2, _onInvalid: () => {} }), 'handler');
+  assert.equal(decideInvalid({ ...base, _streak: 2, _canReload: false }), 'stop');
 });
 
 test('a corrupt or unwritable sessionStorage never leads to an endless reload loop', () => {

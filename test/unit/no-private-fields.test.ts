@@ -84,7 +84,7 @@ function scanText(source: string, file: string): Finding[] {
 /** `_` names that are our own, so named because the minifier shortens them (rollup.config.mjs): the SDK emitter's map, the fields of connect.ts's Link. */
 const OURS = [
   { file: 'client/emitter.ts', name: '_events' },
-  ...['_socket', '_events', '_guard', '_close', '_state', '_timer', '_step', '_streak', '_fromConnected', '_retryMin', '_retryMax'].map((name) => ({ file: 'client/connect.ts', name })),
+  ...['_socket', '_events', '_guard', '_close', '_state', '_timer', '_step', '_streak', '_fromConnected', '_retryMin', '_retryMax', '_onInvalid', '_maxReloads', '_reloadWindow', '_on', '_credential', '_tabs', '_io'].map((name) => ({ file: 'client/connect.ts', name })),
 ];
 
 const isKnown = (f: Finding) => [...KNOWN, ...OURS].some((k) => k.file === f.file && k.name === f.name);
