@@ -188,24 +188,34 @@ export class SessionServer<
 
   /**
    * Call the app's listeners of `sconnection` or `sinvalid`. They are the app's code, like its
-   * handlers: what they throw is reported (`serror`, a SessionHandlerError with the throw as its
-   * cause), never thrown into socket.io's connection, a logout or the session's queue.
+   * handlers: what one throws, or rejects with when it is async, is reported (`serror`, a
+   * SessionHandlerError with it as the cause), never thrown into socket.io's connection, a logout or
+   * the session's queue, nor left as an unhandled rejection.
    */
   private tell(event: 'sconnection' | 'sinvalid', socket: Socket, arg: SocketSession | InvalidReason): void {
-    try {
-      this.emit(event, socket as never, arg as never);
-    } catch (err) {
-      this.report(new SessionHandlerError('handler-error', `an ${event} listener threw: ${describeThrown(err)}`, { cause: err }), socket);
-    }
+    this.callListeners(event, [socket, arg], (err) =>
+      this.report(new SessionHandlerError('handler-error', `an ${event} listener threw: ${describeThrown(err)}`, { cause: err }), socket),
+    );
   }
 
   /** To `serror`'s listeners, or console.error without one (also what an `serror` listener throws: there is nowhere else to tell). */
   private report(error: SessionServerError, socket?: Socket): void {
     if (this.listenerCount('serror') === 0) return console.error('socket.io-sessions:', error);
-    try {
-      this.emit('serror', error, socket as never);
-    } catch (err) {
-      console.error('socket.io-sessions: an serror listener threw', err, 'while told', error);
+    this.callListeners('serror', [error, socket], (err) => console.error('socket.io-sessions: an serror listener threw', err, 'while told', error));
+  }
+
+  /**
+   * Each listener of `event` in turn, as `emit` calls them (`once` ones too), but each even when one
+   * before it failed; what one throws, or its promise rejects with, goes to `failed`.
+   */
+  private callListeners(event: EventName, args: unknown[], failed: (err: unknown) => void): void {
+    for (const listener of this.rawListeners(event) as Array<(...a: unknown[]) => unknown>) {
+      try {
+        const result = listener.apply(this, args);
+        if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') (result as PromiseLike<unknown>).then(undefined, failed);
+      } catch (err) {
+        failed(err);
+      }
     }
   }
 

@@ -115,3 +115,50 @@ test('an serror listener that throws when a handler fails: the emit still gets i
   assert.ok(lines.some((args) => (args as unknown[]).includes(listenerBug)), `console.error got the listener's throw: ${lines.length} call(s)`);
   assert.deepEqual(escaped, []);
 });
+
+test('async listeners that reject (sconnection, sinvalid, serror) and a throwing listener before another: each rejection is reported like a throw, never an unhandled rejection; the listeners after a failing one still run', async (t) => {
+  const escaped = watchProcess(t);
+  const server = await startServer({ perMessage: true });
+  t.after(() => server.close());
+  const logged = mock.method(console, 'error', () => undefined);
+  t.after(() => logged.mock.restore());
+  const reported: unknown[] = [];
+  server.sio.on('serror', (err) => void reported.push(err));
+  const serrorBug = new Error('async app bug in serror');
+  server.sio.on('serror', async () => {
+    await Promise.resolve();
+    throw serrorBug;
+  });
+  server.sio.on('sconnection', async (socket) => {
+    await Promise.resolve();
+    incOn(socket as unknown as AppSocket);
+    throw new Error('async app bug in sconnection');
+  });
+  server.sio.on('sconnection', () => {
+    throw new Error('sync app bug in sconnection');
+  });
+  let after = 0;
+  server.sio.on('sconnection', () => void after++); // after a throwing one: still called
+  server.sio.on('sinvalid', async () => {
+    await Promise.resolve();
+    throw new Error('async app bug in sinvalid');
+  });
+  const cookie = await server.login({ counter: 0 });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  await eventually(() => reported.length >= 2, 5000);
+  const answer = emit(client, 'inc');
+  await eventually(() => answer.args !== undefined, 5000);
+  assert.deepEqual(answer.args, [1], 'the async listener\'s handler serves the socket');
+  assert.equal(after, 1, 'the listener after the throwing one ran');
+  await server.logout(cookie);
+  await eventually(() => !client.connected && reported.length >= 3, 5000);
+  const messages = reported.map((e) => (e as Error).message);
+  for (const expected of [/listener threw: async app bug in sconnection$/, /listener threw: sync app bug in sconnection$/, /an sinvalid listener threw: async app bug in sinvalid$/]) {
+    assert.equal(messages.filter((m) => expected.test(m)).length, 1, `${expected}: ${JSON.stringify(messages)}`);
+  }
+  assert.ok(reported.every((e) => e instanceof SessionHandlerError));
+  await eventually(() => logged.mock.calls.filter((c) => (c.arguments as unknown[]).includes(serrorBug)).length === reported.length, 5000);
+  assert.deepEqual(escaped, [], 'no unhandled rejection');
+});
