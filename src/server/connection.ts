@@ -94,6 +94,10 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
     return (this.flags & GONE) !== 0;
   }
 
+  get disconnected(): boolean {
+    return this.socket.disconnected;
+  }
+
   get sid(): string {
     return this.entry.sid;
   }

@@ -57,3 +57,35 @@ test("a socket that connects while the session's last socket is saved on its way
   await eventually(() => Object.keys(leftovers(serverSizes(server))).length === 0);
   assert.equal(store.peek(sid), undefined, 'the logout is not undone by a save');
 });
+
+for (const perMessage of [false, true]) {
+  test(`${perMessage ? 'per-message' : 'per-connection'}: an app that takes every listener off its sockets (socket.removeAllListeners(), the library's disconnect listener too): a socket that leaves is still let go at the next revalidation, its change saved; a socket that stays is kept and served`, async (t) => {
+    const store = new FaultyStore();
+    const server = await startServer({ store, perMessage, revalidateInterval: 200 });
+    t.after(() => server.close());
+    server.sio.on('sconnection', (socket: Socket) => {
+      socket.removeAllListeners();
+      socket.on('inc', (ack: (n: unknown) => void) => {
+        const session = (socket as unknown as { session: { counter: number } }).session;
+        session.counter += 1;
+        ack(session.counter);
+      });
+    });
+    const leaving = await server.login({ counter: 0 });
+    const staying = await server.login({ counter: 10 });
+    const a = connectClient(server.url, leaving);
+    const b = connectClient(server.url, staying);
+    t.after(() => b.close());
+    await Promise.all([connected(a), connected(b)]);
+    assert.equal(await a.timeout(2000).emitWithAck('inc'), 1);
+    a.close();
+    // The leaving socket's runtime, copy and wheel slot go at a revalidation; the staying one's stay.
+    await eventually(() => serverSizes(server).runtimes === 1 && serverSizes(server).wheel === 1, 5000);
+    const reads = store.calls.get;
+    await eventually(() => store.calls.get >= reads + 3, 5000); // three more revalidations of the staying session
+    assert.equal(await b.timeout(2000).emitWithAck('inc'), 11, 'the staying socket is served');
+    assert.equal((store.peek(sidOf(leaving)) as { counter: number }).counter, 1, 'the leaving socket\'s change is saved');
+    b.close();
+    await eventually(() => Object.keys(leftovers(serverSizes(server))).length === 0, 5000);
+  });
+}

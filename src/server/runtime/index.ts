@@ -55,6 +55,10 @@ export interface RuntimeSocket {
   readonly perMessage: boolean;
   /** The session changed: schedule a save (per-connection: within `saveDelay`). */
   changed(): void;
+  /** Its socket.io socket is disconnected (it was stopped, or should have been: see {@link SessionRuntime.dropDisconnected}). */
+  readonly disconnected: boolean;
+  /** The socket left: leave the runtime, save what it changed. */
+  stop(): void;
 }
 
 /** A runtime's queue, made at its first work (an idle session's runtime carries none) and kept. */
@@ -326,6 +330,15 @@ export class SessionRuntime {
     }
     this.sockets = [...this.sockets, socket];
     return entry;
+  }
+
+  /**
+   * Stop the sockets that disconnected without their binding hearing it: the app took the
+   * binding's `disconnect` listener off (`socket.removeAllListeners()`), so their runtime, copy and
+   * revalidation would otherwise stay for good. Run at each revalidation (the wheel's turn).
+   */
+  dropDisconnected(): void {
+    for (const socket of this.sockets) if (socket.disconnected) socket.stop();
   }
 
   leave(socket: RuntimeSocket): void {

@@ -75,7 +75,11 @@ export async function flush(ctx: TaskContext): Promise<void> {
 /** The revalidation wheel of a server (none when `revalidateInterval` is 0). */
 export function revalidationWheel(ctx: TaskContext): Wheel<SessionRuntime> | undefined {
   const { revalidateInterval } = ctx.options;
-  return revalidateInterval > 0 ? new Wheel<SessionRuntime>(revalidateInterval, (runtime) => void revalidateTask(runtime, ctx)) : undefined;
+  const visit = (runtime: SessionRuntime) => {
+    runtime.dropDisconnected();
+    void revalidateTask(runtime, ctx);
+  };
+  return revalidateInterval > 0 ? new Wheel<SessionRuntime>(revalidateInterval, visit) : undefined;
 }
 
 function revalidateTask(runtime: SessionRuntime, ctx: TaskContext): Promise<void> {
