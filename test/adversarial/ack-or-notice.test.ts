@@ -275,6 +275,16 @@ async function withFaultOnce(t: { after(fn: () => unknown): void }, method: 'beg
   return { thrown: () => thrown };
 }
 
+/** After a fault contained: the session's next event is served and stored, no emit was answered twice, nothing escaped. */
+async function goesOn({ server, cookie, client, onWire }: Pick<Awaited<ReturnType<typeof perMessage>>, 'server' | 'cookie' | 'client' | 'onWire'>, escaped: unknown[]): Promise<void> {
+  const later = emit(client, 'inc');
+  await eventually(() => later.args !== undefined, 5000);
+  assert.deepEqual(later.args, [1], 'the session\'s queue goes on');
+  assert.equal((await server.httpSession(cookie)).counter, 1);
+  assert.deepEqual(onWire.duplicates(), []);
+  assert.deepEqual(escaped, [], 'nothing reached the process as an unhandled rejection or exception');
+}
+
 test('a batch started from the end of an async handler\'s batch that fails at its start (our fault, injected): only its own emit gets a notice, once; the earlier emit keeps its ack; nothing escapes; the queue goes on', async (t) => {
   const escaped = watchProcess(t);
   let release!: () => void;
@@ -308,12 +318,7 @@ test('a batch started from the end of an async handler\'s batch that fails at it
   assert.ok(fault.thrown(), 'the fault was injected where the second batch starts');
   assert.deepEqual(first.args, ['waited'], 'the earlier batch is not failed by the next one\'s fault');
   assert.deepEqual(second.notice, { code: 'SESSION_UNAVAILABLE', reason: 'store-error', retryAfter: 1000 });
-  const later = emit(client, 'inc');
-  await eventually(() => later.args !== undefined, 5000);
-  assert.deepEqual(later.args, [1], 'the session\'s queue goes on');
-  assert.equal((await server.httpSession(cookie)).counter, 1);
-  assert.deepEqual(onWire.duplicates(), []);
-  assert.deepEqual(escaped, [], 'nothing reached the process as an unhandled rejection or exception');
+  await goesOn({ server, cookie, client, onWire }, escaped);
   assert.equal(errors.filter((e) => !(e instanceof Error && /store/.test(e.message))).length, 0, String(errors));
 });
 
@@ -371,10 +376,5 @@ test('a batch that fails before it runs (our fault, injected: the options of its
   await eventually(() => first.args !== undefined, 5000);
   assert.equal(armed, false, 'the fault was injected');
   assert.deepEqual(first.notice, { code: 'SESSION_UNAVAILABLE', reason: 'store-error', retryAfter: 1000 });
-  const later = emit(client, 'inc');
-  await eventually(() => later.args !== undefined, 5000);
-  assert.deepEqual(later.args, [1], 'the session\'s queue goes on');
-  assert.equal((await server.httpSession(cookie)).counter, 1);
-  assert.deepEqual(onWire.duplicates(), []);
-  assert.deepEqual(escaped, [], 'nothing reached the process as an unhandled rejection or exception');
+  await goesOn({ server, cookie, client, onWire }, escaped);
 });
