@@ -1,15 +1,20 @@
 /**
  * `node --import tsx bench/event-path.ts`: the server's own CPU per per-message event, without the
- * network: one process, one socket per server, and each event given straight to the listener
- * socket.io would call (per-message: the library's wrapper, taken with the public `rawListeners`;
- * the recipe: its handler, which reloads, increments, saves, then acks), one at a time, interleaved
- * rounds. What it leaves out is the same for both: socket.io's packet decoding and dispatch, the
- * ack's encoding and write, and the kernel's share (most of a server's CPU per event in
- * `npm run bench`), and the client. So it shows what the library's event path costs against the
- * recipe's own work, with less of the machine's noise than the throughput rows.
+ * network: one process, EVENT_PATH_CONCURRENCY sessions with one socket each and one event in
+ * flight on each (as the bench's 50 sockets: a turn of the event loop serves several, so a store's
+ * deferred answer costs a share of a turn, not a whole one), and each event given straight to the
+ * listener socket.io would call (per-message: the library's wrapper, taken with the public
+ * `rawListeners`; the recipe: its handler, which reloads, increments, saves, then acks), interleaved
+ * rounds. What it leaves out is the same for both but for one part: socket.io's packet decoding and
+ * dispatch, the ack's encoding and write, the kernel's share (most of a server's CPU per event in
+ * `npm run bench`) and the client; and per-message's packet middleware (`socket.use`), which only
+ * per-message has. So it shows what the library's event path costs against the recipe's own work,
+ * with less of the machine's noise than the throughput rows, and not the whole difference.
+ * With EVENT_PATH_CONCURRENCY=1 (events one at a time, as before) every deferred store answer costs
+ * a whole turn of the loop, which the recipe (two per event) pays twice: it overstates the recipe.
  *
  * Knobs: EVENT_PATH_STORES (memory,redis), EVENT_PATH_EVENTS (events per round, 3000),
- * EVENT_PATH_ROUNDS (20), BENCH_LIB (as for the bench: the library's dist/ from that checkout).
+ * EVENT_PATH_ROUNDS (20), EVENT_PATH_CONCURRENCY (50), BENCH_LIB (as for the bench: the library's dist/ from that checkout).
  */
 import express from 'express';
 import session, { MemoryStore, type Store } from 'express-session';
@@ -30,9 +35,11 @@ const SECRET = 'event-path secret';
 
 type Ack = (n: number) => void;
 type Run = () => Promise<unknown>;
+/** Sessions (one socket each) with an event in flight at once, as the bench's 50 sockets: a turn of the event loop serves several, as on the network. */
+const CONCURRENCY = Number(env('EVENT_PATH_CONCURRENCY', '50'));
 
 /** An HTTP + socket.io server on `store` with a logged-in session and one connected socket; `run` gives one event to its listener. */
-async function serve(store: Store, kind: 'ours' | 'recipe', closers: Array<() => unknown>): Promise<Run> {
+async function serve(store: Store, kind: 'ours' | 'recipe', closers: Array<() => unknown>): Promise<Run[]> {
   const app = express();
   const middleware = session({ store, secret: SECRET, resave: false, saveUninitialized: false });
   app.use(middleware);
@@ -58,14 +65,19 @@ async function serve(store: Store, kind: 'ours' | 'recipe', closers: Array<() =>
   }
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-  const cookie = (await fetch(`${url}/login`, { method: 'POST' })).headers.get('set-cookie')!.split(';')[0]!;
-  const client = connect(url, { transports: ['websocket'], extraHeaders: { cookie } });
-  closers.push(() => client.close(), () => io.close());
-  await new Promise((resolve) => client.once('connect', () => resolve(undefined)));
-  await client.timeout(5000).emitWithAck('inc'); // the library wraps a listener at its first packet
-  const socket = [...io.of('/').sockets.values()][0] as Socket;
-  const [listener] = socket.rawListeners('inc') as Array<(ack: Ack) => void>;
-  return () => new Promise((resolve) => listener!.call(socket, resolve));
+  closers.push(() => io.close());
+  const runs: Run[] = [];
+  for (let i = 0; i < CONCURRENCY; i++) {
+    const cookie = (await fetch(`${url}/login`, { method: 'POST' })).headers.get('set-cookie')!.split(';')[0]!;
+    const client = connect(url, { transports: ['websocket'], extraHeaders: { cookie }, forceNew: true });
+    closers.push(() => client.close());
+    await new Promise((resolve) => client.once('connect', () => resolve(undefined)));
+    await client.timeout(5000).emitWithAck('inc'); // the library wraps a listener at its first packet
+    const socket = io.of('/').sockets.get(client.id!) as Socket;
+    const [listener] = socket.rawListeners('inc') as Array<(ack: Ack) => void>;
+    runs.push(() => new Promise((resolve) => listener!.call(socket, resolve)));
+  }
+  return runs;
 }
 
 /** The recipe's handler, as bench/server.ts has it. */
@@ -81,9 +93,14 @@ function recipeInc(req: express.Request, ack: Ack): void {
   });
 }
 
-async function cpuPerEvent(run: Run, events: number): Promise<number> {
+async function cpuPerEvent(runs: Run[], events: number): Promise<number> {
   const before = process.cpuUsage();
-  for (let i = 0; i < events; i++) await run();
+  let left = events;
+  await Promise.all(
+    runs.map(async (run) => {
+      while (left-- > 0) await run();
+    }),
+  );
   const used = process.cpuUsage(before);
   return (used.user + used.system) / events;
 }

@@ -64,6 +64,37 @@ test('the issue\'s scenario: one hanging handler and 200 events at once get 200 
   assert.equal((await server.httpSession(cookie)).counter, acked.length, 'the acked increments are stored; the given-up handler\'s write is not');
 });
 
+test('packets an app middleware after ours stops (never dispatched) do not count against maxPendingEvents later: after more of them than the bound, acked events still run', async (t) => {
+  // Our middleware counts a packet it lets through until socket.io dispatches it; one that a later
+  // middleware stops is never dispatched, and must not hold a place in the bound for good.
+  let stopped = 0;
+  const { server, cookie, client, onWire } = await perMessage(t, { maxPendingEvents: 3 }, (socket) => {
+    counterHandlers(socket as never, new Promise(() => undefined));
+    socket.on('blocked', () => assert.fail('a stopped packet reached its listener'));
+    socket.on('error', () => undefined); // socket.io reports a middleware's refusal there
+    socket.use((packet, next) => (packet[0] === 'blocked' ? (stopped++, next(new Error('not allowed'))) : next()));
+  });
+  const queueFull: unknown[] = [];
+  client.on(Events.UNAVAILABLE, (data) => queueFull.push(data));
+  // One at a time (each in its own read), more than the bound allows at once.
+  for (let i = 1; i <= 5; i++) {
+    client.emit('blocked', i);
+    await eventually(() => stopped === i, 2000);
+  }
+  const answers = [];
+  for (let i = 0; i < 3; i++) {
+    const answer = emit(client, 'inc');
+    await eventually(() => answer.args !== undefined, 3000);
+    answers.push(answer);
+  }
+  assert.deepEqual(answers.map((a) => a.notice), [undefined, undefined, undefined], `no notice: ${JSON.stringify(answers)}`);
+  assert.deepEqual(answers.map((a) => a.args?.[0]), [1, 2, 3]);
+  assert.deepEqual(queueFull, [], 'no queue-full push');
+  assert.deepEqual(onWire.duplicates(), []);
+  await server.sio.flush();
+  assert.equal((await server.httpSession(cookie)).counter, 3);
+});
+
 test('handlers that throw, reject, hang, ack twice, ack then throw, or ack after returning: one answer each; a failed handler\'s changes are undone and it gets a notice, never its ack', async (t) => {
   const { server, cookie, client, onWire, errors } = await perMessage(t, { handlerTimeout: 300 }, (socket) => {
     const s = socket as unknown as { session: Record<string, unknown>; on(event: string, fn: (...args: any[]) => unknown): unknown };
