@@ -18,8 +18,7 @@ import { basename, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { startRedis } from '../test/helpers/redis.js';
 import { Child } from './ipc.js';
-import type { ServerSpec } from './server.js';
-import type { SocketSpec } from './client.js';
+import { closeAll, cpuOf, open, type Open } from './variants.js';
 
 const env = (name: string, fallback: string) => process.env[name] ?? fallback;
 const VARIANTS = env('PROFILE_VARIANTS', 'pm-memory,recipe-memory,pm-redis,recipe-redis,plain').split(',');
@@ -68,34 +67,8 @@ function selfTimes(file: string): { byFunction: Map<string, number>; byOrigin: M
   return { byFunction, byOrigin, total };
 }
 
-function spec(variant: string, redisUrl: string): ServerSpec {
-  const store = variant.endsWith('redis') ? 'redis' : 'memory';
-  if (variant.startsWith('pm-') || variant.startsWith('pmp-')) return { sessions: { perMessage: true, store, prefix: 'pm:' }, redisUrl };
-  if (variant.startsWith('pc-')) return { sessions: { perMessage: false, store, prefix: 'pc:' }, redisUrl };
-  if (variant.startsWith('recipe-')) return { recipe: { store, prefix: 'recipe:' }, redisUrl };
-  return {};
-}
-
 const table = (rows: Array<[string, number]>, events: number) => rows.map(([name, us]) => `  ${(us / events).toFixed(2).padStart(8)} µs  ${name}`).join('\n');
 
-interface Open {
-  variant: string;
-  server: Child;
-  inc(seconds: number): Promise<unknown>;
-}
-
-/** `variant@dir`: the variant served from another checkout's dist/ (a before/after comparison under one load). */
-async function open(name: string, redisUrl: string, clients: Child[]): Promise<Open> {
-  const [variant, lib] = name.split('@') as [string, string | undefined];
-  const server = new Child('./server.ts', [JSON.stringify(spec(variant, redisUrl))], SERVER_FLAGS, lib ? { BENCH_LIB: lib } : undefined);
-  const { ready } = await server.announced;
-  const cookies: string[] = variant === 'plain' ? [] : await server.call('seed', { count: SOCKETS, data: DATA });
-  const specs: SocketSpec[] = Array.from({ length: SOCKETS }, (_, i) => ({ url: ready.url, cookie: cookies[i], plain: variant.startsWith('recipe') || variant.startsWith('pmp-') }));
-  await Promise.all(clients.map((c, p) => c.call('open', { name, specs: specs.filter((_, j) => j % clients.length === p) })));
-  return { variant: name, server, inc: (seconds) => Promise.all(clients.map((c) => c.call('inc', { name, seconds }))) };
-}
-
-const cpuOf = async (child: Child) => Object.values(await child.call<NodeJS.CpuUsage>('cpu')).reduce((a, b) => a + b, 0);
 const clientCpu = async (clients: Child[]) => (await Promise.all(clients.map(cpuOf))).reduce((a, b) => a + b, 0);
 
 /**
@@ -152,11 +125,10 @@ const redis = await startRedis({ args: ['--appendonly', 'no'] });
 const clients = [new Child('./client.ts', []), new Child('./client.ts', [])];
 const servers: Open[] = [];
 try {
-  for (const variant of VARIANTS) servers.push(await open(variant, redis.url, clients));
+  for (const variant of VARIANTS) servers.push(await open(variant, redis.url, clients, { sockets: SOCKETS, data: DATA, serverFlags: SERVER_FLAGS }));
   await profileAll(servers, clients);
 } finally {
-  await Promise.all(servers.map(async ({ server }) => (await server.call('exit').catch(() => undefined), await server.exited)));
-  for (const c of clients) c.proc.kill();
+  await closeAll(servers, clients);
   await redis.dispose();
 }
 process.exit(0);
