@@ -28,6 +28,7 @@ import type { TokenEndpointOptions } from './http/token-endpoint.js';
 import type { ServerContext } from './context.js';
 import { flush, revalidationWheel } from './runtime/tasks.js';
 import { SessionRuntime } from './runtime/index.js';
+import { isThenable } from './runtime/events.js';
 import { log } from './log.js';
 import { Advice } from './advice.js';
 
@@ -212,7 +213,7 @@ export class SessionServer<
     for (const listener of this.rawListeners(event) as Array<(...a: unknown[]) => unknown>) {
       try {
         const result = listener.apply(this, args);
-        if (typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') (result as PromiseLike<unknown>).then(undefined, failed);
+        if (isThenable(result)) result.then(undefined, failed);
       } catch (err) {
         failed(err);
       }

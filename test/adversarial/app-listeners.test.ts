@@ -4,7 +4,7 @@
 // or the process. A throw of an `sconnection` or `sinvalid` listener is reported through `serror`
 // as a SessionHandlerError; a throw of an `serror` listener goes to console.error (nowhere else to
 // go). Real socket.io server and client, express-session's MemoryStore (docs/architecture.md).
-import { test, mock } from 'node:test';
+import { test, mock, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { SessionHandlerError } from '../../src/errors.js';
 import { emit, wire } from '../helpers/acks.js';
@@ -14,6 +14,16 @@ import { watchProcess } from '../helpers/crashes.js';
 type Ack = (...args: unknown[]) => void;
 type AppSocket = { session: Record<string, unknown>; on(event: string, fn: (...args: any[]) => unknown): unknown };
 
+/** A per-message server (closed after the test), what escapes to the process meanwhile, and console.error's calls (kept off the output). */
+async function setUp(t: TestContext) {
+  const escaped = watchProcess(t);
+  const server = await startServer({ perMessage: true });
+  t.after(() => server.close());
+  const logged = mock.method(console, 'error', () => undefined);
+  t.after(() => logged.mock.restore());
+  return { escaped, server, logged };
+}
+
 function incOn(socket: AppSocket): void {
   socket.on('inc', (ack: Ack) => {
     socket.session.counter = ((socket.session.counter as number) ?? 0) + 1;
@@ -22,9 +32,7 @@ function incOn(socket: AppSocket): void {
 }
 
 test('an sconnection listener that throws after setting up its handlers: reported through serror (SessionHandlerError, the throw as cause), the socket is served, nothing escapes', async (t) => {
-  const escaped = watchProcess(t);
-  const server = await startServer({ perMessage: true });
-  t.after(() => server.close());
+  const { escaped, server, logged } = await setUp(t);
   const errors: unknown[] = [];
   server.sio.on('serror', (err) => errors.push(err));
   const thrown = new Error('app bug in sconnection');
@@ -45,13 +53,12 @@ test('an sconnection listener that throws after setting up its handlers: reporte
   assert.equal((errors[0] as SessionHandlerError).reason, 'handler-error');
   assert.match((errors[0] as Error).message, /sconnection listener threw: .*app bug in sconnection/);
   assert.equal((errors[0] as Error).cause, thrown);
+  assert.equal(logged.mock.callCount(), 0, 'with an serror listener, nothing goes to console.error');
   assert.deepEqual(escaped, []);
 });
 
 test('an sinvalid listener that throws at a logout: every socket of the session is still told and disconnected, the throw is reported once per call, nothing escapes, the server keeps serving', async (t) => {
-  const escaped = watchProcess(t);
-  const server = await startServer({ perMessage: true });
-  t.after(() => server.close());
+  const { escaped, server, logged } = await setUp(t);
   const errors: unknown[] = [];
   server.sio.on('serror', (err) => errors.push(err));
   server.sio.on('sconnection', (socket) => incOn(socket as unknown as AppSocket));
@@ -78,15 +85,12 @@ test('an sinvalid listener that throws at a logout: every socket of the session 
   const answer = emit(next, 'inc');
   await eventually(() => answer.args !== undefined, 5000);
   assert.deepEqual(answer.args, [6], 'the server keeps serving');
+  assert.equal(logged.mock.callCount(), 0, 'with an serror listener, nothing goes to console.error');
   assert.deepEqual(escaped, []);
 });
 
 test('an serror listener that throws when a handler fails: the emit still gets its handler-error notice, once; the listener\'s throw goes to console.error; the session\'s queue goes on; nothing escapes', async (t) => {
-  const escaped = watchProcess(t);
-  const server = await startServer({ perMessage: true });
-  t.after(() => server.close());
-  const logged = mock.method(console, 'error', () => undefined);
-  t.after(() => logged.mock.restore());
+  const { escaped, server, logged } = await setUp(t);
   const listenerBug = new Error('app bug in serror');
   server.sio.on('serror', () => {
     throw listenerBug;
@@ -117,11 +121,7 @@ test('an serror listener that throws when a handler fails: the emit still gets i
 });
 
 test('async listeners that reject (sconnection, sinvalid, serror) and a throwing listener before another: each rejection is reported like a throw, never an unhandled rejection; the listeners after a failing one still run', async (t) => {
-  const escaped = watchProcess(t);
-  const server = await startServer({ perMessage: true });
-  t.after(() => server.close());
-  const logged = mock.method(console, 'error', () => undefined);
-  t.after(() => logged.mock.restore());
+  const { escaped, server, logged } = await setUp(t);
   const reported: unknown[] = [];
   server.sio.on('serror', (err) => void reported.push(err));
   const serrorBug = new Error('async app bug in serror');

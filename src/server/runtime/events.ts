@@ -217,7 +217,8 @@ class HandlerTimeoutError extends Error {
   }
 }
 
-const isThenable = (value: unknown): value is PromiseLike<unknown> => !!value && typeof (value as PromiseLike<unknown>).then === 'function';
+/** What an app's function returned is a promise (or any thenable): its outcome comes later. */
+export const isThenable = (value: unknown): value is PromiseLike<unknown> => !!value && typeof (value as PromiseLike<unknown>).then === 'function';
 
 /** A handler that has not settled in time is given up on. */
 function settledWithin(result: unknown, ms: number): unknown {
