@@ -55,8 +55,14 @@ const BASE = 'base-';
  * machine with the server, so these rows tell the server's part of "vs recipe" from the SDK's.
  */
 const PLAIN_CLIENTS = process.env.BENCH_PLAIN_CLIENTS !== '0' ? 'plain-clients-' : undefined;
+/**
+ * Workload 1 also runs the floor (BENCH_FLOOR=0: not): per event one `store.set` of the session the
+ * handshake loaded, then the ack (bench/server.ts), the least any library that keeps every acked
+ * increment in the store can do; its "vs recipe" tells what of the recipe's cost can be removed at all.
+ */
+const FLOOR = RECIPE && process.env.BENCH_FLOOR !== '0' ? 'floor-' : undefined;
 /** The fleets a fleet is measured against, by key prefix (see groupsOf). */
-const PEERS = ['recipe-', BASE, ...(PLAIN_CLIENTS ? [PLAIN_CLIENTS] : [])];
+const PEERS = ['recipe-', BASE, ...(PLAIN_CLIENTS ? [PLAIN_CLIENTS] : []), ...(FLOOR ? [FLOOR] : [])];
 /** BENCH_PROF=<dir>: every server process writes a CPU profile there (node --cpu-prof) when it exits. */
 const PROF = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', resolve(process.env.BENCH_PROF)] : [];
 /** More Node flags for every server (e.g. `--trace-gc`, or a V8 flag to see what it changes). */
@@ -289,6 +295,11 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
     fleets.push(await fleet(`${PLAIN_CLIENTS}memory`, 'MemoryStore, plain socket.io-client', perMessage('memory', 'w1pm:'), viaPlain));
     fleets.push(await fleet(`${PLAIN_CLIENTS}redis`, 'Redis, plain socket.io-client', perMessage('redis', 'w1p:'), viaPlain));
   }
+  if (ONLY.has('1') && FLOOR) {
+    const floor = (key: string, label: string, store: 'memory' | 'redis', prefix: string) =>
+      fleet(`${FLOOR}${key}`, `the floor (one store.set per event), ${label}`, startNode({ redisUrl, recipe: { store, prefix, floor: true } }), { plainClient: true });
+    fleets.push(await floor('memory', 'MemoryStore', 'memory', 'w1fm:'), await floor('redis', 'Redis', 'redis', 'w1f:'));
+  }
   if (ONLY.has('1') && AA) fleets.push(await fleet('aa', 'plain socket.io on a second server (A/A check: should be 1.00x)', startNode({}), { plain: true }));
   if (ONLY.has('2')) {
     fleets.push(await fleet('cart-memory', 'MemoryStore, 7.7 KB session', perMessage('memory', 'w2m:'), { data: CART }));
@@ -328,6 +339,9 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
       "\"socket.io's recipe\": socket.io's documented express-session set-up, `io.engine.use(session(...))`, in its per-event form: the handler calls " +
       '`socket.request.session.reload()`, increments, `save()`, then acks (the same two store calls per event as per-message mode; its clients are plain socket.io-client with the cookie). ' +
       '"vs recipe" (per-message rows) = per-message\'s ratio / the recipe\'s, per repetition (at or above 1: per-message is at least as fast). ' +
+      (FLOOR
+        ? '"The floor": plain socket.io whose handler writes the session the handshake loaded with one `store.set` per event, then acks (no reload, none of express-session\'s bookkeeping): the least any library that keeps every acked increment in the store can do; its "vs recipe" is what of the recipe\'s cost can be removed at all, and how far this machine\'s noise moves a ratio. '
+        : '') +
       (PLAIN_CLIENTS ? 'Per-message runs twice: with the SDK\'s clients (`connectWithSession`) and, in the "plain socket.io-client" rows, with the recipe\'s clients, to tell the server\'s part from the client\'s (the clients share the machine\'s two cores with the server). ' : '');
     if (ONLY.has('1'))
       sections.push({

@@ -1,7 +1,8 @@
 /**
  * The server variants of the small harnesses (bench/profile.ts, bench/paired.ts), by name: `pm-` per-message
  * with the SDK's clients, `pmp-` per-message with plain socket.io-client sending the cookie, `pc-`
- * per-connection, `recipe-` socket.io's own express-session recipe, each `-memory` or `-redis`; `plain`.
+ * per-connection, `recipe-` socket.io's own express-session recipe, `floor-` the least any library can do
+ * per event (one `store.set`, see bench/server.ts), each `-memory` or `-redis`; `plain`.
  * `name@<checkout>` serves the variant from that checkout's built dist/ (before/after under one load).
  * Each variant's server is its own process (bench/server.ts); its sockets live in the client processes.
  */
@@ -14,6 +15,7 @@ export function spec(variant: string, redisUrl: string): ServerSpec {
   if (variant.startsWith('pm-') || variant.startsWith('pmp-')) return { sessions: { perMessage: true, store, prefix: 'pm:' }, redisUrl };
   if (variant.startsWith('pc-')) return { sessions: { perMessage: false, store, prefix: 'pc:' }, redisUrl };
   if (variant.startsWith('recipe-')) return { recipe: { store, prefix: 'recipe:' }, redisUrl };
+  if (variant.startsWith('floor-')) return { recipe: { store, prefix: 'floor:', floor: true }, redisUrl };
   return {};
 }
 
@@ -29,7 +31,7 @@ export async function open(name: string, redisUrl: string, clients: Child[], { s
   const server = new Child('./server.ts', [JSON.stringify(spec(variant, redisUrl))], serverFlags, lib ? { BENCH_LIB: lib } : undefined);
   const { ready } = await server.announced;
   const cookies: string[] = variant === 'plain' ? [] : await server.call('seed', { count: sockets, data });
-  const specs: SocketSpec[] = Array.from({ length: sockets }, (_, i) => ({ url: ready.url, cookie: cookies[i], plain: variant.startsWith('recipe') || variant.startsWith('pmp-') }));
+  const specs: SocketSpec[] = Array.from({ length: sockets }, (_, i) => ({ url: ready.url, cookie: cookies[i], plain: variant.startsWith('recipe') || variant.startsWith('floor-') || variant.startsWith('pmp-') }));
   await Promise.all(clients.map((c, p) => c.call('open', { name, specs: specs.filter((_, j) => j % clients.length === p) })));
   return { variant: name, server, inc: (seconds) => Promise.all(clients.map((c) => c.call('inc', { name, seconds }))) };
 }
