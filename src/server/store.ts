@@ -375,10 +375,16 @@ export class StoreHub {
     return this.live.of(sid)?.tag ?? sessionTag(sid);
   }
 
-  /** Resolves once no write of `sid` is under way in this process (or after `timeoutMs`). */
+  /**
+   * Resolves once no write of `sid` is under way in this process (or after `timeoutMs`). At once when
+   * its writes have been under way for longer than `timeoutMs` without a break: one of them hangs (its
+   * caller gave up on it at its deadline), and waiting for it would cost every later save its whole
+   * deadline until the hung write is forgotten (WritesInFlight's `keepMs`, 10 minutes).
+   */
   whenQuiet(sid: string, timeoutMs: number): Promise<void> {
     const tag = this.tagOf(sid);
-    if (this.writesInFlight.running(tag) === 0) return Promise.resolve();
+    const since = this.writesInFlight.busySince(tag);
+    if (since === undefined || Date.now() - since >= timeoutMs) return Promise.resolve();
     return new Promise((resolve) => {
       let done = false;
       const wake = () => {

@@ -15,6 +15,8 @@ interface Writes {
   running: number;
   /** When the last one ended (or started, while running). */
   at: number;
+  /** When the writes under way began to be under way without a break (running went from 0 to 1). */
+  since: number;
 }
 
 export class WritesInFlight {
@@ -40,6 +42,16 @@ export class WritesInFlight {
     return this.writes.get(tag)?.running ?? 0;
   }
 
+  /**
+   * Since when writes of `tag` have been under way without a break (undefined: none is). A store call
+   * has a deadline; a busy stretch longer than it holds a write that never ended (a hung store call,
+   * given up on by its caller), which is counted until `keepMs` but must not be waited for.
+   */
+  busySince(tag: string): number | undefined {
+    const writes = this.writes.get(tag);
+    return writes && writes.running > 0 ? writes.since : undefined;
+  }
+
   /** The session id of `tag` when none of its writes runs and one ended within the race window. */
   endedLately(tag: string): string | undefined {
     const writes = this.writes.get(tag);
@@ -50,8 +62,9 @@ export class WritesInFlight {
   started(tag: string, sid: string): number {
     const now = this.now();
     let writes = this.writes.get(tag);
-    if (!writes) this.writes.set(tag, (writes = { sid, running: 1, at: now }));
+    if (!writes) this.writes.set(tag, (writes = { sid, running: 1, at: now, since: now }));
     else {
+      if (writes.running === 0) writes.since = now;
       writes.running += 1;
       writes.at = now;
       if (this.raceWindowMs > 0) this.reinsert(tag, writes);

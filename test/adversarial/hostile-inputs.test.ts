@@ -429,6 +429,28 @@ test("per-connection: a save that fails (store set errors) -> 'sio-sessions:unav
   assert.deepEqual([sinvalid, client.connected], [[], true]);
 });
 
+test('per-message: one store set that never calls back fails its own event (store-timeout); once the store answers again the next events are acked at once and saved, not each after storeTimeout', async (t) => {
+  // (A hung write stays counted as under way for 10 minutes; a save after it used to wait for it, to its own deadline, every time.)
+  const { server, store, sinvalid } = await hostileServer(t, { perMessage: true, storeTimeout: 2000 });
+  const good = await server.login();
+  const client = await open(t, server, good);
+  store.fault = { op: 'set', kind: 'hang' };
+  const hung = emit(client, 'set', 'note', 'lost');
+  await eventually(() => hung.at !== undefined, 5000);
+  assert.deepEqual([hung.notice?.code, hung.notice?.reason], ['SESSION_UNAVAILABLE', 'store-timeout']);
+  store.fault = undefined;
+  const took: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const started = Date.now();
+    await client.timeout(5000).emitWithAck('set', 'note', `after ${i}`);
+    took.push(Date.now() - started);
+  }
+  // Before: about 2000 ms each (the whole storeTimeout); now a store round trip or two.
+  assert.ok(Math.max(...took) < 1000, `acks took ${took.join(', ')} ms (storeTimeout 2000)`);
+  assert.equal((store.peek(sidOf(good)) as Record<string, unknown>).note, 'after 4');
+  assert.deepEqual([sinvalid, client.connected], [[], true]);
+});
+
 test("per-connection: revalidation while the store errors -> 'sio-sessions:unavailable' at most, never invalid, the socket stays", async (t) => {
   const { server, store, sinvalid } = await hostileServer(t, { revalidateInterval: 50 });
   const good = await server.login();
