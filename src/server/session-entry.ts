@@ -124,7 +124,7 @@ export class SessionEntry implements Live {
     readonly sid: string,
     record: SessionRecord,
   ) {
-    hub.store.createSession(new EntryRequest(this, hub.store) as never, record);
+    sessionFrom(hub.store, new EntryRequest(this, hub.store), record);
     // A per-connection handler's change made after the pending save ran (after an await) gets its own save.
     this.tracker = new ChangeTracker(this.raw, () => this.host?.changedOutside());
     this.noteCookie(record);
@@ -146,7 +146,7 @@ export class SessionEntry implements Live {
   /** A Session made by the store's own createSession from a record (its values are taken in, not the object). */
   private createSession(record: SessionRecord): Session & Record<string, unknown> {
     const req: { sessionID: string; sessionStore: Store; session?: Session } = { sessionID: this.sid, sessionStore: this.hub.store };
-    this.hub.store.createSession(req as never, record);
+    sessionFrom(this.hub.store, req, record);
     return req.session as Session & Record<string, unknown>;
   }
 
@@ -181,8 +181,24 @@ export class SessionEntry implements Live {
 
   /** The reason a read's answer means the session is gone, if it does. */
   goneReason(loaded: Loaded): InvalidReason | undefined {
-    if ('record' in loaded) return undefined;
+    if ('record' in loaded) return this.refused(loaded.record);
     return loaded.invalid === 'not-found' && this.expired() ? 'expired' : loaded.invalid;
+  }
+
+  /**
+   * 'corrupt' when express-session cannot make its Session from `record` (a cookie its Cookie throws
+   * on: so at every read, not a store failure to retry, and never to be written back). Tried only
+   * for a cookie other than the one the copy holds (that one was made into a Session already).
+   */
+  private refused(record: SessionRecord): InvalidReason | undefined {
+    if (this.holdsCookie(record.cookie)) return undefined;
+    try {
+      this.createSession(record);
+    } catch (err) {
+      if (isCorruptRecord(err)) return 'corrupt';
+      throw err;
+    }
+    return undefined;
   }
 
   /**
@@ -380,8 +396,26 @@ export class SessionEntry implements Live {
 }
 
 /** A record the store returned that is not a session: a typed error for `serror` (the id stays out of it). */
-export function corruptRecordError(tag: string): SessionInvalidError {
-  const error = new SessionInvalidError('corrupt');
-  error.message = `session invalid (corrupt): the store returned a record for ${tag} that is not a session (not an object, or no cookie)`;
+export function corruptRecordError(tag: string, cause?: unknown): SessionInvalidError {
+  const error = new SessionInvalidError('corrupt', cause === undefined ? undefined : { cause });
+  error.message = `session invalid (corrupt): the store returned a record for ${tag} that is not a session (not an object, no cookie, or a cookie express-session refuses)`;
   return error;
+}
+
+/**
+ * The store's own `createSession` on `req`. A record it refuses (express-session's Cookie throws on a
+ * `maxAge` that is not a number, say: another program wrote it) is a corrupt record, not a store
+ * failure: SessionInvalidError 'corrupt', with what it threw as the cause.
+ */
+function sessionFrom(store: Store, req: object, record: SessionRecord): void {
+  try {
+    store.createSession(req as never, record);
+  } catch (err) {
+    throw new SessionInvalidError('corrupt', { cause: err });
+  }
+}
+
+/** What {@link sessionFrom} throws for a record express-session refuses. */
+export function isCorruptRecord(err: unknown): err is SessionInvalidError {
+  return err instanceof SessionInvalidError && err.reason === 'corrupt';
 }

@@ -15,12 +15,12 @@ import type { DefaultEventsMap, Namespace, Server, Socket } from 'socket.io';
 import { DEFAULT_TOKEN_PATH, type InvalidReason } from '../protocol.js';
 import { describeThrown, SessionError, SessionHandlerError, SessionOptionsError, SessionUnavailableError, type SessionServerError } from '../errors.js';
 import { resolveOptions, type SessionsOptions } from './options.js';
-import { StoreHub } from './store.js';
-import { relayDestroys } from './invalidation.js';
+import { StoreHub, type SessionRecord } from './store.js';
+import { relayDestroys, sessionTag } from './invalidation.js';
 import { Resolver } from './resolver.js';
 import { bindingOf, SocketBinding, sessionOfSocket } from './connection.js';
 import { installSessionGetter } from './session-getter.js';
-import { SessionEntry, type SocketSession } from './session-entry.js';
+import { corruptRecordError, isCorruptRecord, SessionEntry, type SocketSession } from './session-entry.js';
 import { TicketSealer } from './tickets.js';
 import { PacketHold, refuseRecovered } from './recovery.js';
 import { HttpSurfaces } from './http/index.js';
@@ -146,7 +146,7 @@ export class SessionServer<
   private async handshake(socket: Socket, resolver: Resolver): Promise<void> {
     try {
       const { sid, record, entry, ticketExpiresAt } = await resolver.handshake(socket.request, socket.handshake.auth);
-      const bound = entry ?? new SessionEntry(this.ctx.hub, sid, record!);
+      const bound = entry ?? this.newEntry(sid, record!);
       new SocketBinding(socket, bound, this.ctx, ticketExpiresAt);
       if (log.handshake.enabled) log.handshake('socket %s bound to %s', socket.id, bound.tag);
     } catch (err) {
@@ -154,6 +154,17 @@ export class SessionServer<
       else if (err instanceof SessionUnavailableError) this.report(err, socket);
       log.handshake('socket %s refused: %s', socket.id, (err as Error).message);
       throw err;
+    }
+  }
+
+  /** A handshake's entry for the store's record; one express-session's Session refuses is a corrupt record (reported, refused 'corrupt'). */
+  private newEntry(sid: string, record: SessionRecord): SessionEntry {
+    try {
+      return new SessionEntry(this.ctx.hub, sid, record);
+    } catch (err) {
+      if (!isCorruptRecord(err)) throw err;
+      this.ctx.report(corruptRecordError(sessionTag(sid), (err as Error).cause));
+      throw this.ctx.advice.invalid('corrupt');
     }
   }
 

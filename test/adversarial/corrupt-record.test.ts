@@ -1,5 +1,5 @@
-// A store record that is not a session (not an object, or no `cookie` object: another program's
-// write, a bad migration) is SESSION_INVALID with reason 'corrupt': refused at the handshake with
+// A store record that is not a session (not an object, no `cookie` object, or a cookie express-session's
+// Cookie refuses: another program's write, a bad migration) is SESSION_INVALID with reason 'corrupt': refused at the handshake with
 // `sinvalid` and `serror`; mid-connection (the next per-message event, a per-connection save, a
 // revalidation) the client gets `sio-sessions:invalid` { reason: 'corrupt' } and a server
 // disconnect. The library never destroys the record itself, and the server keeps serving others.
@@ -14,6 +14,8 @@ const GARBAGE: Array<[string, unknown]> = [
   ['a string', 'a string'],
   ['a number', 42],
   ['an object without a cookie', { user: 'x' }],
+  // (express-session's Cookie throws on it: its Session cannot be made from the record.)
+  ['an object whose cookie express-session refuses (maxAge "abc")', { user: 'x', cookie: { maxAge: 'abc', path: '/', httpOnly: true } }],
 ];
 
 async function corruptServer(t: { after(fn: () => unknown): void }, options: TestServerOptions = {}) {

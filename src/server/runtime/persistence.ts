@@ -72,7 +72,7 @@ function reload(entry: SessionEntry, timeoutMs: number, then: Outcome): void {
   });
 }
 
-/** {@link takeIn}, told to `then` (what it throws, such as a cookie the store's Cookie refuses, is a failure of the load). */
+/** {@link takeIn}, told to `then` (what it throws is a failure of the load). */
 function takenIn(entry: SessionEntry, loaded: Loaded, settled: WriteMark | undefined, then: Outcome): void {
   let reason: InvalidReason | undefined;
   try {
@@ -83,7 +83,7 @@ function takenIn(entry: SessionEntry, loaded: Loaded, settled: WriteMark | undef
   then(undefined, reason);
 }
 
-/** Take a read's answer into the copy (`settled`: the mark at which it is the store's); the invalid reason when the session is gone. */
+/** Take a read's answer into the copy (`settled`: the mark at which it is the store's); the invalid reason when the session is gone (or its record is not one). */
 function takeIn(entry: SessionEntry, loaded: Loaded, settled: WriteMark | undefined): InvalidReason | undefined {
   const reason = entry.goneReason(loaded);
   if (reason) return reason;
