@@ -28,12 +28,16 @@ export interface EntryHost extends LiveRecord {
   readonly perMessageOnly: boolean;
 }
 
-/** A store record's cookie expiry, epoch ms (read several times per event: a Date's value or a parsed string, no Date made). */
+/**
+ * A store record's cookie expiry, epoch ms (read several times per event: a Date's value or a parsed
+ * string, no Date made). One that is not a date (another program's write) is none, as express-session
+ * takes it (its Invalid Date never expires).
+ */
 function expiryOf(cookie: { expires?: Date | string | number | null } | undefined): number | undefined {
   const expires = cookie?.expires;
   if (!expires) return undefined;
-  if (expires instanceof Date) return expires.getTime();
-  return typeof expires === 'string' ? Date.parse(expires) : new Date(expires).getTime();
+  const time = expires instanceof Date ? expires.getTime() : typeof expires === 'string' ? Date.parse(expires) : new Date(expires).getTime();
+  return Number.isNaN(time) ? undefined : time;
 }
 
 /** What express-session stores of a cookie (its Cookie's `data`): a stored cookie with these values is the Cookie's. */

@@ -9,6 +9,7 @@ import { TicketSealer } from '../../src/server/tickets.js';
 import { connectWithSession } from '../../src/client/index.js';
 import { tickets } from '../../src/client/tickets.js';
 import { startServer, connectClient, connected, refused, once, sidOf, delay, eventually, SECRET } from '../helpers/servers.js';
+import { FaultyStore } from '../helpers/stores.js';
 
 const withTicket = (url: string, token: unknown, extra: Record<string, unknown> = {}) => connectClient(url, undefined, { auth: { sessionTicket: token }, ...extra });
 
@@ -292,6 +293,25 @@ test('tickets({ tokenUrl }): 5xx and network failures are retried with backoff, 
   await eventually(() => anonymous.sessions.state === 'invalid', 5000);
   assert.deepEqual(actions, ['no-session-id:reconnect', 'no-session-id:stop']);
   await server.close();
+});
+
+test('a stored cookie expiry that is not a date (another program wrote it) is no expiry: no renew-cookie push at each revalidation', async (t) => {
+  const store = new FaultyStore();
+  const server = await startServer({ store, sessionCookie: { maxAge: 60_000 }, revalidateInterval: 50 });
+  t.after(() => server.close());
+  const cookie = await server.login();
+  const record = store.peek(sidOf(cookie)) as { cookie: Record<string, unknown> };
+  store.putRaw(sidOf(cookie), { ...record, cookie: { ...record.cookie, expires: 'garbage' } });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  const pushes: unknown[] = [];
+  client.on('sio-sessions:renew-cookie', (payload: unknown) => pushes.push(payload));
+  await connected(client);
+  // Each revalidation reads the store: six of them (before: a push at every one, expiresAt null).
+  const reads = store.calls.get;
+  await eventually(() => store.calls.get >= reads + 6, 5000);
+  assert.deepEqual(pushes, []);
+  assert.equal(client.connected, true);
 });
 
 test('a socket that keeps its session alive past the browser cookie is told to renew it, and ?renew=1 re-issues the cookie', async () => {
