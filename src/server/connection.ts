@@ -13,7 +13,7 @@ import type { SessionServerError, SessionUnavailableError } from '../errors.js';
 import type { ServerContext } from './context.js';
 import type { ResolvedOptions } from './options.js';
 import { SessionRuntime, type RuntimeSocket } from './runtime/index.js';
-import { EventUnit, noticePacket, type EventSource } from './runtime/events.js';
+import { EventUnit, noticePacket, QUEUE_FULL_RETRY_MS, type EventSource } from './runtime/events.js';
 import { saveSoon, saveTask } from './runtime/tasks.js';
 import { log } from './log.js';
 import { audienceOf } from './origin.js';
@@ -31,6 +31,13 @@ type Wrapper = Listener & { [WRAPPED]: true; listener: Listener };
 
 /** Events a client may not send: socket.io's own, and the seed's `smessage` (the server dispatches it). */
 const DROPPED = new Set(['smessage', 'connect', 'connect_error', 'disconnect', 'disconnecting', 'error', 'newListener', 'removeListener']);
+
+/**
+ * Most arguments a client event may have. socket.io calls the listeners with the packet spread as
+ * arguments: about 150,000 (some 400 KB, under socket.io's 1 MB default maxHttpBufferSize) overflow
+ * the stack in its dispatch, an uncaught RangeError that ends the process; such an event is dropped.
+ */
+const MAX_ARGUMENTS = 10_000;
 
 /** Where a socket keeps its binding (a symbol property: cheaper than a WeakMap entry per socket). */
 const BINDING = Symbol('socket.io-sessions binding');
@@ -76,8 +83,6 @@ const TOLD = 4;
 /** Disconnected. */
 const GONE = 8;
 
-/** Retry hint of a queue-full notice: the queue drains at the handlers' pace, not the store's. */
-const QUEUE_FULL_RETRY_MS = 1000;
 
 export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
   /**
@@ -176,9 +181,14 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
   }
 
   private onPacket(packet: unknown[], next: (err?: Error) => void): void {
-    const [event] = packet;
+    // (socket.io's parser lets event names be numbers too; a listener of 1 is a listener of '1'.)
+    const event = typeof packet[0] === 'number' ? String(packet[0]) : packet[0];
     if (typeof event !== 'string' || DROPPED.has(event)) {
       log.handshake('socket %s: dropped a client event named %o', this.socket.id, event);
+      return;
+    }
+    if (packet.length > MAX_ARGUMENTS) {
+      log.handshake('socket %s: dropped a client event %o with %d arguments', this.socket.id, event, packet.length - 1);
       return;
     }
     if (event === CredentialEvents.REFRESH && this.ticket) {

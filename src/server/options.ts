@@ -126,10 +126,16 @@ export function rejectUnknownKeys(options: object, known: readonly string[], whe
   if (message) throw new SessionOptionsError(message);
 }
 
+/** The longest delay Node's timers keep (about 24.8 days): a longer one fires after 1 ms, with only a warning. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function positiveNumber(value: unknown, name: string, fallback: number, allowZero = false): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
     throw new SessionOptionsError(`socket.io-sessions: option "${name}" must be a ${allowZero ? 'non-negative' : 'positive'} number of ms, got ${String(value)}`);
+  }
+  if (value > MAX_TIMER_MS) {
+    throw new SessionOptionsError(`socket.io-sessions: option "${name}" must be at most ${MAX_TIMER_MS} ms (about 24.8 days; Node's timers fire at once beyond that), got ${value}`);
   }
   return value;
 }

@@ -9,6 +9,7 @@ import type { Socket } from 'socket.io';
 import { ErrorCode, Events, NOTICE_FIELD, SESSION_ENDED, type EmitNotice } from '../protocol.js';
 import { SessionError } from '../errors.js';
 import { log } from './log.js';
+import { noticePacket, QUEUE_FULL_RETRY_MS } from './runtime/events.js';
 
 type Packet = unknown[];
 type Next = (err?: Error) => void;
@@ -21,9 +22,11 @@ export class PacketHold {
   private held: Array<[Packet, Next]> | undefined = [];
   private open = false;
 
-  constructor(socket: Socket) {
+  /** `limit`: packets held at most (`maxPendingEvents`); one more is answered queue-full at once, not kept. */
+  constructor(socket: Socket, limit: number) {
     socket.use((packet, next) => {
-      if (this.held) this.held.push([packet, next]);
+      if (this.held && this.held.length >= limit) noticePacket(packet, 'queue-full', { retryAfter: QUEUE_FULL_RETRY_MS });
+      else if (this.held) this.held.push([packet, next]);
       else if (this.open) next();
       // refused: dropped (the socket is being disconnected)
     });

@@ -188,7 +188,7 @@ export class SessionServer<
    * recovered socket is a new Socket without the old listeners, so `sconnection` fires again.
    */
   private recover(socket: Socket, resolver: Resolver): void {
-    const hold = new PacketHold(socket);
+    const hold = new PacketHold(socket, this.ctx.options.maxPendingEvents);
     this.handshake(socket, resolver).then(
       () => {
         if (socket.connected && this.connected(socket)) hold.release((packet, next) => bindingOf(socket)!.filter(packet, next));

@@ -235,6 +235,37 @@ test('per-message: a 900 KB argument is handled like any other, and one over max
   await stillServes(t, server);
 });
 
+test('an event named by a number (socket.io\'s parser allows it) reaches the listener of its string as in plain socket.io, in both modes: acked and saved', async (t) => {
+  for (const perMessage of [true, false]) {
+    const store = new FaultyStore();
+    const server = await startServer({ store, perMessage, saveDelay: 20 });
+    t.after(() => server.close());
+    server.sio.on('sconnection', (socket) =>
+      socket.on('7', (value: unknown, ack: (answer: string) => void) => {
+        (socket.session as unknown as Record<string, unknown>).seven = value;
+        ack('ok');
+      }),
+    );
+    const cookie = await server.login();
+    const client = await open(t, server, cookie);
+    assert.equal(await client.timeout(2000).emitWithAck(7 as unknown as string, 'x'), 'ok', perMessage ? 'per-message' : 'per-connection');
+    await eventually(() => (store.peek(sidOf(cookie)) as Record<string, unknown>).seven === 'x', 2000);
+  }
+});
+
+test('a client event with 200,000 arguments (~400 KB, under maxHttpBufferSize) is dropped: socket.io alone overflows the stack dispatching it and the process ends; here the socket is served next', async (t) => {
+  const { server } = await hostileServer(t, { perMessage: true });
+  const client = await open(t, server, await server.login());
+  const uncaught: unknown[] = [];
+  const onUncaught = (err: unknown) => uncaught.push(err);
+  process.on('uncaughtException', onUncaught); // (without the guard: RangeError, Maximum call stack size exceeded)
+  t.after(() => process.off('uncaughtException', onUncaught));
+  client.io.engine.write('2' + JSON.stringify(['size', ...new Array(200_000).fill(0)])); // a raw socket.io EVENT packet
+  assert.equal(await client.timeout(2000).emitWithAck('who'), 'alice', 'the next event, after it on the same connection, is answered');
+  assert.deepEqual(uncaught.map(String), []);
+  assert.equal(client.connected, true);
+});
+
 test('per-message: a prototype-polluting payload saved into the session stays plain data and pollutes nothing', async (t) => {
   const { server, store } = await hostileServer(t, { perMessage: true });
   const good = await server.login();

@@ -299,6 +299,9 @@ test('bad options throw SessionOptionsError synchronously and leave the server u
         ['empty secret in a list', () => sessions(io, { store, secret: ['ok', ''] })],
         ['non-function cutter', () => sessions(io, { store, cutter: 'connect.sid' as never })],
         ['negative saveDelay', () => sessions(io, { store, secret: SECRET, saveDelay: -1 })],
+        // (Node's timers fire after 1 ms beyond 2^31 - 1 ms: "no timeout" would become an immediate one.)
+        ['handlerTimeout over Node\'s timer limit', () => sessions(io, { store, secret: SECRET, handlerTimeout: 2 ** 31 })],
+        ['storeTimeout of 30 days', () => sessions(io, { store, secret: SECRET, storeTimeout: 30 * 86_400_000 })],
       ];
       for (const [what, make] of bad) {
         assert.throws(make, (err: unknown) => err instanceof SessionOptionsError && (err as SessionOptionsError).code === 'INVALID_OPTIONS', what);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import { Events, ErrorCode, NOTICE_FIELD } from '../../src/protocol.js';
 import { FaultyStore } from '../helpers/stores.js';
-import { startServer, connectClient, once, sidOf, type TestServer } from '../helpers/servers.js';
+import { startServer, connectClient, once, sidOf, eventually, type TestServer } from '../helpers/servers.js';
 import { recoveryApp, connectAndDrop } from '../helpers/recovery.js';
 
 /** Reconnect (what socket.io-client does by itself after its reconnection delay; here at a chosen moment). */
@@ -114,4 +114,30 @@ test('skipMiddlewares: the store is down when the socket is recovered: told unav
   assert.equal((await disconnected)[0], 'io server disconnect');
   assert.equal(roomSize(server), 0);
   assert.deepEqual(invalid, []);
+});
+
+test('skipMiddlewares: a recovered socket that floods while its session is resolved has at most maxPendingEvents events held; the rest are told queue-full at once, not kept until the store answers', { timeout: 20_000 }, async (t) => {
+  const store = new FaultyStore();
+  const server = await startServer({ store, perMessage: true, maxPendingEvents: 10, ioOptions: { connectionStateRecovery: { skipMiddlewares: true, maxDisconnectionDuration: 60_000 } } });
+  t.after(() => server.close());
+  recoveryApp(server.sio);
+  const cookie = await server.login({ user: 'alice' });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connectAndDrop(server.io, client);
+  let resolved = false;
+  store.latency = (op) => (op === 'get' ? 1000 : 0); // the recovered socket's session is read for 1 s
+  const answers: Array<{ answer: unknown; beforeResolved: boolean }> = [];
+  client.once('connect', () => {
+    for (let i = 0; i < 200; i++) client.timeout(10_000).emit('write', `w${i}`, (err: unknown, answer: unknown) => answers.push({ answer: err ?? answer, beforeResolved: !resolved }));
+  });
+  server.sio.on('sconnection', () => (resolved = true));
+  reconnect(client);
+  await eventually(() => answers.length === 200, 10_000);
+  const full = answers.filter(({ answer }) => (answer as Record<string, { reason?: string }> | undefined)?.[NOTICE_FIELD]?.reason === 'queue-full');
+  const ran = answers.filter(({ answer }) => answer === 'alice');
+  assert.equal(ran.length, 10, 'the held ones run with the session');
+  assert.equal(full.length, 190);
+  // Before: all 200 were held (30,000 in a probe, 25 MB) and refused only once the session was resolved.
+  assert.ok(full.every(({ beforeResolved }) => beforeResolved), 'refused while the session was being resolved');
 });

@@ -48,6 +48,9 @@ function noticeCode(reason: NoticeReason): ErrorCode {
   return ErrorCode.SESSION_UNAVAILABLE;
 }
 
+/** Retry hint of a queue-full notice: the queue drains at the handlers' pace, not the store's. */
+export const QUEUE_FULL_RETRY_MS = 1000;
+
 /** Answer a packet's ack (its last argument, when the client asked for one) with a notice. */
 export function noticePacket(args: unknown[], reason: NoticeReason, extra?: Pick<EmitNotice, 'retryAfter' | 'key'>): void {
   const ack = args[args.length - 1];
