@@ -153,6 +153,7 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
     this.entry = this.runtime.join(this, this.entry);
     socket.use(this.onPacket.bind(this) as (packet: unknown, next: (err?: Error) => void) => void);
     socket.on('disconnect', onDisconnect);
+    ctx.tracked(1);
     this.runtime.keepChecking(ctx.wheel);
     if (this.ticketExpiresAt !== undefined && ctx.sealer) {
       this.ticket = new TicketAuthorization(this, ctx.sealer, audienceOf(socket.request), this.ticketExpiresAt);
@@ -300,6 +301,7 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
   stop(): void {
     if (this.gone) return;
     this.flags |= GONE;
+    this.ctx.tracked(-1);
     this.ticket?.stop();
     const { runtime } = this;
     runtime.leave(this);

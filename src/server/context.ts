@@ -22,4 +22,6 @@ export interface ServerContext {
   readonly advice: Advice;
   /** Revalidates the sessions of its sockets every `revalidateInterval` (absent when that is 0). */
   readonly wheel: Wheel<SessionRuntime> | undefined;
+  /** A socket of the instance started (+1) or stopped (-1): after `close()`, the last one to stop gives back the store. */
+  tracked(delta: 1 | -1): void;
 }

@@ -92,6 +92,15 @@ export class SessionServer<
   private readonly ctx: ServerContext;
   private readonly http: HttpSurfaces;
   private readonly disposers: Array<() => void> = [];
+  /**
+   * What its connected sockets still need (the store's guarded methods, the relay of logouts, the
+   * `socket.session` getter): given back by `close()` only once its last socket is gone, so a socket
+   * that stays connected after it keeps its session, its logouts and invariant 1.
+   */
+  private readonly lasting: Array<() => void> = [];
+  /** Its sockets started and not stopped. */
+  private sockets = 0;
+  private closed = false;
   private readonly namespace: Namespace;
   private getterInstalled = false;
 
@@ -101,7 +110,7 @@ export class SessionServer<
     this.namespace = namespace;
     const resolved = resolveOptions(options);
     const hub = StoreHub.acquire(resolved.store);
-    this.disposers.push(() => hub.release());
+    this.lasting.push(() => hub.release());
     const base = {
       options: resolved,
       hub,
@@ -109,6 +118,7 @@ export class SessionServer<
       report: (error: SessionServerError, socket?: Socket) => this.report(error, socket),
       invalid: (socket: Socket, reason: InvalidReason) => this.tell('sinvalid', socket, reason),
       advice: new Advice(resolved, hub),
+      tracked: (delta: 1 | -1) => this.tracked(delta),
     };
     const ctx: ServerContext = (this.ctx = { ...base, wheel: revalidationWheel(base) });
     const resolver = new Resolver(ctx);
@@ -122,8 +132,8 @@ export class SessionServer<
       if (live) SessionRuntime.find(hub, live.sid)?.invalidate('destroyed');
     });
     if (relay.tell) hub.writesInFlight.raceWindowMs = 5_000;
-    this.disposers.push(relay.dispose);
-    this.disposers.push(
+    this.lasting.push(relay.dispose);
+    this.lasting.push(
       hub.onDestroy((sid, tag) => {
         SessionRuntime.find(hub, sid)?.invalidate('destroyed');
         relay.tell?.(tag);
@@ -174,7 +184,7 @@ export class SessionServer<
     if (!binding) return false; // a socket of this namespace that another middleware let in before ours refused it
     if (!this.getterInstalled) {
       this.getterInstalled = true;
-      this.disposers.push(installSessionGetter(socket));
+      this.lasting.push(installSessionGetter(socket));
     }
     if (!binding.start()) return false;
     this.tell('sconnection', socket, binding.entry.session);
@@ -293,11 +303,19 @@ export class SessionServer<
   }
 
   /**
-   * Stop: no more handshakes are checked by this instance, the store's methods and the served
-   * script are given back. Connected sockets keep working until they disconnect.
+   * Stop: no more handshakes are checked by this instance and the served script is given back.
+   * Connected sockets keep working until they disconnect (their sessions, logouts reaching them);
+   * the store's methods and the `socket.session` getter are given back when the last one is gone.
    */
   close(): void {
+    this.closed = true;
     this.disposers.splice(0).forEach((dispose) => dispose());
+    if (this.sockets === 0) this.lasting.splice(0).forEach((dispose) => dispose());
+  }
+
+  private tracked(delta: 1 | -1): void {
+    this.sockets += delta;
+    if (this.closed && this.sockets === 0) this.lasting.splice(0).forEach((dispose) => dispose());
   }
 }
 

@@ -166,3 +166,33 @@ test('store.clear() ends every live session: their sockets are told "destroyed" 
     assert.equal(stored ?? undefined, undefined, 'nothing written back');
   }
 });
+
+test('close() while sockets stay connected: they keep their session (socket.session, saves), a logout still reaches them and nothing writes the session back; the store is given back once the last one is gone', async (t) => {
+  for (const perMessage of [true, false]) {
+    const store = new MemoryStore();
+    const server = await startServer({ store, perMessage, saveDelay: 20 });
+    t.after(() => server.close());
+    server.sio.on('sconnection', (socket, session) =>
+      socket.on('inc', (ack: (n: unknown) => void) => {
+        session.counter = ((session.counter as number | undefined) ?? 0) + 1;
+        ack([session.counter, socket.session?.counter]);
+      }),
+    );
+    const cookie = await server.login({ counter: 0 });
+    const client = connectClient(server.url, cookie);
+    t.after(() => client.close());
+    await connected(client);
+    server.sio.close();
+    assert.deepEqual(await client.timeout(2000).emitWithAck('inc'), [1, 1], 'socket.session still there after close()');
+    assert.notEqual(store.set, MemoryStore.prototype.set, 'the store is still guarded while a socket is connected');
+    const told = once<[{ reason: string }]>(client, Events.INVALID, 3000);
+    const gone = once(client, 'disconnect', 3000);
+    await server.logout(cookie);
+    assert.equal((await told)[0].reason, 'destroyed', 'the logout reaches it');
+    await gone;
+    await server.sio.flush();
+    // Before: not told, the next event (or save) wrote the destroyed session back, and HTTP served it again.
+    await new Promise<void>((resolve) => store.get(sidOf(cookie), (_err, record) => (assert.equal(record ?? null, null, perMessage ? 'per-message' : 'per-connection'), resolve())));
+    assert.equal(store.set, MemoryStore.prototype.set, "the store's own set again, once its last socket is gone");
+  }
+});
