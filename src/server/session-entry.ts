@@ -254,8 +254,9 @@ export class SessionEntry implements Live {
     this.tracker.begin(first);
   }
 
-  end(): void {
-    this.tracker.end();
+  /** The handler ended: the keys it assigned, deleted or read (undefined: none). */
+  end(): ReadonlySet<string> | undefined {
+    return this.tracker.end();
   }
 
   /** A value the running handler left in the session that cannot be stored (checked before any serialising). */

@@ -353,10 +353,13 @@ export class ChangeTracker<T extends object = object> {
     this.handlerKeys = undefined; // (not clear(): a runtime call in V8, dearer than a new Set)
   }
 
-  end(): void {
+  /** The handler ended: the keys it assigned, deleted or read (undefined: none). */
+  end(): ReadonlySet<string> | undefined {
+    const keys = this.handlerKeys;
     this.checkpoint = undefined;
     this.inHandler = false;
     this.handlerKeys = undefined;
+    return keys;
   }
 
   /** Undo what the running handler changed (to its checkpoint, or to the stored state). */

@@ -68,6 +68,16 @@ async function harness(t: T, options: { perMessage: boolean; store?: Store; reva
       session.bad = BAD_VALUES[kind](session);
       ack('ok');
     });
+    socket.on('late', (kind: string, ack: (r: string) => void) => {
+      // Passes the check at the handler's end (its first call), throws when the save serialises it.
+      let calls = 0;
+      const once = () => {
+        if (++calls > 1) throw new Error('only once');
+        return 1;
+      };
+      session.late = kind === 'getter' ? { get v() { return once(); } } : { toJSON: once };
+      ack('ok');
+    });
     socket.on('prefs', (data: unknown, ack: (r: string) => void) => {
       session.prefs = data;
       ack('ok');
@@ -155,6 +165,25 @@ for (const storeName of ['MemoryStore', 'SqliteStore'] as const) {
     assert.deepEqual(crashes, []);
   });
 }
+
+test('per-message: a value that passes its handler\'s check and throws only when the save serialises it (a getter, a toJSON) fails its event, not acked; the others of its batch are acked and stored', async (t) => {
+  const { server, serror, crashes } = await harness(t, { perMessage: true });
+  for (const kind of ['getter', 'toJSON']) {
+    const cookie = await server.login();
+    const client = await open(t, server, cookie);
+    assert.equal(await client.emitWithAck('inc'), 1);
+    const answers = await Promise.all([client.emitWithAck('inc'), client.emitWithAck('late', kind), client.emitWithAck('inc')]);
+    // Before: 'ok' for the late one, whose key the save left out (an acked write not in the store).
+    assert.deepEqual(answers, [2, notStorable('late'), 3], kind);
+    const record = await stored(server, cookie);
+    assert.equal(record?.counter, 3, `${kind}: every acked increment is stored`);
+    assert.equal(Object.hasOwn(record!, 'late'), false);
+    assert.equal(valueErrors(serror, 'late').length, 1, `${kind}: one serror naming the key`);
+    serror.length = 0;
+    client.close();
+  }
+  assert.deepEqual(crashes, []);
+});
 
 test('per-message: a 10,000-deep object in one client frame (~60 KB) fails its event; the process lives and serves the session', async (t) => {
   const { server, serror, crashes } = await harness(t, { perMessage: true });

@@ -68,6 +68,8 @@ export class EventUnit {
   private done = false;
   /** Its handler ran in its batch and its changes are to be saved (then it is acked). */
   toSave = false;
+  /** The session keys its handler assigned, deleted or read (a save that leaves one out fails it). */
+  touched: ReadonlySet<string> | undefined = undefined;
   constructor(
     readonly source: EventSource,
     readonly deadline: number,
@@ -138,7 +140,7 @@ export class EventUnit {
       this.refuse(unstorable);
       return false;
     } finally {
-      entry.end();
+      this.touched = entry.end();
     }
   }
 
@@ -278,6 +280,8 @@ class Batch {
   private ran = false;
   /** `ended` was called: nothing of this batch runs again. */
   private over = false;
+  /** Keys its save left out (see {@link report}). */
+  private refused: SessionValueError[] | undefined = undefined;
 
   constructor(
     private readonly runtime: BatchOwner,
@@ -327,18 +331,35 @@ class Batch {
       }
       if (running) this.ran = unit.toSave = true;
     }
-    save(entry, true, this.timeoutMs, units[0].source, this.saved);
+    save(entry, true, this.timeoutMs, this, this.saved);
+  }
+
+  /**
+   * A key the save left out: its value could not be stored when serialised for the write, although
+   * it passed its handler's check (a getter or `toJSON` that throws only on a later call). Reported;
+   * the events whose handlers touched it get `not-storable` instead of their acks (invariant 2).
+   */
+  report(error: SessionValueError): void {
+    this.units[0]!.source.report(error);
+    (this.refused ??= []).push(error);
   }
 
   private readonly saved: Outcome = (err, reason) => {
     if (this.over) return;
-    const { units } = this;
+    const { units, refused } = this;
     try {
       if (err) {
         this.entry.discard();
         failAll(units, err, true);
       } else if (reason) sessionEnded(this.runtime, this.entry, units, reason, true);
-      else for (const unit of units) if (unit.toSave) unit.succeed();
+      else {
+        for (const unit of units) {
+          if (!unit.toSave) continue;
+          const left = refused?.find((error) => unit.touched?.has(error.key));
+          if (left) unit.notice('not-storable', { key: left.key });
+          else unit.succeed();
+        }
+      }
     } catch (fault) {
       return this.broke(fault);
     }
