@@ -197,7 +197,8 @@ export class SessionEntry implements Live {
   private refused(record: SessionRecord): InvalidReason | undefined {
     if (this.holdsCookie(record.cookie)) return undefined;
     try {
-      this.createSession(record);
+      // (Its cookie alone, in an object of its own: createSession puts a Cookie in place of the `cookie` it is given.)
+      this.createSession({ cookie: record.cookie } as SessionRecord);
     } catch (err) {
       if (isCorruptRecord(err)) return 'corrupt';
       throw err;
