@@ -78,6 +78,13 @@ function jobs(files: string[], typecheck: boolean): Job[] {
   return [...(typecheck ? [tsc] : []), ...tests].sort((a, b) => Number(b.alone) - Number(a.alone) || b.weight - a.weight);
 }
 
+/**
+ * Longest a job may run (TEST_JOB_TIMEOUT_MS; the slowest file takes about 80 s): a file that hangs
+ * (a failed test whose servers keep its process alive, say) is killed and fails, instead of holding
+ * the run, and CI, until CI's own limit.
+ */
+const JOB_TIMEOUT_MS = Number(process.env.TEST_JOB_TIMEOUT_MS) || 5 * 60_000;
+
 /** Runs one job with its output held; never rejects. */
 function runJob(job: Job): Promise<Done> {
   const started = performance.now();
@@ -87,12 +94,22 @@ function runJob(job: Job): Promise<Done> {
     const chunks: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => chunks.push(c));
     child.stderr.on('data', (c: Buffer) => chunks.push(c));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    }, JOB_TIMEOUT_MS);
     const end = (ok: boolean, extra = '') => {
+      clearTimeout(timer);
       running.delete(child);
       resolve({ job, ok, seconds: (performance.now() - started) / 1000, output: Buffer.concat(chunks).toString() + extra });
     };
     child.on('error', (err) => end(false, `\n${err.stack}\n`));
-    child.on('close', (code, signal) => end(code === 0, code === 0 ? '' : `\nexited with ${signal ?? `code ${code}`}\n`));
+    child.on('close', (code, signal) => {
+      if (timedOut) return end(false, `\nkilled: still running after ${JOB_TIMEOUT_MS / 1000} s (TEST_JOB_TIMEOUT_MS)\n`);
+      end(code === 0, code === 0 ? '' : `\nexited with ${signal ?? `code ${code}`}\n`);
+    });
   });
 }
 

@@ -315,7 +315,8 @@ export class SessionServer<
 
   private tracked(delta: 1 | -1): void {
     this.sockets += delta;
-    if (this.closed && this.sockets === 0) this.lasting.splice(0).forEach((dispose) => dispose());
+    // (After the disconnect's turn: the app's own disconnect listeners and the socket's last save still have the session.)
+    if (this.closed && this.sockets === 0) setImmediate(() => this.sockets === 0 && this.lasting.splice(0).forEach((dispose) => dispose()));
   }
 }
 
