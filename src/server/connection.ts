@@ -83,7 +83,6 @@ const TOLD = 4;
 /** Disconnected. */
 const GONE = 8;
 
-
 export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
   /**
    * Its units waiting or running (per-message mode; made at its first event). An array, kept when

@@ -379,7 +379,9 @@ export class StoreHub {
    * Resolves once no write of `sid` is under way in this process (or after `timeoutMs`). At once when
    * its writes have been under way for longer than `timeoutMs` without a break: one of them hangs (its
    * caller gave up on it at its deadline), and waiting for it would cost every later save its whole
-   * deadline until the hung write is forgotten (WritesInFlight's `keepMs`, 10 minutes).
+   * deadline until the hung write is forgotten (WritesInFlight's `keepMs`, 10 minutes). (Writes that
+   * overlap one another without a break for that long are taken the same way: the caller, which checks
+   * the store after waiting, then checks it without waiting, a bounded number of times.)
    */
   whenQuiet(sid: string, timeoutMs: number): Promise<void> {
     const tag = this.tagOf(sid);

@@ -44,8 +44,8 @@ export class WritesInFlight {
 
   /**
    * Since when writes of `tag` have been under way without a break (undefined: none is). A store call
-   * has a deadline; a busy stretch longer than it holds a write that never ended (a hung store call,
-   * given up on by its caller), which is counted until `keepMs` but must not be waited for.
+   * has a deadline; a busy stretch longer than it most likely holds a write that never ended (a hung
+   * store call, given up on by its caller), which is counted until `keepMs` but must not be waited for.
    */
   busySince(tag: string): number | undefined {
     const writes = this.writes.get(tag);
