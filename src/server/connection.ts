@@ -165,11 +165,6 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
     return true;
   }
 
-  /** A packet socket.io let through before {@link start} put this binding's middleware in place (a recovered socket's held packets). */
-  filter(packet: unknown[], next: (err?: Error) => void): void {
-    this.onPacket(packet, next);
-  }
-
   /** After `sconnection`: save what its listeners changed, if anything. */
   connected(): void {
     if (this.entry.touched) this.changed();

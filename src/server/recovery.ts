@@ -13,48 +13,94 @@ import { noticePacket, QUEUE_FULL_RETRY_MS } from './runtime/events.js';
 
 type Packet = unknown[];
 type Next = (err?: Error) => void;
+type Middleware = (packet: Packet, next: Next) => void;
+type AnyListener = (...args: unknown[]) => void;
+
+/** A held packet, with what of the socket had already seen it when it arrived. */
+interface Held {
+  packet: Packet;
+  next: Next;
+  /** How many middlewares were added through `use` during the hold before it arrived (socket.io runs those itself). */
+  uses: number;
+  /** The socket's `onAny` listeners when it arrived (socket.io called those before any middleware). */
+  any: readonly AnyListener[];
+}
 
 /**
  * Holds a recovered socket's packets (a socket middleware) until {@link PacketHold.release} or {@link PacketHold.refuse}.
  * A held event with an ack gets SESSION_ENDED when its socket is refused: its session is not there.
+ *
+ * socket.io runs a packet through the middlewares the socket had when it arrived, and calls the
+ * socket's `onAny` listeners before them. The app adds its own (its permission checks, its logging)
+ * in `sconnection`, which fires only once the session is resolved: after the held packets arrived.
+ * So that they see the held packets as they see every later one, the instance's `use` is wrapped
+ * during the hold (the wrapper is the socket's own property, deleted when the hold ends) to know the
+ * middlewares added meanwhile, and at release each held packet first goes to the `onAny` listeners
+ * and the middlewares it missed, in socket.io's order, before it goes on.
  */
 export class PacketHold {
-  private held: Array<[Packet, Next]> | undefined = [];
+  private held: Held[] | undefined = [];
   private open = false;
+  /** Middlewares added through the socket's `use` since the hold began, in order (the binding's own too). */
+  private readonly uses: Middleware[] = [];
 
   /** `limit`: packets held at most (`maxPendingEvents`); one more is answered queue-full at once, not kept. */
-  constructor(socket: Socket, limit: number) {
+  constructor(
+    private readonly socket: Socket,
+    limit: number,
+  ) {
     socket.use((packet, next) => {
       if (this.held && this.held.length >= limit) noticePacket(packet, 'queue-full', { retryAfter: QUEUE_FULL_RETRY_MS });
-      else if (this.held) this.held.push([packet, next]);
+      else if (this.held) this.held.push({ packet, next, uses: this.uses.length, any: socket.listenersAny().slice() });
       else if (this.open) next();
       // refused: dropped (the socket is being disconnected)
     });
+    const use = socket.use;
+    const uses = this.uses;
+    Object.defineProperty(socket, 'use', {
+      configurable: true,
+      writable: true,
+      value: function (this: Socket, fn: Middleware) {
+        uses.push(fn);
+        return use.call(this, fn as Parameters<Socket['use']>[0]);
+      },
+    });
   }
 
-  /**
-   * Bound: the held packets go on in order, each through `filter` (the binding's packet middleware,
-   * which socket.io had not yet seen when they arrived); later ones pass straight on.
-   */
-  release(filter: (packet: Packet, next: Next) => void): void {
+  /** Bound: the held packets go on in order, each through what it missed (see the class); later ones pass straight on. */
+  release(): void {
     const held = this.take();
     this.open = true;
-    for (const [packet, next] of held) filter(packet, next);
+    const any = this.socket.listenersAny() as AnyListener[];
+    for (const { packet, next, uses, any: seen } of held) {
+      for (const listener of any.slice()) if (!seen.includes(listener)) listener.apply(this.socket, packet);
+      runMiddlewares(this.socket, this.uses.slice(uses), packet, next);
+    }
   }
 
   /** Refused: every held event that asked for an ack gets one notice instead (invariant 7). */
   refuse(notice: EmitNotice = SESSION_ENDED): void {
-    for (const [packet] of this.take()) {
+    for (const { packet } of this.take()) {
       const ack = packet[packet.length - 1];
       if (typeof ack === 'function') ack({ [NOTICE_FIELD]: notice });
     }
   }
 
-  private take(): Array<[Packet, Next]> {
+  private take(): Held[] {
     const held = this.held ?? [];
     this.held = undefined;
+    delete (this.socket as Partial<Socket>).use; // the prototype's again
     return held;
   }
+}
+
+/** `fns` in order on `packet`, as socket.io runs a socket's middlewares: the first error, or the end, goes to `done`. */
+function runMiddlewares(socket: Socket, fns: Middleware[], packet: Packet, done: Next): void {
+  const step = (i: number): void => {
+    if (i === fns.length) return done();
+    fns[i]!.call(socket, packet, (err) => (err ? done(err) : step(i + 1)));
+  };
+  step(0);
 }
 
 /**

@@ -201,7 +201,7 @@ export class SessionServer<
     const hold = new PacketHold(socket, this.ctx.options.maxPendingEvents);
     this.handshake(socket, resolver).then(
       () => {
-        if (socket.connected && this.connected(socket)) hold.release((packet, next) => bindingOf(socket)!.filter(packet, next));
+        if (socket.connected && this.connected(socket)) hold.release();
         else hold.refuse();
       },
       (err: unknown) => refuseRecovered(socket, hold, err),

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import { Events, ErrorCode, NOTICE_FIELD } from '../../src/protocol.js';
 import { FaultyStore } from '../helpers/stores.js';
-import { startServer, connectClient, once, sidOf, eventually, type TestServer } from '../helpers/servers.js';
+import { startServer, connectClient, connected, once, sidOf, eventually, type TestServer } from '../helpers/servers.js';
 import { recoveryApp, connectAndDrop } from '../helpers/recovery.js';
 
 /** Reconnect (what socket.io-client does by itself after its reconnection delay; here at a chosen moment). */
@@ -47,6 +47,61 @@ for (const skipMiddlewares of [true, false]) {
       client.disconnect();
       await server.sio.flush();
       assert.equal((store.peek(sidOf(cookie)) as Record<string, unknown>).written, 'after recovery', 'the write is stored');
+    });
+
+    test(`${name}: the app's socket.use() and onAny() from sconnection see the events the recovered socket sent while its session was resolved (a permission check there is not bypassed)`, { timeout: 20_000 }, async (t) => {
+      const store = new FaultyStore({ latency: 30 }); // the client's first events arrive while the session is resolved
+      const server = await startServer({ store, perMessage, ioOptions });
+      t.after(() => server.close());
+      const log: string[] = [];
+      server.sio.on('sconnection', (socket) => {
+        socket.use(([event], next) => (event === 'admin' ? next(new Error('not allowed')) : next()));
+        socket.use((packet, next) => {
+          packet[1] = `${packet[1] as string}+checked`; // a middleware that rewrites, as an app's validation may
+          next();
+        });
+        socket.onAny((event: string) => log.push(`any ${event} ${socket.recovered}`));
+        socket.on('error', (err) => log.push(`refused ${err.message} ${socket.recovered}`));
+        socket.on('admin', (ack: (v: unknown) => void) => {
+          socket.session.admin = true;
+          ack('ran');
+        });
+        socket.on('write', (value: unknown, ack: (v: unknown) => void) => {
+          socket.session.written = value;
+          ack(value);
+        });
+      });
+      const cookie = await server.login({ user: 'alice' });
+      const client = connectClient(server.url, cookie);
+      t.after(() => client.close());
+      await connected(client);
+      const news = once(client, 'news');
+      server.io.emit('news', 'first'); // so the client has an offset to recover from
+      await news;
+      const id = client.id!;
+      const dropped = Promise.all([once(client, 'disconnect'), once(server.io.of('/').sockets.get(id)!, 'disconnect')]);
+      client.io.engine.close();
+      await dropped;
+      log.length = 0;
+
+      const answers = new Promise<unknown[]>((resolve) =>
+        client.once('connect', () => {
+          const admin = client.timeout(800).emitWithAck('admin').then((v) => v, () => 'no answer');
+          const write = client.timeout(5000).emitWithAck('write', 'v');
+          void Promise.all([admin, write]).then(resolve);
+        }),
+      );
+      reconnect(client);
+      assert.deepEqual(await answers, ['no answer', 'v+checked'], 'admin refused by the app\'s middleware; write rewritten by it');
+      assert.equal(client.recovered, true, 'socket.io recovered the connection');
+      // (socket.io reports a refusal on the next tick: its order against the next event's onAny varies)
+      assert.deepEqual(log.sort(), ['any admin true', 'any write true', 'refused not allowed true'], 'each event seen once by onAny, the refusal once');
+      await server.sio.flush();
+      const stored = store.peek(sidOf(cookie)) as Record<string, unknown>;
+      assert.equal(stored.admin, undefined, 'the refused handler never ran');
+      if (perMessage) assert.equal(stored.written, 'v+checked');
+      const socket = server.io.of('/').sockets.get(client.id!)!;
+      assert.equal(Object.hasOwn(socket, 'use'), false, 'the hold gave socket.use back');
     });
 
     test(`${name}: logged out while away, the recovered socket is told invalid, disconnected and out of its room`, { timeout: 20_000 }, async (t) => {
