@@ -13,7 +13,8 @@ export const ErrorCode = {
   ORIGIN_NOT_ALLOWED: 'ORIGIN_NOT_ALLOWED',
   /**
    * Per-event only (an {@link EmitNotice}): the event's handler threw, rejected or hung past
-   * `handlerTimeout`, or what it stored cannot be serialised. Sending the same emit again will
+   * `handlerTimeout`, or what it stored cannot be serialised, or the server never delivers such an
+   * event (a reserved name, too many arguments). Sending the same emit again will
    * most likely fail the same way; the session itself is fine.
    */
   EVENT_FAILED: 'EVENT_FAILED',
@@ -67,6 +68,8 @@ export type NoticeReason =
   | 'handler-timeout'
   /** a value the handler stored cannot be serialised (BigInt, cycle, too deep, throwing getter); `key` names it */
   | 'not-storable'
+  /** the server never delivers this event: its name is reserved (socket.io's, or `smessage`) or not a string, or it has more than 10,000 arguments */
+  | 'event-refused'
   /** the session ended (logout, expiry, login elsewhere) before the event ran, or while it was buffered in the client */
   | 'session-ended';
 

@@ -180,11 +180,11 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
     const event = typeof packet[0] === 'number' ? String(packet[0]) : packet[0];
     if (typeof event !== 'string' || DROPPED.has(event)) {
       log.handshake('socket %s: dropped a client event named %o', this.socket.id, event);
-      return;
+      return noticePacket(packet, 'event-refused'); // never delivered, yet answered if it asked (invariant 7)
     }
     if (packet.length > MAX_ARGUMENTS) {
       log.handshake('socket %s: dropped a client event %o with %d arguments', this.socket.id, event, packet.length - 1);
-      return;
+      return noticePacket(packet, 'event-refused');
     }
     if (event === CredentialEvents.REFRESH && this.ticket) {
       this.ticket.refresh(packet[1], packet[packet.length - 1]);

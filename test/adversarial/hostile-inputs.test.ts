@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import { connectWithSession } from '../../src/client/index.js';
 import { emit } from '../helpers/acks.js';
+import { NOTICE_FIELD } from '../../src/protocol.js';
 import { FaultyStore, type Fault } from '../helpers/stores.js';
 import { sessionState, startReferenceServer, type ReferenceServer } from '../helpers/reference-server.js';
 import { startServer, connectClient, connected, refused, once, eventually, sidOf, delay, type TestServer, type TestServerOptions } from '../helpers/servers.js';
@@ -265,6 +266,24 @@ test('a client event with 200,000 arguments (~400 KB, under maxHttpBufferSize) i
   assert.deepEqual(uncaught.map(String), []);
   assert.equal(client.connected, true);
 });
+
+for (const perMessage of [true, false]) {
+  test(`${perMessage ? 'per-message' : 'per-connection'}: an event the server never delivers (named 'error', or with 20,000 arguments) that asks for an ack gets an 'event-refused' notice, and no listener runs`, { timeout: 20_000 }, async (t) => {
+    const { server } = await hostileServer(t, { perMessage });
+    const ran: string[] = [];
+    server.sio.on('sconnection', (socket) => {
+      socket.on('error', () => ran.push('error'));
+      socket.on('many', () => ran.push('many'));
+    });
+    const client = await open(t, server, await server.login());
+    const notice = { [NOTICE_FIELD]: { code: 'EVENT_FAILED', reason: 'event-refused' } };
+    // (socket.io's parser itself closes a connection that sends socket.io's reserved names, e.g. 'disconnecting')
+    assert.deepEqual(await client.timeout(2000).emitWithAck('error', 'x'), notice);
+    assert.deepEqual(await client.timeout(2000).emitWithAck('many', ...new Array(20_000).fill(0)), notice);
+    assert.equal(await client.timeout(2000).emitWithAck('who'), 'alice', 'the socket is served next');
+    assert.deepEqual(ran, []);
+  });
+}
 
 test('per-message: a prototype-polluting payload saved into the session stays plain data and pollutes nothing', async (t) => {
   const { server, store } = await hostileServer(t, { perMessage: true });

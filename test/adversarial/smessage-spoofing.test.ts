@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'socket.io';
 import { FaultyStore } from '../helpers/stores.js';
 import { startServer, connectClient, connected, sidOf } from '../helpers/servers.js';
+import { NOTICE_FIELD } from '../../src/protocol.js';
 
 interface Call {
   message: unknown;
@@ -42,7 +43,9 @@ for (const perMessage of [false, true]) {
   test(`${mode}: a client emitting 'smessage' with its own "session" ({ role: 'admin' }) reaches no smessage listener`, async (t) => {
     const { client, calls } = await smessageServer(t, perMessage);
     client.emit('smessage', 'spoofed', { role: 'admin', user: 'mallory' });
-    client.emit('smessage', 'spoofed with ack', { role: 'admin' }, () => {});
+    const answer = client.timeout(3000).emitWithAck('smessage', 'spoofed with ack', { role: 'admin' });
+    // Never delivered, yet answered (invariant 7): before, this emit was never answered.
+    assert.deepEqual(await answer, { [NOTICE_FIELD]: { code: 'EVENT_FAILED', reason: 'event-refused' } });
     await client.timeout(3000).emitWithAck('sync');
     // Per-message: listeners run as queued units; a send() goes through the same queue, after them.
     if (perMessage) await new Promise<void>((resolve) => client.send('marker', () => resolve()));

@@ -44,7 +44,7 @@ export function emitNotice(reason: NoticeReason, extra: Pick<EmitNotice, 'retryA
 
 function noticeCode(reason: NoticeReason): ErrorCode {
   if (reason === 'session-ended') return ErrorCode.SESSION_INVALID;
-  if (reason === 'handler-error' || reason === 'handler-timeout' || reason === 'not-storable') return ErrorCode.EVENT_FAILED;
+  if (reason === 'handler-error' || reason === 'handler-timeout' || reason === 'not-storable' || reason === 'event-refused') return ErrorCode.EVENT_FAILED;
   return ErrorCode.SESSION_UNAVAILABLE;
 }
 
