@@ -9,13 +9,20 @@
  *   await redis.restart();            // same port, same dir: the data survives
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, terminate } from './reference-server.js';
 
 const REDIS_SERVER = process.env.REDIS_SERVER_BIN || 'redis-server';
 const REDIS_CLI = process.env.REDIS_CLI_BIN || 'redis-cli';
+/**
+ * redis-server has no IPC channel to watch: on Linux it is started through util-linux's `setpriv
+ * --pdeathsig SIGKILL`, which sets the kernel's parent-death signal and then execs redis-server (the
+ * same pid, no process in between), so it dies with this process however that ends (SIGKILL
+ * included). Without setpriv (macOS), a plain spawn: the exit and signal handlers below only.
+ */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => existsSync(path));
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
 
@@ -91,7 +98,9 @@ export async function startRedis({ args: extraArgs = [] }: { args?: string[] } =
       '--protected-mode', 'yes',
       ...extraArgs,
     ];
-    const proc = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = SETPRIV
+      ? spawn(SETPRIV, ['--pdeathsig', 'SIGKILL', REDIS_SERVER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     running.add(proc);
     let exited: string | undefined;

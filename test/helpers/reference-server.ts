@@ -33,7 +33,14 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-/** A port on 127.0.0.1 that was free a moment ago. */
+/** The preload that makes a node child exit when this process is gone (its comment says how). */
+const EXIT_WITH_PARENT = new URL('exit-with-parent.mjs', import.meta.url).href;
+
+/** `node <args>` as a child that exits with this process (EXIT_WITH_PARENT): stdout and stderr piped, plus the IPC channel it watches. */
+export function spawnNode(args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): ChildProcess {
+  return spawn(process.execPath, ['--import', EXIT_WITH_PARENT, ...args], { ...options, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+}
+
 /** SIGTERM, then SIGKILL if the process has not exited after `killAfterMs`; resolves on exit. */
 export async function terminate(proc: ChildProcess, killAfterMs: number): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return;
@@ -44,6 +51,7 @@ export async function terminate(proc: ChildProcess, killAfterMs: number): Promis
   clearTimeout(killer);
 }
 
+/** A port on 127.0.0.1 that was free a moment ago. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
@@ -108,7 +116,7 @@ export async function startReferenceServer({ env = {}, waitForPage = false }: Re
         ...env,
       };
       delete childEnv.NODE_TEST_CONTEXT; // it is a server, not a node:test subprocess
-      const proc = spawn(process.execPath, [SERVER_ENTRY], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawnNode([SERVER_ENTRY], { cwd: ROOT, env: childEnv });
       child = proc;
       runningServers.add(proc);
       let ready = false;

@@ -3,10 +3,9 @@
  * `{"url": ...}` once it listens. For what only a separate process shows (its heap, its stderr
  * with DEBUG on). Stopped (SIGTERM, then SIGKILL) when the test ends.
  */
-import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { terminate } from './reference-server.js';
+import { spawnNode, terminate } from './reference-server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -32,7 +31,7 @@ export async function startServerProcess(
 ): Promise<ServerProcess> {
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   delete childEnv.NODE_TEST_CONTEXT; // a server, not a node:test subprocess
-  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', fixture], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawnNode([...nodeArgs, '--import', 'tsx', fixture], { cwd: ROOT, env: childEnv });
   t.after(() => terminate(proc, 3000));
   let output = '';
   let stderr = '';

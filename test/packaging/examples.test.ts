@@ -6,14 +6,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { launchBrowser, PageRecorder, textOf, waitUntil } from '../helpers/browser.js';
 import { packedProject, ROOT } from '../helpers/packed.js';
-import { freePort, terminate } from '../helpers/reference-server.js';
+import { freePort, spawnNode, terminate } from '../helpers/reference-server.js';
 
 let browser: Browser;
 const dirs: string[] = [];
@@ -36,7 +35,7 @@ async function startExample(t: { after(fn: () => unknown): void }, name: string,
   symlinkSync(join(project, 'node_modules'), join(dir, 'node_modules'), 'dir');
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
   delete childEnv.NODE_TEST_CONTEXT;
-  const proc = spawn(process.execPath, ['server.mjs'], { cwd: dir, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawnNode(['server.mjs'], { cwd: dir, env: childEnv });
   t.after(() => terminate(proc, 3000));
   let output = '';
   proc.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -15,14 +15,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { launchBrowser, PageRecorder, textOf, waitUntil } from '../helpers/browser.js';
 import { INSTALL_LINE_PACKAGES, packedProject, ROOT, sh } from '../helpers/packed.js';
-import { freePort, terminate } from '../helpers/reference-server.js';
+import { freePort, spawnNode, terminate } from '../helpers/reference-server.js';
 import { startRedis } from '../helpers/redis.js';
 import { connectClient, connected, once } from '../helpers/servers.js';
 import { Events } from '../../src/protocol.js';
@@ -105,7 +104,7 @@ async function startSnippetServer(
   const port = await freePort();
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), ...extra };
   delete env.NODE_TEST_CONTEXT;
-  const proc = spawn(process.execPath, [file], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawnNode([file], { cwd: app, env });
   t.after(() => terminate(proc, 3000));
   let output = '';
   proc.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
