@@ -89,7 +89,8 @@ const JOB_TIMEOUT_MS = Number(process.env.TEST_JOB_TIMEOUT_MS) || 5 * 60_000;
 function runJob(job: Job): Promise<Done> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, job.args, { cwd: ROOT, env: { ...process.env, ...(process.stdout.isTTY ? { FORCE_COLOR: '1' } : {}) } });
+    // Its own process group (detached), so that a kill reaches the test file's process under `node --test` too.
+    const child = spawn(process.execPath, job.args, { cwd: ROOT, detached: true, env: { ...process.env, ...(process.stdout.isTTY ? { FORCE_COLOR: '1' } : {}) } });
     running.add(child);
     const chunks: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => chunks.push(c));
@@ -97,8 +98,8 @@ function runJob(job: Job): Promise<Done> {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      killJob(child, 'SIGTERM');
+      setTimeout(() => killJob(child, 'SIGKILL'), 5000).unref();
     }, JOB_TIMEOUT_MS);
     const end = (ok: boolean, extra = '') => {
       clearTimeout(timer);
@@ -114,6 +115,18 @@ function runJob(job: Job): Promise<Done> {
 }
 
 const running = new Set<ReturnType<typeof spawn>>();
+
+/**
+ * `signal` to a job's whole process group: `node --test` runs the file in a process of its own,
+ * which a SIGKILL of `node --test` alone would leave running (with the servers it started).
+ */
+function killJob(child: ReturnType<typeof spawn>, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    child.kill(signal); // the group is gone already
+  }
+}
 
 /** Takes the next job a free slot may run: no second browser file while one runs, nothing beside an ALONE file. */
 function take(queue: Job[], running: Job[]): Job | undefined {
@@ -196,7 +209,7 @@ async function main(): Promise<void> {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
-      for (const child of running) child.kill(signal);
+      for (const child of running) killJob(child, signal);
       process.exit(signal === 'SIGINT' ? 130 : 143);
     });
   }
