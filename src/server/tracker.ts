@@ -141,6 +141,12 @@ export class ChangeTracker<T extends object = object> {
   private exposed: Set<string> | undefined;
   /** JSON at the start of the running handler, when that differs from `saved` (later handlers of a batch). */
   private checkpoint: Map<string, Json> | undefined;
+  /**
+   * Keys assigned, deleted or handed out outside a handler since the last save (a per-connection
+   * socket's handler, an `sconnection` listener, a timer): a handler that fails undoes to where it
+   * began, which keeps them, not to the stored state.
+   */
+  private outside: Set<string> | undefined;
   /** While handlers given up on still run: JSON of keys changed outside a handler since (to undo when one settles). */
   private quarantine: Map<string, Json> | undefined;
   private abandoned = 0;
@@ -194,6 +200,7 @@ export class ChangeTracker<T extends object = object> {
   /** An object value's reference is handed out: watch it for changes in place from now on. */
   expose(key: string): void {
     if (this.inHandler) (this.handlerKeys ??= new Set()).add(key);
+    else (this.outside ??= new Set()).add(key);
     if (this.exposed?.has(key)) return;
     this.mark(key);
     (this.exposed ??= new Set()).add(key);
@@ -202,6 +209,7 @@ export class ChangeTracker<T extends object = object> {
   /** Remember a key's JSON before it may change (once per layer). */
   mark(key: string): void {
     if (this.inHandler) (this.handlerKeys ??= new Set()).add(key);
+    else (this.outside ??= new Set()).add(key);
     const saved = (this.saved ??= new Map());
     const needSaved = !saved.has(key);
     const needCheckpoint = this.checkpoint !== undefined && !this.checkpoint.has(key);
@@ -240,6 +248,7 @@ export class ChangeTracker<T extends object = object> {
     const before = new Map<string, Json>();
     const refused: SessionValueError[] = [];
     const saved = this.saved;
+    this.outside = undefined; // (what they changed is being written)
     if (!saved) return { now, before, refused };
     let leftOut: Set<string> | undefined;
     // One pass over the marked keys (a Map may be changed while iterated: visited keys only).
@@ -346,9 +355,13 @@ export class ChangeTracker<T extends object = object> {
     for (const [key, json] of before) saved.set(key, json);
   }
 
-  /** A handler starts. The first of a unit starts from the stored state; later ones (a batch) get a checkpoint. */
+  /**
+   * A handler starts. The first of a unit starts from the stored state, unless something was changed
+   * outside a handler since (then, as later ones of a batch, from a checkpoint: what it was at start).
+   */
   begin(first: boolean): void {
-    this.checkpoint = first ? undefined : new Map([...(this.exposed ?? [])].map((key) => [key, this.json(key)] as const));
+    const outside = first ? this.outside : undefined;
+    this.checkpoint = first && !outside ? undefined : new Map([...(this.exposed ?? []), ...(outside ?? [])].map((key) => [key, this.json(key)] as const));
     this.inHandler = true;
     this.handlerKeys = undefined; // (not clear(): a runtime call in V8, dearer than a new Set)
   }
@@ -419,6 +432,7 @@ export class ChangeTracker<T extends object = object> {
     for (const key of taken) {
       this.saved?.delete(key);
       this.exposed?.delete(key);
+      this.outside?.delete(key);
     }
     if (stored.size > 0) {
       const saved = (this.saved ??= new Map());

@@ -113,3 +113,44 @@ test("per-message: one session on '/a' and '/b' with two sessions() instances: 1
   t.diagnostic(`counter ${counter} after 200 acked increments`);
   assert.equal(counter, 200);
 });
+
+test("one session on '/pc' (per-connection) and '/' (per-message): the per-connection socket's acked write, not yet saved, survives a per-message handler of the session that throws or times out after it", async (t) => {
+  for (const failure of ['throws', 'times out'] as const) {
+    const store = new FaultyStore();
+    const server = await startServer({
+      store,
+      attach(io, s) {
+        const pc = sessions(io.of('/pc'), { store: s, secret: SECRET, saveDelay: 300 }); // its save comes after the failing event
+        pc.on('sconnection', (socket) =>
+          socket.on('set', (value: unknown, ack: (v: unknown) => void) => {
+            socket.session.pcKey = value;
+            ack(value);
+          }),
+        );
+        const pm = sessions(io, { store: s, secret: SECRET, perMessage: true, handlerTimeout: 200 });
+        pm.on('serror', () => {});
+        pm.on('sconnection', (socket) => {
+          socket.on('work', async () => {
+            socket.session.pmKey = 'undone';
+            if (failure === 'throws') throw new Error('work failed');
+            await delay(10_000);
+          });
+        });
+        return pm;
+      },
+    });
+    const cookie = await server.login({ user: 'alice' });
+    const a = connectClient(server.url, cookie);
+    const b = connectClient(`${server.url}/pc`, cookie);
+    await Promise.all([connected(a), connected(b)]);
+    assert.equal(await b.timeout(2000).emitWithAck('set', 'kept'), 'kept');
+    const answer = (await a.timeout(2000).emitWithAck('work')) as Record<string, { reason: string }>;
+    assert.equal(answer['sio-sessions:notice']?.reason, failure === 'throws' ? 'handler-error' : 'handler-timeout');
+    // Before: undone with the failed handler's change (rolled back to the stored state), and never saved.
+    await eventually(() => (store.peek(sidOf(cookie)) as Record<string, unknown>).pcKey === 'kept', 3000);
+    assert.equal((store.peek(sidOf(cookie)) as Record<string, unknown>).pmKey, undefined, 'the failed handler\'s change is undone');
+    a.close();
+    b.close();
+    await server.close();
+  }
+});

@@ -74,6 +74,25 @@ test('rollback() undoes the running handler: to the stored state, or to its chec
   assert.deepEqual([...tracker.changes().keys()].sort(), ['a', 'list'], 'the first handler is still to be saved');
 });
 
+test("rollback() of a unit's first handler keeps what was changed outside a handler since the last save (assigned, or changed in place through a reference read outside); take() ends that", () => {
+  const { tracker, session } = tracked({ counter: 1, cart: { items: [1] }, name: 'a' });
+  session.name = 'outside'; // a per-connection socket's handler, an sconnection listener
+  session.cart.items.push(2); // in place, through a reference read outside a handler
+  tracker.begin(true);
+  session.counter = 2;
+  session.name = 'handler';
+  session.cart.items.push(3);
+  tracker.rollback();
+  tracker.end();
+  assert.deepEqual(structuredClone({ ...session }), { counter: 1, cart: { items: [1, 2] }, name: 'outside' }, 'back to where the handler began');
+  assert.deepEqual(Object.fromEntries(tracker.take().now), { cart: '{"items":[1,2]}', name: '"outside"' }, 'still changes to save');
+  tracker.begin(true); // saved: the next failing handler undoes to the stored state again
+  session.name = 'handler';
+  tracker.rollback();
+  tracker.end();
+  assert.equal(session.name, 'outside');
+});
+
 test('rebase(): keys taken from the store are fresh; keys changed here stay changes against the store', () => {
   const { tracker, session, target } = tracked({ a: 1, b: { x: 1 } });
   session.a = 2;
