@@ -237,11 +237,15 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
     const once = typeof (registered as { listener?: unknown }).listener === 'function';
     const listener = once ? (registered as unknown as { listener: Listener }).listener : registered;
     const binding = this;
+    let fired = false;
     const wrapper = function (this: unknown, ...args: unknown[]) {
       binding.reserved = 0; // dispatched: the burst's bound checks are done (see `reserved`)
-      if (once) binding.socket.removeListener(event, wrapper);
+      // A `once` listener takes the first event only; it stays registered until that event's unit
+      // runs (so a handler before it can still take it off), then the unit takes it off.
+      if (once && fired) return;
+      fired = true;
       const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
-      const unit = new EventUnit(binding, Date.now() + binding.ctx.options.storeTimeout, listener, args, ack);
+      const unit = new EventUnit(binding, Date.now() + binding.ctx.options.storeTimeout, listener, args, ack, event, once);
       (binding.units ??= []).push(unit);
       binding.runtime.event(unit);
     } as Wrapper;

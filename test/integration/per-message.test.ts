@@ -268,6 +268,47 @@ test('removeListener() of a once() handler before it fires stops it', async (t) 
   assert.deepEqual(calls, []);
 });
 
+test('a listener taken off by an earlier event of a burst (sent back to back, queued together) does not run for the later ones, as in plain socket.io; a once() listener runs once', async (t) => {
+  const calls: string[] = [];
+  const server = await perMessageServer(t, (socket) => {
+    const later = (ack: Ack) => {
+      calls.push('later');
+      ack('later ran');
+    };
+    socket.once('later', later);
+    socket.on('cancel', (ack: Ack) => {
+      socket.removeListener('later', later);
+      ack(socket.listenerCount('later'));
+    });
+    socket.on('init', function init(ack: Ack) {
+      socket.off('init', init); // run-once by taking itself off
+      calls.push('init');
+      ack('init ran');
+    });
+    socket.once('one', (ack: Ack) => {
+      calls.push('one');
+      ack('one ran');
+    });
+    socket.on('ping', (ack: Ack) => ack(socket.listenerCount('one')));
+  });
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const answers = await Promise.all([
+    client.emitWithAck('cancel'),
+    client.timeout(500).emitWithAck('later').catch(() => 'no answer'),
+    client.emitWithAck('init'),
+    client.timeout(500).emitWithAck('init').catch(() => 'no answer'),
+    client.emitWithAck('one'),
+    client.timeout(500).emitWithAck('one').catch(() => 'no answer'),
+    client.emitWithAck('ping'),
+  ]);
+  // Before: 'later' and the second 'init' ran (their listeners were called when the packets came, before the handler that took them off ran).
+  assert.deepEqual(answers, [0, 'no answer', 'init ran', 'no answer', 'one ran', 'no answer', 0]);
+  assert.deepEqual(calls, ['init', 'one']);
+});
+
 test('off() and listenerCount() see the handlers the app registered', async (t) => {
   // Handlers are wrapped in per-message mode; the app must not notice.
   const server = await perMessageServer(t, (socket) => {

@@ -76,6 +76,10 @@ export class EventUnit {
     private readonly listener: Listener,
     private readonly args: unknown[],
     private readonly ack: Ack | undefined,
+    /** The event whose listener it is (it runs only if the listener is still there). */
+    private readonly event?: string,
+    /** A `once` listener: taken off when it runs (or when the unit ends without running). */
+    private once = false,
   ) {}
 
   /**
@@ -104,7 +108,10 @@ export class EventUnit {
    * A handler that returned no promise is answered at once (no promise here either: no turn lost).
    */
   run(entry: SessionEntry, first: boolean): boolean | Promise<boolean> {
-    if (this.gone) {
+    // Gone, or its listener taken off (`off()`) by a handler that ran before it: plain socket.io,
+    // which calls the listeners when the packet comes, would not call it now. No ack, as for an
+    // event without listeners.
+    if (this.gone || (this.event !== undefined && !this.stillListening(this.event))) {
       this.settle();
       return false;
     }
@@ -123,6 +130,19 @@ export class EventUnit {
     // (settledWithin makes any thenable a native promise.)
     if (isThenable(result)) return (result as Promise<unknown>).then(() => this.ended(entry), (err: unknown) => this.ended(entry, true, err));
     return this.ended(entry);
+  }
+
+  private stillListening(event: string): boolean {
+    const { socket } = this.source;
+    if (socket.listenerCount(event, this.listener) === 0) return (this.once = false); // (counts without a copy of the list)
+    this.takeOff();
+    return true;
+  }
+
+  private takeOff(): void {
+    if (!this.once) return;
+    this.once = false;
+    this.source.socket.removeListener(this.event!, this.listener);
   }
 
   /** The handler ended (`threw`: it threw or rejected with `err`): whether its changes are to be saved. */
@@ -206,6 +226,7 @@ export class EventUnit {
   settle(): void {
     if (this.done) return;
     this.done = true;
+    this.takeOff(); // (not run: a `once` listener is still taken off by its event, as in plain socket.io)
     this.source.settled(this);
   }
 }
