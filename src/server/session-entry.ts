@@ -317,9 +317,7 @@ export class SessionEntry implements Live {
 
   /** Drop every unsaved change and trust nothing: the next unit reloads. */
   discard(): void {
-    this.tracker.begin(true);
-    this.tracker.rollback();
-    this.tracker.end();
+    this.tracker.discard();
     this.currentAt = NO_MARK;
   }
 

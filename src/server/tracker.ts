@@ -375,6 +375,15 @@ export class ChangeTracker<T extends object = object> {
     return keys;
   }
 
+  /** Undo every change since the last load or save (outside a handler too): back to the stored state. */
+  discard(): void {
+    this.checkpoint = undefined;
+    this.outside = undefined;
+    if (this.saved) this.undo(this.saved);
+    this.inHandler = false;
+    this.handlerKeys = undefined;
+  }
+
   /** Undo what the running handler changed (to its checkpoint, or to the stored state). */
   rollback(): void {
     const layer = this.checkpoint ?? this.saved;
