@@ -245,6 +245,9 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
       if (once && fired) return;
       fired = true;
       const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
+      // The next listener of the same emit (socket.io calls them in turn with its one ack): one unit.
+      const last = binding.units?.[binding.units.length - 1];
+      if (ack && last?.sameEmit(ack)) return last.join(listener, once);
       const unit = new EventUnit(binding, Date.now() + binding.ctx.options.storeTimeout, listener, args, ack, event, once);
       (binding.units ??= []).push(unit);
       binding.runtime.event(unit);

@@ -309,6 +309,69 @@ test('a listener taken off by an earlier event of a burst (sent back to back, qu
   assert.deepEqual(calls, ['init', 'one']);
 });
 
+test('an event with two listeners and an ack runs as one: one answer (the first ack, after the save of both changes), and if either throws or rejects, neither change is stored and the emit gets the notice', async (t) => {
+  const calls: string[] = [];
+  const server = await perMessageServer(t, (socket) => {
+    socket.on('both', (ack: Ack) => {
+      socket.session.a = 1;
+      ack('first');
+    });
+    socket.on('both', async (ack: Ack) => {
+      await delay(5);
+      socket.session.b = 2;
+      ack('second');
+    });
+    socket.on('pay', (ack: Ack) => {
+      socket.session.paid = true;
+      ack('paid');
+    });
+    socket.on('pay', () => {
+      socket.session.audit = 'x';
+      throw new Error('audit failed');
+    });
+    socket.on('later', (ack: Ack) => {
+      socket.session.later = true;
+      ack('later');
+    });
+    socket.on('later', async () => {
+      await delay(5);
+      throw new Error('rejects after the other acked');
+    });
+    socket.on('first-throws', () => {
+      throw new Error('first');
+    });
+    socket.on('first-throws', (ack: Ack) => {
+      calls.push('second of first-throws'); // EventEmitter stops at a throw: never called
+      ack('no');
+    });
+    socket.on('noack', () => {
+      socket.session.noackA = true;
+    });
+    socket.on('noack', () => {
+      socket.session.noackB = true;
+      throw new Error('no ack asked: each listener is its own unit');
+    });
+  });
+  server.sio.on('serror', () => {});
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const notice = (reason: string) => ({ [NOTICE_FIELD]: { code: 'EVENT_FAILED', reason } });
+  assert.equal(await client.emitWithAck('both'), 'first');
+  let stored = await server.httpSession(cookie);
+  assert.deepEqual([stored.a, stored.b], [1, 2], 'both changes saved before the ack');
+  // Before: 'pay' got handler-error although its first listener's change (paid) was saved.
+  assert.deepEqual(await client.emitWithAck('pay'), notice('handler-error'));
+  assert.deepEqual(await client.emitWithAck('later'), notice('handler-error'));
+  assert.deepEqual(await client.emitWithAck('first-throws'), notice('handler-error'));
+  client.emit('noack');
+  assert.equal(await client.emitWithAck('both'), 'first'); // (after noack, on the same connection)
+  stored = await server.httpSession(cookie);
+  assert.deepEqual([stored.paid, stored.audit, stored.later, stored.noackA, stored.noackB], [undefined, undefined, undefined, true, undefined]);
+  assert.deepEqual(calls, []);
+});
+
 test('off() and listenerCount() see the handlers the app registered', async (t) => {
   // Handlers are wrapped in per-message mode; the app must not notice.
   const server = await perMessageServer(t, (socket) => {

@@ -57,7 +57,16 @@ export function noticePacket(args: unknown[], reason: NoticeReason, extra?: Pick
   if (typeof ack === 'function') (ack as Ack)(emitNotice(reason, extra));
 }
 
-/** One listener call of one event. */
+/** A further listener of the same event (and the same emit) that runs in its unit. */
+interface Also {
+  listener: Listener;
+  once: boolean;
+}
+
+/**
+ * One event: the call of its listener (of all its listeners, when the emit asked for an ack: they
+ * share that ack, so they succeed or fail as one, and the emit gets one answer).
+ */
 export class EventUnit {
   /** The handler's first ack (a second one is ignored). */
   private acked: unknown[] | undefined;
@@ -70,6 +79,10 @@ export class EventUnit {
   toSave = false;
   /** The session keys its handler assigned, deleted or read (a save that leaves one out fails it). */
   touched: ReadonlySet<string> | undefined = undefined;
+  /** The event's other listeners, for an emit with an ack (see {@link join}). */
+  private also: Also[] | undefined;
+  /** Its run began: no listener joins it any more. */
+  started = false;
   constructor(
     readonly source: EventSource,
     readonly deadline: number,
@@ -79,7 +92,7 @@ export class EventUnit {
     /** The event whose listener it is (it runs only if the listener is still there). */
     private readonly event?: string,
     /** A `once` listener: taken off when it runs (or when the unit ends without running). */
-    private once = false,
+    private readonly once = false,
   ) {}
 
   /**
@@ -94,12 +107,51 @@ export class EventUnit {
     return this.source.gone;
   }
 
+  /**
+   * Another listener of the same event was called with the same ack (socket.io calls an event's
+   * listeners one after the other with one ack): it runs in this unit, after the ones before it.
+   */
+  sameEmit(ack: Ack): boolean {
+    return ack === this.ack && !this.started;
+  }
+
+  join(listener: Listener, once: boolean): void {
+    (this.also ??= []).push({ listener, once });
+  }
+
   /** Run the listener; its ack is held (the ack it asked for is sent after the save). */
-  private call(): unknown {
-    if (!this.ack) return this.listener.apply(this.source.socket, this.args);
+  private call(main: boolean): unknown {
     // (`args` is this unit's own array, made by the wrapper: the held ack goes at its end.)
-    this.args.push((...a: unknown[]) => this.hold(a));
-    return this.listener.apply(this.source.socket, this.args);
+    if (this.ack) this.args.push((...a: unknown[]) => this.hold(a));
+    if (!this.also) return this.listener.apply(this.source.socket, this.args);
+    return this.callAll(main);
+  }
+
+  /**
+   * Several listeners, in order, as EventEmitter calls them (a throw stops the ones after it); their
+   * promises are awaited together, and the first failure is the unit's.
+   */
+  private callAll(main: boolean): unknown {
+    const listeners = [...(main ? [this.listener] : []), ...this.also!.filter((also) => this.listening(also.listener, also.once)).map((also) => also.listener)];
+    const pending: PromiseLike<unknown>[] = [];
+    let threw: { err: unknown } | undefined;
+    for (const listener of listeners) {
+      try {
+        const result = listener.apply(this.source.socket, this.args);
+        if (isThenable(result)) pending.push(result);
+      } catch (err) {
+        threw = { err };
+        break;
+      }
+    }
+    if (pending.length === 0) {
+      if (threw) throw threw.err;
+      return undefined;
+    }
+    return Promise.allSettled(pending).then((outcomes) => {
+      if (threw) throw threw.err;
+      for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+    });
   }
 
   /**
@@ -108,22 +160,25 @@ export class EventUnit {
    * A handler that returned no promise is answered at once (no promise here either: no turn lost).
    */
   run(entry: SessionEntry, first: boolean): boolean | Promise<boolean> {
+    this.started = true;
     // Gone, or its listener taken off (`off()`) by a handler that ran before it: plain socket.io,
     // which calls the listeners when the packet comes, would not call it now. No ack, as for an
     // event without listeners.
-    if (this.gone || (this.event !== undefined && !this.stillListening(this.event))) {
+    const main = !this.gone && this.listening(this.listener, this.once);
+    if (!main && (this.gone || !this.also?.some((also) => this.listening(also.listener, false)))) {
       this.settle();
       return false;
     }
     // Its deadline (from its arrival) passed while the handlers before it in its batch ran.
     if (this.deadline <= Date.now()) {
+      for (const also of this.also ?? []) if (also.once) this.listening(also.listener, true);
       this.fail(unavailable('queue-timeout'));
       return false;
     }
     entry.begin(first);
     let result: unknown;
     try {
-      result = settledWithin(this.call(), this.source.options.handlerTimeout);
+      result = settledWithin(this.call(main), this.source.options.handlerTimeout);
     } catch (err) {
       return this.ended(entry, true, err);
     }
@@ -132,17 +187,21 @@ export class EventUnit {
     return this.ended(entry);
   }
 
-  private stillListening(event: string): boolean {
+  /** Whether `listener` is still registered for the event (counted without a copy of the list); a `once` one is taken off. */
+  private listening(listener: Listener, once: boolean): boolean {
+    if (this.event === undefined) return true;
     const { socket } = this.source;
-    if (socket.listenerCount(event, this.listener) === 0) return (this.once = false); // (counts without a copy of the list)
-    this.takeOff();
+    if (socket.listenerCount(this.event, listener) === 0) return false;
+    if (once) socket.removeListener(this.event, listener);
     return true;
   }
 
+  /** Ended before it ran: its `once` listeners are still taken off by their event, as in plain socket.io. */
   private takeOff(): void {
-    if (!this.once) return;
-    this.once = false;
-    this.source.socket.removeListener(this.event!, this.listener);
+    if (this.started) return;
+    this.started = true;
+    if (this.once) this.listening(this.listener, true);
+    for (const also of this.also ?? []) if (also.once) this.listening(also.listener, true);
   }
 
   /** The handler ended (`threw`: it threw or rejected with `err`): whether its changes are to be saved. */
@@ -226,7 +285,7 @@ export class EventUnit {
   settle(): void {
     if (this.done) return;
     this.done = true;
-    this.takeOff(); // (not run: a `once` listener is still taken off by its event, as in plain socket.io)
+    this.takeOff();
     this.source.settled(this);
   }
 }
