@@ -72,3 +72,31 @@ function walk(root: unknown, isSession: (value: object) => boolean): string | un
   }
   return undefined;
 }
+
+/**
+ * Whether a storable `value` is already what reading its JSON back gives (plain objects and arrays
+ * of JSON primitives): no `toJSON` (a Date, a Buffer), no boxed primitive, no class instance, Map or
+ * Set, no undefined, function or symbol inside, no NaN or Infinity. Its own stack, as `unstorable`
+ * (call it only on a value `unstorable` passed: no cycle, bounded depth).
+ */
+export function jsonShaped(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const item = stack.pop();
+    if (typeof item === 'number') {
+      if (!Number.isFinite(item)) return false;
+      continue;
+    }
+    if (typeof item === 'undefined' || typeof item === 'function' || typeof item === 'symbol' || typeof item === 'bigint') return false;
+    if (typeof item !== 'object' || item === null) continue;
+    const proto = Object.getPrototypeOf(item);
+    if (Array.isArray(item)) {
+      if (proto !== Array.prototype) return false;
+      for (let i = 0; i < item.length; i++) stack.push(item[i]);
+      continue;
+    }
+    if ((proto !== Object.prototype && proto !== null) || typeof (item as { toJSON?: unknown }).toJSON === 'function') return false;
+    for (const key of Object.keys(item)) stack.push((item as Record<string, unknown>)[key]);
+  }
+  return true;
+}

@@ -20,7 +20,7 @@
  */
 import { SessionValueError } from '../errors.js';
 import { log } from './log.js';
-import { unstorable } from './storable.js';
+import { jsonShaped, unstorable } from './storable.js';
 
 /** A value that cannot be stored: why, and its property (so that undoing to it puts it back as it was). */
 class Unstorable {
@@ -260,11 +260,12 @@ export class ChangeTracker<T extends object = object> {
         if (this.firstReport(key, json.held)) refused.push(new SessionValueError(key, json.problem));
         continue;
       }
-      const exposed = this.exposed?.has(key) === true;
+      let exposed = this.exposed?.has(key) === true;
       if (json !== stored) {
         now.set(key, json);
         before.set(key, stored);
         this.quarantine?.delete(key); // written: a later change outside a handler is measured from this
+        if (json !== undefined && this.toJsonForm(key, json)) exposed = false;
       }
       // Exposed keys stay watched from what is written; the others are marked again when next assigned.
       if (exposed) saved.set(key, json);
@@ -275,6 +276,20 @@ export class ChangeTracker<T extends object = object> {
     }
     if (this.leftOut) for (const key of this.leftOut.keys()) if (!leftOut?.has(key)) this.leftOut.delete(key);
     return { now, before, refused };
+  }
+
+  /**
+   * A written value that is not what its JSON reads back as (a Date, a Buffer, a Map...) is replaced
+   * by its JSON form, as every later load from the store would give it: the next handler sees what
+   * it would see on any store, and HTTP sees, also where no load comes (MemoryStore). True if replaced
+   * (a fresh value: nobody holds it yet).
+   */
+  private toJsonForm(key: string, json: string): boolean {
+    const value = this.plainData ? this.target[key] : Object.getOwnPropertyDescriptor(this.target, key)?.value;
+    if (typeof value !== 'object' || value === null || jsonShaped(value)) return false;
+    putValue(this.target, key, JSON.parse(json));
+    this.exposed?.delete(key);
+    return true;
   }
 
   /** Whether `value`, which cannot be stored, is news for `key` (not the value reported last time). */

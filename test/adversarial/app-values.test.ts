@@ -360,3 +360,44 @@ async function rawClient(t: T, server: TestServer, cookie: string) {
   await next('40');
   return { send: (frame: string) => ws.send(frame), next };
 }
+
+for (const perMessage of [true, false]) {
+  test(`${perMessage ? 'per-message' : 'per-connection'} (MemoryStore, whose loads are skipped): once saved, a Date, a Buffer, a Map, a class instance, undefined and NaN inside a value read back as their JSON, as HTTP and every other store give them; a plain value stays the object handlers hold`, async (t) => {
+    const server = await startServer({ perMessage, saveDelay: 0 });
+    t.after(() => server.close());
+    class Point {
+      constructor(readonly x: number) {}
+    }
+    const made = () => ({ when: new Date(0), buf: Buffer.from([1, 2]), map: new Map([[1, 2]]), point: new Point(3), inner: { gone: undefined, f() {}, n: NaN, list: [undefined, Infinity] } });
+    let held: unknown;
+    server.sio.on('sconnection', (socket) => {
+      const session = socket.session as unknown as Bag;
+      socket.on('put', (ack: (r: string) => void) => {
+        Object.assign(session, made(), { plain: { a: [1, { b: 'c' }] } });
+        held = session.plain;
+        ack('ok');
+      });
+      socket.on('look', (ack: (r: unknown) => void) =>
+        ack({
+          kinds: ['when', 'buf', 'map', 'point', 'inner'].map((key) => Object.prototype.toString.call(session[key]) + (session[key] instanceof Point ? ' Point' : '')),
+          values: Object.fromEntries(['when', 'buf', 'map', 'point', 'inner'].map((key) => [key, session[key]])),
+          sameObject: session.plain === held,
+        }),
+      );
+    });
+    const cookie = await server.login();
+    const client = connectClient(server.url, cookie);
+    t.after(() => client.close());
+    await connected(client);
+    assert.equal(await client.emitWithAck('put'), 'ok');
+    await server.sio.flush();
+    const seen = (await client.emitWithAck('look')) as { kinds: string[]; values: Bag; sameObject: boolean };
+    // Before: on a MemoryStore the handlers went on seeing the Date, the Buffer... (no load replaced them), unlike HTTP.
+    assert.deepEqual(seen.kinds, ['[object String]', '[object Object]', '[object Object]', '[object Object]', '[object Object]']);
+    const json = JSON.parse(JSON.stringify(made())) as Bag;
+    assert.deepEqual(seen.values, json);
+    const http = await server.httpSession(cookie);
+    assert.deepEqual(Object.fromEntries(['when', 'buf', 'map', 'point', 'inner'].map((key) => [key, http[key]])), json, 'what HTTP reads');
+    assert.equal(seen.sameObject, true, 'a plain value is not replaced');
+  });
+}

@@ -3,7 +3,7 @@
 // what the walk refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_DEPTH, unstorable } from '../../src/server/storable.js';
+import { jsonShaped, MAX_DEPTH, unstorable } from '../../src/server/storable.js';
 import { ChangeTracker } from '../../src/server/tracker.js';
 import { SessionValueError } from '../../src/errors.js';
 
@@ -100,4 +100,22 @@ test('the tracker: names the session inherits are not data; its prototype cannot
   assert.throws(() => Object.setPrototypeOf(session, {}), SessionValueError);
   assert.throws(() => Object.freeze(session), SessionValueError);
   assert.deepEqual([...tracker.changes()], [['theme', '"dark"']]);
+});
+
+test('jsonShaped: true only for what reads back from its JSON unchanged', () => {
+  for (const value of [{}, [], { a: [1, 'x', null, true, { b: -0.5 }] }, Object.create(null) as object]) assert.equal(jsonShaped(value), true, JSON.stringify(value));
+  const changed: Array<[string, unknown]> = [
+    ['a Date', { d: new Date(0) }],
+    ['a Buffer', [Buffer.from([1])]],
+    ['a Map', { m: new Map() }],
+    ['a class instance', { p: new (class P {})() }],
+    ['a boxed string', [Object('s')]],
+    ['undefined in an object', { u: undefined }],
+    ['undefined in an array', [undefined]],
+    ['a function', { f() {} }],
+    ['NaN', [NaN]],
+    ['Infinity', { i: -Infinity }],
+    ['a toJSON', { t: { toJSON: () => 1 } }],
+  ];
+  for (const [what, value] of changed) assert.equal(jsonShaped(value), false, what);
 });
