@@ -265,6 +265,11 @@ export class SessionEntry implements Live {
     return this.tracker.unstorableKey();
   }
 
+  /** Put `key` back to the store's value (a per-message save left it out). */
+  revert(key: string): void {
+    this.tracker.revert(key);
+  }
+
   /** Undo what the running handler changed. */
   rollback(): void {
     this.tracker.rollback();

@@ -390,6 +390,11 @@ export class ChangeTracker<T extends object = object> {
     return keys;
   }
 
+  /** `key` back to its stored value (a save left it out: its value could not be serialised). */
+  revert(key: string): void {
+    if (this.saved?.has(key)) this.undo(new Map([[key, this.saved.get(key)]]));
+  }
+
   /** Undo every change since the last load or save (outside a handler too): back to the stored state. */
   discard(): void {
     this.checkpoint = undefined;

@@ -78,6 +78,7 @@ async function harness(t: T, options: { perMessage: boolean; store?: Store; reva
       session.late = kind === 'getter' ? { get v() { return once(); } } : { toJSON: once };
       ack('ok');
     });
+    socket.on('has', (key: string, ack: (r: boolean) => void) => ack(Object.hasOwn(session, key)));
     socket.on('prefs', (data: unknown, ack: (r: string) => void) => {
       session.prefs = data;
       ack('ok');
@@ -179,6 +180,9 @@ test('per-message: a value that passes its handler\'s check and throws only when
     assert.equal(record?.counter, 3, `${kind}: every acked increment is stored`);
     assert.equal(Object.hasOwn(record!, 'late'), false);
     assert.equal(valueErrors(serror, 'late').length, 1, `${kind}: one serror naming the key`);
+    // Before: the value stayed in the session (not rolled back as a refusal at the handler's end is).
+    assert.equal(await client.emitWithAck('has', 'late'), false, `${kind}: the key is back to what the store holds (none)`);
+    assert.equal(await client.emitWithAck('inc'), 4);
     serror.length = 0;
     client.close();
   }

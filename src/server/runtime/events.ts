@@ -433,6 +433,8 @@ class Batch {
         failAll(units, err, true);
       } else if (reason) sessionEnded(this.runtime, this.entry, units, reason, true);
       else {
+        // A key the save left out is put back to what the store holds, as a refusal at the handler's end is.
+        for (const error of refused ?? []) this.entry.revert(error.key);
         for (const unit of units) {
           if (!unit.toSave) continue;
           const left = refused?.find((error) => unit.touched?.has(error.key));
