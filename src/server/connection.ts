@@ -247,8 +247,8 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
       const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
       // The next listener of the same emit (socket.io calls them in turn with its one ack): one unit.
       const last = binding.units?.[binding.units.length - 1];
-      if (ack && last?.sameEmit(ack)) return last.join(listener, once);
-      const unit = new EventUnit(binding, Date.now() + binding.ctx.options.storeTimeout, listener, args, ack, event, once);
+      if (ack && last?.sameEmit(ack)) return last.join(listener, wrapper, once);
+      const unit = new EventUnit(binding, Date.now() + binding.ctx.options.storeTimeout, listener, args, ack, event, wrapper, once);
       (binding.units ??= []).push(unit);
       binding.runtime.event(unit);
     } as Wrapper;

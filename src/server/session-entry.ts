@@ -320,9 +320,9 @@ export class SessionEntry implements Live {
     own.splice(0, own.push(touched) - 8);
   }
 
-  /** Drop every unsaved change and trust nothing: the next unit reloads. */
-  discard(): void {
-    this.tracker.discard();
+  /** Drop the unsaved changes (of `keys` only, when given) and trust nothing: the next unit reloads. */
+  discard(keys?: Iterable<string>): void {
+    this.tracker.discard(keys);
     this.currentAt = NO_MARK;
   }
 

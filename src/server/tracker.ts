@@ -395,11 +395,16 @@ export class ChangeTracker<T extends object = object> {
     if (this.saved?.has(key)) this.undo(new Map([[key, this.saved.get(key)]]));
   }
 
-  /** Undo every change since the last load or save (outside a handler too): back to the stored state. */
-  discard(): void {
+  /**
+   * Undo every change since the last load or save (outside a handler too), or those of `keys` only:
+   * back to the stored state.
+   */
+  discard(keys?: Iterable<string>): void {
     this.checkpoint = undefined;
-    this.outside = undefined;
-    if (this.saved) this.undo(this.saved);
+    if (!keys) this.outside = undefined;
+    const saved = this.saved;
+    if (saved && !keys) this.undo(saved);
+    else if (saved) for (const key of keys!) if (saved.has(key)) this.undo(new Map([[key, saved.get(key)]]));
     this.inHandler = false;
     this.handlerKeys = undefined;
   }

@@ -154,3 +154,50 @@ test("one session on '/pc' (per-connection) and '/' (per-message): the per-conne
     await server.close();
   }
 });
+
+test("one session on '/pc' (per-connection) and '/' (per-message): when a per-message save fails (store error), the /pc socket's acked write made before it, or while the save was under way, is still saved; the failed event's change is not", async (t) => {
+  for (const when of ['before', 'during'] as const) {
+    const store = new FaultyStore({ latency: when === 'during' ? 100 : 0 });
+    const server = await startServer({
+      store,
+      attach(io, s) {
+        const pc = sessions(io.of('/pc'), { store: s, secret: SECRET, saveDelay: 300 });
+        pc.on('serror', () => {});
+        pc.on('sconnection', (socket) =>
+          socket.on('set', (value: unknown, ack: (v: unknown) => void) => {
+            socket.session.pcKey = value;
+            ack(value);
+          }),
+        );
+        const pm = sessions(io, { store: s, secret: SECRET, perMessage: true });
+        pm.on('serror', () => {});
+        pm.on('sconnection', (socket) =>
+          socket.on('work', (ack: (v: unknown) => void) => {
+            socket.session.pmKey = 'not stored';
+            ack('worked');
+          }),
+        );
+        return pm;
+      },
+    });
+    const cookie = await server.login({ user: 'alice' });
+    const a = connectClient(server.url, cookie);
+    const b = connectClient(`${server.url}/pc`, cookie);
+    await Promise.all([connected(a), connected(b)]);
+    if (when === 'before') assert.equal(await b.timeout(2000).emitWithAck('set', 'kept'), 'kept');
+    store.fault = { op: 'set', kind: 'error' };
+    const work = a.timeout(3000).emitWithAck('work') as Promise<Record<string, { reason: string }>>;
+    if (when === 'during') {
+      await delay(30); // the per-message save is under way (store latency 100 ms)
+      assert.equal(await b.timeout(2000).emitWithAck('set', 'kept'), 'kept');
+    }
+    assert.equal((await work)['sio-sessions:notice']?.reason, 'store-error');
+    store.fault = undefined;
+    // Before: undone with the failed batch's changes (the whole copy back to the stored state) and never saved.
+    await eventually(() => (store.peek(sidOf(cookie)) as Record<string, unknown>).pcKey === 'kept', 3000);
+    assert.equal((store.peek(sidOf(cookie)) as Record<string, unknown>).pmKey, undefined, when);
+    a.close();
+    b.close();
+    await server.close();
+  }
+});

@@ -372,6 +372,39 @@ test('an event with two listeners and an ack runs as one: one answer (the first 
   assert.deepEqual(calls, []);
 });
 
+test('the same function registered with once() and on() (or prependOnceListener) runs as in plain socket.io: twice for the first event, once for each later one; a listener taken off by an earlier listener of the same emit is not called', async (t) => {
+  const calls: string[] = [];
+  const server = await perMessageServer(t, (socket) => {
+    const f = (n: number, ack?: Ack) => {
+      calls.push(`f${n}`);
+      ack?.(`f${n}`);
+    };
+    socket.once('x', f);
+    socket.on('x', f);
+    const g = (n: number, ack?: Ack) => {
+      calls.push(`g${n}`);
+      ack?.(`g${n}`);
+    };
+    socket.on('y', g);
+    socket.prependOnceListener('y', g);
+    const b = () => calls.push('b');
+    socket.on('z', (ack: Ack) => {
+      socket.off('z', b);
+      ack('a');
+    });
+    socket.on('z', b);
+  });
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  // Before: after the first event f and g never ran again (the on() registration was taken off in the once one's place) and these acks timed out.
+  assert.deepEqual(await Promise.all([1, 2, 3].map((n) => client.timeout(2000).emitWithAck('x', n))), ['f1', 'f2', 'f3']);
+  assert.deepEqual(await Promise.all([1, 2, 3].map((n) => client.timeout(2000).emitWithAck('y', n))), ['g1', 'g2', 'g3']);
+  assert.equal(await client.timeout(2000).emitWithAck('z'), 'a');
+  assert.deepEqual(calls, ['f1', 'f1', 'f2', 'f3', 'g1', 'g1', 'g2', 'g3']);
+});
+
 test('off() and listenerCount() see the handlers the app registered', async (t) => {
   // Handlers are wrapped in per-message mode; the app must not notice.
   const server = await perMessageServer(t, (socket) => {

@@ -60,6 +60,8 @@ export function noticePacket(args: unknown[], reason: NoticeReason, extra?: Pick
 /** A further listener of the same event (and the same emit) that runs in its unit. */
 interface Also {
   listener: Listener;
+  /** What is registered for it (our wrapper): checked and taken off by identity, never by the app's function. */
+  wrapper: Listener;
   once: boolean;
 }
 
@@ -89,8 +91,10 @@ export class EventUnit {
     private readonly listener: Listener,
     private readonly args: unknown[],
     private readonly ack: Ack | undefined,
-    /** The event whose listener it is (it runs only if the listener is still there). */
+    /** The event whose listener it is (it runs only if `wrapper` is still registered for it then). */
     private readonly event?: string,
+    /** What is registered for the listener (our wrapper of it; the app may register its function more than once). */
+    private readonly wrapper?: Listener,
     /** A `once` listener: taken off when it runs (or when the unit ends without running). */
     private readonly once = false,
   ) {}
@@ -115,8 +119,8 @@ export class EventUnit {
     return ack === this.ack && !this.started;
   }
 
-  join(listener: Listener, once: boolean): void {
-    (this.also ??= []).push({ listener, once });
+  join(listener: Listener, wrapper: Listener, once: boolean): void {
+    (this.also ??= []).push({ listener, wrapper, once });
   }
 
   /** Run the listener; its ack is held (the ack it asked for is sent after the save). */
@@ -128,16 +132,18 @@ export class EventUnit {
   }
 
   /**
-   * Several listeners, in order, as EventEmitter calls them (a throw stops the ones after it); their
-   * promises are awaited together, and the first failure is the unit's.
+   * Several listeners, in order, as EventEmitter calls them (a throw stops the ones after it; one an
+   * earlier one took off is not called); their promises are awaited together, and the first failure
+   * is the unit's.
    */
   private callAll(main: boolean): unknown {
-    const listeners = [...(main ? [this.listener] : []), ...this.also!.filter((also) => this.listening(also.listener, also.once)).map((also) => also.listener)];
     const pending: PromiseLike<unknown>[] = [];
     let threw: { err: unknown } | undefined;
-    for (const listener of listeners) {
+    for (let i = main ? -1 : 0; i < this.also!.length; i++) {
+      const also = i < 0 ? undefined : this.also![i]!;
+      if (also && !this.listening(also.wrapper, also.once)) continue;
       try {
-        const result = listener.apply(this.source.socket, this.args);
+        const result = (also ? also.listener : this.listener).apply(this.source.socket, this.args);
         if (isThenable(result)) pending.push(result);
       } catch (err) {
         threw = { err };
@@ -164,14 +170,14 @@ export class EventUnit {
     // Gone, or its listener taken off (`off()`) by a handler that ran before it: plain socket.io,
     // which calls the listeners when the packet comes, would not call it now. No ack, as for an
     // event without listeners.
-    const main = !this.gone && this.listening(this.listener, this.once);
-    if (!main && (this.gone || !this.also?.some((also) => this.listening(also.listener, false)))) {
+    const main = !this.gone && this.listening(this.wrapper, this.once);
+    if (!main && (this.gone || !this.also?.some((also) => this.listening(also.wrapper, false)))) {
       this.settle();
       return false;
     }
     // Its deadline (from its arrival) passed while the handlers before it in its batch ran.
     if (this.deadline <= Date.now()) {
-      for (const also of this.also ?? []) if (also.once) this.listening(also.listener, true);
+      for (const also of this.also ?? []) if (also.once) this.listening(also.wrapper, true);
       this.fail(unavailable('queue-timeout'));
       return false;
     }
@@ -187,12 +193,15 @@ export class EventUnit {
     return this.ended(entry);
   }
 
-  /** Whether `listener` is still registered for the event (counted without a copy of the list); a `once` one is taken off. */
-  private listening(listener: Listener, once: boolean): boolean {
-    if (this.event === undefined) return true;
+  /**
+   * Whether `wrapper` is still registered for the event (counted without a copy of the list: Node
+   * compares the registered functions themselves first); a `once` one is taken off, that one only.
+   */
+  private listening(wrapper: Listener | undefined, once: boolean): boolean {
+    if (this.event === undefined || wrapper === undefined) return true;
     const { socket } = this.source;
-    if (socket.listenerCount(this.event, listener) === 0) return false;
-    if (once) socket.removeListener(this.event, listener);
+    if (socket.listenerCount(this.event, wrapper) === 0) return false;
+    if (once) socket.removeListener(this.event, wrapper);
     return true;
   }
 
@@ -200,8 +209,8 @@ export class EventUnit {
   private takeOff(): void {
     if (this.started) return;
     this.started = true;
-    if (this.once) this.listening(this.listener, true);
-    for (const also of this.also ?? []) if (also.once) this.listening(also.listener, true);
+    if (this.once) this.listening(this.wrapper, true);
+    for (const also of this.also ?? []) if (also.once) this.listening(also.wrapper, true);
   }
 
   /** The handler ended (`threw`: it threw or rejected with `err`): whether its changes are to be saved. */
@@ -429,7 +438,9 @@ class Batch {
     const { units, refused } = this;
     try {
       if (err) {
-        this.entry.discard();
+        // What its handlers changed is undone (not acked, so never to be saved later); what was
+        // changed outside them (an acked per-connection write of the session) stays, to be saved.
+        this.entry.discard(units.flatMap((unit) => (unit.toSave && unit.touched ? [...unit.touched] : [])));
         failAll(units, err, true);
       } else if (reason) sessionEnded(this.runtime, this.entry, units, reason, true);
       else {
