@@ -239,10 +239,18 @@ export class SessionEntry implements Live {
     this.currentAt = current ?? NO_MARK;
   }
 
-  /** express-session's `session.reload()` made a new Session: take its values, dropping unsaved changes. */
+  /**
+   * express-session's `session.reload()` made a new Session: take its values. What the running
+   * handler changed is dropped, as express-session drops the request's own changes; the session's
+   * other unsaved changes (earlier events of the batch, other sockets' writes) are someone else's:
+   * they stay, to be saved. Called outside a handler, it drops nothing. While a write of the session
+   * through this process is under way, the record read may predate it: nothing is taken in then,
+   * the copy is only marked not current (the next event loads it).
+   */
   replace(session: Session): void {
-    this.discard();
-    this.adopt(session as unknown as SessionRecord, undefined);
+    this.tracker.dropRunning();
+    if (this.hub.writesInFlight.running(this.tag) > 0) this.currentAt = NO_MARK;
+    else this.adopt(session as unknown as SessionRecord, undefined);
   }
 
   /** Whether anything may have changed since the copy was loaded or saved. */

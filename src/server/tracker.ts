@@ -390,6 +390,11 @@ export class ChangeTracker<T extends object = object> {
     return keys;
   }
 
+  /** A reload in a handler: undo what the running handler changed (nothing outside a handler). */
+  dropRunning(): void {
+    if (this.inHandler) this.rollback();
+  }
+
   /** `key` back to its stored value (a save left it out: its value could not be serialised). */
   revert(key: string): void {
     if (this.saved?.has(key)) this.undo(new Map([[key, this.saved.get(key)]]));

@@ -28,6 +28,55 @@ test('session.save() and session.reload() from a handler: saved at once; reloads
   assert.deepEqual(await client.emitWithAck('reload'), ['dark', true]);
 });
 
+test("session.reload() from a handler drops that handler's own changes only: per-message, the acked increments of the events before it in its batch are stored; per-connection, another socket's acked write is saved", async (t) => {
+  const server = await startServer({ perMessage: true });
+  t.after(() => server.close());
+  server.sio.on('sconnection', (socket: Socket) => {
+    const session = socket.session as unknown as Record<string, number | string>;
+    socket.on('slow', async (ack: Ack) => {
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the events after it queue into one batch
+      ack('slow');
+    });
+    socket.on('inc', (ack: Ack) => {
+      session.counter = ((session.counter as number) ?? 0) + 1;
+      ack(session.counter);
+    });
+    socket.on('reload', async (ack: Ack) => {
+      session.mine = 'dropped by the reload';
+      await new Promise<void>((resolve, reject) => socket.session.reload((err) => (err ? reject(err) : resolve())));
+      ack([session.counter, session.mine ?? null]);
+    });
+  });
+  const cookie = await server.login({ counter: 0 });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const answers = await Promise.all(['slow', 'inc', 'inc', 'reload', 'inc'].map((event) => client.timeout(3000).emitWithAck(event)));
+  // Before: the reload dropped the batch's earlier increments (acked 1 and 2, never stored): counter 1.
+  assert.deepEqual(answers, ['slow', 1, 2, [2, null], 3]);
+  await server.sio.flush();
+  const stored = await server.httpSession(cookie);
+  assert.deepEqual([stored.counter, stored.mine], [3, undefined]);
+
+  const pc = await startServer({ saveDelay: 300 });
+  t.after(() => pc.close());
+  pc.sio.on('sconnection', (socket: Socket) => {
+    socket.on('write', (value: string, ack: Ack) => {
+      socket.session.note = value;
+      ack('written');
+    });
+    socket.on('reload', (ack: Ack) => socket.session.reload((err) => ack(err ? String(err) : socket.session.note)));
+  });
+  const pcCookie = await pc.login();
+  const a = connectClient(pc.url, pcCookie);
+  const b = connectClient(pc.url, pcCookie);
+  t.after(() => (a.close(), b.close()));
+  await Promise.all([connected(a), connected(b)]);
+  assert.equal(await a.emitWithAck('write', 'from A'), 'written');
+  assert.equal(await b.emitWithAck('reload'), 'from A', "A's write is not B's to drop");
+  await eventually(async () => (await pc.httpSession(pcCookie)).note === 'from A', 3000);
+});
+
 test("session.regenerate() from a handler ends the session for its sockets, and the server keeps serving", async (t) => {
   const server = await startServer();
   t.after(() => server.close());
