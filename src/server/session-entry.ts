@@ -54,6 +54,9 @@ function definedFields(cookie: CookieFields): number {
 
 const has = (value: unknown): number => (value === undefined ? 0 : 1);
 
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+const NO_CONNECTION = Object.freeze({ encrypted: false });
+
 /** Nothing to keep or to re-measure (adopt's common case: no unsaved change here). */
 const NOTHING = new Map<string, string | undefined>();
 
@@ -63,6 +66,14 @@ const NOTHING = new Map<string, string | undefined>();
  * `session.reload()` assign its `session`, which the entry takes in.
  */
 class EntryRequest {
+  /**
+   * No HTTP request is behind it: express-session's `generate(req)` (its `regenerate()`) reads
+   * `req.headers` with `proxy: true`, and an app's `genid(req)` or cookie function may read them too.
+   */
+  readonly headers: Readonly<Record<string, string>> = NO_HEADERS;
+  readonly connection = NO_CONNECTION;
+  readonly socket = NO_CONNECTION;
+
   constructor(
     private readonly entry: SessionEntry,
     readonly sessionStore: Store,

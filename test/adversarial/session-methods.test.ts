@@ -4,7 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'socket.io';
+import { randomUUID } from 'node:crypto';
+import session from 'express-session';
 import { startServer, connectClient, connected, once, eventually } from '../helpers/servers.js';
+import { watchProcess } from '../helpers/crashes.js';
 
 type Ack = (value?: unknown) => void;
 
@@ -103,3 +106,26 @@ test("session.regenerate() from a handler ends the session for its sockets, and 
   assert.equal(await c.emitWithAck('who'), 'other');
   assert.deepEqual(errors, []);
 });
+
+for (const perMessage of [false, true]) {
+  test(`${perMessage ? 'per-message' : 'per-connection'}: session.regenerate() with express-session's proxy: true and a genid that reads req.headers ends the session for its sockets without crashing the process`, async (t) => {
+    const crashes = watchProcess(t);
+    const server = await startServer({ perMessage });
+    t.after(() => server.close());
+    // express-session configured as many apps behind a proxy are: its generate(req) reads req.headers.
+    session({ store: server.store, secret: 'x', proxy: true, resave: false, saveUninitialized: false, genid: (req) => `${req.headers['x-request-id'] ?? ''}${randomUUID()}` });
+    server.sio.on('sconnection', (socket: Socket) => {
+      socket.on('regenerate', (ack: Ack) => socket.session.regenerate((err) => ack(err ? String(err) : 'regenerated')));
+    });
+    const cookie = await server.login({ user: 'ria' });
+    const client = connectClient(server.url, cookie);
+    t.after(() => client.close());
+    await connected(client);
+    const told = once<[{ reason: string }]>(client, 'sio-sessions:invalid');
+    client.emit('regenerate', () => {});
+    // Before: TypeError reading 'x-forwarded-proto' of undefined in express-session's issecure: the process ended.
+    assert.equal((await told)[0].reason, 'destroyed');
+    assert.equal((await server.httpSession(cookie)).user, undefined);
+    assert.deepEqual(crashes, []);
+  });
+}
