@@ -99,7 +99,7 @@ function runJob(job: Job): Promise<Done> {
     const timer = setTimeout(() => {
       timedOut = true;
       killJob(child, 'SIGTERM');
-      setTimeout(() => killJob(child, 'SIGKILL'), 5000).unref();
+      setTimeout(() => killJob(child, 'SIGKILL'), 5000).unref(); // (a deadline on the wall clock: a job that ignores SIGTERM)
     }, JOB_TIMEOUT_MS);
     const end = (ok: boolean, extra = '') => {
       clearTimeout(timer);

@@ -11,8 +11,9 @@
  */
 import type { Session, SessionData, Store } from 'express-session';
 import type { InvalidReason } from '../protocol.js';
-import { SessionInvalidError, type SessionValueError } from '../errors.js';
-import { ChangeTracker, type Changes } from './tracker.js';
+import { describeThrown, SessionInvalidError, SessionValueError } from '../errors.js';
+import { ChangeTracker, putValue, type Changes } from './tracker.js';
+import { log } from './log.js';
 import { isSessionRecord, NO_MARK, type Live, type Loaded, type SessionRecord, type StoreHub, type WriteMark } from './store.js';
 import type { LiveRecord } from './live-sessions.js';
 import { sessionTag } from './invalidation.js';
@@ -99,6 +100,8 @@ export class SessionEntry implements Live {
   private tagName: string | undefined;
   /** The express-session Session, kept for the entry's life (values are replaced in place on reload). */
   private raw!: Session & Record<string, unknown>;
+  /** The Cookie express-session made for the copy (or took from the app, see checkCookie). */
+  private goodCookie!: Session['cookie'];
   private tracker!: ChangeTracker<SocketSession>;
   /** The hub's mark when the copy was last known to equal the store's record; NO_MARK: not known. */
   private currentAt = NO_MARK;
@@ -173,7 +176,10 @@ export class SessionEntry implements Live {
 
   /** Its request's `session` was assigned (by createSession): the first time our Session; later (`session.reload()`) a new one to take in. */
   takeIn(session: Session): void {
-    if (!this.raw) this.raw = session as Session & Record<string, unknown>;
+    if (!this.raw) {
+      this.raw = session as Session & Record<string, unknown>;
+      this.goodCookie = session.cookie;
+    }
     // A destroyed entry takes nothing in (`regenerate()` then assigns a fresh, cookie-less Session).
     else if (!this.invalid && isSessionRecord(session)) this.replace(session);
   }
@@ -231,6 +237,7 @@ export class SessionEntry implements Live {
     const sameCookie = this.holdsCookie(record.cookie);
     const fresh = (sameCookie ? record : this.createSession(record)) as Record<string, unknown>;
     if (!sameCookie) this.noteCookie(fresh as SessionRecord); // (its cookie's expiry is a Date by now: no date string parsed again)
+    if (!sameCookie) this.goodCookie = (fresh as unknown as Session).cookie;
     const taken: string[] = [];
     for (const key of Object.keys(raw)) {
       if (key === 'cookie' || keep.has(key) || Object.hasOwn(fresh, key)) continue;
@@ -281,7 +288,30 @@ export class SessionEntry implements Live {
 
   /** A value the running handler left in the session that cannot be stored (checked before any serialising). */
   unstorable(): SessionValueError | undefined {
-    return this.tracker.unstorableKey();
+    return this.tracker.unstorableKey() ?? this.checkCookie();
+  }
+
+  /**
+   * `cookie` is HTTP's (never tracked), but a handler may replace it (`Object.assign(session, json)`
+   * with a client's `cookie` key): a whole-copy write would then store a record express-session
+   * cannot load (HTTP answers 500, the user cannot even log out). One express-session's Cookie takes
+   * is made a Cookie; any other gives way to the Cookie the copy had, and is the error returned.
+   */
+  private checkCookie(): SessionValueError | undefined {
+    const raw = this.raw;
+    const cookie = raw.cookie as unknown;
+    if (cookie === this.goodCookie) return undefined; // (the usual case: one compare)
+    try {
+      if (cookie === null || typeof cookie !== 'object') throw new TypeError('not an object');
+      const made = this.createSession({ cookie } as unknown as SessionRecord).cookie;
+      putValue(raw, 'cookie', made);
+      this.goodCookie = made;
+      return undefined;
+    } catch (err) {
+      putValue(raw, 'cookie', this.goodCookie);
+      log.save('session %s: a cookie express-session cannot load was put in the session; the Cookie it had is kept', this.tag);
+      return new SessionValueError('cookie', `express-session cannot make a Cookie of it (${describeThrown((err as { cause?: unknown })?.cause ?? err)})`);
+    }
   }
 
   /** Put `key` back to the store's value (a per-message save left it out). */
@@ -327,6 +357,7 @@ export class SessionEntry implements Live {
 
   /** The whole copy as the store would hold it. */
   storableCopy(): SessionRecord {
+    this.checkCookie();
     return this.tracker.storableCopy() as SessionRecord;
   }
 

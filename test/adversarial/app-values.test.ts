@@ -405,3 +405,30 @@ for (const perMessage of [true, false]) {
     assert.equal(seen.sameObject, true, 'a plain value is not replaced');
   });
 }
+
+for (const perMessage of [true, false]) {
+  test(`${perMessage ? 'per-message' : 'per-connection'}: a client's "cookie" key assigned into the session (Object.assign) never reaches the store: HTTP still reads the session and the user can log out`, async (t) => {
+    const store = new FaultyStore();
+    const { server, serror, crashes } = await harness(t, { perMessage, store, revalidateInterval: 100 }); // (revalidation touches the session: a whole-copy write in both modes)
+    for (const bad of [{ maxAge: 'abc' }, 'x', null]) {
+      const cookie = await server.login({ user: 'alice' });
+      const client = await open(t, server, cookie);
+      const answer = await client.emitWithAck('assign', { theme: 'dark', cookie: bad });
+      if (perMessage) assert.deepEqual(answer, notStorable('cookie'), JSON.stringify(bad));
+      assert.equal(await client.emitWithAck('inc'), 1);
+      await server.sio.flush();
+      const touches = store.calls.touch;
+      await eventually(() => store.calls.touch > touches, 3000); // a revalidation's touch, which writes the whole copy
+      // Before (per-message): the record held the client's cookie; express-session then answered 500 to every request of the session.
+      const record = (await stored(server, cookie))!;
+      assert.equal(typeof (record.cookie as Bag).originalMaxAge === 'object' || typeof (record.cookie as Bag).originalMaxAge === 'number', true, JSON.stringify(record.cookie));
+      assert.equal((await server.httpSession(cookie)).counter, 1, 'HTTP reads the session');
+      if (perMessage) assert.equal(record.theme, undefined, 'the refused event\'s changes are undone');
+      await server.logout(cookie);
+      assert.equal(await stored(server, cookie), null, 'logged out');
+      client.close();
+    }
+    assert.equal(valueErrors(serror, 'cookie').length, perMessage ? 3 : 0);
+    assert.deepEqual(crashes, []);
+  });
+}

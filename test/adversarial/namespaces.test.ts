@@ -133,7 +133,7 @@ test("one session on '/pc' (per-connection) and '/' (per-message): the per-conne
           socket.on('work', async () => {
             socket.session.pmKey = 'undone';
             if (failure === 'throws') throw new Error('work failed');
-            await delay(10_000);
+            await new Promise(() => undefined); // hangs past handlerTimeout
           });
         });
         return pm;

@@ -37,7 +37,7 @@ test("session.reload() from a handler drops that handler's own changes only: per
   server.sio.on('sconnection', (socket: Socket) => {
     const session = socket.session as unknown as Record<string, number | string>;
     socket.on('slow', async (ack: Ack) => {
-      await new Promise((resolve) => setTimeout(resolve, 100)); // the events after it queue into one batch
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the events after it queue into one batch
       ack('slow');
     });
     socket.on('inc', (ack: Ack) => {
