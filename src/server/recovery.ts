@@ -42,7 +42,7 @@ export class PacketHold {
   private held: Held[] | undefined = [];
   private open = false;
   /** Middlewares added through the socket's `use` since the hold began, in order (the binding's own too). */
-  private readonly uses: Middleware[] = [];
+  readonly uses: Middleware[] = [];
 
   /** `limit`: packets held at most (`maxPendingEvents`); one more is answered queue-full at once, not kept. */
   constructor(
@@ -55,16 +55,7 @@ export class PacketHold {
       else if (this.open) next();
       // refused: dropped (the socket is being disconnected)
     });
-    const use = socket.use;
-    const uses = this.uses;
-    Object.defineProperty(socket, 'use', {
-      configurable: true,
-      writable: true,
-      value: function (this: Socket, fn: Middleware) {
-        uses.push(fn);
-        return use.call(this, fn as Parameters<Socket['use']>[0]);
-      },
-    });
+    watchUses(socket, this);
   }
 
   /** Bound: the held packets go on in order, each through what it missed (see the class); later ones pass straight on. */
@@ -89,9 +80,34 @@ export class PacketHold {
   private take(): Held[] {
     const held = this.held ?? [];
     this.held = undefined;
-    delete (this.socket as Partial<Socket>).use; // the prototype's again
+    unwatchUses(this.socket, this);
     return held;
   }
+}
+
+/** The holds of a socket (two `sessions()` instances on one namespace hold it twice) and the one wrapper of its `use` they share. */
+const watched = new WeakMap<Socket, { holds: Set<PacketHold>; wrapper: Socket['use'] }>();
+
+/** Tell `hold` every middleware added through the socket's `use` (an own property of the socket, wrapping the prototype's). */
+function watchUses(socket: Socket, hold: PacketHold): void {
+  const known = watched.get(socket);
+  if (known) return void known.holds.add(hold);
+  const holds = new Set([hold]);
+  const use = socket.use;
+  const wrapper = function (this: Socket, fn: Middleware) {
+    for (const each of holds) each.uses.push(fn);
+    return use.call(this, fn as Parameters<Socket['use']>[0]);
+  } as Socket['use'];
+  Object.defineProperty(socket, 'use', { configurable: true, writable: true, value: wrapper });
+  watched.set(socket, { holds, wrapper });
+}
+
+/** `hold` ended; the last one gives the socket its `use` back (unless someone wrapped ours since: then ours stays, passing calls on). */
+function unwatchUses(socket: Socket, hold: PacketHold): void {
+  const known = watched.get(socket);
+  if (!known?.holds.delete(hold) || known.holds.size > 0) return;
+  watched.delete(socket);
+  if (Object.getOwnPropertyDescriptor(socket, 'use')?.value === known.wrapper) delete (socket as Partial<Socket>).use; // the prototype's again
 }
 
 /** `fns` in order on `packet`, as socket.io runs a socket's middlewares: the first error, or the end, goes to `done`. */

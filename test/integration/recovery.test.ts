@@ -6,8 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import { Events, ErrorCode, NOTICE_FIELD } from '../../src/protocol.js';
+import { sessions, type SessionServer } from '../../src/server/index.js';
 import { FaultyStore } from '../helpers/stores.js';
-import { startServer, connectClient, connected, once, sidOf, eventually, type TestServer } from '../helpers/servers.js';
+import { startServer, connectClient, connected, once, sidOf, eventually, SECRET, type TestServer } from '../helpers/servers.js';
 import { recoveryApp, connectAndDrop } from '../helpers/recovery.js';
 
 /** Reconnect (what socket.io-client does by itself after its reconnection delay; here at a chosen moment). */
@@ -196,3 +197,50 @@ test('skipMiddlewares: a recovered socket that floods while its session is resol
   // Before: all 200 were held (30,000 in a probe, 25 MB) and refused only once the session was resolved.
   assert.ok(full.every(({ beforeResolved }) => beforeResolved), 'refused while the session was being resolved');
 });
+
+for (const perMessage of [false, true]) {
+  test(`${perMessage ? 'per-message' : 'per-connection'}, skipMiddlewares true, two sessions() instances on one namespace: the socket.use() each instance's sconnection adds sees the events held while the recovered socket's session was resolved, once; socket.use is given back`, { timeout: 20_000 }, async (t) => {
+    const store = new FaultyStore({ latency: 30 }); // the client's first event arrives while the session is resolved
+    const log: string[] = [];
+    let second: SessionServer | undefined;
+    const server = await startServer({
+      store,
+      perMessage,
+      ioOptions: { connectionStateRecovery: { skipMiddlewares: true, maxDisconnectionDuration: 60_000 } },
+      attach(io, s) {
+        const first = sessions(io, { store: s, secret: SECRET, perMessage });
+        second = sessions(io, { store: s, secret: SECRET, perMessage });
+        for (const [name, sio] of [['A', first], ['B', second]] as const) {
+          sio.on('sconnection', (socket) =>
+            socket.use(([event], next) => {
+              log.push(`${name} ${event as string} ${socket.recovered}`);
+              next();
+            }),
+          );
+        }
+        first.on('sconnection', (socket) => socket.on('write', (ack: (v: unknown) => void) => ack(socket.session.user)));
+        return first;
+      },
+    });
+    t.after(() => server.close());
+    t.after(() => second!.close());
+    const cookie = await server.login({ user: 'alice' });
+    const client = connectClient(server.url, cookie);
+    t.after(() => client.close());
+    await connected(client);
+    const news = once(client, 'news');
+    server.io.emit('news', 'first');
+    await news;
+    const dropped = Promise.all([once(client, 'disconnect'), once(server.io.of('/').sockets.get(client.id!)!, 'disconnect')]);
+    client.io.engine.close();
+    await dropped;
+    log.length = 0;
+    const answer = new Promise((resolve) => client.once('connect', () => resolve(client.timeout(5000).emitWithAck('write'))));
+    reconnect(client);
+    assert.equal(await answer, 'alice');
+    assert.equal(client.recovered, true);
+    // Before: the second instance's hold took the first's wrapper of socket.use away: B's middleware never saw the event.
+    assert.deepEqual(log, ['A write true', 'B write true']);
+    assert.equal(Object.hasOwn(server.io.of('/').sockets.get(client.id!)!, 'use'), false, 'socket.use given back');
+  });
+}
