@@ -310,7 +310,7 @@ export class SessionEntry implements Live {
     } catch (err) {
       putValue(raw, 'cookie', this.goodCookie);
       log.save('session %s: a cookie express-session cannot load was put in the session; the Cookie it had is kept', this.tag);
-      return new SessionValueError('cookie', `express-session cannot make a Cookie of it (${describeThrown((err as { cause?: unknown })?.cause ?? err)})`);
+      return new SessionValueError('cookie', `express-session cannot make a Cookie of it (${describeThrown((err as Error).cause ?? err)})`);
     }
   }
 
