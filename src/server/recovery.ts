@@ -34,7 +34,7 @@ interface Held {
  * socket's `onAny` listeners before them. The app adds its own (its permission checks, its logging)
  * in `sconnection`, which fires only once the session is resolved: after the held packets arrived.
  * So that they see the held packets as they see every later one, the instance's `use` is wrapped
- * during the hold (the wrapper is the socket's own property, deleted when the hold ends) to know the
+ * during the hold (the wrapper is the socket's own property, deleted when the last hold ends) to know the
  * middlewares added meanwhile, and at release each held packet first goes to the `onAny` listeners
  * and the middlewares it missed, in socket.io's order, before it goes on.
  */

@@ -397,7 +397,8 @@ export class ChangeTracker<T extends object = object> {
 
   /** `key` back to its stored value (a save left it out: its value could not be serialised). */
   revert(key: string): void {
-    if (this.saved?.has(key)) this.undo(new Map([[key, this.saved.get(key)]]));
+    const saved = this.saved;
+    if (saved?.has(key)) this.undo(new Map([[key, saved.get(key)]]));
   }
 
   /**
@@ -407,9 +408,9 @@ export class ChangeTracker<T extends object = object> {
   discard(keys?: Iterable<string>): void {
     this.checkpoint = undefined;
     if (!keys) this.outside = undefined;
-    const saved = this.saved;
-    if (saved && !keys) this.undo(saved);
-    else if (saved) for (const key of keys!) if (saved.has(key)) this.undo(new Map([[key, saved.get(key)]]));
+    if (!keys) {
+      if (this.saved) this.undo(this.saved);
+    } else for (const key of keys) this.revert(key);
     this.inHandler = false;
     this.handlerKeys = undefined;
   }
