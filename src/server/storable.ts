@@ -79,6 +79,36 @@ function walk(root: unknown, isSession: (value: object) => boolean): string | un
  * Set, no undefined, function or symbol inside, no NaN or Infinity. Its own stack, as `unstorable`
  * (call it only on a value `unstorable` passed: no cycle, bounded depth).
  */
+/** A plain object or array (what JSON.parse makes), with no `toJSON` of its own. */
+function plainContainer(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  if (Array.isArray(value)) return proto === Array.prototype;
+  return (proto === Object.prototype || proto === null) && typeof (value as { toJSON?: unknown }).toJSON !== 'function';
+}
+
+/**
+ * Make a storable `value` hold what `parsed` (its JSON, read back) holds, in place: its plain objects
+ * and arrays stay the same objects (references handlers keep stay the session's), the rest (a Date,
+ * a Map, NaN...) is replaced by its JSON form, and what JSON drops (undefined, functions) goes. False
+ * when `value` itself is no plain container (then the caller replaces it whole).
+ */
+export function takeJsonForm(value: unknown, parsed: unknown): boolean {
+  if (!plainContainer(value) || !plainContainer(parsed) || Array.isArray(value) !== Array.isArray(parsed)) return false;
+  const stack: Array<[Record<string, unknown>, Record<string, unknown>]> = [[value, parsed]];
+  while (stack.length > 0) {
+    const [into, from] = stack.pop()!;
+    for (const key of Object.keys(into)) {
+      const now = into[key];
+      const want = from[key];
+      if (!Object.hasOwn(from, key)) delete into[key];
+      else if (plainContainer(now) && plainContainer(want) && Array.isArray(now) === Array.isArray(want)) stack.push([now, want]);
+      else if (now !== want) into[key] = want;
+    }
+  }
+  return true;
+}
+
 export function jsonShaped(value: unknown): boolean {
   const stack: unknown[] = [value];
   while (stack.length > 0) {

@@ -20,7 +20,7 @@
  */
 import { SessionValueError } from '../errors.js';
 import { log } from './log.js';
-import { jsonShaped, unstorable } from './storable.js';
+import { jsonShaped, takeJsonForm, unstorable } from './storable.js';
 
 /** A value that cannot be stored: why, and its property (so that undoing to it puts it back as it was). */
 class Unstorable {
@@ -279,15 +279,18 @@ export class ChangeTracker<T extends object = object> {
   }
 
   /**
-   * A written value that is not what its JSON reads back as (a Date, a Buffer, a Map...) is replaced
-   * by its JSON form, as every later load from the store would give it: the next handler sees what
-   * it would see on any store, and HTTP sees, also where no load comes (MemoryStore). True if replaced
-   * (a fresh value: nobody holds it yet).
+   * A written value that is not what its JSON reads back as (a Date, a Buffer, a Map...) takes its
+   * JSON form, as every later load from the store would give it: the next handler sees what it would
+   * see on any store, and HTTP sees, also where no load comes (MemoryStore). Its plain objects and
+   * arrays are kept (a handler holding one goes on changing the session's); a value that is none is
+   * replaced. True if replaced (a fresh value: nobody holds it yet).
    */
   private toJsonForm(key: string, json: string): boolean {
     const value = this.plainData ? this.target[key] : Object.getOwnPropertyDescriptor(this.target, key)?.value;
     if (typeof value !== 'object' || value === null || jsonShaped(value)) return false;
-    putValue(this.target, key, JSON.parse(json));
+    const parsed: unknown = JSON.parse(json);
+    if (takeJsonForm(value, parsed)) return false;
+    putValue(this.target, key, parsed);
     this.exposed?.delete(key);
     return true;
   }

@@ -374,12 +374,19 @@ for (const perMessage of [true, false]) {
     }
     const made = () => ({ when: new Date(0), buf: Buffer.from([1, 2]), map: new Map([[1, 2]]), point: new Point(3), inner: { gone: undefined, f() {}, n: NaN, list: [undefined, Infinity] } });
     let held: unknown;
+    let heldList: unknown[] = [];
     server.sio.on('sconnection', (socket) => {
       const session = socket.session as unknown as Bag;
       socket.on('put', (ack: (r: string) => void) => {
-        Object.assign(session, made(), { plain: { a: [1, { b: 'c' }] } });
+        Object.assign(session, made(), { plain: { a: [1, { b: 'c' }] }, list: [new Date(0)] });
         held = session.plain;
+        heldList = session.list as unknown[];
         ack('ok');
+      });
+      socket.on('push', (ack: (r: boolean) => void) => {
+        heldList.push(2); // through a reference kept since 'put': the session's array still
+        socket.session.touchedList = true; // (per-connection: a change to save)
+        ack(session.list === heldList);
       });
       socket.on('look', (ack: (r: unknown) => void) =>
         ack({
@@ -403,6 +410,13 @@ for (const perMessage of [true, false]) {
     const http = await server.httpSession(cookie);
     assert.deepEqual(Object.fromEntries(['when', 'buf', 'map', 'point', 'inner'].map((key) => [key, http[key]])), json, 'what HTTP reads');
     assert.equal(seen.sameObject, true, 'a plain value is not replaced');
+    if (!perMessage) {
+      // Its Date became a string, the array stayed the one a per-connection handler holds across
+      // events: what it pushes is saved. (Per-message handlers get what each event's load gives.)
+      assert.equal(await client.emitWithAck('push'), true);
+      await server.sio.flush();
+      assert.deepEqual((await server.httpSession(cookie)).list, [new Date(0).toISOString(), 2]);
+    }
   });
 }
 

@@ -3,7 +3,7 @@
 // what the walk refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jsonShaped, MAX_DEPTH, unstorable } from '../../src/server/storable.js';
+import { jsonShaped, MAX_DEPTH, takeJsonForm, unstorable } from '../../src/server/storable.js';
 import { ChangeTracker } from '../../src/server/tracker.js';
 import { SessionValueError } from '../../src/errors.js';
 
@@ -118,4 +118,16 @@ test('jsonShaped: true only for what reads back from its JSON unchanged', () => 
     ['a toJSON', { t: { toJSON: () => 1 } }],
   ];
   for (const [what, value] of changed) assert.equal(jsonShaped(value), false, what);
+});
+
+test('takeJsonForm: plain objects and arrays stay the same objects and hold what their JSON reads back as; a value that is none is left to be replaced', () => {
+  const inner = { when: new Date(0), gone: undefined, f() {}, n: NaN, list: [undefined, new Map()] as unknown[] };
+  const value = { inner, keep: [1, { a: 'b' }] };
+  const keep = value.keep;
+  assert.equal(takeJsonForm(value, JSON.parse(JSON.stringify(value))), true);
+  assert.equal(value.inner, inner);
+  assert.equal(value.keep, keep);
+  assert.deepEqual(value, { inner: { when: new Date(0).toISOString(), n: null, list: [null, {}] }, keep: [1, { a: 'b' }] });
+  assert.equal(takeJsonForm(new Date(0), new Date(0).toISOString()), false);
+  assert.equal(takeJsonForm(new Map(), {}), false);
 });
