@@ -53,6 +53,8 @@ export interface Changes {
   before: Map<string, Json>;
   /** Keys left out because their value cannot be stored (each reported once: only news is here). */
   refused: SessionValueError[];
+  /** Keys changed outside a handler until then (changed outside again if the write fails). */
+  outside?: ReadonlySet<string>;
 }
 
 /** Where a proxied session finds its tracker (a symbol: never serialised, never a session key). */
@@ -147,6 +149,8 @@ export class ChangeTracker<T extends object = object> {
    * began, which keeps them, not to the stored state.
    */
   private outside: Set<string> | undefined;
+  /** JSON at the start of the current batch of keys changed outside a handler before it (see `discard`). */
+  private batchStart: Map<string, Json> | undefined;
   /** While handlers given up on still run: JSON of keys changed outside a handler since (to undo when one settles). */
   private quarantine: Map<string, Json> | undefined;
   private abandoned = 0;
@@ -248,8 +252,9 @@ export class ChangeTracker<T extends object = object> {
     const before = new Map<string, Json>();
     const refused: SessionValueError[] = [];
     const saved = this.saved;
+    const outside = this.outside;
     this.outside = undefined; // (what they changed is being written)
-    if (!saved) return { now, before, refused };
+    if (!saved) return { now, before, refused, outside };
     let leftOut: Set<string> | undefined;
     // One pass over the marked keys (a Map may be changed while iterated: visited keys only).
     for (const [key, stored] of saved) {
@@ -275,7 +280,7 @@ export class ChangeTracker<T extends object = object> {
       else saved.delete(key);
     }
     if (this.leftOut) for (const key of this.leftOut.keys()) if (!leftOut?.has(key)) this.leftOut.delete(key);
-    return { now, before, refused };
+    return { now, before, refused, outside };
   }
 
   /**
@@ -368,9 +373,10 @@ export class ChangeTracker<T extends object = object> {
   }
 
   /** The write of `take()`'s changes failed: the store still holds what it held before. */
-  restore({ before }: Changes): void {
+  restore({ before, outside }: Changes): void {
     const saved = (this.saved ??= new Map());
     for (const [key, json] of before) saved.set(key, json);
+    if (outside) for (const key of outside) (this.outside ??= new Set()).add(key);
   }
 
   /**
@@ -380,6 +386,7 @@ export class ChangeTracker<T extends object = object> {
   begin(first: boolean): void {
     const outside = first ? this.outside : undefined;
     this.checkpoint = first && !outside ? undefined : new Map([...(this.exposed ?? []), ...(outside ?? [])].map((key) => [key, this.json(key)] as const));
+    if (first) this.batchStart = this.checkpoint;
     this.inHandler = true;
     this.handlerKeys = undefined; // (not clear(): a runtime call in V8, dearer than a new Set)
   }
@@ -398,22 +405,23 @@ export class ChangeTracker<T extends object = object> {
     if (this.inHandler) this.rollback();
   }
 
-  /** `key` back to its stored value (a save left it out: its value could not be serialised). */
-  revert(key: string): void {
-    const saved = this.saved;
-    if (saved?.has(key)) this.undo(new Map([[key, saved.get(key)]]));
+  /** `key` back to its stored value (a save left it out: its value could not be serialised), or to its value in `layer`. */
+  revert(key: string, layer = this.saved): void {
+    if (layer?.has(key)) this.undo(new Map([[key, layer.get(key)]]));
   }
 
   /**
-   * Undo every change since the last load or save (outside a handler too), or those of `keys` only:
-   * back to the stored state.
+   * Undo every change since the last load or save (outside a handler too), back to the stored
+   * state; or, given the `keys` a failed batch's handlers touched, those keys back to where the
+   * batch began (what was changed outside a handler before it stays, to be saved).
    */
   discard(keys?: Iterable<string>): void {
     this.checkpoint = undefined;
-    if (!keys) this.outside = undefined;
     if (!keys) {
+      this.outside = undefined;
       if (this.saved) this.undo(this.saved);
-    } else for (const key of keys) this.revert(key);
+    } else for (const key of keys) this.revert(key, this.batchStart?.has(key) ? this.batchStart : this.saved);
+    this.batchStart = undefined;
     this.inHandler = false;
     this.handlerKeys = undefined;
   }

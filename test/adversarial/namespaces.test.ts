@@ -163,17 +163,19 @@ test("one session on '/pc' (per-connection) and '/' (per-message): when a per-me
       attach(io, s) {
         const pc = sessions(io.of('/pc'), { store: s, secret: SECRET, saveDelay: 300 });
         pc.on('serror', () => {});
-        pc.on('sconnection', (socket) =>
+        pc.on('sconnection', (socket) => {
           socket.on('set', (value: unknown, ack: (v: unknown) => void) => {
             socket.session.pcKey = value;
             ack(value);
-          }),
-        );
+          });
+          socket.on('inc', (ack: (v: unknown) => void) => ack((socket.session.counter = ((socket.session.counter as number) ?? 0) + 1)));
+        });
         const pm = sessions(io, { store: s, secret: SECRET, perMessage: true });
         pm.on('serror', () => {});
         pm.on('sconnection', (socket) =>
           socket.on('work', (ack: (v: unknown) => void) => {
             socket.session.pmKey = 'not stored';
+            socket.session.counter = ((socket.session.counter as number) ?? 0) + 100; // the same key as /pc's inc
             ack('worked');
           }),
         );
@@ -185,6 +187,7 @@ test("one session on '/pc' (per-connection) and '/' (per-message): when a per-me
     const b = connectClient(`${server.url}/pc`, cookie);
     await Promise.all([connected(a), connected(b)]);
     if (when === 'before') assert.equal(await b.timeout(2000).emitWithAck('set', 'kept'), 'kept');
+    if (when === 'before') assert.equal(await b.timeout(2000).emitWithAck('inc'), 1);
     store.fault = { op: 'set', kind: 'error' };
     const work = a.timeout(3000).emitWithAck('work') as Promise<Record<string, { reason: string }>>;
     if (when === 'during') {
@@ -196,6 +199,8 @@ test("one session on '/pc' (per-connection) and '/' (per-message): when a per-me
     // Before: undone with the failed batch's changes (the whole copy back to the stored state) and never saved.
     await eventually(() => (store.peek(sidOf(cookie)) as Record<string, unknown>).pcKey === 'kept', 3000);
     assert.equal((store.peek(sidOf(cookie)) as Record<string, unknown>).pmKey, undefined, when);
+    // A key both touched: back to where the failed batch began (with /pc's acked increment), not to the stored state.
+    if (when === 'before') await eventually(() => (store.peek(sidOf(cookie)) as Record<string, unknown>).counter === 1, 3000);
     a.close();
     b.close();
     await server.close();
