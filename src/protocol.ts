@@ -44,7 +44,9 @@ export type InvalidReason =
   /** a ticket minted for another page origin */
   | 'ticket-audience'
   /** an in-band refresh with a ticket of another session */
-  | 'ticket-session-mismatch';
+  | 'ticket-session-mismatch'
+  /** a socket recovered by `connectionStateRecovery` whose credential now names another session than the one it had (a logout and a login while it was away) */
+  | 'session-changed';
 
 /** Why the store could not answer, or the event could not be run now. All are transient: retry later. */
 export type UnavailableReason =

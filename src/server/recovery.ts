@@ -120,6 +120,32 @@ function runMiddlewares(socket: Socket, fns: Middleware[], packet: Packet, done:
 }
 
 /**
+ * Which session a socket was bound to, for its recovery: socket.io gives a recovered socket its old
+ * id, rooms, `data` and missed broadcasts, which are the old session's. If its credential now names
+ * another session (a logout, then a login as someone else, while it was away), it must not keep
+ * them. Kept by the socket's `data` object, which socket.io hands over to the recovered socket (the
+ * same object on one node; nothing of the app's is written): a WeakMap, no timer, nothing per
+ * socket once its `data` is gone.
+ */
+export class RecoveryMemory {
+  private readonly tags = new WeakMap<object, string>();
+
+  /** `socket` is bound to the session of `tag` (called after `sconnection`, which may set `socket.data`). */
+  connected(socket: Socket, tag: string): void {
+    const data: unknown = socket.data;
+    if (typeof data === 'object' && data !== null) this.tags.set(data, tag);
+  }
+
+  /** A recovered socket whose credential names another session than the one it had. */
+  changed(socket: Socket, tag: string): boolean {
+    if (!socket.recovered) return false;
+    const data: unknown = socket.data;
+    const before = typeof data === 'object' && data !== null ? this.tags.get(data) : undefined;
+    return before !== undefined && before !== tag;
+  }
+}
+
+/**
  * A recovered socket whose credential no longer gives a session: its held events are answered,
  * the client is told (`invalid`, or `unavailable` so the SDK retries later), then the socket is
  * disconnected, which makes it leave its restored rooms.

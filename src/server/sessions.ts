@@ -22,7 +22,7 @@ import { bindingOf, SocketBinding, sessionOfSocket } from './connection.js';
 import { installSessionGetter } from './session-getter.js';
 import { corruptRecordError, isCorruptRecord, SessionEntry, type SocketSession } from './session-entry.js';
 import { TicketSealer } from './tickets.js';
-import { PacketHold, refuseRecovered } from './recovery.js';
+import { PacketHold, RecoveryMemory, refuseRecovered } from './recovery.js';
 import { HttpSurfaces } from './http/index.js';
 import type { TokenEndpointOptions } from './http/token-endpoint.js';
 import type { ServerContext } from './context.js';
@@ -103,6 +103,8 @@ export class SessionServer<
   private closed = false;
   private readonly namespace: Namespace;
   private getterInstalled = false;
+  /** The session each socket had, for its recovery (see RecoveryMemory). */
+  private readonly recoveries = new RecoveryMemory();
 
   constructor(io: Server<ListenEvents, EmitEvents, ServerSideEvents, SocketData> | Namespace<ListenEvents, EmitEvents, ServerSideEvents, SocketData>, options: SessionsOptions) {
     super();
@@ -157,6 +159,8 @@ export class SessionServer<
     try {
       const { sid, record, entry, ticketExpiresAt } = await resolver.handshake(socket.request, socket.handshake.auth);
       const bound = entry ?? this.newEntry(sid, record!);
+      // Recovered with another session's credential: its rooms, data and broadcasts are the old session's.
+      if (this.recoveries.changed(socket, bound.tag)) throw this.ctx.advice.invalid('session-changed', socket.request);
       new SocketBinding(socket, bound, this.ctx, ticketExpiresAt);
       if (log.handshake.enabled) log.handshake('socket %s bound to %s', socket.id, bound.tag);
     } catch (err) {
@@ -188,6 +192,7 @@ export class SessionServer<
     }
     if (!binding.start()) return false;
     this.tell('sconnection', socket, binding.entry.session);
+    this.recoveries.connected(socket, binding.entry.tag);
     binding.connected();
     return true;
   }

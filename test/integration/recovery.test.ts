@@ -244,3 +244,42 @@ for (const perMessage of [false, true]) {
     assert.equal(Object.hasOwn(server.io.of('/').sockets.get(client.id!)!, 'use'), false, 'socket.use given back');
   });
 }
+
+for (const skipMiddlewares of [true, false]) {
+  test(`skipMiddlewares ${skipMiddlewares}: a socket recovered with another session's cookie (a logout, then a login as bob, while it was away) is refused 'session-changed' and keeps none of alice's rooms: no later broadcast to her room reaches it`, { timeout: 20_000 }, async (t) => {
+    const server = await startServer({ ioOptions: { connectionStateRecovery: { skipMiddlewares, maxDisconnectionDuration: 60_000 } } });
+    t.after(() => server.close());
+    const invalid: string[] = [];
+    server.sio.on('sinvalid', (_socket, reason) => invalid.push(reason));
+    server.sio.on('sconnection', (socket, session) => {
+      if (!socket.recovered) void socket.join(`user:${session.user as string}`);
+    });
+    const alice = await server.login({ user: 'alice' });
+    const client = connectClient(server.url, alice);
+    t.after(() => client.close());
+    const got: string[] = [];
+    client.on('private', (message: string) => got.push(message));
+    await connected(client);
+    const first = once(client, 'private');
+    server.io.to('user:alice').emit('private', 'first'); // (an offset to recover from)
+    await first;
+    const dropped = Promise.all([once(client, 'disconnect'), once(server.io.of('/').sockets.get(client.id!)!, 'disconnect')]);
+    client.io.engine.close();
+    await dropped;
+    await server.logout(alice);
+    const bob = await server.login({ user: 'bob' });
+    (client.io.opts.extraHeaders as Record<string, string>).cookie = bob; // the browser's cookie is bob's now
+    const told = skipMiddlewares ? once<[{ reason: string }]>(client, 'sio-sessions:invalid').then(([data]) => data.reason) : new Promise<string>((resolve) => client.once('connect_error', (err) => resolve((err as { data?: { reason: string } }).data!.reason)));
+    reconnect(client);
+    // Before: connected as bob, recovered into user:alice, and every later broadcast to alice reached bob's browser.
+    assert.equal(await told, 'session-changed');
+    await eventually(() => !client.connected && (server.io.of('/').adapter.rooms.get('user:alice')?.size ?? 0) === 0, 3000);
+    server.io.to('user:alice').emit('private', 'after');
+    const check = once(server.io, 'connection');
+    const fresh = connectClient(server.url, bob);
+    t.after(() => fresh.close());
+    await Promise.all([connected(fresh), check]);
+    assert.equal(got.includes('after'), false, JSON.stringify(got));
+    assert.deepEqual(invalid, ['session-changed']);
+  });
+}
