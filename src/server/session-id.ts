@@ -78,8 +78,12 @@ export async function sessionIdFrom(req: IncomingMessage, options: ResolvedOptio
     const parsed = req as IncomingMessage & { signedCookies?: Record<string, unknown>; cookies?: Record<string, unknown> };
     const signed = parsed.signedCookies?.[name];
     if (signed === false) return { invalid: 'bad-signature' };
-    const found = fromRawValue(signed ?? parsed.cookies?.[name], secrets);
-    if (found) return found;
+    if (typeof signed === 'string' && signed.length > 0) return { sid: signed };
+    // What is left in `cookies` is unsigned (a parser with a secret takes signed values out), or
+    // signed and unchecked (a parser without one). express-session ignores an unsigned session
+    // cookie; here it is refused as one whose signature fails, never taken as an id.
+    const raw = parsed.cookies?.[name];
+    if (typeof raw === 'string' && raw.length > 0) return raw.startsWith('s:') && secrets.length > 0 ? fromRawValue(raw, secrets)! : { invalid: 'bad-signature' };
   }
   return { invalid: 'no-session-id' };
 }

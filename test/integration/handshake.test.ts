@@ -286,6 +286,12 @@ test('a seed-style cookie parser middleware connects (no secret given to the lib
   t.after(() => forged.close());
   const err = await refused(forged);
   assert.deepEqual({ code: err.data?.code, reason: err.data?.reason }, { code: 'SESSION_INVALID', reason: 'bad-signature' });
+  // An unsigned cookie holding the raw id (someone who learned it from a store key or a log): express-session ignores it.
+  // Before: connected with fred's session.
+  const unsigned = connectClient(server.url, `connect.sid=${sidOf(cookie)}`);
+  t.after(() => unsigned.close());
+  const unsignedErr = await refused(unsigned);
+  assert.deepEqual({ code: unsignedErr.data?.code, reason: unsignedErr.data?.reason }, { code: 'SESSION_INVALID', reason: 'bad-signature' });
 });
 
 test('bad options throw SessionOptionsError synchronously and leave the server usable', async (t) => {
