@@ -165,7 +165,11 @@ type Subs = Array<() => void>;
 // globalThis: Node has no `navigator` (before 21) nor `location`.
 const offline = () => globalThis.navigator?.onLine === false;
 
-/** Bad options throw at once; the message names the option and the value given. */
+/**
+ * A count that would do harm (a negative retry delay is a busy loop) throws at once; the message names the
+ * option and the value given. What only TypeScript or the option check catches (a `url` that is no string,
+ * an unknown `onInvalid`: option-check.ts) is left out of the core for its size budget.
+ */
 function invalidOption(name: string, value: unknown): never {
   throw new SessionOptionsError(`socket.io-sessions: invalid ${name}: ${String(value)}`);
 }
@@ -178,7 +182,7 @@ function count(value: unknown, name: string, fallback?: number): number | undefi
   return typeof value === 'number' && value >= 0 && value < Infinity ? value : invalidOption(name, value);
 }
 
-/** The SDK's own options, checked, with their defaults; `io` is what goes to socket.io-client. */
+/** The SDK's own options, their counts checked, with their defaults; `io` is what goes to socket.io-client. */
 interface Options {
   _onInvalid: OnInvalid<InvalidContext>;
   /** Unset: takeReload's defaults (src/client/invalid-policy.ts), which the tabs entry uses too. */
@@ -194,7 +198,6 @@ interface Options {
 
 function readOptions(options: ConnectWithSessionOptions = {}): Options {
   const { onInvalid = 'reload', maxReloads, reloadWindow, retry, on, credential, tabs, ...io } = options;
-  if (onInvalid !== 'reload' && onInvalid !== 'none' && typeof onInvalid !== 'function') invalidOption('onInvalid', onInvalid);
   const min = count(retry?.min, 'retry.min', 1000);
   return {
     _onInvalid: onInvalid,
@@ -251,23 +254,27 @@ function cancelRetry(link: Link) {
   link._timer = undefined;
 }
 
-/** An attempt now. Offline, one cannot succeed: wait for `online` (and look again every 9 s in case the event is missed). */
+/**
+ * An attempt now. Offline, one cannot succeed: wait for `online` (and look again every 9 s in case the event is missed).
+ * Started before the `state` listeners hear of it: one that calls `disconnect()` closes it.
+ */
 function connectNow(link: Link) {
   cancelRetry(link);
-  transition(link, 'connecting');
   if (offline()) connectIn(link, 9000);
-  else link._socket.connect();
+  else link._socket.connect(), transition(link, 'connecting');
 }
 
 /**
  * An attempt in `delay` ms. `renewFirst`, after an invalid answer: the new credential is fetched before the
- * transport opens (a handshake held back by it would meet engine.io's websocket upgrade, which can stall it).
+ * transport opens (a handshake held back by it would meet engine.io's websocket upgrade, which can stall it);
+ * none if the app stopped the SDK meanwhile. The timer is set before the `state` listeners hear of it: the
+ * app's `disconnect()` or `dispose()` there clears it.
  */
 function connectIn(link: Link, delay: number, renewFirst?: boolean) {
   const { _credential: credential } = link;
   cancelRetry(link);
-  transition(link, 'connecting');
   link._timer = setTimeout(renewFirst && credential ? () => credential.ready().then(() => link._state === 'connecting' && connectNow(link)) : connectNow, delay, link);
+  transition(link, 'connecting');
   return delay;
 }
 
@@ -292,7 +299,10 @@ function handleInvalid(link: Link, data: SessionErrorData, phase: InvalidContext
     error: new SessionInvalidError(data.reason),
     reconnect: () => connectNow(link),
   };
+  const state = link._state;
   link._events.emit('invalid', ctx);
+  // A listener called the app's disconnect() or dispose() (or ctx.reconnect()): the SDK does nothing more here.
+  if (state !== link._state) return;
   if (action === 'reconnect') return void connectIn(link, reconnectDelay(link._streak, link._fromConnected!), true);
   transition(link, 'invalid');
   if (action === 'reload') location.reload();
@@ -301,13 +311,12 @@ function handleInvalid(link: Link, data: SessionErrorData, phase: InvalidContext
 
 /** A refused handshake also answers what was emitted for it: the store may stay away longer than any ack should wait. */
 function handleUnavailable(link: Link, data: SessionErrorData, phase: UnavailableContext['phase']) {
-  const { reason, retryAfter } = data as EmitNotice;
   let retryIn: number | undefined;
   if (phase === 'handshake') {
-    link._guard.fail({ code: ErrorCode.SESSION_UNAVAILABLE, reason, retryAfter });
-    retryIn = retryLater(link, retryAfter);
+    link._guard.fail(data as EmitNotice); // the refusal is the notice: its code, reason and retryAfter
+    retryIn = retryLater(link, data.retryAfter);
   }
-  link._events.emit('unavailable', { code: ErrorCode.SESSION_UNAVAILABLE, reason, phase, retryIn });
+  link._events.emit('unavailable', { code: ErrorCode.SESSION_UNAVAILABLE, reason: data.reason, phase, retryIn });
 }
 
 /** A refused handshake: the server's answer says which; transport errors socket.io-client retries by itself while `active`. */
@@ -358,7 +367,8 @@ function followSocket(link: Link, subs: Subs) {
 function wrapDisconnect(link: Link, subs: Subs) {
   const socket = link._socket as { disconnect(): unknown };
   socket.disconnect = () => (cancelRetry(link), transition(link, 'disconnected'), link._close());
-  subs.push(() => delete (socket as { disconnect?: unknown }).disconnect);
+  // dispose(): the SDK stops where it is, in state 'disconnected' (told to no listener; see handleInvalid, connectIn).
+  subs.push(() => ((link._state = 'disconnected'), delete (socket as { disconnect?: unknown }).disconnect));
 }
 
 /**
@@ -429,12 +439,16 @@ export function controllerOf(events: SdkEmitter, state: () => SessionState, subs
   };
 }
 
-/** socket.io-client's socket, not connected yet. `auth` runs on every (re)connect: each attempt gets a valid credential. */
+/**
+ * socket.io-client's socket, not connected yet. `auth` runs on every (re)connect: each attempt gets a valid credential.
+ * With `extraHeaders` (a Node client's cookie) its own Manager (`multiplex: false`) unless the app says otherwise:
+ * socket.io-client would reuse the Manager it cached for the URL, made with another user's headers.
+ */
 function openSocket(lookup: Lookup, url: string | undefined, { _io: io, _credential: credential }: Options): Socket {
   const userAuth = io.auth;
   const auth = credential ? (cb: (data: object) => void) => credential.auth(typeof userAuth === 'object' ? userAuth : {}, cb) : userAuth;
   // Cookies must travel on cross-origin polling requests too.
-  return lookup(url, { withCredentials: true, ...io, auth, autoConnect: false } as Partial<ManagerOptions & SocketOptions>);
+  return lookup(url, { withCredentials: true, multiplex: !io.extraHeaders, ...io, auth, autoConnect: false } as Partial<ManagerOptions & SocketOptions>);
 }
 
 /**
@@ -456,7 +470,7 @@ function attach(socket: Socket, options: Options): SessionController {
   }
   (socket as { sessions?: SessionController }).sessions = controller;
   if (options._credential) subs.push(options._credential.attach(socket, (ctx) => events.emit('unavailable', ctx)));
-  if (options._io.autoConnect ?? true) connectNow(link);
+  if (options._io.autoConnect !== false) connectNow(link);
   return controller;
 }
 
@@ -478,7 +492,6 @@ export function createConnectWithSession(lookup: Lookup) {
     options?: ConnectWithSessionOptions,
   ): SessionSocket<ListenEvents, EmitEvents> | SharedSocket<ListenEvents, EmitEvents> {
     if (typeof url === 'object' && url !== null) [url, options] = [undefined, url];
-    if (url !== undefined && typeof url !== 'string') invalidOption('url', url);
     const checked = readOptions(options);
     if (checked._tabs) return checked._tabs.open(url, options!, connectWithSession);
     const socket = openSocket(lookup, url, checked);

@@ -7,6 +7,7 @@
 import type { Socket } from 'socket.io-client';
 import { noticeOf, SESSION_ENDED, type EmitNotice } from '../protocol.js';
 import { SessionEmitError } from '../errors.js';
+import { callApart } from './emitter.js';
 
 type Fn = (...args: any[]) => any;
 
@@ -49,27 +50,32 @@ export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() =
     emit(event: string, ...args: unknown[]) {
       const ack = args.at(-1) as Fn & { withError?: boolean };
       // Error-first: after timeout(), with the ackTimeout option, and emitWithAck's own callback (its `withError`).
-      const errorFirst = timed || ackTimeout || !!ack?.withError;
+      const errorFirst = timed || ackTimeout || ack?.withError;
       timed = false;
       if (typeof ack !== 'function') return ended ? socket : emit!.call(socket, event, ...args);
-      // Called once: by socket.io-client with the server's answer while the emit is on the list (then
-      // taken off it), or with a notice by fail(), which took the whole list first, or after end().
-      const answer = (...reply: unknown[]) => {
-        const failed = reply[0] === waiting;
+      // Called once: by socket.io-client while the emit is on the list (then taken off it), or with a notice
+      // by fail(), which took the whole list first, or after end(). Marked error-first for socket.io-client
+      // (`withError`) whatever the app asked: so socket.io-client calls it with (null, ...the server's reply),
+      // or with an Error when it gives the emit up (timed out, or sent before the connection dropped).
+      const answer = (err: unknown, ...reply: unknown[]) => {
+        const failed = err === waiting;
         if (!failed) {
           const at = waiting.indexOf(answer);
           if (at < 0) return; // already answered: an emit is answered once
           waiting.splice(at, 1);
+          // Given up by socket.io-client at a disconnect: a plain callback is then never called, as without the SDK.
+          if (err && !errorFirst) return;
         }
-        const notice = failed ? (reply[1] as EmitNotice) : noticeOf(errorFirst ? reply.slice(1) : reply);
+        const notice = failed ? (reply[0] as EmitNotice) : noticeOf(reply);
         if (notice) ack.call(socket, new SessionEmitError(notice, event));
-        else ack.apply(socket, reply);
+        else ack.apply(socket, errorFirst ? [err, ...reply] : reply);
       };
-      answer.withError = ack.withError;
-      // After end(): answered at once, never sent nor buffered for the next session.
-      if (ended) return setTimeout(answer, 0, waiting, SESSION_ENDED), socket;
-      waiting.push(answer);
-      return emit!.call(socket, event, ...args.slice(0, -1), answer);
+      answer.withError = true;
+      // After end(): answered at once, never sent nor buffered for the next session. Else listed once
+      // socket.io-client took it (it throws for a reserved event name).
+      if (ended) setTimeout(answer, 0, waiting, SESSION_ENDED);
+      else emit!.call(socket, event, ...args.slice(0, -1), answer), waiting.push(answer);
+      return socket;
     },
   };
   Object.assign(socket, wraps);
@@ -78,7 +84,8 @@ export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() =
   });
   const fail = (notice: EmitNotice) => {
     socket.sendBuffer.length = 0;
-    waiting.splice(0).forEach((answer) => answer(waiting, notice));
+    // Every one is answered, whatever an app callback throws (thrown again on a later task).
+    waiting.splice(0).forEach((answer) => callApart(answer, waiting, notice));
   };
   return {
     fail,

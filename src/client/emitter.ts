@@ -5,6 +5,21 @@
  */
 type Listener = ((...args: any[]) => unknown) & { listener?: unknown };
 
+/**
+ * Calls the app's `fn` (a listener, an ack callback the SDK answers itself) so that what it throws
+ * cannot stop the SDK's caller: thrown again on a later task, where the page's console and `onerror`
+ * (Node: `uncaughtException`) see it, once per throw.
+ */
+export function callApart(fn: (...args: any[]) => unknown, ...args: unknown[]): void {
+  try {
+    fn(...args);
+  } catch (e) {
+    setTimeout(() => {
+      throw e;
+    });
+  }
+}
+
 export class Emitter {
   // `_events` is the one property name the minifier shortens (rollup.config.mjs).
   private _events = new Map<PropertyKey, Listener[]>();
@@ -30,20 +45,12 @@ export class Emitter {
 
   /**
    * Calls the listeners registered when the event was emitted (a listener added or removed meanwhile
-   * changes a copy). What a listener throws is thrown again on a later task (the page's console and
-   * `onerror` see it): the other listeners still run, and so does the SDK's work after the emit.
+   * changes a copy). What a listener throws is thrown again on a later task ({@link callApart}): the
+   * other listeners still run, and so does the SDK's work after the emit.
    */
   emit(event: PropertyKey, ...args: any[]): boolean {
     const listeners = this._events.get(event);
-    listeners?.forEach((listener) => {
-      try {
-        listener(...args);
-      } catch (e) {
-        setTimeout(() => {
-          throw e;
-        });
-      }
-    });
+    listeners?.forEach((listener) => callApart(listener, ...args));
     return !!listeners;
   }
 

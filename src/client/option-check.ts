@@ -1,7 +1,9 @@
 /**
  * The client's option check: a key that is not an option throws `SessionOptionsError` naming the
  * nearest option (`connectWithSession() has no option "maxReload" (did you mean "maxReloads"?)`),
- * as `sessions()` does on the server. It looks at `connectWithSession`'s options (the SDK's and
+ * as `sessions()` does on the server; so do a `url` that is no string, an unknown `onInvalid`, and
+ * socket.io-client's `retries` (the SDK cannot keep its queue from resending an emit under the next
+ * session). It looks at `connectWithSession`'s options (the SDK's and
  * socket.io-client's own), `retry`, `on`, and the options `tickets()` and `sharedTabs()` were made
  * with (they keep them on the provider as `options`), when `connectWithSession` is called.
  *
@@ -40,12 +42,22 @@ function check(options: unknown, known: string[], where: string): void {
   if (message) throw new SessionOptionsError(message);
 }
 
+/** Throws for a value `name` cannot take (`why`: what goes wrong with it). */
+function invalid(name: string, value: unknown, why = ''): never {
+  throw new SessionOptionsError(`socket.io-sessions: invalid ${name}: ${String(value)}${why}`);
+}
+
 /** Checks the options of a `connectWithSession(url?, options?)` call (either argument may hold them). */
 export function checkConnectOptions(url: unknown, options?: ConnectWithSessionOptions): void {
   if (typeof url === 'object' && url !== null) options = url as ConnectWithSessionOptions;
+  else if (url !== undefined && typeof url !== 'string') invalid('url', url);
   if (options == null) return;
   check(options, SDK_OPTIONS, 'connectWithSession()');
-  const { retry, on, credential, tabs } = options;
+  const { retry, on, credential, tabs, onInvalid, retries } = options;
+  if (onInvalid !== undefined && onInvalid !== 'reload' && onInvalid !== 'none' && typeof onInvalid !== 'function') invalid('onInvalid', onInvalid);
+  // socket.io-client keeps such emits in a private queue and sends them again after a reconnect, where the SDK
+  // cannot drop them when the session ended (invariant 10).
+  if (retries) invalid('retries', retries, ' (its queue would resend an emit answered session-ended under the next session)');
   if (retry !== undefined) check(retry, RETRY_OPTIONS, '"retry" of connectWithSession()');
   if (on !== undefined) check(on, SDK_EVENTS, '"on" of connectWithSession()');
   const ticketOptions = (credential as { options?: { retry?: unknown } } | undefined)?.options;

@@ -1,0 +1,182 @@
+/**
+ * The SDK against a real server, for what a probe found (.probe-f): every waiting emit is answered even
+ * when an app ack throws; `retries` is refused; two users' cookies in one process never share a Manager;
+ * the app's disconnect() or dispose() in an SDK listener is final; a plain callback socket.io-client gave
+ * up at a disconnect, or whose emit it refused, is never answered later by the SDK.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connectWithSession, SessionOptionsError, type UnavailableContext } from '../../src/client/index.js';
+import { sessions } from '../../src/server/index.js';
+import { SessionEmitError } from '../../src/errors.js';
+import { startServer, once, eventually, delay, SECRET } from '../helpers/servers.js';
+import { FaultyStore } from '../helpers/stores.js';
+
+const fast = { retry: { min: 50, max: 200 }, forceNew: true, transports: ['websocket'] as string[], reconnectionDelay: 50, reconnectionDelayMax: 200 };
+
+/** What is thrown on a later task while the test runs (Node's test runner would fail the test on it). */
+function uncaughtDuring(t: { after(fn: () => unknown): void }): Error[] {
+  const seen: Error[] = [];
+  process.setUncaughtExceptionCaptureCallback((err) => seen.push(err as Error));
+  t.after(() => process.setUncaughtExceptionCaptureCallback(null));
+  return seen;
+}
+
+const throwing = (calls: unknown[][]) => (...args: unknown[]) => {
+  calls.push(args);
+  throw new Error('app ack throws');
+};
+
+test('an ack callback that throws while the session ends: every other waiting emit is still answered, the invalid policy runs, the throw surfaces once', { timeout: 15_000 }, async (t) => {
+  const thrown = uncaughtDuring(t);
+  const server = await startServer();
+  t.after(() => server.close());
+  server.sio.on('sconnection', (s) => s.on('slow', () => {})); // never answered: they wait
+  const cookie = await server.login();
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, onInvalid: 'none' });
+  t.after(() => socket.disconnect());
+  const actions: string[] = [];
+  socket.sessions.on('invalid', (ctx) => actions.push(ctx.action));
+  await once(socket, 'connect');
+  const first: unknown[][] = [];
+  const others: unknown[][] = [];
+  socket.emit('slow', throwing(first));
+  for (let i = 0; i < 3; i++) socket.emit('slow', (...a: unknown[]) => others.push(a));
+  const withAck = socket.emitWithAck('slow').catch((err: unknown) => err);
+  await delay(50);
+  await server.logout(cookie);
+  await eventually(() => socket.sessions.state === 'invalid');
+  assert.equal(first.length, 1);
+  assert.equal(others.length, 3, 'the callbacks after the throwing one were answered');
+  for (const [err] of others) assert.ok(err instanceof SessionEmitError && err.reason === 'session-ended');
+  assert.ok((await withAck) instanceof SessionEmitError);
+  assert.deepEqual(actions, ['reconnect', 'reconnect', 'stop'], 'the invalid policy ran to its end');
+  await eventually(() => thrown.length === 1);
+  assert.equal(thrown[0]!.message, 'app ack throws');
+});
+
+test('an ack callback that throws when a handshake is refused unavailable: the others are answered, `unavailable` is told and the SDK retries', { timeout: 15_000 }, async (t) => {
+  const thrown = uncaughtDuring(t);
+  const store = new FaultyStore();
+  const server = await startServer({ store, storeTimeout: 200 });
+  t.after(() => server.close());
+  server.sio.on('serror', () => {});
+  server.sio.on('sconnection', (s) => s.on('inc', (ack: (v: string) => void) => ack('ok')));
+  const cookie = await server.login();
+  store.fault = { op: 'get', kind: 'hang' };
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, onInvalid: 'none' });
+  t.after(() => socket.disconnect());
+  const told = new Promise<UnavailableContext>((resolve) => socket.sessions.once('unavailable', resolve));
+  const first: unknown[][] = [];
+  socket.emit('inc', throwing(first));
+  const other = new Promise<unknown[]>((resolve) => socket.emit('inc', (...a: unknown[]) => resolve(a)));
+  const [err] = await other;
+  assert.ok(err instanceof SessionEmitError && err.code === 'SESSION_UNAVAILABLE', String(err));
+  assert.equal((await told).phase, 'handshake');
+  store.fault = undefined;
+  await once(socket, 'connect', 5000);
+  assert.equal(await socket.emitWithAck('inc'), 'ok');
+  assert.equal(first.length, 1);
+  assert.deepEqual(thrown.map((e) => e.message), ['app ack throws']);
+});
+
+test("socket.io-client's `retries` is refused: its private queue would resend an emit the SDK answered session-ended under the next session", () => {
+  assert.throws(() => connectWithSession('http://127.0.0.1:9', { retries: 3, autoConnect: false }), (err: unknown) => err instanceof SessionOptionsError && /retries: 3 .*session-ended/.test(err.message));
+  const socket = connectWithSession('http://127.0.0.1:9', { retries: 0, autoConnect: false });
+  socket.sessions.dispose();
+});
+
+test("two users' cookies in one process (extraHeaders) on two namespaces of one URL: each socket runs in its own user's session", { timeout: 15_000 }, async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  const b = sessions(server.io.of('/b'), { store: server.store, secret: SECRET });
+  for (const s of [server.sio, b]) s.on('sconnection', (sock) => sock.on('whoami', (ack: (u: unknown) => void) => ack(sock.session.user)));
+  const ann = await server.login({ user: 'ann' });
+  const bob = await server.login({ user: 'bob' });
+  // No forceNew: socket.io-client's default would hand bob's /b socket the Manager cached with ann's cookie.
+  const opts = { transports: ['websocket'], onInvalid: 'none' as const };
+  const annSocket = connectWithSession(server.url, { ...opts, extraHeaders: { cookie: ann } });
+  const bobSocket = connectWithSession(`${server.url}/b`, { ...opts, extraHeaders: { cookie: bob } });
+  t.after(() => (annSocket.disconnect(), bobSocket.disconnect()));
+  await Promise.all([once(annSocket, 'connect'), once(bobSocket, 'connect')]);
+  assert.equal(await annSocket.emitWithAck('whoami'), 'ann');
+  assert.equal(await bobSocket.emitWithAck('whoami'), 'bob');
+  assert.notEqual(annSocket.io, bobSocket.io);
+});
+
+/** A connected SDK socket whose app stops it from a listener; `attempts()`: connection attempts after the stop (the manager's transports opened). */
+async function stoppedInListener(t: { after(fn: () => unknown): void }, stop: (socket: ReturnType<typeof connectWithSession>) => void) {
+  const server = await startServer();
+  t.after(() => server.close());
+  const cookie = await server.login();
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, onInvalid: 'none' });
+  t.after(() => socket.disconnect());
+  await once(socket, 'connect');
+  stop(socket);
+  let attempts = 0;
+  socket.io.on('open', () => attempts++);
+  return { server, socket, cookie, attempts: () => attempts };
+}
+
+for (const [what, stop] of [
+  ['disconnect() in an `invalid` listener', (s: any) => s.sessions.on('invalid', () => s.disconnect())],
+  ['dispose() then disconnect() in an `invalid` listener', (s: any) => s.sessions.on('invalid', () => (s.sessions.dispose(), s.disconnect()))],
+] as const) {
+  test(`the app's ${what} is final: the SDK's reconnect after a logout does not run`, { timeout: 15_000 }, async (t) => {
+    const { server, socket, cookie, attempts } = await stoppedInListener(t, stop);
+    await server.logout(cookie);
+    await delay(800); // the SDK's reconnect would come 250 ms after the invalid notice (wall clock: an absence)
+    assert.equal(attempts(), 0);
+    assert.equal(socket.active, false);
+  });
+}
+
+test("the app's disconnect() in a `state` listener when the SDK starts a retry (server-side disconnect) is final", { timeout: 15_000 }, async (t) => {
+  let stopped = false;
+  const { server, socket, attempts } = await stoppedInListener(t, (s) =>
+    s.sessions.on('state', ({ newState }) => newState === 'connecting' && !stopped && ((stopped = true), s.disconnect())),
+  );
+  server.io.of('/').sockets.forEach((s) => s.disconnect(true));
+  await delay(800); // the retry would come within 200 ms (wall clock: an absence)
+  assert.ok(stopped);
+  assert.equal(attempts(), 0);
+  assert.equal(socket.sessions.state, 'disconnected');
+  assert.equal(socket.connected, false);
+});
+
+test('a plain callback whose emit was in flight when the transport dropped is forgotten, as socket.io-client does: no false session-ended at a later logout', { timeout: 15_000 }, async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  server.sio.on('sconnection', (s) => s.on('slow', () => {})); // the ack never comes back
+  const cookie = await server.login();
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, onInvalid: 'none' });
+  t.after(() => socket.disconnect());
+  await once(socket, 'connect');
+  const plain: unknown[][] = [];
+  socket.emit('slow', (...a: unknown[]) => plain.push(a));
+  const timed = new Promise<unknown[]>((resolve) => socket.timeout(10_000).emit('slow', (...a: unknown[]) => resolve(a)));
+  await delay(50);
+  server.io.of('/').sockets.forEach((s) => s.conn.close()); // the transport drops; socket.io-client reconnects
+  const [err] = await timed;
+  assert.equal((err as Error).message, 'socket has been disconnected', 'an error-first ack is answered by socket.io-client');
+  await once(socket, 'connect');
+  await server.logout(cookie);
+  await eventually(() => socket.sessions.state === 'invalid');
+  await delay(50);
+  assert.deepEqual(plain, [], 'the plain callback is never called, as without the SDK');
+});
+
+test('an emit with a reserved name and an ack throws, and its callback is never answered later', { timeout: 15_000 }, async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  const cookie = await server.login();
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, onInvalid: 'none' });
+  t.after(() => socket.disconnect());
+  await once(socket, 'connect');
+  const calls: unknown[][] = [];
+  assert.throws(() => socket.emit('disconnect' as never, (...a: unknown[]) => calls.push(a)), /reserved event name/);
+  await server.logout(cookie);
+  await eventually(() => socket.sessions.state === 'invalid');
+  await delay(50);
+  assert.deepEqual(calls, []);
+});
