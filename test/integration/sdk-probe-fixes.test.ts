@@ -14,6 +14,17 @@ import { FaultyStore } from '../helpers/stores.js';
 
 const fast = { retry: { min: 50, max: 200 }, forceNew: true, transports: ['websocket'] as string[], reconnectionDelay: 50, reconnectionDelayMax: 200 };
 
+/** A server whose sockets' `slow` is never answered, and a logged-in SDK socket on it (connecting; `onInvalid: 'none'`). */
+async function sdkOn(t: { after(fn: () => unknown): void }) {
+  const server = await startServer();
+  t.after(() => server.close());
+  server.sio.on('sconnection', (s) => s.on('slow', () => {}));
+  const cookie = await server.login();
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, onInvalid: 'none' });
+  t.after(() => socket.disconnect());
+  return { server, cookie, socket };
+}
+
 /** What is thrown on a later task while the test runs (Node's test runner would fail the test on it). */
 function uncaughtDuring(t: { after(fn: () => unknown): void }): Error[] {
   const seen: Error[] = [];
@@ -29,12 +40,7 @@ const throwing = (calls: unknown[][]) => (...args: unknown[]) => {
 
 test('an ack callback that throws while the session ends: every other waiting emit is still answered, the invalid policy runs, the throw surfaces once', { timeout: 15_000 }, async (t) => {
   const thrown = uncaughtDuring(t);
-  const server = await startServer();
-  t.after(() => server.close());
-  server.sio.on('sconnection', (s) => s.on('slow', () => {})); // never answered: they wait
-  const cookie = await server.login();
-  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, onInvalid: 'none' });
-  t.after(() => socket.disconnect());
+  const { server, cookie, socket } = await sdkOn(t);
   const actions: string[] = [];
   socket.sessions.on('invalid', (ctx) => actions.push(ctx.action));
   await once(socket, 'connect');
@@ -106,11 +112,7 @@ test("two users' cookies in one process (extraHeaders) on two namespaces of one 
 
 /** A connected SDK socket whose app stops it from a listener; `attempts()`: connection attempts after the stop (the manager's transports opened). */
 async function stoppedInListener(t: { after(fn: () => unknown): void }, stop: (socket: ReturnType<typeof connectWithSession>) => void) {
-  const server = await startServer();
-  t.after(() => server.close());
-  const cookie = await server.login();
-  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, onInvalid: 'none' });
-  t.after(() => socket.disconnect());
+  const { server, cookie, socket } = await sdkOn(t);
   await once(socket, 'connect');
   stop(socket);
   let attempts = 0;
@@ -145,12 +147,7 @@ test("the app's disconnect() in a `state` listener when the SDK starts a retry (
 });
 
 test('a plain callback whose emit was in flight when the transport dropped is forgotten, as socket.io-client does: no false session-ended at a later logout', { timeout: 15_000 }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.close());
-  server.sio.on('sconnection', (s) => s.on('slow', () => {})); // the ack never comes back
-  const cookie = await server.login();
-  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, onInvalid: 'none' });
-  t.after(() => socket.disconnect());
+  const { server, cookie, socket } = await sdkOn(t);
   await once(socket, 'connect');
   const plain: unknown[][] = [];
   socket.emit('slow', (...a: unknown[]) => plain.push(a));
@@ -167,11 +164,7 @@ test('a plain callback whose emit was in flight when the transport dropped is fo
 });
 
 test('an emit with a reserved name and an ack throws, and its callback is never answered later', { timeout: 15_000 }, async (t) => {
-  const server = await startServer();
-  t.after(() => server.close());
-  const cookie = await server.login();
-  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie }, onInvalid: 'none' });
-  t.after(() => socket.disconnect());
+  const { server, cookie, socket } = await sdkOn(t);
   await once(socket, 'connect');
   const calls: unknown[][] = [];
   assert.throws(() => socket.emit('disconnect' as never, (...a: unknown[]) => calls.push(a)), /reserved event name/);
