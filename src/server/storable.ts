@@ -73,12 +73,6 @@ function walk(root: unknown, isSession: (value: object) => boolean): string | un
   return undefined;
 }
 
-/**
- * Whether a storable `value` is already what reading its JSON back gives (plain objects and arrays
- * of JSON primitives): no `toJSON` (a Date, a Buffer), no boxed primitive, no class instance, Map or
- * Set, no undefined, function or symbol inside, no NaN or Infinity. Its own stack, as `unstorable`
- * (call it only on a value `unstorable` passed: no cycle, bounded depth).
- */
 /** A plain object or array (what JSON.parse makes), with no `toJSON` of its own. */
 function plainContainer(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null) return false;
@@ -87,6 +81,9 @@ function plainContainer(value: unknown): value is Record<string, unknown> {
   return (proto === Object.prototype || proto === null) && typeof (value as { toJSON?: unknown }).toJSON !== 'function';
 }
 
+/** Both plain containers of one kind (two objects, or two arrays). */
+const sameKind = (a: unknown, b: unknown): boolean => plainContainer(a) && plainContainer(b) && Array.isArray(a) === Array.isArray(b);
+
 /**
  * Make a storable `value` hold what `parsed` (its JSON, read back) holds, in place: its plain objects
  * and arrays stay the same objects (references handlers keep stay the session's), the rest (a Date,
@@ -94,21 +91,27 @@ function plainContainer(value: unknown): value is Record<string, unknown> {
  * when `value` itself is no plain container (then the caller replaces it whole).
  */
 export function takeJsonForm(value: unknown, parsed: unknown): boolean {
-  if (!plainContainer(value) || !plainContainer(parsed) || Array.isArray(value) !== Array.isArray(parsed)) return false;
-  const stack: Array<[Record<string, unknown>, Record<string, unknown>]> = [[value, parsed]];
+  if (!sameKind(value, parsed)) return false;
+  const stack: Array<[Record<string, unknown>, Record<string, unknown>]> = [[value as Record<string, unknown>, parsed as Record<string, unknown>]];
   while (stack.length > 0) {
     const [into, from] = stack.pop()!;
     for (const key of Object.keys(into)) {
       const now = into[key];
       const want = from[key];
       if (!Object.hasOwn(from, key)) delete into[key];
-      else if (plainContainer(now) && plainContainer(want) && Array.isArray(now) === Array.isArray(want)) stack.push([now, want]);
+      else if (sameKind(now, want)) stack.push([now as Record<string, unknown>, want as Record<string, unknown>]);
       else if (now !== want) into[key] = want;
     }
   }
   return true;
 }
 
+/**
+ * Whether a storable `value` is already what reading its JSON back gives (plain objects and arrays
+ * of JSON primitives): no `toJSON` (a Date, a Buffer), no boxed primitive, no class instance, Map or
+ * Set, no undefined, function or symbol inside, no NaN or Infinity. Its own stack, as `unstorable`
+ * (call it only on a value `unstorable` passed: no cycle, bounded depth).
+ */
 export function jsonShaped(value: unknown): boolean {
   const stack: unknown[] = [value];
   while (stack.length > 0) {
@@ -119,14 +122,9 @@ export function jsonShaped(value: unknown): boolean {
     }
     if (typeof item === 'undefined' || typeof item === 'function' || typeof item === 'symbol' || typeof item === 'bigint') return false;
     if (typeof item !== 'object' || item === null) continue;
-    const proto = Object.getPrototypeOf(item);
-    if (Array.isArray(item)) {
-      if (proto !== Array.prototype) return false;
-      for (let i = 0; i < item.length; i++) stack.push(item[i]);
-      continue;
-    }
-    if ((proto !== Object.prototype && proto !== null) || typeof (item as { toJSON?: unknown }).toJSON === 'function') return false;
-    for (const key of Object.keys(item)) stack.push((item as Record<string, unknown>)[key]);
+    if (!plainContainer(item)) return false;
+    if (Array.isArray(item)) for (let i = 0; i < item.length; i++) stack.push(item[i]);
+    else for (const key of Object.keys(item)) stack.push(item[key]);
   }
   return true;
 }

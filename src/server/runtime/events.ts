@@ -92,9 +92,9 @@ export class EventUnit {
     private readonly args: unknown[],
     private readonly ack: Ack | undefined,
     /** The event whose listener it is (it runs only if `wrapper` is still registered for it then). */
-    private readonly event?: string,
+    private readonly event: string,
     /** What is registered for the listener (our wrapper of it; the app may register its function more than once). */
-    private readonly wrapper?: Listener,
+    private readonly wrapper: Listener,
     /** A `once` listener: taken off when it runs (or when the unit ends without running). */
     private readonly once = false,
   ) {}
@@ -111,14 +111,15 @@ export class EventUnit {
     return this.source.gone;
   }
 
-  /**
-   * Another listener of the same event was called with the same ack (socket.io calls an event's
-   * listeners one after the other with one ack): it runs in this unit, after the ones before it.
-   */
+  /** Whether a listener called with `ack` belongs to this unit's emit (and may still join it). */
   sameEmit(ack: Ack): boolean {
     return ack === this.ack && !this.started;
   }
 
+  /**
+   * Another listener of the same event was called with the same ack (socket.io calls an event's
+   * listeners one after the other with one ack): it runs in this unit, after the ones before it.
+   */
   join(listener: Listener, wrapper: Listener, once: boolean): void {
     (this.also ??= []).push({ listener, wrapper, once });
   }
@@ -197,8 +198,7 @@ export class EventUnit {
    * Whether `wrapper` is still registered for the event (counted without a copy of the list: Node
    * compares the registered functions themselves first); a `once` one is taken off, that one only.
    */
-  private listening(wrapper: Listener | undefined, once: boolean): boolean {
-    if (this.event === undefined || wrapper === undefined) return true;
+  private listening(wrapper: Listener, once: boolean): boolean {
     const { socket } = this.source;
     if (socket.listenerCount(this.event, wrapper) === 0) return false;
     if (once) socket.removeListener(this.event, wrapper);
