@@ -171,5 +171,6 @@ export const DEFAULT_COOKIE_NAME = 'connect.sid';
 
 /** True when `data` looks like the `err.data` of a handshake refused by this library. */
 export function isSessionErrorData(data: unknown): data is SessionErrorData {
-  return typeof data === 'object' && Object.values(ErrorCode).includes((data as SessionErrorData | null)?.code!);
+  // (A primitive's `code` is undefined, as is a missing one's.)
+  return Object.values(ErrorCode).includes((data as SessionErrorData | null)?.code!);
 }

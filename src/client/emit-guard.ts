@@ -45,7 +45,9 @@ export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() =
     // socket.io-client's timeout() returns the socket itself: the next emit is the timed one.
     timeout(ms: number) {
       timed = true;
-      return timeout!.call(socket, ms);
+      // After end() the next emit is answered at once and never reaches socket.io-client, which would
+      // keep the flag for the first emit of the next session.
+      return ended ? socket : timeout!.call(socket, ms);
     },
     emit(event: string, ...args: unknown[]) {
       const ack = args.at(-1) as Fn & { withError?: boolean };
@@ -83,7 +85,7 @@ export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() =
     for (const name in wraps) delete (socket as unknown as Record<string, Fn>)[name];
   });
   const fail = (notice: EmitNotice) => {
-    socket.sendBuffer.length = 0;
+    socket.sendBuffer.length = socket.receiveBuffer.length = 0;
     // Every one is answered, whatever an app callback throws (thrown again on a later task).
     waiting.splice(0).forEach((answer) => callApart(answer, waiting, notice));
   };

@@ -2,7 +2,10 @@
  * The SDK against a real server, for what a probe found (.probe-f): every waiting emit is answered even
  * when an app ack throws; `retries` is refused; two users' cookies in one process never share a Manager;
  * the app's disconnect() or dispose() in an SDK listener is final; a plain callback socket.io-client gave
- * up at a disconnect, or whose emit it refused, is never answered later by the SDK.
+ * up at a disconnect, or whose emit it refused, is never answered later by the SDK. And (found in review
+ * of the recovery refusal): server events socket.io-client buffered from a refused handshake never reach
+ * the page (another user's, after 'session-changed'; twice, after 'unavailable'); timeout() called while
+ * the session is ended stays out of the next session.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -172,4 +175,99 @@ test('an emit with a reserved name and an ack throws, and its callback is never 
   await eventually(() => socket.sessions.state === 'invalid');
   await delay(50);
   assert.deepEqual(calls, []);
+});
+
+test("the SDK drops what socket.io-client buffered from a refused attempt: alice's missed broadcasts never reach the page after the browser became bob's (connection state recovery, 'session-changed')", { timeout: 20_000 }, async (t) => {
+  const maxDisconnectionDuration = 1000;
+  const server = await startServer({ ioOptions: { connectionStateRecovery: { skipMiddlewares: false, maxDisconnectionDuration } } });
+  t.after(() => server.close());
+  server.sio.on('sinvalid', () => {});
+  server.sio.on('sconnection', (socket, session) => {
+    if (!socket.recovered) void socket.join(`user:${session.user as string}`);
+  });
+  const alice = await server.login({ user: 'alice' });
+  const reasons: string[] = [];
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie: alice }, onInvalid: (ctx) => reasons.push(ctx.reason) });
+  t.after(() => socket.disconnect());
+  const got: string[] = [];
+  socket.on('private' as never, (message: string) => void got.push(message));
+  await once(socket, 'connect');
+  server.io.to('user:alice').emit('private', 'first'); // (an offset to recover from)
+  await eventually(() => got.length === 1);
+  const dropped = Promise.all([once(socket, 'disconnect'), once(server.io.of('/').sockets.get(socket.id!)!, 'disconnect')]);
+  socket.io.reconnection(false); // socket.io-client's own reconnection is kept out of the way: the test chooses when the socket comes back
+  socket.io.engine.close();
+  await dropped;
+  server.io.to('user:alice').emit('private', 'missed by alice');
+  await server.logout(alice);
+  const bob = await server.login({ user: 'bob' });
+  (socket.io.opts.extraHeaders as Record<string, string>).cookie = bob; // the browser's cookie is bob's now
+  socket.connect(); // refused 'session-changed' (the server sends alice's missed broadcast first), then once more by the policy
+  await eventually(() => socket.sessions.state === 'invalid');
+  assert.deepEqual(reasons, ['session-changed']);
+  // Until the recovery state ends, this client socket is refused; a wall clock wait past maxDisconnectionDuration.
+  await delay(maxDisconnectionDuration + 200);
+  socket.connect();
+  await once(socket, 'connect');
+  assert.equal(socket.recovered, false);
+  server.io.to('user:bob').emit('private', 'for bob');
+  await eventually(() => got.includes('for bob'));
+  // Before: socket.io-client handed the broadcast to alice it had buffered with each refused attempt (twice) to bob's page.
+  assert.deepEqual(got, ['first', 'for bob']);
+});
+
+test('timeout() called while the session is ended does not carry over to the first emit of the next session (a plain callback there is answered, not left waiting)', { timeout: 15_000 }, async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  server.sio.on('sinvalid', () => {});
+  server.sio.on('sconnection', (s) => s.on('slow', (ack: (v: string) => void) => void setTimeout(ack, 400, 'done')));
+  const alice = await server.login({ user: 'alice' });
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie: alice }, onInvalid: 'none' });
+  t.after(() => socket.disconnect());
+  await once(socket, 'connect');
+  await server.logout(alice);
+  await eventually(() => socket.sessions.state === 'invalid');
+  const ended = await new Promise<unknown>((resolve) => socket.timeout(100).emit('slow', resolve));
+  assert.ok(ended instanceof SessionEmitError && ended.reason === 'session-ended', String(ended));
+  (socket.io.opts.extraHeaders as Record<string, string>).cookie = await server.login({ user: 'bob' });
+  socket.connect();
+  await once(socket, 'connect');
+  // Before: socket.io-client still held the 100 ms timeout: it gave this emit up, and its plain callback was never called.
+  const reply = await new Promise<unknown[]>((resolve, reject) => {
+    socket.emit('slow', (...args: unknown[]) => resolve(args));
+    setTimeout(reject, 3000, new Error('the plain callback was never called'));
+  });
+  assert.deepEqual(reply, ['done']);
+});
+
+test("a recovered socket's missed broadcast reaches the page once when its first handshake was refused unavailable (socket.io sends it again with the next attempt)", { timeout: 20_000 }, async (t) => {
+  const store = new FaultyStore();
+  const server = await startServer({ store, storeTimeout: 200, ioOptions: { connectionStateRecovery: { skipMiddlewares: false, maxDisconnectionDuration: 60_000 } } });
+  t.after(() => server.close());
+  server.sio.on('serror', () => {});
+  server.sio.on('sconnection', (socket, session) => {
+    if (!socket.recovered) void socket.join(`user:${session.user as string}`);
+  });
+  const alice = await server.login({ user: 'alice' });
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie: alice }, onInvalid: 'none' });
+  t.after(() => socket.disconnect());
+  const got: string[] = [];
+  socket.on('private' as never, (message: string) => void got.push(message));
+  await once(socket, 'connect');
+  server.io.to('user:alice').emit('private', 'first'); // (an offset to recover from)
+  await eventually(() => got.length === 1);
+  const dropped = Promise.all([once(socket, 'disconnect'), once(server.io.of('/').sockets.get(socket.id!)!, 'disconnect')]);
+  socket.io.reconnection(false); // the test chooses when the socket comes back
+  socket.io.engine.close();
+  await dropped;
+  server.io.to('user:alice').emit('private', 'missed');
+  store.fault = { op: 'get', kind: 'hang' };
+  socket.sessions.once('unavailable', () => (store.fault = undefined)); // the SDK's retry finds the store back
+  socket.connect();
+  await once(socket, 'connect');
+  assert.equal(socket.recovered, true);
+  server.io.to('user:alice').emit('private', 'last');
+  await eventually(() => got.includes('last'));
+  // Before: 'missed' twice, buffered by socket.io-client from the refused attempt and sent again with the recovered one.
+  assert.deepEqual(got, ['first', 'missed', 'last']);
 });
