@@ -209,6 +209,8 @@ export class StoreHub {
   /** No other process writes this store (express-session's MemoryStore): a copy nothing wrote since is current. */
   readonly local: boolean;
   private users = 0;
+  /** Whole-record writes started through this store (their order, see `WritesInFlight.setEnded`). */
+  private sets = 0;
   /** Sessions loaded in this process, by id, with the marks of their writes. */
   readonly live = new LiveSessions();
   /** The write `write()` is starting, its own token (handed over synchronously, see `writeOwn`). */
@@ -297,8 +299,9 @@ export class StoreHub {
       return undefined;
     }
     this.uncarry(sid);
+    const order = method === this.own.set ? ++this.sets : 0;
     // Ours runs alone if no other write is under way now and none starts or ends until ours ends.
-    const alone = this.writesInFlight.started(tag, sid) === 1 && own !== undefined;
+    const alone = this.writesInFlight.started(tag, sid, order) === 1 && own !== undefined;
     const startedAt = this.live.bump(sid);
     let ended = false;
     const end = (err?: unknown) => {
@@ -306,6 +309,8 @@ export class StoreHub {
       ended = true;
       const endedAt = this.live.bumpFrom(sid, startedAt);
       if (alone && endedAt !== undefined) own.mark = endedAt;
+      const newer = order > 0 && !err ? this.writesInFlight.setEnded(tag, order, data) : undefined;
+      if (newer !== undefined) this.writeAgain(store, sid, tag, newer);
       const running = this.writesInFlight.ended(tag);
       if (!this.destroyedSet.empty && this.destroyedSet.writeEnded(tag)) this.destroyAgain(sid, tag);
       if (running === 0) this.wakeQuiet(tag);
@@ -316,6 +321,20 @@ export class StoreHub {
     } catch (err) {
       end(err);
       throw err;
+    }
+  }
+
+  /**
+   * A write ended after a newer one of the session had ended (see `WritesInFlight.setEnded`): the newer
+   * record is written again, before anyone hears of the late one's end, so the store ends with the
+   * newest write (an event told its save failed is not applied late over one that was acked).
+   */
+  private writeAgain(store: Store, sid: string, tag: string, json: string): void {
+    log.save('%s: a write ended after a newer one; writing the newer record again', tag);
+    try {
+      this.wrapped.set.call(store, sid, JSON.parse(json), (err?: unknown) => err && log.save('%s: writing the newer record again failed: %O', tag, err));
+    } catch (err) {
+      log.save('%s: writing the newer record again threw: %O', tag, err);
     }
   }
 

@@ -17,6 +17,11 @@ interface Writes {
   at: number;
   /** When the writes under way began to be under way without a break (running went from 0 to 1). */
   since: number;
+  /** The order (see {@link WritesInFlight.started}) of the newest whole-record write started, and of the newest that ended well. */
+  newestSet: number;
+  endedSet: number;
+  /** The JSON of that ended write, while older ones were still under way (they may land after it). */
+  endedJson: string | undefined;
 }
 
 export class WritesInFlight {
@@ -58,12 +63,16 @@ export class WritesInFlight {
     return writes && writes.running === 0 && this.now() - writes.at <= this.raceWindowMs ? writes.sid : undefined;
   }
 
-  /** A write of `tag` starts; returns how many of its writes are under way now (this one included). */
-  started(tag: string, sid: string): number {
+  /**
+   * A write of `tag` starts; returns how many of its writes are under way now (this one included).
+   * `order`: a whole-record write's place among all such writes (increasing), 0 for a partial one (a touch).
+   */
+  started(tag: string, sid: string, order = 0): number {
     const now = this.now();
     let writes = this.writes.get(tag);
-    if (!writes) this.writes.set(tag, (writes = { sid, running: 1, at: now, since: now }));
+    if (!writes) this.writes.set(tag, (writes = { sid, running: 1, at: now, since: now, newestSet: order, endedSet: 0, endedJson: undefined }));
     else {
+      if (order > writes.newestSet) writes.newestSet = order;
       if (writes.running === 0) writes.since = now;
       writes.running += 1;
       writes.at = now;
@@ -75,6 +84,24 @@ export class WritesInFlight {
     // only then (one node) instead of on every write; with a race window records move, so always.
     if (this.raceWindowMs > 0 || this.writes.size === 1) this.sweep.arm();
     return writes.running;
+  }
+
+  /**
+   * A whole-record write of `tag` (its `order`, given to {@link started}) ended well, before {@link ended}
+   * is told. A store may apply writes out of their order (a pool of connections, one of them stuck; a
+   * write retried inside the store): one that ends after a newer one ended may have put its older record
+   * over the newer. Returns, then, the newer record's JSON to write again, when no newer write is still
+   * on its way (it will be the last). Costs nothing while writes of a session do not overlap.
+   */
+  setEnded(tag: string, order: number, record: unknown): string | undefined {
+    const writes = this.writes.get(tag);
+    if (!writes) return undefined;
+    if (order > writes.endedSet) {
+      writes.endedSet = order;
+      writes.endedJson = writes.running > 1 ? jsonOf(record) : undefined;
+      return undefined;
+    }
+    return writes.newestSet === writes.endedSet ? writes.endedJson : undefined;
   }
 
   /** A write of `tag` ended; returns how many of its writes are still under way. */
@@ -118,5 +145,14 @@ export class WritesInFlight {
       if (age <= this.raceWindowMs || (writes.running > 0 && age <= this.keepMs)) break;
       this.writes.delete(tag);
     }
+  }
+}
+
+/** The JSON of a record kept to be written again (undefined if it has none: then it is not). */
+function jsonOf(record: unknown): string | undefined {
+  try {
+    return JSON.stringify(record);
+  } catch {
+    return undefined;
   }
 }

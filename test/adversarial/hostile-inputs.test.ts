@@ -501,6 +501,34 @@ test('per-message: one store set that never calls back fails its own event (stor
   assert.deepEqual([sinvalid, client.connected], [[], true]);
 });
 
+test('per-message: a store set that lands after its event was given up (store-timeout) does not undo the acked write that ended before it', async (t) => {
+  const { server, store } = await hostileServer(t, { perMessage: true, storeTimeout: 300 });
+  const good = await server.login();
+  const client = await open(t, server, good);
+  let landed: Promise<unknown> = Promise.resolve();
+  let slowOnce = false;
+  // The next set is applied 1 s late (a pooled store's stuck connection, a store that retries): after its deadline, and after the next write.
+  store.latency = (op) => {
+    if (op !== 'set' || !slowOnce) return 0;
+    slowOnce = false;
+    landed = delay(1200); // wall clock: the store's own late answer (applied at 1000 ms, heard a turn later) is the point
+    return 1000;
+  };
+  slowOnce = true;
+  const late = emit(client, 'set', 'a', 'given up');
+  await eventually(() => late.at !== undefined, 5000);
+  assert.deepEqual([late.notice?.code, late.notice?.reason], ['SESSION_UNAVAILABLE', 'store-timeout']);
+  await client.timeout(5000).emitWithAck('set', 'b', 'acked');
+  await landed;
+  await server.sio.flush();
+  // Before: the late write landed last, with 'a' (its event was told it failed) and without the acked 'b'.
+  assert.deepEqual(pick(store.peek(sidOf(good)), 'a', 'b'), { a: undefined, b: 'acked' });
+  await client.timeout(5000).emitWithAck('set', 'c', 'next');
+  assert.deepEqual(pick(store.peek(sidOf(good)), 'a', 'b', 'c'), { a: undefined, b: 'acked', c: 'next' });
+});
+
+const pick = (record: unknown, ...keys: string[]) => Object.fromEntries(keys.map((key) => [key, (record as Record<string, unknown> | undefined)?.[key]]));
+
 test("per-connection: revalidation while the store errors -> 'sio-sessions:unavailable' at most, never invalid, the socket stays", async (t) => {
   const { server, store, sinvalid } = await hostileServer(t, { revalidateInterval: 50 });
   const good = await server.login();
