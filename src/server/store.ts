@@ -319,8 +319,12 @@ export class StoreHub {
     try {
       return method.call(store, sid, data, end);
     } catch (err) {
+      // Told through the callback only, not also thrown: a MemoryStore serialises inside `set`, so an app's
+      // `session.save()` of a BigInt or a cycle threw into its handler (in a per-connection handler: the
+      // process ended) after the callback had the error.
+      log.save('%s: the store threw while writing: %O', tag, err);
       end(err);
-      throw err;
+      return undefined;
     }
   }
 

@@ -47,6 +47,13 @@ const tracked = (key: string | symbol): key is string => typeof key === 'string'
 const reserved = (t: object, key: string | symbol): boolean =>
   key === '__proto__' || key === 'constructor' || key === 'prototype' || (typeof key === 'string' && key in t && !Object.hasOwn(t, key));
 
+/**
+ * express-session's own fixed properties (`id`, `req`): own, not enumerable, not writable. A Proxy
+ * cannot pretend to assign them (its invariants), so an assignment fails as on a plain Session.
+ */
+const machinery = (t: object, key: string): boolean =>
+  (key === 'id' || key === 'req') && Object.getOwnPropertyDescriptor(t, key)?.writable === false && !Object.prototype.propertyIsEnumerable.call(t, key);
+
 /** The JSON of changed keys, and what the store held for them before. */
 export interface Changes {
   now: Map<string, string | undefined>;
@@ -74,7 +81,8 @@ const handler: ProxyHandler<Target> = {
     // a per-connection handler would let a client's `{"__proto__": ...}` crash the process.
     if (reserved(t, key)) return void log.save('ignored an assignment of session.%s (not session data)', String(key)), true;
     if (typeof key === 'symbol') t[TRACKER].plainData = false; // (a spread would copy it: keep to Object.keys)
-    if (!tracked(key)) return Reflect.set(t, key, value);
+    // express-session's own `id` and `req` are fixed (not data): refused as on a plain Session, not marked changed.
+    if (!tracked(key) || machinery(t, key)) return Reflect.set(t, key, value);
     const tracker = t[TRACKER];
     tracker.mark(key);
     // An accessor with no setter (defined earlier, never stored) gives way to the assigned value:
@@ -84,7 +92,7 @@ const handler: ProxyHandler<Target> = {
     return Reflect.set(t, key, value);
   },
   deleteProperty(t, key) {
-    if (tracked(key) && !reserved(t, key)) t[TRACKER].mark(key);
+    if (tracked(key) && !reserved(t, key) && !machinery(t, key)) t[TRACKER].mark(key);
     return Reflect.deleteProperty(t, key);
   },
   defineProperty(t, key, descriptor) {

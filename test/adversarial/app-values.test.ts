@@ -87,6 +87,10 @@ async function harness(t: T, options: { perMessage: boolean; store?: Store; reva
       Object.assign(session, data);
       ack('ok');
     });
+    socket.on('save-bigint', (ack: (r: string) => void) => {
+      session.total = 10n;
+      (socket.session as unknown as { save(cb: (err?: Error) => void): void }).save((err) => ack(err ? err.name : 'saved'));
+    });
     socket.on('define', (ack: (r: string) => void) => {
       Object.defineProperty(session, 'g', { get: () => 1, enumerable: true, configurable: true });
       ack('ok');
@@ -227,6 +231,37 @@ test('per-connection: a value that cannot be saved does not block the saves of t
     assert.equal(await again.emitWithAck('inc'), 6, `${kind}: a new socket counts on`);
     again.close();
   }
+  assert.deepEqual(crashes, []);
+});
+
+test("per-connection: the app's own session.save() of a BigInt gets the store's error in its callback and nothing is thrown (a MemoryStore serialises inside set); the other keys are saved", async (t) => {
+  const { server, serror, crashes } = await harness(t, { perMessage: false });
+  const cookie = await server.login();
+  const client = await open(t, server, cookie);
+  assert.equal(await client.emitWithAck('inc'), 1);
+  // Before: the TypeError was thrown into the handler after the callback had it: the process ended.
+  assert.equal(await client.emitWithAck('save-bigint'), 'TypeError');
+  assert.equal(await client.emitWithAck('inc'), 2);
+  await eventually(async () => (await stored(server, cookie))?.counter === 2, 3000);
+  assert.equal(Object.hasOwn((await stored(server, cookie))!, 'total'), false);
+  assert.equal(valueErrors(serror, 'total').length, 1);
+  assert.deepEqual(crashes, []);
+});
+
+test("per-message: a client's {\"req\": ...} or {\"id\": ...} assigned to the session fails its event (express-session's fixed properties), is not taken for a changed key, and the session's next events are saved", async (t) => {
+  const { server, serror, crashes } = await harness(t, { perMessage: true });
+  const cookie = await server.login();
+  const client = await open(t, server, cookie);
+  for (const key of ['req', 'id']) {
+    const answer = (await client.emitWithAck('assign', { [key]: 'mallory', theme: key })) as Record<string, { reason?: string }>;
+    assert.equal(answer[NOTICE_FIELD]?.reason, 'handler-error', key);
+  }
+  assert.equal(await client.emitWithAck('inc'), 1);
+  const record = await stored(server, cookie);
+  assert.equal(record?.counter, 1);
+  assert.equal(Object.hasOwn(record!, 'theme'), false, 'the failed events were undone');
+  // Before: the failed `req` assignment was marked changed, and the save reported the stand-in request as a value that cannot be stored.
+  assert.deepEqual(serror.filter((e) => e instanceof SessionValueError), []);
   assert.deepEqual(crashes, []);
 });
 
