@@ -274,9 +274,9 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
     if (this.socket.connected) this.socket.emit(event, payload);
   }
 
-  /** A store failure: the client is told, once per event that was not run (reported once per tick). */
-  unavailable(error: SessionUnavailableError): void {
-    if (!(this.flags & REPORTED)) {
+  /** A store failure: the client is told, once per event that was not run (reported once per tick, unless `reported` already). */
+  unavailable(error: SessionUnavailableError, reported = false): void {
+    if (!reported && !(this.flags & REPORTED)) {
       this.flags |= REPORTED;
       this.report(error);
       process.nextTick(() => (this.flags &= ~REPORTED));

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'socket.io';
 import { sessions, type SessionLock, type SessionServer } from '../../src/server/index.js';
 import { FaultyStore } from '../helpers/stores.js';
-import { connectClient, connected, SECRET, startServer } from '../helpers/servers.js';
+import { connectClient, connected, eventually, SECRET, sidOf, startServer } from '../helpers/servers.js';
 import { noticeOf } from '../../src/protocol.js';
 
 /** A lock of the app's own (the SessionLock interface), counting who holds it. */
@@ -81,4 +81,38 @@ test("two instances on one store: each event runs under its own instance's lock 
   );
   assert.equal(stored.b, 6, 'every acked /b event is stored');
   assert.equal(stored.a, 1, 'of /a, only the acked event is stored');
+});
+
+test("per-connection, two instances with their own saveDelay on one session: a change on the instance with the short saveDelay is saved on its time, whatever the other instance's socket did first", async (t) => {
+  const store = new FaultyStore();
+  const instances: Record<string, SessionServer> = {};
+  const server = await startServer({
+    store,
+    attach(io, s) {
+      instances.slow = sessions(io.of('/slow'), { store: s, secret: SECRET, saveDelay: 60_000 });
+      instances.fast = sessions(io.of('/fast'), { store: s, secret: SECRET, saveDelay: 50, serveClient: false });
+      return instances.slow;
+    },
+  });
+  t.after(() => server.close());
+  t.after(() => instances.fast.close());
+  for (const sio of Object.values(instances)) {
+    sio.on('sconnection', (socket: Socket) => {
+      socket.on('read', (ack: (v: unknown) => void) => ack(socket.session.user));
+      socket.on('set', (value: string, ack: () => void) => {
+        socket.session.theme = value;
+        ack();
+      });
+    });
+  }
+  const cookie = await server.login({ user: 'ann' });
+  const onSlow = connectClient(`${server.url}/slow`, cookie);
+  const onFast = connectClient(`${server.url}/fast`, cookie);
+  t.after(() => onSlow.close());
+  t.after(() => onFast.close());
+  await Promise.all([connected(onSlow), connected(onFast)]);
+  assert.equal(await onSlow.emitWithAck('read'), 'ann');
+  await onFast.emitWithAck('set', 'dark');
+  // Before: the session's one debounce timer was armed by /slow's packet for 60 s; /fast's change waited for it (or a disconnect).
+  await eventually(() => (store.peek(sidOf(cookie)) as { theme?: string } | undefined)?.theme === 'dark', 3000);
 });

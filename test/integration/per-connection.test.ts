@@ -7,6 +7,8 @@ import type { SessionData, Store } from 'express-session';
 import type { Socket } from 'socket.io';
 import { startServer, connectClient, connected, once, eventually, sidOf, type TestServer } from '../helpers/servers.js';
 import { FaultyStore } from '../helpers/stores.js';
+import { StoreHub } from '../../src/server/store.js';
+import { SessionRuntime } from '../../src/server/runtime/index.js';
 
 type Ack = (value?: unknown) => void;
 
@@ -309,4 +311,51 @@ test('a save retried after a store outage outlives its socket and runtime: a soc
   await second.emitWithAck('set', 'fromSecond', 3);
   await server.sio.flush();
   assert.deepEqual([(store.peek(sid) as Record<string, unknown>).fromFirst, (store.peek(sid) as Record<string, unknown>).fromSecond], [1, 3]);
+});
+
+test("while the store's set hangs, a busy socket's changes keep at most one save waiting in the session's queue (not one per saveDelay), and the last value is saved once the store is back", { timeout: 20_000 }, async (t) => {
+  const store = new FaultyStore();
+  const server = await startServer({ store, saveDelay: 20, storeTimeout: 200 });
+  t.after(() => server.close());
+  server.sio.on('serror', () => {});
+  server.sio.on('sconnection', (socket) => socket.on('set', (value: number, ack: () => void) => ((socket.session.x = value), ack())));
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const hub = StoreHub.of(store)!;
+  const queued = () => SessionRuntime.find(hub, sidOf(cookie))?.size ?? 0;
+  store.fault = { op: 'set', kind: 'hang' };
+  let most = 0;
+  // 1.5 s of changes, each answered (per-connection acks at once): 7 storeTimeouts, 75 saveDelays.
+  for (let value = 1; value <= 75; value++) {
+    await client.emitWithAck('set', value);
+    most = Math.max(most, queued());
+    await new Promise((resolve) => setTimeout(resolve, 20)); // one saveDelay between changes
+  }
+  // Before: one more save queued per saveDelay behind the hung ones (about 40 after 1 s).
+  assert.ok(most <= 2, `at most ${most} units were queued`);
+  store.fault = undefined;
+  await eventually(() => (store.peek(sidOf(cookie)) as { x?: number } | undefined)?.x === 75, 5000);
+});
+
+test('one failed save is reported once through serror, however many sockets the session has', { timeout: 15_000 }, async (t) => {
+  const store = new FaultyStore();
+  const server = await startServer({ store, saveDelay: 20 });
+  t.after(() => server.close());
+  const reports: unknown[] = [];
+  server.sio.on('serror', (err) => reports.push(err));
+  server.sio.on('sconnection', (socket) => socket.on('set', (value: number, ack: () => void) => ((socket.session.x = value), ack())));
+  const cookie = await server.login();
+  const clients = [0, 1, 2].map(() => connectClient(server.url, cookie));
+  for (const client of clients) t.after(() => client.close());
+  await Promise.all(clients.map(connected));
+  const told = clients.map((client) => once(client, 'sio-sessions:unavailable'));
+  store.fault = { op: 'set', kind: 'error' };
+  await clients[0]!.emitWithAck('set', 1);
+  await Promise.all(told); // every socket is told
+  store.fault = undefined;
+  await eventually(() => (store.peek(sidOf(cookie)) as { x?: number } | undefined)?.x === 1, 5000); // the retry
+  // Before: 4 (the save's report, then one per socket).
+  assert.equal(reports.length, 1);
 });

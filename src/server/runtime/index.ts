@@ -52,8 +52,8 @@ const isTask = (item: Item): item is { task: Task } => 'task' in item;
 export interface RuntimeSocket {
   /** Tell the socket its session is invalid and disconnect it (once). */
   invalidate(reason: InvalidReason): void;
-  /** Tell the socket the store failed (what it asked for did not happen). */
-  unavailable(error: SessionUnavailableError): void;
+  /** Tell the socket the store failed (what it asked for did not happen); `reported`: `serror` was told already. */
+  unavailable(error: SessionUnavailableError, reported?: boolean): void;
   /** Push an event to the client. */
   emit(event: string, payload: unknown): void;
   /** Its changes are saved by its events' units (per-message mode), not whenever they are made. */
@@ -98,8 +98,14 @@ export class SessionRuntime {
   entry: SessionEntry | undefined;
   /** Its sockets in this process (usually one or a few; replaced, not grown: an array sized to fit). */
   sockets: readonly RuntimeSocket[] = [];
-  /** A pending per-connection save. */
+  /** A pending per-connection save, and when it is due (the earliest `saveDelay` asked for wins). */
   private saveTimer: ReturnType<typeof setTimeout> | undefined;
+  private saveDue = 0;
+  /**
+   * A save task queued and not started yet (tasks.ts): it saves every change made until it starts,
+   * so another is not queued behind it (while the store hangs, one per `saveDelay` piled up).
+   */
+  saveWaiting: { promise?: Promise<void> } | undefined;
   /** The revalidation wheel that checks it, while it is in one. */
   private wheel: Wheel<SessionRuntime> | undefined;
 
@@ -387,7 +393,13 @@ export class SessionRuntime {
 
   /** Run `save` within `delayMs` (not pushed back by later events: under steady traffic a change still lands in time). */
   saveSoon(delayMs: number, save: () => void): void {
-    this.saveTimer ??= setTimeout(() => {
+    const due = Date.now() + delayMs;
+    if (this.saveTimer !== undefined) {
+      if (due >= this.saveDue) return;
+      clearTimeout(this.saveTimer); // another instance's socket of the session asks for a shorter saveDelay
+    }
+    this.saveDue = due;
+    this.saveTimer = setTimeout(() => {
       this.saveTimer = undefined;
       save();
     }, delayMs);

@@ -26,27 +26,40 @@ export interface TaskContext {
 /** How many times a failed save is tried again (with RETRY_AFTER_MS between). */
 const SAVE_RETRIES = 5;
 
+/** A task failed for the store: reported once (`serror`), and each socket is told. */
 function failed(runtime: SessionRuntime, ctx: TaskContext, err: unknown): void {
   const error = asUnavailable(err);
   ctx.report(error);
-  for (const socket of runtime.sockets) socket.unavailable(error);
+  for (const socket of runtime.sockets) socket.unavailable(error, true);
 }
 
-/** Save the session's changes now (in its queue). Resolves when done; failures are reported and retried. */
+/**
+ * Save the session's changes now (in its queue). Resolves when done; failures are reported and retried.
+ * One save of the session's copy waits in the queue at most: a save asked for while one waits is that one.
+ */
 export function saveTask(runtime: SessionRuntime, ctx: TaskContext, entry = runtime.entry, attempt = 0): Promise<void> {
   if (!entry) return Promise.resolve();
+  const ahead = entry === runtime.entry ? runtime.saveWaiting?.promise : undefined;
+  if (ahead) return ahead;
   const { options, hub } = ctx;
+  const waiting: { promise?: Promise<void> } = {};
+  const started = () => runtime.saveWaiting === waiting && (runtime.saveWaiting = undefined);
   const retry = (error: unknown) => {
     failed(runtime, ctx, error);
     if (error instanceof SessionUnavailableError && attempt < SAVE_RETRIES && !entry.invalid) {
       setTimeout(() => void saveTask(runtime, ctx, entry, attempt + 1), RETRY_AFTER_MS).unref?.();
     }
   };
-  return runtime.task({
+  if (entry === runtime.entry) runtime.saveWaiting = waiting;
+  return (waiting.promise = runtime.task({
     lock: options.lock,
     timeoutMs: options.storeTimeout,
-    failed: retry,
+    failed: (error) => {
+      started();
+      retry(error);
+    },
     async run() {
+      started();
       try {
         // A copy loaded at connect is trusted only when no other process can write the store.
         const reason = await saved(entry, hub.local, options.storeTimeout, ctx);
@@ -55,7 +68,7 @@ export function saveTask(runtime: SessionRuntime, ctx: TaskContext, entry = runt
         retry(err);
       }
     },
-  });
+  }));
 }
 
 /** A per-connection change: saved within `saveDelay` (one pending save per session, whatever its sockets). */
