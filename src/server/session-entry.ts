@@ -239,6 +239,8 @@ export class SessionEntry implements Live {
     if (!sameCookie) this.noteCookie(fresh as SessionRecord); // (its cookie's expiry is a Date by now: no date string parsed again)
     if (!sameCookie) this.goodCookie = (fresh as unknown as Session).cookie;
     const taken: string[] = [];
+    // A per-connection handler may hold an object of the session across an await: an unchanged one is kept (per-message: replaced, as documented).
+    const keepHeld = this.host?.perMessageOnly === false;
     for (const key of Object.keys(raw)) {
       if (key === 'cookie' || keep.has(key) || Object.hasOwn(fresh, key)) continue;
       delete raw[key];
@@ -248,6 +250,7 @@ export class SessionEntry implements Live {
       if (key !== 'cookie' && keep.has(key)) continue;
       // (What the Session constructor skips: names the Session has that are not data, its methods, `__proto__`.)
       if (sameCookie && (key === 'cookie' || (key in raw && !Object.prototype.propertyIsEnumerable.call(raw, key)))) continue;
+      if (keepHeld && key !== 'cookie' && this.tracker.holdsSame(key, fresh[key])) continue;
       this.tracker.load(key, fresh[key]);
       taken.push(key);
     }
@@ -274,6 +277,11 @@ export class SessionEntry implements Live {
   /** Whether anything may have changed since the copy was loaded or saved. */
   get touched(): boolean {
     return this.tracker.touched;
+  }
+
+  /** Whether the copy differs from the store's record here (an object changed in place counts). */
+  get changedHere(): boolean {
+    return this.tracker.changes().size > 0;
   }
 
   /** A handler starts (`first`: the first since the copy was loaded or saved). */

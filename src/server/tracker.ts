@@ -85,6 +85,8 @@ const handler: ProxyHandler<Target> = {
     if (!tracked(key) || machinery(t, key)) return Reflect.set(t, key, value);
     const tracker = t[TRACKER];
     tracker.mark(key);
+    // An object assigned is held by the handler that assigned it (`const cart = (session.cart ??= [])`): watched as one read.
+    if (value !== null && typeof value === 'object') tracker.expose(key);
     // An accessor with no setter (defined earlier, never stored) gives way to the assigned value:
     // in strict code a failed assignment throws, and in a per-connection handler that is a crash.
     const own = tracker.plainData ? undefined : Object.getOwnPropertyDescriptor(t, key);
@@ -378,6 +380,21 @@ export class ChangeTracker<T extends object = object> {
     const target = this.target;
     if (!this.plainData || !Object.prototype.propertyIsEnumerable.call(target, key)) putValue(target, key, value);
     else if (target[key] !== value) target[key] = value;
+  }
+
+  /**
+   * Whether `key` holds an object (or array) whose JSON is `value`'s: a load then keeps the object
+   * (a per-connection handler may hold it across an await), and the key stays watched as it was.
+   */
+  holdsSame(key: string, value: unknown): boolean {
+    if (value === null || typeof value !== 'object') return false;
+    const json = this.json(key);
+    if (typeof json !== 'string' || (json[0] !== '{' && json[0] !== '[')) return false;
+    try {
+      return json === JSON.stringify(value);
+    } catch {
+      return false;
+    }
   }
 
   /** The write of `take()`'s changes failed: the store still holds what it held before. */

@@ -359,3 +359,32 @@ test('one failed save is reported once through serror, however many sockets the 
   // Before: 4 (the save's report, then one per socket).
   assert.equal(reports.length, 1);
 });
+
+test('an object a handler holds across an await stays the session\'s through revalidations and saves, and what it pushes there after the await is saved without another packet', { timeout: 15_000 }, async (t) => {
+  const store = new FaultyStore();
+  const server = await startServer({ store, revalidateInterval: 100, saveDelay: 50 });
+  t.after(() => server.close());
+  let release!: () => void;
+  server.sio.on('sconnection', (socket) => {
+    socket.on('add', async (item: string, ack: (n: number) => void) => {
+      const cart = ((socket.session as unknown as { cart?: string[] }).cart ??= []);
+      await new Promise<void>((resolve) => (release = resolve)); // the app's own slow work (a database lookup)
+      cart.push(item);
+      ack(cart.length);
+    });
+  });
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const cartStored = () => (store.peek(sidOf(cookie)) as { cart?: string[] } | undefined)?.cart;
+  for (const [item, expected] of [['book', ['book']], ['pen', ['book', 'pen']]] as const) {
+    const answer = client.emitWithAck('add', item);
+    const reads = store.calls.get;
+    await eventually(() => store.calls.get >= reads + 2, 5000); // two revalidations (and the save of the new cart) pass during the await
+    release();
+    assert.equal(await answer, expected.length);
+    // Before: the revalidation had put a fresh array in the session: the push went to the handler's orphan and was lost.
+    await eventually(() => JSON.stringify(cartStored()) === JSON.stringify(expected), 3000);
+  }
+});

@@ -110,6 +110,9 @@ function revalidateTask(runtime: SessionRuntime, ctx: TaskContext): Promise<void
       } catch (err) {
         return failed(runtime, ctx, err);
       }
+      // An object a per-connection handler changed in place (through a reference held across an await)
+      // marks nothing: the revalidation finds it, and it is saved within saveDelay from here.
+      if (!runtime.perMessageOnly && entry.changedHere) saveSoon(runtime, ctx);
       const renewBy = entry.cookieRenewalDue();
       if (renewBy !== undefined) for (const socket of runtime.sockets) socket.emit(CredentialEvents.RENEW_COOKIE, { expiresAt: renewBy });
     },
