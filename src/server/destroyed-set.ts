@@ -44,6 +44,17 @@ export class DestroyedSet {
     return this.stones.has(tag);
   }
 
+  /** A destroy of `tag` succeeded (here, on another node, or by `clear()`). */
+  confirmed(tag: string): boolean {
+    return this.stones.get(tag)?.confirmed === true;
+  }
+
+  /** A destroy of `tag` is under way and none succeeded yet: what happens to its writes waits for the outcome. */
+  unsettled(tag: string): boolean {
+    const stone = this.stones.get(tag);
+    return stone !== undefined && !stone.confirmed && stone.pending > 0;
+  }
+
   /** No session is remembered as destroyed (then nobody needs to hash an id to ask). */
   get empty(): boolean {
     return this.stones.size === 0;

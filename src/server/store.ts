@@ -201,6 +201,9 @@ function call<T>(pending: StoreCall<T>, store: Store, method: StoreMethod, sid: 
 
 const hubs = new WeakMap<Store, StoreHub>();
 
+/** How long a write waits for the outcome of its session's destroy under way (then it is dropped). */
+const DESTROY_WAIT_MS = 10_000;
+
 export class StoreHub {
   /** This process's writes under way (and, on several nodes, lately ended), by session tag. */
   readonly writesInFlight = new WritesInFlight();
@@ -218,6 +221,8 @@ export class StoreHub {
   /** Reads an HTTP surface made, each forgotten at its deadline (on the deadlines' timer) if no handshake took it. */
   private readonly carried = new Map<string, Expiring & { record: SessionRecord }>();
   private readonly destroyListeners = new Set<(sid: string, tag: string) => void>();
+  /** Writes waiting for the outcome of a destroy under way, by tag (see `afterDestroy`). */
+  private readonly destroyWaiters = new Map<string, Array<() => void>>();
   /** Who waits for the writes of a tag to end (see `whenQuiet`). */
   private readonly quietWaiters = new Map<string, Array<() => void>>();
   private readonly own: { set: StoreMethod; destroy: StoreMethod; touch?: StoreMethod; clear?: StoreMethod };
@@ -294,6 +299,8 @@ export class StoreHub {
     const own = this.takeToken(sid);
     const tag = this.tagOf(sid);
     if (!this.destroyedSet.empty && this.destroyedSet.has(tag)) {
+      // A destroy under way may still fail (the store errs): the write runs after it, or is dropped if it succeeded.
+      if (this.destroyedSet.unsettled(tag)) return void this.afterDestroy(tag, () => this.guardedWrite(store, method, sid, data, cb), cb);
       log.save('write of destroyed session %s dropped', tag);
       if (cb) process.nextTick(cb);
       return undefined;
@@ -355,7 +362,8 @@ export class StoreHub {
       if (!err) {
         log.invalidate('session %s destroyed through the store', tag);
         for (const listener of [...this.destroyListeners]) listener(sid, tag);
-      }
+      } else log.invalidate('a destroy of session %s failed: %O', tag, err);
+      if (!this.destroyedSet.unsettled(tag)) this.destroySettled(tag);
       cb?.(err);
     };
     try {
@@ -366,11 +374,43 @@ export class StoreHub {
     }
   }
 
+  /**
+   * A write of a session whose destroy is under way waits for its outcome (at most DESTROY_WAIT_MS; a
+   * destroy that never ends then drops it, told to `cb` as a failure).
+   */
+  private afterDestroy(tag: string, run: () => void, cb: Callback | undefined): void {
+    let waiters = this.destroyWaiters.get(tag);
+    if (!waiters) this.destroyWaiters.set(tag, (waiters = []));
+    let done = false;
+    const timer = setTimeout(() => {
+      if (done) return;
+      done = true;
+      log.save('write of session %s dropped: its destroy did not end within %d ms', tag, DESTROY_WAIT_MS);
+      cb?.(new Error(`socket.io-sessions: the session's destroy did not end within ${DESTROY_WAIT_MS} ms; the write was dropped`));
+    }, DESTROY_WAIT_MS);
+    timer.unref?.();
+    waiters.push(() => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      run();
+    });
+  }
+
+  /** The destroys of `tag` under way ended (one succeeded, or all failed): the writes that waited go on. */
+  private destroySettled(tag: string): void {
+    const waiters = this.destroyWaiters.get(tag);
+    if (!waiters) return;
+    this.destroyWaiters.delete(tag);
+    for (const run of waiters) run();
+  }
+
   /** A session was destroyed without our destroy (by `clear()`): remember it and tell the listeners. */
   private destroyedElsewhere(sid: string): void {
     const tag = this.tagOf(sid);
     this.destroyedSet.destroying(tag);
     this.destroyedSet.destroyed(tag, true);
+    this.destroySettled(tag);
     for (const listener of [...this.destroyListeners]) listener(sid, tag);
   }
 
@@ -388,9 +428,9 @@ export class StoreHub {
     return token?.sid === sid ? token : undefined;
   }
 
-  /** Whether a session was destroyed lately (no hash computed while nothing was). */
+  /** Whether a session was destroyed lately: a destroy of it succeeded (no hash computed while nothing was). */
   destroyed(sid: string): boolean {
-    return !this.destroyedSet.empty && this.destroyedSet.has(this.tagOf(sid));
+    return !this.destroyedSet.empty && this.destroyedSet.confirmed(this.tagOf(sid));
   }
 
   /** A session's tag (cached for live sessions: a hash per write otherwise). */
@@ -449,6 +489,7 @@ export class StoreHub {
   /** Another node destroyed the session of `tag`. */
   remoteDestroyed(tag: string): void {
     const sid = this.destroyedSet.remote(tag);
+    this.destroySettled(tag);
     if (sid !== undefined) this.destroyAgain(sid, tag);
   }
 

@@ -348,11 +348,12 @@ export class ChangeTracker<T extends object = object> {
   }
 
   /**
-   * The first key the running handler touched whose value cannot be stored, as a typed error.
-   * Only its keys (and the exposed ones, changeable in place) are looked at.
+   * The first key the running handler touched (assigned, deleted or read as an object) whose value
+   * cannot be stored, as a typed error. Only its keys: a bad value another socket of the session put
+   * there (a per-connection one: left out of the saves, reported there) is not this handler's failure.
    */
   unstorableKey(): SessionValueError | undefined {
-    return this.firstUnstorable(this.handlerKeys) ?? this.firstUnstorable(this.exposed);
+    return this.firstUnstorable(this.handlerKeys);
   }
 
   private firstUnstorable(keys: Set<string> | undefined): SessionValueError | undefined {

@@ -130,3 +130,33 @@ test('revalidation touches racing a logout never write the destroyed session bac
   }, true);
   report(t, 'revalidation', failures);
 });
+
+for (const perMessage of [false, true]) {
+  test(`${perMessage ? 'per-message' : 'per-connection'}: a logout whose store destroy fails is not a logout: a socket write and an HTTP write made while it was under way are stored, the socket is not told its session ended`, async (t) => {
+    const store = new FaultyStore({ latency: (op) => (op === 'destroy' ? 300 : 0) });
+    const server = await startServer({ store, perMessage, saveDelay: 0, storeTimeout: 2000 });
+    t.after(() => server.close());
+    const invalid: string[] = [];
+    server.sio.on('sinvalid', (_socket, reason) => invalid.push(reason));
+    server.sio.on('sconnection', (socket) => socket.on('set', (key: string, value: string, ack: (r: string) => void) => {
+      socket.session[key] = value;
+      ack('ok');
+    }));
+    const cookie = await server.login({ user: 'ann' });
+    const client = connectClient(server.url, cookie);
+    t.after(() => client.close());
+    await connected(client);
+    store.fault = { op: 'destroy', kind: 'error' }; // answered after 300 ms, with an error
+    const loggingOut = logout(server, cookie);
+    await delay(50); // the destroy is under way
+    const [acked] = await Promise.all([client.timeout(3000).emitWithAck('set', 'fromSocket', 'kept'), server.httpWrite(cookie, { fromHttp: 'kept' })]);
+    assert.equal(await loggingOut, 500);
+    store.fault = undefined;
+    await server.sio.flush();
+    // Before: both writes were dropped as the destroyed session's (the HTTP one answered 200), and the socket was told `destroyed`.
+    assert.equal(acked, 'ok');
+    const record = store.peek(sidOf(cookie)) as Record<string, unknown>;
+    assert.deepEqual([record.user, record.fromSocket, record.fromHttp], ['ann', 'kept', 'kept']);
+    assert.deepEqual([invalid, client.connected], [[], true]);
+  });
+}

@@ -206,3 +206,50 @@ test("one session on '/pc' (per-connection) and '/' (per-message): when a per-me
     await server.close();
   }
 });
+
+test("a value a per-connection socket stores that cannot be saved (a cycle) does not fail the per-message events of the same session that do not touch it, and stays in memory for the per-connection socket", async (t) => {
+  const store = new FaultyStore();
+  const instances: Record<string, SessionServer> = {};
+  const server = await startServer({
+    store,
+    attach(io, s) {
+      instances.pm = sessions(io, { store: s, secret: SECRET, perMessage: true });
+      instances.pc = sessions(io.of('/pc'), { store: s, secret: SECRET, saveDelay: 50, serveClient: false });
+      return instances.pm;
+    },
+  });
+  t.after(() => server.close());
+  t.after(() => instances.pc.close());
+  const reported: string[] = [];
+  for (const [name, sio] of Object.entries(instances)) sio.on('serror', (err) => reported.push(`${name} ${(err as { reason?: string }).reason} ${(err as { key?: string }).key}`));
+  instances.pc.on('sconnection', (socket: Socket) => {
+    socket.on('bad', (ack: () => void) => {
+      const cycle: Record<string, unknown> = {};
+      cycle.self = cycle;
+      Object.assign(socket.session, { note: 'from /pc', bad: cycle });
+      ack();
+    });
+    socket.on('peek', (ack: (kind: string) => void) => ack(typeof (socket.session as unknown as { bad?: unknown }).bad));
+  });
+  instances.pm.on('sconnection', (socket: Socket) => {
+    socket.on('inc', (ack: (n: unknown) => void) => {
+      socket.session.n = ((socket.session.n as number | undefined) ?? 0) + 1;
+      ack(socket.session.n);
+    });
+  });
+  const cookie = await server.login();
+  const pc = connectClient(`${server.url}/pc`, cookie);
+  const pm = connectClient(server.url, cookie);
+  t.after(() => pc.close());
+  t.after(() => pm.close());
+  await Promise.all([connected(pc), connected(pm)]);
+  await pc.emitWithAck('bad');
+  // Before: each failed `not-storable` for 'bad', its own change undone, and the /pc socket's value was deleted.
+  assert.equal(await pm.emitWithAck('inc'), 1);
+  assert.equal(await pm.emitWithAck('inc'), 2);
+  assert.equal(await pc.emitWithAck('peek'), 'object');
+  await Promise.all([instances.pm.flush(), instances.pc.flush()]);
+  const record = store.peek(sidOf(cookie)) as Record<string, unknown>;
+  assert.deepEqual([record.n, record.note, Object.hasOwn(record, 'bad')], [2, 'from /pc', false]);
+  assert.equal(reported.length, 1, reported.join('; '));
+});

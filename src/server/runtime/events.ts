@@ -444,8 +444,9 @@ class Batch {
         failAll(units, err, true);
       } else if (reason) sessionEnded(this.runtime, this.entry, units, reason, true);
       else {
-        // A key the save left out is put back to what the store holds, as a refusal at the handler's end is.
-        for (const error of refused ?? []) this.entry.revert(error.key);
+        // A key the save left out is put back to what the store holds, as a refusal at the handler's end
+        // is, when a handler of the batch touched it; another's (a per-connection socket's) stays in memory.
+        for (const error of refused ?? []) if (units.some((unit) => unit.touched?.has(error.key))) this.entry.revert(error.key);
         for (const unit of units) {
           if (!unit.toSave) continue;
           const left = refused?.find((error) => unit.touched?.has(error.key));
