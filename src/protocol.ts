@@ -145,6 +145,13 @@ export const DEFAULT_TOKEN_PATH = '/socket.io-sessions/token';
 /** The global the served script puts its embedded ticket on: `globalThis[EMBED_GLOBAL].ticket`. */
 export const EMBED_GLOBAL = '__socketIoSessions';
 
+/**
+ * The embedded ticket when the server could not tell whether the request has a session (its store
+ * failed): a string, never a ticket (those are objects), distinct from `null` (no session). The SDK
+ * retries it with backoff as an unavailable credential source, never as "no session".
+ */
+export const EMBED_UNAVAILABLE = 'unavailable';
+
 /** A sealed ticket as the token endpoint and the served script hand it out. */
 export interface Ticket {
   token: string;

@@ -4,7 +4,7 @@
  * endpoint, or returned by the app's function) is reused while fresh, renewed when near its end,
  * and never used once expired. Renewal retries transient failures with backoff by itself.
  */
-import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, ErrorCode, MAX_TICKET_LENGTH, type Ticket } from '../protocol.js';
+import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, EMBED_UNAVAILABLE, ErrorCode, MAX_TICKET_LENGTH, type Ticket } from '../protocol.js';
 
 /**
  * A credential source failed. `retry`: transient (network, 5xx, a function that threw), tried
@@ -60,9 +60,10 @@ function normalize(result: CredentialResult | Ticket | null | undefined, now = D
 const renewAt = (held: Held) => held.expiresAt - Math.min(10_000, held.lifetime / 4);
 const fresh = (held: Held | undefined): held is Held => !!held && renewAt(held) > Date.now();
 
-function embedded(): Held | undefined {
-  const global = (globalThis as unknown as Record<string, { ticket?: Ticket } | undefined>)[EMBED_GLOBAL];
-  if (global?.ticket) return normalize(global.ticket);
+/** The page's embedded ticket, or EMBED_UNAVAILABLE when the served script says the store failed. */
+function embedded(): Held | typeof EMBED_UNAVAILABLE | undefined {
+  const ticket = (globalThis as unknown as Record<string, { ticket?: Ticket | typeof EMBED_UNAVAILABLE } | undefined>)[EMBED_GLOBAL]?.ticket;
+  if (ticket) return ticket === EMBED_UNAVAILABLE ? ticket : normalize(ticket);
   const meta = typeof document !== 'undefined' ? document.querySelector('meta[name="socket.io-sessions-ticket"]') : null;
   try {
     return meta ? normalize(JSON.parse(meta.getAttribute('content') ?? '')) : undefined;
@@ -88,19 +89,24 @@ async function request(url: string, parse: (res: Response) => Promise<Credential
   return held;
 }
 
-/** The served script ends with `...ticket=<json>;`: read it back from a cache-busted copy. `ticket=null`: the server has no session for us. */
+/**
+ * The served script ends with `...ticket=<json>;`: read it back from a cache-busted copy.
+ * `ticket=null`: the server has no session for us; `ticket="unavailable"`: its store failed (retried).
+ */
 async function ticketFromScript(res: Response): Promise<Ticket | null> {
   const match = /\.ticket=(.*);\s*$/.exec(await res.text());
-  const ticket = match ? (JSON.parse(match[1]!) as Ticket | null) : null;
-  if (match && !ticket) throw new CredentialError(false);
-  return ticket;
+  const ticket = match ? (JSON.parse(match[1]!) as Ticket | typeof EMBED_UNAVAILABLE | null) : null;
+  if (match && (!ticket || ticket === EMBED_UNAVAILABLE)) throw new CredentialError(!!ticket);
+  return ticket as Ticket | null;
 }
 
 export function createCredentials({ source, tokenUrl, scriptUrl = defaultScriptUrl, wait }: CredentialsOptions) {
-  let held = source === 'auto' || source === 'embedded' ? embedded() : undefined;
+  const found = source === 'auto' || source === 'embedded' ? embedded() : undefined;
+  let held = found === EMBED_UNAVAILABLE ? undefined : found;
   let inflight: Promise<Held | undefined> | undefined;
   // An embedded ticket counts even when stale (a cached page): it is replaced before use, when it can be.
-  const kind = source !== 'auto' ? source : held && (fresh(held) || tokenUrl || scriptUrl) ? 'embedded' : tokenUrl ? 'fetch' : 'cookie';
+  // So does the served script's "unavailable": a ticket is fetched from the same sources, with backoff.
+  const kind = source !== 'auto' ? source : found && ((held && fresh(held)) || tokenUrl || scriptUrl) ? 'embedded' : tokenUrl ? 'fetch' : 'cookie';
 
   const fetchOnce = (): Promise<Held | undefined> => {
     if (typeof kind === 'function') {

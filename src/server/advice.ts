@@ -55,6 +55,14 @@ export class Advice {
 
   private originHint(req: IncomingMessage): string {
     const origin = String(req.headers.origin);
+    // The opaque origin: never advised as an allowed origin (every site's sandboxed iframe sends it).
+    if (origin === 'null') {
+      this.once('origins refused', origin, () =>
+        'refused the session to a page of the opaque origin "null" (a sandboxed iframe, a file: or data: page, or a request redirected across origins). ' +
+          'Do not allow "null" in sessions()\'s "origins" option: any site can send it from a sandboxed iframe. Serve the page from an origin of its own and allow that one.',
+      );
+      return 'the page has the opaque origin "null" (a sandboxed iframe, a file: or data: page), which cannot be allowed safely';
+    }
     const allowed = this.options.origins === undefined ? `by default only this server's own origin, ${shown(ownOrigin(req))}` : 'it refused this one';
     this.once('origins refused', origin, () =>
       `refused the session to a page of origin ${shown(origin)}: not allowed by sessions()'s "origins" option (${allowed}). ` +

@@ -155,7 +155,7 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
     ctx.tracked(1);
     this.runtime.keepChecking(ctx.wheel);
     if (this.ticketExpiresAt !== undefined && ctx.sealer) {
-      this.ticket = new TicketAuthorization(this, ctx.sealer, audienceOf(socket.request), this.ticketExpiresAt);
+      this.ticket = new TicketAuthorization(this, ctx.sealer, audienceOf(socket.request, ctx.options), this.ticketExpiresAt);
     }
     const reason = ctx.hub.destroyed(this.entry.sid) ? 'destroyed' : this.entry.invalid;
     if (reason) {

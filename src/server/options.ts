@@ -4,6 +4,7 @@ import { DEFAULT_COOKIE_NAME } from '../protocol.js';
 import { SessionOptionsError } from '../errors.js';
 import { unknownOption } from '../options-check.js';
 import type { SessionLock } from './lock.js';
+import { GRACE_MS as TICKET_GRACE_MS } from './ticket-refresh.js';
 
 /** Reads a session id from the handshake request, as the seed's `cutter` did. A value starting with `s:` is unsigned with `secret`. */
 export type Cutter = (req: IncomingMessage) => string | null | undefined | Promise<string | null | undefined>;
@@ -140,6 +141,24 @@ function positiveNumber(value: unknown, name: string, fallback: number, allowZer
   return value;
 }
 
+/**
+ * The longest `ticketTtl` (2147480647 ms): a ticket socket's expiry timer is the ticket's lifetime
+ * (its expiry is rounded up to the second: up to 999 ms more) plus the grace a refresh in flight
+ * gets (ticket-refresh.ts), and it must fit Node's timers too, or every ticket socket would be ended
+ * 1 ms after it connects.
+ */
+export const MAX_TICKET_TTL = MAX_TIMER_MS - TICKET_GRACE_MS - 1000;
+
+function ticketTtl(value: unknown): number {
+  const ttl = positiveNumber(value, 'ticketTtl', 60_000);
+  if (ttl > MAX_TICKET_TTL) {
+    throw new SessionOptionsError(
+      `socket.io-sessions: option "ticketTtl" must be at most ${MAX_TICKET_TTL} ms (about 24.8 days, less the ${TICKET_GRACE_MS} ms a refresh in flight is given and 1 s of rounding: Node's timers fire at once beyond that), got ${ttl}`,
+    );
+  }
+  return ttl;
+}
+
 /** Validate once, at start-up, so a typo fails loudly instead of refusing every handshake. */
 export function resolveOptions(options: SessionsOptions): ResolvedOptions {
   if (!options || typeof options !== 'object') {
@@ -181,7 +200,7 @@ export function resolveOptions(options: SessionsOptions): ResolvedOptions {
     storeTimeout: positiveNumber(options.storeTimeout, 'storeTimeout', 5000),
     saveDelay: positiveNumber(options.saveDelay, 'saveDelay', 1000, true),
     revalidateInterval: positiveNumber(options.revalidateInterval, 'revalidateInterval', 60_000, true),
-    ticketTtl: positiveNumber(options.ticketTtl, 'ticketTtl', 60_000),
+    ticketTtl: ticketTtl(options.ticketTtl),
     maxPendingEvents: positiveNumber(options.maxPendingEvents, 'maxPendingEvents', 100),
     handlerTimeout: positiveNumber(options.handlerTimeout, 'handlerTimeout', 30_000),
     lock: options.lock,

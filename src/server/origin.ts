@@ -10,10 +10,41 @@ import type { ResolvedOptions } from './options.js';
 
 type Origins = Pick<ResolvedOptions, 'origins'>;
 
-/** The origin a request was addressed to (scheme from the TLS socket; put a TLS-terminating proxy's origin in `origins`). */
-export function ownOrigin(req: IncomingMessage): string {
+/**
+ * What an `origins` function threw, per instance's options: told to its `serror` (the app's code
+ * never throws into socket.io or the process). Keyed by the options object, which every part of an
+ * instance shares, so the handshake's check reports too without being handed a reporter.
+ */
+const originThrows = new WeakMap<object, (err: unknown) => void>();
+
+/** Report what the `origins` function of `options` throws to `report` (the instance's `serror`). */
+export function reportOriginThrows(options: Origins, report: (err: unknown) => void): void {
+  originThrows.set(options, report);
+}
+
+/**
+ * The origin a request was addressed to. The scheme is the socket's (TLS or not), except that a
+ * request without Origin whose Host is the host of an origin listed in `origins` (array form),
+ * and of none with the socket's scheme, is taken to come to that origin: behind a TLS-terminating
+ * proxy the server sees http, and the public `https://` origin listed there is the page's
+ * (X-Forwarded-* headers are never trusted: any client can send them).
+ */
+export function ownOrigin(req: IncomingMessage, options?: Origins): string {
   const secure = (req.socket as { encrypted?: boolean } | undefined)?.encrypted === true;
-  return `${secure ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}`;
+  const plain = `${secure ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}`;
+  const listed = options?.origins;
+  if (!Array.isArray(listed) || req.headers.origin !== undefined || req.headers.host === undefined) return plain;
+  const own = originOf(plain);
+  let other: string | undefined;
+  for (const entry of listed) {
+    const origin = originOf(entry);
+    if (origin === undefined) continue;
+    if (origin === own) return plain;
+    // The Host as that origin's scheme reads it (a default port is dropped), compared with its host.
+    const scheme = origin.slice(0, origin.indexOf(':'));
+    if (other === undefined && originOf(`${scheme}://${req.headers.host}`) === origin) other = origin;
+  }
+  return other ?? plain;
 }
 
 /** `value` as an origin (`scheme://host[:port]`), or undefined when it is not an http(s) URL. */
@@ -26,14 +57,24 @@ function originOf(value: string): string | undefined {
   }
 }
 
-/** Whether a page of `origin` may use this user's session here. */
-export function isAllowedOrigin(origin: string, req: IncomingMessage, { origins }: Origins): boolean {
+/**
+ * Whether a page of `origin` may use this user's session here. An `origins` function that throws
+ * (e.g. `new URL(origin)` on the opaque origin `null`) says no; what it threw is reported.
+ */
+export function isAllowedOrigin(origin: string, req: IncomingMessage, options: Origins): boolean {
+  const { origins } = options;
   if (origins === undefined) {
     const own = req.headers.host === undefined ? undefined : originOf(ownOrigin(req));
     return own !== undefined && originOf(origin) === own;
   }
-  if (typeof origins === 'function') return origins(origin, req) === true;
-  return origins.includes(origin);
+  if (typeof origins !== 'function') return origins.includes(origin);
+  try {
+    return origins(origin, req) === true;
+  } catch (err) {
+    const report = originThrows.get(options);
+    if (report) report(err);
+    return false;
+  }
 }
 
 /** The Origin check of cookie handshakes and the token endpoint: no Origin header (not a browser page) passes. */
@@ -44,20 +85,20 @@ export function originAllowed(req: IncomingMessage, options: Origins): boolean {
 
 /**
  * The page origin a browser request shows it comes from: its `Origin`; else, when it sends
- * `Sec-Fetch-Site`, its own origin if that says same-origin (or `none`: the user's own navigation)
- * and nothing otherwise; else (an older browser) its `Referer`'s origin. Undefined when it shows
- * none of these (a page that hides its referrer).
+ * `Sec-Fetch-Site`, its own origin (see {@link ownOrigin}) if that says same-origin (or `none`:
+ * the user's own navigation) and nothing otherwise; else (an older browser) its `Referer`'s origin.
+ * Undefined when it shows none of these (a page that hides its referrer).
  */
-export function requesterOrigin(req: IncomingMessage): string | undefined {
+export function requesterOrigin(req: IncomingMessage, options?: Origins): string | undefined {
   const { origin, referer } = req.headers;
   if (origin !== undefined) return origin;
   // A browser that sends Sec-Fetch-Site says where the request comes from; only older ones need the Referer.
   const site = req.headers['sec-fetch-site'];
-  if (site !== undefined) return site === 'same-origin' || site === 'none' ? ownOrigin(req) : undefined;
+  if (site !== undefined) return site === 'same-origin' || site === 'none' ? ownOrigin(req, options) : undefined;
   return typeof referer === 'string' ? originOf(referer) : undefined;
 }
 
-/** The audience a ticket must carry to be used on (or minted by) this request: the page's Origin, else the server's own. */
-export function audienceOf(req: IncomingMessage): string {
-  return req.headers.origin ?? ownOrigin(req);
+/** The audience a ticket must carry to be used on (or minted by) this request: the page's Origin, else the server's own (see {@link ownOrigin}). */
+export function audienceOf(req: IncomingMessage, options?: Origins): string {
+  return req.headers.origin ?? ownOrigin(req, options);
 }

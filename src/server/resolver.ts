@@ -55,7 +55,7 @@ export class Resolver {
     const ticket = auth !== null && typeof auth === 'object' ? (auth as Record<string, unknown>)[TICKET_AUTH_FIELD] : undefined;
     const { sealer, options } = this.ctx;
     if (ticket !== undefined && sealer) {
-      const opened = sealer.open(ticket, audienceOf(req));
+      const opened = sealer.open(ticket, audienceOf(req, options));
       if ('invalid' in opened) throw new SessionInvalidError(opened.invalid);
       if (req.headers.origin !== undefined && (await this.cookieNamesAnother(req, opened.sid))) throw new SessionInvalidError('ticket-session-mismatch');
       if (log.tickets.enabled) log.tickets('handshake with a ticket of %s', sessionTag(opened.sid));

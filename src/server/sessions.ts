@@ -150,8 +150,8 @@ export class SessionServer<
     const onConnection = (socket: Socket) => (bindingOf(socket) || !socket.recovered ? this.connected(socket) : this.recover(socket, resolver));
     namespace.on('connection', onConnection);
     this.disposers.push(() => namespace.off('connection', onConnection));
-    const httpServer = namespace.server.httpServer;
-    if (resolved.serveClient && httpServer) this.disposers.push(this.http.serveClientScript(httpServer, namespace.server.path()));
+    // Served on the Socket.IO HTTP server, also one it gets later (`io.attach()`/`io.listen()` after sessions()).
+    if (resolved.serveClient) this.disposers.push(this.http.serveClientScript(namespace.server));
   }
 
   /** The middleware: bind the socket to its session, or refuse it with a typed error. */

@@ -8,8 +8,11 @@ import type { InvalidReason } from '../protocol.js';
 import type { TicketSealer } from './tickets.js';
 import { log } from './log.js';
 
-/** Time a refresh may take in flight after the ticket's expiry before the socket is ended. */
-const GRACE_MS = 2000;
+/**
+ * Time a refresh may take in flight after the ticket's expiry before the socket is ended. The
+ * timer is the ticket's lifetime plus this: options.ts keeps `ticketTtl` small enough for Node's timers.
+ */
+export const GRACE_MS = 2000;
 
 /** What the ticket authorization needs from its socket. */
 export interface TicketHolder {

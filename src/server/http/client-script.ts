@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { EventEmitter } from 'node:events';
-import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, type Ticket } from '../../protocol.js';
+import { CLIENT_SCRIPT_NAME, EMBED_GLOBAL, EMBED_UNAVAILABLE, type Ticket } from '../../protocol.js';
 
 /** dist/server/index.js (bundled) → dist/umd/; src/server/http/*.ts (tests run from source) → dist/umd/. */
 const UMD_DIRS = ['../umd/', '../../../dist/umd/'];
@@ -57,13 +57,19 @@ type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
 /**
  * What the served script carries for a request: the ticket to embed (none: the SDK falls back to
- * fetching one or to the cookie) and, asked with `?renew=1`, a `Set-Cookie` renewing the session cookie.
+ * fetching one or to the cookie), or `unavailable` (the store failed: the SDK retries, never taking
+ * it for "no session"), and, asked with `?renew=1`, a `Set-Cookie` renewing the session cookie.
  */
-export type EmbedTicket = (req: IncomingMessage, renewCookie: boolean) => Promise<{ ticket?: Ticket; setCookie?: string }>;
+export interface Embedded {
+  ticket?: Ticket;
+  unavailable?: true;
+  setCookie?: string;
+}
+export type EmbedTicket = (req: IncomingMessage, renewCookie: boolean) => Promise<Embedded>;
 
 /** The statement that hands the page its ticket, appended after the add-on. A ticket is base64url and dots: JSON is safe here. */
-function embedStatement(ticket: Ticket | undefined): string {
-  return `\n(globalThis.${EMBED_GLOBAL}=globalThis.${EMBED_GLOBAL}||{}).ticket=${JSON.stringify(ticket ?? null)};\n`;
+function embedStatement({ ticket, unavailable }: Embedded): string {
+  return `\n(globalThis.${EMBED_GLOBAL}=globalThis.${EMBED_GLOBAL}||{}).ticket=${JSON.stringify(unavailable ? EMBED_UNAVAILABLE : (ticket ?? null))};\n`;
 }
 
 /**
@@ -90,7 +96,10 @@ export function clientScriptHandler(basePath: string, embed?: EmbedTicket) {
     }
     if (!embed) return respond(res, req, path, loaded.script);
     const renew = new URLSearchParams(query).get('renew') === '1';
-    void embed(req, renew).then(({ ticket, setCookie }) => respond(res, req, path, loaded.script + embedStatement(ticket), setCookie));
+    // `embed` answers every outcome itself; a fault of ours still answers (unavailable: the SDK retries), never an unhandled rejection.
+    embed(req, renew)
+      .catch((): Embedded => ({ unavailable: true }))
+      .then((embedded) => respond(res, req, path, loaded.script + embedStatement(embedded), embedded.setCookie));
   };
   function respond(res: ServerResponse, req: IncomingMessage, path: string, body: string, setCookie?: string): void {
     res.writeHead(200, {
@@ -104,16 +113,103 @@ export function clientScriptHandler(basePath: string, embed?: EmbedTicket) {
   }
 }
 
-/** Put the handler in front of every `request` listener of `server`. Returns a disposer that restores them. */
-export function serveClientScript(server: EventEmitter, basePath: string, embed?: EmbedTicket): () => void {
-  const handle = clientScriptHandler(basePath, embed);
+type ScriptHandler = ReturnType<typeof clientScriptHandler>;
+
+/**
+ * Per HTTP server, the served-script handlers of the open `sessions()` instances on it, and the ONE
+ * `request` listener of ours in front of the server's own ones that runs them (the latest first).
+ * One listener per server, so the instances can close in any order: the last one to close puts the
+ * server's listeners back, and until then the script is served by those still open.
+ */
+const served = new WeakMap<EventEmitter, { handlers: ScriptHandler[]; dispose(): void }>();
+
+/** Our listener in front of `server`'s `request` listeners, running the handlers listed for it. */
+function inFront(server: EventEmitter): { handlers: ScriptHandler[]; dispose(): void } {
+  const handlers: ScriptHandler[] = [];
   const previous = server.listeners('request') as RequestListener[];
-  const listener: RequestListener = (req, res) => handle(req, res, () => previous.forEach((l) => l.call(server, req, res)));
+  const run = (req: IncomingMessage, res: ServerResponse, at: number): void => {
+    if (at >= 0) return handlers[at]!(req, res, () => run(req, res, at - 1));
+    previous.forEach((l) => l.call(server, req, res));
+  };
+  const listener: RequestListener = (req, res) => run(req, res, handlers.length - 1);
   server.removeAllListeners('request');
   server.on('request', listener);
+  const entry = {
+    handlers,
+    dispose() {
+      served.delete(server);
+      if (!server.listeners('request').includes(listener)) return;
+      server.removeListener('request', listener);
+      previous.forEach((l) => server.on('request', l));
+    },
+  };
+  served.set(server, entry);
+  return entry;
+}
+
+/** Put the handler in front of every `request` listener of `server`. Returns a disposer that restores them once no instance serves it. */
+export function serveClientScript(server: EventEmitter, basePath: string, embed?: EmbedTicket): () => void {
+  const handle = clientScriptHandler(basePath, embed);
+  const entry = served.get(server) ?? inFront(server);
+  entry.handlers.push(handle);
   return () => {
-    if (!server.listeners('request').includes(listener)) return;
-    server.removeListener('request', listener);
-    previous.forEach((l) => server.on('request', l));
+    const at = entry.handlers.indexOf(handle);
+    if (at < 0) return;
+    entry.handlers.splice(at, 1);
+    if (entry.handlers.length === 0) entry.dispose();
+  };
+}
+
+/** What of a socket.io Server the served script needs: its HTTP server, once it has one, and `attach` (which `listen` calls). */
+export interface AttachableServer {
+  httpServer?: EventEmitter;
+  attach(...args: unknown[]): unknown;
+}
+
+/** Per socket.io Server without an HTTP server yet: the instances waiting for one, and how to take our `attach` wrapper off. */
+const waiting = new WeakMap<AttachableServer, { pending: Set<() => void>; unwrap(): void }>();
+
+/**
+ * Serve the client script on `io`'s HTTP server: at once when it has one, else from the moment
+ * `io.attach()` or `io.listen()` gives it one (`new Server()` first, `sessions()`, then attach, as
+ * socket.io documents). socket.io has no event for that: the instance's `attach` is wrapped (an own
+ * property of the instance, which `listen` calls too; one wrapper for every instance waiting on it)
+ * until it has been called or the last waiting instance closed.
+ */
+export function serveOnAttach(io: AttachableServer, serve: (server: EventEmitter) => () => void): () => void {
+  if (io.httpServer) return serve(io.httpServer);
+  let wait = waiting.get(io);
+  if (!wait) {
+    const pending = new Set<() => void>();
+    const had = Object.getOwnPropertyDescriptor(io, 'attach');
+    const attach = io.attach;
+    const wrapper = function (this: unknown, ...args: unknown[]): unknown {
+      const result = attach.apply(this, args);
+      if (io.httpServer) {
+        unwrap();
+        [...pending].forEach((ready) => ready());
+      }
+      return result;
+    };
+    const unwrap = () => {
+      waiting.delete(io);
+      if (io.attach !== wrapper) return;
+      if (had) Object.defineProperty(io, 'attach', had);
+      else delete (io as Partial<AttachableServer>).attach;
+    };
+    io.attach = wrapper;
+    waiting.set(io, (wait = { pending, unwrap }));
+  }
+  const { pending, unwrap } = wait;
+  let undo: (() => void) | undefined;
+  const ready = () => {
+    pending.delete(ready);
+    undo = serve(io.httpServer!);
+  };
+  pending.add(ready);
+  return () => {
+    if (pending.delete(ready) && pending.size === 0) unwrap();
+    undo?.();
+    undo = undefined;
   };
 }

@@ -4,18 +4,17 @@
  * sessions only through the resolver, and write only through the session's runtime and the store hub.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { EventEmitter } from 'node:events';
 import { ErrorCode, type Ticket } from '../../protocol.js';
-import { asUnavailable, SessionInvalidError, SessionOptionsError, type SessionUnavailableError } from '../../errors.js';
+import { asUnavailable, describeThrown, SessionError, SessionHandlerError, SessionInvalidError, SessionOptionsError, type SessionUnavailableError } from '../../errors.js';
 import type { ServerContext } from '../context.js';
 import { acquireWithin } from '../runtime/lock-wait.js';
 import { holdTurn, SessionRuntime } from '../runtime/index.js';
 import { log } from '../log.js';
-import { audienceOf, isAllowedOrigin, originAllowed, requesterOrigin } from '../origin.js';
+import { audienceOf, isAllowedOrigin, originAllowed, reportOriginThrows, requesterOrigin } from '../origin.js';
 import type { Resolved, Resolver } from '../resolver.js';
 import { sessionCookie } from '../session-id.js';
 import { sessionTag } from '../invalidation.js';
-import { clientScriptHandler, serveClientScript } from './client-script.js';
+import { clientScriptHandler, serveClientScript, serveOnAttach, type AttachableServer, type Embedded } from './client-script.js';
 import { tokenEndpoint } from './token-endpoint.js';
 
 /** Marks a request that holds its session's lock (httpLock), so our own handlers do not wait for it again. */
@@ -26,11 +25,16 @@ export class HttpSurfaces {
   constructor(
     private readonly ctx: ServerContext,
     private readonly resolver: Resolver,
-  ) {}
+  ) {
+    // The app's `origins` function is the app's code: what it throws counts as "not allowed" and is reported, on every surface.
+    reportOriginThrows(ctx.options, (err) =>
+      ctx.report(new SessionHandlerError('handler-error', `the "origins" function threw (the origin counts as not allowed): ${describeThrown(err)}`, { cause: err })),
+    );
+  }
 
   /** The origin a request shows it comes from, when that origin may use the user's session. */
   private trustedRequester(req: IncomingMessage): string | undefined {
-    const requester = requesterOrigin(req);
+    const requester = requesterOrigin(req, this.ctx.options);
     return requester !== undefined && isAllowedOrigin(requester, req, this.ctx.options) ? requester : undefined;
   }
 
@@ -84,11 +88,17 @@ export class HttpSurfaces {
    * The served script's ticket (and, on `?renew=1`, renewed cookie): only for a request that shows
    * it comes from an allowed origin. A classic script tag carries no Origin, and any site may
    * include the script: that page must not read a ticket minted with this user's cookie.
+   * No session (invalid): no ticket. The store failing (or anything else going wrong): `unavailable`,
+   * which the SDK retries with backoff as it retries the token endpoint's 503, never taken for "no session".
    */
-  private async embedded(req: IncomingMessage, renew: boolean): Promise<{ ticket?: Ticket; setCookie?: string }> {
-    const requester = this.trustedRequester(req);
-    if (!this.ctx.sealer || requester === undefined) return {};
-    return this.issue(req, requester, renew).catch(() => ({}));
+  private async embedded(req: IncomingMessage, renew: boolean): Promise<Embedded> {
+    try {
+      const requester = this.trustedRequester(req);
+      if (!this.ctx.sealer || requester === undefined) return {};
+      return await this.issue(req, requester, renew);
+    } catch (err) {
+      return err instanceof SessionError && err.code === ErrorCode.SESSION_INVALID ? {} : { unavailable: true };
+    }
   }
 
   /** See SessionServer.tokenHandler. */
@@ -98,7 +108,12 @@ export class HttpSurfaces {
       {
         originRefusal: (req) => (originAllowed(req, this.ctx.options) ? undefined : this.ctx.advice.originRefused(req).data),
         // A cookie is renewed only for a page that shows it is allowed (no cross-site renewal by an image tag).
-        issue: (req, renew) => this.issue(req, audienceOf(req), renew && this.trustedRequester(req) !== undefined),
+        // The audience is that page's origin, else the server's own (behind a TLS proxy, for a request
+        // without Origin: the public origin listed in `origins`, see ownOrigin; the handshake reads it the same way).
+        issue: (req, renew) => {
+          const trusted = this.trustedRequester(req);
+          return this.issue(req, trusted ?? audienceOf(req, this.ctx.options), renew && trusted !== undefined);
+        },
       },
       path,
     );
@@ -109,9 +124,12 @@ export class HttpSurfaces {
     return clientScriptHandler(basePath, (req, renew) => this.embedded(req, renew));
   }
 
-  /** Serve the client script in front of `server`'s request listeners; returns a disposer. */
-  serveClientScript(server: EventEmitter, basePath: string): () => void {
-    return serveClientScript(server, basePath, (req, renew) => this.embedded(req, renew));
+  /**
+   * Serve the client script in front of the request listeners of `io`'s HTTP server, from now or
+   * from when `io.attach()`/`io.listen()` gives it one; returns a disposer.
+   */
+  serveClientScript(io: AttachableServer & { path(): string }): () => void {
+    return serveOnAttach(io, (server) => serveClientScript(server, io.path(), (req, renew) => this.embedded(req, renew)));
   }
 
   /** See SessionServer.httpLock. */
