@@ -12,23 +12,33 @@ export type OnInvalid<Ctx> = 'reload' | 'none' | ((ctx: Ctx) => void);
 
 const STORAGE_KEY = 'socket.io-sessions:reloads';
 
-/** This tab's reloads within the window (sessionStorage; unreadable or corrupt counts as none). */
+/**
+ * This tab's reloads within the window (sessionStorage; unreadable or corrupt counts as none). An entry
+ * that is no number is out of the window (`now - t` is NaN, or about `now`), or (a number in a string)
+ * counts as that time: never a reload more.
+ */
 export function recentReloads(windowMs: number, now = Date.now()): number[] {
   try {
-    return (JSON.parse(sessionStorage.getItem(STORAGE_KEY)!) as unknown[]).filter((t): t is number => typeof t === 'number' && now - t < windowMs && t <= now);
+    return (JSON.parse(sessionStorage.getItem(STORAGE_KEY)!) as number[]).filter((t) => now - t < windowMs && t <= now);
   } catch {
     return [];
   }
 }
 
 /**
+ * The shortest window reloads are counted in (ms): a shorter one (0, or less than a reload takes)
+ * would forget each reload before the next and let them loop without end.
+ */
+export const MIN_RELOAD_WINDOW = 10_000;
+
+/**
  * Whether this tab may reload once more for an invalid session (at most `maxReloads` per
- * `windowMs`, counted in sessionStorage), and if so, count it: the guard `onInvalid: 'reload'`
+ * `windowMs`, at least {@link MIN_RELOAD_WINDOW}, counted in sessionStorage), and if so, count it: the guard `onInvalid: 'reload'`
  * uses, for an `onInvalid` function (or another tab's SDK) that reloads. False when it cannot be
  * remembered (no sessionStorage, sandboxed iframe, quota): a reload that is not counted could loop.
  */
 export function takeReload(maxReloads = 3, windowMs = 60_000, now = Date.now()): boolean | undefined {
-  const recent = recentReloads(windowMs, now);
+  const recent = recentReloads(Math.max(windowMs, MIN_RELOAD_WINDOW), now);
   try {
     return recent.length < maxReloads && (sessionStorage.setItem(STORAGE_KEY, JSON.stringify([...recent, now])), true);
   } catch {

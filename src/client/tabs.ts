@@ -7,8 +7,10 @@
  * When the holder closes, crashes or navigates away, the browser hands the lock to another tab,
  * which connects; emits made meanwhile wait in their tab's outbox and go to the new holder. Every
  * emit is handed to a connection once: a tab keeps an emit until a holder says it sent it ('sent'
- * receipt), and resends what it keeps to each new holder, addressed to that holder only (the
- * holder ignores messages addressed to another tab, so an emit never runs twice). An emit the old
+ * receipt), and resends what it keeps to the next holder when the old one let go of the lock (it can
+ * send nothing more), addressed to that holder only (the holder ignores messages addressed to another
+ * tab, so an emit never runs twice); given to a holder that may still wake up (one that went silent),
+ * it is not posted again and ends as lost. An emit the old
  * holder had sent, whose ack had not come back, fails like an ack over a lost connection does in
  * socket.io-client ("socket has been disconnected", for `emitWithAck` and `timeout()`).
  *
@@ -40,6 +42,8 @@ export interface SharedTabsOptions {
 }
 
 type Listener = (...args: any[]) => unknown;
+/** What `tickets()` keeps of its options, as far as a tab looks at them (a function `source` is the app's own credential). */
+type TicketOptionsLike = { source?: unknown };
 /** An ack callback as socket.io-client marks those that take an error first (`emitWithAck`, `timeout()`). */
 type Ack = Listener & { withError?: boolean };
 
@@ -58,8 +62,8 @@ export type TabMessage =
   | { type: 'event'; event: string; args: unknown[] }
   /** The holder → all: an SDK event (`invalid`, `unavailable`, `fatal`). */
   | { type: 'sdk'; event: keyof SessionClientEvents; payload: any }
-  /** A tab → the holder: its emit number `n`; `ack`: it wants an ack. */
-  | { type: 'emit'; to: number; from: number; n: number; session: number; event: string; args: unknown[]; ack: boolean }
+  /** A tab → the holder: its emit number `n`; `ack`: it wants an ack; `until`: when it times out in its tab (ms since the epoch: after that it is not sent). */
+  | { type: 'emit'; to: number; from: number; n: number; session: number; event: string; args: unknown[]; ack: boolean; until?: number }
   /** A tab → the holder: connect again (`connect()`, or `ctx.reconnect()` of an invalid session). */
   | { type: 'reconnect'; to: number }
   /** The holder → a tab: emit `n` was handed to the connection. */
@@ -123,12 +127,16 @@ const SILENT_TICKS = 3;
 /**
  * The lock and channel name for a connection: the server's origin, the namespace and the engine.io
  * path as socket.io-client resolves `url` and `path` (so `'/'`, `undefined` and the page's own
- * origin name one connection), with the page's protocol and host where `url` leaves them out.
+ * origin name one connection), with the page's protocol and host where `url` leaves them out; then
+ * `auth` and `query` (as JSON) when given: tabs that connect with other ones do not share.
  */
-function connectionName(url: string | undefined, path = '/socket.io'): string {
+function connectionName(url: string | undefined, { path = '/socket.io', auth, query }: ConnectWithSessionOptions): string {
   const { origin, pathname } = new URL(url || '/', location.href);
-  return `socket.io-sessions ${origin}${pathname} ${path}`;
+  return `socket.io-sessions ${origin}${pathname} ${path}${auth || query ? ' ' + JSON.stringify([auth, query]) : ''}`;
 }
+
+/** How an emit ends whose holder went away, or that a tab leaving still waited for: as in socket.io-client when its connection drops. */
+const LOST: Reply = { error: 'socket has been disconnected' };
 
 /**
  * Share one connection among this browser's tabs. Throws `SessionOptionsError` on bad options.
@@ -151,11 +159,16 @@ function open(
   options: ConnectWithSessionOptions,
   connect: (url: string | undefined, options: ConnectWithSessionOptions) => SessionSocket<any, any>,
 ): SharedSocket<any, any> {
-  const { on, autoConnect = true, onInvalid, maxReloads, reloadWindow } = options;
+  const { on, autoConnect = true, onInvalid, maxReloads, reloadWindow, ackTimeout, auth, credential } = options;
+  const { name } = this.options;
   const locks = globalThis.navigator?.locks;
-  if (!locks || !globalThis.BroadcastChannel) return Object.assign(connect(url, { ...options, tabs: undefined }), { leader: true });
+  // Which user a credential of the app's own connects as (an `auth` function, a custom provider, `tickets({ source })` with a
+  // function) is not known here: such tabs share only under a name the app gives (invariant 10).
+  const { source } = (credential?.options ?? {}) as TicketOptionsLike;
+  const own = typeof auth === 'function' || (credential && (!credential.options || typeof source === 'function'));
+  if (!locks || !globalThis.BroadcastChannel || !globalThis.structuredClone || (own && name === undefined)) return Object.assign(connect(url, { ...options, tabs: undefined }), { leader: true });
 
-  const key = this.options.name ?? connectionName(url, options.path);
+  const key = name ?? connectionName(url, options);
   const me = Math.random();
   const events = new SessionEventEmitter();
   const sdk = new SessionEventEmitter();
@@ -168,8 +181,10 @@ function open(
   let real: SessionSocket<any, any> | undefined;
   /** Whether this tab holds the lock (a tab that connected because no holder answered does not). */
   let locked = false;
-  /** The tab that holds the connection, as far as this tab knows. */
+  /** The tab that holds the connection, as far as this tab knows... */
   let leader: number | undefined;
+  /** ...and whether it holds the lock (a tab that took over from a silent holder does not: that one may wake up). */
+  let held = false;
   /** Checks since this tab last heard a holder. */
   let silent = 0;
   /** The sessions that ended, as far as this tab knows. Every tab hears of each (the holder relays `invalid`). */
@@ -178,6 +193,8 @@ function open(
   let id: string | undefined;
   let state: SessionState = 'disconnected';
   let seq = 0;
+  /** The session ended, and no connection since: this tab's emits end at once (`session-ended`), as with the core's emit guard. */
+  let ended = false;
   /** This tab's emits that no holder has sent yet. */
   const outbox = new Map<number, Outgoing>();
   /** This tab's emits waiting for their end: the ack's arguments, an error or a notice. */
@@ -207,6 +224,7 @@ function open(
     const oldState = state;
     id = i;
     state = s;
+    if (c) ended = false;
     if (s !== oldState) sdk.emit('state', { newState: s, oldState });
     if (c !== connected) events.emit((connected = c) ? 'connect' : 'disconnect', reason);
   };
@@ -219,12 +237,24 @@ function open(
   /** Every {@link CHECK_EVERY} ms without the connection: ask who holds it after a quiet check, take over after {@link SILENT_TICKS}. */
   const watch = () => real || (++silent < SILENT_TICKS ? silent > 1 && post({ type: 'hello' }) : lead());
 
-  /** A new holder: emits the old one sent lost their acks with its connection; the rest go to the new one. */
-  const follow = (holder: number) => {
-    if (holder === leader) return;
-    if (leader) for (const [n] of acks) if (!outbox.has(n)) settle(n, { error: 'socket has been disconnected' });
-    leader = holder;
-    outbox.forEach(toHolder);
+  /**
+   * This tab stops following its holder: emits the holder sent lost their acks with its connection. Those it has
+   * no receipt for are posted to no other holder (an emit is handed to a connection once) unless `gone`: the
+   * holder can send none of them (it let go of the lock, or it is this tab, which dropped them), or none was posted.
+   */
+  const lose = (gone?: boolean) => {
+    gone ||= !leader || leader === me;
+    for (const [n] of acks) if (!gone || !outbox.has(n)) settle(n, LOST);
+    if (!gone) outbox.clear();
+  };
+  /** A new holder (`firm`: it holds the lock): emits the old one sent lost their acks with its connection; what it cannot have sent goes to the new one. */
+  const follow = (holder: number, firm: boolean) => {
+    if (holder !== leader) {
+      lose(held && firm);
+      leader = holder;
+      outbox.forEach(toHolder);
+    }
+    held = firm;
   };
   /** Post an emit to the holder. An outbox only holds emits made since the last session ended: they are of the current one. */
   const toHolder = (message: Outgoing) => tell({ ...message, to: leader!, session });
@@ -234,28 +264,34 @@ function open(
     if (real) letGo();
     silent = 0;
     session = Math.max(session, message.session);
-    follow(message.from);
+    follow(message.from, message.locked);
     show(message);
   };
 
-  /** The session ended: what this tab (and, as the holder, every tab) buffered under it is dropped with `session-ended`. */
+  /** The session ended: what this tab (and, as the holder, every tab) buffered under it is dropped with `session-ended`; new emits end so until a connection. */
   const sessionEnded = () => {
     session++;
-    outbox.forEach(refuse);
-    waiting.splice(0).forEach(refuse);
+    ended = true;
+    outbox.forEach(refuse());
+    waiting.splice(0).forEach(refuse());
   };
-  /** An emit of a session that ended gets `session-ended`, in the tab that made it (this one: at once). */
-  const refuse = ({ from, n }: Outgoing) => tell({ type: 'ack', to: from, n, notice: SESSION_ENDED });
+  /** An emit that is not sent gets `notice` (a session that ended: `session-ended`), in the tab that made it (this one: at once). */
+  const refuse =
+    (notice = SESSION_ENDED) =>
+    ({ from, n }: Outgoing) =>
+      tell({ type: 'ack', to: from, n, notice });
   /** As the holder: an emit (this tab's or another's) waits for the connection, unless made under a session that ended. */
   const take = (message: EmitMessage) => {
-    if (message.session < session) return refuse(message);
+    if (message.session < session) return refuse()(message);
     if (RESERVED.test(message.event)) return;
     waiting.push(message);
     pump();
   };
   const pump = () => real?.connected && waiting.splice(0).forEach(run);
   /** As the holder, connected: hand an emit to the connection, once; its end goes back to the tab that made it. */
-  const run = ({ from, n, event, args, ack }: EmitMessage) => {
+  const run = ({ from, n, event, args, ack, until }: EmitMessage) => {
+    // Timed out in its tab meanwhile: not sent, as socket.io-client drops a timed-out packet it still buffers.
+    if (until! < Date.now()) return;
     tell({ type: 'sent', to: from, n });
     const reply: Ack = (error: any, ...result: any[]) => {
       // The core SDK's emit guard turns a notice into a SessionEmitError: the notice travels, the tab rebuilds the error.
@@ -275,7 +311,8 @@ function open(
       on: {
         state: ({ newState }) => announce(connected, newState),
         invalid: (ctx) => (sessionEnded(), relay('invalid', ctx), announce()),
-        unavailable: (ctx) => relay('unavailable', ctx),
+        // A refused handshake fails what waits for it, as the core's emit guard does: the store may stay away longer than an ack should wait.
+        unavailable: (ctx) => (ctx.phase === 'handshake' && waiting.splice(0).forEach(refuse({ code: ctx.code, reason: ctx.reason as EmitNotice['reason'], retryAfter: ctx.retryIn })), relay('unavailable', ctx)),
         fatal: (error) => relay('fatal', error),
       },
     });
@@ -287,7 +324,7 @@ function open(
       // A server event that asks for an ack is answered by this tab's listeners: functions do not travel.
       post({ type: 'event', event, args: args.filter((a) => typeof a !== 'function') });
     });
-    follow(me);
+    follow(me, locked);
     announce();
   };
   /** An SDK event of this tab's connection: here, and (without its functions) in every tab. */
@@ -306,13 +343,19 @@ function open(
     waiting = [];
   };
 
-  /** An SDK event the holder had: the same in this tab, but reloads stay within this tab's own guard. */
+  /**
+   * An SDK event the holder had: the same in this tab. Once the holder gives up reconnecting, this tab applies its
+   * own invalid policy (its `onInvalid`, its reload guard); a listener that calls `disconnect()` or `dispose()` stops it.
+   */
   const told = ({ event, payload }: Of<'sdk'>) => {
     if (event !== 'invalid') return sdk.emit(event, event === 'fatal' ? new OriginNotAllowedError() : payload);
     sessionEnded();
-    const action = payload.action === 'reload' && !takeReload(maxReloads, reloadWindow) ? 'stop' : payload.action;
+    const was = channel;
+    const action =
+      payload.action === 'reconnect' ? 'reconnect' : typeof onInvalid === 'function' ? 'handler' : onInvalid !== 'none' && takeReload(maxReloads, reloadWindow) ? 'reload' : 'stop';
     const ctx: InvalidContext = { ...payload, action, error: new SessionInvalidError(payload.reason), reconnect: connectTab };
     sdk.emit(event, ctx);
+    if (channel !== was) return;
     if (action === 'reload') location.reload();
     else if (action === 'handler') (onInvalid as (ctx: InvalidContext) => void)(ctx);
   };
@@ -358,16 +401,22 @@ function open(
     clearInterval(watchdog);
     leaving.abort();
     letGo();
+    // Emits of this tab the holder sent, or may still send, end now, as on a plain socket's disconnect().
+    lose();
     locked = false;
     leader = undefined;
     show({ connected: false, state: 'disconnected', reason: 'io client disconnect' });
   };
 
-  /** Every emit of this tab: into the outbox, then to the connection (this tab holds it) or to the holder. */
-  const send = (event: string, args: any[], ms?: number) => {
+  /**
+   * Every emit of this tab: into the outbox, then to the connection (this tab holds it) or to the holder. `ms`:
+   * `timeout(ms)`, else the `ackTimeout` option. Arguments that cannot travel between tabs throw here (DataCloneError).
+   */
+  const send = (event: string, args: any[], ms = ackTimeout) => {
     if (RESERVED.test(event)) throw Error(`"${event}" is a reserved event name`);
-    const n = ++seq;
     const callback: Ack | undefined = typeof args.at(-1) === 'function' ? args.pop() : undefined;
+    args = structuredClone(args);
+    const n = ++seq;
     if (callback) {
       const withError = ms !== undefined || callback.withError;
       acks.set(n, ({ args = [], error, notice }) => {
@@ -376,10 +425,13 @@ function open(
         else if (withError) callback(error ? Error(error) : null, ...args);
         else if (!error) callback(...args);
       });
-      // As socket.io-client: a timed-out emit that no holder took yet is not sent at all.
-      if (ms !== undefined) setTimeout(() => settle(n, { error: 'operation has timed out' }), ms);
     }
-    const message: Outgoing = { type: 'emit', from: me, n, event, args, ack: !!callback };
+    // The session ended (no connection since): not sent; an ack gets `session-ended` on a later task, as with the core's emit guard.
+    if (ended) return void setTimeout(settle, 0, n, { notice: SESSION_ENDED });
+    // As socket.io-client: a timed-out emit that no holder took yet is not sent at all.
+    const until = callback && ms !== undefined ? Date.now() + ms : undefined;
+    if (until) setTimeout(() => settle(n, { error: 'operation has timed out' }), ms);
+    const message: Outgoing = { type: 'emit', from: me, n, event, args, ack: !!callback, until };
     outbox.set(n, message);
     if (leader) toHolder(message);
   };

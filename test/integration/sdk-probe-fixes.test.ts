@@ -9,7 +9,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectWithSession, SessionOptionsError, type UnavailableContext } from '../../src/client/index.js';
+import { connectWithSession, SessionOptionsError, takeReload, type UnavailableContext } from '../../src/client/index.js';
 import { sessions } from '../../src/server/index.js';
 import { SessionEmitError } from '../../src/errors.js';
 import { startServer, once, eventually, delay, SECRET } from '../helpers/servers.js';
@@ -270,4 +270,21 @@ test("a recovered socket's missed broadcast reaches the page once when its first
   await eventually(() => got.includes('last'));
   // Before: 'missed' twice, buffered by socket.io-client from the refused attempt and sent again with the recovered one.
   assert.deepEqual(got, ['first', 'missed', 'last']);
+});
+
+test('a reloadWindow of 0 (or shorter than the time between reloads) never lets reloads loop: the window counts as at least 10 s', (t) => {
+  // Node has no sessionStorage: a Map-backed stand-in with its API (the browser's is used in test/browser).
+  const backing = new Map<string, string>();
+  const global = globalThis as { sessionStorage?: unknown };
+  global.sessionStorage = { getItem: (k: string) => backing.get(k) ?? null, setItem: (k: string, v: string) => void backing.set(k, v) };
+  t.after(() => delete global.sessionStorage);
+  for (const windowMs of [0, 500]) {
+    backing.clear();
+    const now = Date.now();
+    // One reload a second, as a page that reloads, connects and is refused again would.
+    const taken = [0, 1, 2, 3, 4, 5].map((i) => takeReload(3, windowMs, now + i * 1000));
+    assert.deepEqual(taken, [true, true, true, false, false, false], `reloadWindow ${windowMs}`);
+  }
+  backing.clear();
+  assert.deepEqual([0, 1, 2].map(() => takeReload(1, 20_000)), [true, false, false], 'a longer window is kept as given');
 });

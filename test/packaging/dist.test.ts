@@ -6,10 +6,10 @@
  *   (dist/client/index.min.js: dist/client/index.js minified with the same terser options) and
  *   as the script-tag UMD.
  * - The opt-in tickets part (socket.io-sessions/tickets) and the opt-in tabs part
- *   (socket.io-sessions/tabs): <= 2 KB and 2.5 KB, our own budgets. Their script-tag twin, one file
- *   that the server serves after the add-on, holds both: <= 4.5 KB.
+ *   (socket.io-sessions/tabs): <= 2 KB and 3 KB, our own budgets. Their script-tag twin, one file
+ *   that the server serves after the add-on, holds both: <= 5 KB.
  * - The standalone CDN files, socket.io-client inside: <= socket.io-client's socket.io.min.js + 3 KB
- *   (the add-on and its tickets part) + 2.5 KB (the tabs part).
+ *   (the add-on and its tickets part) + 3 KB (the tabs part).
  * - The option check (misspelled options throw) is outside the add-on: in the npm entry
  *   (dist/client/index.js, .cjs), the CDN files and its own script-tag part (<= 1.25 KB), which the
  *   server serves third unless NODE_ENV=production; dist/client/index.min.js (the `production`
@@ -31,7 +31,8 @@ const KB = 1024;
 const ADD_ON_BUDGET = 3 * KB;
 const TICKETS_BUDGET = 2 * KB;
 // Issue 17: what a readable tabs part (named message types, each message's shape checked) may cost.
-const TABS_BUDGET = 2.5 * KB;
+/** 2.5 KB until the tabs' probe fixes of 2026-12-07 (at most once per connection, per-tab invalid policy, clone check, ...). */
+const TABS_BUDGET = 3 * KB;
 const CHECK_BUDGET = 1.25 * KB;
 
 /** min+gzip size of a built (already minified) file. */
@@ -115,7 +116,7 @@ test('the add-on (ESM and script-tag UMD) fits in 3 KB min+gzip: socket.io-clien
 /** Text only the tabs part has (its lock and channel name). */
 const TABS = 'BroadcastChannel';
 
-test('the opt-in tickets and tabs parts fit in 2 KB and 2.5 KB min+gzip, their script-tag file in both together, and the add-on carries neither', () => {
+test('the opt-in tickets and tabs parts fit in 2 KB and 3 KB min+gzip, their script-tag file in both together, and the add-on carries neither', () => {
   for (const file of [files.esmAddOn, files.umdAddOn]) {
     assert.ok(!text(file).includes('sio-sessions:refresh'), `${relative(ROOT, file)} carries ticket code`);
     assert.ok(!text(file).includes(TABS), `${relative(ROOT, file)} carries tabs code`);
@@ -153,7 +154,7 @@ test('the option check is in the npm entry, the CDN files and its own script-tag
   assert.ok(size <= CHECK_BUDGET, `${relative(ROOT, files.umdCheck)}: ${size} B min+gzip, budget ${CHECK_BUDGET} B (over by ${size - CHECK_BUDGET} B)`);
 });
 
-test("the standalone CDN files (socket.io-client, tickets and tabs inside) cost at most 3 KB + 2.5 KB on top of socket.io-client's socket.io.min.js", () => {
+test("the standalone CDN files (socket.io-client, tickets and tabs inside) cost at most 3 KB + 3 KB on top of socket.io-client's socket.io.min.js", () => {
   const budget = gzipped(files.socketIoMin) + ADD_ON_BUDGET + TABS_BUDGET;
   for (const file of [files.cdnUmd, files.cdnEsm]) {
     const code = text(file);
