@@ -109,7 +109,8 @@ export class DestroyedSet {
   }
 
   private repeatDue(tag: string, stone: Tombstone): boolean {
-    if (!stone.raced || stone.repeated || this.writes.running(tag) > 0) return false;
+    // Only after a destroy succeeded: one still under way may fail (then the session lives on).
+    if (!stone.confirmed || !stone.raced || stone.repeated || this.writes.running(tag) > 0) return false;
     stone.repeated = true;
     return true;
   }

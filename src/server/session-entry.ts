@@ -334,13 +334,15 @@ export class SessionEntry implements Live {
 
   /**
    * The running handler (its changes rolled back) is given up on; `pending` settles when it ends.
-   * What is assigned outside a handler until then is undone, unless a per-connection socket shares
-   * the session (such assignments are its handlers', and are kept).
+   * The objects it read are swapped for copies, and what is assigned outside a handler until then is
+   * undone, unless a per-connection socket shares the session: its handlers may hold those objects
+   * (they stay the session's), and such assignments are its handlers' (kept).
    */
   abandon(pending: PromiseLike<unknown>): void {
     const tracker = this.tracker;
-    tracker.abandon();
-    const settled = () => tracker.settledAbandoned(this.host?.perMessageOnly ?? true);
+    const perMessageOnly = this.host?.perMessageOnly ?? true;
+    tracker.abandon(perMessageOnly);
+    const settled = () => tracker.settledAbandoned(perMessageOnly);
     pending.then(settled, settled);
   }
 

@@ -201,10 +201,12 @@ function call<T>(pending: StoreCall<T>, store: Store, method: StoreMethod, sid: 
 
 const hubs = new WeakMap<Store, StoreHub>();
 
-/** How long a write waits for the outcome of its session's destroy under way (then it is dropped). */
-const DESTROY_WAIT_MS = 10_000;
+
 
 export class StoreHub {
+  /** How long a write waits for the outcome of its session's destroy under way (then it is dropped). Process-wide; tests shorten it. */
+  static destroyWaitMs = 10_000;
+
   /** This process's writes under way (and, on several nodes, lately ended), by session tag. */
   readonly writesInFlight = new WritesInFlight();
   /** Sessions destroyed lately, by tag: their writes are dropped (invariant 1). */
@@ -316,7 +318,7 @@ export class StoreHub {
       ended = true;
       const endedAt = this.live.bumpFrom(sid, startedAt);
       if (alone && endedAt !== undefined) own.mark = endedAt;
-      const newer = order > 0 && !err ? this.writesInFlight.setEnded(tag, order, data) : undefined;
+      const newer = order === 0 ? undefined : err ? this.writesInFlight.setFailed(tag, order) : this.writesInFlight.setEnded(tag, order, data);
       if (newer !== undefined) this.writeAgain(store, sid, tag, newer);
       const running = this.writesInFlight.ended(tag);
       if (!this.destroyedSet.empty && this.destroyedSet.writeEnded(tag)) this.destroyAgain(sid, tag);
@@ -375,26 +377,27 @@ export class StoreHub {
   }
 
   /**
-   * A write of a session whose destroy is under way waits for its outcome (at most DESTROY_WAIT_MS; a
+   * A write of a session whose destroy is under way waits for its outcome (at most `destroyWaitMs`; a
    * destroy that never ends then drops it, told to `cb` as a failure).
    */
   private afterDestroy(tag: string, run: () => void, cb: Callback | undefined): void {
     let waiters = this.destroyWaiters.get(tag);
     if (!waiters) this.destroyWaiters.set(tag, (waiters = []));
-    let done = false;
-    const timer = setTimeout(() => {
-      if (done) return;
-      done = true;
-      log.save('write of session %s dropped: its destroy did not end within %d ms', tag, DESTROY_WAIT_MS);
-      cb?.(new Error(`socket.io-sessions: the session's destroy did not end within ${DESTROY_WAIT_MS} ms; the write was dropped`));
-    }, DESTROY_WAIT_MS);
-    timer.unref?.();
-    waiters.push(() => {
-      if (done) return;
-      done = true;
+    const waiter = () => {
       clearTimeout(timer);
       run();
-    });
+    };
+    const timer = setTimeout(() => {
+      // Given up: let go of the write (its record, and an HTTP request's req and res through its callback).
+      const list = this.destroyWaiters.get(tag);
+      const at = list ? list.indexOf(waiter) : -1;
+      if (at >= 0) list!.splice(at, 1);
+      if (list?.length === 0) this.destroyWaiters.delete(tag);
+      log.save('write of session %s dropped: its destroy did not end within %d ms', tag, StoreHub.destroyWaitMs);
+      cb?.(new Error(`socket.io-sessions: the session's destroy did not end within ${StoreHub.destroyWaitMs} ms; the write was dropped`));
+    }, StoreHub.destroyWaitMs);
+    timer.unref?.();
+    waiters.push(waiter);
   }
 
   /** The destroys of `tag` under way ended (one succeeded, or all failed): the writes that waited go on. */
@@ -494,9 +497,9 @@ export class StoreHub {
   }
 
   /** What the hub holds right now, per session and process-wide (tests of the bounds: back to empty once idle). */
-  sizes(): Record<'users' | 'live' | 'carried' | 'quietWaiters' | 'destroyListeners' | 'deadlines' | 'tombstones' | 'writes', number> {
-    const { users, live, carried, quietWaiters, destroyListeners } = this;
-    return { users, live: live.size, carried: carried.size, quietWaiters: quietWaiters.size, destroyListeners: destroyListeners.size, deadlines: deadlines.size, tombstones: this.destroyedSet.size, writes: this.writesInFlight.size };
+  sizes(): Record<'users' | 'live' | 'carried' | 'quietWaiters' | 'destroyListeners' | 'destroyWaiters' | 'deadlines' | 'tombstones' | 'writes', number> {
+    const { users, live, carried, quietWaiters, destroyListeners, destroyWaiters } = this;
+    return { users, live: live.size, carried: carried.size, quietWaiters: quietWaiters.size, destroyListeners: destroyListeners.size, destroyWaiters: destroyWaiters.size, deadlines: deadlines.size, tombstones: this.destroyedSet.size, writes: this.writesInFlight.size };
   }
 
   /** Read a session. Rejects with SessionUnavailableError. */

@@ -476,13 +476,14 @@ export class ChangeTracker<T extends object = object> {
    * session are replaced by copies (what it changes in them later goes nowhere), and what is
    * assigned outside a handler from now on is undone when it settles (`settledAbandoned`).
    */
-  abandon(): void {
-    for (const key of this.exposed ?? []) {
+  abandon(detach = true): void {
+    // (`detach` false: a per-connection socket shares the session, and its handlers may hold these objects.)
+    for (const key of detach ? (this.exposed ?? []) : []) {
       const json = this.json(key);
       // (An exposed key deleted since holds nothing to detach; one that cannot be stored cannot be copied.)
       if (typeof json === 'string') putValue(this.target, key, JSON.parse(json));
     }
-    this.exposed?.clear();
+    if (detach) this.exposed?.clear();
     this.quarantine ??= new Map();
     this.abandoned++;
   }

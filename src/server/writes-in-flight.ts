@@ -22,6 +22,8 @@ interface Writes {
   endedSet: number;
   /** The JSON of that ended write, while older ones were still under way (they may land after it). */
   endedJson: string | undefined;
+  /** An older write ended after it while a newer one was under way: if that one fails, endedJson is written again. */
+  stale: boolean;
 }
 
 export class WritesInFlight {
@@ -70,7 +72,7 @@ export class WritesInFlight {
   started(tag: string, sid: string, order = 0): number {
     const now = this.now();
     let writes = this.writes.get(tag);
-    if (!writes) this.writes.set(tag, (writes = { sid, running: 1, at: now, since: now, newestSet: order, endedSet: 0, endedJson: undefined }));
+    if (!writes) this.writes.set(tag, (writes = { sid, running: 1, at: now, since: now, newestSet: order, endedSet: 0, endedJson: undefined, stale: false }));
     else {
       if (order > writes.newestSet) writes.newestSet = order;
       if (writes.running === 0) writes.since = now;
@@ -99,9 +101,26 @@ export class WritesInFlight {
     if (order > writes.endedSet) {
       writes.endedSet = order;
       writes.endedJson = writes.running > 1 ? jsonOf(record) : undefined;
+      writes.stale = false;
       return undefined;
     }
-    return writes.newestSet === writes.endedSet ? writes.endedJson : undefined;
+    if (writes.newestSet === writes.endedSet) return writes.endedJson;
+    writes.stale = true; // a newer write is under way: it lands last, unless it fails (see setFailed)
+    return undefined;
+  }
+
+  /**
+   * A whole-record write of `tag` failed. If it was the newest under way while an older one ended late
+   * (see {@link setEnded}), the store holds that older record: returns the newer ended record's JSON to
+   * write again.
+   */
+  setFailed(tag: string, order: number): string | undefined {
+    const writes = this.writes.get(tag);
+    if (!writes || order !== writes.newestSet || order <= writes.endedSet) return undefined;
+    writes.newestSet = writes.endedSet; // (as if it never started: the newest that may land is the one ended)
+    if (!writes.stale) return undefined;
+    writes.stale = false;
+    return writes.endedJson;
   }
 
   /** A write of `tag` ended; returns how many of its writes are still under way. */

@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FaultyStore } from '../helpers/stores.js';
-import { startServer, connectClient, connected, sidOf, delay, type TestServer, type TestServerOptions } from '../helpers/servers.js';
+import { startServer, connectClient, connected, sidOf, delay, eventually, type TestServer, type TestServerOptions } from '../helpers/servers.js';
+import { StoreHub } from '../../src/server/store.js';
 
 const TRIES = 10;
 /** Start of the racing write relative to the logout, ms (negative: the write starts first). */
@@ -160,3 +161,60 @@ for (const perMessage of [false, true]) {
     assert.deepEqual([invalid, client.connected], [[], true]);
   });
 }
+
+test('a write under way when a destroy starts that then fails: no second destroy follows the write (the session lives on with the acked write)', async (t) => {
+  const store = new FaultyStore({ latency: (op) => (op === 'set' ? 200 : op === 'destroy' ? 400 : 0) });
+  const server = await startServer({ store, perMessage: true, storeTimeout: 2000 });
+  t.after(() => server.close());
+  const invalid: string[] = [];
+  server.sio.on('sinvalid', (_socket, reason) => invalid.push(reason));
+  server.sio.on('sconnection', (socket) => socket.on('set', (key: string, value: string, ack: (r: string) => void) => {
+    socket.session[key] = value;
+    ack('ok');
+  }));
+  const cookie = await server.login({ user: 'ann' });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  store.resetCalls();
+  const acked = client.timeout(3000).emitWithAck('set', 'fromSocket', 'kept'); // its write takes 200 ms
+  await eventually(() => store.calls.set === 1);
+  store.fault = { op: 'destroy', kind: 'error' }; // the logout's destroy fails after 400 ms; later ones would succeed
+  const loggingOut = logout(server, cookie);
+  await eventually(() => store.calls.destroy === 1);
+  store.fault = undefined;
+  assert.equal(await acked, 'ok');
+  assert.equal(await loggingOut, 500);
+  await server.sio.flush();
+  // Before: the write's end (at 200 ms, the destroy still under way) ran a second destroy, which succeeded: the session was gone, no socket told.
+  assert.equal(store.calls.destroy, 1);
+  assert.deepEqual(pickUser(store.peek(sidOf(cookie))), { user: 'ann', fromSocket: 'kept' });
+  assert.deepEqual([invalid, client.connected], [[], true]);
+});
+
+test('writes waiting for a destroy that never answers are let go at destroyWaitMs: told as failed, nothing held', async (t) => {
+  const wait = StoreHub.destroyWaitMs;
+  StoreHub.destroyWaitMs = 300;
+  t.after(() => (StoreHub.destroyWaitMs = wait));
+  // (Hooks run in the order added: the hung logout request is let go first, or the server's close waits for it.)
+  const controller = new AbortController();
+  t.after(() => controller.abort());
+  const store = new FaultyStore();
+  const server = await startServer({ store });
+  t.after(() => server.close());
+  server.sio.on('serror', () => {});
+  const cookie = await server.login({ user: 'ann' });
+  store.fault = { op: 'destroy', kind: 'hang' };
+  store.resetCalls();
+  void fetch(`${server.url}/logout`, { method: 'POST', headers: { cookie }, signal: controller.signal }).catch(() => undefined); // never answered (its destroy hangs)
+  await eventually(() => store.calls.destroy === 1);
+  for (let i = 0; i < 3; i++) await assert.rejects(server.httpWrite(cookie, { [`w${i}`]: 'x'.repeat(10_000) }), /HTTP 500/, 'told its write failed');
+  // Before: the waiting writes (each holding its record, and the request and response through its callback) stayed for good.
+  await eventually(() => StoreHub.of(store)!.sizes().destroyWaiters === 0, 2000);
+  assert.equal(Object.hasOwn(store.peek(sidOf(cookie)) as object, 'w0'), false);
+});
+
+const pickUser = (record: unknown) => {
+  const { user, fromSocket } = (record ?? {}) as Record<string, unknown>;
+  return { user, fromSocket };
+};

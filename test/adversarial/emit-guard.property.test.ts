@@ -86,9 +86,15 @@ test('every acked emit is answered once, a notice as a SessionEmitError, and not
         retry!();
         await once(socket, 'connect');
         assert.equal(await socket.timeout(3000).emitWithAck('whoami'), 'bob');
-        // Every acked emit is answered (a timeout of 1.5 s is the longest wait).
-        const acked = [...before, ...afterLogout].filter((s) => s.kind === 'emit' && s.way !== 'none').length;
-        await eventually(() => answers.size === acked, 5000).catch(() => assert.fail(`${answers.size} of ${acked} acked emits answered`));
+        // Every acked emit is answered (a timeout of 1.5 s is the longest wait), but for invariant 7's one
+        // exception (docs/architecture.md): a plain callback whose emit was in flight when the transport
+        // dropped is forgotten, as socket.io-client forgets it. Every emit of `before` runs in one tick, so
+        // with a drop among them each of their plain callbacks may be one.
+        const emits = [...before, ...afterLogout].filter((s): s is Extract<Step, { kind: 'emit' }> => s.kind === 'emit');
+        const emittedBefore = before.filter((s) => s.kind === 'emit').length;
+        const dropped = before.some((s) => s.kind === 'drop');
+        const mustAnswer = emits.flatMap((s, i) => (s.way === 'none' || (s.way === 'plain' && dropped && i < emittedBefore) ? [] : [i]));
+        await eventually(() => mustAnswer.every((i) => answers.has(i)), 5000).catch(() => assert.fail(`emits ${mustAnswer.filter((i) => !answers.has(i)).join(', ')} were never answered`));
         await new Promise((r) => setTimeout(r, 100)); // wall clock: a window in which a second answer would come
         await server.sio.flush();
         for (const [id, calls] of answers) {

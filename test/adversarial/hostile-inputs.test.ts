@@ -527,6 +527,36 @@ test('per-message: a store set that lands after its event was given up (store-ti
   assert.deepEqual(pick(store.peek(sidOf(good)), 'a', 'b', 'c'), { a: undefined, b: 'acked', c: 'next' });
 });
 
+test('per-message: a store set that lands late while a newer write is under way, which then fails: the acked write before them is written again', async (t) => {
+  const { server, store } = await hostileServer(t, { perMessage: true, storeTimeout: 300 });
+  const good = await server.login();
+  const client = await open(t, server, good);
+  let slowAt = 0;
+  let nextSet: number | undefined;
+  store.latency = (op) => {
+    if (op !== 'set' || nextSet === undefined) return 0;
+    const ms = nextSet;
+    nextSet = undefined;
+    if (ms === 1000) slowAt = Date.now();
+    return ms;
+  };
+  nextSet = 1000; // E1's set is applied 1 s late (its event is told store-timeout at 300 ms)
+  const e1 = emit(client, 'set', 'a', 'given up');
+  await eventually(() => e1.at !== undefined, 5000);
+  await client.timeout(5000).emitWithAck('set', 'b', 'acked'); // E2: acked
+  await delay(Math.max(0, slowAt + 850 - Date.now())); // wall clock: E3's write must be under way when E1's lands (at 1000 ms)
+  nextSet = 250;
+  store.fault = { op: 'set', kind: 'error' }; // E3's write: answered with an error after 250 ms (within its deadline), not applied
+  const e3 = emit(client, 'set', 'c', 'failed');
+  await eventually(() => store.calls.set > 0 && nextSet === undefined, 5000);
+  store.fault = undefined;
+  await eventually(() => e3.at !== undefined, 5000);
+  assert.equal(e3.notice?.code, 'SESSION_UNAVAILABLE');
+  await server.sio.flush();
+  // Before: E1's record (a, no b) stayed: its late end met E3 under way, and E3 failed.
+  assert.deepEqual(pick(store.peek(sidOf(good)), 'a', 'b', 'c'), { a: undefined, b: 'acked', c: undefined });
+});
+
 const pick = (record: unknown, ...keys: string[]) => Object.fromEntries(keys.map((key) => [key, (record as Record<string, unknown> | undefined)?.[key]]));
 
 test("per-connection: revalidation while the store errors -> 'sio-sessions:unavailable' at most, never invalid, the socket stays", async (t) => {

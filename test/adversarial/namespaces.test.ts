@@ -253,3 +253,50 @@ test("a value a per-connection socket stores that cannot be saved (a cycle) does
   assert.deepEqual([record.n, record.note, Object.hasOwn(record, 'bad')], [2, 'from /pc', false]);
   assert.equal(reported.length, 1, reported.join('; '));
 });
+
+test("a per-message handler that only reads an object and is given up on (handlerTimeout) does not take that object from a per-connection handler holding it across an await", async (t) => {
+  const store = new FaultyStore({ latency: 5 });
+  const instances: Record<string, SessionServer> = {};
+  let release!: () => void;
+  const server = await startServer({
+    store,
+    attach(io, s) {
+      instances.pm = sessions(io, { store: s, secret: SECRET, perMessage: true, handlerTimeout: 100 });
+      instances.pc = sessions(io.of('/pc'), { store: s, secret: SECRET, saveDelay: 50, revalidateInterval: 0, serveClient: false });
+      return instances.pm;
+    },
+  });
+  t.after(() => server.close());
+  t.after(() => instances.pc.close());
+  for (const sio of Object.values(instances)) sio.on('serror', () => {});
+  instances.pc.on('sconnection', (socket: Socket) => {
+    socket.on('hold', async (ack: (r: string) => void) => {
+      const cart = (socket.session as unknown as { cart: string[] }).cart;
+      cart.push('pc1');
+      await new Promise<void>((resolve) => (release = resolve)); // the app's own slow work
+      cart.push('pc2');
+      ack('held');
+    });
+  });
+  instances.pm.on('sconnection', (socket: Socket) => {
+    socket.on('look', async () => {
+      void (socket.session as unknown as { cart: string[] }).cart.length;
+      await new Promise(() => {}); // never settles: given up after handlerTimeout
+    });
+  });
+  const cookie = await server.login({ cart: ['init'] });
+  const pm = connectClient(server.url, cookie);
+  const pc = connectClient(`${server.url}/pc`, cookie);
+  t.after(() => pm.close());
+  t.after(() => pc.close());
+  await Promise.all([connected(pm), connected(pc)]);
+  const held = pc.emitWithAck('hold');
+  await eventually(() => release !== undefined);
+  const answer = (await pm.timeout(3000).emitWithAck('look')) as Record<string, { reason?: string }>;
+  assert.equal(Object.values(answer)[0]?.reason, 'handler-timeout');
+  release();
+  assert.equal(await held, 'held');
+  await instances.pc.flush();
+  // Before: the timeout swapped the cart the look handler had read for a copy: pc2 went to the orphan.
+  assert.deepEqual((store.peek(sidOf(cookie)) as { cart: string[] }).cart, ['init', 'pc1', 'pc2']);
+});
