@@ -132,21 +132,27 @@ test('revalidation touches racing a logout never write the destroyed session bac
   report(t, 'revalidation', failures);
 });
 
+/** A server on `store` whose sockets' `set` assigns a key (acked 'ok'), ann logged in with a socket connected; `invalid` lists sinvalid's reasons. */
+async function annWithSocket(t: { after(fn: () => unknown): void }, store: FaultyStore, options: TestServerOptions) {
+  const server = await startServer({ store, storeTimeout: 2000, ...options });
+  t.after(() => server.close());
+  const invalid: string[] = [];
+  server.sio.on('sinvalid', (_socket, reason) => invalid.push(reason));
+  server.sio.on('sconnection', (socket) => socket.on('set', (key: string, value: string, ack: (r: string) => void) => {
+    socket.session[key] = value;
+    ack('ok');
+  }));
+  const cookie = await server.login({ user: 'ann' });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  return { server, cookie, client, invalid };
+}
+
 for (const perMessage of [false, true]) {
   test(`${perMessage ? 'per-message' : 'per-connection'}: a logout whose store destroy fails is not a logout: a socket write and an HTTP write made while it was under way are stored, the socket is not told its session ended`, async (t) => {
     const store = new FaultyStore({ latency: (op) => (op === 'destroy' ? 300 : 0) });
-    const server = await startServer({ store, perMessage, saveDelay: 0, storeTimeout: 2000 });
-    t.after(() => server.close());
-    const invalid: string[] = [];
-    server.sio.on('sinvalid', (_socket, reason) => invalid.push(reason));
-    server.sio.on('sconnection', (socket) => socket.on('set', (key: string, value: string, ack: (r: string) => void) => {
-      socket.session[key] = value;
-      ack('ok');
-    }));
-    const cookie = await server.login({ user: 'ann' });
-    const client = connectClient(server.url, cookie);
-    t.after(() => client.close());
-    await connected(client);
+    const { server, cookie, client, invalid } = await annWithSocket(t, store, { perMessage, saveDelay: 0 });
     store.fault = { op: 'destroy', kind: 'error' }; // answered after 300 ms, with an error
     const loggingOut = logout(server, cookie);
     await delay(50); // the destroy is under way
@@ -164,18 +170,7 @@ for (const perMessage of [false, true]) {
 
 test('a write under way when a destroy starts that then fails: no second destroy follows the write (the session lives on with the acked write)', async (t) => {
   const store = new FaultyStore({ latency: (op) => (op === 'set' ? 200 : op === 'destroy' ? 400 : 0) });
-  const server = await startServer({ store, perMessage: true, storeTimeout: 2000 });
-  t.after(() => server.close());
-  const invalid: string[] = [];
-  server.sio.on('sinvalid', (_socket, reason) => invalid.push(reason));
-  server.sio.on('sconnection', (socket) => socket.on('set', (key: string, value: string, ack: (r: string) => void) => {
-    socket.session[key] = value;
-    ack('ok');
-  }));
-  const cookie = await server.login({ user: 'ann' });
-  const client = connectClient(server.url, cookie);
-  t.after(() => client.close());
-  await connected(client);
+  const { server, cookie, client, invalid } = await annWithSocket(t, store, { perMessage: true });
   store.resetCalls();
   const acked = client.timeout(3000).emitWithAck('set', 'fromSocket', 'kept'); // its write takes 200 ms
   await eventually(() => store.calls.set === 1);

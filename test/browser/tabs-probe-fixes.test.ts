@@ -13,8 +13,8 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import session from 'express-session';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, PageRecorder, waitUntil } from '../helpers/browser.js';
+import type { Browser, BrowserContext } from 'playwright-core';
+import { launchBrowser, openTab as openTabAt, waitUntil, type Tab } from '../helpers/browser.js';
 import { startServer, type TestServer } from '../helpers/servers.js';
 
 const PAGE = `<!doctype html>
@@ -41,11 +41,6 @@ const PAGE = `<!doctype html>
 /** tsx compiles this file with esbuild's keepNames: functions handed to a page may call `__name`. */
 const KEEP_NAMES_SHIM = 'globalThis.__name ??= (f) => f;';
 
-interface Tab {
-  page: Page;
-  rec: PageRecorder;
-  errors: string[];
-}
 interface MakeOptions {
   inv?: 'fn' | 'none';
   dis?: boolean;
@@ -110,14 +105,7 @@ async function serve(port?: number): Promise<TestServer> {
   return app;
 }
 
-async function openTab(context: BrowserContext, tabs: Tab[]): Promise<Tab> {
-  const page = await context.newPage();
-  const tab: Tab = { page, rec: new PageRecorder(page), errors: [] };
-  page.on('pageerror', (err) => tab.errors.push(`pageerror: ${err.message}`));
-  tabs.push(tab);
-  await page.goto(`${app.url}/tabs.html`);
-  return tab;
-}
+const openTab = (context: BrowserContext, tabs: Tab[]): Promise<Tab> => openTabAt(context, tabs, `${app.url}/tabs.html`);
 
 const run = <T>(tab: Tab, code: string) => tab.page.evaluate(code) as Promise<T>;
 const make = (tab: Tab, options: MakeOptions = {}) => tab.page.evaluate((o) => (globalThis as any).make(o), options);

@@ -13,8 +13,8 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { launchBrowser, PageRecorder, waitUntil } from '../helpers/browser.js';
+import type { Browser, BrowserContext } from 'playwright-core';
+import { launchBrowser, openTab as openTabAt, waitUntil, type Tab } from '../helpers/browser.js';
 import { startServer, type TestServer } from '../helpers/servers.js';
 import { NOTICE_FIELD } from '../../src/protocol.js';
 
@@ -46,11 +46,6 @@ type PageSocket = {
   emit(event: string, ...args: unknown[]): unknown;
   timeout(ms: number): { emitWithAck(event: string, ...args: unknown[]): Promise<any> };
 };
-interface Tab {
-  page: Page;
-  rec: PageRecorder;
-  errors: string[];
-}
 
 let browser: Browser;
 let app: TestServer;
@@ -93,14 +88,7 @@ async function fresh(t: TestContext): Promise<BrowserContext> {
   return context;
 }
 
-async function openTab(context: BrowserContext, tabs: Tab[]): Promise<Tab> {
-  const page = await context.newPage();
-  const tab: Tab = { page, rec: new PageRecorder(page), errors: [] };
-  page.on('pageerror', (err) => tab.errors.push(`pageerror: ${err.message}`));
-  tabs.push(tab);
-  await page.goto(`${app.url}/tabs.html`);
-  return tab;
-}
+const openTab = (context: BrowserContext, tabs: Tab[]): Promise<Tab> => openTabAt(context, tabs, `${app.url}/tabs.html`);
 
 const login = (tab: Tab, user: string) =>
   tab.page.evaluate((user) => fetch('/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ user }) }).then((r) => r.ok), user);

@@ -3,7 +3,7 @@
  * download), plus a recorder of what a page did (console lines, main-frame navigations) that
  * survives reloads, and a poll that does too.
  */
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -116,4 +116,21 @@ export async function waitUntil<T>(
 /** The text content of `selector` on the current document, or null if absent. */
 export function textOf(page: Page, selector: string): Promise<string | null> {
   return page.evaluate((sel) => document.querySelector(sel)?.textContent ?? null, selector);
+}
+
+/** A tab of a shared-tabs test: its page, what it logged, and the errors it threw. */
+export interface Tab {
+  page: Page;
+  rec: PageRecorder;
+  errors: string[];
+}
+
+/** A new tab of `context` at `url`, recorded, listed in `tabs`. */
+export async function openTab(context: BrowserContext, tabs: Tab[], url: string): Promise<Tab> {
+  const page = await context.newPage();
+  const tab: Tab = { page, rec: new PageRecorder(page), errors: [] };
+  page.on('pageerror', (err) => tab.errors.push(`pageerror: ${err.message}`));
+  tabs.push(tab);
+  await page.goto(url);
+  return tab;
 }

@@ -9,10 +9,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectWithSession, SessionOptionsError, takeReload, type UnavailableContext } from '../../src/client/index.js';
+import { connectWithSession, SessionOptionsError, takeReload, type ConnectWithSessionOptions, type UnavailableContext } from '../../src/client/index.js';
 import { sessions } from '../../src/server/index.js';
 import { SessionEmitError } from '../../src/errors.js';
-import { startServer, once, eventually, delay, SECRET } from '../helpers/servers.js';
+import { startServer, once, eventually, delay, SECRET, type TestServer } from '../helpers/servers.js';
 import { FaultyStore } from '../helpers/stores.js';
 
 const fast = { retry: { min: 50, max: 200 }, forceNew: true, transports: ['websocket'] as string[], reconnectionDelay: 50, reconnectionDelayMax: 200 };
@@ -177,27 +177,37 @@ test('an emit with a reserved name and an ack throws, and its callback is never 
   assert.deepEqual(calls, []);
 });
 
+/**
+ * Alice's SDK socket in her room `user:alice` (joined at her first connect), one broadcast received (an
+ * offset to recover from), then its transport dropped and seen gone on both sides; socket.io-client's own
+ * reconnection is kept out of the way: the test chooses when the socket comes back (`socket.connect()`).
+ */
+async function aliceAway(t: { after(fn: () => unknown): void }, server: TestServer, onInvalid: ConnectWithSessionOptions['onInvalid']) {
+  server.sio.on('sconnection', (socket, session) => {
+    if (!socket.recovered) void socket.join(`user:${session.user as string}`);
+  });
+  const alice = await server.login({ user: 'alice' });
+  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie: alice }, onInvalid });
+  t.after(() => socket.disconnect());
+  const got: string[] = [];
+  socket.on('private' as never, (message: string) => void got.push(message));
+  await once(socket, 'connect');
+  server.io.to('user:alice').emit('private', 'first');
+  await eventually(() => got.length === 1);
+  const dropped = Promise.all([once(socket, 'disconnect'), once(server.io.of('/').sockets.get(socket.id!)!, 'disconnect')]);
+  socket.io.reconnection(false);
+  socket.io.engine.close();
+  await dropped;
+  return { socket, got, alice };
+}
+
 test("the SDK drops what socket.io-client buffered from a refused attempt: alice's missed broadcasts never reach the page after the browser became bob's (connection state recovery, 'session-changed')", { timeout: 20_000 }, async (t) => {
   const maxDisconnectionDuration = 1000;
   const server = await startServer({ ioOptions: { connectionStateRecovery: { skipMiddlewares: false, maxDisconnectionDuration } } });
   t.after(() => server.close());
   server.sio.on('sinvalid', () => {});
-  server.sio.on('sconnection', (socket, session) => {
-    if (!socket.recovered) void socket.join(`user:${session.user as string}`);
-  });
-  const alice = await server.login({ user: 'alice' });
   const reasons: string[] = [];
-  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie: alice }, onInvalid: (ctx) => reasons.push(ctx.reason) });
-  t.after(() => socket.disconnect());
-  const got: string[] = [];
-  socket.on('private' as never, (message: string) => void got.push(message));
-  await once(socket, 'connect');
-  server.io.to('user:alice').emit('private', 'first'); // (an offset to recover from)
-  await eventually(() => got.length === 1);
-  const dropped = Promise.all([once(socket, 'disconnect'), once(server.io.of('/').sockets.get(socket.id!)!, 'disconnect')]);
-  socket.io.reconnection(false); // socket.io-client's own reconnection is kept out of the way: the test chooses when the socket comes back
-  socket.io.engine.close();
-  await dropped;
+  const { socket, got, alice } = await aliceAway(t, server, (ctx) => reasons.push(ctx.reason));
   server.io.to('user:alice').emit('private', 'missed by alice');
   await server.logout(alice);
   const bob = await server.login({ user: 'bob' });
@@ -245,21 +255,7 @@ test("a recovered socket's missed broadcast reaches the page once when its first
   const server = await startServer({ store, storeTimeout: 200, ioOptions: { connectionStateRecovery: { skipMiddlewares: false, maxDisconnectionDuration: 60_000 } } });
   t.after(() => server.close());
   server.sio.on('serror', () => {});
-  server.sio.on('sconnection', (socket, session) => {
-    if (!socket.recovered) void socket.join(`user:${session.user as string}`);
-  });
-  const alice = await server.login({ user: 'alice' });
-  const socket = connectWithSession(server.url, { ...fast, extraHeaders: { cookie: alice }, onInvalid: 'none' });
-  t.after(() => socket.disconnect());
-  const got: string[] = [];
-  socket.on('private' as never, (message: string) => void got.push(message));
-  await once(socket, 'connect');
-  server.io.to('user:alice').emit('private', 'first'); // (an offset to recover from)
-  await eventually(() => got.length === 1);
-  const dropped = Promise.all([once(socket, 'disconnect'), once(server.io.of('/').sockets.get(socket.id!)!, 'disconnect')]);
-  socket.io.reconnection(false); // the test chooses when the socket comes back
-  socket.io.engine.close();
-  await dropped;
+  const { socket, got } = await aliceAway(t, server, 'none');
   server.io.to('user:alice').emit('private', 'missed');
   store.fault = { op: 'get', kind: 'hang' };
   socket.sessions.once('unavailable', () => (store.fault = undefined)); // the SDK's retry finds the store back
