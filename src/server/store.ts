@@ -201,8 +201,6 @@ function call<T>(pending: StoreCall<T>, store: Store, method: StoreMethod, sid: 
 
 const hubs = new WeakMap<Store, StoreHub>();
 
-
-
 export class StoreHub {
   /** How long a write waits for the outcome of its session's destroy under way (then it is dropped). Process-wide; tests shorten it. */
   static destroyWaitMs = 10_000;
