@@ -68,11 +68,18 @@ export function isAllowedOrigin(origin: string, req: IncomingMessage, options: O
     return own !== undefined && originOf(origin) === own;
   }
   if (typeof origins !== 'function') return origins.includes(origin);
+  const report = originThrows.get(options);
   try {
-    return origins(origin, req) === true;
+    const allowed: unknown = origins(origin, req);
+    if (typeof (allowed as PromiseLike<unknown> | null)?.then === 'function') {
+      // The check must answer at once: a promise is "not allowed", and what it rejects with is reported, never left unhandled.
+      Promise.resolve(allowed).catch((err: unknown) => report?.(err));
+      report?.(new TypeError('the "origins" function returned a promise; it must return true or false at once'));
+      return false;
+    }
+    return allowed === true;
   } catch (err) {
-    const report = originThrows.get(options);
-    if (report) report(err);
+    report?.(err);
     return false;
   }
 }

@@ -14,6 +14,9 @@ import { log } from './log.js';
  */
 export const GRACE_MS = 2000;
 
+/** The longest wait of one of Node's timers (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** What the ticket authorization needs from its socket. */
 export interface TicketHolder {
   readonly sid: string;
@@ -35,11 +38,20 @@ export class TicketAuthorization {
   }
 
   private until(expiresAt: number): { expiresAt: number; expiresIn: number } {
-    clearTimeout(this.timer);
     const expiresIn = Math.max(0, expiresAt - Date.now());
-    this.timer = setTimeout(() => this.holder.invalidate('ticket-expired'), expiresIn + GRACE_MS);
+    this.endAt(expiresAt + GRACE_MS);
     this.holder.emit(CredentialEvents.CREDENTIAL, { expiresAt, expiresIn });
     return { expiresAt, expiresIn };
+  }
+
+  /**
+   * End the socket at `at` (epoch ms). A ticket may live longer than one of Node's timers can wait
+   * (about 24.8 days: one minted elsewhere with the same secret): the timer is armed again until then.
+   */
+  private endAt(at: number): void {
+    clearTimeout(this.timer);
+    const wait = at - Date.now();
+    this.timer = setTimeout(() => (wait > MAX_TIMER_MS ? this.endAt(at) : this.holder.invalidate('ticket-expired')), Math.min(Math.max(0, wait), MAX_TIMER_MS));
   }
 
   /** `sio-sessions:refresh` from the client: a new ticket of the same session, for the same page origin. */

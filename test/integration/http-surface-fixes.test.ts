@@ -16,7 +16,8 @@ import { sessions, SessionHandlerError, SessionOptionsError, type SessionServerE
 import { connectWithSession } from '../../src/client/index.js';
 import { tickets } from '../../src/client/tickets.js';
 import { EMBED_GLOBAL } from '../../src/protocol.js';
-import { startServer, connectClient, connected, refused, once, eventually, delay, SECRET } from '../helpers/servers.js';
+import { startServer, connectClient, connected, refused, once, eventually, delay, sidOf, SECRET } from '../helpers/servers.js';
+import { TicketSealer } from '../../src/server/tickets.js';
 
 const SCRIPT = '/socket.io/socket.io-sessions.js';
 
@@ -339,4 +340,56 @@ test('sessions() before io.attach() or io.listen(): the add-on is served once th
     t.after(() => io.close());
     assert.notEqual(await statusOf(`http://127.0.0.1:${(http.address() as AddressInfo).port}${SCRIPT}`), 200);
   }
+});
+
+test('an async origins function counts as not allowed and is reported: its rejection never reaches the process (one anonymous request with Origin: null ended it)', async (t) => {
+  // (As JavaScript lets an app pass it; the type says boolean.)
+  const asyncCheck = async (origin: string) => new URL(origin).hostname === '127.0.0.1';
+  const server = await startServer({ origins: asyncCheck as unknown as (origin: string) => boolean });
+  t.after(() => server.close());
+  const errors: SessionServerError[] = [];
+  server.sio.on('serror', (err) => errors.push(err));
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  t.after(() => process.off('unhandledRejection', onUnhandled));
+  const script = await get(server.url + SCRIPT, { origin: 'null' });
+  assert.equal(script.status, 200);
+  assert.equal(embeddedOf(script.body), null);
+  await eventually(() => errors.length === 2); // "returned a promise", then the rejection itself
+  assert.ok(errors.every((err) => err instanceof SessionHandlerError));
+  assert.deepEqual(unhandled, []);
+});
+
+test('two Socket.IO servers on one HTTP server, each with its sessions(): each serves the add-on at its own path (the second engine.io took our listener behind its own)', async (t) => {
+  const http = createServer();
+  const store = new MemoryStore();
+  const io1 = new Server(http);
+  const first = sessions(io1, { store, secret: SECRET });
+  const io2 = new Server(http, { path: '/two' });
+  const second = sessions(io2, { store, secret: SECRET });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => (first.close(), second.close(), io2.close(), io1.close(() => resolve()))));
+  const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  assert.equal(await statusOf(`${url}/socket.io/socket.io-sessions.js`), 200);
+  // Before: 400 from the second engine.io ("Transport unknown").
+  assert.equal(await statusOf(`${url}/two/socket.io-sessions.js`), 200);
+  second.close();
+  assert.equal(await statusOf(`${url}/two/socket.io-sessions.js`), 400);
+  assert.equal(await statusOf(`${url}/socket.io/socket.io-sessions.js`), 200);
+});
+
+test('a ticket that lives longer than a Node timer can wait (sealed elsewhere with the same secret, 30 days) keeps its socket connected', async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  const invalid: string[] = [];
+  server.sio.on('sinvalid', (_socket, reason) => invalid.push(reason));
+  const cookie = await server.login({ user: 'long' });
+  const { token } = new TicketSealer([SECRET], 30 * 86_400_000).seal(sidOf(cookie), server.url, Date.now());
+  const client = connectClient(server.url, undefined, { auth: { sessionTicket: token }, extraHeaders: { origin: server.url } });
+  t.after(() => client.close());
+  await connected(client);
+  // Before: its expiry timer overflowed Node's and fired at once: told ticket-expired and disconnected.
+  await new Promise((resolve) => setTimeout(resolve, 50)); // (the overflowed timer fired after 1 ms)
+  assert.deepEqual([client.connected, invalid], [true, []]);
 });

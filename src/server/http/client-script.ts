@@ -121,11 +121,16 @@ type ScriptHandler = ReturnType<typeof clientScriptHandler>;
  * One listener per server, so the instances can close in any order: the last one to close puts the
  * server's listeners back, and until then the script is served by those still open.
  */
-const served = new WeakMap<EventEmitter, { handlers: ScriptHandler[]; dispose(): void }>();
+const served = new WeakMap<EventEmitter, Front>();
 
-/** Our listener in front of `server`'s `request` listeners, running the handlers listed for it. */
-function inFront(server: EventEmitter): { handlers: ScriptHandler[]; dispose(): void } {
-  const handlers: ScriptHandler[] = [];
+interface Front {
+  handlers: ScriptHandler[];
+  listener: RequestListener;
+  dispose(): void;
+}
+
+/** Our listener in front of `server`'s `request` listeners, running the handlers listed for it (`handlers`: shared with an earlier one). */
+function inFront(server: EventEmitter, handlers: ScriptHandler[] = []): Front {
   const previous = server.listeners('request') as RequestListener[];
   const run = (req: IncomingMessage, res: ServerResponse, at: number): void => {
     if (at >= 0) return handlers[at]!(req, res, () => run(req, res, at - 1));
@@ -134,8 +139,9 @@ function inFront(server: EventEmitter): { handlers: ScriptHandler[]; dispose(): 
   const listener: RequestListener = (req, res) => run(req, res, handlers.length - 1);
   server.removeAllListeners('request');
   server.on('request', listener);
-  const entry = {
+  const entry: Front = {
     handlers,
+    listener,
     dispose() {
       served.delete(server);
       if (!server.listeners('request').includes(listener)) return;
@@ -150,13 +156,20 @@ function inFront(server: EventEmitter): { handlers: ScriptHandler[]; dispose(): 
 /** Put the handler in front of every `request` listener of `server`. Returns a disposer that restores them once no instance serves it. */
 export function serveClientScript(server: EventEmitter, basePath: string, embed?: EmbedTicket): () => void {
   const handle = clientScriptHandler(basePath, embed);
-  const entry = served.get(server) ?? inFront(server);
-  entry.handlers.push(handle);
+  let entry = served.get(server);
+  // Another listener went in front of ours since (a second Socket.IO server's engine.io takes the listeners it
+  // finds behind its own): ours goes in front again, with the same handlers (the one behind then passes requests on).
+  if (entry && server.listeners('request')[0] !== entry.listener) entry = inFront(server, entry.handlers);
+  entry ??= inFront(server);
+  const { handlers } = entry;
+  handlers.push(handle);
   return () => {
-    const at = entry.handlers.indexOf(handle);
+    const at = handlers.indexOf(handle);
     if (at < 0) return;
-    entry.handlers.splice(at, 1);
-    if (entry.handlers.length === 0) entry.dispose();
+    handlers.splice(at, 1);
+    // The last one: the listener in front now (the latest made for these handlers) gives the server's listeners back.
+    const front = served.get(server);
+    if (handlers.length === 0 && front?.handlers === handlers) front.dispose();
   };
 }
 
