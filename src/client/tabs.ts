@@ -56,8 +56,8 @@ type Ack = Listener & { withError?: boolean };
 export type TabMessage =
   /** A tab → all: "who holds the connection?" (on joining, and as a liveness probe). */
   | { type: 'hello' }
-  /** The holder → all: its state (the answer to `hello`, and the announcement of a new holder). */
-  | { type: 'holder'; from: number; locked: boolean; session: number; connected: boolean; state: SessionState; id?: string; reason?: string }
+  /** The holder → all: its state (the answer to `hello`, and the announcement of a new holder); `ended`: the session ended, no connection since. */
+  | { type: 'holder'; from: number; locked: boolean; session: number; connected: boolean; state: SessionState; id?: string; reason?: string; ended?: boolean }
   /** The holder → all: a server event. */
   | { type: 'event'; event: string; args: unknown[] }
   /** The holder → all: an SDK event (`invalid`, `unavailable`, `fatal`). */
@@ -135,6 +135,16 @@ function connectionName(url: string | undefined, { path = '/socket.io', auth, qu
   return `socket.io-sessions ${origin}${pathname} ${path}${auth || query ? ' ' + JSON.stringify([auth, query]) : ''}`;
 }
 
+/** What socket.io-client sends of a value where a structured clone differs: an object's `toJSON()` (a clone loses its class). */
+const json = (value: any): any =>
+  typeof value?.toJSON === 'function'
+    ? value.toJSON()
+    : Array.isArray(value)
+      ? value.map(json)
+      : value?.constructor === Object
+        ? Object.fromEntries(Object.entries(value).map(([key, each]) => [key, json(each)]))
+        : value;
+
 /** How an emit ends whose holder went away, or that a tab leaving still waited for: as in socket.io-client when its connection drops. */
 const LOST: Reply = { error: 'socket has been disconnected' };
 
@@ -187,7 +197,7 @@ function open(
   let held = false;
   /** Checks since this tab last heard a holder. */
   let silent = 0;
-  /** The sessions that ended, as far as this tab knows. Every tab hears of each (the holder relays `invalid`). */
+  /** The sessions that ended, as the holder counts them (a follower takes the holder's count). Every tab hears of each (the holder relays `invalid`). */
   let session = 0;
   let connected = false;
   let id: string | undefined;
@@ -220,17 +230,18 @@ function open(
   };
 
   /** The connection's state as this tab shows it: the holder's, or this tab's own when it joins or leaves. */
-  const show = ({ connected: c, id: i, state: s, reason = 'transport close' }: Pick<Of<'holder'>, 'connected' | 'id' | 'state' | 'reason'>) => {
+  const show = ({ connected: c, id: i, state: s, reason = 'transport close', ended: e = ended }: Pick<Of<'holder'>, 'connected' | 'id' | 'state' | 'reason' | 'ended'>) => {
     const oldState = state;
     id = i;
     state = s;
-    if (c) ended = false;
+    // The session ended, as the holder says (a tab that joins after a logout learns it here), until a connection.
+    ended = !c && e;
     if (s !== oldState) sdk.emit('state', { newState: s, oldState });
     if (c !== connected) events.emit((connected = c) ? 'connect' : 'disconnect', reason);
   };
   /** As the holder: show a new state here and tell every tab (also the answer to `hello`). */
   const announce = (c = connected, s = state, reason?: string) => {
-    const message: Of<'holder'> = { type: 'holder', from: me, locked, session, connected: c, id: real?.id, state: s, reason };
+    const message: Of<'holder'> = { type: 'holder', from: me, locked, session, connected: c, id: real?.id, state: s, reason, ended };
     show(message);
     post(message);
   };
@@ -263,7 +274,8 @@ function open(
     if (real && (locked || !(message.locked || message.from > me))) return announce();
     if (real) letGo();
     silent = 0;
-    session = Math.max(session, message.session);
+    // The holder's count: the one its take() compares with (a tab that was away may have counted more).
+    session = message.session;
     follow(message.from, message.locked);
     show(message);
   };
@@ -280,9 +292,13 @@ function open(
     (notice = SESSION_ENDED) =>
     ({ from, n }: Outgoing) =>
       tell({ type: 'ack', to: from, n, notice });
-  /** As the holder: an emit (this tab's or another's) waits for the connection, unless made under a session that ended. */
+  /**
+   * As the holder: an emit (this tab's or another's) waits for the connection, unless made under a session that ended:
+   * one counted otherwise than here (from before the last end, or from a tab that counted ends this tab did not see),
+   * or made while the session is ended here (no connection since).
+   */
   const take = (message: EmitMessage) => {
-    if (message.session < session) return refuse()(message);
+    if (message.session !== session || ended) return refuse()(message);
     if (RESERVED.test(message.event)) return;
     waiting.push(message);
     pump();
@@ -299,7 +315,12 @@ function open(
       tell({ type: 'ack', to: from, n, ...(notice ? { notice } : error ? { error: error.message } : { args: result }) });
     };
     reply.withError = true;
-    real!.emit(event, ...(ack ? [...args, reply] : args));
+    // What socket.io-client throws at (a BigInt, say) ends that emit in its tab, not the others of the batch.
+    try {
+      real!.emit(event, ...(ack ? [...args, reply] : args));
+    } catch (error) {
+      reply(error);
+    }
   };
 
   /** This tab holds the connection now: it got the lock, or no holder answered in time. */
@@ -307,6 +328,8 @@ function open(
     real = connect(url, {
       ...options,
       tabs: undefined,
+      // Each tab times its own emits out (send()): the holder's ackTimeout does not apply to the others'.
+      ackTimeout: undefined,
       autoConnect: true,
       on: {
         state: ({ newState }) => announce(connected, newState),
@@ -415,7 +438,11 @@ function open(
   const send = (event: string, args: any[], ms = ackTimeout) => {
     if (RESERVED.test(event)) throw Error(`"${event}" is a reserved event name`);
     const callback: Ack | undefined = typeof args.at(-1) === 'function' ? args.pop() : undefined;
-    args = structuredClone(args);
+    const copy = structuredClone(json(args));
+    // What socket.io-client's emit throws at (a BigInt, a cycle) throws here, in every tab (binary is sent aside).
+    JSON.stringify(args, (_, value) => (ArrayBuffer.isView(value) ? 0 : value));
+    // The holder's own emits go as they are, as on a plain socket; another tab's, as cloned.
+    if (!real) args = copy;
     const n = ++seq;
     if (callback) {
       const withError = ms !== undefined || callback.withError;

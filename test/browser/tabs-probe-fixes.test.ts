@@ -5,6 +5,9 @@
  * over; a timed-out emit is not sent later; a refused "unavailable" handshake fails what waits; each tab
  * applies its own invalid policy (and a `disconnect()` in its listener is final); arguments that cannot
  * be cloned throw at emit time; `ackTimeout` works; tabs with another identity never share.
+ * Then what a later probe (.probe-n) found: a tab that joins after a logout learns the session ended;
+ * the holder refuses an emit counted otherwise than it counts; a BigInt throws at the emit and does not
+ * hang the holder; the holder's ackTimeout is its own; `toJSON()` applies across tabs.
  *
  * A session server of the tests (express-session + Socket.IO + this library, in this process), pages
  * loading the SDK the seed's way (`/socket.io/socket.io.js`, then the served script); the tabs of one
@@ -309,5 +312,95 @@ describe('shared tabs: what the probe of 2026-12-07 found', () => {
       await waitConnected(tab, tabs);
     }
     assert.deepEqual(await Promise.all(tabs.slice(5).map((tab) => run(tab, 'socket.leader'))), [true, false]);
+  });
+});
+
+/** Posts `messages` on the channel named `name` from `tab`, as a tab would, to the holder (its `from`, asked with `hello`); resolves to the `ack` messages addressed to tab 1. */
+const craft = (tab: Tab, name: string, messages: object[], acks: number) =>
+  run<any[]>(
+    tab,
+    `new Promise((resolve) => {
+      const channel = new BroadcastChannel(${JSON.stringify(name)});
+      const seen = [];
+      let sent = false;
+      channel.onmessage = ({ data }) => {
+        if (data.type === 'holder' && !sent) {
+          sent = true;
+          for (const m of ${JSON.stringify(messages)}) channel.postMessage({ ...m, to: data.from, from: 1, session: data.session + (m.session || 0), args: m.big ? [BigInt(m.big)] : m.args });
+        }
+        if (data.type === 'ack' && data.to === 1 && seen.push(data) === ${acks}) (channel.close(), resolve(seen));
+      };
+      channel.postMessage({ type: 'hello' });
+      // Wall clock: the bound of the wait (an emit that hangs ends the test), not a sleep.
+      setTimeout(() => (channel.close(), resolve(seen)), 3000);
+    })`,
+  );
+const settled = (tab: Tab, code: string) => run<string>(tab, `Promise.race([${code}.then((v) => 'acked ' + JSON.stringify(v), failure), new Promise((r) => setTimeout(r, 3000, 'still waiting after 3 s'))])`);
+
+describe('shared tabs: what the probe of 2026-12-07 (n) found', () => {
+  test('a tab that rejoins, or opens, after a logout learns from the holder that the session ended: its emits end session-ended, never run under the next user', { timeout: 30_000 }, async (t) => {
+    const tabs = await sharedTabs(t, [{ inv: 'none' }, { inv: 'none' }]);
+    const [holder, follower] = tabs as [Tab, Tab];
+    await run(follower, 'socket.disconnect(), 0');
+    await logout(holder);
+    await waitFor(holder, `log.includes('invalid:stop')`, tabs);
+    await run(follower, 'socket.connect(), 0');
+    await waitFor(follower, `socket.sessions.state === 'invalid'`, tabs);
+    const late = await openTab(holder.page.context(), tabs);
+    // The new tab emits before it heard the holder: its emit waits in its outbox, then the holder refuses it.
+    const early = run<string>(late, `make({ inv: 'none' }), Promise.race([socket.emitWithAck('echo', 'late').then((v) => 'acked ' + v, failure), new Promise((r) => setTimeout(r, 3000, 'still waiting after 3 s'))])`);
+    assert.equal(await settled(follower, `socket.emitWithAck('echo', 'rejoined')`), 'SESSION_INVALID:session-ended', dump(tabs));
+    assert.equal(await early, 'SESSION_INVALID:session-ended', dump(tabs));
+    assert.equal(await settled(late, `socket.emitWithAck('echo', 'late-2')`), 'SESSION_INVALID:session-ended', dump(tabs));
+    await login(holder, 'bob');
+    await run(holder, 'socket.connect()');
+    for (const tab of tabs) await waitConnected(tab, tabs);
+    assert.equal(await run(late, `socket.emitWithAck('who')`), 'bob');
+    assert.deepEqual(received, [], `nothing emitted after the logout ran under bob\n${dump(tabs)}`);
+  });
+
+  test('the holder refuses (session-ended) an emit counted under another number of ended sessions than its own, also a higher one', { timeout: 30_000 }, async (t) => {
+    const tabs = await sharedTabs(t, [{ name: 'n6' }, { name: 'n6' }]);
+    const emit = { type: 'emit', n: 1, event: 'echo', args: ['counted-more'], ack: true };
+    const acks = await craft(tabs[1]!, 'n6', [{ ...emit, session: 1 }, { ...emit, n: 2, args: ['counted-less'], session: -1 }, { ...emit, n: 3, args: ['counted-same'] }], 3);
+    assert.deepEqual(
+      acks.map((a) => [a.n, a.notice?.reason ?? a.args]),
+      [
+        [1, 'session-ended'],
+        [2, 'session-ended'],
+        [3, ['counted-same']],
+      ],
+      dump(tabs),
+    );
+    assert.deepEqual(received, ['echo:counted-same:ann']);
+  });
+
+  test('an argument socket.io-client cannot send (a BigInt) throws at the emit in every tab; one that reaches the holder ends in an error, and the next still runs', { timeout: 30_000 }, async (t) => {
+    const tabs = await sharedTabs(t, [{ name: 'n11' }, { name: 'n11' }]);
+    for (const tab of tabs) assert.equal(await run(tab, `(() => { try { socket.emit('echo', { n: 1n }); return 'sent'; } catch (e) { return e.name; } })()`), 'TypeError');
+    const emit = { type: 'emit', event: 'echo', ack: true };
+    const acks = await craft(tabs[1]!, 'n11', [{ ...emit, n: 1, big: 5 }, { ...emit, n: 2, args: ['next'] }], 2);
+    assert.deepEqual(acks.map((a) => [a.n, a.error ? 'error' : a.args]), [[1, 'error'], [2, ['next']]], dump(tabs));
+    for (const [i, tab] of tabs.entries()) assert.equal(await run(tab, `socket.emitWithAck('echo', 'after-${i}')`), `after-${i}`);
+    assert.deepEqual(received, ['echo:next:ann', 'echo:after-0:ann', 'echo:after-1:ann']);
+    for (const tab of tabs) assert.deepEqual(tab.errors, [], dump(tabs));
+  });
+
+  test("the holder's ackTimeout applies to its own emits only: another tab's plain callback and a tab's timeout(ms) count as that tab says", { timeout: 30_000 }, async (t) => {
+    const tabs = await sharedTabs(t, [{ ackTimeout: 300 }, {}]);
+    const [holder, follower] = tabs as [Tab, Tab];
+    const plain = run<unknown[]>(follower, `new Promise((resolve) => socket.emit('slow', 'p', 700, (...args) => resolve(args)))`);
+    const timed = settled(follower, `socket.timeout(2000).emitWithAck('slow', 'q', 700)`);
+    const own = settled(holder, `socket.timeout(2000).emitWithAck('slow', 'h', 700)`);
+    const ownDefault = settled(holder, `socket.emitWithAck('slow', 'd', 700)`);
+    assert.deepEqual(await Promise.all([plain, timed, own, ownDefault]), [['p'], 'acked "q"', 'acked "h"', 'error:operation has timed out'], dump(tabs));
+  });
+
+  test("an object's toJSON() is what the server gets, from the holder and a follower, as from a plain socket", { timeout: 30_000 }, async (t) => {
+    const tabs = await sharedTabs(t, [{}, {}]);
+    for (const tab of tabs) {
+      const code = `(() => { class Money { constructor(c) { this.cents = c; } toJSON() { return this.cents / 100 + ' EUR'; } } return socket.emitWithAck('echo', { price: new Money(500), list: [new Money(250)], at: new Date(0) }); })()`;
+      assert.deepEqual(await run(tab, code), { price: '5 EUR', list: ['2.5 EUR'], at: '1970-01-01T00:00:00.000Z' });
+    }
   });
 });
