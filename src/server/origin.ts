@@ -7,19 +7,13 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { ResolvedOptions } from './options.js';
+import { describeThrown, SessionHandlerError, type SessionServerError } from '../errors.js';
 
 type Origins = Pick<ResolvedOptions, 'origins'>;
 
-/**
- * What an `origins` function threw, per instance's options: told to its `serror` (the app's code
- * never throws into socket.io or the process). Keyed by the options object, which every part of an
- * instance shares, so the handshake's check reports too without being handed a reporter.
- */
-const originThrows = new WeakMap<object, (err: unknown) => void>();
-
-/** Report what the `origins` function of `options` throws to `report` (the instance's `serror`). */
-export function reportOriginThrows(options: Origins, report: (err: unknown) => void): void {
-  originThrows.set(options, report);
+/** Who hears what the app's `origins` function throws (the instance's `serror`). */
+export interface OriginReporter {
+  report(error: SessionServerError): void;
 }
 
 /**
@@ -61,33 +55,34 @@ function originOf(value: string): string | undefined {
  * Whether a page of `origin` may use this user's session here. An `origins` function that throws
  * (e.g. `new URL(origin)` on the opaque origin `null`) says no; what it threw is reported.
  */
-export function isAllowedOrigin(origin: string, req: IncomingMessage, options: Origins): boolean {
+export function isAllowedOrigin(origin: string, req: IncomingMessage, options: Origins, reporter?: OriginReporter): boolean {
   const { origins } = options;
   if (origins === undefined) {
     const own = req.headers.host === undefined ? undefined : originOf(ownOrigin(req));
     return own !== undefined && originOf(origin) === own;
   }
   if (typeof origins !== 'function') return origins.includes(origin);
-  const report = originThrows.get(options);
+  const report = (err: unknown) =>
+    reporter?.report(new SessionHandlerError('handler-error', `the "origins" function threw (the origin counts as not allowed): ${describeThrown(err)}`, { cause: err }));
   try {
     const allowed: unknown = origins(origin, req);
     if (typeof (allowed as PromiseLike<unknown> | null)?.then === 'function') {
       // The check must answer at once: a promise is "not allowed", and what it rejects with is reported, never left unhandled.
-      Promise.resolve(allowed).catch((err: unknown) => report?.(err));
-      report?.(new TypeError('the "origins" function returned a promise; it must return true or false at once'));
+      Promise.resolve(allowed).catch(report);
+      report(new TypeError('the "origins" function returned a promise; it must return true or false at once'));
       return false;
     }
     return allowed === true;
   } catch (err) {
-    report?.(err);
+    report(err);
     return false;
   }
 }
 
 /** The Origin check of cookie handshakes and the token endpoint: no Origin header (not a browser page) passes. */
-export function originAllowed(req: IncomingMessage, options: Origins): boolean {
+export function originAllowed(req: IncomingMessage, options: Origins, reporter?: OriginReporter): boolean {
   const { origin } = req.headers;
-  return origin === undefined || isAllowedOrigin(origin, req, options);
+  return origin === undefined || isAllowedOrigin(origin, req, options, reporter);
 }
 
 /**

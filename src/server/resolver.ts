@@ -61,7 +61,7 @@ export class Resolver {
       if (log.tickets.enabled) log.tickets('handshake with a ticket of %s', sessionTag(opened.sid));
       return { sid: opened.sid, ticketExpiresAt: opened.expiresAt };
     }
-    if (!originAllowed(req, options)) {
+    if (!originAllowed(req, options, this.ctx)) {
       log.handshake('origin %o not allowed', req.headers.origin);
       throw this.ctx.advice.originRefused(req);
     }

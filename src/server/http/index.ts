@@ -5,12 +5,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, type Ticket } from '../../protocol.js';
-import { asUnavailable, describeThrown, SessionError, SessionHandlerError, SessionInvalidError, SessionOptionsError, type SessionUnavailableError } from '../../errors.js';
+import { asUnavailable, SessionError, SessionInvalidError, SessionOptionsError, type SessionUnavailableError } from '../../errors.js';
 import type { ServerContext } from '../context.js';
 import { acquireWithin } from '../runtime/lock-wait.js';
 import { holdTurn, SessionRuntime } from '../runtime/index.js';
 import { log } from '../log.js';
-import { audienceOf, isAllowedOrigin, originAllowed, reportOriginThrows, requesterOrigin } from '../origin.js';
+import { audienceOf, isAllowedOrigin, originAllowed, requesterOrigin } from '../origin.js';
 import type { Resolved, Resolver } from '../resolver.js';
 import { sessionCookie } from '../session-id.js';
 import { sessionTag } from '../invalidation.js';
@@ -25,17 +25,12 @@ export class HttpSurfaces {
   constructor(
     private readonly ctx: ServerContext,
     private readonly resolver: Resolver,
-  ) {
-    // The app's `origins` function is the app's code: what it throws counts as "not allowed" and is reported, on every surface.
-    reportOriginThrows(ctx.options, (err) =>
-      ctx.report(new SessionHandlerError('handler-error', `the "origins" function threw (the origin counts as not allowed): ${describeThrown(err)}`, { cause: err })),
-    );
-  }
+  ) {}
 
   /** The origin a request shows it comes from, when that origin may use the user's session. */
   private trustedRequester(req: IncomingMessage): string | undefined {
     const requester = requesterOrigin(req, this.ctx.options);
-    return requester !== undefined && isAllowedOrigin(requester, req, this.ctx.options) ? requester : undefined;
+    return requester !== undefined && isAllowedOrigin(requester, req, this.ctx.options, this.ctx) ? requester : undefined;
   }
 
   /** A ticket for `audience` and, on `renew`, a renewed session cookie: one resolution for both. */
@@ -106,7 +101,7 @@ export class HttpSurfaces {
     if (!this.ctx.sealer) throw new SessionOptionsError('socket.io-sessions: tickets need a "secret"');
     return tokenEndpoint(
       {
-        originRefusal: (req) => (originAllowed(req, this.ctx.options) ? undefined : this.ctx.advice.originRefused(req).data),
+        originRefusal: (req) => (originAllowed(req, this.ctx.options, this.ctx) ? undefined : this.ctx.advice.originRefused(req).data),
         // A cookie is renewed only for a page that shows it is allowed (no cross-site renewal by an image tag).
         // The audience is that page's origin, else the server's own (behind a TLS proxy, for a request
         // without Origin: the public origin listed in `origins`, see ownOrigin; the handshake reads it the same way).
