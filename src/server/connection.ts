@@ -244,7 +244,8 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
       // runs (so a handler before it can still take it off), then the unit takes it off.
       if (once && fired) return;
       fired = true;
-      const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as Ack) : undefined;
+      // (The ack stays in its place at the end of `args`: the unit puts its held ack there.)
+      const ack = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as Ack) : undefined;
       // The next listener of the same emit (socket.io calls them in turn with its one ack): one unit.
       const last = binding.units?.[binding.units.length - 1];
       if (ack && last?.sameEmit(ack)) return last.join(listener, wrapper, once);

@@ -126,8 +126,9 @@ export class EventUnit {
 
   /** Run the listener; its ack is held (the ack it asked for is sent after the save). */
   private call(main: boolean): unknown {
-    // (`args` is this unit's own array, made by the wrapper: the held ack goes at its end.)
-    if (this.ack) this.args.push((...a: unknown[]) => this.hold(a));
+    // (`args` is this unit's own array, made by the wrapper, the client's ack at its end: the held ack
+    // takes its place. Put in place, not popped and pushed: a pop to empty gives the array's store back.)
+    if (this.ack) this.args[this.args.length - 1] = (...a: unknown[]) => this.hold(a);
     if (!this.also) return this.listener.apply(this.source.socket, this.args);
     return this.callAll(main);
   }

@@ -227,7 +227,10 @@ export class SessionRuntime {
 
   private itemEnded(): void {
     const queue = this.work;
-    queue.batch.length = 0;
+    // (Emptied by pops: setting its length to 0 gives its store back in a V8 runtime call, and the
+    // next batch's push allocates one again, about 0.1 µs per event.)
+    const { batch } = queue;
+    while (batch.length > 0) batch.pop();
     clearTimeout(queue.sweep);
     queue.sweep = undefined;
     if (queue.starting) queue.endedAtOnce = true;
