@@ -37,13 +37,19 @@ export function adapterReachesOtherNodes(adapter: object): boolean {
 /**
  * Relay destroys between the nodes of `namespace`: `tell(tag)` sends one to the other nodes;
  * `heard(tag)` is called for each one they send. Returns `tell` (undefined on a single node) and a disposer.
+ *
+ * A parent namespace (`io.of(/regex/)` or a function) has an adapter of its own that reaches no other
+ * node, and its children exist on a node only while clients use them there: its destroys travel on
+ * the main namespace (`io.sockets`), which every node has, when that one's adapter reaches the others.
  */
 export function relayDestroys(namespace: Namespace, heard: (tag: string) => void): { tell?: (tag: string) => void; dispose: () => void } {
-  const emitter = namespace as unknown as { on(e: string, l: (tag: unknown) => void): void; off(e: string, l: (tag: unknown) => void): void };
+  const main = namespace.server.sockets;
+  const via = !adapterReachesOtherNodes(namespace.adapter) && adapterReachesOtherNodes(main.adapter) ? main : namespace;
+  const emitter = via as unknown as { on(e: string, l: (tag: unknown) => void): void; off(e: string, l: (tag: unknown) => void): void };
   const listener = (tag: unknown) => {
     if (isSessionTag(tag)) heard(tag);
   };
   emitter.on(DESTROYED_EVENT, listener);
-  const tell = adapterReachesOtherNodes(namespace.adapter) ? (tag: string) => namespace.serverSideEmit(DESTROYED_EVENT, tag) : undefined;
+  const tell = adapterReachesOtherNodes(via.adapter) ? (tag: string) => via.serverSideEmit(DESTROYED_EVENT, tag) : undefined;
   return { tell, dispose: () => emitter.off(DESTROYED_EVENT, listener) };
 }

@@ -15,10 +15,11 @@ import { createClient } from 'redis';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import { connectWithSession, type SessionSocket, type InvalidContext, type UnavailableContext } from '../../src/client/index.js';
 import { Events, CredentialEvents, noticeOf } from '../../src/protocol.js';
+import { sessions } from '../../src/server/index.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { startRedisNode, type RedisNode, type RedisNodeOptions } from '../helpers/redis-node.js';
 import { sessionState, startReferenceServer, type ReferenceServer } from '../helpers/reference-server.js';
-import { connectClient, connected, once, refused, sidOf, delay, eventually } from '../helpers/servers.js';
+import { connectClient, connected, once, refused, sidOf, delay, eventually, SECRET as NODE_SECRET } from '../helpers/servers.js';
 
 const SECRET = 'redis test secret';
 /** The interval the shared nodes revalidate at: short, so an outage also hits revalidation. */
@@ -228,6 +229,28 @@ test('with the adapter\'s pub/sub cut on node B, revalidation still closes B\'s 
   assert.deepEqual(heard.map(({ event, data }) => [event, data]), [['invalid', { code: 'SESSION_INVALID', reason: 'not-found' }], ['disconnect', 'io server disconnect']]);
   assert.deepEqual(invalidsOnB, ['destroyed', 'not-found']);
   assert.ok(elapsed < interval + 400, `closed after ${elapsed.toFixed(0)} ms, interval ${interval} ms`);
+});
+
+test('sessions() on a dynamic namespace (io.of(/regex/)): a logout on node A reaches the session\'s socket on B\'s child namespace at once (\'destroyed\', then disconnect)', async (t) => {
+  // A parent namespace's own adapter reaches no other node (socket.io's ParentBroadcastAdapter), and
+  // a child exists on a node only while clients use it there: the relay goes through io.sockets.
+  const onDynamic: RedisNodeOptions = { revalidateInterval: 60_000, attach: (io, store) => sessions(io.of(/^\/dyn-\d+$/), { store, secret: NODE_SECRET, revalidateInterval: 60_000 }) };
+  const a = await inProcessNode(t, onDynamic);
+  const b = await inProcessNode(t, onDynamic);
+  const invalidsOnB: string[] = [];
+  b.server.sio.on('sinvalid', (_socket, reason) => invalidsOnB.push(reason));
+  b.server.sio.on('sconnection', (socket) => socket.on('who', (ack: (user: unknown) => void) => ack(socket.session.user)));
+  const cookie = await a.server.login({ user: 'erin' });
+  const client = connectClient(`${b.server.url}/dyn-1`, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  assert.equal(await client.timeout(3000).emitWithAck('who'), 'erin');
+  const heard = record(client);
+  const gone = once(client, 'disconnect', 3000);
+  await a.server.logout(cookie);
+  await gone;
+  assert.deepEqual(heard.map(({ event, data }) => [event, data]), [['invalid', INVALID_DESTROYED], ['disconnect', 'io server disconnect']]);
+  assert.deepEqual(invalidsOnB, ['destroyed']);
 });
 
 /** Short-lived sessions: a node with a 3 s cookie maxAge that revalidates every 500 ms, started by the first test that needs it. */
