@@ -162,6 +162,12 @@ export class SessionServer<
       // Recovered with another session's credential: its rooms, data and broadcasts are the old session's.
       if (this.recoveries.changed(socket, bound.tag)) throw this.ctx.advice.invalid('session-changed', socket.request);
       new SocketBinding(socket, bound, this.ctx, ticketExpiresAt);
+      // At the first binding, not the first connection: the app's middlewares after ours and its
+      // `connection` listeners read `socket.session` too (before, a fresh process's first socket read undefined).
+      if (!this.getterInstalled) {
+        this.getterInstalled = true;
+        this.lasting.push(installSessionGetter(socket));
+      }
       if (log.handshake.enabled) log.handshake('socket %s bound to %s', socket.id, bound.tag);
     } catch (err) {
       if (err instanceof SessionError && err.code === 'SESSION_INVALID') this.tell('sinvalid', socket, err.reason as InvalidReason);
@@ -186,10 +192,6 @@ export class SessionServer<
   private connected(socket: Socket): boolean {
     const binding = bindingOf(socket);
     if (!binding) return false; // a socket of this namespace that another middleware let in before ours refused it
-    if (!this.getterInstalled) {
-      this.getterInstalled = true;
-      this.lasting.push(installSessionGetter(socket));
-    }
     if (!binding.start()) return false;
     this.tell('sconnection', socket, binding.entry.session);
     this.recoveries.connected(socket, binding.entry.tag);

@@ -1,8 +1,10 @@
 /**
- * Two copies of the library in one process (the dual-package hazard: the ESM build beside the
- * CommonJS one, or two installs of the package): each copy keeps its bindings under its own symbol,
- * and `socket.session` is one getter on socket.io's Socket prototype. Here the sources (what the
- * test helpers import) and the built dist/ are the two copies.
+ * `socket.session`, a getter on socket.io's Socket prototype (docs/architecture.md): there from a
+ * socket's handshake on, for the app's own middlewares and `connection` listeners too, in a fresh
+ * process (this file runs in its own); and with two copies of the library in one process (the
+ * dual-package hazard: the ESM build beside the CommonJS one, or two installs of the package), each
+ * keeping its bindings under its own symbol. Here the sources (what the test helpers import) and the
+ * built dist/ are the two copies.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +13,29 @@ import type { Store } from 'express-session';
 import { startServer, connectClient, connected, SECRET } from '../helpers/servers.js';
 
 // (Typed as the sources: the same public API, declared twice.)
+test("the app's middleware after sessions() and its connection listener registered before it read socket.session from the first socket of a fresh process on", async (t) => {
+  assert.equal(Object.getOwnPropertyDescriptor(ServerSocket.prototype, 'session'), undefined, 'a fresh process: no getter yet');
+  const seen: Array<[string, unknown]> = [];
+  const server = await startServer({ before: (io) => io.on('connection', (socket) => seen.push(['connection', socket.session?.user])) });
+  t.after(() => server.close());
+  // An app's auth check after sessions(): it refused every socket of a fresh process (the getter came at the first connection).
+  server.io.use((socket, next) => {
+    seen.push(['middleware', socket.session?.user]);
+    next(socket.session?.user === 'alice' ? undefined : new Error('unauthorized'));
+  });
+  for (let i = 0; i < 2; i++) {
+    const client = connectClient(server.url, await server.login({ user: 'alice' }));
+    t.after(() => client.close());
+    await connected(client);
+  }
+  assert.deepEqual(seen, [
+    ['middleware', 'alice'],
+    ['connection', 'alice'],
+    ['middleware', 'alice'],
+    ['connection', 'alice'],
+  ]);
+});
+
 const distCopy = (await import('../../dist/server/index.js')) as unknown as typeof import('../../src/server/index.js');
 
 function whoami(server: Awaited<ReturnType<typeof startServer>>): void {
