@@ -146,6 +146,10 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
    * when the session went invalid since the handshake loaded it (the socket was told).
    */
   start(): boolean {
+    // Started already: two instances on one namespace each hear `connection`, and the socket has one
+    // binding (the last handshake's). Started twice, the socket was listed twice in its runtime, had
+    // two packet middlewares (maxPendingEvents halved) and was counted twice (a close() never gave the store back).
+    if (this.runtime) return !(this.flags & (TOLD | GONE));
     const { socket, ctx } = this;
     // The session's live copy in this process, shared by its sockets (ours, if it has none yet).
     this.runtime = SessionRuntime.of(ctx.hub, this.entry.sid);

@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { MemoryStore } from 'express-session';
 import type { Socket } from 'socket.io';
 import { sessions, type SessionLock, type SessionServer } from '../../src/server/index.js';
 import { FaultyStore } from '../helpers/stores.js';
@@ -115,4 +116,43 @@ test("per-connection, two instances with their own saveDelay on one session: a c
   await onFast.emitWithAck('set', 'dark');
   // Before: the session's one debounce timer was armed by /slow's packet for 60 s; /fast's change waited for it (or a disconnect).
   await eventually(() => (store.peek(sidOf(cookie)) as { theme?: string } | undefined)?.theme === 'dark', 3000);
+});
+
+test('two instances on one namespace: the socket has one binding, started once (its packets counted once against maxPendingEvents), each instance tells sconnection once, and closing both gives the store back once the socket left', async (t) => {
+  const store = new MemoryStore();
+  const instances: SessionServer[] = [];
+  const server = await startServer({
+    store,
+    attach(io, s) {
+      instances.push(sessions(io, { store: s, secret: SECRET, perMessage: true, maxPendingEvents: 4 }));
+      instances.push(sessions(io, { store: s, secret: SECRET, perMessage: true, maxPendingEvents: 4, serveClient: false }));
+      return instances[0]!;
+    },
+  });
+  t.after(() => server.close());
+  t.after(() => instances[1]!.close());
+  const told: string[] = [];
+  let arrived = 0;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  instances.forEach((sio, i) =>
+    sio.on('sconnection', (socket: Socket) => {
+      told.push(`instance ${i}`);
+      if (i === 1) socket.use((_packet, next) => (arrived++, next())); // after the library's packet filter: what it let through
+      if (i === 0) socket.on('slow', async (ack: (v: string) => void) => (await released, ack('ok')));
+    }),
+  );
+  const client = connectClient(server.url, await server.login({ user: 'ann' }));
+  t.after(() => client.close());
+  await connected(client);
+  assert.deepEqual(told, ['instance 0', 'instance 1']);
+  // Four events in flight, maxPendingEvents 4: none is refused (started twice, each packet counted twice: two were 'queue-full').
+  const answers = [1, 2, 3, 4].map(() => client.timeout(5000).emitWithAck('slow'));
+  await eventually(() => arrived === 4, 3000);
+  release();
+  assert.deepEqual(await Promise.all(answers), ['ok', 'ok', 'ok', 'ok']);
+  client.close();
+  await Promise.all(instances.map((sio) => sio.close()));
+  // The socket counted once and stopped once: the last close gives the store its own methods back.
+  await eventually(() => store.set === MemoryStore.prototype.set, 3000);
 });
