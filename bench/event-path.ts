@@ -14,7 +14,8 @@
  * a whole turn of the loop, which the recipe (two per event) pays twice: it overstates the recipe.
  *
  * Knobs: EVENT_PATH_STORES (memory,redis), EVENT_PATH_EVENTS (events per round, 3000),
- * EVENT_PATH_ROUNDS (20), EVENT_PATH_CONCURRENCY (50), BENCH_LIB (as for the bench: the library's dist/ from that checkout).
+ * EVENT_PATH_ROUNDS (20), EVENT_PATH_CONCURRENCY (50), EVENT_PATH_THRASH_KB (0; see `thrash`), BENCH_LIB (as for the bench:
+ * the library's dist/ from that checkout).
  */
 import express from 'express';
 import session, { MemoryStore, type Store } from 'express-session';
@@ -93,12 +94,29 @@ function recipeInc(req: express.Request, ack: Ack): void {
   });
 }
 
+/**
+ * EVENT_PATH_THRASH_KB: after each event, read that much memory (one load per 64-byte line), as the
+ * network's share of a server's work does between two events of one session on the network (socket.io,
+ * ws, the kernel's buffers): what the event path keeps in long-lived objects is then out of the CPU's
+ * caches at the next event. The read costs every variant the same; what differs is how much more each
+ * path then costs (compare each with its own run without it).
+ */
+const THRASH_DOUBLES = Number(env('EVENT_PATH_THRASH_KB', '0')) * 128;
+const junk = new Float64Array(Math.max(1, THRASH_DOUBLES));
+let sink = 0;
+function thrash(): void {
+  for (let i = 0; i < THRASH_DOUBLES; i += 8) sink += junk[i]!;
+}
+
 async function cpuPerEvent(runs: Run[], events: number): Promise<number> {
   const before = process.cpuUsage();
   let left = events;
   await Promise.all(
     runs.map(async (run) => {
-      while (left-- > 0) await run();
+      while (left-- > 0) {
+        await run();
+        if (THRASH_DOUBLES > 0) thrash();
+      }
     }),
   );
   const used = process.cpuUsage(before);
