@@ -45,7 +45,8 @@ const tracked = (key: string | symbol): key is string => typeof key === 'string'
  * and the words of JavaScript's object machinery. express-session skips them when it loads a session.
  */
 const reserved = (t: object, key: string | symbol): boolean =>
-  key === '__proto__' || key === 'constructor' || key === 'prototype' || (typeof key === 'string' && key in t && !Object.hasOwn(t, key));
+  // (The own check first: a key the session holds, the usual case, is then never looked up along the prototype chain.)
+  key === '__proto__' || key === 'constructor' || key === 'prototype' || (typeof key === 'string' && !Object.hasOwn(t, key) && key in t);
 
 /**
  * express-session's own fixed properties (`id`, `req`): own, not enumerable, not writable. A Proxy
