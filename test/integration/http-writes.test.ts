@@ -12,7 +12,7 @@ import express from 'express';
 import session from 'express-session';
 import { Server } from 'socket.io';
 import { io as ioClient, type Socket as ClientSocket } from 'socket.io-client';
-import { sessions } from '../../src/server/index.js';
+import { sessions, type SessionLock } from '../../src/server/index.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -112,3 +112,78 @@ test('without httpLock(), the same adds lose writes (what httpLock() is for)', a
   const cart = await cartAfterAdds(false);
   assert.ok(cart.length < 20, `expected lost writes without httpLock(), got all ${cart.length}`);
 });
+
+/** A lock of the app's own (the SessionLock interface): one holder per session id at a time, in this process. */
+function mutex(): SessionLock {
+  const tails = new Map<string, Promise<void>>();
+  return {
+    async acquire(sid) {
+      const before = tails.get(sid) ?? Promise.resolve();
+      let release!: () => void;
+      const mine = new Promise<void>((resolve) => (release = resolve));
+      tails.set(sid, before.then(() => mine));
+      await before;
+      return async () => release();
+    },
+  };
+}
+
+for (const withLock of [false, true]) {
+  test(`per-message + httpLock()${withLock ? ' + lock' : ''}: a change the socket made outside a handler (a timer after the handler) is saved before an HTTP request takes its turn, so the request's later write of the same key is not overwritten by it, and neither side's push to the cart is lost`, async (t) => {
+    const store = new session.MemoryStore();
+    const secret = 'late secret';
+    const app = express();
+    const httpServer = createServer(app);
+    const io = new Server(httpServer);
+    const sio = sessions(io, { store, secret, perMessage: true, ...(withLock && { lock: mutex() }) });
+    t.after(async () => {
+      sio.close();
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+    });
+    app.use(sio.httpLock());
+    app.use(session({ store, secret, resave: false, saveUninitialized: false }));
+    app.post('/login', (req, res, next) => {
+      req.session.regenerate((err) => {
+        if (err) return next(err);
+        Object.assign(req.session, { user: 'ann', note: 'initial', cart: ['a'] });
+        req.session.save((err2) => (err2 ? next(err2) : res.json({ ok: true })));
+      });
+    });
+    app.post('/note', (req, res) => {
+      req.session.note = 'from-http';
+      req.session.cart = [...(req.session.cart ?? []), 'http-item'];
+      res.json({ ok: true });
+    });
+    let changedLate!: () => void;
+    const late = new Promise<void>((resolve) => (changedLate = resolve));
+    sio.on('sconnection', (socket) => {
+      socket.on('hold', (ack: () => void) => {
+        const cart = socket.session.cart as string[];
+        ack();
+        // After the handler: outside any unit (the app's timer, holding the cart it read).
+        setTimeout(() => {
+          socket.session.note = 'from-socket';
+          cart.push('socket-item');
+          changedLate();
+        }, 10);
+      });
+      socket.on('other', (ack: () => void) => ack());
+    });
+    await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}`;
+    const cookie = await loggedIn(url);
+    const socket = await connected(url, cookie);
+    t.after(() => socket.close());
+    await socket.timeout(3000).emitWithAck('hold');
+    await late;
+    const written = await fetch(`${url}/note`, { method: 'POST', headers: { cookie } });
+    assert.equal(written.status, 200);
+    await socket.timeout(3000).emitWithAck('other'); // the session's next unit of work, which saved the socket's change over it
+    await sio.flush();
+    const stored = await new Promise<Record<string, unknown>>((resolve, reject) =>
+      store.all!((err, all) => (err ? reject(err) : resolve(Object.values(all as Record<string, Record<string, unknown>>)[0]!))),
+    );
+    assert.equal(stored.note, 'from-http', "the HTTP request's write came later: it stays");
+    assert.deepEqual(stored.cart, ['a', 'socket-item', 'http-item']);
+  });
+}

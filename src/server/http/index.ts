@@ -9,6 +9,7 @@ import { asUnavailable, SessionError, SessionInvalidError, SessionOptionsError, 
 import type { ServerContext } from '../context.js';
 import { acquireWithin } from '../runtime/lock-wait.js';
 import { holdTurn, SessionRuntime } from '../runtime/index.js';
+import { saveBeforeRequest } from '../runtime/tasks.js';
 import { log } from '../log.js';
 import { audienceOf, isAllowedOrigin, originAllowed, requesterOrigin } from '../origin.js';
 import type { Resolved, Resolver } from '../resolver.js';
@@ -132,7 +133,16 @@ export class HttpSurfaces {
     const { lock, storeTimeout, handlerTimeout } = this.ctx.options;
     const { hub } = this.ctx;
     // With `lock`, the cross-node lock; without, the session's turn in its runtime (one node).
-    const take = (sid: string) => (lock ? acquireWithin(lock, sid, Date.now() + storeTimeout) : holdTurn(hub, sid, Date.now() + storeTimeout, handlerTimeout));
+    // Holding it, this process's unsaved changes of the session are saved first (saveBeforeRequest).
+    const prepare = (runtime: SessionRuntime) => saveBeforeRequest(runtime, this.ctx);
+    const take = (sid: string) =>
+      lock
+        ? acquireWithin(lock, sid, Date.now() + storeTimeout).then(async (release) => {
+            const runtime = SessionRuntime.find(hub, sid);
+            if (runtime) await prepare(runtime);
+            return release;
+          })
+        : holdTurn(hub, sid, Date.now() + storeTimeout, handlerTimeout, prepare);
     return (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
       // Listen for the end of the response before waiting: a client that gives up while we wait
       // must not leave the lock taken after its response closed (it would be held for good).

@@ -453,25 +453,31 @@ export function settleRuntimes(hub: StoreHub): Promise<void> {
  * the session's socket units never overlap. No turn by `deadline`: SESSION_UNAVAILABLE 'queue-timeout'
  * (the turn, when it comes, is given back at once).
  */
-export function holdTurn(hub: StoreHub, sid: string, deadline: number, maxHoldMs: number): Promise<() => Promise<void>> {
+export function holdTurn(hub: StoreHub, sid: string, deadline: number, maxHoldMs: number, prepare?: (runtime: SessionRuntime) => Promise<void>): Promise<() => Promise<void>> {
   return new Promise((resolve, reject) => {
     let decided = false;
     const timer = setTimeout(() => {
       decided = true;
       reject(unavailable('queue-timeout'));
     }, Math.max(1, deadline - Date.now()));
-    void SessionRuntime.of(hub, sid).task({
+    const runtime = SessionRuntime.of(hub, sid);
+    void runtime.task({
       run: () =>
         new Promise<void>((done) => {
           if (decided) return done();
           decided = true;
           clearTimeout(timer);
-          const cap = setTimeout(done, maxHoldMs); // a request that never ends does not hold the session's events for good
-          cap.unref?.();
-          resolve(async () => {
-            clearTimeout(cap);
-            done();
-          });
+          const grant = () => {
+            const cap = setTimeout(done, maxHoldMs); // a request that never ends does not hold the session's events for good
+            cap.unref?.();
+            resolve(async () => {
+              clearTimeout(cap);
+              done();
+            });
+          };
+          // (What `prepare` does holding the turn is bounded by its store deadlines; it reports its own failures.)
+          if (prepare) void prepare(runtime).then(grant, grant);
+          else grant();
         }),
     });
   });

@@ -12,7 +12,7 @@ import type { ResolvedOptions } from '../options.js';
 import type { StoreHub } from '../store.js';
 import { RETRY_AFTER_MS } from '../store.js';
 import { Wheel } from '../wheel.js';
-import { runtimesOf, settleRuntimes, type SessionRuntime } from './index.js';
+import { runtimesOf, settleRuntimes, SessionRuntime } from './index.js';
 import { revalidate, saved } from './persistence.js';
 
 /** What the tasks need of their `sessions()` instance (its ServerContext, context.ts). */
@@ -69,6 +69,26 @@ export function saveTask(runtime: SessionRuntime, ctx: TaskContext, entry = runt
       }
     },
   }));
+}
+
+/**
+ * httpLock's turn came to a request (the session's turn in this process, or the cross-node lock):
+ * what this process's copy holds that the store does not (changed outside a handler, by an
+ * `sconnection` listener or a timer after an await; a per-connection change waiting for `saveDelay`)
+ * is saved first, so that the request reads it and its own write comes after it. Saved later, it
+ * went over the request's newer write of the same key. A store failure is reported, and the request
+ * goes on with the store as it is.
+ */
+export async function saveBeforeRequest(runtime: SessionRuntime, ctx: TaskContext): Promise<void> {
+  const entry = runtime.entry;
+  if (!entry || entry.invalid || !entry.changedHere) return;
+  runtime.takeSaveSoon();
+  try {
+    const reason = await saved(entry, ctx.hub.local, ctx.options.storeTimeout, ctx);
+    if (reason) runtime.invalidate(reason, entry);
+  } catch (err) {
+    failed(runtime, ctx, err);
+  }
 }
 
 /** A per-connection change: saved within `saveDelay` (one pending save per session, whatever its sockets). */
