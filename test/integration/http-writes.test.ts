@@ -128,14 +128,18 @@ function mutex(): SessionLock {
   };
 }
 
-for (const withLock of [false, true]) {
-  test(`per-message + httpLock()${withLock ? ' + lock' : ''}: a change the socket made outside a handler (a timer after the handler) is saved before an HTTP request takes its turn, so the request's later write of the same key is not overwritten by it, and neither side's push to the cart is lost`, async (t) => {
+for (const [perMessage, withLock] of [
+  [true, false],
+  [true, true],
+  [false, false],
+] as const) {
+  test(`${perMessage ? 'per-message' : 'per-connection (saveDelay 60 s)'} + httpLock()${withLock ? ' + lock' : ''}: a change the socket made outside a handler (a timer after the handler) is saved before an HTTP request takes its turn, so the request's later write of the same key is not overwritten by it, and neither side's push to the cart is lost`, async (t) => {
     const store = new session.MemoryStore();
     const secret = 'late secret';
     const app = express();
     const httpServer = createServer(app);
     const io = new Server(httpServer);
-    const sio = sessions(io, { store, secret, perMessage: true, ...(withLock && { lock: mutex() }) });
+    const sio = sessions(io, { store, secret, perMessage, saveDelay: 60_000, ...(withLock && { lock: mutex() }) });
     t.after(async () => {
       sio.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
