@@ -80,14 +80,17 @@ export function saveTask(runtime: SessionRuntime, ctx: TaskContext, entry = runt
  * goes on with the store as it is.
  */
 export async function saveBeforeRequest(runtime: SessionRuntime, ctx: TaskContext): Promise<void> {
-  const entry = runtime.entry;
-  if (!entry || entry.invalid || !entry.changedHere) return;
-  runtime.takeSaveSoon();
+  // (Never rejects: the lock's holder must always get to its release.)
+  let pending = false;
   try {
+    const entry = runtime.entry;
+    if (!entry || entry.invalid || !entry.changedHere) return;
+    pending = runtime.takeSaveSoon();
     const reason = await saved(entry, ctx.hub.local, ctx.options.storeTimeout, ctx);
     if (reason) runtime.invalidate(reason, entry);
   } catch (err) {
     failed(runtime, ctx, err);
+    if (pending) saveSoon(runtime, ctx); // the per-connection save it took is due again (the changes stay, to be saved)
   }
 }
 
