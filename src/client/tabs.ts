@@ -348,7 +348,8 @@ function open(
       post({ type: 'event', event, args: args.filter((a) => typeof a !== 'function') });
     });
     follow(me, locked);
-    announce();
+    // Not connected until this connection is: every tab sees `disconnect`, then `connect` (the app's join-on-connect runs again).
+    announce(false);
   };
   /** An SDK event of this tab's connection: here, and (without its functions) in every tab. */
   const relay = (event: (typeof RELAYED)[number], payload: any) => {

@@ -104,6 +104,7 @@ async function serve(port?: number): Promise<TestServer> {
     socket.on('note', (value: unknown) => received.push(`note:${value}:${user()}`));
     socket.on('slow', (value: unknown, ms: number, ack: (v: unknown) => void) => (received.push(`slow:${value}:${user()}`), setTimeout(() => ack(value), ms)));
     socket.on('who', (ack: (v: unknown) => void) => ack(user()));
+    socket.on('join', () => void socket.join('room'));
   });
   return app;
 }
@@ -402,5 +403,19 @@ describe('shared tabs: what the probe of 2026-12-07 (n) found', () => {
       const code = `(() => { class Money { constructor(c) { this.cents = c; } toJSON() { return this.cents / 100 + ' EUR'; } } return socket.emitWithAck('echo', { price: new Money(500), list: [new Money(250)], at: new Date(0) }); })()`;
       assert.deepEqual(await run(tab, code), { price: '5 EUR', list: ['2.5 EUR'], at: '1970-01-01T00:00:00.000Z' });
     }
+  });
+  test("the holder tab closes: the other tabs see disconnect, then connect, so the app's join-on-connect runs again on the new connection", { timeout: 30_000 }, async (t) => {
+    const tabs = await sharedTabs(t, [{}, {}, {}]);
+    const watch = "socket.on('connect', () => (log.push('connect'), socket.emit('join'))); socket.on('disconnect', () => log.push('disconnect')); socket.on('room', () => log.push('room')); socket.emit('join');";
+    for (const tab of tabs) await run(tab, watch);
+    await waitUntil(async () => (await app.io.in('room').fetchSockets()).length, (n) => n === 1, { what: 'the joined socket', describe: () => dump(tabs) });
+    await tabs[0]!.page.close();
+    const followers = tabs.slice(1);
+    for (const tab of followers) await waitFor(tab, "socket.connected && log.includes('connect')", tabs, 15_000);
+    for (const tab of followers) assert.deepEqual(await run(tab, "log.filter((e) => e === 'disconnect' || e === 'connect')"), ['disconnect', 'connect'], dump(tabs));
+    // The new connection joined the room (before: no tab heard connect, so none joined, and the room was empty).
+    await waitUntil(async () => (await app.io.in('room').fetchSockets()).length, (n) => n === 1, { what: 'the new connection in the room', describe: () => dump(tabs) });
+    app.io.to('room').emit('room');
+    for (const tab of followers) await waitFor(tab, "log.includes('room')", tabs);
   });
 });
