@@ -22,6 +22,8 @@ interface Registry {
   /** Open instances per lookup. */
   users: Map<Lookup, number>;
   previous: PropertyDescriptor | undefined;
+  /** The getter put there (the app may have put its own over it since: then that one stays). */
+  get: () => unknown;
 }
 const REGISTRY = Symbol.for('socket.io-sessions: socket.session getter');
 type Proto = { [REGISTRY]?: Registry };
@@ -36,18 +38,19 @@ export function installSessionGetter(socket: Socket): () => void {
   const proto = Object.getPrototypeOf(socket) as Proto;
   let registry = proto[REGISTRY];
   if (!registry) {
-    registry = { lookups: [], users: new Map(), previous: Object.getOwnPropertyDescriptor(proto, 'session') };
+    const lookups: Lookup[] = [];
+    const get = function (this: Socket) {
+      // (One lookup, as a rule: one copy of the library.)
+      let session = lookups[0]?.(this);
+      for (let i = 1; session === undefined && i < lookups.length; i++) session = lookups[i]!(this);
+      return session;
+    };
+    registry = { lookups, users: new Map(), previous: Object.getOwnPropertyDescriptor(proto, 'session'), get };
     Object.defineProperty(proto, REGISTRY, { value: registry, configurable: true });
-    const { lookups } = registry;
     Object.defineProperty(proto, 'session', {
       configurable: true,
       enumerable: false,
-      get(this: Socket) {
-        // (One lookup, as a rule: one copy of the library.)
-        let session = lookups[0]?.(this);
-        for (let i = 1; session === undefined && i < lookups.length; i++) session = lookups[i]!(this);
-        return session;
-      },
+      get,
       set() {
         throw new TypeError('socket.io-sessions: socket.session is read-only (change its keys instead)');
       },
@@ -67,6 +70,8 @@ export function installSessionGetter(socket: Socket): () => void {
     current.lookups.splice(current.lookups.indexOf(sessionOfSocket), 1);
     if (current.lookups.length > 0 || proto[REGISTRY] !== current) return;
     delete proto[REGISTRY];
+    // Put back what was there before, unless the app put its own `session` there since (it stays).
+    if (Object.getOwnPropertyDescriptor(proto, 'session')?.get !== current.get) return;
     if (current.previous) Object.defineProperty(proto, 'session', current.previous);
     else delete (proto as { session?: unknown }).session;
   };

@@ -73,3 +73,14 @@ for (const closeFirst of ['sources', 'dist'] as const) {
     assert.equal(Object.getOwnPropertySymbols(ServerSocket.prototype).length, 0, 'and leaves nothing of its own on the prototype');
   });
 }
+
+test("the last close leaves a `session` the app put on the prototype after the library's getter (it puts back only what it replaced)", async (t) => {
+  const server = await startServer();
+  t.after(() => delete (ServerSocket.prototype as { session?: unknown }).session);
+  const client = connectClient(server.url, await server.login({ user: 'alice' }));
+  await connected(client);
+  Object.defineProperty(ServerSocket.prototype, 'session', { configurable: true, get: () => 'the app' });
+  client.close();
+  await server.close();
+  assert.equal((Object.create(ServerSocket.prototype) as { session?: unknown }).session, 'the app');
+});
