@@ -105,6 +105,8 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
   /** OVERFLOW_TOLD | REPORTED | TOLD | GONE (one field, not four: there is one binding per socket). */
   private flags = 0;
   private ticket: TicketAuthorization | undefined;
+  /** Other instances on the socket's namespace that told `sconnection` for it: they tell `sinvalid` too. */
+  private alsoTold: Array<ServerContext['invalid']> | undefined;
   /** The session's runtime in this process (from {@link start}). */
   private runtime!: SessionRuntime;
 
@@ -167,6 +169,11 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
       return false;
     }
     return true;
+  }
+
+  /** Another instance on the namespace told `sconnection` for this socket: it is told of the invalidation too. */
+  alsoTell(invalid: ServerContext['invalid']): void {
+    (this.alsoTold ??= []).push(invalid);
   }
 
   /** After `sconnection`: save what its listeners changed, if anything. */
@@ -296,6 +303,7 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
     log.invalidate('socket %s: session invalid (%s)', socket.id, reason);
     if (reason === 'corrupt') this.ctx.report(corruptRecordError(this.entry.tag), socket);
     this.ctx.invalid(socket, reason);
+    for (const tell of this.alsoTold ?? []) tell(socket, reason);
     if (!socket.connected) return;
     // Its events that will not run are answered before the socket is told and disconnected.
     if (this.units) for (const unit of [...this.units]) unit.notice('session-ended');

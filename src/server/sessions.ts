@@ -111,6 +111,7 @@ export class SessionServer<
     const namespace = namespaceOf(io as Server | Namespace);
     this.namespace = namespace;
     const resolved = resolveOptions(options);
+    this.disposers.push(claimMode(namespace, resolved.perMessage));
     const hub = StoreHub.acquire(resolved.store);
     this.lasting.push(() => hub.release());
     const base = {
@@ -193,6 +194,9 @@ export class SessionServer<
     const binding = bindingOf(socket);
     if (!binding) return false; // a socket of this namespace that another middleware let in before ours refused it
     if (!binding.start()) return false;
+    // Another instance's binding (several on one namespace: the socket has the last handshake's): this
+    // one told `sconnection`, so it tells `sinvalid` too.
+    if (binding.ctx !== this.ctx) binding.alsoTell(this.ctx.invalid);
     this.tell('sconnection', socket, binding.entry.session);
     this.recoveries.connected(socket, binding.entry.tag);
     binding.connected();
@@ -356,6 +360,30 @@ function useMiddleware(namespace: Namespace, fn: Middleware): () => void {
 function runInTurn(fns: Middleware[], socket: Socket, next: (err?: Error) => void, at = 0): void {
   if (at === fns.length) return next();
   fns[at]!(socket, (err) => (err ? next(err) : runInTurn(fns, socket, next, at + 1)));
+}
+
+/** The mode of the open instances on each namespace (several may share one: the socket has one binding, the last handshake's). */
+const modes = new WeakMap<Namespace, { perMessage: boolean; open: number }>();
+
+/**
+ * Several instances on one namespace must agree on the mode: the socket's events run under the
+ * options of the instance whose handshake bound it last, and a per-connection binding under a
+ * per-message instance's listeners would send their acks before the save. Returns the release.
+ */
+function claimMode(namespace: Namespace, perMessage: boolean): () => void {
+  const mode = modes.get(namespace);
+  if (mode && mode.open > 0 && mode.perMessage !== perMessage) {
+    throw new SessionOptionsError(
+      `socket.io-sessions: another sessions() on the namespace "${namespace.name}" is open in ${mode.perMessage ? 'per-message' : 'per-connection'} mode; instances on one namespace must share the mode (give this one its own namespace, or the same perMessage)`,
+    );
+  }
+  const claimed = mode && mode.open > 0 ? mode : { perMessage, open: 0 };
+  claimed.open += 1;
+  modes.set(namespace, claimed);
+  let released = false;
+  return () => {
+    if (!released) (released = true), (claimed.open -= 1);
+  };
 }
 
 function namespaceOf(io: Server | Namespace): Namespace {

@@ -156,3 +156,37 @@ test('two instances on one namespace: the socket has one binding, started once (
   // The socket counted once and stopped once: the last close gives the store its own methods back.
   await eventually(() => store.set === MemoryStore.prototype.set, 3000);
 });
+
+test('instances on one namespace must share the mode (a per-connection binding under per-message listeners acked before the save): another mode is refused while one is open; a logout tells sinvalid on every instance that told sconnection', async (t) => {
+  const instances: SessionServer[] = [];
+  const server = await startServer({
+    attach(io, s) {
+      instances.push(sessions(io, { store: s, secret: SECRET, perMessage: true }));
+      assert.throws(() => sessions(io, { store: s, secret: SECRET, perMessage: false }), (err: Error) => err.name === 'SessionOptionsError' && /per-message mode/.test(err.message));
+      assert.throws(() => sessions(io, { store: s, secret: SECRET }), (err: Error) => err.name === 'SessionOptionsError', 'the default mode is per-connection');
+      instances.push(sessions(io, { store: s, secret: SECRET, perMessage: true, serveClient: false }));
+      // Another namespace is another matter.
+      instances.push(sessions(io.of('/other'), { store: s, secret: SECRET, serveClient: false }));
+      return instances[0]!;
+    },
+  });
+  t.after(() => server.close());
+  t.after(() => instances.slice(1).forEach((sio) => sio.close()));
+  const told: string[] = [];
+  instances.forEach((sio, i) => {
+    sio.on('sconnection', () => told.push(`sconnection ${i}`));
+    sio.on('sinvalid', (_socket, reason) => told.push(`sinvalid ${i} ${reason}`));
+  });
+  const cookie = await server.login({ user: 'ann' });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const gone = new Promise((resolve) => client.once('disconnect', resolve));
+  await server.logout(cookie);
+  await gone;
+  assert.deepEqual(told.sort(), ['sconnection 0', 'sconnection 1', 'sinvalid 0 destroyed', 'sinvalid 1 destroyed']);
+  // Once the per-message ones are closed, the namespace may take the other mode.
+  instances[0]!.close();
+  instances[1]!.close();
+  sessions(server.io, { store: server.store, secret: SECRET, serveClient: false }).close();
+});
