@@ -15,6 +15,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { io as ioClient } from 'socket.io-client';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -155,6 +156,23 @@ test('server.mjs and public/index.html, as printed: log in, the session reaches 
   await logIn('carl');
   await logShows(/^connected as carl$/m, 'the socket to follow the login', 15_000);
   assert.equal(rec.navigations, 1, `the page never reloaded:\n${rec.dump()}`);
+});
+
+test('server.mjs as printed stays up for what any page or client may send: a login without a JSON body (400), emits without a callback (no answer, nothing logged)', async (t) => {
+  const server = await startSnippetServer(t);
+  for (const init of [{ method: 'POST' }, { method: 'POST', body: 'hi' }, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":5}' }]) {
+    assert.equal((await fetch(`${server.url}/login`, init)).status, 400, server.output());
+  }
+  const login = await fetch(`${server.url}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"ann"}' });
+  assert.equal(login.status, 200, server.output());
+  const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+  const client = ioClient(server.url, { transports: ['websocket'], extraHeaders: { cookie }, forceNew: true, reconnection: false });
+  t.after(() => client.close());
+  await new Promise<void>((resolve, reject) => (client.once('connect', resolve), client.once('connect_error', reject)));
+  const before = server.output().length;
+  for (let i = 0; i < 20; i++) client.emit('visit'), client.emit('whoami'), client.emit('visit', 5);
+  assert.equal(await client.timeout(5000).emitWithAck('visit'), 1, 'the emits without a callback changed nothing');
+  assert.equal(server.output().length, before, `nothing logged:\n${server.output().slice(before)}`);
 });
 
 test('README page as printed, invariant 10: 3 visits after a logout fail with session-ended and never reach the next user\'s session', async (t) => {
