@@ -76,7 +76,7 @@ export function guardEmits(socket: Socket, ackTimeout: boolean, undo: Array<() =
       // After end(): answered at once, never sent nor buffered for the next session. Else listed once
       // socket.io-client took it (it throws for a reserved event name).
       if (ended) setTimeout(answer, 0, waiting, SESSION_ENDED);
-      else emit!.call(socket, event, ...args.slice(0, -1), answer), waiting.push(answer);
+      else args.pop(), emit!.call(socket, event, ...args, answer), waiting.push(answer);
       return socket;
     },
   };
