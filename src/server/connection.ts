@@ -105,6 +105,11 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
   /** OVERFLOW_TOLD | REPORTED | TOLD | GONE (one field, not four: there is one binding per socket). */
   private flags = 0;
   private ticket: TicketAuthorization | undefined;
+  /**
+   * The hub's retirement mark when the handshake read the copy (see `StoreHub.retiredSince`);
+   * undefined when it joined the live copy.
+   */
+  readMark: number | undefined = undefined;
   /** Other instances on the socket's namespace that told `sconnection` for it: they tell `sinvalid` too. */
   private alsoTold: Array<ServerContext['invalid']> | undefined;
   /** The session's runtime in this process (from {@link start}). */
@@ -121,6 +126,19 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
 
   get gone(): boolean {
     return (this.flags & GONE) !== 0;
+  }
+
+  /**
+   * Not started yet, with a copy read before a copy of its session retired here (that copy's last
+   * save, at its last socket's disconnect, may have landed after the read), and no live copy to join
+   * instead: started on it, the socket would lose what that save wrote (a page reload in
+   * per-connection mode). Its session is to be resolved again.
+   */
+  get stale(): boolean {
+    const { readMark } = this;
+    if (readMark === undefined || this.runtime) return false;
+    const { hub } = this.ctx;
+    return !SessionRuntime.find(hub, this.entry.sid)?.entry && hub.retiredSince(this.entry.sid, readMark);
   }
 
   get disconnected(): boolean {

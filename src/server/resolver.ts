@@ -23,6 +23,8 @@ export interface Resolved {
   entry?: SessionEntry;
   /** For a ticket: when it runs out (epoch ms). */
   ticketExpiresAt?: number;
+  /** With `record`: the hub's retirement mark when its read began (see `StoreHub.retiredSince`). */
+  readMark?: number;
 }
 
 export class Resolver {
@@ -94,8 +96,9 @@ export class Resolver {
     const { hub, options } = this.ctx;
     const live = SessionEntry.of(hub, sid);
     if (live?.trustworthy && !hub.destroyed(sid)) return { sid, entry: live };
+    const readMark = hub.retirementMark();
     const loaded = forHandshake ? await hub.readForHandshake(sid, options.storeTimeout) : await hub.readToCarry(sid, options.storeTimeout);
-    if ('record' in loaded) return { sid, record: loaded.record };
+    if ('record' in loaded) return { sid, record: loaded.record, readMark };
     const tag = sessionTag(sid);
     log.handshake('session %s: %s', tag, loaded.invalid);
     if (loaded.invalid === 'corrupt') this.ctx.report(corruptRecordError(tag));

@@ -148,7 +148,14 @@ export class SessionServer<
         this.handshake(socket, resolver).then(() => next(), next);
       }),
     );
-    const onConnection = (socket: Socket) => (bindingOf(socket) || !socket.recovered ? this.connected(socket) : this.recover(socket, resolver));
+    const onConnection = (socket: Socket) => {
+      const binding = bindingOf(socket);
+      // Bound to a copy that went stale before the socket connected (see SocketBinding.stale): resolved
+      // again as a recovered socket is, its packets held until then (by the instance that bound it).
+      if (binding?.stale) return void (binding.ctx === this.ctx && this.recover(socket, resolver));
+      if (binding || !socket.recovered) this.connected(socket);
+      else this.recover(socket, resolver);
+    };
     namespace.on('connection', onConnection);
     this.disposers.push(() => namespace.off('connection', onConnection));
     // Served on the Socket.IO HTTP server, also one it gets later (`io.attach()`/`io.listen()` after sessions()).
@@ -158,11 +165,11 @@ export class SessionServer<
   /** The middleware: bind the socket to its session, or refuse it with a typed error. */
   private async handshake(socket: Socket, resolver: Resolver): Promise<void> {
     try {
-      const { sid, record, entry, ticketExpiresAt } = await resolver.handshake(socket.request, socket.handshake.auth);
+      const { sid, record, entry, ticketExpiresAt, readMark } = await resolver.handshake(socket.request, socket.handshake.auth);
       const bound = entry ?? this.newEntry(sid, record!);
       // Recovered with another session's credential: its rooms, data and broadcasts are the old session's.
       if (this.recoveries.changed(socket, bound.tag)) throw this.ctx.advice.invalid('session-changed', socket.request);
-      new SocketBinding(socket, bound, this.ctx, ticketExpiresAt);
+      new SocketBinding(socket, bound, this.ctx, ticketExpiresAt).readMark = entry ? undefined : readMark;
       // At the first binding, not the first connection: the app's middlewares after ours and its
       // `connection` listeners read `socket.session` too (before, a fresh process's first socket read undefined).
       if (!this.getterInstalled) {
@@ -204,9 +211,10 @@ export class SessionServer<
   }
 
   /**
-   * A socket socket.io recovered without running our middleware (`skipMiddlewares`): it gets its
-   * session from its handshake's credential as a new one would, its packets held until then; a
-   * recovered socket is a new Socket without the old listeners, so `sconnection` fires again.
+   * A socket socket.io recovered without running our middleware (`skipMiddlewares`), or one whose
+   * handshake's copy went stale before it connected: it gets its session from its handshake's
+   * credential as a new one would, its packets held until then; a recovered socket is a new Socket
+   * without the old listeners, so `sconnection` fires again.
    */
   private recover(socket: Socket, resolver: Resolver): void {
     const hold = new PacketHold(socket, this.ctx.options.maxPendingEvents);

@@ -57,6 +57,9 @@ function processLocal(store: Store): boolean {
   return store.constructor?.name === 'MemoryStore' && typeof (store as { sessions?: unknown }).sessions === 'object';
 }
 
+/** How long a retired copy is remembered (see `StoreHub.retiredSince`): longer than any store read may take. */
+const RETIRED_KEEP_MS = 120_000;
+
 /** The deadlines of every store call in the process (and of the reads carried to a handshake), on one timer. */
 const deadlines = new Deadlines();
 
@@ -216,6 +219,13 @@ export class StoreHub {
   private sets = 0;
   /** Sessions loaded in this process, by id, with the marks of their writes. */
   readonly live = new LiveSessions();
+  /**
+   * Copies retired lately (their last socket left and its last save ran), by id: the count of
+   * retirements when each retired, and when. A handshake's read that began before a retirement of
+   * its session may predate that copy's last save (see `retiredSince`). Kept {@link RETIRED_KEEP_MS}.
+   */
+  private readonly retiredCopies = new Map<string, { mark: number; at: number }>();
+  private retirements = 0;
   /** The write `write()` is starting, its own token (handed over synchronously, see `writeOwn`). */
   private handing: WriteCall | undefined;
   /** Reads an HTTP surface made, each forgotten at its deadline (on the deadlines' timer) if no handshake took it. */
@@ -427,6 +437,27 @@ export class StoreHub {
     const token = this.handing;
     this.handing = undefined;
     return token?.sid === sid ? token : undefined;
+  }
+
+  /** A copy of `sid` retired (its last socket left, its save ran). */
+  copyRetired(sid: string): void {
+    const now = Date.now();
+    this.retiredCopies.delete(sid); // (re-inserted last: the map stays in time order)
+    this.retiredCopies.set(sid, { mark: ++this.retirements, at: now });
+    for (const [old, { at }] of this.retiredCopies) {
+      if (now - at <= RETIRED_KEEP_MS) break;
+      this.retiredCopies.delete(old);
+    }
+  }
+
+  /** The mark to give {@link retiredSince}, taken when a read begins. */
+  retirementMark(): number {
+    return this.retirements;
+  }
+
+  /** Whether a copy of `sid` retired after `mark` was taken (a read begun then may predate its last save). */
+  retiredSince(sid: string, mark: number): boolean {
+    return (this.retiredCopies.get(sid)?.mark ?? 0) > mark;
   }
 
   /** Whether a session was destroyed lately: a destroy of it succeeded (no hash computed while nothing was). */

@@ -388,3 +388,31 @@ test('an object a handler holds across an await stays the session\'s through rev
     await eventually(() => JSON.stringify(cartStored()) === JSON.stringify(expected), 3000);
   }
 });
+
+for (const [name, latency] of [
+  ['20 ms', 20],
+  ['slow writes', (op: string) => (op === 'set' ? 40 : 5)],
+] as const) {
+  test(`a page reloaded again and again (one session: connect, an acked increment, disconnect, connect at once) on a store with latency (${name}): every acked increment is stored, and each new socket counts on from the last`, { timeout: 30_000 }, async (t) => {
+    const store = new FaultyStore({ latency: latency as number });
+    const server = await startServer({ store });
+    t.after(() => server.close());
+    server.sio.on('sconnection', (socket) =>
+      socket.on('inc', (ack: (n: number) => void) => {
+        socket.session.n = ((socket.session.n as number | undefined) ?? 0) + 1;
+        ack(socket.session.n as number);
+      }),
+    );
+    const cookie = await server.login({ user: 'ann' });
+    const acks: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      const client = connectClient(server.url, cookie);
+      t.after(() => client.close());
+      await connected(client);
+      acks.push(await client.timeout(5000).emitWithAck('inc'));
+      client.disconnect(); // the next page connects while this socket's disconnect save is under way
+    }
+    assert.deepEqual(acks, Array.from({ length: 15 }, (_, i) => i + 1), 'each socket counted on from the last acked increment');
+    await eventually(() => (store.peek(sidOf(cookie)) as { n?: number } | undefined)?.n === 15, 3000);
+  });
+}

@@ -231,6 +231,30 @@ test('with the adapter\'s pub/sub cut on node B, revalidation still closes B\'s 
   assert.ok(elapsed < interval + 400, `closed after ${elapsed.toFixed(0)} ms, interval ${interval} ms`);
 });
 
+test('per-connection, connect-redis: a page reloaded again and again (connect, an acked increment, disconnect, connect at once): every acked increment is stored, each new socket counts on from the last', { timeout: 60_000 }, async (t) => {
+  // The next handshake's read often comes before the last socket's disconnect save, and its socket
+  // connects after that save ended and the copy retired: it is read again, not taken stale.
+  const node = await inProcessNode(t, { perMessage: false });
+  node.server.sio.on('sconnection', (socket) =>
+    socket.on('inc', (ack: (n: number) => void) => {
+      socket.session.n = ((socket.session.n as number | undefined) ?? 0) + 1;
+      ack(socket.session.n as number);
+    }),
+  );
+  const cookie = await node.server.login({ user: 'gus' });
+  const acks: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    const client = connectClient(node.server.url, cookie);
+    t.after(() => client.close());
+    await connected(client);
+    acks.push(await client.timeout(5000).emitWithAck('inc'));
+    client.disconnect();
+  }
+  assert.deepEqual(acks, Array.from({ length: 60 }, (_, i) => i + 1));
+  await node.server.sio.flush();
+  await eventually(async () => JSON.parse((await inspector.get(`sess:${sidOf(cookie, [NODE_SECRET])}`))!).n === 60, 3000);
+});
+
 test('sessions() on a dynamic namespace (io.of(/regex/)): a logout on node A reaches the session\'s socket on B\'s child namespace at once (\'destroyed\', then disconnect)', async (t) => {
   // A parent namespace's own adapter reaches no other node (socket.io's ParentBroadcastAdapter), and
   // a child exists on a node only while clients use it there: the relay goes through io.sockets.

@@ -359,10 +359,18 @@ export class SessionRuntime {
     this.sockets = this.sockets.filter((s) => s !== socket);
   }
 
-  /** No socket left once its last save ran: the copy leaves the registry, its timers stop. */
+  /**
+   * No socket left once its last save ran: the copy leaves the registry, its timers stop. Not while
+   * another save of it waits in the queue (a socket that joined this copy and left while the save of
+   * the one before was under way): retired then, a socket connecting meanwhile would take a copy
+   * read before that save, and lose what it saves: retired once that save ran.
+   */
   retire(): void {
     if (this.sockets.length > 0) return;
+    const waiting = this.saveWaiting?.promise;
+    if (waiting) return void waiting.finally(() => this.retire());
     this.stopTimers();
+    if (this.entry) this.hub.copyRetired(this.sid);
     this.entry?.retire();
     this.entry = undefined;
     if (!this.busy) this.idle();
