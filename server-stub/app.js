@@ -64,7 +64,7 @@ export async function createServer({
   revalidateInterval,
   cookieMaxAge = ONE_DAY_MS,
 } = {}) {
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 }); // its sessions and secret: for this user only
   if (redisUrl && !secret && !process.env.SESSION_SECRET) {
     console.warn('socket.io-sessions reference server: REDIS_URL without SESSION_SECRET; every node needs the same secret (this one uses the secret in its DATA_DIR)');
   }
@@ -223,21 +223,24 @@ export async function createServer({
   const shownHost = host === '127.0.0.1' || host === '::1' || host === 'localhost' ? 'localhost' : host;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
   socketUrl = `http://127.0.0.1:${actualPort}`;
-  if (redis) console.log(`socket.io-sessions reference server: sessions in Redis (${redact(redisUrl)}), Redis adapter, lock ${redis.lock ? 'on' : 'off'}`);
-  console.log(`socket.io-sessions reference server on http://${shownHost}:${actualPort}`);
 
   // The second origin: the same app (pages, token endpoint, sessions), no Socket.IO.
   let pageServer;
   if (pagePort !== undefined) {
     pageServer = createHttpServer(app);
     await new Promise((resolve, reject) => {
-      pageServer.once('error', reject);
+      pageServer.once('error', (err) =>
+        reject(err.code === 'EADDRINUSE' ? new Error(`socket.io-sessions reference server: port ${pagePort}, for the cross-origin demo page, is taken (PAGE_PORT=0 picks a free one)`, { cause: err }) : err),
+      );
       pageServer.listen(pagePort, host, resolve);
     });
     pageUrl = `http://localhost:${pageServer.address().port}`;
     pageOrigins.push(pageUrl);
-    console.log(`socket.io-sessions cross-origin page on ${pageUrl}/cross-origin.html (sockets to ${socketUrl})`);
   }
+  // Printed once every listener is up (a page port already taken ended the process after "on http://...").
+  if (redis) console.log(`socket.io-sessions reference server: sessions in Redis (${redact(redisUrl)}), Redis adapter, lock ${redis.lock ? 'on' : 'off'}`);
+  console.log(`socket.io-sessions reference server on http://${shownHost}:${actualPort}`);
+  if (pageServer) console.log(`socket.io-sessions cross-origin page on ${pageUrl}/cross-origin.html (sockets to ${socketUrl})`);
 
   // Every TCP connection, so a shutdown can end the ones that do not close by themselves.
   const connections = new Set();
