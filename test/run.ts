@@ -174,6 +174,37 @@ function header(done: Done): string {
   return `\n${rule} ${done.job.name}: ${done.ok ? 'ok' : 'FAILED'} (${done.seconds.toFixed(1)} s) ${rule}\n`;
 }
 
+/**
+ * What failed in a job, in a few lines: each `not ok` with its error's first lines and where in a
+ * test file it was thrown, and the last test that reported (a job killed for running too long hangs
+ * in the test after it: node's TAP output names a test only once it ended). Printed again at the end
+ * of the run, so that a log cut to its tail (CI's) still says what failed.
+ */
+export function failureDigest(output: string): string[] {
+  const lines = output.split('\n');
+  const digest: string[] = [];
+  let last: string | undefined;
+  lines.forEach((line, i) => {
+    const result = /^(\s*)(not ok|ok) \d+ - (.*?)(?: # (?:SKIP|TODO).*)?$/.exec(line);
+    if (!result) return;
+    last = `${result[1]}${result[2]} - ${result[3]}`;
+    if (result[2] === 'ok') return;
+    digest.push(last);
+    // Its YAML block, up to its `...`: the error (possibly over several lines) and its first frame in a test file.
+    let inError = false;
+    let framed = false;
+    for (let j = i + 1; j < lines.length && !/^\s*\.\.\.$/.test(lines[j]!); j++) {
+      const field = /^\s*(\w+):/.exec(lines[j]!)?.[1];
+      if (field) inError = field === 'error' || field === 'expected' || field === 'actual';
+      const frame = field === 'location' || framed ? null : /test\/[\w/.-]+\.ts:\d+:\d+/.exec(lines[j]!);
+      if (inError) digest.push(`    ${lines[j]!.trim()}`.slice(0, 300));
+      else if (frame) (framed = true), digest.push(`    at ${frame[0]}`);
+    }
+  });
+  if (/^killed: /m.test(output)) digest.push(`killed; the last test to report was: ${last?.trim() ?? '(none)'}`);
+  return digest.slice(0, 60);
+}
+
 function summary(results: Done[], wall: number): string {
   const failed = results.filter((r) => !r.ok);
   const slowest = [...results].sort((a, b) => b.seconds - a.seconds).slice(0, 10);
@@ -181,7 +212,7 @@ function summary(results: Done[], wall: number): string {
   return [
     `\n${'═'.repeat(8)} ${results.length} jobs in ${wall.toFixed(1)} s wall: ${total}`,
     'slowest: ' + slowest.map((r) => `${r.job.name} ${r.seconds.toFixed(1)} s`).join(', '),
-    failed.length ? `FAILED (their output is above, under each header):\n${failed.map((r) => `  ${r.job.name}`).join('\n')}` : 'all passed',
+    failed.length ? `FAILED (their output is above, under each header):\n${failed.map((r) => [`  ${r.job.name}`, ...failureDigest(r.output).map((l) => `    ${l}`)].join('\n')).join('\n')}` : 'all passed',
     '',
   ].join('\n');
 }

@@ -72,6 +72,7 @@ test('Redis SIGKILLed and restarted empty under load: the reference server stays
   const clients = await Promise.all(names.map(async (name) => client(name, await login(name))));
   t.after(() => clients.forEach((c) => (c.socket.sessions.dispose(), c.socket.close())));
   let stop = false;
+  t.after(() => void (stop = true)); // a failed assertion below must not leave the traffic running (it kept the file alive)
   // Plain sockets that leave while Redis hangs: each leave makes the demo broadcast its connection count,
   // a publish of the adapter's that is still waiting for Redis's reply when Redis dies.
   const leaving = clients.slice(0, 3).map((c) => connectClient(server!.url, c.headers.cookie, { transports: ['websocket'] }));

@@ -545,6 +545,7 @@ test('Redis restarted mid-traffic: clients see SESSION_UNAVAILABLE and back off,
   const ackedMax = names.map(() => 0);
   let restarting = false;
   let stop = false;
+  t.after(() => void (stop = true)); // a failed assertion below must not leave the traffic running (it kept the file alive)
   let failedSends = 0;
   const traffic = clients.map(async (c) => {
     while (!stop) {

@@ -3,7 +3,11 @@
 // never two browser files at once (their timing assertions would then measure the machine).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { schedule, type Done, type Job } from '../run.js';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { failureDigest, schedule, type Done, type Job } from '../run.js';
 
 const job = (name: string, browser: boolean, ms: number, alone = false): Job => ({ name, args: [], browser, alone, weight: ms });
 
@@ -50,4 +54,37 @@ test('a file that must run alone has nothing beside it, and the others still sha
   for (const names of beside) if (names.includes('browser-alone')) assert.deepEqual(names, ['browser-alone'], `nothing beside it: ${names}`);
   assert.ok(beside.some((names) => names.length === 2), 'the rest use both slots');
   assert.equal(reported.length, queue.length);
+});
+
+test('the digest printed at the end of a run names each failed test of a real `node --test` run, with its error and its line; a passing one is left out', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sio-sessions-run-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dirTest = join(dir, 'test');
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+  mkdirSync(dirTest);
+  const file = join(dirTest, 'sample.test.ts');
+  writeFileSync(
+    file,
+    [
+      "import { test } from 'node:test';",
+      "import assert from 'node:assert/strict';",
+      "test('passes', () => {});",
+      "test('compares', () => {",
+      '  assert.deepEqual({ counter: 1 }, { counter: 2 });',
+      '});',
+      "test('throws', () => { throw new Error('the store hung'); });",
+    ].join('\n'),
+  );
+  // As test/run.ts runs a file, not as a test inside this one (node:test marks its child processes by NODE_TEST_CONTEXT).
+  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+  const run = spawnSync(process.execPath, ['--import', 'tsx', '--test', file], { encoding: 'utf8', env });
+  assert.equal(run.status, 1, run.stdout + run.stderr);
+  const digest = failureDigest(run.stdout + '\nkilled: still running after 300 s (TEST_JOB_TIMEOUT_MS)\n');
+  const text = digest.join('\n');
+  assert.ok(!text.includes('passes'), text);
+  assert.equal(digest.filter((l) => l.startsWith('not ok - ')).length, 2, text);
+  assert.match(text, /not ok - compares\n {4}error: .*\n(?: {4}.*\n)*? {4}.*counter: 1/);
+  assert.match(text, /sample\.test\.ts:5:\d+/);
+  assert.match(text, /not ok - throws\n {4}error: 'the store hung'\n {4}at test\/sample\.test\.ts:7:\d+/);
+  assert.equal(digest.at(-1), 'killed; the last test to report was: not ok - throws');
 });
