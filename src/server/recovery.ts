@@ -55,7 +55,7 @@ export class PacketHold {
       else if (this.open) next();
       // refused: dropped (the socket is being disconnected)
     });
-    watchUses(socket, this);
+    usesOf.add(socket, this);
   }
 
   /** Bound: the held packets go on in order, each through what it missed (see the class); later ones pass straight on. */
@@ -80,35 +80,53 @@ export class PacketHold {
   private take(): Held[] {
     const held = this.held ?? [];
     this.held = undefined;
-    unwatchUses(this.socket, this);
+    usesOf.delete(this.socket, this);
     return held;
   }
 }
 
-/** The holds of a socket (two `sessions()` instances on one namespace hold it twice) and the one wrapper of its `use` they share. */
-const watched = new WeakMap<Socket, { holds: Set<PacketHold>; wrapper: Socket['use'] }>();
+/**
+ * One wrapper of a method of another library's object, shared by everyone who needs it: an own
+ * property of the object (over its prototype's method, or over someone else's wrapper) put at the
+ * first `add`, deleted at the last `delete` if it is still ours (if someone wrapped over it since,
+ * ours stays, passing calls on, with nobody left to ask).
+ */
+class SharedWrap<T extends object, M> {
+  private readonly wraps = new WeakMap<T, { members: Set<M>; wrapper: unknown }>();
 
-/** Tell `hold` every middleware added through the socket's `use` (an own property of the socket, wrapping the prototype's). */
-function watchUses(socket: Socket, hold: PacketHold): void {
-  const known = watched.get(socket);
-  if (known) return void known.holds.add(hold);
-  const holds = new Set([hold]);
-  const use = socket.use;
-  const wrapper = function (this: Socket, fn: Middleware) {
+  constructor(
+    private readonly method: string,
+    /** The wrapper of `original` (the method it covers), which asks `members` (the set, as it is at each call). */
+    private readonly make: (original: (...args: any[]) => any, members: ReadonlySet<M>) => (...args: any[]) => any,
+  ) {}
+
+  add(target: T, member: M): void {
+    const known = this.wraps.get(target);
+    if (known) return void known.members.add(member);
+    const members = new Set([member]);
+    const wrapper = this.make((target as Record<string, (...args: any[]) => any>)[this.method]!, members);
+    Object.defineProperty(target, this.method, { configurable: true, writable: true, value: wrapper });
+    this.wraps.set(target, { members, wrapper });
+  }
+
+  delete(target: T, member: M): void {
+    const known = this.wraps.get(target);
+    if (!known?.members.delete(member) || known.members.size > 0) return;
+    this.wraps.delete(target);
+    if (Object.getOwnPropertyDescriptor(target, this.method)?.value === known.wrapper) delete (target as Record<string, unknown>)[this.method]; // the prototype's again
+  }
+}
+
+/**
+ * A socket's `use`, wrapped while it has holds (two `sessions()` instances on one namespace hold it
+ * twice): every middleware added through it is told to each hold.
+ */
+const usesOf = new SharedWrap<Socket, PacketHold>('use', (use, holds) =>
+  function (this: Socket, fn: Middleware) {
     for (const each of holds) each.uses.push(fn);
-    return use.call(this, fn as Parameters<Socket['use']>[0]);
-  } as Socket['use'];
-  Object.defineProperty(socket, 'use', { configurable: true, writable: true, value: wrapper });
-  watched.set(socket, { holds, wrapper });
-}
-
-/** `hold` ended; the last one gives the socket its `use` back (unless someone wrapped ours since: then ours stays, passing calls on). */
-function unwatchUses(socket: Socket, hold: PacketHold): void {
-  const known = watched.get(socket);
-  if (!known?.holds.delete(hold) || known.holds.size > 0) return;
-  watched.delete(socket);
-  if (Object.getOwnPropertyDescriptor(socket, 'use')?.value === known.wrapper) delete (socket as Partial<Socket>).use; // the prototype's again
-}
+    return use.call(this, fn);
+  },
+);
 
 /** `fns` in order on `packet`, as socket.io runs a socket's middlewares: the first error, or the end, goes to `done`. */
 function runMiddlewares(socket: Socket, fns: Middleware[], packet: Packet, done: Next): void {
@@ -119,6 +137,12 @@ function runMiddlewares(socket: Socket, fns: Middleware[], packet: Packet, done:
   step(0);
 }
 
+/** The part of a namespace's adapter that recovery goes through (socket.io-adapter's public methods). */
+interface RecoveringAdapter {
+  restoreSession(pid: string, offset: string): Promise<{ data?: unknown } | null> | { data?: unknown } | null;
+}
+type Restore = RecoveringAdapter['restoreSession'];
+
 /**
  * Which session a socket was bound to, for its recovery: socket.io gives a recovered socket its old
  * id, rooms, `data` and missed broadcasts, which are the old session's. If its credential now names
@@ -126,14 +150,35 @@ function runMiddlewares(socket: Socket, fns: Middleware[], packet: Packet, done:
  * them. Kept by the socket's `data` object, which socket.io hands over to the recovered socket (the
  * same object on one node; nothing of the app's is written): a WeakMap, no timer, nothing per
  * socket once its `data` is gone.
+ *
+ * socket.io writes a recovered socket's missed broadcasts to the client before any middleware or
+ * `connection` listener runs, and keeps what it persisted until `maxDisconnectionDuration` whoever
+ * comes back with its private id. So the namespace's adapter is asked first (its `restoreSession`,
+ * wrapped on the adapter instance, given back by `dispose()`): a socket whose session was destroyed
+ * while it was away, or whose recovery was refused once already, is not recovered at all; it
+ * connects as a new socket, through the handshake, with none of the old session's rooms or
+ * broadcasts. (Before, a refused one came back with the same private id about four times a second,
+ * its old session's broadcasts delivered each time, until `maxDisconnectionDuration`.) What only the
+ * credential can tell (a login as someone else, the old session still alive) is refused at its
+ * `connection` (see {@link SessionServer}'s recover), once.
  */
 export class RecoveryMemory {
   private readonly tags = new WeakMap<object, string>();
+  /** The `data` of sockets whose recovery was refused: never recovered again. */
+  private readonly refusedData = new WeakSet<object>();
+  /** Adapters whose `restoreSession` this memory guards (see {@link restoresOf}): left at dispose(). */
+  private readonly adapters = new Set<RecoveringAdapter>();
+  private disposed = false;
+
+  /** `destroyed(tag)`: the session of `tag` was destroyed lately (here or, told through the adapter, on another node). */
+  constructor(private readonly destroyed: (tag: string) => boolean) {}
 
   /** `socket` is bound to the session of `tag` (called after `sconnection`, which may set `socket.data`). */
   connected(socket: Socket, tag: string): void {
     const data: unknown = socket.data;
     if (typeof data === 'object' && data !== null) this.tags.set(data, tag);
+    const adapter = socket.nsp.adapter as unknown as RecoveringAdapter;
+    if (!this.disposed && !this.adapters.has(adapter)) this.adapters.add(adapter), restoresOf.add(adapter, this);
   }
 
   /** A recovered socket whose credential names another session than the one it had. */
@@ -143,7 +188,36 @@ export class RecoveryMemory {
     const before = typeof data === 'object' && data !== null ? this.tags.get(data) : undefined;
     return before !== undefined && before !== tag;
   }
+
+  /** A recovered socket was refused as invalid: socket.io is not to recover it again. */
+  refused(socket: Socket): void {
+    const data: unknown = socket.data;
+    if (socket.recovered && typeof data === 'object' && data !== null) this.refusedData.add(data);
+  }
+
+  /** Its adapters stop asking it (the last one to leave gives an adapter its own `restoreSession` back). */
+  dispose(): void {
+    this.disposed = true;
+    for (const adapter of this.adapters) restoresOf.delete(adapter, this);
+    this.adapters.clear();
+  }
+
+  /** Whether a session socket.io persisted may be restored: not when its socket's session ended, or its recovery was refused. */
+  restorable(data: unknown): boolean {
+    if (typeof data !== 'object' || data === null) return true;
+    const tag = this.tags.get(data);
+    return !this.refusedData.has(data) && !(tag !== undefined && this.destroyed(tag));
+  }
 }
+
+/** A namespace adapter's `restoreSession`, wrapped while memories guard it: a session any of them will not have restored is not. */
+const restoresOf = new SharedWrap<RecoveringAdapter, RecoveryMemory>('restoreSession', (restore, memories) =>
+  async function (this: RecoveringAdapter, pid: string, offset: string) {
+    const session = (await restore.call(this, pid, offset)) as Awaited<ReturnType<Restore>>;
+    for (const memory of memories) if (session && !memory.restorable(session.data)) return null;
+    return session;
+  },
+);
 
 /**
  * A recovered socket whose credential no longer gives a session: its held events are answered,

@@ -104,7 +104,7 @@ export class SessionServer<
   private readonly namespace: Namespace;
   private getterInstalled = false;
   /** The session each socket had, for its recovery (see RecoveryMemory). */
-  private readonly recoveries = new RecoveryMemory();
+  private readonly recoveries: RecoveryMemory;
 
   constructor(io: Server<ListenEvents, EmitEvents, ServerSideEvents, SocketData> | Namespace<ListenEvents, EmitEvents, ServerSideEvents, SocketData>, options: SessionsOptions) {
     super();
@@ -114,6 +114,8 @@ export class SessionServer<
     this.disposers.push(claimMode(namespace, resolved.perMessage));
     const hub = StoreHub.acquire(resolved.store);
     this.lasting.push(() => hub.release());
+    this.recoveries = new RecoveryMemory((tag) => hub.destroyedSet.confirmed(tag));
+    this.lasting.push(() => this.recoveries.dispose());
     const base = {
       options: resolved,
       hub,
@@ -178,7 +180,10 @@ export class SessionServer<
       }
       if (log.handshake.enabled) log.handshake('socket %s bound to %s', socket.id, bound.tag);
     } catch (err) {
-      if (err instanceof SessionError && err.code === 'SESSION_INVALID') this.tell('sinvalid', socket, err.reason as InvalidReason);
+      if (err instanceof SessionError && err.code === 'SESSION_INVALID') {
+        this.recoveries.refused(socket);
+        this.tell('sinvalid', socket, err.reason as InvalidReason);
+      }
       else if (err instanceof SessionUnavailableError) this.report(err, socket);
       log.handshake('socket %s refused: %s', socket.id, (err as Error).message);
       throw err;

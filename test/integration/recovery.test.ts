@@ -105,43 +105,35 @@ for (const skipMiddlewares of [true, false]) {
       assert.equal(Object.hasOwn(socket, 'use'), false, 'the hold gave socket.use back');
     });
 
-    test(`${name}: logged out while away, the recovered socket is told invalid, disconnected and out of its room`, { timeout: 20_000 }, async (t) => {
+    test(`${name}: logged out while away, the socket is not recovered: refused at its handshake ('destroyed'), in no room, and no broadcast to its old room (missed while away, or later) reaches it`, { timeout: 20_000 }, async (t) => {
       const server = await startServer({ perMessage, ioOptions });
       t.after(() => server.close());
-      recoveryApp(server.sio);
+      const seen = recoveryApp(server.sio);
       const invalid: string[] = [];
       server.sio.on('sinvalid', (_socket, reason) => invalid.push(reason));
       const cookie = await server.login({ user: 'alice' });
       const client = connectClient(server.url, cookie);
       t.after(() => client.close());
       await connectAndDrop(server.io, client);
+      server.io.to('user:alice').emit('news', 'while away'); // socket.io would replay it to a recovered socket
       await server.logout(cookie);
 
-      let news = 0;
-      client.on('news', () => (news += 1));
-      const told = new Promise<unknown>((resolve) => {
-        client.once(Events.INVALID, resolve);
-        client.once('connect_error', (err: Error & { data?: unknown }) => resolve(err.data));
-      });
-      const notice = new Promise<unknown>((resolve) =>
-        client.once('connect', () => client.timeout(5000).emit('write', 'after logout', (err: unknown, answer: unknown) => resolve(err ?? answer))),
-      );
+      const news: string[] = [];
+      client.on('news', (message: string) => news.push(message));
+      let connects = 0;
+      client.on('connect', () => (connects += 1));
+      const refused = once<[Error & { data?: unknown }]>(client, 'connect_error');
       reconnect(client);
-      assert.deepEqual(await told, { code: ErrorCode.SESSION_INVALID, reason: 'destroyed' });
-      if (skipMiddlewares) {
-        // socket.io connected it before asking us: its event never ran. It got the notice if it was
-        // held, else socket.io-client's own "disconnected" error (the refusal was quicker than the event).
-        const answer = await notice;
-        if (answer instanceof Error) assert.match(answer.message, /disconnected/);
-        else assert.deepEqual(answer, { [NOTICE_FIELD]: { code: ErrorCode.SESSION_INVALID, reason: 'session-ended' } });
-        if (client.connected) await once(client, 'disconnect');
-      }
-      assert.equal(client.connected, false);
+      // Before (skipMiddlewares true): socket.io recovered it, replayed 'while away' to it at its
+      // connect, and only then was it told invalid and disconnected.
+      assert.deepEqual((await refused)[0].data, { code: ErrorCode.SESSION_INVALID, reason: 'destroyed' });
+      assert.equal(connects, 0, 'never connected');
       assert.equal(roomSize(server), 0, 'nobody is left in user:alice');
       server.io.to('user:alice').emit('news', 'after logout');
       await server.sio.flush();
-      assert.equal(news, 0, 'no broadcast reaches it');
+      assert.deepEqual(news, [], 'no broadcast reaches it');
       assert.deepEqual(invalid, ['destroyed']);
+      assert.deepEqual(seen.map((s) => s.recovered), [false], 'sconnection once, for the first connection');
       assert.equal(server.io.of('/').sockets.size, 0);
     });
   }
@@ -246,13 +238,17 @@ for (const perMessage of [false, true]) {
 }
 
 for (const skipMiddlewares of [true, false]) {
-  test(`skipMiddlewares ${skipMiddlewares}: a socket recovered with another session's cookie (a logout, then a login as bob, while it was away) is refused 'session-changed' and keeps none of alice's rooms: no later broadcast to her room reaches it`, { timeout: 20_000 }, async (t) => {
+  /** Alice's page, connected and in her room, drops its transport; a broadcast to her room is missed; `whileAway` runs; then the page's cookie is bob's. */
+  async function awayThenBob(t: { after(fn: () => unknown): void }, whileAway: (server: TestServer, alice: string) => Promise<void>) {
     const server = await startServer({ ioOptions: { connectionStateRecovery: { skipMiddlewares, maxDisconnectionDuration: 60_000 } } });
     t.after(() => server.close());
     const invalid: string[] = [];
     server.sio.on('sinvalid', (_socket, reason) => invalid.push(reason));
+    const joined: Array<{ user: unknown; recovered: boolean }> = [];
     server.sio.on('sconnection', (socket, session) => {
+      joined.push({ user: session.user, recovered: socket.recovered });
       if (!socket.recovered) void socket.join(`user:${session.user as string}`);
+      socket.on('who', (ack: (user: unknown) => void) => ack(socket.session.user));
     });
     const alice = await server.login({ user: 'alice' });
     const client = connectClient(server.url, alice);
@@ -266,20 +262,71 @@ for (const skipMiddlewares of [true, false]) {
     const dropped = Promise.all([once(client, 'disconnect'), once(server.io.of('/').sockets.get(client.id!)!, 'disconnect')]);
     client.io.engine.close();
     await dropped;
-    await server.logout(alice);
+    server.io.to('user:alice').emit('private', 'while away'); // socket.io replays it to a socket it recovers
+    await whileAway(server, alice);
     const bob = await server.login({ user: 'bob' });
     (client.io.opts.extraHeaders as Record<string, string>).cookie = bob; // the browser's cookie is bob's now
-    const told = skipMiddlewares ? once<[{ reason: string }]>(client, 'sio-sessions:invalid').then(([data]) => data.reason) : new Promise<string>((resolve) => client.once('connect_error', (err) => resolve((err as { data?: { reason: string } }).data!.reason)));
+    let attempts = 0;
+    server.io.engine.on('connection', () => (attempts += 1));
+    return { server, client, got, invalid, joined, attempts: () => attempts };
+  }
+
+  test(`skipMiddlewares ${skipMiddlewares}: logged out, then logged in as bob, while away: the socket is not recovered; it connects as a new socket of bob's session, and none of alice's broadcasts (missed or later) reach it`, { timeout: 20_000 }, async (t) => {
+    const { server, client, got, invalid, joined } = await awayThenBob(t, (server, alice) => server.logout(alice));
+    const connects = once(client, 'connect');
     reconnect(client);
-    // Before: connected as bob, recovered into user:alice, and every later broadcast to alice reached bob's browser.
-    assert.equal(await told, 'session-changed');
-    await eventually(() => !client.connected && (server.io.of('/').adapter.rooms.get('user:alice')?.size ?? 0) === 0, 3000);
+    await connects;
+    // Before: recovered into alice's rooms (her missed broadcast replayed first), then refused
+    // 'session-changed'; and recovered again, about 4 times a second, until maxDisconnectionDuration.
+    assert.equal(client.recovered, false, 'a new socket');
+    assert.equal(await client.timeout(3000).emitWithAck('who'), 'bob');
+    assert.equal(roomSize(server), 0);
     server.io.to('user:alice').emit('private', 'after');
-    const check = once(server.io, 'connection');
-    const fresh = connectClient(server.url, bob);
-    t.after(() => fresh.close());
-    await Promise.all([connected(fresh), check]);
-    assert.equal(got.includes('after'), false, JSON.stringify(got));
+    await server.sio.flush();
+    assert.deepEqual(got, ['first']);
+    assert.deepEqual(invalid, []);
+    assert.deepEqual(joined, [{ user: 'alice', recovered: false }, { user: 'bob', recovered: false }]);
+  });
+
+  test(`skipMiddlewares ${skipMiddlewares}: logged in as bob while away, alice's session still alive: the recovered socket is refused 'session-changed' once, in none of alice's rooms after; the next attempt is a new socket of bob's session, not recovered again`, { timeout: 20_000 }, async (t) => {
+    const { server, client, got, invalid, joined, attempts } = await awayThenBob(t, async () => {});
+    const told = skipMiddlewares ? once<[{ reason: string }]>(client, 'sio-sessions:invalid').then(([data]) => data.reason) : once<[Error & { data?: { reason: string } }]>(client, 'connect_error').then(([err]) => err.data!.reason);
+    reconnect(client);
+    assert.equal(await told, 'session-changed');
+    await eventually(() => !client.connected && roomSize(server) === 0, 3000);
+    server.io.to('user:alice').emit('private', 'after the refusal');
+    // What a session SDK does next (connectWithSession reconnects after a refusal): the same client, its private id kept.
+    const connects = once(client, 'connect');
+    reconnect(client);
+    await connects;
+    // Before: recovered again with alice's rooms, refused again, and so on until maxDisconnectionDuration.
+    assert.equal(client.recovered, false, 'not recovered again');
+    assert.equal(await client.timeout(3000).emitWithAck('who'), 'bob');
+    server.io.to('user:alice').emit('private', 'after');
+    await server.sio.flush();
+    // Known and documented (docs/server.md): socket.io wrote the missed broadcast at the one refused
+    // recovery, before any check could run (delivered at its connect with skipMiddlewares true; kept
+    // in socket.io-client's buffer until its next connect otherwise: the SDK drops that buffer).
+    assert.deepEqual(got, ['first', 'while away']);
     assert.deepEqual(invalid, ['session-changed']);
+    assert.deepEqual(joined.at(-1), { user: 'bob', recovered: false });
+    assert.equal(attempts(), 2, 'one refused recovery, one new connection');
   });
 }
+
+test('the namespace adapter\'s restoreSession, wrapped while sessions() has sockets, is given back (the own property gone) once it is closed and its last socket left; two instances give back in any order', { timeout: 20_000 }, async (t) => {
+  const server = await startServer({ ioOptions: { connectionStateRecovery: { maxDisconnectionDuration: 60_000 } } });
+  t.after(() => server.close());
+  const second = sessions(server.io, { store: server.store, secret: SECRET });
+  const adapter = server.io.of('/').adapter;
+  const client = connectClient(server.url, await server.login({ user: 'alice' }));
+  t.after(() => client.close());
+  await connected(client);
+  assert.equal(Object.hasOwn(adapter, 'restoreSession'), true, 'wrapped');
+  second.close();
+  server.sio.close();
+  assert.equal(Object.hasOwn(adapter, 'restoreSession'), true, 'kept while its socket is connected');
+  client.disconnect();
+  await eventually(() => !Object.hasOwn(adapter, 'restoreSession'), 3000);
+  assert.equal(adapter.restoreSession, Object.getPrototypeOf(adapter).restoreSession);
+});
