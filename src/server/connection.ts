@@ -329,6 +329,10 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
     tellAndDisconnect(socket, Events.INVALID, { code: ErrorCode.SESSION_INVALID, reason });
   }
 
+  saveCopy(entry: SessionEntry): void {
+    void saveTask(SessionRuntime.of(this.ctx.hub, entry.sid), this.ctx, entry);
+  }
+
   /** The socket left: its waiting units are dropped (they changed nothing); its changes are saved. */
   stop(): void {
     if (this.gone) return;

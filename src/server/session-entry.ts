@@ -23,8 +23,8 @@ export type SocketSession = Session & Partial<SessionData>;
 
 /** What a shared copy needs from the runtime that serves it (runtime/index.ts): also its record in the hub's registry. */
 export interface EntryHost extends LiveRecord {
-  /** A per-connection socket's handler changed the session outside a unit of work (after an await). */
-  changedOutside(): void;
+  /** A per-connection socket's handler changed the session (`entry`, its copy) outside a unit of work (after an await). */
+  changedOutside(entry: SessionEntry): void;
   /** Every socket of the session runs its handlers as units (per-message mode). */
   readonly perMessageOnly: boolean;
 }
@@ -144,7 +144,7 @@ export class SessionEntry implements Live {
   ) {
     sessionFrom(hub.store, new EntryRequest(this, hub.store), record);
     // A per-connection handler's change made after the pending save ran (after an await) gets its own save.
-    this.tracker = new ChangeTracker(this.raw, () => this.host?.changedOutside());
+    this.tracker = new ChangeTracker(this.raw, () => this.host?.changedOutside(this));
     this.noteCookie(record);
   }
 

@@ -273,6 +273,67 @@ test('a change an async handler makes after the pending save already ran is save
   assert.equal(stored!.first, 1);
 });
 
+for (const then of ['nothing', 'back', 'logout'] as const) {
+  const back = then === 'back';
+  test(`a change an async handler makes after an await, after its socket dropped and its copy retired, ${then === 'logout' ? 'never brings back the session logged out meanwhile' : 'is stored'}${back ? ' (the page connected again meanwhile: a new copy is live)' : ''}`, async (t) => {
+    const server = await startServer({ saveDelay: 50 });
+    t.after(() => server.close());
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let finished!: () => void;
+    const done = new Promise<void>((resolve) => (finished = resolve));
+    const sockets: Socket[] = [];
+    server.sio.on('sconnection', (socket) => {
+      sockets.push(socket);
+      socket.on('slow', async () => {
+        started();
+        await gate;
+        socket.session.late = 'after the drop';
+        finished();
+      });
+      socket.on('get', (key: string, ack: Ack) => ack(socket.session[key]));
+    });
+    const cookie = await server.login({ user: 'alice' });
+    const client = connectClient(server.url, cookie);
+    t.after(() => client.close());
+    await connected(client);
+    client.emit('slow');
+    await running;
+    const left = once(sockets[0]!, 'disconnect');
+    client.disconnect();
+    await left;
+    await server.sio.flush(); // its disconnect save ran, and its copy retired
+    const hub = StoreHub.acquire(server.store);
+    t.after(() => hub.release());
+    await eventually(() => SessionRuntime.find(hub, sidOf(cookie))?.entry === undefined, 2000);
+    if (back) {
+      const again = connectClient(server.url, cookie);
+      t.after(() => again.close());
+      await connected(again);
+    }
+    if (then === 'logout') {
+      await server.logout(cookie);
+      release();
+      await done;
+      await server.sio.flush();
+      assert.equal(await storedSession(server.store, sidOf(cookie)), undefined, 'stays destroyed');
+      return;
+    }
+    release();
+    await done;
+    // Before: the change went to the retired copy and was never saved.
+    const stored = await eventually(async () => {
+      const data = (await storedSession(server.store, sidOf(cookie))) as Record<string, unknown> | null | undefined;
+      return data?.late === 'after the drop' ? data : undefined;
+    }, 2000);
+    assert.equal(stored!.user, 'alice');
+    await server.sio.flush();
+    assert.equal(((await storedSession(server.store, sidOf(cookie))) as Record<string, unknown>).late, 'after the drop', 'still there after every save');
+  });
+}
+
 test('a save retried after a store outage outlives its socket and runtime: a socket of the session that connects meanwhile keeps its own change, and both changes reach the store', async (t) => {
   // The store's writes fail for real (FaultyStore answers every set with an error) while the first socket leaves.
   const store = new FaultyStore();
