@@ -27,10 +27,17 @@ export interface LiveRecord {
   readonly entry: Live | undefined;
   /** Where the writes stand (meaningful while `entry` is there); set here only. */
   mark: WriteMark;
+  /** The tag it is indexed by (see `LiveSessions.byTag`); set here only. */
+  indexedTag?: string;
 }
 
 export class LiveSessions<R extends LiveRecord = LiveRecord> {
   private readonly records = new Map<string, R>();
+  /**
+   * The records with a copy loaded, by its tag: built at the first {@link byTag} (only another
+   * node's destroy notice asks, so a single node never pays for it), kept from then on.
+   */
+  private tags: Map<string, R> | undefined;
 
   /** The record of an id, if the process serves that session. */
   get(sid: string): R | undefined {
@@ -42,7 +49,9 @@ export class LiveSessions<R extends LiveRecord = LiveRecord> {
   }
 
   remove(record: R): void {
-    if (this.records.get(record.sid) === record) this.records.delete(record.sid);
+    if (this.records.get(record.sid) !== record) return;
+    this.records.delete(record.sid);
+    if (record.indexedTag !== undefined && this.tags?.get(record.indexedTag) === record) this.tags.delete(record.indexedTag);
   }
 
   /** Every record (each session the process serves). */
@@ -58,6 +67,7 @@ export class LiveSessions<R extends LiveRecord = LiveRecord> {
   /** `record` has a new copy loaded: its writes are counted from a fresh mark (no earlier mark matches it). */
   fresh(record: R): void {
     record.mark = ++lastMark as WriteMark;
+    if (this.tags && record.entry) this.index(record, record.entry.tag);
   }
 
   /** Every session loaded in this process. */
@@ -70,10 +80,19 @@ export class LiveSessions<R extends LiveRecord = LiveRecord> {
     return this.records.get(sid)?.entry;
   }
 
-  /** (A scan: only another node's destroy notice asks; an index by tag would cost memory per session.) */
+  /** The loaded session of a tag (another node's destroy notice names a session by its tag). */
   byTag(tag: string): Live | undefined {
-    for (const { entry } of this.records.values()) if (entry?.tag === tag) return entry;
-    return undefined;
+    if (!this.tags) {
+      this.tags = new Map();
+      for (const record of this.records.values()) if (record.entry) this.index(record, record.entry.tag);
+    }
+    const entry = this.tags.get(tag)?.entry;
+    return entry?.tag === tag ? entry : undefined;
+  }
+
+  private index(record: R, tag: string): void {
+    record.indexedTag = tag;
+    this.tags!.set(tag, record);
   }
 
   /** Where the writes of a loaded session through this process stand now (NO_MARK when it is not loaded). */

@@ -7,6 +7,7 @@ import { sessionTag } from '../../src/server/invalidation.js';
 import { DestroyedSet } from '../../src/server/destroyed-set.js';
 import { WritesInFlight } from '../../src/server/writes-in-flight.js';
 import { NO_MARK, StoreHub } from '../../src/server/store.js';
+import { LiveSessions, type Live, type LiveRecord } from '../../src/server/live-sessions.js';
 import { eventually } from '../helpers/servers.js';
 import { MemoryStore } from 'express-session';
 import type { IncomingMessage } from 'node:http';
@@ -275,4 +276,43 @@ test('store hub: an ended store call holds no answer: a record read and dropped 
   } finally {
     hub.release();
   }
+});
+
+test("live sessions: another node's destroy notice finds the loaded session by its tag without reading any other session (built at the first notice, kept as copies load, retire and leave)", () => {
+  const live = new LiveSessions<LiveRecord & { entry: Live | undefined }>();
+  let reads = 0;
+  const copy = (sid: string): Live => ({
+    sid,
+    get tag() {
+      reads += 1;
+      return `tag-of-${sid}`;
+    },
+  });
+  const records = Array.from({ length: 1000 }, (_, i) => ({ sid: `s${i}`, entry: copy(`s${i}`) as Live | undefined, mark: NO_MARK }));
+  for (const record of records) {
+    live.add(record);
+    live.fresh(record);
+  }
+  assert.equal(reads, 0, 'a single node never reads a tag for the index');
+  assert.equal(live.byTag('tag-of-s7')?.sid, 's7');
+  reads = 0;
+  assert.equal(live.byTag('tag-of-s990')?.sid, 's990');
+  assert.equal(reads, 1, 'only the session asked about');
+  assert.equal(live.byTag('tag-of-nobody'), undefined);
+  // A copy loaded later is found; one retired (no copy) and one gone from the registry are not.
+  const later = { sid: 'later', entry: copy('later') as Live | undefined, mark: NO_MARK };
+  live.add(later);
+  live.fresh(later);
+  assert.equal(live.byTag('tag-of-later')?.sid, 'later');
+  records[1]!.entry = undefined;
+  assert.equal(live.byTag('tag-of-s1'), undefined);
+  live.remove(records[2]!);
+  assert.equal(live.byTag('tag-of-s2'), undefined);
+  // Loaded again with a new runtime (a new record for the id): found through the new one.
+  const again = { sid: 's2', entry: copy('s2') as Live | undefined, mark: NO_MARK };
+  live.add(again);
+  live.fresh(again);
+  assert.equal(live.byTag('tag-of-s2'), again.entry);
+  live.remove(records[2]!); // the old record once more: nothing of the new one is dropped
+  assert.equal(live.byTag('tag-of-s2'), again.entry);
 });

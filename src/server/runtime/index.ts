@@ -115,6 +115,8 @@ export class SessionRuntime {
 
   /** Where the session's writes through this process stand (the hub's registry keeps it: live-sessions.ts). */
   mark = NO_MARK;
+  /** (The hub's registry's: see LiveSessions.byTag.) */
+  indexedTag: string | undefined = undefined;
 
   /**
    * The runtime of `sid` (one per store and session in the process), created on demand. The store
