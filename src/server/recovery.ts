@@ -6,7 +6,7 @@
  * (or answered with a notice when it is refused), so no handler ever runs without its session.
  */
 import type { Socket } from 'socket.io';
-import { ErrorCode, Events, NOTICE_FIELD, SESSION_ENDED, type EmitNotice } from '../protocol.js';
+import { ErrorCode, Events, NOTICE_FIELD, SESSION_ENDED, type EmitNotice, type InvalidReason } from '../protocol.js';
 import { SessionError } from '../errors.js';
 import { log } from './log.js';
 import { noticePacket, QUEUE_FULL_RETRY_MS } from './runtime/events.js';
@@ -87,12 +87,13 @@ export class PacketHold {
 
 /**
  * One wrapper of a method of another library's object, shared by everyone who needs it: an own
- * property of the object (over its prototype's method, or over someone else's wrapper) put at the
- * first `add`, deleted at the last `delete` if it is still ours (if someone wrapped over it since,
- * ours stays, passing calls on, with nobody left to ask).
+ * property of the object (over its prototype's method, or over an own property someone put there
+ * before) put at the first `add`, taken back at the last `delete` if it is still ours (what it
+ * covered is put back); if someone wrapped over it since, ours stays, passing calls on, with
+ * nobody left to ask.
  */
 class SharedWrap<T extends object, M> {
-  private readonly wraps = new WeakMap<T, { members: Set<M>; wrapper: unknown }>();
+  private readonly wraps = new WeakMap<T, { members: Set<M>; wrapper: unknown; covered: PropertyDescriptor | undefined }>();
 
   constructor(
     private readonly method: string,
@@ -104,16 +105,19 @@ class SharedWrap<T extends object, M> {
     const known = this.wraps.get(target);
     if (known) return void known.members.add(member);
     const members = new Set([member]);
+    const covered = Object.getOwnPropertyDescriptor(target, this.method);
     const wrapper = this.make((target as Record<string, (...args: any[]) => any>)[this.method]!, members);
     Object.defineProperty(target, this.method, { configurable: true, writable: true, value: wrapper });
-    this.wraps.set(target, { members, wrapper });
+    this.wraps.set(target, { members, wrapper, covered });
   }
 
   delete(target: T, member: M): void {
     const known = this.wraps.get(target);
     if (!known?.members.delete(member) || known.members.size > 0) return;
     this.wraps.delete(target);
-    if (Object.getOwnPropertyDescriptor(target, this.method)?.value === known.wrapper) delete (target as Record<string, unknown>)[this.method]; // the prototype's again
+    if (Object.getOwnPropertyDescriptor(target, this.method)?.value !== known.wrapper) return;
+    if (known.covered) Object.defineProperty(target, this.method, known.covered);
+    else delete (target as Record<string, unknown>)[this.method]; // the prototype's again
   }
 }
 
@@ -137,84 +141,141 @@ function runMiddlewares(socket: Socket, fns: Middleware[], packet: Packet, done:
   step(0);
 }
 
+/** What socket.io hands an adapter to keep for a socket it may recover, and gets back (socket.io-adapter's public types). */
+interface PersistedSession {
+  sid: string;
+  data?: unknown;
+  /** Ours: the tag of the session the socket had (a hash of its id), kept with the rest. */
+  [TAG_FIELD]?: unknown;
+}
+
 /** The part of a namespace's adapter that recovery goes through (socket.io-adapter's public methods). */
 interface RecoveringAdapter {
-  restoreSession(pid: string, offset: string): Promise<{ data?: unknown } | null> | { data?: unknown } | null;
+  persistSession(session: PersistedSession): void;
+  restoreSession(pid: string, offset: string): Promise<PersistedSession | null> | PersistedSession | null;
 }
-type Restore = RecoveringAdapter['restoreSession'];
+
+/** The field of a persisted session that carries its socket's session tag (kept by every adapter: socket.io's spreads the object, redis-streams encodes all of it). */
+const TAG_FIELD = 'socketIoSessionsTag';
+
+const isObject = (value: unknown): value is object => typeof value === 'object' && value !== null;
+
+/**
+ * The session each socket had, by its `data` object (read, never written; nothing of the app's is
+ * changed): socket.io hands it to the recovered socket (the same object on one node; a cluster
+ * adapter's copy is entered when it is restored). One per process, so that an instance closed and
+ * a new one opened on the same server still know the sockets of the old.
+ */
+const tagsByData = new WeakMap<object, string>();
+/** The `data` of sockets whose recovery was refused: socket.io is not to recover them again. */
+const refusedData = new WeakSet<object>();
+
+/** Reasons a handshake gives that the credential cannot fix by itself (a ticket the SDK fetches again can). */
+const ENDS_RECOVERY = new Set<InvalidReason>(['no-session-id', 'bad-signature', 'not-found', 'expired', 'destroyed', 'corrupt', 'session-changed']);
 
 /**
  * Which session a socket was bound to, for its recovery: socket.io gives a recovered socket its old
  * id, rooms, `data` and missed broadcasts, which are the old session's. If its credential now names
  * another session (a logout, then a login as someone else, while it was away), it must not keep
- * them. Kept by the socket's `data` object, which socket.io hands over to the recovered socket (the
- * same object on one node; nothing of the app's is written): a WeakMap, no timer, nothing per
- * socket once its `data` is gone.
+ * them.
  *
  * socket.io writes a recovered socket's missed broadcasts to the client before any middleware or
- * `connection` listener runs, and keeps what it persisted until `maxDisconnectionDuration` whoever
- * comes back with its private id. So the namespace's adapter is asked first (its `restoreSession`,
- * wrapped on the adapter instance, given back by `dispose()`): a socket whose session was destroyed
- * while it was away, or whose recovery was refused once already, is not recovered at all; it
- * connects as a new socket, through the handshake, with none of the old session's rooms or
- * broadcasts. (Before, a refused one came back with the same private id about four times a second,
- * its old session's broadcasts delivered each time, until `maxDisconnectionDuration`.) What only the
- * credential can tell (a login as someone else, the old session still alive) is refused at its
- * `connection` (see {@link SessionServer}'s recover), once.
+ * `connection` listener runs, and keeps what it persisted until `maxDisconnectionDuration` (the
+ * in-memory adapter: whoever comes back with its private id). So the namespace's adapter is asked
+ * first: its `persistSession` is wrapped to keep the socket's session tag with what it persists
+ * (through a cluster adapter too: on another node, or as a copy), and its `restoreSession` to
+ * decline a socket whose session was destroyed while it was away (here or, told through the
+ * adapter, on another node), or whose recovery was refused once already: it connects as a new
+ * socket, through the handshake, with none of the old session's rooms or broadcasts. (Before, a
+ * refused one came back with the same private id about four times a second, its old session's
+ * broadcasts delivered each time, until `maxDisconnectionDuration`.) What only the credential can
+ * tell (a login as someone else, the old session still alive) is refused at its `connection` (see
+ * {@link SessionServer}'s recover), once. Both wrappers are own properties of the adapter
+ * instance, shared by every instance, given back when the last one is disposed.
  */
 export class RecoveryMemory {
-  private readonly tags = new WeakMap<object, string>();
-  /** The `data` of sockets whose recovery was refused: never recovered again. */
-  private readonly refusedData = new WeakSet<object>();
-  /** Adapters whose `restoreSession` this memory guards (see {@link restoresOf}): left at dispose(). */
-  private readonly adapters = new Set<RecoveringAdapter>();
+  /** Adapters this memory guards (weakly: a dynamic namespace's child and its adapter may be dropped by socket.io). */
+  private adapters = new Set<WeakRef<RecoveringAdapter>>();
+  private readonly guarded = new WeakSet<RecoveringAdapter>();
+  /** Size of {@link adapters} after its last sweep of dropped ones. */
+  private swept = 0;
   private disposed = false;
 
   /** `destroyed(tag)`: the session of `tag` was destroyed lately (here or, told through the adapter, on another node). */
-  constructor(private readonly destroyed: (tag: string) => boolean) {}
+  constructor(readonly destroyed: (tag: string) => boolean) {}
 
   /** `socket` is bound to the session of `tag` (called after `sconnection`, which may set `socket.data`). */
   connected(socket: Socket, tag: string): void {
-    const data: unknown = socket.data;
-    if (typeof data === 'object' && data !== null) this.tags.set(data, tag);
-    const adapter = socket.nsp.adapter as unknown as RecoveringAdapter;
-    if (!this.disposed && !this.adapters.has(adapter)) this.adapters.add(adapter), restoresOf.add(adapter, this);
+    if (isObject(socket.data)) tagsByData.set(socket.data, tag);
+    this.guard(socket.nsp.adapter);
+  }
+
+  /**
+   * Ask this memory before `adapter` restores a session (the namespace's at the start, so that the
+   * sockets of an instance closed before are guarded; a dynamic namespace's children and an adapter
+   * socket.io made anew as their first socket connects).
+   */
+  guard(namespaceAdapter: unknown): void {
+    const adapter = namespaceAdapter as RecoveringAdapter;
+    if (this.disposed || this.guarded.has(adapter) || typeof adapter.restoreSession !== 'function' || typeof adapter.persistSession !== 'function') return;
+    this.guarded.add(adapter);
+    persistsOf.add(adapter, this);
+    restoresOf.add(adapter, this);
+    this.adapters.add(new WeakRef(adapter));
+    if (this.adapters.size > 2 * this.swept + 16) this.sweep();
   }
 
   /** A recovered socket whose credential names another session than the one it had. */
   changed(socket: Socket, tag: string): boolean {
     if (!socket.recovered) return false;
-    const data: unknown = socket.data;
-    const before = typeof data === 'object' && data !== null ? this.tags.get(data) : undefined;
+    const before = isObject(socket.data) ? tagsByData.get(socket.data) : undefined;
     return before !== undefined && before !== tag;
   }
 
-  /** A recovered socket was refused as invalid: socket.io is not to recover it again. */
-  refused(socket: Socket): void {
-    const data: unknown = socket.data;
-    if (socket.recovered && typeof data === 'object' && data !== null) this.refusedData.add(data);
+  /** A recovered socket was refused for `reason`: socket.io is not to recover it again, unless a new credential may still do (a ticket). */
+  refused(socket: Socket, reason: InvalidReason): void {
+    if (socket.recovered && isObject(socket.data) && ENDS_RECOVERY.has(reason)) refusedData.add(socket.data);
   }
 
-  /** Its adapters stop asking it (the last one to leave gives an adapter its own `restoreSession` back). */
+  /** Its adapters stop asking it (the last one to leave gives an adapter its own methods back). */
   dispose(): void {
     this.disposed = true;
-    for (const adapter of this.adapters) restoresOf.delete(adapter, this);
+    for (const ref of this.adapters) {
+      const adapter = ref.deref();
+      if (!adapter) continue;
+      persistsOf.delete(adapter, this);
+      restoresOf.delete(adapter, this);
+    }
     this.adapters.clear();
   }
 
-  /** Whether a session socket.io persisted may be restored: not when its socket's session ended, or its recovery was refused. */
-  restorable(data: unknown): boolean {
-    if (typeof data !== 'object' || data === null) return true;
-    const tag = this.tags.get(data);
-    return !this.refusedData.has(data) && !(tag !== undefined && this.destroyed(tag));
+  private sweep(): void {
+    this.adapters = new Set([...this.adapters].filter((ref) => ref.deref() !== undefined));
+    this.swept = this.adapters.size;
   }
 }
 
-/** A namespace adapter's `restoreSession`, wrapped while memories guard it: a session any of them will not have restored is not. */
+/** The session tag of the socket of a persisted session (the socket is still in its namespace when socket.io persists it). */
+const persistsOf = new SharedWrap<RecoveringAdapter, RecoveryMemory>('persistSession', (persist) =>
+  function (this: RecoveringAdapter, session: PersistedSession) {
+    const tag = isObject(session.data) ? tagsByData.get(session.data) : undefined;
+    return persist.call(this, tag === undefined ? session : { ...session, [TAG_FIELD]: tag });
+  },
+);
+
+/** A namespace adapter's `restoreSession`: a session any guarding memory will not have restored is not. */
 const restoresOf = new SharedWrap<RecoveringAdapter, RecoveryMemory>('restoreSession', (restore, memories) =>
   async function (this: RecoveringAdapter, pid: string, offset: string) {
-    const session = (await restore.call(this, pid, offset)) as Awaited<ReturnType<Restore>>;
-    for (const memory of memories) if (session && !memory.restorable(session.data)) return null;
+    const session = (await restore.call(this, pid, offset)) as PersistedSession | null;
+    if (!session) return session;
+    const { data } = session;
+    const kept = session[TAG_FIELD];
+    const tag = typeof kept === 'string' ? kept : isObject(data) ? tagsByData.get(data) : undefined;
+    if (isObject(data) && refusedData.has(data)) return null;
+    if (tag !== undefined) {
+      for (const memory of memories) if (memory.destroyed(tag)) return null;
+      if (isObject(data)) tagsByData.set(data, tag); // a copy (a cluster adapter's): the socket's `data` from now on
+    }
     return session;
   },
 );

@@ -115,6 +115,7 @@ export class SessionServer<
     const hub = StoreHub.acquire(resolved.store);
     this.lasting.push(() => hub.release());
     this.recoveries = new RecoveryMemory((tag) => hub.destroyedSet.confirmed(tag));
+    this.recoveries.guard(namespace.adapter);
     this.lasting.push(() => this.recoveries.dispose());
     const base = {
       options: resolved,
@@ -181,7 +182,7 @@ export class SessionServer<
       if (log.handshake.enabled) log.handshake('socket %s bound to %s', socket.id, bound.tag);
     } catch (err) {
       if (err instanceof SessionError && err.code === 'SESSION_INVALID') {
-        this.recoveries.refused(socket);
+        this.recoveries.refused(socket, err.reason as InvalidReason);
         this.tell('sinvalid', socket, err.reason as InvalidReason);
       }
       else if (err instanceof SessionUnavailableError) this.report(err, socket);

@@ -330,3 +330,65 @@ test('the namespace adapter\'s restoreSession, wrapped while sessions() has sock
   await eventually(() => !Object.hasOwn(adapter, 'restoreSession'), 3000);
   assert.equal(adapter.restoreSession, Object.getPrototypeOf(adapter).restoreSession);
 });
+
+test("sessions() closed and a new instance opened on the same server while alice's socket is connected: logged out while away, her socket is not recovered by the new instance either", { timeout: 20_000 }, async (t) => {
+  const server = await startServer({ ioOptions: { connectionStateRecovery: { skipMiddlewares: true, maxDisconnectionDuration: 60_000 } } });
+  t.after(() => server.close());
+  recoveryApp(server.sio);
+  const cookie = await server.login({ user: 'alice' });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  server.sio.close();
+  const second = sessions(server.io, { store: server.store, secret: SECRET });
+  t.after(() => second.close());
+  second.on('sinvalid', () => {});
+  const first = once(client, 'news');
+  server.io.to('user:alice').emit('news', 'first'); // (an offset to recover from)
+  await first;
+  const dropped = Promise.all([once(client, 'disconnect'), once(server.io.of('/').sockets.get(client.id!)!, 'disconnect')]);
+  client.io.engine.close();
+  await dropped;
+  server.io.to('user:alice').emit('news', 'while away');
+  await server.logout(cookie);
+  const news: string[] = [];
+  client.on('news', (message: string) => news.push(message));
+  const refused = once<[Error & { data?: unknown }]>(client, 'connect_error');
+  reconnect(client);
+  // Before: the old instance's memory of the socket went with it: recovered, 'while away' replayed, then told invalid.
+  assert.deepEqual((await refused)[0].data, { code: ErrorCode.SESSION_INVALID, reason: 'destroyed' });
+  assert.deepEqual(news, []);
+  assert.equal(roomSize(server), 0);
+});
+
+test("an own restoreSession the app put on the namespace's adapter before sessions() (its metrics, say) is called through while sessions() guards it, and is the adapter's again after close", { timeout: 20_000 }, async (t) => {
+  let calls = 0;
+  let own: unknown;
+  const server = await startServer({
+    ioOptions: { connectionStateRecovery: { maxDisconnectionDuration: 60_000 } },
+    before: (io) => {
+      const adapter = io.of('/').adapter;
+      const restore = adapter.restoreSession;
+      own = function (this: typeof adapter, pid: string, offset: string) {
+        calls += 1;
+        return restore.call(this, pid, offset);
+      };
+      Object.defineProperty(adapter, 'restoreSession', { configurable: true, writable: true, value: own });
+    },
+  });
+  t.after(() => server.close());
+  const adapter = server.io.of('/').adapter;
+  recoveryApp(server.sio);
+  const client = connectClient(server.url, await server.login({ user: 'alice' }));
+  t.after(() => client.close());
+  await connectAndDrop(server.io, client);
+  const back = once(client, 'connect');
+  reconnect(client);
+  await back;
+  assert.equal(client.recovered, true);
+  assert.equal(calls, 1, "the app's own ran");
+  server.sio.close();
+  client.disconnect();
+  // Before: the last close deleted the own property, the app's wrapper with it.
+  await eventually(() => adapter.restoreSession === own, 3000);
+});
