@@ -58,12 +58,27 @@ function runParser(parser: NonNullable<ResolvedOptions['parser']>, req: Incoming
   });
 }
 
+/**
+ * A cookie value as express-session reads it (its `cookie` 0.7): a value in double quotes loses
+ * them, then it is URI-decoded (left as it is when that fails). (`cookie` 1.x keeps the quotes: a
+ * quoted session cookie that works over HTTP was refused here as `bad-signature`.)
+ */
+function decodeAsExpressSession(value: string): string {
+  const unquoted = value.length > 1 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+  if (!unquoted.includes('%')) return unquoted;
+  try {
+    return decodeURIComponent(unquoted);
+  } catch {
+    return unquoted;
+  }
+}
+
 /** Find the session id of a handshake. Throws only if a user-supplied cutter or parser throws. */
 export async function sessionIdFrom(req: IncomingMessage, options: ResolvedOptions): Promise<SessionIdResult> {
   const { name, secrets, cutter, parser } = options;
   const header = req.headers.cookie;
   if (header && secrets.length > 0) {
-    const value = parseCookie(header)[name];
+    const value = parseCookie(header, { decode: decodeAsExpressSession })[name];
     if (value !== undefined) {
       const sid = unsignSessionCookie(value, secrets);
       return sid === false ? { invalid: 'bad-signature' } : { sid };

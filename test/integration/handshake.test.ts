@@ -74,6 +74,27 @@ test('no cookie: refused with SESSION_INVALID "no-session-id", and sinvalid fire
   assert.equal(typeof socket.handshake, 'object');
 });
 
+test('a session cookie in double quotes (RFC 6265 allows them; express-session reads it without them) connects with its session, as it does over HTTP; a quote at one end only is refused as HTTP refuses it', async (t) => {
+  const server = await startServer();
+  t.after(() => server.close());
+  const seen = invalids(server);
+  const cookie = await server.login({ user: 'alice' });
+  const [name, value] = cookie.split('=') as [string, string];
+  const quoted = `${name}="${value}"`;
+  assert.equal((await server.httpSession(quoted)).user, 'alice', 'express-session takes it');
+  const client = connectClient(server.url, quoted);
+  t.after(() => client.close());
+  await connected(client);
+  // Before: cookie 1.x kept the quotes, and the signature check failed ('bad-signature').
+  assert.equal(server.io.of('/').sockets.get(client.id!)!.session.user, 'alice');
+  const half = connectClient(server.url, `${name}="${value}`);
+  t.after(() => half.close());
+  const err = await refused(half);
+  assert.equal(err.data?.reason, 'bad-signature');
+  assert.equal((await server.httpSession(`${name}="${value}`)).user, undefined, 'express-session does not take it either');
+  assert.deepEqual(seen.map((s) => s.reason), ['bad-signature']);
+});
+
 test('an unsigned cookie (the raw session id) is refused as "bad-signature"', async (t) => {
   const server = await startServer();
   t.after(() => server.close());
