@@ -16,7 +16,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, STATUS_CODES } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
@@ -70,7 +70,7 @@ export async function createServer({
   }
   secret ??= process.env.SESSION_SECRET || loadOrCreateSecret(join(dataDir, 'secret'));
   const redis = redisUrl ? await connectRedis(redisUrl, lock) : undefined;
-  const store = redis ? redis.store : new SqliteStore({ path: join(dataDir, 'sessions.db') });
+  const store = redis ? redis.store : new SqliteStore({ path: join(dataDir, 'sessions.db'), keep: worthKeeping });
 
   const app = express();
   app.disable('x-powered-by');
@@ -88,6 +88,16 @@ export async function createServer({
   // cookie itself (one store read, and a typed 503 instead of express-session's 500 when the store
   // fails); and before the lock: minting reads only (its ?renew=1 takes the lock itself).
   app.use(sio.tokenHandler());
+  // Login CSRF and the like: a browser sends this user's cookie with another site's form post, so a
+  // request that may change a session must come from a page of the origin it is sent to (the check
+  // `sessions()` makes of cookie handshakes). Browsers send Origin on every POST; a client without
+  // one (curl, a Node client) is no other site's page. Before the lock and the session: a refused
+  // request loads nothing.
+  app.use((req, res, next) => {
+    const { origin } = req.headers;
+    if (req.method === 'GET' || req.method === 'HEAD' || origin === undefined || origin === `${req.protocol}://${req.headers.host}`) return next();
+    res.status(403).json({ error: 'cross-origin request refused' });
+  });
   // With the lock, an HTTP request that may write the session holds it from before express-session
   // loads the session until the response is finished (after express-session saved it).
   if (redis?.lock) app.use(sio.httpLock());
@@ -102,7 +112,8 @@ export async function createServer({
     }),
   );
 
-  // Pages that need a session create one on first visit; modifying it makes express-session save it.
+  // Pages that need a session create one on first visit; modifying it makes express-session save it
+  // (with SQLite, in memory until it is worth keeping: see the store's `keep`).
   const ensureSession = (req, _res, next) => {
     req.session.createdAt ??= Date.now();
     next();
@@ -166,6 +177,15 @@ export async function createServer({
   app.get('/cross-origin.html', ensureSession, page('cross-origin.html', { fromPageOrigin: true }));
 
   app.use(express.static(PUBLIC_DIR, { index: false }));
+
+  // Instead of Express's default error page, which shows the stack unless NODE_ENV=production: a
+  // short answer (a bad request body, a failed store), the error in the log when it is the server's.
+  app.use((err, _req, res, next) => {
+    if (res.headersSent) return next(err);
+    const status = err.status >= 400 && err.status < 600 ? err.status : 500;
+    if (status >= 500) console.error('socket.io-sessions reference server:', err);
+    res.status(status).json({ error: STATUS_CODES[status] });
+  });
 
   // The demo page shows how many connections the server holds (with shared tabs: one per browser).
   // Pushed at most once per COUNT_PUSH_MS, not per connection: a broadcast to every socket on every
@@ -358,6 +378,15 @@ function navBar(current, base, pageUrl) {
   ];
   const items = links.map(([href, file, text]) => (file === current ? `<strong aria-current="page">${text}</strong>` : `<a href="${href}">${text}</a>`));
   return `<nav id="demo-nav" style="display:flex;gap:1rem;padding-bottom:.5rem;border-bottom:1px solid #ddd">${items.join('')}</nav>`;
+}
+
+/**
+ * Whether the SQLite store writes a session to its file: once it holds something besides its cookie
+ * and `createdAt` (a login, a counter). A first visit's session stays in memory until then, so a
+ * crawler or a `curl` loop does not grow sessions.db.
+ */
+function worthKeeping(sess) {
+  return Object.keys(sess).some((key) => key !== 'cookie' && key !== 'createdAt');
 }
 
 /** What the demo may see of a session: never its id, only a short non-reversible tag. */

@@ -8,6 +8,11 @@
  * on timers with a short backoff, in order behind earlier writes, for at most `busyWait` ms, then
  * fails (the library answers SESSION_UNAVAILABLE). Reads need no write lock in WAL mode.
  *
+ * With `keep`, a session is written to the file only once it is worth keeping (a login, data the
+ * app stores); until then (a first visit's session) it is held in memory, at most `maxFresh` of
+ * them, the oldest dropped first, and lost on a restart. So anonymous page loads (a crawler, a
+ * `curl` loop) never grow the file. A session written to the file stays there.
+ *
  * @example
  *   const store = new SqliteStore({ path: '.data/sessions.db' });
  *   app.use(session({ store, secret, resave: false, saveUninitialized: false }));
@@ -20,6 +25,8 @@ import session from 'express-session';
 const ONE_DAY_MS = 24 * 60 * 60 * 1000;
 /** Longest pause between two tries of a busy call, ms. */
 const MAX_BACKOFF_MS = 50;
+/** Sessions not worth keeping (yet) held in memory, at most. */
+const MAX_FRESH = 10_000;
 
 /** SQLITE_BUSY and its extended codes (SQLITE_BUSY_SNAPSHOT, ...): another connection holds a lock. */
 const isBusy = (err) => typeof err?.code === 'string' && err.code.startsWith('SQLITE_BUSY');
@@ -31,12 +38,22 @@ export class SqliteStore extends session.Store {
    * @param {number} [options.pruneInterval=600000]  ms between deletions of expired rows (0 disables)
    * @param {number} [options.busyWait=1000]  how long a call retries while another connection holds
    *   the write lock before it fails; keep it well under the library's `storeTimeout` (5000)
+   * @param {(sess: object) => boolean} [options.keep]  whether a session is worth writing to the file;
+   *   default: every session is
+   * @param {number} [options.maxFresh=10000]  sessions not worth keeping held in memory, at most
    */
-  constructor({ path, pruneInterval = 10 * 60 * 1000, busyWait = 1000 } = {}) {
+  constructor({ path, pruneInterval = 10 * 60 * 1000, busyWait = 1000, keep = () => true, maxFresh = MAX_FRESH } = {}) {
     super();
     if (!path) throw new TypeError('SqliteStore: `path` is required');
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.busyWait = busyWait;
+    this.keep = keep;
+    this.maxFresh = maxFresh;
+    /**
+     * Sessions held in memory: sid → { json, expires, kept }, oldest first. `kept`: its first write
+     * to the file is under way (memory answers reads until it lands; later writes go to the file).
+     */
+    this.fresh = new Map();
     /** Writes waiting behind a busy one, in call order (a retried write must not land after a later one). */
     this.writes = [];
 
@@ -56,6 +73,7 @@ export class SqliteStore extends session.Store {
 
     this.stmt = {
       get: this.db.prepare('SELECT sess FROM sessions WHERE sid = ? AND expires > ?'),
+      exists: this.db.prepare('SELECT 1 FROM sessions WHERE sid = ?'),
       set: this.db.prepare(
         'INSERT INTO sessions (sid, sess, expires) VALUES (?, ?, ?) ' +
           'ON CONFLICT(sid) DO UPDATE SET sess = excluded.sess, expires = excluded.expires',
@@ -78,6 +96,8 @@ export class SqliteStore extends session.Store {
   /** Returns the session, or null when it is missing or expired (expired counts as missing). */
   get(sid, cb) {
     this.#run(cb, () => {
+      const held = this.#held(sid);
+      if (held) return JSON.parse(held.json);
       const row = this.stmt.get.get(sid, Date.now());
       return row ? JSON.parse(row.sess) : null;
     });
@@ -86,12 +106,21 @@ export class SqliteStore extends session.Store {
   set(sid, sess, cb) {
     const json = JSON.stringify(sess); // now: the caller may change `sess` while the write waits
     const expires = expiresOf(sess);
+    const held = this.fresh.get(sid);
+    if (!held?.kept && !this.keep(sess) && (held || !this.#inFile(sid))) {
+      return this.#run(cb, () => this.#hold(sid, { json, expires, kept: false }));
+    }
+    if (held) held.kept = true;
     this.#write(cb, () => {
       this.stmt.set.run(sid, json, expires);
+      this.fresh.delete(sid);
     });
   }
 
   destroy(sid, cb) {
+    const held = this.fresh.get(sid);
+    this.fresh.delete(sid);
+    if (held && !held.kept) return this.#run(cb, () => {});
     this.#write(cb, () => {
       this.stmt.destroy.run(sid);
     });
@@ -100,19 +129,23 @@ export class SqliteStore extends session.Store {
   /** Extends the expiry of a live session; an expired or unknown one is left alone. */
   touch(sid, sess, cb) {
     const expires = expiresOf(sess);
+    const held = this.#held(sid);
+    if (held) held.expires = expires;
+    if (held && !held.kept) return this.#run(cb, () => {});
     this.#write(cb, () => {
       this.stmt.touch.run(expires, sid, Date.now());
     });
   }
 
   clear(cb) {
+    this.fresh.clear();
     this.#write(cb, () => {
       this.stmt.clear.run();
     });
   }
 
   length(cb) {
-    this.#run(cb, () => this.stmt.length.get(Date.now()).n);
+    this.#run(cb, () => this.stmt.length.get(Date.now()).n + this.#heldOnly().length);
   }
 
   /** All live sessions as `{ [sid]: session }` (the shape express-session's MemoryStore returns). */
@@ -120,12 +153,14 @@ export class SqliteStore extends session.Store {
     this.#run(cb, () => {
       const out = {};
       for (const { sid, sess } of this.stmt.all.all(Date.now())) out[sid] = JSON.parse(sess);
+      for (const [sid, { json }] of this.#heldOnly()) out[sid] = JSON.parse(json);
       return out;
     });
   }
 
-  /** Deletes expired rows; returns how many. Skipped (0) while another connection holds the write lock: the next run catches up. */
+  /** Deletes expired rows (and forgets expired sessions held in memory); returns how many rows. Skipped (0) while another connection holds the write lock: the next run catches up. */
   prune() {
+    this.#heldOnly(); // forgets the expired ones
     if (!this.db.open || this.writes.length > 0) return 0;
     try {
       return this.stmt.prune.run(Date.now()).changes;
@@ -138,10 +173,45 @@ export class SqliteStore extends session.Store {
     }
   }
 
-  /** Stops the prune timer and closes the database. Safe to call twice. */
+  /** Stops the prune timer and closes the database (the sessions held in memory are gone). Safe to call twice. */
   close() {
     clearInterval(this.pruneTimer);
+    this.fresh.clear();
     if (this.db.open) this.db.close();
+  }
+
+  /** The live session `sid` held in memory, or undefined (an expired one is forgotten). */
+  #held(sid) {
+    const held = this.fresh.get(sid);
+    if (held && held.expires <= Date.now()) this.fresh.delete(sid);
+    else return held;
+  }
+
+  /** The live sessions held in memory only (not being written to the file), as [sid, held] pairs. */
+  #heldOnly() {
+    return [...this.fresh.keys()].flatMap((sid) => {
+      const held = this.#held(sid);
+      return held && !held.kept ? [[sid, held]] : [];
+    });
+  }
+
+  /** Holds a session in memory, as the newest; past `maxFresh`, the oldest held in memory only goes. */
+  #hold(sid, held) {
+    this.fresh.delete(sid);
+    this.fresh.set(sid, held);
+    if (this.fresh.size <= this.maxFresh) return;
+    for (const [oldest, { kept }] of this.fresh) {
+      if (!kept) return void this.fresh.delete(oldest);
+    }
+  }
+
+  /** Whether the file has a row for `sid` (a session once worth keeping stays in the file). */
+  #inFile(sid) {
+    try {
+      return this.stmt.exists.get(sid) !== undefined;
+    } catch {
+      return true; // unknown: the write goes to the file, and reports what failed
+    }
   }
 
   /**

@@ -16,5 +16,9 @@
       return 'unavailable: ' + ctx.reason + ' (' + PHASES[ctx.phase] + ') → ' +
         (ctx.retryIn === undefined ? 'that event was not run' : 'retrying in ' + ctx.retryIn + ' ms');
     },
+    /** `increment: failed (session-ended)`: an emit answered with the SDK's error (its reason), or `increment: no answer` (the timeout's) */
+    failed: function (event, err) {
+      return event + ': ' + (err.reason ? 'failed (' + err.reason + ')' : 'no answer');
+    },
   };
 })();

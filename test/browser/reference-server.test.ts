@@ -309,3 +309,44 @@ describe('demo navigation', () => {
     }
   });
 });
+
+// When the session a page expects is not there.
+
+test('the no-session page, in a browser that has a session (from the demo page), says it connected after all', async (t) => {
+  const server = await startReferenceServer();
+  t.after(() => server.dispose());
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const page = await context.newPage();
+  const rec = new PageRecorder(page);
+  const describe = () => `${rec.dump()}\nserver output:\n${server.output()}`;
+  await page.goto(`${server.url}/`);
+  await waitUntil(() => textOf(page, '#state'), (s) => s === 'connected', { what: 'the demo page connected', describe });
+
+  await page.goto(`${server.url}/no-session.html`);
+  await waitUntil(() => textOf(page, '#state'), (s) => s === 'connected', { what: 'the no-session page connected with the cookie', describe });
+  const result = await waitUntil(() => textOf(page, '#result'), Boolean, { what: 'the page to say why it connected', describe });
+  assert.match(result!, /^Connected after all: this browser has a session/);
+});
+
+test('the cross-origin page, once its session ended, logs why an increment failed (not "counter: undefined") and keeps the last counter', async (t) => {
+  const server = await startReferenceServer({ waitForPage: true });
+  t.after(() => server.dispose());
+  const context = await browser.newContext();
+  t.after(() => context.close());
+  const page = await context.newPage();
+  const rec = new PageRecorder(page);
+  const describe = () => `${rec.dump()}\nserver output:\n${server.output()}`;
+  await page.goto(`${server.pageUrl}/cross-origin.html`);
+  await waitUntil(() => textOf(page, '#state'), (s) => s === 'connected', { what: 'connected with a ticket', describe });
+  await page.click('#increment');
+  await waitUntil(() => textOf(page, '#counter'), (c) => c === '1', { what: 'the counter at 1', describe });
+
+  // Logged out on the page origin (another tab, an expiry): the page's onInvalid 'none' stops.
+  assert.equal(await page.evaluate(() => fetch('/logout', { method: 'POST' }).then((r) => r.status)), 200);
+  await waitUntil(() => textOf(page, '#state'), (s) => s === 'invalid', { what: 'the SDK to give up', describe });
+  await page.click('#increment');
+  const log = await waitUntil(() => textOf(page, '#log'), (l) => !!l?.includes('increment: failed (session-ended)'), { what: 'the failed increment in the log', describe });
+  assert.doesNotMatch(log!, /undefined/);
+  assert.equal(await textOf(page, '#counter'), '1', 'the last counter the socket saw');
+});
