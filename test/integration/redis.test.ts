@@ -619,7 +619,9 @@ test('Redis restarted mid-traffic: clients see SESSION_UNAVAILABLE and back off,
   }
   // And cross-node invalidation works again (the adapter's subscriber came back).
   const heard = clients.filter((c) => c.session === 0);
-  const invalidOnB = once<[unknown]>(heard[1]!.socket, Events.INVALID, 1000);
+  // (That it works again, not how fast: the first test holds a logout to under a second. Right after a
+  // restart, on a loaded machine, the subscriber may still be coming back.)
+  const invalidOnB = once<[unknown]>(heard[1]!.socket, Events.INVALID, 5000);
   const started = performance.now();
   await logout(nodeA, cookies[0]!);
   assert.deepEqual((await invalidOnB)[0], INVALID_DESTROYED);
