@@ -14,7 +14,7 @@ import type { ServerContext } from './context.js';
 import type { ResolvedOptions } from './options.js';
 import { SessionRuntime, type RuntimeSocket } from './runtime/index.js';
 import { EventUnit, noticePacket, QUEUE_FULL_RETRY_MS, type EventSource } from './runtime/events.js';
-import { saveSoon, saveTask } from './runtime/tasks.js';
+import { saveCopySoon, saveSoon, saveTask } from './runtime/tasks.js';
 import { log } from './log.js';
 import { audienceOf } from './origin.js';
 import { translateSmessage, type SmessageHost } from './smessage.js';
@@ -329,8 +329,9 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
     tellAndDisconnect(socket, Events.INVALID, { code: ErrorCode.SESSION_INVALID, reason });
   }
 
-  saveCopy(entry: SessionEntry): void {
-    void saveTask(SessionRuntime.of(this.ctx.hub, entry.sid), this.ctx, entry);
+  get copySaver(): (entry: SessionEntry) => void {
+    const { ctx } = this;
+    return (entry) => saveCopySoon(ctx, entry);
   }
 
   /** The socket left: its waiting units are dropped (they changed nothing); its changes are saved. */

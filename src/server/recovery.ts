@@ -201,8 +201,12 @@ export class RecoveryMemory {
   private swept = 0;
   private disposed = false;
 
-  /** `destroyed(tag)`: the session of `tag` was destroyed lately (here or, told through the adapter, on another node). */
-  constructor(readonly destroyed: (tag: string) => boolean) {}
+  constructor(
+    /** The session of `tag` was destroyed lately (here or, told through the adapter, on another node). */
+    readonly destroyed: (tag: string) => boolean,
+    /** The tag of the session a connected socket is bound to, if any. */
+    readonly tagOf: (socket: Socket) => string | undefined,
+  ) {}
 
   /** `socket` is bound to the session of `tag` (called after `sconnection`, which may set `socket.data`). */
   connected(socket: Socket, tag: string): void {
@@ -255,10 +259,17 @@ export class RecoveryMemory {
   }
 }
 
-/** The session tag of the socket of a persisted session (the socket is still in its namespace when socket.io persists it). */
-const persistsOf = new SharedWrap<RecoveringAdapter, RecoveryMemory>('persistSession', (persist) =>
+/**
+ * What the adapter persists for a socket, with the tag of its session: the socket's binding says it
+ * (the socket is still in its namespace when socket.io persists it; its `data` may be an object the
+ * app put there after `sconnection`), else its `data` object (a socket recovered from a copy).
+ */
+const persistsOf = new SharedWrap<RecoveringAdapter, RecoveryMemory>('persistSession', (persist, memories) =>
   function (this: RecoveringAdapter, session: PersistedSession) {
-    const tag = isObject(session.data) ? tagsByData.get(session.data) : undefined;
+    const socket = (this as { nsp?: { sockets?: Map<string, Socket> } }).nsp?.sockets?.get(session.sid);
+    let tag: string | undefined;
+    if (socket) for (const memory of memories) tag ??= memory.tagOf(socket);
+    tag ??= isObject(session.data) ? tagsByData.get(session.data) : undefined;
     return persist.call(this, tag === undefined ? session : { ...session, [TAG_FIELD]: tag });
   },
 );

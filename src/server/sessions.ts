@@ -114,7 +114,10 @@ export class SessionServer<
     this.disposers.push(claimMode(namespace, resolved.perMessage));
     const hub = StoreHub.acquire(resolved.store);
     this.lasting.push(() => hub.release());
-    this.recoveries = new RecoveryMemory((tag) => hub.destroyedSet.confirmed(tag));
+    this.recoveries = new RecoveryMemory(
+      (tag) => hub.destroyedSet.confirmed(tag),
+      (socket) => bindingOf(socket)?.entry.tag,
+    );
     this.recoveries.guard(namespace.adapter);
     this.lasting.push(() => this.recoveries.dispose());
     const base = {

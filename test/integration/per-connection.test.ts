@@ -5,9 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SessionData, Store } from 'express-session';
 import type { Socket } from 'socket.io';
-import { startServer, connectClient, connected, once, eventually, sidOf, type TestServer } from '../helpers/servers.js';
+import { startServer, connectClient, connected, once, eventually, sidOf, SECRET, type TestServer } from '../helpers/servers.js';
 import { FaultyStore } from '../helpers/stores.js';
 import { StoreHub } from '../../src/server/store.js';
+import { sessions } from '../../src/server/index.js';
 import { SessionRuntime } from '../../src/server/runtime/index.js';
 
 type Ack = (value?: unknown) => void;
@@ -333,6 +334,57 @@ for (const then of ['nothing', 'back', 'logout'] as const) {
     assert.equal(((await storedSession(server.store, sidOf(cookie))) as Record<string, unknown>).late, 'after the drop', 'still there after every save');
   });
 }
+
+test('late changes after the socket left: a handler making 100 of them costs one save (within saveDelay, not one per change), and a per-message socket of the session joining meanwhile does not stop it', async (t) => {
+  const server = await startServer({ saveDelay: 1000 });
+  t.after(() => server.close());
+  const pm = sessions(server.io.of('/pm'), { store: server.store, secret: SECRET, perMessage: true });
+  t.after(() => pm.close());
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => (started = resolve));
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let finished!: () => void;
+  const done = new Promise<void>((resolve) => (finished = resolve));
+  const sockets: Socket[] = [];
+  server.sio.on('sconnection', (socket) => {
+    sockets.push(socket);
+    socket.on('slow', async () => {
+      started();
+      await gate;
+      for (let i = 0; i < 100; i++) {
+        socket.session[`k${i}`] = i;
+        await Promise.resolve();
+      }
+      finished();
+    });
+  });
+  const cookie = await server.login({ user: 'alice' });
+  const first = connectClient(`${server.url}/pm`, cookie); // keeps the session's copy live
+  t.after(() => first.close());
+  await connected(first);
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  client.emit('slow');
+  await running;
+  const left = once(sockets[0]!, 'disconnect');
+  client.disconnect();
+  await left;
+  await server.sio.flush();
+  const second = connectClient(`${server.url}/pm`, cookie); // a per-message socket joins after the per-connection one left
+  t.after(() => second.close());
+  await connected(second);
+  const sets = countSets(server.store);
+  release();
+  await done;
+  await server.sio.flush(); // the late save due within saveDelay, now
+  // Before: one save per change (and with a failing store, 6 reports per change); after a
+  // per-message socket joined, none at all until the session's next event.
+  assert.equal(sets.length, 1, `one save: ${sets.length}`);
+  const stored = (await storedSession(server.store, sidOf(cookie))) as Record<string, unknown>;
+  assert.deepEqual(Array.from({ length: 100 }, (_, i) => stored[`k${i}`]), Array.from({ length: 100 }, (_, i) => i));
+});
 
 test('a save retried after a store outage outlives its socket and runtime: a socket of the session that connects meanwhile keeps its own change, and both changes reach the store', async (t) => {
   // The store's writes fail for real (FaultyStore answers every set with an error) while the first socket leaves.

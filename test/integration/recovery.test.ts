@@ -239,7 +239,7 @@ for (const perMessage of [false, true]) {
 
 for (const skipMiddlewares of [true, false]) {
   /** Alice's page, connected and in her room, drops its transport; a broadcast to her room is missed; `whileAway` runs; then the page's cookie is bob's. */
-  async function awayThenBob(t: { after(fn: () => unknown): void }, whileAway: (server: TestServer, alice: string) => Promise<void>) {
+  async function awayThenBob(t: { after(fn: () => unknown): void }, whileAway: (server: TestServer, alice: string) => Promise<void>, { replaceData = false } = {}) {
     const server = await startServer({ ioOptions: { connectionStateRecovery: { skipMiddlewares, maxDisconnectionDuration: 60_000 } } });
     t.after(() => server.close());
     const invalid: string[] = [];
@@ -249,6 +249,8 @@ for (const skipMiddlewares of [true, false]) {
       joined.push({ user: session.user, recovered: socket.recovered });
       if (!socket.recovered) void socket.join(`user:${session.user as string}`);
       socket.on('who', (ack: (user: unknown) => void) => ack(socket.session.user));
+      // An app that puts its own object in socket.data after an async lookup (its user's profile).
+      if (replaceData) void Promise.resolve().then(() => (socket.data = { profile: session.user }));
     });
     const alice = await server.login({ user: 'alice' });
     const client = connectClient(server.url, alice);
@@ -286,6 +288,19 @@ for (const skipMiddlewares of [true, false]) {
     assert.deepEqual(got, ['first']);
     assert.deepEqual(invalid, []);
     assert.deepEqual(joined, [{ user: 'alice', recovered: false }, { user: 'bob', recovered: false }]);
+  });
+
+  test(`skipMiddlewares ${skipMiddlewares}: the same, with an app that replaced socket.data after sconnection: not recovered either`, { timeout: 20_000 }, async (t) => {
+    const { server, client, got, invalid } = await awayThenBob(t, (server, alice) => server.logout(alice), { replaceData: true });
+    const connects = once(client, 'connect');
+    reconnect(client);
+    await connects;
+    // Before: the guard knew the socket's session by its first data object only: recovered as bob into user:alice.
+    assert.equal(client.recovered, false, 'a new socket');
+    assert.equal(await client.timeout(3000).emitWithAck('who'), 'bob');
+    assert.equal(roomSize(server), 0);
+    assert.deepEqual(got, ['first']);
+    assert.deepEqual(invalid, []);
   });
 
   test(`skipMiddlewares ${skipMiddlewares}: logged in as bob while away, alice's session still alive: the recovered socket is refused 'session-changed' once, in none of alice's rooms after; the next attempt is a new socket of bob's session, not recovered again`, { timeout: 20_000 }, async (t) => {

@@ -64,8 +64,11 @@ export interface RuntimeSocket {
   readonly disconnected: boolean;
   /** The socket left: leave the runtime, save what it changed. */
   stop(): void;
-  /** Save `entry`'s changes now, in the session's queue (a change made after the socket left: see {@link SessionRuntime.changedOutside}). */
-  saveCopy(entry: SessionEntry): void;
+  /**
+   * What saves a copy's changes now, in the session's queue (a change made after the socket left:
+   * see {@link SessionRuntime.changedOutside}): holds the socket's instance, not the socket.
+   */
+  readonly copySaver: (entry: SessionEntry) => void;
 }
 
 /** A runtime's queue, made at its first work (an idle session's runtime carries none) and kept. */
@@ -100,8 +103,8 @@ export class SessionRuntime {
   entry: SessionEntry | undefined;
   /** Its sockets in this process (usually one or a few; replaced, not grown: an array sized to fit). */
   sockets: readonly RuntimeSocket[] = [];
-  /** The last per-connection socket that left while no other was there (see {@link changedOutside}); forgotten when one joins. */
-  private departed: RuntimeSocket | undefined;
+  /** How the last per-connection socket that left saves a copy (see {@link changedOutside}); forgotten when another joins. */
+  private departed: RuntimeSocket['copySaver'] | undefined;
   /** A pending per-connection save, and when it is due (the earliest `saveDelay` asked for wins). */
   private saveTimer: ReturnType<typeof setTimeout> | undefined;
   private saveDue = 0;
@@ -343,7 +346,7 @@ export class SessionRuntime {
    * made between its load and now were not counted). Returns the copy the socket uses.
    */
   join(socket: RuntimeSocket, loaded: SessionEntry): SessionEntry {
-    this.departed = undefined;
+    if (!socket.perMessage) this.departed = undefined;
     let entry = this.entry;
     if (!entry || entry.invalid) {
       entry = this.entry = loaded;
@@ -364,7 +367,7 @@ export class SessionRuntime {
 
   leave(socket: RuntimeSocket): void {
     this.sockets = this.sockets.filter((s) => s !== socket);
-    if (!socket.perMessage) this.departed = socket;
+    if (!socket.perMessage) this.departed = socket.copySaver;
   }
 
   /**
@@ -387,13 +390,14 @@ export class SessionRuntime {
   /**
    * A per-connection socket changed the session outside a unit of work: save within `saveDelay`.
    * A copy that is not the live one any more (its handler made the change after an await, after
-   * its socket dropped and the copy retired), or with no per-connection socket left, is saved at
-   * once, through a socket of the session or the last one that left: no change is lost silently.
+   * its socket dropped and the copy retired), or with no per-connection socket left, is saved within
+   * `saveDelay` too, through a socket of the session or the last per-connection one that left: no
+   * change is lost silently.
    */
   changedOutside(entry: SessionEntry): void {
     const socket = this.sockets.find((s) => !s.perMessage);
     if (socket && entry === this.entry) socket.changed();
-    else (socket ?? this.departed)?.saveCopy(entry); // (a copy retired, another live now: saved as it is, in the queue)
+    else (socket?.copySaver ?? this.sockets[0]?.copySaver ?? this.departed)?.(entry); // (a copy retired, another live now: saved as it is, in the queue)
   }
 
   /** Every socket of the session runs its handlers as units (per-message mode). */

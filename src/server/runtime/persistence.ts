@@ -8,7 +8,7 @@
 import type { InvalidReason } from '../../protocol.js';
 import type { SessionValueError } from '../../errors.js';
 import type { Changes } from '../tracker.js';
-import { promised, type Loaded, type SessionRecord, type WriteMark } from '../store.js';
+import { NO_MARK, promised, type Loaded, type SessionRecord, type WriteMark } from '../store.js';
 import type { SessionEntry } from '../session-entry.js';
 import { log } from '../log.js';
 
@@ -30,7 +30,8 @@ async function read(entry: SessionEntry, timeoutMs: number, first = 1): Promise<
     const before = hub.live.mark(sid);
     const loaded = await hub.read(sid, timeoutMs);
     const settled = hub.live.unchangedSince(sid, before) ? before : undefined;
-    if (settled !== undefined || attempt >= MAX_REREADS || !('record' in loaded)) return { loaded, settled };
+    // (No copy loaded here, NO_MARK: the marks cannot tell, and reading again would not either.)
+    if (settled !== undefined || before === NO_MARK || attempt >= MAX_REREADS || !('record' in loaded)) return { loaded, settled };
   }
 }
 

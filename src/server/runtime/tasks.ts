@@ -14,6 +14,7 @@ import { RETRY_AFTER_MS } from '../store.js';
 import { Wheel } from '../wheel.js';
 import { runtimesOf, settleRuntimes, SessionRuntime } from './index.js';
 import { revalidate, saved } from './persistence.js';
+import type { SessionEntry } from '../session-entry.js';
 
 /** What the tasks need of their `sessions()` instance (its ServerContext, context.ts). */
 export interface TaskContext {
@@ -22,6 +23,9 @@ export interface TaskContext {
   /** `serror`. */
   report(error: SessionServerError): void;
 }
+
+/** The save waiting in its session's queue of a copy that is not the session's live one (a retired copy's late change): one at most, as for the live copy. */
+const copiesWaiting = new WeakMap<SessionEntry, { promise?: Promise<void> }>();
 
 /** How many times a failed save is tried again (with RETRY_AFTER_MS between). */
 const SAVE_RETRIES = 5;
@@ -39,18 +43,23 @@ function failed(runtime: SessionRuntime, ctx: TaskContext, err: unknown): void {
  */
 export function saveTask(runtime: SessionRuntime, ctx: TaskContext, entry = runtime.entry, attempt = 0): Promise<void> {
   if (!entry) return Promise.resolve();
-  const ahead = entry === runtime.entry ? runtime.saveWaiting?.promise : undefined;
+  const live = entry === runtime.entry;
+  const ahead = live ? runtime.saveWaiting?.promise : copiesWaiting.get(entry)?.promise;
   if (ahead) return ahead;
   const { options, hub } = ctx;
   const waiting: { promise?: Promise<void> } = {};
-  const started = () => runtime.saveWaiting === waiting && (runtime.saveWaiting = undefined);
+  const started = () => {
+    if (live) runtime.saveWaiting === waiting && (runtime.saveWaiting = undefined);
+    else if (copiesWaiting.get(entry) === waiting) copiesWaiting.delete(entry);
+  };
   const retry = (error: unknown) => {
     failed(runtime, ctx, error);
     if (error instanceof SessionUnavailableError && attempt < SAVE_RETRIES && !entry.invalid) {
       setTimeout(() => void saveTask(runtime, ctx, entry, attempt + 1), RETRY_AFTER_MS).unref?.();
     }
   };
-  if (entry === runtime.entry) runtime.saveWaiting = waiting;
+  if (live) runtime.saveWaiting = waiting;
+  else copiesWaiting.set(entry, waiting);
   return (waiting.promise = runtime.task({
     lock: options.lock,
     timeoutMs: options.storeTimeout,
@@ -100,10 +109,37 @@ export function saveSoon(runtime: SessionRuntime, ctx: TaskContext): void {
 }
 
 /**
- * Save every pending change now (per-connection saves waiting for `saveDelay`), and resolve once
- * all the work queued so far on the sessions of this process has run.
+ * Copies that are not their session's live one, changed after their socket left (a handler going on
+ * after an await), with their save due (see {@link saveCopySoon}).
+ */
+const copiesDue = new Map<SessionEntry, { timer: ReturnType<typeof setTimeout>; ctx: TaskContext }>();
+
+/**
+ * A change to a copy that is not its session's live one (its socket left, maybe it retired): saved
+ * within `saveDelay` as a per-connection change is, one pending save per copy, in the session's
+ * queue (so a handler making many changes, or a store that fails, costs one save, not one per change).
+ */
+export function saveCopySoon(ctx: TaskContext, entry: SessionEntry): void {
+  if (copiesDue.has(entry)) return;
+  const timer = setTimeout(() => saveCopyNow(entry), ctx.options.saveDelay);
+  timer.unref?.();
+  copiesDue.set(entry, { timer, ctx });
+}
+
+function saveCopyNow(entry: SessionEntry): void {
+  const due = copiesDue.get(entry);
+  if (!due) return;
+  copiesDue.delete(entry);
+  clearTimeout(due.timer);
+  void saveTask(SessionRuntime.of(due.ctx.hub, entry.sid), due.ctx, entry);
+}
+
+/**
+ * Save every pending change now (per-connection saves waiting for `saveDelay`, those of copies whose
+ * socket left), and resolve once all the work queued so far on the sessions of this process has run.
  */
 export async function flush(ctx: TaskContext): Promise<void> {
+  for (const [entry, due] of [...copiesDue]) if (due.ctx.hub === ctx.hub) saveCopyNow(entry);
   for (const runtime of [...runtimesOf(ctx.hub)]) if (runtime.takeSaveSoon()) void saveTask(runtime, ctx);
   await settleRuntimes(ctx.hub);
 }
