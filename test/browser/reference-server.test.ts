@@ -22,8 +22,9 @@ after(async () => {
 /** A fresh server process, browser context (no cookies, empty sessionStorage) and recorded page. */
 async function setup(
   env: Record<string, string> = {},
+  { waitForPage = false } = {},
 ): Promise<{ server: ReferenceServer; context: BrowserContext; page: Page; rec: PageRecorder; teardown: () => Promise<void> }> {
-  const server = await startReferenceServer({ env });
+  const server = await startReferenceServer({ env, waitForPage });
   const context = await browser.newContext();
   const page = await context.newPage();
   const rec = new PageRecorder(page);
@@ -313,12 +314,8 @@ describe('demo navigation', () => {
 // When the session a page expects is not there.
 
 test('the no-session page, in a browser that has a session (from the demo page), says it connected after all', async (t) => {
-  const server = await startReferenceServer();
-  t.after(() => server.dispose());
-  const context = await browser.newContext();
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const rec = new PageRecorder(page);
+  const { server, page, rec, teardown } = await setup();
+  t.after(teardown);
   const describe = () => `${rec.dump()}\nserver output:\n${server.output()}`;
   await page.goto(`${server.url}/`);
   await waitUntil(() => textOf(page, '#state'), (s) => s === 'connected', { what: 'the demo page connected', describe });
@@ -330,12 +327,8 @@ test('the no-session page, in a browser that has a session (from the demo page),
 });
 
 test('the cross-origin page, once its session ended, logs why an increment failed (not "counter: undefined") and keeps the last counter', async (t) => {
-  const server = await startReferenceServer({ waitForPage: true });
-  t.after(() => server.dispose());
-  const context = await browser.newContext();
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const rec = new PageRecorder(page);
+  const { server, page, rec, teardown } = await setup({}, { waitForPage: true });
+  t.after(teardown);
   const describe = () => `${rec.dump()}\nserver output:\n${server.output()}`;
   await page.goto(`${server.pageUrl}/cross-origin.html`);
   await waitUntil(() => textOf(page, '#state'), (s) => s === 'connected', { what: 'connected with a ticket', describe });

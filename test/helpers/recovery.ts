@@ -21,13 +21,17 @@ export function recoveryApp(sio: SessionServer) {
 /** Connect, get one broadcast (so the client has an offset), then drop the transport: the server keeps the socket's state. */
 export async function connectAndDrop(io: Server, client: ClientSocket): Promise<string> {
   await connected(client);
-  const news = once(client, 'news');
-  io.to('user:alice').emit('news', 'first');
+  return dropWithOffset(io, client);
+}
+
+/** A connected client gets one broadcast of `event` to user:alice (an offset to recover from), then its transport drops ("transport close", a recoverable reason); resolves once the server saw it too. */
+export async function dropWithOffset(io: Server, client: ClientSocket, event = 'news'): Promise<string> {
+  const news = once(client, event);
+  io.to('user:alice').emit(event, 'first');
   await news;
   const id = client.id!;
   const dropped = Promise.all([once(client, 'disconnect'), once(io.of('/').sockets.get(id)!, 'disconnect')]);
-  client.io.engine.close(); // the network drops: "transport close", a recoverable reason
-  await dropped; // the server has seen it too
+  client.io.engine.close();
+  await dropped;
   return id;
 }
-

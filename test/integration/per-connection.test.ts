@@ -274,38 +274,52 @@ test('a change an async handler makes after the pending save already ran is save
   assert.equal(stored!.first, 1);
 });
 
+/**
+ * A `slow` handler that waits until the test calls `release()`, then runs `change` on the session
+ * (after an await, as an async handler going on after its socket left); `done` once it ended.
+ */
+function lateChanges(server: TestServer, change: (session: Socket['session']) => Promise<void>) {
+  const sockets: Socket[] = [];
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => (started = resolve));
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let finished!: () => void;
+  const done = new Promise<void>((resolve) => (finished = resolve));
+  server.sio.on('sconnection', (socket) => {
+    sockets.push(socket);
+    socket.on('slow', async () => {
+      started();
+      await gate;
+      await change(socket.session);
+      finished();
+    });
+  });
+  /** `client` (connected) starts the handler and leaves while it waits; resolves once the server saw it leave and its save ran. */
+  const leaveMidHandler = async (client: ReturnType<typeof connectClient>) => {
+    client.emit('slow');
+    await running;
+    const left = once(sockets.at(-1)!, 'disconnect');
+    client.disconnect();
+    await left;
+    await server.sio.flush();
+  };
+  return { release, done, leaveMidHandler };
+}
+
 for (const then of ['nothing', 'back', 'logout'] as const) {
   const back = then === 'back';
   test(`a change an async handler makes after an await, after its socket dropped and its copy retired, ${then === 'logout' ? 'never brings back the session logged out meanwhile' : 'is stored'}${back ? ' (the page connected again meanwhile: a new copy is live)' : ''}`, async (t) => {
     const server = await startServer({ saveDelay: 50 });
     t.after(() => server.close());
-    let started!: () => void;
-    const running = new Promise<void>((resolve) => (started = resolve));
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let finished!: () => void;
-    const done = new Promise<void>((resolve) => (finished = resolve));
-    const sockets: Socket[] = [];
-    server.sio.on('sconnection', (socket) => {
-      sockets.push(socket);
-      socket.on('slow', async () => {
-        started();
-        await gate;
-        socket.session.late = 'after the drop';
-        finished();
-      });
-      socket.on('get', (key: string, ack: Ack) => ack(socket.session[key]));
+    const { release, done, leaveMidHandler } = lateChanges(server, async (session) => {
+      session.late = 'after the drop';
     });
     const cookie = await server.login({ user: 'alice' });
     const client = connectClient(server.url, cookie);
     t.after(() => client.close());
     await connected(client);
-    client.emit('slow');
-    await running;
-    const left = once(sockets[0]!, 'disconnect');
-    client.disconnect();
-    await left;
-    await server.sio.flush(); // its disconnect save ran, and its copy retired
+    await leaveMidHandler(client); // its disconnect save ran, and its copy retires
     const hub = StoreHub.acquire(server.store);
     t.after(() => hub.release());
     await eventually(() => SessionRuntime.find(hub, sidOf(cookie))?.entry === undefined, 2000);
@@ -340,24 +354,11 @@ test('late changes after the socket left: a handler making 100 of them costs one
   t.after(() => server.close());
   const pm = sessions(server.io.of('/pm'), { store: server.store, secret: SECRET, perMessage: true });
   t.after(() => pm.close());
-  let started!: () => void;
-  const running = new Promise<void>((resolve) => (started = resolve));
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  let finished!: () => void;
-  const done = new Promise<void>((resolve) => (finished = resolve));
-  const sockets: Socket[] = [];
-  server.sio.on('sconnection', (socket) => {
-    sockets.push(socket);
-    socket.on('slow', async () => {
-      started();
-      await gate;
-      for (let i = 0; i < 100; i++) {
-        socket.session[`k${i}`] = i;
-        await Promise.resolve();
-      }
-      finished();
-    });
+  const { release, done, leaveMidHandler } = lateChanges(server, async (session) => {
+    for (let i = 0; i < 100; i++) {
+      session[`k${i}`] = i;
+      await Promise.resolve();
+    }
   });
   const cookie = await server.login({ user: 'alice' });
   const first = connectClient(`${server.url}/pm`, cookie); // keeps the session's copy live
@@ -366,12 +367,7 @@ test('late changes after the socket left: a handler making 100 of them costs one
   const client = connectClient(server.url, cookie);
   t.after(() => client.close());
   await connected(client);
-  client.emit('slow');
-  await running;
-  const left = once(sockets[0]!, 'disconnect');
-  client.disconnect();
-  await left;
-  await server.sio.flush();
+  await leaveMidHandler(client);
   const second = connectClient(`${server.url}/pm`, cookie); // a per-message socket joins after the per-connection one left
   t.after(() => second.close());
   await connected(second);

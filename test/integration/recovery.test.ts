@@ -9,7 +9,7 @@ import { Events, ErrorCode, NOTICE_FIELD } from '../../src/protocol.js';
 import { sessions, type SessionServer } from '../../src/server/index.js';
 import { FaultyStore } from '../helpers/stores.js';
 import { startServer, connectClient, connected, once, sidOf, eventually, SECRET, type TestServer } from '../helpers/servers.js';
-import { recoveryApp, connectAndDrop } from '../helpers/recovery.js';
+import { recoveryApp, connectAndDrop, dropWithOffset } from '../helpers/recovery.js';
 
 /** Reconnect (what socket.io-client does by itself after its reconnection delay; here at a chosen moment). */
 function reconnect(client: ClientSocket): void {
@@ -258,12 +258,7 @@ for (const skipMiddlewares of [true, false]) {
     const got: string[] = [];
     client.on('private', (message: string) => got.push(message));
     await connected(client);
-    const first = once(client, 'private');
-    server.io.to('user:alice').emit('private', 'first'); // (an offset to recover from)
-    await first;
-    const dropped = Promise.all([once(client, 'disconnect'), once(server.io.of('/').sockets.get(client.id!)!, 'disconnect')]);
-    client.io.engine.close();
-    await dropped;
+    await dropWithOffset(server.io, client, 'private');
     server.io.to('user:alice').emit('private', 'while away'); // socket.io replays it to a socket it recovers
     await whileAway(server, alice);
     const bob = await server.login({ user: 'bob' });
@@ -273,35 +268,25 @@ for (const skipMiddlewares of [true, false]) {
     return { server, client, got, invalid, joined, attempts: () => attempts };
   }
 
-  test(`skipMiddlewares ${skipMiddlewares}: logged out, then logged in as bob, while away: the socket is not recovered; it connects as a new socket of bob's session, and none of alice's broadcasts (missed or later) reach it`, { timeout: 20_000 }, async (t) => {
-    const { server, client, got, invalid, joined } = await awayThenBob(t, (server, alice) => server.logout(alice));
-    const connects = once(client, 'connect');
-    reconnect(client);
-    await connects;
-    // Before: recovered into alice's rooms (her missed broadcast replayed first), then refused
-    // 'session-changed'; and recovered again, about 4 times a second, until maxDisconnectionDuration.
-    assert.equal(client.recovered, false, 'a new socket');
-    assert.equal(await client.timeout(3000).emitWithAck('who'), 'bob');
-    assert.equal(roomSize(server), 0);
-    server.io.to('user:alice').emit('private', 'after');
-    await server.sio.flush();
-    assert.deepEqual(got, ['first']);
-    assert.deepEqual(invalid, []);
-    assert.deepEqual(joined, [{ user: 'alice', recovered: false }, { user: 'bob', recovered: false }]);
-  });
-
-  test(`skipMiddlewares ${skipMiddlewares}: the same, with an app that replaced socket.data after sconnection: not recovered either`, { timeout: 20_000 }, async (t) => {
-    const { server, client, got, invalid } = await awayThenBob(t, (server, alice) => server.logout(alice), { replaceData: true });
-    const connects = once(client, 'connect');
-    reconnect(client);
-    await connects;
-    // Before: the guard knew the socket's session by its first data object only: recovered as bob into user:alice.
-    assert.equal(client.recovered, false, 'a new socket');
-    assert.equal(await client.timeout(3000).emitWithAck('who'), 'bob');
-    assert.equal(roomSize(server), 0);
-    assert.deepEqual(got, ['first']);
-    assert.deepEqual(invalid, []);
-  });
+  for (const replaceData of [false, true]) {
+    test(`skipMiddlewares ${skipMiddlewares}: logged out, then logged in as bob, while away: the socket is not recovered; it connects as a new socket of bob's session, and none of alice's broadcasts (missed or later) reach it${replaceData ? ' (an app that put its own object in socket.data after sconnection)' : ''}`, { timeout: 20_000 }, async (t) => {
+      const { server, client, got, invalid, joined } = await awayThenBob(t, (server, alice) => server.logout(alice), { replaceData });
+      const connects = once(client, 'connect');
+      reconnect(client);
+      await connects;
+      // Before: recovered into alice's rooms (her missed broadcast replayed first), then refused
+      // 'session-changed'; and recovered again, about 4 times a second, until maxDisconnectionDuration.
+      // With socket.data replaced, the guard (which knew the socket's first data object only) let it recover as bob.
+      assert.equal(client.recovered, false, 'a new socket');
+      assert.equal(await client.timeout(3000).emitWithAck('who'), 'bob');
+      assert.equal(roomSize(server), 0);
+      server.io.to('user:alice').emit('private', 'after');
+      await server.sio.flush();
+      assert.deepEqual(got, ['first']);
+      assert.deepEqual(invalid, []);
+      assert.deepEqual(joined, [{ user: 'alice', recovered: false }, { user: 'bob', recovered: false }]);
+    });
+  }
 
   test(`skipMiddlewares ${skipMiddlewares}: logged in as bob while away, alice's session still alive: the recovered socket is refused 'session-changed' once, in none of alice's rooms after; the next attempt is a new socket of bob's session, not recovered again`, { timeout: 20_000 }, async (t) => {
     const { server, client, got, invalid, joined, attempts } = await awayThenBob(t, async () => {});
@@ -358,12 +343,7 @@ test("sessions() closed and a new instance opened on the same server while alice
   const second = sessions(server.io, { store: server.store, secret: SECRET });
   t.after(() => second.close());
   second.on('sinvalid', () => {});
-  const first = once(client, 'news');
-  server.io.to('user:alice').emit('news', 'first'); // (an offset to recover from)
-  await first;
-  const dropped = Promise.all([once(client, 'disconnect'), once(server.io.of('/').sockets.get(client.id!)!, 'disconnect')]);
-  client.io.engine.close();
-  await dropped;
+  await dropWithOffset(server.io, client);
   server.io.to('user:alice').emit('news', 'while away');
   await server.logout(cookie);
   const news: string[] = [];
