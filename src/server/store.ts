@@ -16,6 +16,7 @@
 import type { Store, SessionData } from 'express-session';
 import { SessionUnavailableError } from '../errors.js';
 import { DestroyedSet } from './destroyed-set.js';
+import { RetiredCopies } from './retired-copies.js';
 import { WritesInFlight } from './writes-in-flight.js';
 import { Deadlines, type Expiring } from './deadlines.js';
 import { sessionTag } from './invalidation.js';
@@ -57,8 +58,6 @@ function processLocal(store: Store): boolean {
   return store.constructor?.name === 'MemoryStore' && typeof (store as { sessions?: unknown }).sessions === 'object';
 }
 
-/** How long a retired copy is remembered (see `StoreHub.retiredSince`): longer than any store read may take. */
-const RETIRED_KEEP_MS = 120_000;
 
 /** The deadlines of every store call in the process (and of the reads carried to a handshake), on one timer. */
 const deadlines = new Deadlines();
@@ -219,13 +218,8 @@ export class StoreHub {
   private sets = 0;
   /** Sessions loaded in this process, by id, with the marks of their writes. */
   readonly live = new LiveSessions();
-  /**
-   * Copies retired lately (their last socket left and its last save ran), by id: the count of
-   * retirements when each retired, and when. A handshake's read that began before a retirement of
-   * its session may predate that copy's last save (see `retiredSince`). Kept {@link RETIRED_KEEP_MS}.
-   */
-  private readonly retiredCopies = new Map<string, { mark: number; at: number }>();
-  private retirements = 0;
+  /** Copies retired lately (see `retiredSince`). */
+  private readonly retiredCopies = new RetiredCopies();
   /** The write `write()` is starting, its own token (handed over synchronously, see `writeOwn`). */
   private handing: WriteCall | undefined;
   /** Reads an HTTP surface made, each forgotten at its deadline (on the deadlines' timer) if no handshake took it. */
@@ -441,23 +435,17 @@ export class StoreHub {
 
   /** A copy of `sid` retired (its last socket left, its save ran). */
   copyRetired(sid: string): void {
-    const now = Date.now();
-    this.retiredCopies.delete(sid); // (re-inserted last: the map stays in time order)
-    this.retiredCopies.set(sid, { mark: ++this.retirements, at: now });
-    for (const [old, { at }] of this.retiredCopies) {
-      if (now - at <= RETIRED_KEEP_MS) break;
-      this.retiredCopies.delete(old);
-    }
+    this.retiredCopies.retired(sid);
   }
 
   /** The mark to give {@link retiredSince}, taken when a read begins. */
   retirementMark(): number {
-    return this.retirements;
+    return this.retiredCopies.mark();
   }
 
   /** Whether a copy of `sid` retired after `mark` was taken (a read begun then may predate its last save). */
   retiredSince(sid: string, mark: number): boolean {
-    return (this.retiredCopies.get(sid)?.mark ?? 0) > mark;
+    return this.retiredCopies.retiredSince(sid, mark);
   }
 
   /** Whether a session was destroyed lately: a destroy of it succeeded (no hash computed while nothing was). */
@@ -526,9 +514,9 @@ export class StoreHub {
   }
 
   /** What the hub holds right now, per session and process-wide (tests of the bounds: back to empty once idle). */
-  sizes(): Record<'users' | 'live' | 'carried' | 'quietWaiters' | 'destroyListeners' | 'destroyWaiters' | 'deadlines' | 'tombstones' | 'writes', number> {
+  sizes(): Record<'users' | 'live' | 'carried' | 'quietWaiters' | 'destroyListeners' | 'destroyWaiters' | 'deadlines' | 'tombstones' | 'writes' | 'retired', number> {
     const { users, live, carried, quietWaiters, destroyListeners, destroyWaiters } = this;
-    return { users, live: live.size, carried: carried.size, quietWaiters: quietWaiters.size, destroyListeners: destroyListeners.size, destroyWaiters: destroyWaiters.size, deadlines: deadlines.size, tombstones: this.destroyedSet.size, writes: this.writesInFlight.size };
+    return { users, live: live.size, carried: carried.size, quietWaiters: quietWaiters.size, destroyListeners: destroyListeners.size, destroyWaiters: destroyWaiters.size, deadlines: deadlines.size, tombstones: this.destroyedSet.size, writes: this.writesInFlight.size, retired: this.retiredCopies.size };
   }
 
   /** Read a session. Rejects with SessionUnavailableError. */

@@ -8,6 +8,7 @@ import { DestroyedSet } from '../../src/server/destroyed-set.js';
 import { WritesInFlight } from '../../src/server/writes-in-flight.js';
 import { NO_MARK, StoreHub } from '../../src/server/store.js';
 import { LiveSessions, type Live, type LiveRecord } from '../../src/server/live-sessions.js';
+import { RetiredCopies } from '../../src/server/retired-copies.js';
 import { eventually } from '../helpers/servers.js';
 import { MemoryStore } from 'express-session';
 import type { IncomingMessage } from 'node:http';
@@ -315,4 +316,38 @@ test("live sessions: another node's destroy notice finds the loaded session by i
   assert.equal(live.byTag('tag-of-s2'), again.entry);
   live.remove(records[2]!); // the old record once more: nothing of the new one is dropped
   assert.equal(live.byTag('tag-of-s2'), again.entry);
+});
+
+test('retired copies: a read begun before a retirement of its session is told so; each is forgotten keepMs after it retired by one sweep armed for the oldest, also when no retirement follows (before: only at the next one)', () => {
+  let now = 0;
+  const timers: Array<{ at: number; run: () => void }> = [];
+  let mostArmed = 0;
+  const schedule = (ms: number, run: () => void) => {
+    const timer = { at: now + ms, run };
+    timers.push(timer);
+    mostArmed = Math.max(mostArmed, timers.length);
+    return () => void (timers.includes(timer) && timers.splice(timers.indexOf(timer), 1));
+  };
+  const advance = (to: number) => {
+    now = to;
+    for (let due = timers.findIndex((timer) => timer.at <= now); due >= 0; due = timers.findIndex((timer) => timer.at <= now)) timers.splice(due, 1)[0]!.run();
+  };
+  const copies = new RetiredCopies(120_000, () => now, schedule);
+  const before = copies.mark();
+  for (let i = 0; i < 1000; i++) {
+    now = i;
+    copies.retired(`s${i}`);
+  }
+  const after = copies.mark();
+  assert.equal(copies.retiredSince('s5', before), true, 'read before it retired');
+  assert.equal(copies.retiredSince('s5', after), false, 'read after');
+  assert.equal(copies.retiredSince('never', before), false);
+  copies.retired('s0'); // retired again, later: kept from now on
+  advance(120_000 + 499);
+  assert.equal(copies.size, 501, 's500..s999 and s0 are kept');
+  assert.equal(copies.retiredSince('s0', before), true);
+  advance(121_000 + 999);
+  assert.equal(copies.size, 0, 'all forgotten, with no retirement since');
+  assert.equal(mostArmed, 1, 'one sweep armed at a time');
+  assert.equal(timers.length, 0, 'nothing armed once nothing is held');
 });
