@@ -170,6 +170,24 @@ const tagsByData = new WeakMap<object, string>();
 /** The `data` of sockets whose recovery was refused: socket.io is not to recover them again. */
 const refusedData = new WeakSet<object>();
 
+/**
+ * By the private id a client recovers with (`socket.handshake.auth.pid`, which socket.io restored
+ * its session by): the tag of the session restored, and whether its recovery was refused. For a
+ * `socket.data` that is no object (the app may put a string there). The last {@link PIDS_KEPT}.
+ */
+const byPid = new Map<string, { tag?: string; refused?: boolean }>();
+const PIDS_KEPT = 10_000;
+
+function rememberPid(pid: string, what: { tag?: string; refused?: boolean }): void {
+  byPid.set(pid, { ...byPid.get(pid), ...what });
+  if (byPid.size > PIDS_KEPT) byPid.delete(byPid.keys().next().value!);
+}
+
+const pidOf = (socket: Socket): string | undefined => {
+  const pid: unknown = (socket.handshake.auth as { pid?: unknown } | undefined)?.pid;
+  return typeof pid === 'string' ? pid : undefined;
+};
+
 /** Reasons a handshake gives that the credential cannot fix by itself (a ticket the SDK fetches again can). */
 const ENDS_RECOVERY = new Set<InvalidReason>(['no-session-id', 'bad-signature', 'not-found', 'expired', 'destroyed', 'corrupt', 'session-changed']);
 
@@ -232,13 +250,17 @@ export class RecoveryMemory {
   /** A recovered socket whose credential names another session than the one it had. */
   changed(socket: Socket, tag: string): boolean {
     if (!socket.recovered) return false;
-    const before = isObject(socket.data) ? tagsByData.get(socket.data) : undefined;
+    const pid = pidOf(socket);
+    const before = (isObject(socket.data) ? tagsByData.get(socket.data) : undefined) ?? (pid === undefined ? undefined : byPid.get(pid)?.tag);
     return before !== undefined && before !== tag;
   }
 
   /** A recovered socket was refused for `reason`: socket.io is not to recover it again, unless a new credential may still do (a ticket). */
   refused(socket: Socket, reason: InvalidReason): void {
-    if (socket.recovered && isObject(socket.data) && ENDS_RECOVERY.has(reason)) refusedData.add(socket.data);
+    if (!socket.recovered || !ENDS_RECOVERY.has(reason)) return;
+    if (isObject(socket.data)) refusedData.add(socket.data);
+    const pid = pidOf(socket);
+    if (pid !== undefined) rememberPid(pid, { refused: true });
   }
 
   /** Its adapters stop asking it (the last one to leave gives an adapter its own methods back). */
@@ -282,10 +304,11 @@ const restoresOf = new SharedWrap<RecoveringAdapter, RecoveryMemory>('restoreSes
     const { data } = session;
     const kept = session[TAG_FIELD];
     const tag = typeof kept === 'string' ? kept : isObject(data) ? tagsByData.get(data) : undefined;
-    if (isObject(data) && refusedData.has(data)) return null;
+    if ((isObject(data) && refusedData.has(data)) || byPid.get(pid)?.refused) return null;
     if (tag !== undefined) {
       for (const memory of memories) if (memory.destroyed(tag)) return null;
       if (isObject(data)) tagsByData.set(data, tag); // a copy (a cluster adapter's): the socket's `data` from now on
+      rememberPid(pid, { tag });
     }
     return session;
   },

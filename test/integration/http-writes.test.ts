@@ -128,12 +128,14 @@ function mutex(): SessionLock {
   };
 }
 
-for (const [perMessage, withLock] of [
-  [true, false],
-  [true, true],
-  [false, false],
+for (const [perMessage, withLock, leaves] of [
+  [true, false, false],
+  [true, true, false],
+  [false, false, false],
+  [false, false, true],
+  [false, true, true],
 ] as const) {
-  test(`${perMessage ? 'per-message' : 'per-connection (saveDelay 60 s)'} + httpLock()${withLock ? ' + lock' : ''}: a change the socket made outside a handler (a timer after the handler) is saved before an HTTP request takes its turn, so the request's later write of the same key is not overwritten by it, and neither side's push to the cart is lost`, async (t) => {
+  test(`${perMessage ? 'per-message' : 'per-connection (saveDelay 60 s)'} + httpLock()${withLock ? ' + lock' : ''}: a change the socket made outside a handler (a timer after the handler${leaves ? ', after the socket left' : ''}) is saved before an HTTP request takes its turn, so the request's later write of the same key is not overwritten by it, and neither side's push to the cart is lost`, async (t) => {
     const store = new session.MemoryStore();
     const secret = 'late secret';
     const app = express();
@@ -163,13 +165,18 @@ for (const [perMessage, withLock] of [
     sio.on('sconnection', (socket) => {
       socket.on('hold', (ack: () => void) => {
         const cart = socket.session.cart as string[];
+        const session = socket.session;
         ack();
-        // After the handler: outside any unit (the app's timer, holding the cart it read).
-        setTimeout(() => {
-          socket.session.note = 'from-socket';
-          cart.push('socket-item');
-          changedLate();
-        }, 10);
+        // After the handler: outside any unit (the app's timer, holding the cart it read); with
+        // `leaves`, once the socket left (its copy's change then waits out saveDelay on its own).
+        const change = () =>
+          setTimeout(() => {
+            session.note = 'from-socket';
+            cart.push('socket-item');
+            changedLate();
+          }, 10);
+        if (leaves) socket.once('disconnect', change);
+        else change();
       });
       socket.on('other', (ack: () => void) => ack());
     });
@@ -179,10 +186,13 @@ for (const [perMessage, withLock] of [
     const socket = await connected(url, cookie);
     t.after(() => socket.close());
     await socket.timeout(3000).emitWithAck('hold');
+    if (leaves) socket.close();
     await late;
     const written = await fetch(`${url}/note`, { method: 'POST', headers: { cookie } });
     assert.equal(written.status, 200);
-    await socket.timeout(3000).emitWithAck('other'); // the session's next unit of work, which saved the socket's change over it
+    // The session's next unit of work, which saved the socket's change over it; after the socket
+    // left, the save due within saveDelay (before: it was not saved before the request, and came after it).
+    if (!leaves) await socket.timeout(3000).emitWithAck('other');
     await sio.flush();
     const stored = await new Promise<Record<string, unknown>>((resolve, reject) =>
       store.all!((err, all) => (err ? reject(err) : resolve(Object.values(all as Record<string, Record<string, unknown>>)[0]!))),

@@ -2,6 +2,11 @@
 // changes are saved shortly after they happen and at disconnect, merged key by key with what
 // HTTP wrote meanwhile, and never after a logout.
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import type { SessionData, Store } from 'express-session';
 import type { Socket } from 'socket.io';
@@ -289,9 +294,10 @@ function lateChanges(server: TestServer, change: (session: Socket['session']) =>
   server.sio.on('sconnection', (socket) => {
     sockets.push(socket);
     socket.on('slow', async () => {
+      const { session } = socket; // (held across the await, as a handler's closure holds it)
       started();
       await gate;
-      await change(socket.session);
+      await change(session);
       finished();
     });
   });
@@ -348,6 +354,40 @@ for (const then of ['nothing', 'back', 'logout'] as const) {
     assert.equal(((await storedSession(server.store, sidOf(cookie))) as Record<string, unknown>).late, 'after the drop', 'still there after every save');
   });
 }
+
+test('a late change made after close() and after its socket left (no instance guards the store any more) is reported through serror and not written: a logout racing its write could not be told', async (t) => {
+  const server = await startServer({ saveDelay: 50 });
+  t.after(() => server.close());
+  const errors: Error[] = [];
+  server.sio.on('serror', (error) => void errors.push(error));
+  const { release, done, leaveMidHandler } = lateChanges(server, async (session) => {
+    session.late = 'after close';
+  });
+  const cookie = await server.login({ user: 'alice' });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  server.sio.close();
+  await leaveMidHandler(client);
+  await eventually(() => StoreHub.of(server.store) === undefined, 2000); // its last socket gone: the store is given back
+  release();
+  await done;
+  // Before: written through the unguarded store (a logout landing between its read and its write was undone).
+  assert.deepEqual(errors.map((e) => [e.name, (e as { reason?: string }).reason]), [['SessionHandlerError', 'handler-error']]);
+  assert.match(errors[0]!.message, /after close\(\)/);
+  assert.equal(((await storedSession(server.store, sidOf(cookie))) as Record<string, unknown>).late, undefined);
+});
+
+test('a late change made just before the process ends on its own (the app closed everything without flush()) is saved before it exits', { timeout: 30_000 }, (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sio-sessions-late-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const log = join(dir, 'writes.log');
+  const run = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../fixtures/late-change-exit.ts', import.meta.url)), log], { encoding: 'utf8', timeout: 25_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const lines = readFileSync(log, 'utf8').trim().split('\n');
+  // Before: its save waited on an unref'd timer: the process exited first (…, "exit"), the change never written.
+  assert.deepEqual(lines.slice(-2), ['set "after the socket left"', 'exit'], lines.join(' | '));
+});
 
 test('late changes after the socket left: a handler making 100 of them costs one save (within saveDelay, not one per change), and a per-message socket of the session joining meanwhile does not stop it', async (t) => {
   const server = await startServer({ saveDelay: 1000 });

@@ -9,7 +9,7 @@ import { asUnavailable, SessionError, SessionInvalidError, SessionOptionsError, 
 import type { ServerContext } from '../context.js';
 import { acquireWithin } from '../runtime/lock-wait.js';
 import { holdTurn, SessionRuntime } from '../runtime/index.js';
-import { saveBeforeRequest } from '../runtime/tasks.js';
+import { saveBeforeRequest, saveCopiesBeforeRequest } from '../runtime/tasks.js';
 import { log } from '../log.js';
 import { audienceOf, isAllowedOrigin, originAllowed, requesterOrigin } from '../origin.js';
 import type { Resolved, Resolver } from '../resolver.js';
@@ -139,7 +139,8 @@ export class HttpSurfaces {
       lock
         ? acquireWithin(lock, sid, Date.now() + storeTimeout).then(async (release) => {
             const runtime = SessionRuntime.find(hub, sid);
-            if (runtime) await prepare(runtime);
+            // (With no live copy here, changes of a copy whose socket left may still be due.)
+            await (runtime ? prepare(runtime) : saveCopiesBeforeRequest(this.ctx, sid));
             return release;
           })
         : holdTurn(hub, sid, Date.now() + storeTimeout, handlerTimeout, prepare);

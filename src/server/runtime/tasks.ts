@@ -6,11 +6,10 @@
  * is renewed.
  */
 import { CredentialEvents } from '../../protocol.js';
-import { asUnavailable, SessionUnavailableError } from '../../errors.js';
+import { asUnavailable, SessionHandlerError, SessionUnavailableError } from '../../errors.js';
 import type { SessionServerError } from '../../errors.js';
 import type { ResolvedOptions } from '../options.js';
-import type { StoreHub } from '../store.js';
-import { RETRY_AFTER_MS } from '../store.js';
+import { RETRY_AFTER_MS, StoreHub } from '../store.js';
 import { Wheel } from '../wheel.js';
 import { runtimesOf, settleRuntimes, SessionRuntime } from './index.js';
 import { revalidate, saved } from './persistence.js';
@@ -25,7 +24,7 @@ export interface TaskContext {
 }
 
 /** The save waiting in its session's queue of a copy that is not the session's live one (a retired copy's late change): one at most, as for the live copy. */
-const copiesWaiting = new WeakMap<SessionEntry, { promise?: Promise<void> }>();
+const copiesWaiting = new Map<SessionEntry, { promise?: Promise<void> }>();
 
 /** How many times a failed save is tried again (with RETRY_AFTER_MS between). */
 const SAVE_RETRIES = 5;
@@ -90,6 +89,7 @@ export function saveTask(runtime: SessionRuntime, ctx: TaskContext, entry = runt
  */
 export async function saveBeforeRequest(runtime: SessionRuntime, ctx: TaskContext): Promise<void> {
   // (Never rejects: the lock's holder must always get to its release.)
+  await saveCopiesBeforeRequest(ctx, runtime.sid);
   let pending = false;
   try {
     const entry = runtime.entry;
@@ -112,7 +112,7 @@ export function saveSoon(runtime: SessionRuntime, ctx: TaskContext): void {
  * Copies that are not their session's live one, changed after their socket left (a handler going on
  * after an await), with their save due (see {@link saveCopySoon}).
  */
-const copiesDue = new Map<SessionEntry, { timer: ReturnType<typeof setTimeout>; ctx: TaskContext }>();
+const copiesDue = new Map<SessionEntry, { timer: ReturnType<typeof setTimeout>; ctx: TaskContext; hold: StoreHub }>();
 
 /**
  * A change to a copy that is not its session's live one (its socket left, maybe it retired): saved
@@ -121,9 +121,17 @@ const copiesDue = new Map<SessionEntry, { timer: ReturnType<typeof setTimeout>; 
  */
 export function saveCopySoon(ctx: TaskContext, entry: SessionEntry): void {
   if (copiesDue.has(entry)) return;
+  const { store } = ctx.hub;
+  if (!StoreHub.of(store)) {
+    // Every instance on the store closed and its sockets left: the store's writes and destroys are
+    // no longer guarded, and a logout landing between the save's read and its write would be undone
+    // (invariant 1). (With another instance open on the store, its guard covers the save.)
+    return ctx.report(new SessionHandlerError('handler-error', 'a handler changed the session after close() and after its socket left: the change is not saved'));
+  }
+  // (Not unref'd, as the live copy's save timer is not: a process ending within saveDelay saves it first.)
   const timer = setTimeout(() => saveCopyNow(entry), ctx.options.saveDelay);
-  timer.unref?.();
-  copiesDue.set(entry, { timer, ctx });
+  // The store stays guarded until the save ended, also when the instance closes meanwhile.
+  copiesDue.set(entry, { timer, ctx, hold: StoreHub.acquire(store) });
 }
 
 function saveCopyNow(entry: SessionEntry): void {
@@ -131,7 +139,35 @@ function saveCopyNow(entry: SessionEntry): void {
   if (!due) return;
   copiesDue.delete(entry);
   clearTimeout(due.timer);
-  void saveTask(SessionRuntime.of(due.ctx.hub, entry.sid), due.ctx, entry);
+  void saveTask(SessionRuntime.of(due.ctx.hub, entry.sid), due.ctx, entry).finally(() => due.hold.release());
+}
+
+/**
+ * httpLock's turn came to a request: the changes of copies of its session made after their socket
+ * left (waiting out `saveDelay`) are saved first, as the live copy's are (see {@link saveBeforeRequest}).
+ * One that fails is due again.
+ */
+export async function saveCopiesBeforeRequest(ctx: TaskContext, sid: string): Promise<void> {
+  // Due (waiting out saveDelay), or queued behind the turn the request holds (which would then write
+  // them over the request's newer write): saved here; a queued save then finds nothing left to write.
+  // (Never rejects.)
+  const copies = new Set<SessionEntry>();
+  for (const entry of copiesDue.keys()) if (entry.sid === sid && entry.hub === ctx.hub) copies.add(entry);
+  for (const entry of copiesWaiting.keys()) if (entry.sid === sid && entry.hub === ctx.hub) copies.add(entry);
+  for (const entry of copies) {
+    const due = copiesDue.get(entry);
+    copiesDue.delete(entry);
+    if (due) clearTimeout(due.timer);
+    try {
+      const reason = await saved(entry, ctx.hub.local, ctx.options.storeTimeout, ctx);
+      if (reason) SessionRuntime.find(ctx.hub, sid)?.invalidate(reason, entry);
+    } catch (err) {
+      ctx.report(asUnavailable(err));
+      if (due) saveCopySoon(due.ctx, entry); // (a queued one retries by itself)
+    } finally {
+      due?.hold.release();
+    }
+  }
 }
 
 /**
