@@ -167,20 +167,28 @@ const isObject = (value: unknown): value is object => typeof value === 'object' 
  * a new one opened on the same server still know the sockets of the old.
  */
 const tagsByData = new WeakMap<object, string>();
-/** The `data` of sockets whose recovery was refused: socket.io is not to recover them again. */
-const refusedData = new WeakSet<object>();
 
 /**
  * By the private id a client recovers with (`socket.handshake.auth.pid`, which socket.io restored
- * its session by): the tag of the session restored, and whether its recovery was refused. For a
- * `socket.data` that is no object (the app may put a string there). The last {@link PIDS_KEPT}.
+ * its session by): the tag of the session restored for this recovery (what the socket had, whatever
+ * the app keeps in `socket.data`, an object it shares between sockets or a string), and whether its
+ * recovery was refused. Entries are made only by real restores and refusals (a private id is a
+ * secret of its client); each is kept {@link PID_KEEP_MS}, at most {@link PIDS_KEPT} of them.
  */
-const byPid = new Map<string, { tag?: string; refused?: boolean }>();
-const PIDS_KEPT = 10_000;
+const byPid = new Map<string, { tag?: string; refused?: boolean; at: number }>();
+const PIDS_KEPT = 100_000;
+/** Longer than socket.io's default `maxDisconnectionDuration` (2 min), as the destroyed set's memory. */
+const PID_KEEP_MS = 10 * 60_000;
 
 function rememberPid(pid: string, what: { tag?: string; refused?: boolean }): void {
-  byPid.set(pid, { ...byPid.get(pid), ...what });
-  if (byPid.size > PIDS_KEPT) byPid.delete(byPid.keys().next().value!);
+  const now = Date.now();
+  const known = byPid.get(pid);
+  byPid.delete(pid); // (re-inserted last: the map stays in time order)
+  byPid.set(pid, { ...known, ...what, at: now });
+  for (const [old, { at }] of byPid) {
+    if (byPid.size <= PIDS_KEPT && now - at < PID_KEEP_MS) break;
+    byPid.delete(old);
+  }
 }
 
 const pidOf = (socket: Socket): string | undefined => {
@@ -251,14 +259,13 @@ export class RecoveryMemory {
   changed(socket: Socket, tag: string): boolean {
     if (!socket.recovered) return false;
     const pid = pidOf(socket);
-    const before = (isObject(socket.data) ? tagsByData.get(socket.data) : undefined) ?? (pid === undefined ? undefined : byPid.get(pid)?.tag);
+    const before = (pid === undefined ? undefined : byPid.get(pid)?.tag) ?? (isObject(socket.data) ? tagsByData.get(socket.data) : undefined);
     return before !== undefined && before !== tag;
   }
 
   /** A recovered socket was refused for `reason`: socket.io is not to recover it again, unless a new credential may still do (a ticket). */
   refused(socket: Socket, reason: InvalidReason): void {
     if (!socket.recovered || !ENDS_RECOVERY.has(reason)) return;
-    if (isObject(socket.data)) refusedData.add(socket.data);
     const pid = pidOf(socket);
     if (pid !== undefined) rememberPid(pid, { refused: true });
   }
@@ -304,7 +311,7 @@ const restoresOf = new SharedWrap<RecoveringAdapter, RecoveryMemory>('restoreSes
     const { data } = session;
     const kept = session[TAG_FIELD];
     const tag = typeof kept === 'string' ? kept : isObject(data) ? tagsByData.get(data) : undefined;
-    if ((isObject(data) && refusedData.has(data)) || byPid.get(pid)?.refused) return null;
+    if (byPid.get(pid)?.refused) return null;
     if (tag !== undefined) {
       for (const memory of memories) if (memory.destroyed(tag)) return null;
       if (isObject(data)) tagsByData.set(data, tag); // a copy (a cluster adapter's): the socket's `data` from now on

@@ -10,9 +10,9 @@ import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import type { SessionData, Store } from 'express-session';
 import type { Socket } from 'socket.io';
-import { startServer, connectClient, connected, once, eventually, sidOf, SECRET, type TestServer } from '../helpers/servers.js';
+import { startServer, connectClient, connected, once, eventually, delay, sidOf, SECRET, type TestServer } from '../helpers/servers.js';
 import { FaultyStore } from '../helpers/stores.js';
-import { StoreHub } from '../../src/server/store.js';
+import { RETRY_AFTER_MS, StoreHub } from '../../src/server/store.js';
 import { sessions } from '../../src/server/index.js';
 import { SessionRuntime } from '../../src/server/runtime/index.js';
 
@@ -361,7 +361,7 @@ test('a late change made after close() and after its socket left (no instance gu
   const errors: Error[] = [];
   server.sio.on('serror', (error) => void errors.push(error));
   const { release, done, leaveMidHandler } = lateChanges(server, async (session) => {
-    session.late = 'after close';
+    for (let i = 0; i < 10; i++) session[`late${i}`] = 'after close'; // reported once, not once per key
   });
   const cookie = await server.login({ user: 'alice' });
   const client = connectClient(server.url, cookie);
@@ -375,7 +375,7 @@ test('a late change made after close() and after its socket left (no instance gu
   // Before: written through the unguarded store (a logout landing between its read and its write was undone).
   assert.deepEqual(errors.map((e) => [e.name, (e as { reason?: string }).reason]), [['SessionHandlerError', 'handler-error']]);
   assert.match(errors[0]!.message, /after close\(\)/);
-  assert.equal(((await storedSession(server.store, sidOf(cookie))) as Record<string, unknown>).late, undefined);
+  assert.equal(((await storedSession(server.store, sidOf(cookie))) as Record<string, unknown>).late0, undefined);
 });
 
 test('a late change made just before the process ends on its own (the app closed everything without flush()) is saved before it exits', { timeout: 30_000 }, (t) => {
@@ -387,6 +387,33 @@ test('a late change made just before the process ends on its own (the app closed
   const lines = readFileSync(log, 'utf8').trim().split('\n');
   // Before: its save waited on an unref'd timer: the process exited first (…, "exit"), the change never written.
   assert.deepEqual(lines.slice(-2), ['set "after the socket left"', 'exit'], lines.join(' | '));
+});
+
+test('a late change whose save failed is not retried once no instance guards the store (all closed): a logout during the retry could not be told', { timeout: 15_000 }, async (t) => {
+  const store = new FaultyStore();
+  const server = await startServer({ store, saveDelay: 100 });
+  t.after(() => server.close());
+  const errors: string[] = [];
+  server.sio.on('serror', (error) => void errors.push(`${error.name} ${(error as { reason?: string }).reason}`));
+  const { release, done, leaveMidHandler } = lateChanges(server, async (session) => {
+    session.late = 'late';
+  });
+  const cookie = await server.login({ user: 'alice' });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  await leaveMidHandler(client);
+  release();
+  await done; // the copy's save is due
+  server.sio.close();
+  store.fault = { op: 'set', kind: 'error' };
+  await eventually(() => errors.length > 0 && StoreHub.of(store) === undefined, 3000); // it ran, failed, and let the store go
+  store.fault = undefined;
+  store.resetCalls();
+  await delay(RETRY_AFTER_MS + 500); // wall clock: the retry's own timer (a second), past which it would have written
+  // Before: retried through the unguarded store (a logout landing between its read and its write was undone).
+  assert.deepEqual(store.calls, { get: 0, set: 0, destroy: 0, touch: 0 });
+  assert.deepEqual(errors, ['SessionUnavailableError store-error']);
 });
 
 test('late changes after the socket left: a handler making 100 of them costs one save (within saveDelay, not one per change), and a per-message socket of the session joining meanwhile does not stop it', async (t) => {

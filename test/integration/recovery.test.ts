@@ -239,12 +239,14 @@ for (const perMessage of [false, true]) {
 
 for (const skipMiddlewares of [true, false]) {
   /** Alice's page, connected and in her room, drops its transport; a broadcast to her room is missed; `whileAway` runs; then the page's cookie is bob's. */
-  async function awayThenBob(t: { after(fn: () => unknown): void }, whileAway: (server: TestServer, alice: string) => Promise<void>, { data }: { data?: 'object' | 'primitive' } = {}) {
-    const server = await startServer({ ioOptions: { connectionStateRecovery: { skipMiddlewares, maxDisconnectionDuration: 60_000 } } });
+  async function awayThenBob(t: { after(fn: () => unknown): void }, whileAway: (server: TestServer, alice: string) => Promise<void>, { data }: { data?: 'object' | 'primitive' | 'shared' } = {}) {
+    const store = new FaultyStore();
+    const server = await startServer({ store, ioOptions: { connectionStateRecovery: { skipMiddlewares, maxDisconnectionDuration: 60_000 } } });
     t.after(() => server.close());
     const invalid: string[] = [];
     server.sio.on('sinvalid', (_socket, reason) => invalid.push(reason));
     const joined: Array<{ user: unknown; recovered: boolean }> = [];
+    const shared = { app: 'defaults' };
     server.sio.on('sconnection', (socket, session) => {
       joined.push({ user: session.user, recovered: socket.recovered });
       if (!socket.recovered) void socket.join(`user:${session.user as string}`);
@@ -252,6 +254,7 @@ for (const skipMiddlewares of [true, false]) {
       // An app that puts its own object in socket.data after an async lookup (its user's profile), or a string.
       if (data === 'object') void Promise.resolve().then(() => (socket.data = { profile: session.user }));
       if (data === 'primitive') socket.data = `uid:${session.user as string}`;
+      if (data === 'shared') socket.data = shared; // one object an app gives every socket (its defaults, say)
     });
     const alice = await server.login({ user: 'alice' });
     const client = connectClient(server.url, alice);
@@ -266,7 +269,7 @@ for (const skipMiddlewares of [true, false]) {
     (client.io.opts.extraHeaders as Record<string, string>).cookie = bob; // the browser's cookie is bob's now
     let attempts = 0;
     server.io.engine.on('connection', () => (attempts += 1));
-    return { server, client, got, invalid, joined, attempts: () => attempts };
+    return { server, store, client, got, invalid, joined, attempts: () => attempts };
   }
 
   for (const data of [undefined, 'object', 'primitive'] as const) {
@@ -316,6 +319,25 @@ for (const skipMiddlewares of [true, false]) {
       assert.equal(attempts(), 2, 'one refused recovery, one new connection');
     });
   }
+
+  test(`skipMiddlewares ${skipMiddlewares}: an app that gives every socket one shared socket.data object: bob logs in while alice's page is away and opens a tab of his own, then alice's page comes back with bob's cookie: refused 'session-changed', not recovered into alice's rooms`, { timeout: 20_000 }, async (t) => {
+    const { server, store, client, got, invalid } = await awayThenBob(t, async () => {}, { data: 'shared' });
+    const told = skipMiddlewares ? once<[{ reason: string }]>(client, 'sio-sessions:invalid').then(([data]) => data.reason) : once<[Error & { data?: { reason: string } }]>(client, 'connect_error').then(([err]) => err.data!.reason);
+    // The recovered socket's session read is slow; bob's own tab connects while it runs (the shared object then says bob).
+    let slow = true;
+    store.latency = (op) => (op === 'get' && slow ? ((slow = false), 300) : 0);
+    reconnect(client);
+    const tab = connectClient(server.url, (client.io.opts.extraHeaders as Record<string, string>).cookie);
+    t.after(() => tab.close());
+    await connected(tab);
+    // Before: the check read the shared object's session (bob's, the last to connect), not the one restored: recovered as bob into user:alice.
+    assert.equal(await told, 'session-changed');
+    await eventually(() => roomSize(server) === 0, 3000);
+    server.io.to('user:alice').emit('private', 'after');
+    await server.sio.flush();
+    assert.equal(got.includes('after'), false, JSON.stringify(got));
+    assert.deepEqual(invalid, ['session-changed']);
+  });
 }
 
 test('the namespace adapter\'s restoreSession, wrapped while sessions() has sockets, is given back (the own property gone) once it is closed and its last socket left; two instances give back in any order', { timeout: 20_000 }, async (t) => {

@@ -11,6 +11,7 @@ import type { SessionServerError } from '../../errors.js';
 import type { ResolvedOptions } from '../options.js';
 import { RETRY_AFTER_MS, StoreHub } from '../store.js';
 import { Wheel } from '../wheel.js';
+import { log } from '../log.js';
 import { runtimesOf, settleRuntimes, SessionRuntime } from './index.js';
 import { revalidate, saved } from './persistence.js';
 import type { SessionEntry } from '../session-entry.js';
@@ -54,7 +55,12 @@ export function saveTask(runtime: SessionRuntime, ctx: TaskContext, entry = runt
   const retry = (error: unknown) => {
     failed(runtime, ctx, error);
     if (error instanceof SessionUnavailableError && attempt < SAVE_RETRIES && !entry.invalid) {
-      setTimeout(() => void saveTask(runtime, ctx, entry, attempt + 1), RETRY_AFTER_MS).unref?.();
+      setTimeout(() => {
+        // Not once no instance guards the store any more (all closed, their sockets gone): a logout
+        // landing between the retry's read and its write would be undone (invariant 1). (Its failure was reported.)
+        if (guarded(ctx)) void saveTask(runtime, ctx, entry, attempt + 1);
+        else log.save('%s: a failed save is not retried: no instance guards the store any more', entry.tag);
+      }, RETRY_AFTER_MS).unref?.();
     }
   };
   if (live) runtime.saveWaiting = waiting;
@@ -68,6 +74,7 @@ export function saveTask(runtime: SessionRuntime, ctx: TaskContext, entry = runt
     },
     async run() {
       started();
+      dueNoMore(entry); // (this save takes what a save due later would have)
       try {
         // A copy loaded at connect is trusted only when no other process can write the store.
         const reason = await saved(entry, hub.local, options.storeTimeout, ctx);
@@ -114,6 +121,12 @@ export function saveSoon(runtime: SessionRuntime, ctx: TaskContext): void {
  */
 const copiesDue = new Map<SessionEntry, { timer: ReturnType<typeof setTimeout>; ctx: TaskContext; hold: StoreHub }>();
 
+/** Copies changed after no instance guarded their store any more: reported once each. */
+const copiesRefused = new WeakSet<SessionEntry>();
+
+/** Some `sessions()` instance still guards the store's writes and destroys (its hub is in use). */
+const guarded = (ctx: TaskContext): boolean => StoreHub.of(ctx.hub.store) !== undefined;
+
 /**
  * A change to a copy that is not its session's live one (its socket left, maybe it retired): saved
  * within `saveDelay` as a per-connection change is, one pending save per copy, in the session's
@@ -122,16 +135,27 @@ const copiesDue = new Map<SessionEntry, { timer: ReturnType<typeof setTimeout>; 
 export function saveCopySoon(ctx: TaskContext, entry: SessionEntry): void {
   if (copiesDue.has(entry)) return;
   const { store } = ctx.hub;
-  if (!StoreHub.of(store)) {
+  if (!guarded(ctx)) {
     // Every instance on the store closed and its sockets left: the store's writes and destroys are
     // no longer guarded, and a logout landing between the save's read and its write would be undone
-    // (invariant 1). (With another instance open on the store, its guard covers the save.)
-    return ctx.report(new SessionHandlerError('handler-error', 'a handler changed the session after close() and after its socket left: the change is not saved'));
+    // (invariant 1). (With another instance open on the store, its guard covers the save.) Told once per copy.
+    if (!copiesRefused.has(entry)) ctx.report(new SessionHandlerError('handler-error', 'a handler changed the session after close() and after its socket left: the change is not saved'));
+    copiesRefused.add(entry);
+    return;
   }
   // (Not unref'd, as the live copy's save timer is not: a process ending within saveDelay saves it first.)
   const timer = setTimeout(() => saveCopyNow(entry), ctx.options.saveDelay);
   // The store stays guarded until the save ended, also when the instance closes meanwhile.
   copiesDue.set(entry, { timer, ctx, hold: StoreHub.acquire(store) });
+}
+
+/** A save of `entry` runs now: one that was due later is not (its timer and hold are given back). */
+function dueNoMore(entry: SessionEntry): void {
+  const due = copiesDue.get(entry);
+  if (!due) return;
+  copiesDue.delete(entry);
+  clearTimeout(due.timer);
+  due.hold.release();
 }
 
 function saveCopyNow(entry: SessionEntry): void {
