@@ -23,6 +23,7 @@ const CAST_FIELDS = new Map<string, string>([
   ['code', 'the `code` of an error (ours, Node\'s, redis\')'],
   ['listener', 'Node: the app listener a `once` wrapper carries (documented with rawListeners)'],
   ['session', 'ours: the `socket.session` property'],
+  ['pid', "socket.io: the private id a recovering client sends in the handshake's public `auth` (connectionStateRecovery restores by it)"],
   ['cookie', 'express-session: a session record\'s `cookie`'],
   ['createSession', 'express-session: Store#createSession (public)'],
   ['encrypted', 'Node: tls.TLSSocket#encrypted (public)'],
