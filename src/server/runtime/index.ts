@@ -65,8 +65,8 @@ export interface RuntimeSocket {
   /** The socket left: leave the runtime, save what it changed. */
   stop(): void;
   /**
-   * What saves a copy's changes now, in the session's queue (a change made after the socket left:
-   * see {@link SessionRuntime.changedOutside}): holds the socket's instance, not the socket.
+   * What saves a copy's changes within `saveDelay`, in the session's queue (a change made after the
+   * socket left: see {@link SessionRuntime.changedOutside}): holds the socket's instance, not the socket.
    */
   readonly copySaver: (entry: SessionEntry) => void;
 }
