@@ -18,6 +18,7 @@ import { WritesInFlight } from '../../src/server/writes-in-flight.js';
 import { startServerProcess } from '../helpers/server-process.js';
 import { connectClient, connected, delay, eventually, once, refused, sidOf, signedCookie, startServer, SECRET } from '../helpers/servers.js';
 import { leftovers, serverSizes, type Sizes } from '../helpers/internals.js';
+import { fakeClock } from '../helpers/fake-clock.js';
 import { FaultyStore } from '../helpers/stores.js';
 import { startRedis } from '../helpers/redis.js';
 import { startRedisNode, type RedisNode } from '../helpers/redis-node.js';
@@ -337,25 +338,15 @@ test('per-message, a store taking 3 ms a call: 300 sockets that each have an eve
 });
 
 test('what a burst of logouts and writes leaves in the destroyed set and the writes in flight is forgotten when due, though no call follows (an idle server gives it back), on one armed sweep each', (t) => {
-  let now = 0;
-  const timers: Array<{ at: number; run: () => void }> = [];
-  let mostArmed = 0;
   // A clock and timers of our own: 10 minutes pass in no time.
-  const schedule = (ms: number, run: () => void) => {
-    const timer = { at: now + ms, run };
-    timers.push(timer);
-    mostArmed = Math.max(mostArmed, timers.length);
-    return () => timers.includes(timer) && timers.splice(timers.indexOf(timer), 1);
-  };
-  const writes = new WritesInFlight(5000, 10 * 60_000, () => now, schedule);
-  const stones = new DestroyedSet(writes, 10 * 60_000, () => now, 100_000, schedule);
+  const clock = fakeClock();
+  const now = () => clock.now;
+  const writes = new WritesInFlight(5000, 10 * 60_000, now, clock.schedule);
+  const stones = new DestroyedSet(writes, 10 * 60_000, now, 100_000, clock.schedule);
   const sizes = () => ({ tombstones: stones.size, writes: writes.size });
-  const advance = (to: number) => {
-    now = to;
-    for (let due = timers.findIndex((timer) => timer.at <= now); due >= 0; due = timers.findIndex((timer) => timer.at <= now)) timers.splice(due, 1)[0].run();
-  };
+  const { advance } = clock;
   for (let i = 0; i < 1000; i++) {
-    now = i;
+    clock.now = i;
     writes.started(`w${i}`, `sid${i}`);
     writes.ended(`w${i}`);
     stones.writeEnded(`w${i}`);
@@ -367,12 +358,12 @@ test('what a burst of logouts and writes leaves in the destroyed set and the wri
   const afterRaceWindow = sizes();
   advance(11 * 60_000);
   const afterKeep = sizes();
-  t.diagnostic(`after the burst ${JSON.stringify(burst)}; 7 s later ${JSON.stringify(afterRaceWindow)}; 11 min later ${JSON.stringify(afterKeep)}; sweeps armed at once at most ${mostArmed}, left armed ${timers.length}`);
+  t.diagnostic(`after the burst ${JSON.stringify(burst)}; 7 s later ${JSON.stringify(afterRaceWindow)}; 11 min later ${JSON.stringify(afterKeep)}; sweeps armed at once at most ${clock.mostArmed}, left armed ${clock.timers.length}`);
   assert.deepEqual(burst, { tombstones: 1000, writes: 1000 });
   assert.deepEqual(afterRaceWindow, { tombstones: 1000, writes: 0 }, 'write records are forgotten once past the race window');
   assert.deepEqual(afterKeep, { tombstones: 0, writes: 0 }, 'tombstones are forgotten once past keepMs');
-  assert.equal(mostArmed, 2, 'one sweep armed at a time in each of the two, not a timer per record');
-  assert.equal(timers.length, 0, 'nothing armed once nothing is held');
+  assert.equal(clock.mostArmed, 2, 'one sweep armed at a time in each of the two, not a timer per record');
+  assert.equal(clock.timers.length, 0, 'nothing armed once nothing is held');
 });
 
 test('two nodes over Redis (per-message, redisLock): 400 cycles alternating nodes, with logins on the other node while connected, leave nothing on either node once the race window is over', async (t) => {

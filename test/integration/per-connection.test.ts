@@ -12,6 +12,7 @@ import type { SessionData, Store } from 'express-session';
 import type { Socket } from 'socket.io';
 import { startServer, connectClient, connected, once, eventually, delay, sidOf, SECRET, type TestServer } from '../helpers/servers.js';
 import { FaultyStore } from '../helpers/stores.js';
+import { lateChanges } from '../helpers/late-changes.js';
 import { RETRY_AFTER_MS, StoreHub } from '../../src/server/store.js';
 import { sessions } from '../../src/server/index.js';
 import { SessionRuntime } from '../../src/server/runtime/index.js';
@@ -278,40 +279,6 @@ test('a change an async handler makes after the pending save already ran is save
   }, 2000);
   assert.equal(stored!.first, 1);
 });
-
-/**
- * A `slow` handler that waits until the test calls `release()`, then runs `change` on the session
- * (after an await, as an async handler going on after its socket left); `done` once it ended.
- */
-function lateChanges(server: TestServer, change: (session: Socket['session']) => Promise<void>) {
-  const sockets: Socket[] = [];
-  let started!: () => void;
-  const running = new Promise<void>((resolve) => (started = resolve));
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  let finished!: () => void;
-  const done = new Promise<void>((resolve) => (finished = resolve));
-  server.sio.on('sconnection', (socket) => {
-    sockets.push(socket);
-    socket.on('slow', async () => {
-      const { session } = socket; // (held across the await, as a handler's closure holds it)
-      started();
-      await gate;
-      await change(session);
-      finished();
-    });
-  });
-  /** `client` (connected) starts the handler and leaves while it waits; resolves once the server saw it leave and its save ran. */
-  const leaveMidHandler = async (client: ReturnType<typeof connectClient>) => {
-    client.emit('slow');
-    await running;
-    const left = once(sockets.at(-1)!, 'disconnect');
-    client.disconnect();
-    await left;
-    await server.sio.flush();
-  };
-  return { release, done, leaveMidHandler };
-}
 
 for (const then of ['nothing', 'back', 'logout'] as const) {
   const back = then === 'back';

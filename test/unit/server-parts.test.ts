@@ -9,6 +9,7 @@ import { WritesInFlight } from '../../src/server/writes-in-flight.js';
 import { NO_MARK, StoreHub } from '../../src/server/store.js';
 import { LiveSessions, type Live, type LiveRecord } from '../../src/server/live-sessions.js';
 import { RetiredCopies } from '../../src/server/retired-copies.js';
+import { fakeClock } from '../helpers/fake-clock.js';
 import { eventually } from '../helpers/servers.js';
 import { MemoryStore } from 'express-session';
 import type { IncomingMessage } from 'node:http';
@@ -319,23 +320,11 @@ test("live sessions: another node's destroy notice finds the loaded session by i
 });
 
 test('retired copies: a read begun before a retirement of its session is told so; each is forgotten keepMs after it retired by one sweep armed for the oldest, also when no retirement follows (before: only at the next one)', () => {
-  let now = 0;
-  const timers: Array<{ at: number; run: () => void }> = [];
-  let mostArmed = 0;
-  const schedule = (ms: number, run: () => void) => {
-    const timer = { at: now + ms, run };
-    timers.push(timer);
-    mostArmed = Math.max(mostArmed, timers.length);
-    return () => void (timers.includes(timer) && timers.splice(timers.indexOf(timer), 1));
-  };
-  const advance = (to: number) => {
-    now = to;
-    for (let due = timers.findIndex((timer) => timer.at <= now); due >= 0; due = timers.findIndex((timer) => timer.at <= now)) timers.splice(due, 1)[0]!.run();
-  };
-  const copies = new RetiredCopies(120_000, () => now, schedule);
+  const clock = fakeClock();
+  const copies = new RetiredCopies(120_000, () => clock.now, clock.schedule);
   const before = copies.mark();
   for (let i = 0; i < 1000; i++) {
-    now = i;
+    clock.now = i;
     copies.retired(`s${i}`);
   }
   const after = copies.mark();
@@ -343,11 +332,11 @@ test('retired copies: a read begun before a retirement of its session is told so
   assert.equal(copies.retiredSince('s5', after), false, 'read after');
   assert.equal(copies.retiredSince('never', before), false);
   copies.retired('s0'); // retired again, later: kept from now on
-  advance(120_000 + 499);
+  clock.advance(120_000 + 499);
   assert.equal(copies.size, 501, 's500..s999 and s0 are kept');
   assert.equal(copies.retiredSince('s0', before), true);
-  advance(121_000 + 999);
+  clock.advance(121_000 + 999);
   assert.equal(copies.size, 0, 'all forgotten, with no retirement since');
-  assert.equal(mostArmed, 1, 'one sweep armed at a time');
-  assert.equal(timers.length, 0, 'nothing armed once nothing is held');
+  assert.equal(clock.mostArmed, 1, 'one sweep armed at a time');
+  assert.equal(clock.timers.length, 0, 'nothing armed once nothing is held');
 });
