@@ -29,7 +29,14 @@ interface Hostile {
 async function hostileServer(t: T, options: TestServerOptions = {}): Promise<Hostile> {
   const store = new FaultyStore();
   const server = await startServer({ store, storeTimeout: 300, ...options });
-  t.after(() => server.close());
+  // The 'never' handlers' promises: they never settle while the test runs. Settled once it is over (the
+  // server closed), so the library's handlerTimeout timer (30 s, ref'd) does not hold the test process
+  // open for 30 s after its last test.
+  const neverSettled: Array<() => void> = [];
+  t.after(async () => {
+    await server.close();
+    for (const settle of neverSettled) settle();
+  });
   const sinvalid: string[] = [];
   const serror: unknown[] = [];
   const began: string[] = [];
@@ -44,7 +51,7 @@ async function hostileServer(t: T, options: TestServerOptions = {}): Promise<Hos
     socket.on('size', (arg: unknown, ack: (n: number) => void) => ack(JSON.stringify(arg).length));
     socket.on('never', () => {
       began.push('never');
-      return new Promise(() => {}); // an app handler that never settles
+      return new Promise<void>((resolve) => neverSettled.push(resolve)); // an app handler that never settles (until the test is over)
     });
     socket.on('slow', async (ack?: () => void) => {
       began.push('slow');
