@@ -85,6 +85,7 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
   });
   const httpServer = createServer(app);
   const io = new Server(httpServer, ioOptions);
+  const pollingCloses = awaitingPollingCloses(io);
   before?.(io);
   const sio = attach ? attach(io, store) : sessions(io, { store, secret, ...libraryOptions });
   try {
@@ -140,8 +141,34 @@ export async function startServer(options: TestServerOptions = {}): Promise<Test
     async close() {
       sio.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
+      // No client polls a closed server: end the transports' wait for one now, not 30 s from now.
+      for (const transport of pollingCloses) transport.shouldClose?.();
     },
   };
+}
+
+type PollingTransport = { shouldClose?: () => void; once(event: 'close', listener: () => void): unknown };
+
+/**
+ * The polling transports of `io` that wait for their client's next poll to close (engine.io sends the
+ * close packet in that poll): a connection that ended while its client was not polling (a heartbeat
+ * that expired, a page gone mid-handshake, socketio/socket.io#5088). Each waits at most engine.io's
+ * closeTimeout, 30 s, on a ref'd timer; once the server is closed no poll comes, and those timers would
+ * hold the test's process open for up to 30 s after its last test. `close()` ends the wait at once
+ * (`shouldClose`, the transport's own orderly close: engine.io has no public way to do it).
+ */
+function awaitingPollingCloses(io: Server): Set<PollingTransport> {
+  const waiting = new Set<PollingTransport>();
+  io.engine.on('connection', (socket: { transport: PollingTransport; once(event: 'close', listener: () => void): unknown }) =>
+    socket.once('close', () => {
+      // (engine.io closed the socket's transport before this event: a polling one not writable is waiting now)
+      const transport = socket.transport;
+      if (!transport.shouldClose) return;
+      waiting.add(transport);
+      transport.once('close', () => waiting.delete(transport));
+    }),
+  );
+  return waiting;
 }
 
 /** A plain socket.io-client socket that sends `cookie` (as a browser would) on every transport. */
