@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { failureDigest, schedule, type Done, type Job } from '../run.js';
 
-const job = (name: string, browser: boolean, ms: number, alone = false): Job => ({ name, args: [], browser, alone, weight: ms });
+const job = (name: string, browser: boolean, ms: number, alone = false, light = false): Job => ({ name, args: [], browser, alone, light, weight: ms });
 
 /** Runs `queue` on two slots with jobs that take `weight` ms; records what ran beside what. */
 async function trace(queue: Job[]) {
@@ -54,6 +54,47 @@ test('a file that must run alone has nothing beside it, and the others still sha
   for (const names of beside) if (names.includes('browser-alone')) assert.deepEqual(names, ['browser-alone'], `nothing beside it: ${names}`);
   assert.ok(beside.some((names) => names.length === 2), 'the rest use both slots');
   assert.equal(reported.length, queue.length);
+});
+
+test('beside a file that must run alone, only a light file (one at a time, never a browser one) runs; the alone files still run first, and the rest share both slots after them', async () => {
+  const queue = [
+    job('browser-alone-1', true, 60, true),
+    job('browser-alone-2', true, 60, true),
+    job('light-1', false, 50, false, true),
+    job('light-2', false, 40, false, true),
+    job('browser-light', true, 10, false, true),
+    job('unit-1', false, 30),
+    job('unit-2', false, 10),
+    job('browser-b', true, 10),
+  ];
+  const { beside, reported } = await trace(queue);
+  assert.equal(reported.length, queue.length, 'each job once');
+  assert.ok(reported.indexOf('browser-alone-2') < reported.indexOf('unit-1'), `the alone files before the others: ${reported}`);
+  for (const names of beside) {
+    if (!names.some((n) => n.includes('alone'))) continue;
+    assert.ok(names.length <= 2, `${names}`);
+    const other = names.find((n) => !n.includes('alone'));
+    assert.ok(other === undefined || other.startsWith('light-'), `only a light, non-browser file beside an alone one: ${names}`);
+  }
+  assert.ok(beside.some((names) => names.includes('browser-alone-1') && names.includes('light-1')), `a light file used the slot the alone file leaves: ${JSON.stringify(beside)}`);
+  assert.ok(beside.some((names) => names.includes('browser-alone-2') && names.includes('light-2')), `and beside the next alone file: ${JSON.stringify(beside)}`);
+  assert.ok(beside.some((names) => names.length === 2 && !names.some((n) => n.includes('alone'))), 'the rest use both slots');
+});
+
+test('three slots: beside a file that must run alone, still one light file at a time', async () => {
+  const queue = [job('browser-alone', true, 60, true), job('light-1', false, 20, false, true), job('light-2', false, 20, false, true), job('light-3', false, 20, false, true), job('unit-1', false, 10)];
+  let running: string[] = [];
+  const beside: string[][] = [];
+  const run = async (j: Job): Promise<Done> => {
+    running.push(j.name);
+    beside.push([...running].sort());
+    await new Promise((resolve) => setTimeout(resolve, j.weight));
+    running = running.filter((r) => r !== j.name);
+    return { job: j, ok: true, seconds: j.weight / 1000, output: '' };
+  };
+  await schedule([...queue], 3, run, () => {});
+  for (const names of beside) if (names.includes('browser-alone')) assert.ok(names.length <= 2, `one light file at most beside it: ${names}`);
+  assert.equal(beside.length, queue.length);
 });
 
 test('the digest printed at the end of a run names each failed test of a real `node --test` run, with its error and its line; a passing one is left out', (t) => {
