@@ -22,6 +22,13 @@ const TIMES = join(ROOT, 'node_modules', '.cache', 'socket.io-sessions', 'test-t
 const BROWSER = /helpers\/(?:browser|engines)\.js|from 'playwright-core'|from 'puppeteer-core'/;
 const TYPECHECK = 'typecheck (tsc --noEmit -p tsconfig.json)';
 /**
+ * The type-check is incremental (tsc keeps what it learnt of each file here, beside the times): only
+ * the files changed since the last run, and those that depend on them, are checked again; the errors
+ * of the others are kept from that run (a file with an error fails every run until it is fixed). About
+ * 6 s instead of 30 s on this machine when little changed; the same run as before with no cache (CI).
+ */
+const TSBUILDINFO = join(ROOT, 'node_modules', '.cache', 'socket.io-sessions', 'tsc.tsbuildinfo');
+/**
  * Run with nothing beside them: they assert a hand-over between tabs within 1 s (the contract) while
  * driving several browser processes, which on two cores already use both (seen at 1,089-1,388 ms
  * with another file beside them on a loaded machine).
@@ -85,7 +92,13 @@ function jobs(files: string[], typecheck: boolean): Job[] {
     light: LIGHT.includes(file),
     weight: weight(file),
   }));
-  const tsc = { name: TYPECHECK, args: [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '-p', 'tsconfig.json'], browser: false, alone: false, weight: Infinity };
+  const tsc = {
+    name: TYPECHECK,
+    args: [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '-p', 'tsconfig.json', '--incremental', '--tsBuildInfoFile', TSBUILDINFO],
+    browser: false,
+    alone: false,
+    weight: Infinity,
+  };
   return [...(typecheck ? [tsc] : []), ...tests].sort((a, b) => Number(b.alone) - Number(a.alone) || b.weight - a.weight);
 }
 
@@ -253,6 +266,7 @@ async function main(): Promise<void> {
   const missing = files.find((file) => !existsSync(join(ROOT, file)));
   if (missing) throw new Error(`no such test file: ${missing}`);
   const slots = Math.max(1, Number(process.env.TEST_SLOTS) || 2);
+  mkdirSync(dirname(TSBUILDINFO), { recursive: true });
   const started = performance.now();
   const results = await schedule(jobs(files, named.length === 0), slots, runJob, (done) => process.stdout.write(header(done) + done.output));
   process.stdout.write(summary(results, (performance.now() - started) / 1000));
