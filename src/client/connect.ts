@@ -289,7 +289,7 @@ function handleInvalid(link: Link, data: SessionErrorData, phase: InvalidContext
   cancelRetry(link);
   link._guard.end();
   link._credential?.discard();
-  if (link._socket.connected) link._close();
+  link._close(); // (a socket already closed, at a refused handshake: no-op)
   const action = decideInvalid<InvalidContext>(link);
   const ctx: InvalidContext = {
     code: ErrorCode.SESSION_INVALID,
@@ -368,7 +368,7 @@ function wrapDisconnect(link: Link, subs: Subs) {
   const socket = link._socket as { disconnect(): unknown };
   socket.disconnect = () => (cancelRetry(link), transition(link, 'disconnected'), link._close());
   // dispose(): the SDK stops where it is, in state 'disconnected' (told to no listener; see handleInvalid, connectIn).
-  subs.push(() => ((link._state = 'disconnected'), delete (socket as { disconnect?: unknown }).disconnect));
+  subs.push(() => (cancelRetry(link), (link._state = 'disconnected'), delete (socket as { disconnect?: unknown }).disconnect));
 }
 
 /**
@@ -380,10 +380,8 @@ function heartbeatExpired(socket: Socket, subs: Subs): () => boolean {
   let last = Date.now();
   let period = 25_000; // socket.io's default pingInterval, until the first ping measures it
   listen(subs, manager, 'open', () => (last = Date.now()));
-  listen(subs, manager, 'ping', () => {
-    period = Date.now() - last;
-    last += period;
-  });
+  // The period: the time since the last ping (or the open); then this ping is the last.
+  listen(subs, manager, 'ping', () => (period = -last + (last = Date.now())));
   return () => Date.now() - last > 2 * period;
 }
 
@@ -397,23 +395,22 @@ function heartbeatExpired(socket: Socket, subs: Subs): () => boolean {
 function followBrowser(link: Link, subs: Subs) {
   const { _socket: socket } = link;
   const expired = heartbeatExpired(socket, subs);
-  const check = () => (link._timer !== undefined ? connectNow(link) : socket.connected && expired() && socket.io.engine.close());
+  // A retry waiting: now. socket.io-client's own reconnection waiting out its backoff (the socket still active, its
+  // transport closed; an attempt under way has an open or opening one): closed and connected now, as the SDK's own.
+  const check = () =>
+    link._timer !== undefined || (socket.active && socket.io.engine.readyState === 'closed') ? (link._close(), connectIn(link, 250)) : socket.connected && expired() && socket.io.engine.close();
   const dom = (type: string, listener: (event: any) => unknown, target: EventTarget = window) => {
     target.addEventListener(type, listener);
     subs.push(() => target.removeEventListener(type, listener));
   };
   dom('online', check);
   dom('visibilitychange', () => document.hidden || check(), document);
-  let parked = false;
-  dom('pagehide', (event: PageTransitionEvent) => (parked = event.persisted && (link._state === 'connecting' || link._state === 'connected') && !!socket.disconnect()));
+  let parked: boolean | undefined;
+  dom('pagehide', (event: PageTransitionEvent) => (parked = event.persisted && link._state < 'd' && !!socket.disconnect())); // < 'd': connecting or connected
   dom('pageshow', () => parked && ((parked = false), connectNow(link)));
   // A tick that comes far too late means the machine slept or the tab was frozen.
   let last = Date.now();
-  const ticker = setInterval(() => {
-    const gap = Date.now() - last;
-    last += gap;
-    if (gap > 9000) check();
-  }, 3000);
+  const ticker = setInterval(() => last < (last = Date.now()) - 9000 && check(), 3000); // a gap of over 9 s since the last tick
   subs.push(() => clearInterval(ticker));
 }
 
@@ -460,7 +457,6 @@ function attach(socket: Socket, options: Options): SessionController {
   const events = new SessionEventEmitter();
   const guard = guardEmits(socket, options._io.ackTimeout !== undefined, subs);
   const link: Link = { ...options, _socket: socket, _events: events, _guard: guard, _close: socket.disconnect.bind(socket), _state: 'disconnected', _step: 0, _streak: 0 };
-  subs.push(() => cancelRetry(link));
   followSocket(link, subs);
   wrapDisconnect(link, subs);
   if (typeof document === 'object') followBrowser(link, subs);

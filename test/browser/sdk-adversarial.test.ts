@@ -579,6 +579,62 @@ describe('quick sequences', () => {
   });
 });
 
+describe("socket.io-client's own reconnection and the browser's \"online\"", () => {
+  test('waiting out its backoff (20 s here): "online" connects at once; an attempt under way is left alone; after the app\'s disconnect() "online" connects nothing', { timeout: 30_000 }, async (t) => {
+    await fresh(t);
+    const context = await browser.newContext();
+    try {
+      const tab = await openTab(context);
+      await login(tab);
+      // socket.io-client's backoff at 20 s, no jitter: without the SDK cutting it short, a dropped connection waits 20 s.
+      await tab.page.evaluate(() => {
+        const { io, record } = globalThis as unknown as PageGlobals;
+        (globalThis as any).socket = io.connectWithSession({ on: record, reconnectionDelay: 20_000, reconnectionDelayMax: 20_000, randomizationFactor: 0 });
+      });
+      const connected = (what: string, timeout = 3000) =>
+        waitUntil(() => tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).connected), Boolean, { timeout, interval: 10, what, describe: () => dump([tab]) });
+      const online = () => tab.page.evaluate(() => dispatchEvent(new Event('online')));
+      await connected('connected');
+
+      // 1. The server drops the transport (the page stays online): socket.io-client waits out its 20 s.
+      let before = { handshakes, engineOpened };
+      for (const socket of app.io.of('/').sockets.values()) socket.conn.close();
+      await waitUntil(() => stateOf(tab), (s) => s === 'connecting', { what: 'the drop seen', describe: () => dump([tab]) });
+      const onlineAt = Date.now();
+      await online();
+      await connected('connected after "online", not after the backoff');
+      const took = Date.now() - onlineAt;
+      t.diagnostic(`connected ${took} ms after "online" (socket.io-client's backoff: 20 s)`);
+      assert.deepEqual({ handshakes: handshakes - before.handshakes, engine: engineOpened - before.engineOpened }, { handshakes: 1, engine: 1 }, 'one new connection');
+      await serverSettlesAt({ engine: 1, sockets: 1 }, [tab]);
+
+      // 2. An attempt under way (its handshake held 1 s by the server) is not cut short by "online": no second connection.
+      let hold = true;
+      app.io.use((_socket, next) => (hold ? void setTimeout(next, 1000) : next())); // wall clock: a slow handshake
+      before = { handshakes, engineOpened };
+      await tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).disconnect());
+      await tab.page.evaluate(() => void ((globalThis as any).socket as PageSocket).connect());
+      await waitUntil(() => Promise.resolve(handshakes - before.handshakes), (n) => n === 1, { what: 'the held handshake', describe: () => dump([tab]) });
+      await online();
+      await connected('connected once the held handshake is let go');
+      hold = false;
+      assert.deepEqual({ handshakes: handshakes - before.handshakes, engine: engineOpened - before.engineOpened }, { handshakes: 1, engine: 1 }, 'the attempt under way went on alone');
+      await serverSettlesAt({ engine: 1, sockets: 1 }, [tab]);
+
+      // 3. The app's disconnect(), then "online": nothing connects (serverSettlesAt holds the count for a second).
+      before = { handshakes, engineOpened };
+      await tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).disconnect());
+      await online();
+      await serverSettlesAt({ engine: 0, sockets: 0 }, [tab]);
+      assert.equal(await stateOf(tab), 'disconnected');
+      assert.deepEqual({ handshakes: handshakes - before.handshakes, engine: engineOpened - before.engineOpened }, { handshakes: 0, engine: 0 });
+      assert.deepEqual(tab.errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('notices with payloads the protocol does not have', () => {
   test('sio-sessions:invalid / sio-sessions:unavailable with null, a string, a number, an unknown code: ignored, the socket stays connected', { timeout: 30_000 }, async (t) => {
     await fresh(t);
