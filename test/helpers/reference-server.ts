@@ -51,16 +51,34 @@ export async function terminate(proc: ChildProcess, killAfterMs: number): Promis
   clearTimeout(killer);
 }
 
-/** A port on 127.0.0.1 that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Where {@link freePort} picks: below Linux's default range of ephemeral ports (32768-60999), from which
+ * the kernel gives every outgoing connection its local port. A port taken from that range (`listen(0)`)
+ * and handed to a child process could be given to a connection of another test in the moment before
+ * the child listens (seen: the reference server's EADDRINUSE beside another test file).
+ */
+const PICK_FROM = 20_000;
+const PICK_TO = 32_767;
+/** Ports this process handed out (never twice). */
+const handedOut = new Set<number>();
+
+/** A port on 127.0.0.1 that was free a moment ago, outside the kernel's ephemeral range (see PICK_FROM). */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = PICK_FROM + Math.floor(Math.random() * (PICK_TO - PICK_FROM + 1));
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port on 127.0.0.1 between ${PICK_FROM} and ${PICK_TO} after 50 tries`);
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const probe = createServer();
     probe.unref();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
   });
 }
 
