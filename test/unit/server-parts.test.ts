@@ -9,6 +9,7 @@ import { WritesInFlight } from '../../src/server/writes-in-flight.js';
 import { NO_MARK, StoreHub } from '../../src/server/store.js';
 import { LiveSessions, type Live, type LiveRecord } from '../../src/server/live-sessions.js';
 import { RetiredCopies } from '../../src/server/retired-copies.js';
+import { LateCopies } from '../../src/server/runtime/copies.js';
 import { fakeClock } from '../helpers/fake-clock.js';
 import { eventually } from '../helpers/servers.js';
 import { MemoryStore } from 'express-session';
@@ -339,4 +340,32 @@ test('retired copies: a read begun before a retirement of its session is told so
   assert.equal(copies.size, 0, 'all forgotten, with no retirement since');
   assert.equal(clock.mostArmed, 1, 'one sweep armed at a time');
   assert.equal(clock.timers.length, 0, 'nothing armed once nothing is held');
+});
+
+test("late copies: a request's session finds its own copies without reading any other's session id, and nothing is left of a session once its copies are gone", () => {
+  let reads = 0;
+  const copy = (sid: string) => ({
+    get sid() {
+      reads += 1;
+      return sid;
+    },
+  });
+  const copies = new LateCopies<ReturnType<typeof copy>, number>();
+  const others = Array.from({ length: 1000 }, (_, i) => copy(`other${i}`));
+  others.forEach((other, i) => copies.set(other, i));
+  const mine = [copy('mine'), copy('mine')];
+  mine.forEach((each, i) => copies.set(each, 1000 + i));
+  reads = 0;
+  assert.deepEqual(copies.of('mine'), mine);
+  assert.equal(reads, 0, 'no copy of another session is looked at');
+  assert.deepEqual(copies.of('nobody'), []);
+  assert.equal(copies.size, 1002);
+  // Gone one by one: the session's index entry goes with its last copy; a second delete is a no-op.
+  assert.equal(copies.delete(mine[0]!), true);
+  assert.deepEqual(copies.of('mine'), [mine[1]]);
+  assert.equal(copies.delete(mine[0]!), false);
+  copies.delete(mine[1]!);
+  assert.deepEqual(copies.of('mine'), []);
+  for (const other of others) copies.delete(other);
+  assert.deepEqual({ size: copies.size, sessions: copies.sessions }, { size: 0, sessions: 0 });
 });

@@ -15,6 +15,7 @@ import { log } from '../log.js';
 import { runtimesOf, settleRuntimes, SessionRuntime } from './index.js';
 import { revalidate, saved } from './persistence.js';
 import type { SessionEntry } from '../session-entry.js';
+import { LateCopies } from './copies.js';
 
 /** What the tasks need of their `sessions()` instance (its ServerContext, context.ts). */
 export interface TaskContext {
@@ -25,7 +26,7 @@ export interface TaskContext {
 }
 
 /** The save waiting in its session's queue of a copy that is not the session's live one (a retired copy's late change): one at most, as for the live copy. */
-const copiesWaiting = new Map<SessionEntry, { promise?: Promise<void> }>();
+const copiesWaiting = new LateCopies<SessionEntry, { promise?: Promise<void> }>();
 
 /** How many times a failed save is tried again (with RETRY_AFTER_MS between). */
 const SAVE_RETRIES = 5;
@@ -119,7 +120,7 @@ export function saveSoon(runtime: SessionRuntime, ctx: TaskContext): void {
  * Copies that are not their session's live one, changed after their socket left (a handler going on
  * after an await), with their save due (see {@link saveCopySoon}).
  */
-const copiesDue = new Map<SessionEntry, { timer: ReturnType<typeof setTimeout>; ctx: TaskContext; hold: StoreHub }>();
+const copiesDue = new LateCopies<SessionEntry, { timer: ReturnType<typeof setTimeout>; ctx: TaskContext; hold: StoreHub }>();
 
 /** Copies changed after no instance guarded their store any more: reported once each. */
 const copiesRefused = new WeakSet<SessionEntry>();
@@ -175,9 +176,8 @@ export async function saveCopiesBeforeRequest(ctx: TaskContext, sid: string): Pr
   // Due (waiting out saveDelay), or queued behind the turn the request holds (which would then write
   // them over the request's newer write): saved here; a queued save then finds nothing left to write.
   // (Never rejects.)
-  const copies = new Set<SessionEntry>();
-  for (const entry of copiesDue.keys()) if (entry.sid === sid && entry.hub === ctx.hub) copies.add(entry);
-  for (const entry of copiesWaiting.keys()) if (entry.sid === sid && entry.hub === ctx.hub) copies.add(entry);
+  // (Only this session's copies are looked at: the others' cost its requests nothing.)
+  const copies = new Set([...copiesDue.of(sid), ...copiesWaiting.of(sid)].filter((entry) => entry.hub === ctx.hub));
   for (const entry of copies) {
     const due = copiesDue.get(entry);
     copiesDue.delete(entry);
@@ -199,7 +199,7 @@ export async function saveCopiesBeforeRequest(ctx: TaskContext, sid: string): Pr
  * socket left), and resolve once all the work queued so far on the sessions of this process has run.
  */
 export async function flush(ctx: TaskContext): Promise<void> {
-  for (const [entry, due] of [...copiesDue]) if (due.ctx.hub === ctx.hub) saveCopyNow(entry);
+  for (const [entry, due] of copiesDue.entries()) if (due.ctx.hub === ctx.hub) saveCopyNow(entry);
   for (const runtime of [...runtimesOf(ctx.hub)]) if (runtime.takeSaveSoon()) void saveTask(runtime, ctx);
   await settleRuntimes(ctx.hub);
 }
