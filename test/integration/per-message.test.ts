@@ -1,6 +1,8 @@
 // Per-message mode: each event reloads the session, runs the handler (sync or async), saves a
 // changed session, and only then sends the ack; events of one session run one at a time.
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import type { Socket } from 'socket.io';
 import { NOTICE_FIELD } from '../../src/protocol.js';
@@ -165,6 +167,15 @@ test('a handler that does not settle within handlerTimeout is given up: a handle
   assert.deepEqual(stored.prefs, { theme: 'dark' }, 'nor a change inside an object it had read');
   assert.deepEqual(await client.emitWithAck('get', 'prefs'), { theme: 'dark' });
   assert.deepEqual(await stuckAck, { [NOTICE_FIELD]: { code: 'EVENT_FAILED', reason: 'handler-timeout' } }, 'the given-up handler\'s late ack never reaches the client: its notice did');
+});
+
+test('a handler that never settles does not hold the process once the app closed its server: it ends on its own, not handlerTimeout (60 s) later', { timeout: 30_000 }, () => {
+  const fixture = fileURLToPath(new URL('../fixtures/pending-handler-exit.ts', import.meta.url));
+  const started = Date.now();
+  const run = spawnSync(process.execPath, ['--import', 'tsx', fixture], { encoding: 'utf8', timeout: 20_000 });
+  // Before: the handler's timeout timer (ref'd) held it 60 s, so the 20 s limit killed it (status null, SIGTERM).
+  assert.deepEqual({ status: run.status, signal: run.signal }, { status: 0, signal: null }, `ended after ${Date.now() - started} ms\n${run.stdout}\n${run.stderr}`);
+  assert.match(run.stdout, /handler started/);
 });
 
 test('a throwing handler\'s partial change is not saved when the socket then disconnects', async (t) => {

@@ -323,7 +323,8 @@ function settledWithin(result: unknown, ms: number): unknown {
   return Promise.race([
     pending,
     new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new HandlerTimeoutError(ms, pending)), ms);
+      // Unref'd: a handler pending forever does not hold the process once nothing else does (a server closed).
+      timer = setTimeout(() => reject(new HandlerTimeoutError(ms, pending)), ms).unref();
     }),
   ]).finally(() => clearTimeout(timer));
 }
