@@ -151,6 +151,21 @@ async function openTab(context: BrowserContext, query = ''): Promise<Tab> {
 /** Logs the page in (its cookie jar gets a session cookie). */
 const login = (tab: Tab) => tab.page.evaluate(() => fetch('/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }).then((r) => r.ok));
 
+/**
+ * A logged-in tab whose page connects with `io.connectWithSession({ on: record, ...options })` (options: socket.io-client's
+ * too), resolved once the SDK is 'connected'.
+ */
+async function connectedTab(context: BrowserContext, options: Record<string, unknown> = {}): Promise<Tab> {
+  const tab = await openTab(context);
+  await login(tab);
+  await tab.page.evaluate((options) => {
+    const { io, record } = globalThis as unknown as PageGlobals;
+    (globalThis as any).socket = io.connectWithSession({ on: record, ...options });
+  }, options);
+  await waitUntil(() => stateOf(tab), (s) => s === 'connected', { what: 'connected', describe: () => dump([tab]) });
+  return tab;
+}
+
 type PageSocket = {
   connected: boolean;
   id?: string;
@@ -547,13 +562,7 @@ describe('quick sequences', () => {
     await fresh(t, SHORT_HEARTBEAT);
     const context = await browser.newContext();
     try {
-      const tab = await openTab(context);
-      await login(tab);
-      await tab.page.evaluate(() => {
-        const { io, record } = globalThis as unknown as PageGlobals;
-        (globalThis as any).socket = io.connectWithSession({ on: record });
-      });
-      await waitUntil(() => stateOf(tab), (s) => s === 'connected', { what: 'connected', describe: () => dump([tab]) });
+      const tab = await connectedTab(context);
       const before = { handshakes, engineOpened };
       // offline, online, ... 20 switches 100 ms apart; the last one goes online.
       let online = 0;
@@ -584,17 +593,11 @@ describe("socket.io-client's own reconnection and the browser's \"online\"", () 
     await fresh(t);
     const context = await browser.newContext();
     try {
-      const tab = await openTab(context);
-      await login(tab);
       // socket.io-client's backoff at 20 s, no jitter: without the SDK cutting it short, a dropped connection waits 20 s.
-      await tab.page.evaluate(() => {
-        const { io, record } = globalThis as unknown as PageGlobals;
-        (globalThis as any).socket = io.connectWithSession({ on: record, reconnectionDelay: 20_000, reconnectionDelayMax: 20_000, randomizationFactor: 0 });
-      });
+      const tab = await connectedTab(context, { reconnectionDelay: 20_000, reconnectionDelayMax: 20_000, randomizationFactor: 0 });
       const connected = (what: string, timeout = 3000) =>
         waitUntil(() => tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).connected), Boolean, { timeout, interval: 10, what, describe: () => dump([tab]) });
       const online = () => tab.page.evaluate(() => dispatchEvent(new Event('online')));
-      await connected('connected');
 
       // 1. The server drops the transport (the page stays online): socket.io-client waits out its 20 s.
       let before = { handshakes, engineOpened };
@@ -640,13 +643,7 @@ describe('notices with payloads the protocol does not have', () => {
     await fresh(t);
     const context = await browser.newContext();
     try {
-      const tab = await openTab(context);
-      await login(tab);
-      await tab.page.evaluate(() => {
-        const { io, record } = globalThis as unknown as PageGlobals;
-        (globalThis as any).socket = io.connectWithSession({ on: record });
-      });
-      await waitUntil(() => stateOf(tab), (s) => s === 'connected', { what: 'connected', describe: () => dump([tab]) });
+      const tab = await connectedTab(context);
       const id = await tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).id);
       const poke = (event: string, payload: unknown) => tab.page.evaluate(([e, p]) => ((globalThis as any).socket as PageSocket).timeout(5000).emitWithAck('poke', e, p), [event, payload] as const);
       for (const event of ['sio-sessions:invalid', 'sio-sessions:unavailable']) {
