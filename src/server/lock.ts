@@ -43,9 +43,13 @@ const EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call(
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * A release that failed, tried again every 100 ms until the lease runs out (Redis ends the lock then
+ * anyway). Its timer is unref'd: it never holds a process that has nothing else left to do.
+ */
 async function retryRelease(client: RedisLockClient, key: string, token: string, until: number): Promise<void> {
   while (Date.now() < until) {
-    await sleep(100);
+    await new Promise((resolve) => setTimeout(resolve, 100).unref());
     try {
       await within(client.eval(RELEASE, { keys: [key], arguments: [token] }), Math.max(1, until - Date.now()));
       return;

@@ -8,6 +8,8 @@
 // event told "unavailable" never runs later. And an HTTP client that gives up while its request
 // waits for the session's lock must not leave the lock held.
 import { test, before, after } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { createClient } from 'redis';
@@ -175,4 +177,13 @@ test('an HTTP client that gives up while its request waits for the session lock 
   assert.match(later, /^200 /, 'a later HTTP request of the session is served');
   assert.ok(laterMs < 1000, `and at once (${laterMs.toFixed(0)} ms)`);
   assert.equal(event, 'acked 1', 'a later event of the session runs');
+});
+
+test('a release that failed (Redis gone) is retried in the background, but that retry does not hold the process: it ends once nothing else is left, not when the lease (60 s) runs out', { timeout: 30_000 }, () => {
+  const fixture = fileURLToPath(new URL('../fixtures/lock-release-exit.ts', import.meta.url));
+  const started = Date.now();
+  const run = spawnSync(process.execPath, ['--import', 'tsx', fixture, redis.url], { encoding: 'utf8', timeout: 20_000 });
+  // Before: its retry's timers (every 100 ms until the lease ran out) held it, so the 20 s limit killed it.
+  assert.deepEqual({ status: run.status, signal: run.signal }, { status: 0, signal: null }, `ended after ${Date.now() - started} ms\n${run.stdout}\n${run.stderr}`);
+  assert.match(run.stdout, /release failed/);
 });
