@@ -395,10 +395,14 @@ function heartbeatExpired(socket: Socket, subs: Subs): () => boolean {
 function followBrowser(link: Link, subs: Subs) {
   const { _socket: socket } = link;
   const expired = heartbeatExpired(socket, subs);
-  // A retry waiting: now. socket.io-client's own reconnection waiting out its backoff (the socket still active, its
-  // transport closed; an attempt under way has an open or opening one): closed and connected now, as the SDK's own.
+  // Connected: closed if its heartbeat ran out. Else a retry waiting, the SDK's or socket.io-client's own
+  // reconnection waiting out its backoff (the socket still active, its transport closed; an attempt under way
+  // has an open or opening one): closed, and connected in 250 ms (unless offline again by then). Never a
+  // connected socket, also when an SDK retry is still pending (the app called connect() meanwhile).
   const check = () =>
-    link._timer !== undefined || (socket.active && socket.io.engine.readyState === 'closed') ? (link._close(), connectIn(link, 250)) : socket.connected && expired() && socket.io.engine.close();
+    socket.connected
+      ? expired() && socket.io.engine.close()
+      : (link._timer !== undefined || (socket.active && socket.io.engine.readyState === 'closed')) && (link._close(), connectIn(link, 250));
   const dom = (type: string, listener: (event: any) => unknown, target: EventTarget = window) => {
     target.addEventListener(type, listener);
     subs.push(() => target.removeEventListener(type, listener));

@@ -589,7 +589,7 @@ describe('quick sequences', () => {
 });
 
 describe("socket.io-client's own reconnection and the browser's \"online\"", () => {
-  test('waiting out its backoff (20 s here): "online" connects at once; an attempt under way is left alone; after the app\'s disconnect() "online" connects nothing', { timeout: 30_000 }, async (t) => {
+  test('waiting out its backoff (20 s here): "online" connects at once; an attempt under way is left alone; after the app\'s disconnect() "online" connects nothing; a connected socket is left alone while an SDK retry is pending', { timeout: 30_000 }, async (t) => {
     await fresh(t);
     const context = await browser.newContext();
     try {
@@ -631,6 +631,23 @@ describe("socket.io-client's own reconnection and the browser's \"online\"", () 
       await serverSettlesAt({ engine: 0, sockets: 0 }, [tab]);
       assert.equal(await stateOf(tab), 'disconnected');
       assert.deepEqual({ handshakes: handshakes - before.handshakes, engine: engineOpened - before.engineOpened }, { handshakes: 0, engine: 0 });
+
+      // 4. Connected while an SDK retry is still pending (the server kicked the socket: the SDK's retry waits its
+      // 1-30 s backoff; the app reconnects at once, socket.io's documented pattern): "online" leaves the connection alone.
+      await tab.page.evaluate(() => {
+        const socket = (globalThis as any).socket as PageSocket;
+        socket.on('disconnect', (reason: string) => reason === 'io server disconnect' && socket.connect());
+        socket.connect();
+      });
+      await connected('connected again');
+      await tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).emit('kick'));
+      await waitUntil(() => Promise.resolve(handshakes - before.handshakes), (n) => n === 2, { what: "the app's reconnect after the kick", describe: () => dump([tab]) });
+      await connected('connected after the kick');
+      const id = await tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).id);
+      await online();
+      await serverSettlesAt({ engine: 1, sockets: 1 }, [tab]);
+      assert.equal(await tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).id), id, 'the same connection: not closed by "online"');
+      assert.equal(handshakes - before.handshakes, 2);
       assert.deepEqual(tab.errors, []);
     } finally {
       await context.close();
