@@ -250,8 +250,7 @@ function transition(link: Link, newState: SessionState) {
 }
 
 function cancelRetry(link: Link) {
-  clearTimeout(link._timer);
-  link._timer = undefined;
+  link._timer = void clearTimeout(link._timer);
 }
 
 /**
@@ -347,6 +346,7 @@ function listen(subs: Subs, target: Emitter, event: string, listener: (...args: 
 function followSocket(link: Link, subs: Subs) {
   const socket = link._socket as unknown as Emitter;
   listen(subs, socket, 'connect', () => {
+    cancelRetry(link); // connected by another way (the app's connect() during the backoff): the retry is moot
     link._streak = link._step = 0;
     link._guard.resume();
     transition(link, 'connected');

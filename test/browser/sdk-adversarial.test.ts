@@ -648,6 +648,9 @@ describe("socket.io-client's own reconnection and the browser's \"online\"", () 
       await serverSettlesAt({ engine: 1, sockets: 1 }, [tab]);
       assert.equal(await tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).id), id, 'the same connection: not closed by "online"');
       assert.equal(handshakes - before.handshakes, 2);
+      // The SDK's retry (0.5-1 s after the kick) was dropped at the app's connect: it did not move the state to 'connecting'.
+      assert.equal(await stateOf(tab), 'connected');
+      assert.equal((await logOf(tab)).at(-1), 'state:connected', (await logOf(tab)).join(' '));
       assert.deepEqual(tab.errors, []);
     } finally {
       await context.close();
