@@ -3,6 +3,6 @@
  * so a fleet of clients that lost the same server does not come back in one burst nor all at once.
  */
 export function backoff(step: number, min: number, max: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(max, min * 2 ** Math.max(0, step));
+  const ceiling = Math.min(max, min * 2 ** step); // (step >= 0: retries counted from 0)
   return Math.round(Math.max(min / 2, ceiling * random()));
 }

@@ -220,7 +220,7 @@ function readOptions(options: ConnectWithSessionOptions = {}): Options {
  * | ------------------------- | --------------------------------------------------------------------------- |
  * | any → connecting          | an attempt starts or is scheduled: {@link connectNow}, {@link connectIn}, a dropped connection |
  * | connecting → connected    | socket.io-client's `connect`                                                |
- * | connecting → disconnected | a transport error socket.io-client gives up on; the page's origin is refused |
+ * | connecting → disconnected | socket.io-client gives up (a transport error, `reconnection: false`, `reconnect_failed`); the page's origin is refused |
  * | any → invalid             | the invalid policy ends in a reload, the app's `onInvalid` or a stop        |
  * | any → disconnected        | the app's `disconnect()`                                                    |
  */
@@ -260,7 +260,8 @@ function cancelRetry(link: Link) {
 function connectNow(link: Link) {
   cancelRetry(link);
   if (offline()) connectIn(link, 9000);
-  else link._socket.connect(), transition(link, 'connecting');
+  // An attempt already under way (an active socket) is left to go on: a second connect() would send the server a second CONNECT.
+  else link._socket.active || (link._socket.connect(), transition(link, 'connecting'));
 }
 
 /**
@@ -331,10 +332,12 @@ function handleRefusal(link: Link, { data }: Error & { data?: unknown }) {
 
 /** A dropped connection. 'io client disconnect': the app's disconnect() (see {@link wrapDisconnect}) or the SDK's own close. */
 function handleDisconnect(link: Link, reason: string) {
-  if (link._state === 'invalid' || reason === 'io client disconnect') return;
+  // (In state 'invalid' the SDK closed the socket itself: its only disconnect is that one.)
+  if (reason === 'io client disconnect') return;
   // socket.io-client does not come back after a server-side disconnect, a session SDK should; after a transport loss it does.
   if (reason === 'io server disconnect') retryLater(link);
-  else transition(link, 'connecting');
+  // A transport loss: socket.io-client reconnects, unless the app turned its reconnection off.
+  else transition(link, link._socket.io.reconnection() ? 'connecting' : 'disconnected');
 }
 
 function listen(subs: Subs, target: Emitter, event: string, listener: (...args: any[]) => void) {
@@ -356,7 +359,10 @@ function followSocket(link: Link, subs: Subs) {
   listen(subs, socket, Events.UNAVAILABLE, (data: unknown) => isSessionErrorData(data) && handleUnavailable(link, data, 'connected'));
   listen(subs, socket, 'disconnect', (reason: string) => handleDisconnect(link, reason));
   // socket.io-client's own reconnection keeps trying while offline (4 attempts in 15 s): stop it and wait for `online`.
-  listen(subs, link._socket.io as unknown as Emitter, 'reconnect_attempt', () => offline() && (link._close(), connectNow(link)));
+  const manager = link._socket.io as unknown as Emitter;
+  listen(subs, manager, 'reconnect_attempt', () => offline() && (link._close(), connectNow(link)));
+  // socket.io-client gave up (`reconnectionAttempts`): so does the SDK (its socket stays active, so only while it is).
+  listen(subs, manager, 'reconnect_failed', () => link._socket.active && transition(link, 'disconnected'));
 }
 
 /**
@@ -372,20 +378,6 @@ function wrapDisconnect(link: Link, subs: Subs) {
 }
 
 /**
- * The engine's heartbeat, seen through socket.io-client's public `ping` event: true when no ping came
- * for two ping periods (the server has given up on this transport; timers that stood still missed it).
- */
-function heartbeatExpired(socket: Socket, subs: Subs): () => boolean {
-  const manager = socket.io as unknown as Emitter;
-  let last = Date.now();
-  let period = 25_000; // socket.io's default pingInterval, until the first ping measures it
-  listen(subs, manager, 'open', () => (last = Date.now()));
-  // The period: the time since the last ping (or the open); then this ping is the last.
-  listen(subs, manager, 'ping', () => (period = -last + (last = Date.now())));
-  return () => Date.now() - last > 2 * period;
-}
-
-/**
  * Browser lifecycle: when the network comes back, a hidden tab is shown or timers stood still (sleep), a
  * pending retry goes now and a transport whose heartbeat ran out meanwhile is closed now (socket.io-client
  * reconnects), instead of waiting out the backoff or the heartbeat timer. Back/forward cache: an active
@@ -394,15 +386,21 @@ function heartbeatExpired(socket: Socket, subs: Subs): () => boolean {
  */
 function followBrowser(link: Link, subs: Subs) {
   const { _socket: socket } = link;
-  const expired = heartbeatExpired(socket, subs);
+  // The engine's heartbeat, seen through socket.io-client's public `ping` event: expired when no ping came for
+  // two ping periods (the server has given up on this transport; timers that stood still missed it). The period:
+  // the time since the last ping (or the open), socket.io's default pingInterval until the first ping measures it.
+  let last = Date.now();
+  let period = 25_000;
+  listen(subs, socket.io as unknown as Emitter, 'open', () => (last = Date.now()));
+  listen(subs, socket.io as unknown as Emitter, 'ping', () => (period = -last + (last = Date.now())));
   // Connected: closed if its heartbeat ran out. Else a retry waiting, the SDK's or socket.io-client's own
   // reconnection waiting out its backoff (the socket still active, its transport closed; an attempt under way
   // has an open or opening one): closed, and connected in 250 ms (unless offline again by then). Never a
   // connected socket, also when an SDK retry is still pending (the app called connect() meanwhile).
   const check = () =>
     socket.connected
-      ? expired() && socket.io.engine.close()
-      : (link._timer !== undefined || (socket.active && socket.io.engine.readyState === 'closed')) && (link._close(), connectIn(link, 250));
+      ? Date.now() - last > 2 * period && socket.io.engine.close()
+      : (link._timer !== undefined || (link._state === 'connecting' && socket.io.engine.readyState === 'closed')) && (link._close(), connectIn(link, 250));
   const dom = (type: string, listener: (event: any) => unknown, target: EventTarget = window) => {
     target.addEventListener(type, listener);
     subs.push(() => target.removeEventListener(type, listener));
@@ -413,8 +411,8 @@ function followBrowser(link: Link, subs: Subs) {
   dom('pagehide', (event: PageTransitionEvent) => (parked = event.persisted && link._state < 'd' && !!socket.disconnect())); // < 'd': connecting or connected
   dom('pageshow', () => parked && ((parked = false), connectNow(link)));
   // A tick that comes far too late means the machine slept or the tab was frozen.
-  let last = Date.now();
-  const ticker = setInterval(() => last < (last = Date.now()) - 9000 && check(), 3000); // a gap of over 9 s since the last tick
+  let tick = Date.now();
+  const ticker = setInterval(() => tick < (tick = Date.now()) - 9000 && check(), 3000); // a gap of over 9 s since the last tick
   subs.push(() => clearInterval(ticker));
 }
 
@@ -466,7 +464,7 @@ function attach(socket: Socket, options: Options): SessionController {
   if (typeof document === 'object') followBrowser(link, subs);
   const controller = controllerOf(events, () => link._state, subs);
   for (const [event, listener] of Object.entries(options._on ?? {})) {
-    if (typeof listener === 'function') controller.on(event as keyof SessionClientEvents, listener as never);
+    if (listener) controller.on(event as keyof SessionClientEvents, listener as never); // (a listener that is no function: the option check's)
   }
   (socket as { sessions?: SessionController }).sessions = controller;
   if (options._credential) subs.push(options._credential.attach(socket, (ctx) => events.emit('unavailable', ctx)));

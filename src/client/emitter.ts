@@ -37,7 +37,7 @@ export class Emitter {
 
   /** Without a listener: every listener of the event. */
   off(event: PropertyKey, listener?: Listener): this {
-    const kept = listener ? this._events.get(event)?.filter((l) => l !== listener && l.listener !== listener) : [];
+    const kept = this._events.get(event)?.filter((l) => listener && l !== listener && l.listener !== listener);
     if (kept?.length) this._events.set(event, kept);
     else this._events.delete(event);
     return this;

@@ -17,7 +17,7 @@ const STORAGE_KEY = 'socket.io-sessions:reloads';
  * that is no number is out of the window (`now - t` is NaN, or about `now`), or (a number in a string)
  * counts as that time: never a reload more.
  */
-export function recentReloads(windowMs: number, now = Date.now()): number[] {
+export function recentReloads(windowMs: number, now: number): number[] {
   try {
     return (JSON.parse(sessionStorage.getItem(STORAGE_KEY)!) as number[]).filter((t) => now - t < windowMs && t <= now);
   } catch {
@@ -57,15 +57,14 @@ export interface PolicyInput<Ctx> {
   _maxReloads?: number;
   /** @default 60000 (takeReload's) */
   _reloadWindow?: number;
-  /** Whether `location.reload()` exists (not in Node or workers). @default whether it does here */
-  _canReload?: boolean;
 }
 
 /** Decide, without side effects but for the reload count, what to do with this invalid answer. */
-export function decideInvalid<Ctx>({ _streak, _fromConnected, _onInvalid: onInvalid, _maxReloads: maxReloads, _reloadWindow: reloadWindow, _canReload: canReload = typeof globalThis.location?.reload === 'function' }: PolicyInput<Ctx>): InvalidAction {
+export function decideInvalid<Ctx>({ _streak, _fromConnected, _onInvalid: onInvalid, _maxReloads: maxReloads, _reloadWindow: reloadWindow }: PolicyInput<Ctx>): InvalidAction {
   if (_streak <= 1 || (_streak === 2 && _fromConnected)) return 'reconnect';
   if (typeof onInvalid === 'function') return 'handler';
-  return onInvalid === 'reload' && canReload && takeReload(maxReloads, reloadWindow) ? 'reload' : 'stop';
+  // A page to reload: not in Node or a worker (no `location`, or none with `reload`).
+  return onInvalid === 'reload' && (globalThis.location as Partial<Location> | undefined)?.reload && takeReload(maxReloads, reloadWindow) ? 'reload' : 'stop';
 }
 
 /**

@@ -59,7 +59,11 @@ export function checkConnectOptions(url: unknown, options?: ConnectWithSessionOp
   // cannot drop them when the session ended (invariant 10).
   if (retries) invalid('retries', retries, ' (its queue would resend an emit answered session-ended under the next session)');
   if (retry !== undefined) check(retry, RETRY_OPTIONS, '"retry" of connectWithSession()');
-  if (on !== undefined) check(on, SDK_EVENTS, '"on" of connectWithSession()');
+  if (on !== undefined) {
+    check(on, SDK_EVENTS, '"on" of connectWithSession()');
+    // (The core skips an unset one; any other value that is no function would throw at each event.)
+    for (const [event, listener] of Object.entries(on)) if (listener != null && typeof listener !== 'function') invalid(`on.${event}`, listener);
+  }
   const ticketOptions = (credential as { options?: { retry?: unknown } } | undefined)?.options;
   if (ticketOptions !== undefined) {
     check(ticketOptions, TICKET_OPTIONS, 'tickets()');

@@ -103,6 +103,12 @@ async function fresh(t: TestContext, ioOptions: Partial<ServerOptions> = {}): Pr
           void app.ticket(ticketCookie, app.url).then((ticket) => res.set('cache-control', 'no-store').json(ticket));
           return;
         }
+        // A garbage ticket first (the server refuses it), then a good one that takes 2 s.
+        if (kind === 'garbage-then-slow') {
+          if (n === 1) return void res.set('cache-control', 'no-store').json({ token: 'garbage-token', expiresIn: 60_000 });
+          // wall clock: a slow token endpoint
+          return void setTimeout(() => void app.ticket(ticketCookie, app.url).then((ticket) => res.set('cache-control', 'no-store').json(ticket)), 2000);
+        }
         if (kind.endsWith('never-answers')) hanging.add(res);
         BROKEN[refresh ? refresh[1]! : kind]!(res);
       });
@@ -251,6 +257,31 @@ describe('a broken token endpoint (tickets({ source: "fetch", tokenUrl }))', () 
         }
       }
       assert.equal(handshakes, refreshTabs.length, `no page tried a handshake without a ticket (only the refresh pages' first connect): ${handshakes}\n${text}`);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('a ticket refused, the next one slow: "online" while the SDK waits for it makes one connection, not two', { timeout: 30_000 }, async (t) => {
+    await fresh(t);
+    const context = await browser.newContext();
+    let connections = 0;
+    app.io.on('connection', () => connections++);
+    try {
+      const tab = await openTab(context);
+      await tab.page.evaluate(() => {
+        const { ioSessions, io, record } = globalThis as unknown as PageGlobals;
+        (globalThis as any).socket = io.connectWithSession({ credential: ioSessions.tickets({ source: 'fetch', tokenUrl: '/t/garbage-then-slow' }), on: record });
+      });
+      await waitUntil(() => logOf(tab), (l) => l.includes('invalid:ticket-malformed:reconnect'), { what: 'the garbage ticket refused', describe: () => dump([tab]) });
+      await waitUntil(() => Promise.resolve(tokenRequests.get('garbage-then-slow') ?? 0), (n) => n === 2, { what: 'the next ticket asked for', describe: () => dump([tab]) });
+      // The SDK waits for that ticket before it connects again; "online" now starts an attempt, which waits for it too.
+      await tab.page.evaluate(() => dispatchEvent(new Event('online')));
+      await waitUntil(() => stateOf(tab), (s) => s === 'connected', { timeout: 8000, what: 'connected with the slow ticket', describe: () => dump([tab]) });
+      await serverSettlesAt({ engine: 1, sockets: 1 }, [tab]);
+      assert.equal(connections, 1, `one socket on the server (a second connect() of the attempt under way sent a second CONNECT)\n${dump([tab])}`);
+      assert.deepEqual((await logOf(tab)).filter((l) => l.startsWith('state:')), ['state:connecting', 'state:connected']);
+      assert.deepEqual(tab.errors, []);
     } finally {
       await context.close();
     }
@@ -652,6 +683,53 @@ describe("socket.io-client's own reconnection and the browser's \"online\"", () 
       assert.equal(await stateOf(tab), 'connected');
       assert.equal((await logOf(tab)).at(-1), 'state:connected', (await logOf(tab)).join(' '));
       assert.deepEqual(tab.errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+  test('socket.io-client gives up (reconnection: false; reconnectionAttempts used up): the SDK says "disconnected", "online" starts nothing; the app\'s connect() connects', { timeout: 30_000 }, async (t) => {
+    await fresh(t);
+    const context = await browser.newContext();
+    // engine.io's allowRequest (test only: set on the running server) refuses new transports while `refusing`.
+    let refusing = false;
+    let requests = 0;
+    (app.io.engine as unknown as { opts: { allowRequest?: unknown } }).opts.allowRequest = (_req: unknown, cb: (err: string | null, ok: boolean) => void) => (requests++, refusing ? cb('refused', false) : cb(null, true));
+    const online = (tab: Tab) => tab.page.evaluate(() => dispatchEvent(new Event('online')));
+    const drop = () => {
+      for (const socket of app.io.of('/').sockets.values()) socket.conn.close();
+    };
+    try {
+      // 1. reconnection: false, the server drops the transport: socket.io-client will not reconnect, and the SDK says so.
+      const tab = await connectedTab(context, { reconnection: false });
+      drop();
+      await waitUntil(() => stateOf(tab), (s) => s === 'disconnected', { what: 'disconnected after the drop', describe: () => dump([tab]) });
+      let before = { handshakes, engineOpened, requests };
+      await online(tab);
+      await serverSettlesAt({ engine: 0, sockets: 0 }, [tab]);
+      assert.deepEqual({ state: await stateOf(tab), handshakes: handshakes - before.handshakes, requests: requests - before.requests }, { state: 'disconnected', handshakes: 0, requests: 0 }, '"online" started nothing');
+      await tab.page.evaluate(() => void ((globalThis as any).socket as PageSocket).connect());
+      await waitUntil(() => stateOf(tab), (s) => s === 'connected', { what: "connected by the app's connect()", describe: () => dump([tab]) });
+      await serverSettlesAt({ engine: 1, sockets: 1 }, [tab]);
+      await tab.page.evaluate(() => ((globalThis as any).socket as PageSocket).disconnect());
+      await serverSettlesAt({ engine: 0, sockets: 0 }, [tab]);
+
+      // 2. reconnectionAttempts: 2, every new transport refused: after its two attempts socket.io-client gives up.
+      const limited = await connectedTab(context, { reconnectionAttempts: 2, reconnectionDelay: 100, reconnectionDelayMax: 100, randomizationFactor: 0 });
+      refusing = true;
+      before = { handshakes, engineOpened, requests };
+      drop();
+      await waitUntil(() => stateOf(limited), (s) => s === 'disconnected', { what: 'disconnected once the attempts are used up', describe: () => dump([limited]) });
+      const attempts = requests - before.requests;
+      assert.ok(attempts >= 2, `socket.io-client made its attempts (${attempts} requests)`);
+      await online(limited);
+      await settled(() => requests, 1000);
+      assert.equal(requests - before.requests, attempts, '"online" started no attempt after socket.io-client gave up');
+      assert.equal(await stateOf(limited), 'disconnected');
+      refusing = false;
+      await limited.page.evaluate(() => void ((globalThis as any).socket as PageSocket).connect());
+      await waitUntil(() => stateOf(limited), (s) => s === 'connected', { what: "connected by the app's connect()", describe: () => dump([limited]) });
+      await serverSettlesAt({ engine: 1, sockets: 1 }, [limited]);
+      assert.deepEqual([...tab.errors, ...limited.errors], []);
     } finally {
       await context.close();
     }

@@ -10,12 +10,15 @@ const backing = new Map<string, string>();
   removeItem: (k: string) => void backing.delete(k),
 };
 beforeEach(() => backing.clear());
+// Nor a page to reload: a `location` with `reload`, as a browser's (the SDK reloads only where there is one).
+const page = { reload: () => {} };
+(globalThis as { location?: unknown }).location = page;
 
-const base = { _fromConnected: false, _onInvalid: 'reload' as const, _maxReloads: 2, _reloadWindow: 60_000, _canReload: true };
+const base = { _fromConnected: false, _onInvalid: 'reload' as const, _maxReloads: 2, _reloadWindow: 60_000 };
 
 test('the first invalid answer after a good connection reconnects once', () => {
   assert.equal(decideInvalid({ ...base, _streak: 1 }), 'reconnect');
-  assert.deepEqual(recentReloads(60_000), []);
+  assert.deepEqual(recentReloads(60_000, Date.now()), []);
 });
 
 test('a session that ended mid-connection gets one more, later reconnect (a login response may be in flight)', () => {
@@ -29,7 +32,7 @@ test('still invalid: reloads at most maxReloads times in the window, then stops'
   assert.equal(decideInvalid({ ...base, _streak: 2 }), 'reload');
   assert.equal(decideInvalid({ ...base, _streak: 2 }), 'reload');
   assert.equal(decideInvalid({ ...base, _streak: 2 }), 'stop');
-  assert.equal(recentReloads(60_000).length, 2);
+  assert.equal(recentReloads(60_000, Date.now()).length, 2);
 });
 
 test('reloads older than the window are forgotten', () => {
@@ -40,7 +43,15 @@ test('reloads older than the window are forgotten', () => {
 test("'none', a handler, and no page to reload", () => {
   assert.equal(decideInvalid({ ...base, _streak: 2, _onInvalid: 'none' }), 'stop');
   assert.equal(decideInvalid({ ...base, _streak: 2, _onInvalid: () => {} }), 'handler');
-  assert.equal(decideInvalid({ ...base, _streak: 2, _canReload: false }), 'stop');
+  delete (globalThis as { location?: unknown }).location;
+  try {
+    assert.equal(decideInvalid({ ...base, _streak: 2 }), 'stop', 'no location (Node, a worker)');
+    (globalThis as { location?: unknown }).location = {};
+    assert.equal(decideInvalid({ ...base, _streak: 2 }), 'stop', 'a location without reload');
+  } finally {
+    (globalThis as { location?: unknown }).location = page;
+  }
+  assert.equal(recentReloads(60_000, Date.now()).length, 0, 'no reload counted where none can happen');
 });
 
 test('a corrupt or unwritable sessionStorage never leads to an endless reload loop', () => {

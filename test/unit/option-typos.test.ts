@@ -50,6 +50,8 @@ test('client: a misspelled option of connectWithSession() throws before anything
   throwsOptionsError(() => connectWithSession(URL_NOWHERE, { retry: 1000 } as never), 'socket.io-sessions: "retry" of connectWithSession() must be an object ({ min, max }), got 1000');
   throwsOptionsError(() => connectWithSession(URL_NOWHERE, { retry: { mni: 10 } } as never), 'socket.io-sessions: "retry" of connectWithSession() has no option "mni" (did you mean "min"?)');
   throwsOptionsError(() => connectWithSession(URL_NOWHERE, { on: { stat: () => {} } } as never), 'socket.io-sessions: "on" of connectWithSession() has no option "stat" (did you mean "state"?)');
+  throwsOptionsError(() => connectWithSession(URL_NOWHERE, { on: { state: 'log' } } as never), 'socket.io-sessions: invalid on.state: log');
+  throwsOptionsError(() => connectWithSession(URL_NOWHERE, { on: { invalid: {} } } as never), 'socket.io-sessions: invalid on.invalid: [object Object]');
 });
 
 test('client: misspelled options of tickets() and sharedTabs() throw when they are given to connectWithSession()', () => {
@@ -90,4 +92,8 @@ test("client: every socket.io-client option and every option of the SDK is accep
   socket.disconnect();
   const shared = connectWithSession({ tabs: sharedTabs({ name: 'chat' }), autoConnect: false });
   shared.disconnect();
+  // An unset listener (`on: { state: maybeListener }`) is no error: the SDK skips it.
+  const unset = connectWithSession(URL_NOWHERE, { autoConnect: false, on: { state: undefined } });
+  assert.equal(unset.sessions.state, 'disconnected');
+  unset.sessions.dispose();
 });
