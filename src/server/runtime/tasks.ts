@@ -176,7 +176,8 @@ export async function saveCopiesBeforeRequest(ctx: TaskContext, sid: string): Pr
   // Due (waiting out saveDelay), or queued behind the turn the request holds (which would then write
   // them over the request's newer write): saved here; a queued save then finds nothing left to write.
   // (Never rejects.)
-  // (Only this session's copies are looked at: the others' cost its requests nothing.)
+  // (Only this session's copies are looked at: the others' cost its requests nothing. None at all, the usual case: nothing made.)
+  if (copiesDue.size === 0 && copiesWaiting.size === 0) return;
   const copies = new Set([...copiesDue.of(sid), ...copiesWaiting.of(sid)].filter((entry) => entry.hub === ctx.hub));
   for (const entry of copies) {
     const due = copiesDue.get(entry);
