@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { MemoryStore } from 'express-session';
 import { connectWithSession, SessionOptionsError, type SessionState } from '../../src/client/index.js';
 import { sharedTabs } from '../../src/client/tabs.js';
+import { io } from 'socket.io-client';
 import { startServer, once, eventually } from '../helpers/servers.js';
 
 const fast = { retry: { min: 50, max: 200 }, forceNew: true, transports: ['websocket'] as string[], reconnectionDelay: 50, reconnectionDelayMax: 200 };
@@ -218,4 +219,25 @@ test('listeners that throw (state, invalid, unavailable) do not stop the SDK: it
   await eventually(() => thrown.length === calls.state! + calls.invalid! + calls.unavailable!, 2000);
   for (const where of Object.keys(calls)) assert.equal(thrown.filter((e) => e.message === `app bug in ${where}`).length, calls[where], `each ${where} throw surfaced once`);
   assert.equal(calls.state, seen.length + 1, 'the throwing state listener heard every change (and the first, before the second listener was added)');
+});
+
+test("another namespace on the SDK's Manager (multiplex) does not connect by itself (the Manager's autoConnect is the SDK's false, docs/browser.md): its connect() connects it, on the same connection", async () => {
+  const server = await startServer();
+  const cookie = await server.login({ user: 'ann' });
+  let others = 0;
+  server.io.of('/other').on('connection', () => others++);
+  const socket = connectWithSession(server.url, { extraHeaders: { cookie }, multiplex: true, transports: ['websocket'] });
+  const other = io(`${server.url}/other`, { extraHeaders: { cookie }, transports: ['websocket'] });
+  try {
+    await once(socket, 'connect');
+    assert.equal(other.io, socket.io, 'one Manager');
+    assert.equal(other.active, false, 'not started by itself');
+    other.connect();
+    await once(other, 'connect');
+    assert.deepEqual({ others, engine: server.io.engine.clientsCount, state: socket.sessions.state }, { others: 1, engine: 1, state: 'connected' });
+  } finally {
+    other.disconnect();
+    socket.disconnect();
+    await server.close();
+  }
 });
