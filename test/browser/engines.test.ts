@@ -405,6 +405,62 @@ describe('engines', { concurrency: true }, () => {
         }
       });
 
+      test('socket.io-client\'s own reconnection and "online": its 20 s backoff is cut short; where it gives up (reconnection: false) the SDK says "disconnected", "online" starts nothing, the app\'s connect() connects', async (t) => {
+        const { server, tab, until, connected, describeAll, teardown } = await setup(t);
+        type Second = { sessions: { state: string }; connected: boolean; connect(): unknown; disconnect(): unknown; io: { engine: { close(): unknown } } };
+        // A second SDK socket on the demo page, with a Manager of its own and the given socket.io-client options.
+        const open = (options: object) =>
+          tab.evaluate((o: object) => {
+            const lookup = (0, eval)('io') as { connectWithSession(url: undefined, options: object): unknown };
+            (window as unknown as { __second: unknown }).__second = lookup.connectWithSession(undefined, { forceNew: true, ...o });
+          }, options);
+        const read = () => tab.evaluate(() => {
+          const s = (window as unknown as { __second: Second }).__second;
+          return { state: s.sessions.state, connected: s.connected };
+        });
+        const act = (what: 'drop' | 'online' | 'connect' | 'disconnect') =>
+          tab.evaluate((w: string) => {
+            const s = (window as unknown as { __second: Second }).__second;
+            // 'drop': the transport closes under socket.io-client (as when the server drops it): its own reconnection follows.
+            if (w === 'drop') s.io.engine.close();
+            else if (w === 'online') dispatchEvent(new Event('online'));
+            else if (w === 'connect') s.connect();
+            else s.disconnect();
+          }, what);
+        const second = (accept: (v: { state: string; connected: boolean }) => boolean, what: string, timeout = 15_000) => waitUntil(read, accept, { timeout, what, describe: () => describeAll() });
+        try {
+          await tab.goto(`${server.url}/`);
+          await until((d) => d.state === 'connected' && d.tag !== '', 'connected');
+          connected();
+
+          // 1. socket.io-client's backoff at 20 s, no jitter: "online" connects at once.
+          await open({ reconnectionDelay: 20_000, reconnectionDelayMax: 20_000, randomizationFactor: 0 });
+          await second((v) => v.connected, 'the second socket connected');
+          await act('drop');
+          await second((v) => v.state === 'connecting' && !v.connected, 'the drop seen');
+          const onlineAt = Date.now();
+          await act('online');
+          await second((v) => v.connected && v.state === 'connected', 'connected after "online"', 5000);
+          t.diagnostic(`${engine.version}: connected ${Date.now() - onlineAt} ms after "online" (socket.io-client's backoff: 20 s)`);
+          await act('disconnect');
+
+          // 2. reconnection: false: socket.io-client does not reconnect after the drop, and the SDK says so.
+          await open({ reconnection: false });
+          await second((v) => v.connected, 'the third socket connected');
+          await act('drop');
+          await second((v) => v.state === 'disconnected' && !v.connected, '"disconnected" after the drop');
+          await act('online');
+          // wall clock: the point is an absence (no attempt after "online") over a real second.
+          await sleep(1000);
+          assert.deepEqual(await read(), { state: 'disconnected', connected: false }, '"online" started nothing');
+          await act('connect');
+          await second((v) => v.connected && v.state === 'connected', "connected by the app's connect()");
+          await act('disconnect');
+        } finally {
+          await teardown();
+        }
+      });
+
       test(name === 'webkit'
         ? 'back/forward cache, with and without shared tabs: the page is restored from the cache (pageshow persisted) and reconnects with its session'
         : 'back/forward cache, with and without shared tabs: Firefox does not cache a page with an open WebSocket or a held Web Lock; going back reloads it and it reconnects with its session', async (t) => {
