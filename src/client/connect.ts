@@ -260,8 +260,10 @@ function cancelRetry(link: Link) {
 function connectNow(link: Link) {
   cancelRetry(link);
   if (offline()) connectIn(link, 9000);
-  // An attempt already under way (an active socket) is left to go on: a second connect() would send the server a second CONNECT.
-  else link._socket.active || (link._socket.connect(), transition(link, 'connecting'));
+  // An attempt already under way (an active socket whose transport is opening or open: socket.io-client opened it
+  // at once on a Manager another socket made, or the app's connect()) is left to go on: a second connect() would send
+  // the server a second CONNECT. An active one whose transport closed (socket.io-client gave up) is connected again.
+  else (link._socket.active && link._socket.io.engine.readyState !== 'closed') || link._socket.connect(), transition(link, 'connecting');
 }
 
 /**
@@ -319,9 +321,12 @@ function handleUnavailable(link: Link, data: SessionErrorData, phase: Unavailabl
   link._events.emit('unavailable', { code: ErrorCode.SESSION_UNAVAILABLE, reason: data.reason, phase, retryIn });
 }
 
-/** A refused handshake: the server's answer says which; transport errors socket.io-client retries by itself while `active`. */
+/**
+ * A refused handshake: the server's answer says which. A transport error: 'connecting' while socket.io-client will
+ * retry (the socket active, its reconnection on), else 'disconnected' (the app turned its reconnection off).
+ */
 function handleRefusal(link: Link, { data }: Error & { data?: unknown }) {
-  if (!isSessionErrorData(data)) return transition(link, link._socket.active ? 'connecting' : 'disconnected');
+  if (!isSessionErrorData(data)) return transition(link, link._socket.active && link._socket.io.reconnection() ? 'connecting' : 'disconnected');
   if (data.code === ErrorCode.SESSION_INVALID) handleInvalid(link, data, 'handshake');
   else if (data.code === ErrorCode.SESSION_UNAVAILABLE) handleUnavailable(link, data, 'handshake');
   else {
@@ -336,8 +341,8 @@ function handleDisconnect(link: Link, reason: string) {
   if (reason === 'io client disconnect') return;
   // socket.io-client does not come back after a server-side disconnect, a session SDK should; after a transport loss it does.
   if (reason === 'io server disconnect') retryLater(link);
-  // A transport loss: socket.io-client reconnects, unless the app turned its reconnection off.
-  else transition(link, link._socket.io.reconnection() ? 'connecting' : 'disconnected');
+  // A transport loss: socket.io-client reconnects, unless the app turned its reconnection off (as in handleRefusal).
+  else transition(link, link._socket.active && link._socket.io.reconnection() ? 'connecting' : 'disconnected');
 }
 
 function listen(subs: Subs, target: Emitter, event: string, listener: (...args: any[]) => void) {
@@ -489,7 +494,7 @@ export function createConnectWithSession(lookup: Lookup) {
     url?: string | ConnectWithSessionOptions,
     options?: ConnectWithSessionOptions,
   ): SessionSocket<ListenEvents, EmitEvents> | SharedSocket<ListenEvents, EmitEvents> {
-    if (typeof url === 'object' && url !== null) [url, options] = [undefined, url];
+    if (url && typeof url === 'object') [url, options] = [undefined, url];
     const checked = readOptions(options);
     if (checked._tabs) return checked._tabs.open(url, options!, connectWithSession);
     const socket = openSocket(lookup, url, checked);

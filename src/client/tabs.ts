@@ -395,7 +395,8 @@ function open(
   /** The messages a tab reads only when they are addressed to it (`to`), so no tab takes another's emit, receipt or ack. */
   const forMe: Handlers<'emit' | 'reconnect' | 'sent' | 'ack'> = {
     emit: (message) => real && take(message),
-    reconnect: () => real?.connect(),
+    // (Not an attempt already under way: its transport opening or open, a second connect() would send a second CONNECT.)
+    reconnect: () => real && ((real.active && real.io.engine.readyState !== 'closed') || real.connect()),
     sent: ({ n }) => outbox.delete(n),
     ack: (message) => settle(message.n, message),
   };
@@ -513,7 +514,7 @@ function open(
     close: disconnectTab,
   };
 
-  for (const event in on) sdk.on(event, on[event as keyof SessionClientEvents]!);
+  for (const event in on) on[event as keyof SessionClientEvents] && sdk.on(event, on[event as keyof SessionClientEvents]!); // (an unset one skipped, as without tabs)
   // A page that goes away lets go of the connection at once (the next tab takes over without
   // waiting for the page to be destroyed); a page restored from the back/forward cache joins again.
   addEventListener('pagehide', () => channel && ((resume = true), leave()), page);

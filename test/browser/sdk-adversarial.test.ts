@@ -589,6 +589,32 @@ describe('quick sequences', () => {
     }
   });
 
+  test("shared tabs: the holder's app calls connect() while its handshake is under way: one socket on the server; an unset \"on\" listener is no error", { timeout: 30_000 }, async (t) => {
+    await fresh(t);
+    const context = await browser.newContext();
+    let hold = true;
+    app.io.use((_socket, next) => (hold ? void setTimeout(next, 1000) : next())); // wall clock: a slow handshake
+    let connections = 0;
+    app.io.on('connection', () => connections++);
+    try {
+      const tab = await openTab(context);
+      await login(tab);
+      await tab.page.evaluate(() => {
+        const { io, ioSessions, record } = globalThis as unknown as PageGlobals;
+        (globalThis as any).socket = io.connectWithSession({ tabs: ioSessions.sharedTabs(), on: { ...record, fatal: undefined } });
+      });
+      await waitUntil(() => Promise.resolve(handshakes), (n) => n === 1, { what: 'the held handshake', describe: () => dump([tab]) });
+      await tab.page.evaluate(() => void ((globalThis as any).socket as PageSocket).connect());
+      await waitUntil(() => stateOf(tab), (s) => s === 'connected', { what: 'connected', describe: () => dump([tab]) });
+      hold = false;
+      await serverSettlesAt({ engine: 1, sockets: 1 }, [tab]);
+      assert.equal(connections, 1, `one server socket for one tab (a second connect() while the handshake was under way sent a second CONNECT)\n${dump([tab])}`);
+      assert.deepEqual(tab.errors, [], 'the unset listener was skipped (no "is not a function" at each state change)');
+    } finally {
+      await context.close();
+    }
+  });
+
   test('offline/online 20 times in 2 s: connected within 1.6 s of the last "online", after a handful of attempts', { timeout: 30_000 }, async (t) => {
     await fresh(t, SHORT_HEARTBEAT);
     const context = await browser.newContext();

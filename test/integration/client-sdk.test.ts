@@ -241,3 +241,77 @@ test("another namespace on the SDK's Manager (multiplex) does not connect by its
     await server.close();
   }
 });
+
+/** engine.io's allowRequest set on the running server (test only): new transports are refused while `refusing()`. */
+function refuseTransports(server: { io: { engine: unknown } }, refusing: () => boolean): void {
+  (server.io.engine as { opts: { allowRequest?: unknown } }).opts.allowRequest = (_req: unknown, cb: (err: string | null, ok: boolean) => void) => (refusing() ? cb('refused', false) : cb(null, true));
+}
+
+test("reconnection: false and a transport error (socket.io-client will not retry): the SDK says 'disconnected', not 'connecting' for good; connect() connects", async () => {
+  const server = await startServer();
+  const cookie = await server.login();
+  let refusing = true;
+  refuseTransports(server, () => refusing);
+  const seen: SessionState[] = [];
+  const socket = connectWithSession(server.url, { forceNew: true, transports: ['websocket'], reconnection: false, extraHeaders: { cookie }, on: { state: ({ newState }) => seen.push(newState) } });
+  try {
+    await once(socket, 'connect_error');
+    assert.deepEqual(seen, ['connecting', 'disconnected']);
+    refusing = false;
+    socket.connect();
+    await once(socket, 'connect');
+    assert.equal(socket.sessions.state, 'connected');
+  } finally {
+    socket.disconnect();
+    await server.close();
+  }
+});
+
+test("reconnection: false, kicked by the server, the app's connect() fails on the transport: the SDK's own retry still connects (an active socket whose transport closed is connected again)", async () => {
+  const server = await startServer();
+  server.sio.on('sconnection', (s) => s.on('kick', () => s.disconnect()));
+  const cookie = await server.login();
+  let refusing = false;
+  refuseTransports(server, () => refusing);
+  const socket = connectWithSession(server.url, { forceNew: true, transports: ['websocket'], reconnection: false, retry: { min: 400, max: 400 }, extraHeaders: { cookie } });
+  try {
+    await once(socket, 'connect');
+    refusing = true;
+    socket.emit('kick');
+    await once(socket, 'disconnect');
+    socket.connect(); // the app's own reconnect: refused at the transport
+    await once(socket, 'connect_error');
+    refusing = false;
+    // The SDK's retry (200-400 ms after the kick) connects the socket the app's attempt left active.
+    await once(socket, 'connect', 5000);
+    assert.equal(socket.sessions.state, 'connected');
+    await eventually(() => server.io.of('/').sockets.size === 1);
+  } finally {
+    socket.disconnect();
+    await server.close();
+  }
+});
+
+test("the app's socket on another namespace made the Manager (autoConnect on): the SDK's socket opens at once, says 'connecting' then 'connected', and sends one CONNECT", async () => {
+  const server = await startServer();
+  const cookie = await server.login();
+  let connects = 0;
+  server.io.on('connection', () => connects++);
+  server.io.of('/other');
+  const other = io(`${server.url}/other`, { extraHeaders: { cookie }, transports: ['websocket'] });
+  await once(other, 'connect');
+  const seen: SessionState[] = [];
+  const socket = connectWithSession(server.url, { extraHeaders: { cookie }, multiplex: true, transports: ['websocket'], on: { state: ({ newState }) => seen.push(newState) } });
+  try {
+    assert.equal(socket.io, other.io, 'one Manager');
+    await once(socket, 'connect');
+    assert.deepEqual(seen, ['connecting', 'connected']);
+    // A second CONNECT would make a second server socket for the same client a moment later.
+    await new Promise((resolve) => setTimeout(resolve, 300)); // wall clock: the absence of a second connection
+    assert.deepEqual({ connects, sockets: server.io.of('/').sockets.size }, { connects: 1, sockets: 1 });
+  } finally {
+    socket.disconnect();
+    other.disconnect();
+    await server.close();
+  }
+});
