@@ -97,14 +97,20 @@ export function tickets(options: TicketOptions = {}): CredentialProvider {
       return new Promise((resolve) => setTimeout(resolve, retryIn));
     },
   });
+  /** socket.io-client's calls of `auth` so far: only the newest is answered (see `auth`). */
+  let asked = 0;
   return {
     options, // for connectWithSession's option check
     auth(base, cb) {
+      // socket.io-client asks at each transport it opens, and sends a CONNECT on the current transport when answered:
+      // a call made for a transport that dropped while the ticket was awaited answering too would send a second one
+      // (two server sockets for one page). Only the newest call is answered.
+      const call = ++asked;
       credentials.get().then(
-        (held) => cb(held ? { ...base, [TICKET_AUTH_FIELD]: held.token } : base),
+        (held) => call === asked && cb(held ? { ...base, [TICKET_AUTH_FIELD]: held.token } : base),
         // No session: an empty ticket, never the cookie (a page of another origin would be refused as
         // ORIGIN_NOT_ALLOWED); the server's answer (invalid, 'no-session-id') starts the invalid-session policy.
-        () => cb({ ...base, [TICKET_AUTH_FIELD]: '' }),
+        () => call === asked && cb({ ...base, [TICKET_AUTH_FIELD]: '' }),
       );
     },
     discard: credentials.discard,

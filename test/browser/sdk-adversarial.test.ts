@@ -61,6 +61,9 @@ const tokenRequests = new Map<string, number>();
 /** Per fake token endpoint: requests open now, and the most ever open at once. */
 const tokenInFlight = new Map<string, { now: number; most: number }>();
 /** Socket.IO handshakes that reached the server (before the library's check), and engine.io connections opened. */
+/** The `/t/gated` token endpoint answers once this resolves (`openGate`). */
+let gate: Promise<void> = Promise.resolve();
+let openGate: () => void = () => undefined;
 let handshakes = 0;
 let engineOpened = 0;
 /** A session cookie made over HTTP, from which the good tickets are minted. */
@@ -103,6 +106,8 @@ async function fresh(t: TestContext, ioOptions: Partial<ServerOptions> = {}): Pr
           void app.ticket(ticketCookie, app.url).then((ticket) => res.set('cache-control', 'no-store').json(ticket));
           return;
         }
+        // A good ticket, answered when the test opens the gate.
+        if (kind === 'gated') return void gate.then(() => app.ticket(ticketCookie, app.url)).then((ticket) => res.set('cache-control', 'no-store').json(ticket));
         // A garbage ticket first (the server refuses it), then a good one that takes 2 s.
         if (kind === 'garbage-then-slow') {
           if (n === 1) return void res.set('cache-control', 'no-store').json({ token: 'garbage-token', expiresIn: 60_000 });
@@ -281,6 +286,33 @@ describe('a broken token endpoint (tickets({ source: "fetch", tokenUrl }))', () 
       await serverSettlesAt({ engine: 1, sockets: 1 }, [tab]);
       assert.equal(connections, 1, `one socket on the server (a second connect() of the attempt under way sent a second CONNECT)\n${dump([tab])}`);
       assert.deepEqual((await logOf(tab)).filter((l) => l.startsWith('state:')), ['state:connecting', 'state:connected']);
+      assert.deepEqual(tab.errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('the transport drops while the first CONNECT waits for its ticket: socket.io-client asks again on the next transport, and only that one sends a CONNECT', { timeout: 30_000 }, async (t) => {
+    await fresh(t);
+    gate = new Promise((resolve) => (openGate = resolve));
+    t.after(() => openGate());
+    const context = await browser.newContext();
+    let connections = 0;
+    app.io.on('connection', () => connections++);
+    try {
+      const tab = await openTab(context);
+      await tab.page.evaluate(() => {
+        const { ioSessions, io, record } = globalThis as unknown as PageGlobals;
+        (globalThis as any).socket = io.connectWithSession({ credential: ioSessions.tickets({ source: 'fetch', tokenUrl: '/t/gated' }), reconnectionDelay: 100, reconnectionDelayMax: 100, randomizationFactor: 0, on: record });
+      });
+      // The first transport is open and its CONNECT waits for the ticket; the server drops it; socket.io-client opens another.
+      await waitUntil(() => Promise.resolve(engineOpened), (n) => n === 1, { what: 'the first transport', describe: () => dump([tab]) });
+      for (const client of Object.values((app.io.engine as unknown as { clients: Record<string, { close(): void }> }).clients)) client.close();
+      await waitUntil(() => Promise.resolve(engineOpened), (n) => n === 2, { what: "socket.io-client's next transport", describe: () => dump([tab]) });
+      openGate();
+      await waitUntil(() => stateOf(tab), (s) => s === 'connected', { what: 'connected with the ticket', describe: () => dump([tab]) });
+      await serverSettlesAt({ engine: 1, sockets: 1 }, [tab]);
+      assert.equal(connections, 1, `one socket on the server (the dropped transport's auth call answered too sent a second CONNECT)\n${dump([tab])}`);
       assert.deepEqual(tab.errors, []);
     } finally {
       await context.close();
