@@ -37,12 +37,13 @@ const ALONE = ['test/browser/engines.test.ts', 'test/browser/tabs.test.ts'];
 /**
  * Files that mostly wait (on timers, store latency, Redis), a fraction of one core: they may run beside
  * an ALONE file, one at a time, in the slot it would leave idle (about 100 s of a run). CPU over wall
- * time, each alone on the idle machine: invariants.property 9.7 s / 41.7 s, hostile-inputs 5.4 s / 17 s.
+ * time, each alone on the idle machine: invariants.property 9.7 s / 41.7 s, hostile-inputs 5.4 s / 17 s,
+ * destroy-races 4.2 s / 15.3 s, integration/tickets 3.2 s / 15.7 s (the slot still idled ~50 s of a run without the last two).
  * No browser file and nothing heavy: the ALONE files' hand-over within 1 s was checked with these beside
  * them (the commit that added LIGHT). redis.test.ts was one too, until a test of it hung beside engines
  * (the file killed at 300 s in a full run): its cross-node timings are not for a loaded machine.
  */
-const LIGHT = ['test/adversarial/invariants.property.test.ts', 'test/adversarial/hostile-inputs.test.ts'];
+const LIGHT = ['test/adversarial/invariants.property.test.ts', 'test/adversarial/hostile-inputs.test.ts', 'test/adversarial/destroy-races.test.ts', 'test/integration/tickets.test.ts'];
 
 export interface Job {
   name: string;

@@ -177,6 +177,16 @@ async function connectedTab(context: BrowserContext, options: Record<string, unk
   return tab;
 }
 
+/** A tab without the session cookie whose page connects with `tickets({ source: 'fetch', tokenUrl: '/t/<kind>' })` and `options` (not waited for). */
+async function ticketTab(context: BrowserContext, kind: string, options: Record<string, unknown> = {}): Promise<Tab> {
+  const tab = await openTab(context);
+  await tab.page.evaluate(([kind, options]) => {
+    const { ioSessions, io, record } = globalThis as unknown as PageGlobals;
+    (globalThis as any).socket = io.connectWithSession({ credential: ioSessions.tickets({ source: 'fetch', tokenUrl: `/t/${kind}` }), on: record, ...options });
+  }, [kind, options] as const);
+  return tab;
+}
+
 type PageSocket = {
   connected: boolean;
   id?: string;
@@ -273,11 +283,7 @@ describe('a broken token endpoint (tickets({ source: "fetch", tokenUrl }))', () 
     let connections = 0;
     app.io.on('connection', () => connections++);
     try {
-      const tab = await openTab(context);
-      await tab.page.evaluate(() => {
-        const { ioSessions, io, record } = globalThis as unknown as PageGlobals;
-        (globalThis as any).socket = io.connectWithSession({ credential: ioSessions.tickets({ source: 'fetch', tokenUrl: '/t/garbage-then-slow' }), on: record });
-      });
+      const tab = await ticketTab(context, 'garbage-then-slow');
       await waitUntil(() => logOf(tab), (l) => l.includes('invalid:ticket-malformed:reconnect'), { what: 'the garbage ticket refused', describe: () => dump([tab]) });
       await waitUntil(() => Promise.resolve(tokenRequests.get('garbage-then-slow') ?? 0), (n) => n === 2, { what: 'the next ticket asked for', describe: () => dump([tab]) });
       // The SDK waits for that ticket before it connects again; "online" now starts an attempt, which waits for it too.
@@ -300,11 +306,7 @@ describe('a broken token endpoint (tickets({ source: "fetch", tokenUrl }))', () 
     let connections = 0;
     app.io.on('connection', () => connections++);
     try {
-      const tab = await openTab(context);
-      await tab.page.evaluate(() => {
-        const { ioSessions, io, record } = globalThis as unknown as PageGlobals;
-        (globalThis as any).socket = io.connectWithSession({ credential: ioSessions.tickets({ source: 'fetch', tokenUrl: '/t/gated' }), reconnectionDelay: 100, reconnectionDelayMax: 100, randomizationFactor: 0, on: record });
-      });
+      const tab = await ticketTab(context, 'gated', { reconnectionDelay: 100, reconnectionDelayMax: 100, randomizationFactor: 0 });
       // The first transport is open and its CONNECT waits for the ticket; the server drops it; socket.io-client opens another.
       await waitUntil(() => Promise.resolve(engineOpened), (n) => n === 1, { what: 'the first transport', describe: () => dump([tab]) });
       for (const client of Object.values((app.io.engine as unknown as { clients: Record<string, { close(): void }> }).clients)) client.close();
