@@ -220,7 +220,7 @@ function readOptions(options: ConnectWithSessionOptions = {}): Options {
  * | ------------------------- | --------------------------------------------------------------------------- |
  * | any → connecting          | an attempt starts or is scheduled: {@link connectNow}, {@link connectIn}, a dropped connection |
  * | connecting → connected    | socket.io-client's `connect`                                                |
- * | connecting → disconnected | socket.io-client gives up (a transport error, `reconnection: false`, `reconnect_failed`); the page's origin is refused |
+ * | connecting → disconnected | socket.io-client gives up (a transport error, `reconnection: false`, `reconnect_failed`) with no SDK retry pending; the page's origin is refused |
  * | any → invalid             | the invalid policy ends in a reload, the app's `onInvalid` or a stop        |
  * | any → disconnected        | the app's `disconnect()`                                                    |
  */
@@ -241,16 +241,20 @@ interface Link extends Options {
   _fromConnected?: boolean;
 }
 
-/** The one place the state changes. */
+/**
+ * The one place the state changes. While a retry of the SDK's is pending (state 'connecting'), a give-up of
+ * socket.io-client's (the app's own connect() meanwhile failed, with its reconnection off or its attempts used
+ * up) leaves the state 'connecting': that retry still comes. (The app's disconnect() cancels the retry first.)
+ */
 function transition(link: Link, newState: SessionState) {
   const oldState = link._state;
-  if (newState === oldState) return;
+  if (newState === oldState || (newState === 'disconnected' && link._timer)) return;
   link._state = newState;
   link._events.emit('state', { newState, oldState });
 }
 
 function cancelRetry(link: Link) {
-  link._timer = void clearTimeout(link._timer);
+  link._timer = clearTimeout(link._timer) as undefined;
 }
 
 /**
@@ -258,12 +262,11 @@ function cancelRetry(link: Link) {
  * Started before the `state` listeners hear of it: one that calls `disconnect()` closes it.
  */
 function connectNow(link: Link) {
-  cancelRetry(link);
-  if (offline()) connectIn(link, 9000);
+  if (offline()) connectIn(link, 9000); // (which cancels a pending retry, as below)
   // An attempt already under way (an active socket whose transport is opening or open: socket.io-client opened it
   // at once on a Manager another socket made, or the app's connect()) is left to go on: a second connect() would send
   // the server a second CONNECT. An active one whose transport closed (socket.io-client gave up) is connected again.
-  else (link._socket.active && link._socket.io.engine.readyState !== 'closed') || link._socket.connect(), transition(link, 'connecting');
+  else cancelRetry(link), (link._socket.active && link._socket.io.engine.readyState !== 'closed') || link._socket.connect(), transition(link, 'connecting');
 }
 
 /**
@@ -405,15 +408,15 @@ function followBrowser(link: Link, subs: Subs) {
   const check = () =>
     socket.connected
       ? Date.now() - last > 2 * period && socket.io.engine.close()
-      : (link._timer !== undefined || (link._state === 'connecting' && socket.io.engine.readyState === 'closed')) && (link._close(), connectIn(link, 250));
+      : (link._timer || (link._state === 'connecting' && socket.io.engine.readyState === 'closed')) && (link._close(), connectIn(link, 250));
   const dom = (type: string, listener: (event: any) => unknown, target: EventTarget = window) => {
     target.addEventListener(type, listener);
     subs.push(() => target.removeEventListener(type, listener));
   };
   dom('online', check);
   dom('visibilitychange', () => document.hidden || check(), document);
-  let parked: boolean | undefined;
-  dom('pagehide', (event: PageTransitionEvent) => (parked = event.persisted && link._state < 'd' && !!socket.disconnect())); // < 'd': connecting or connected
+  let parked: unknown; // (truthy: the socket, closed when the page was cached)
+  dom('pagehide', (event: PageTransitionEvent) => (parked = event.persisted && link._state < 'd' && socket.disconnect())); // < 'd': connecting or connected
   dom('pageshow', () => parked && ((parked = false), connectNow(link)));
   // A tick that comes far too late means the machine slept or the tab was frozen.
   let tick = Date.now();

@@ -267,13 +267,14 @@ test("reconnection: false and a transport error (socket.io-client will not retry
   }
 });
 
-test("reconnection: false, kicked by the server, the app's connect() fails on the transport: the SDK's own retry still connects (an active socket whose transport closed is connected again)", async () => {
+test("reconnection: false, kicked by the server, the app's connect() fails on the transport: the state stays 'connecting' and the SDK's own retry still connects (an active socket whose transport closed is connected again)", async () => {
   const server = await startServer();
   server.sio.on('sconnection', (s) => s.on('kick', () => s.disconnect()));
   const cookie = await server.login();
   let refusing = false;
   refuseTransports(server, () => refusing);
-  const socket = connectWithSession(server.url, { forceNew: true, transports: ['websocket'], reconnection: false, retry: { min: 1000, max: 1000 }, extraHeaders: { cookie } });
+  const seen: SessionState[] = [];
+  const socket = connectWithSession(server.url, { forceNew: true, transports: ['websocket'], reconnection: false, retry: { min: 1000, max: 1000 }, extraHeaders: { cookie }, on: { state: ({ newState }) => seen.push(newState) } });
   try {
     await once(socket, 'connect');
     refusing = true;
@@ -281,10 +282,13 @@ test("reconnection: false, kicked by the server, the app's connect() fails on th
     await once(socket, 'disconnect');
     socket.connect(); // the app's own reconnect: refused at the transport
     await once(socket, 'connect_error');
+    // socket.io-client gave up on the app's attempt, the SDK's retry is still pending: 'connecting', not 'disconnected'.
+    assert.equal(socket.sessions.state, 'connecting');
     refusing = false;
     // The SDK's retry (0.5-1 s after the kick, after the app's attempt failed) connects the socket that attempt left active.
     await once(socket, 'connect', 5000);
     assert.equal(socket.sessions.state, 'connected');
+    assert.deepEqual(seen, ['connecting', 'connected', 'connecting', 'connected'], 'never said disconnected while its retry was pending');
     await eventually(() => server.io.of('/').sockets.size === 1);
   } finally {
     socket.disconnect();
