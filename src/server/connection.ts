@@ -13,7 +13,7 @@ import type { SessionServerError, SessionUnavailableError } from '../errors.js';
 import type { ServerContext } from './context.js';
 import type { ResolvedOptions } from './options.js';
 import { SessionRuntime, type RuntimeSocket } from './runtime/index.js';
-import { EventUnit, noticePacket, QUEUE_FULL_RETRY_MS, type EventSource } from './runtime/events.js';
+import { EventUnit, noticePacket, NOT_YET, QUEUE_FULL_RETRY_MS, type EventListenerEntry, type EventSource } from './runtime/events.js';
 import { saveCopySoon, saveSoon, saveTask } from './runtime/tasks.js';
 import { log } from './log.js';
 import { audienceOf } from './origin.js';
@@ -27,7 +27,9 @@ type Ack = (...args: unknown[]) => void;
 
 /** Marks our listener wrappers; holds the app's listener (Node's EventEmitter unwraps `.listener` too). */
 const WRAPPED = Symbol('socket.io-sessions unit');
-type Wrapper = Listener & { [WRAPPED]: true; listener: Listener };
+/** Ours, registered in place of an app's listener (`once`: its `once` one); LATE: see {@link SocketBinding.awaitListener}. */
+type Wrapper = Listener & { [WRAPPED]: true; listener: Listener; once?: boolean; [LATE]?: true };
+const LATE = Symbol('socket.io-sessions late packet');
 
 /** Events a client may not send: socket.io's own, and the seed's `smessage` (the server dispatches it). */
 const DROPPED = new Set(['smessage', 'connect', 'connect_error', 'disconnect', 'disconnecting', 'error', 'newListener', 'removeListener']);
@@ -228,8 +230,10 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
     }
     if (this.reservedTurn !== turn) this.reserved = 0; // an earlier turn's: its packets were dispatched by now, or never will be
     if ((this.units?.length ?? 0) + this.reserved >= this.ctx.options.maxPendingEvents) return this.overflow(packet);
-    // The units of this packet are queued when socket.io dispatches it, on the next tick (none when nobody listens).
-    if (this.wrapListeners(event) > 0) {
+    // The units of this packet are queued when socket.io dispatches it, on the next tick (none when nobody listens
+    // and nothing of this socket waits, queued or let through: a listener can come only from an earlier event's
+    // handler, see awaitListener).
+    if (this.wrapListeners(event) > 0 || ((this.units?.length || this.reserved) && this.awaitListener(event))) {
       this.reserved += 1;
       this.reservedTurn = turnOf();
     }
@@ -278,13 +282,52 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
       // The next listener of the same emit (socket.io calls them in turn with its one ack): one unit.
       const last = binding.units?.[binding.units.length - 1];
       if (ack && last?.sameEmit(ack)) return last.join(listener, wrapper, once);
-      const unit = new EventUnit(binding, Date.now() + binding.ctx.options.storeTimeout, listener, args, ack, event, wrapper, once);
-      (binding.units ??= []).push(unit);
-      binding.runtime.event(unit);
+      binding.queue(new EventUnit(binding, Date.now() + binding.ctx.options.storeTimeout, listener, args, ack, event, wrapper, once));
     } as Wrapper;
     wrapper[WRAPPED] = true;
     wrapper.listener = listener;
+    if (once) wrapper.once = true;
     return wrapper;
+  }
+
+  private queue(unit: EventUnit): void {
+    (this.units ??= []).push(unit);
+    this.runtime.event(unit);
+  }
+
+  /**
+   * A packet that no listener waits for, while earlier events of this socket wait their turn: one of their handlers
+   * may add the listener (`socket.on('chat', ...)` in a 'join' handler), as it would have before this packet came in
+   * plain socket.io, where handlers run as packets come. A listener of ours takes the packet when socket.io
+   * dispatches it (so the middlewares after ours still decide), and its unit (NOT_YET) goes to the listeners
+   * registered at its turn (events.ts `EventUnit.run`). Taken off on the tick after it took the first packet, once
+   * the packets of that read were dispatched and before any handler runs (so no handler sees it); at the loop
+   * turn's end if socket.io never dispatched one (a middleware after ours stopped it).
+   */
+  private awaitListener(event: string): true {
+    const { socket } = this;
+    const binding = this;
+    let leaving = false;
+    const leave = () => void socket.removeListener(event, late);
+    const late = function (this: unknown, ...args: unknown[]) {
+      binding.reserved = 0; // dispatched (see `reserved`)
+      if (!leaving) process.nextTick(leave);
+      leaving = true;
+      const ack = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as Ack) : undefined;
+      binding.queue(new EventUnit(binding, Date.now() + binding.ctx.options.storeTimeout, NOT_YET, args, ack, event, NOT_YET));
+    } as Wrapper;
+    late[WRAPPED] = true;
+    late[LATE] = true;
+    socket.on(event, late);
+    setImmediate(leave);
+    return true;
+  }
+
+  listenersNow(event: string): EventListenerEntry[] {
+    this.wrapListeners(event);
+    const found: EventListenerEntry[] = [];
+    for (const wrapper of this.socket.rawListeners(event) as Wrapper[]) if (!wrapper[LATE]) found.push({ listener: wrapper.listener, wrapper, once: wrapper.once === true });
+    return found;
   }
 
   settled(unit: EventUnit): void {

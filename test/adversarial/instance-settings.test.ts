@@ -190,3 +190,44 @@ test('instances on one namespace must share the mode (a per-connection binding u
   instances[1]!.close();
   sessions(server.io, { store: server.store, secret: SECRET, serveClient: false }).close();
 });
+
+test("two instances on one store: an event of the instance with the shorter storeTimeout, waiting behind one of the other's, is answered at its own deadline (queue-timeout), not at the other's", async (t) => {
+  const store = new FaultyStore();
+  const server = await startServer({ perMessage: true, store, storeTimeout: 5000, handlerTimeout: 8000 });
+  t.after(() => server.close());
+  const short = sessions(server.io.of('/b'), { store, secret: SECRET, perMessage: true, storeTimeout: 300 });
+  t.after(() => short.close());
+  let release!: () => void;
+  const hang = new Promise<void>((resolve) => (release = resolve));
+  t.after(() => release());
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => (started = resolve));
+  server.sio.on('sconnection', (socket: Socket) => {
+    socket.on('hang', async (ack: (v: unknown) => void) => {
+      started();
+      await hang;
+      ack('late');
+    });
+    socket.on('inc', (ack: (v: unknown) => void) => ack('a'));
+  });
+  short.on('sconnection', (socket: Socket) => socket.on('inc', (ack: (v: unknown) => void) => ack('b')));
+  short.on('serror', () => undefined); // (the queue-timeout is reported: expected here)
+  const cookie = await server.login();
+  const a = connectClient(server.url, cookie);
+  t.after(() => a.close());
+  await connected(a);
+  const b = a.io.socket('/b'); // the same connection: its packets come after a's, in order
+  await connected(b);
+  const hung = a.emitWithAck('hang');
+  await running;
+  const waiting = a.emitWithAck('inc'); // behind the hanging handler, its deadline 5 s away
+  const sent = Date.now();
+  const answer = await b.emitWithAck('inc'); // then this one, its deadline 300 ms away
+  const took = Date.now() - sent;
+  assert.equal(noticeOf([answer])?.reason, 'queue-timeout');
+  // Before: answered when the sweep armed for the other instance's event fired, about 5 s later.
+  assert.ok(took < 2500, `answered after ${took} ms (storeTimeout 300)`);
+  release();
+  assert.deepEqual([await hung, await waiting], ['late', 'a']);
+  b.disconnect();
+});

@@ -5,9 +5,9 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import type { Socket } from 'socket.io';
-import { NOTICE_FIELD } from '../../src/protocol.js';
+import { NOTICE_FIELD, noticeOf } from '../../src/protocol.js';
 import { SessionHandlerError } from '../../src/errors.js';
-import { startServer, connectClient, connected, once, delay, type TestServer } from '../helpers/servers.js';
+import { startServer, connectClient, connected, once, delay, eventually, type TestServer } from '../helpers/servers.js';
 
 type Ack = (value?: unknown) => void;
 
@@ -318,6 +318,77 @@ test('a listener taken off by an earlier event of a burst (sent back to back, qu
   // Before: 'later' and the second 'init' ran (their listeners were called when the packets came, before the handler that took them off ran).
   assert.deepEqual(answers, [0, 'no answer', 'init ran', 'no answer', 'one ran', 'no answer', 0]);
   assert.deepEqual(calls, ['init', 'one']);
+});
+
+test("a listener added (or put in another's place) by an earlier event's handler of a burst gets the later events, as in plain socket.io; one added by nobody leaves them unanswered, as there; a listener's count is the app's own", async (t) => {
+  const seen: string[] = [];
+  const server = await perMessageServer(t, (socket) => {
+    socket.on('swap', (text: string, ack: Ack) => ack(`old:${text}`));
+    socket.on('join', (ack: Ack) => {
+      // No listener of ours is visible to the app while the packets after it wait (an app may register only when none is).
+      seen.push(`chat listeners ${socket.listenerCount('chat')}`);
+      if (socket.listenerCount('chat') === 0) socket.on('chat', (text: string, ack2: Ack) => ack2(`new:${text}`));
+      socket.removeAllListeners('swap');
+      socket.on('swap', (text: string, ack2: Ack) => ack2(`new:${text}`));
+      socket.on('note', (text: string) => seen.push(`note ${text}`));
+      ack('joined');
+    });
+  });
+  const cookie = await server.login();
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  // Back to back: 'chat', 'swap' and 'note' come while 'join' waits its turn (before: 'chat' was never answered,
+  // 'swap' went to no listener and was not answered either, 'note' was lost).
+  client.emit('note', 'early');
+  const answers = Promise.all([
+    client.emitWithAck('join'),
+    client.timeout(3000).emitWithAck('chat', 'hi').catch(() => 'no answer'),
+    client.timeout(3000).emitWithAck('swap', 'x').catch(() => 'no answer'),
+    client.timeout(500).emitWithAck('nobody').catch(() => 'no answer'),
+  ]);
+  client.emit('note', 'late');
+  assert.deepEqual(await answers, ['joined', 'new:hi', 'new:x', 'no answer']);
+  assert.deepEqual(await client.emitWithAck('chat', 'again'), 'new:again');
+  // 'note' early came before 'join': nobody listened then, nothing of the socket waited: lost, as in plain socket.io.
+  assert.deepEqual(seen, ['chat listeners 0', 'note late']);
+});
+
+test("a socket that leaves while its events wait behind a hanging handler: they are dropped, not reported as a store failure (queue-timeout) at their deadline; the session's other socket is told of its own", async (t) => {
+  const server = await startServer({ perMessage: true, storeTimeout: 300, handlerTimeout: 5000 });
+  t.after(() => server.close());
+  const errors: Array<{ reason: unknown; connected: boolean }> = [];
+  server.sio.on('serror', (err, socket) => errors.push({ reason: (err as { reason?: unknown }).reason, connected: socket?.connected === true }));
+  let release!: () => void;
+  const hang = new Promise<void>((resolve) => (release = resolve));
+  t.after(() => release());
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => (started = resolve));
+  let arrived = 0;
+  server.sio.on('sconnection', (socket) => {
+    socket.on('hang', async () => {
+      started();
+      await hang;
+    });
+    socket.on('w', (ack: Ack) => ack('w'));
+    socket.onAny((event) => event === 'w' && arrived++); // (socket.io calls it as a packet comes, before dispatching it)
+  });
+  const cookie = await server.login();
+  const leaving = connectClient(server.url, cookie);
+  const staying = connectClient(server.url, cookie);
+  t.after(() => staying.close());
+  await Promise.all([connected(leaving), connected(staying)]);
+  leaving.emit('hang');
+  await running;
+  leaving.emit('w', () => undefined);
+  leaving.emit('w', () => undefined);
+  await eventually(() => arrived === 2);
+  leaving.close();
+  await eventually(() => server.io.of('/').sockets.size === 1);
+  // Queued after them: its deadline is the later one, so when it is answered theirs have passed.
+  const answer = await staying.emitWithAck('w');
+  assert.equal(noticeOf([answer])?.reason, 'queue-timeout');
+  assert.deepEqual(errors, [{ reason: 'queue-timeout', connected: true }]);
 });
 
 test('an event with two listeners and an ack runs as one: one answer (the first ack, after the save of both changes), and if either throws or rejects, neither change is stored and the emit gets the notice', async (t) => {

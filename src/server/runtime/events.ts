@@ -35,6 +35,8 @@ export interface EventSource {
   report(error: SessionServerError): void;
   /** A unit of this socket finished (ran, failed or was dropped). */
   settled(unit: EventUnit): void;
+  /** The listeners of `event` registered now, each with what is registered for it (see {@link EventUnit.run}). */
+  listenersNow(event: string): EventListenerEntry[];
 }
 
 /** The notice answering an emit that will not get its ack, typed by why (see {@link NoticeReason}). */
@@ -57,8 +59,14 @@ export function noticePacket(args: unknown[], reason: NoticeReason, extra?: Pick
   if (typeof ack === 'function') (ack as Ack)(emitNotice(reason, extra));
 }
 
+/**
+ * The listener of a unit whose packet came when no listener of its event was registered, while earlier events of
+ * its socket waited their turn (connection.ts): its unit goes to the listeners registered at its turn.
+ */
+export const NOT_YET: Listener = () => undefined;
+
 /** A further listener of the same event (and the same emit) that runs in its unit. */
-interface Also {
+export interface EventListenerEntry {
   listener: Listener;
   /** What is registered for it (our wrapper): checked and taken off by identity, never by the app's function. */
   wrapper: Listener;
@@ -82,7 +90,7 @@ export class EventUnit {
   /** The session keys its handler assigned, deleted or read (a save that leaves one out fails it). */
   touched: ReadonlySet<string> | undefined = undefined;
   /** The event's other listeners, for an emit with an ack (see {@link join}). */
-  private also: Also[] | undefined;
+  private also: EventListenerEntry[] | undefined;
   /** Its run began: no listener joins it any more. */
   started = false;
   constructor(
@@ -173,6 +181,15 @@ export class EventUnit {
     // which calls the listeners when the packet comes, would not call it now. No ack, as for an
     // event without listeners.
     const main = !this.gone && this.listening(this.wrapper, this.once);
+    // None of its listeners is registered any more, or none was when it came (NOT_YET). Plain socket.io runs a
+    // socket's handlers as its packets come, so a listener an earlier event's handler added (`socket.on('chat', ...)`
+    // in a 'join' handler) gets the packets after it, and one it took off gets none: as here, where the earlier
+    // handler ran just now. So the unit goes to the listeners registered at its turn (none: dropped, as in plain
+    // socket.io). An emit with an ack has one unit; without one, every listener has its own, and only a NOT_YET
+    // unit looks again (two units of one packet would each call the new listener).
+    if (!main && !this.gone && (this.ack || this.listener === NOT_YET) && !this.also?.some((also) => this.listening(also.wrapper, false))) {
+      this.also = this.source.listenersNow(this.event);
+    }
     if (!main && (this.gone || !this.also?.some((also) => this.listening(also.wrapper, false)))) {
       this.settle();
       return false;
@@ -262,6 +279,8 @@ export class EventUnit {
   /** The store failed: the socket's status push, and the emit's notice. */
   fail(error: SessionUnavailableError): void {
     if (this.done) return; // answered already: no status push for it either
+    // Its socket left (its waiting events are dropped): nobody to tell, and no store failure to report for it.
+    if (this.gone) return this.settle();
     this.source.unavailable(error);
     this.notice(error.reason as NoticeReason, { retryAfter: error.data.retryAfter });
   }

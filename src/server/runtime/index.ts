@@ -76,8 +76,10 @@ class Queue {
   /** Per-message events and tasks in arrival order. */
   readonly items: Item[] = [];
   running = false;
-  /** The timer that fails waiting events past their deadline. */
+  /** The timer that fails waiting events past their deadline... */
   sweep: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** ...and the deadline it is armed for. */
+  sweepAt = 0;
   /** `drain` is starting items: one that ends at once is taken up by its loop, not by a new drain. */
   starting = false;
   /** The item just started ended before its start returned. */
@@ -158,8 +160,9 @@ export class SessionRuntime {
   event(unit: EventUnit): void {
     const queue = this.work;
     queue.items.push(unit);
-    if (queue.running) this.watchWaiting(queue);
-    else this.kick(queue);
+    if (!queue.running) this.kick(queue);
+    // Armed for a later deadline than this event's (another instance's, with a shorter storeTimeout): armed again for it.
+    else if (queue.sweep === undefined || unit.deadline < queue.sweepAt) this.watchWaiting(queue);
   }
 
   /** Queue a task; resolves once it ran (or failed). In the registered runtime of the session: a timer may outlive this one. */
@@ -248,11 +251,13 @@ export class SessionRuntime {
 
   /** While a unit runs (however long), events waiting behind it are failed when their deadline passes. */
   private watchWaiting(queue: Queue): void {
-    if (queue.sweep !== undefined) return;
+    clearTimeout(queue.sweep);
     let first: EventUnit | undefined;
     const { items } = queue;
     for (const item of items) if (!isTask(item) && (first === undefined || item.deadline < first.deadline)) first = item;
-    if (first === undefined) return;
+    if (first === undefined) return void (queue.sweep = undefined);
+    queue.sweepAt = first.deadline;
+    // Unref'd: events of sockets that left wait here too, and an app that closed its server is not held for them.
     queue.sweep = setTimeout(() => {
       queue.sweep = undefined;
       const now = Date.now();
@@ -264,7 +269,7 @@ export class SessionRuntime {
         }
       }
       this.watchWaiting(queue);
-    }, Math.max(1, first.deadline - Date.now()));
+    }, Math.max(1, first.deadline - Date.now())).unref();
   }
 
   /** Into `events`: the waiting events at the head of the queue that share the first one's options (one batch). */
