@@ -373,8 +373,11 @@ export class StoreHub {
     try {
       return this.own.destroy.call(store, sid, end);
     } catch (err) {
+      // Told through the callback only, not also thrown, as a write's (guardedWrite): thrown too, the caller's
+      // error path ran twice (an HTTP logout's), and in a per-connection handler the throw ended the process.
+      log.invalidate('%s: the store threw while destroying: %O', tag, err);
       end(err);
-      throw err;
+      return undefined;
     }
   }
 

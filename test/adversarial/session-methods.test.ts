@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import session from 'express-session';
 import { startServer, connectClient, connected, once, eventually } from '../helpers/servers.js';
 import { watchProcess } from '../helpers/crashes.js';
+import { FaultyStore } from '../helpers/stores.js';
 
 type Ack = (value?: unknown) => void;
 
@@ -129,3 +130,29 @@ for (const perMessage of [false, true]) {
     assert.deepEqual(crashes, []);
   });
 }
+
+test("a store whose destroy throws: socket.session.destroy(cb) is told once, through its callback, and nothing escapes (per-connection: the throw ended the process); the session stays, as after any failed destroy", async (t) => {
+  const crashes = watchProcess(t);
+  const store = new FaultyStore();
+  const server = await startServer({ store });
+  t.after(() => server.close());
+  const told: string[] = [];
+  server.sio.on('sconnection', (socket: Socket) =>
+    socket.on('bye', (ack: Ack) =>
+      socket.session.destroy((err) => {
+        told.push(err ? `error: ${(err as Error).message}` : 'destroyed');
+        ack(err ? 'failed' : 'destroyed');
+      }),
+    ),
+  );
+  const cookie = await server.login({ user: 'alice' });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  store.fault = { op: 'destroy', kind: 'throw' };
+  assert.equal(await client.emitWithAck('bye'), 'failed');
+  store.fault = undefined;
+  assert.equal(told.length, 1, told.join('; '));
+  assert.deepEqual(crashes, []);
+  assert.equal((await server.httpSession(cookie)).user, 'alice');
+});
