@@ -78,6 +78,8 @@ const clientCpu = async (clients: Child[]) => (await Promise.all(clients.map(cpu
 async function profileAll(servers: Open[], clients: Child[]): Promise<void> {
   for (const s of servers) await s.inc(2); // warm-up: the JIT, the sessions loaded
   const cpu = new Map<string, number>();
+  /** The server's kernel time (system CPU), apart: what its socket writes cost in the kernel shows here. */
+  const kernel = new Map<string, number>();
   const sys = new Map<string, Record<string, number>>();
   const clientUs = new Map<string, number>();
   const before = new Map<string, number>();
@@ -85,10 +87,12 @@ async function profileAll(servers: Open[], clients: Child[]): Promise<void> {
   for (let i = 0; i < SECONDS; i++) {
     for (const s of servers) {
       const c0 = await cpuOf(s.server);
+      const u0 = await s.server.call<NodeJS.CpuUsage>('cpu');
       const k0 = await clientCpu(clients);
       const s0 = await s.server.call<Record<string, number>>('sys');
       await s.inc(1);
       cpu.set(s.variant, (cpu.get(s.variant) ?? 0) + (await cpuOf(s.server)) - c0);
+      kernel.set(s.variant, (kernel.get(s.variant) ?? 0) + (await s.server.call<NodeJS.CpuUsage>('cpu')).system - u0.system);
       clientUs.set(s.variant, (clientUs.get(s.variant) ?? 0) + (await clientCpu(clients)) - k0);
       const s1 = await s.server.call<Record<string, number>>('sys');
       const total = sys.get(s.variant) ?? {};
@@ -103,7 +107,7 @@ async function profileAll(servers: Open[], clients: Child[]): Promise<void> {
     await s.inc(1);
     const counted = await s.server.call<{ events: number; counts: Record<string, number> }>('countStop');
     report(s.variant, file, events, cpu.get(s.variant)!, counted);
-    console.log(`client CPU per event: ${(clientUs.get(s.variant)! / events).toFixed(1)} µs`);
+    console.log(`server kernel (system) CPU per event: ${(kernel.get(s.variant)! / events).toFixed(1)} µs; client CPU per event: ${(clientUs.get(s.variant)! / events).toFixed(1)} µs`);
     console.log(`system calls and context switches per event: ${Object.entries(sys.get(s.variant)!).map(([k, n]) => `${k} ${(n / events).toFixed(2)}`).join(', ')}`);
   }
 }
