@@ -505,6 +505,43 @@ test('without the lock, concurrent increments of one key from two nodes can lose
 
 // (A timeout of its own: in one full run this test never reported and its file was killed at 300 s, with
 // no sign of where it waited; every wait in it is bounded now, so a repeat says which one.)
+test("without the lock, two nodes: an async handler's save merges its key into the record read after its await, so an acked write of another key on the other node meanwhile stays", async (t) => {
+  const a = await within(inProcessNode(t, { perMessage: true, revalidateInterval: 0 }), 15_000, 'node A started');
+  const b = await within(inProcessNode(t, { perMessage: true, revalidateInterval: 0 }), 15_000, 'node B started');
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  t.after(() => release());
+  let started!: () => void;
+  const running = new Promise<void>((resolve) => (started = resolve));
+  a.server.sio.on('sconnection', (socket) =>
+    socket.on('slow', async (ack: (v: string) => void) => {
+      started();
+      await gate;
+      socket.session.fromA = 'set';
+      ack('ok');
+    }),
+  );
+  b.server.sio.on('sconnection', (socket) =>
+    socket.on('quick', (ack: (v: string) => void) => {
+      socket.session.fromB = 'set';
+      ack('ok');
+    }),
+  );
+  const cookie = await within(a.server.login({ user: 'mallory' }), 10_000, 'login');
+  const onA = connectClient(a.server.url, cookie);
+  const onB = connectClient(b.server.url, cookie);
+  t.after(() => (onA.close(), onB.close()));
+  await within(Promise.all([connected(onA), connected(onB)]), 10_000, 'connected');
+  const slow = onA.timeout(10_000).emitWithAck('slow');
+  await running; // A's copy is loaded, its handler awaits
+  assert.equal(await onB.timeout(10_000).emitWithAck('quick'), 'ok');
+  release();
+  assert.equal(await slow, 'ok');
+  const stored = await within(a.server.httpSession(cookie), 10_000, 'GET /session');
+  // Before: A wrote its whole copy, loaded before B's write: fromB was gone although acked.
+  assert.deepEqual([stored.fromA, stored.fromB], ['set', 'set']);
+});
+
 test('without the lock, saves from two nodes merge per top-level key: taking turns loses nothing; at the same moment they can overwrite each other (as documented)', { timeout: 120_000 }, async (t) => {
   const a = await within(inProcessNode(t, { perMessage: true }), 15_000, 'node A started');
   const b = await within(inProcessNode(t, { perMessage: true }), 15_000, 'node B started');

@@ -388,6 +388,8 @@ class Batch {
   private next = 0;
   /** Whether a unit's handler ran and its changes are to be saved (then it is acked). */
   private ran = false;
+  /** A handler returned a promise: the load and the save are not in one turn any more. */
+  private awaited = false;
   /** `ended` was called: nothing of this batch runs again. */
   private over = false;
   /** Keys its save left out (see {@link report}). */
@@ -429,6 +431,7 @@ class Batch {
       const unit = units[this.next++]!;
       const running = unit.run(entry, !this.ran);
       if (typeof running !== 'boolean') {
+        this.awaited = true;
         running.then((toSave) => {
           if (toSave) this.ran = unit.toSave = true;
           try {
@@ -441,7 +444,11 @@ class Batch {
       }
       if (running) this.ran = unit.toSave = true;
     }
-    save(entry, true, this.timeoutMs, this, this.saved);
+    // The save trusts the load (writes the whole copy, unless a write through this process came since) when both
+    // are in one turn, under the session lock, or on a store no other process writes. Not after an await without
+    // them: another node may have written the session meanwhile, so the changed keys are merged into a fresh read.
+    const trusted = !this.awaited || units[0]!.options.lock !== undefined || entry.hub.local;
+    save(entry, trusted, this.timeoutMs, this, this.saved);
   }
 
   /**
