@@ -30,7 +30,7 @@ before(async () => {
 after(() => redis?.dispose()); // thaws first
 
 /** A per-message server on Redis with the lock, HTTP requests behind httpLock, and `inc` / `slow` events. */
-async function lockedServer(t: { after(fn: () => unknown): void }) {
+async function lockedServer(t: { after(fn: () => unknown): void }, { handlerTimeout, routes }: { handlerTimeout?: number; routes?: (app: express.Express) => void } = {}) {
   const redisClient = createClient({ url: redis.url, disableOfflineQueue: true });
   redisClient.on('error', () => {});
   await redisClient.connect();
@@ -41,7 +41,11 @@ async function lockedServer(t: { after(fn: () => unknown): void }) {
     storeTimeout: WAIT_MS,
     lock: redisLock(redisClient, { wait: WAIT_MS }),
     // Before express-session: HTTP requests of a session hold its lock until they are answered.
-    routes: (app) => app.use((req, res, next) => (holder.lock ??= holder.sio!.httpLock() as express.RequestHandler)(req, res, next)),
+    routes: (app) => {
+      app.use((req, res, next) => (holder.lock ??= holder.sio!.httpLock() as express.RequestHandler)(req, res, next));
+      routes?.(app);
+    },
+    ...(handlerTimeout ? { handlerTimeout } : {}),
   });
   holder.sio = server.sio;
   // The server first, then its Redis client: closing releases the locks its units still hold. With the
@@ -177,6 +181,28 @@ test('an HTTP client that gives up while its request waits for the session lock 
   assert.match(later, /^200 /, 'a later HTTP request of the session is served');
   assert.ok(laterMs < 1000, `and at once (${laterMs.toFixed(0)} ms)`);
   assert.equal(event, 'acked 1', 'a later event of the session runs');
+});
+
+test('a request behind httpLock that never ends holds the session lock for handlerTimeout at most, as the turn of one node: an event after it is acked', async (t) => {
+  const hung: Array<() => void> = [];
+  const { server } = await lockedServer(t, { handlerTimeout: 500, routes: (app) => app.get('/hang', (_req, res) => void hung.push(() => res.end('late'))) });
+  const cookie = await server.login({ user: 'alice' });
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const abort = new AbortController();
+  const request = fetch(`${server.url}/hang`, { headers: { cookie }, signal: abort.signal }).catch(() => undefined);
+  try {
+    await eventually(() => hung.length === 1); // the request holds the lock: its route runs, and never answers
+    const event = await client.timeout(WAIT_MS + 3000).emitWithAck('inc');
+    // Before: the lock's keep-alive held it as long as the request ran: the event got a lock-timeout notice after WAIT_MS.
+    assert.equal(event, 1);
+  } finally {
+    // (Before the server closes, which waits for its requests.)
+    for (const answer of hung) answer();
+    abort.abort();
+    await request;
+  }
 });
 
 test('a release that failed (Redis gone) is retried in the background, but that retry does not hold the process: it ends once nothing else is left, not when the lease (60 s) runs out', { timeout: 30_000 }, () => {

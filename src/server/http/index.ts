@@ -128,6 +128,18 @@ export class HttpSurfaces {
     return serveOnAttach(io, (server) => serveClientScript(server, io.path(), (req, renew) => this.embedded(req, renew)));
   }
 
+  /**
+   * A request that never ends does not hold the session's lock for good (the lock's keep-alive would):
+   * let go after `ms`, as the turn of one node is (holdTurn). The release runs once, whichever comes first.
+   */
+  private capped(release: () => Promise<void>, ms: number): () => Promise<void> {
+    let released: Promise<void> | undefined;
+    const once = () => (released ??= (clearTimeout(cap), release()));
+    const cap = setTimeout(() => void once().catch((err: unknown) => this.ctx.report(asUnavailable(err))), ms);
+    cap.unref();
+    return once;
+  }
+
   /** See SessionServer.httpLock. */
   httpLock() {
     const { lock, storeTimeout, handlerTimeout } = this.ctx.options;
@@ -141,7 +153,7 @@ export class HttpSurfaces {
             const runtime = SessionRuntime.find(hub, sid);
             // (With no live copy here, changes of a copy whose socket left may still be due.)
             await (runtime ? prepare(runtime) : saveCopiesBeforeRequest(this.ctx, sid));
-            return release;
+            return this.capped(release, handlerTimeout);
           })
         : holdTurn(hub, sid, Date.now() + storeTimeout, handlerTimeout, prepare);
     return (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void => {
