@@ -112,11 +112,16 @@ export class WritesInFlight {
   /**
    * A whole-record write of `tag` failed. If it was the newest under way while an older one ended late
    * (see {@link setEnded}), the store holds that older record: returns the newer ended record's JSON to
-   * write again.
+   * write again. If it is older than one that ended well, it is taken as a late end (it may have landed).
    */
   setFailed(tag: string, order: number): string | undefined {
     const writes = this.writes.get(tag);
-    if (!writes || order !== writes.newestSet || order <= writes.endedSet) return undefined;
+    if (!writes) return undefined;
+    // Older than one that ended well: a failure answered late (its caller gave up on it) may still have been
+    // carried out (a driver's timeout after the server wrote): as for a late success, the newer record is
+    // written again (or, with a newer write still under way, if that one fails).
+    if (order < writes.endedSet) return this.setEnded(tag, order, undefined);
+    if (order !== writes.newestSet || order <= writes.endedSet) return undefined;
     writes.newestSet = writes.endedSet; // (as if it never started: the newest that may land is the one ended)
     if (!writes.stale) return undefined;
     writes.stale = false;

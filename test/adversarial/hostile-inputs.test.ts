@@ -564,6 +564,28 @@ test('per-message: a store set that lands late while a newer write is under way,
   assert.deepEqual(pick(store.peek(sidOf(good)), 'a', 'b', 'c'), { a: undefined, b: 'acked', c: undefined });
 });
 
+test('per-message: a store set given up at its deadline, carried out late and answered with an error (a driver timeout after the server wrote), after a newer acked write: that one is written again', async (t) => {
+  const { server, store } = await hostileServer(t, { perMessage: true, storeTimeout: 300 });
+  const good = await server.login();
+  const client = await open(t, server, good);
+  let lateAt = 0;
+  let late = false;
+  store.latency = (op) => (op === 'set' && late ? ((late = false), (lateAt = Date.now()), 800) : 0);
+  late = true;
+  store.fault = { op: 'set', kind: 'applied-error' }; // E1's set: carried out 800 ms late, then answered with an error
+  store.resetCalls();
+  const e1 = emit(client, 'set', 'a', 'given up');
+  await eventually(() => store.calls.set > 0, 5000);
+  store.fault = undefined;
+  await eventually(() => e1.at !== undefined, 5000);
+  assert.equal(e1.notice?.reason, 'store-timeout');
+  await client.timeout(5000).emitWithAck('set', 'b', 'acked'); // E2: acked
+  await delay(Math.max(0, lateAt + 900 - Date.now())); // wall clock: E1's write lands at 800 ms, nothing else under way
+  await server.sio.flush();
+  // Before: E1's record (a, no b) stayed: a failed write was taken as not carried out.
+  assert.deepEqual(pick(store.peek(sidOf(good)), 'a', 'b'), { a: undefined, b: 'acked' });
+});
+
 const pick = (record: unknown, ...keys: string[]) => Object.fromEntries(keys.map((key) => [key, (record as Record<string, unknown> | undefined)?.[key]]));
 
 test("per-connection: revalidation while the store errors -> 'sio-sessions:unavailable' at most, never invalid, the socket stays", async (t) => {

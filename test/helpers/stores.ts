@@ -16,8 +16,11 @@ export type StoreOp = 'get' | 'set' | 'destroy' | 'touch';
 export interface Fault {
   /** Which operation misbehaves (all when omitted). */
   op?: StoreOp;
-  /** `hang`: never calls back; `error`: calls back with an Error; `throw`: throws synchronously. */
-  kind: 'hang' | 'error' | 'throw';
+  /**
+   * `hang`: never calls back; `error`: calls back with an Error; `throw`: throws synchronously;
+   * `applied-error`: carries the operation out, then calls back with an Error (a driver's timeout after the server wrote).
+   */
+  kind: 'hang' | 'error' | 'throw' | 'applied-error';
 }
 
 export interface FaultyStoreOptions {
@@ -59,7 +62,7 @@ export class FaultyStore extends session.MemoryStore {
     const go = () => {
       if (fault?.kind === 'hang') return;
       if (fault?.kind === 'error') return cb?.(new Error(`store ${op} failed (injected)`));
-      call((err, value) => cb?.(err, value));
+      call((err, value) => cb?.(fault?.kind === 'applied-error' ? new Error(`store ${op} failed after it was carried out (injected)`) : err, value));
     };
     const ms = typeof this.latency === 'function' ? this.latency(op) : this.latency;
     if (ms > 0) setTimeout(go, ms);
