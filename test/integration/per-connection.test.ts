@@ -563,3 +563,12 @@ for (const [name, latency] of [
     await eventually(() => (store.peek(sidOf(cookie)) as { n?: number } | undefined)?.n === 15, 3000);
   });
 }
+
+test("an app shutting down awaits flush() while the store's set hangs: flush() settles at the save's deadline (told through serror), the process does not end with it pending", { timeout: 30_000 }, () => {
+  const fixture = fileURLToPath(new URL('../fixtures/flush-exit.ts', import.meta.url));
+  const run = spawnSync(process.execPath, ['--import', 'tsx', fixture], { encoding: 'utf8', timeout: 20_000 });
+  // Before: the save's deadline is an unref'd timer and the hung store held nothing: the process ended
+  // with flush() pending (status 13, an unsettled top-level await), the lost save not reported.
+  assert.deepEqual({ status: run.status, signal: run.signal }, { status: 0, signal: null }, `${run.stdout}\n${run.stderr}`);
+  assert.match(run.stdout, /serror store-timeout[\s\S]*flushed/);
+});

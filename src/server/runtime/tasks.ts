@@ -202,7 +202,15 @@ export async function saveCopiesBeforeRequest(ctx: TaskContext, sid: string): Pr
 export async function flush(ctx: TaskContext): Promise<void> {
   for (const [entry, due] of copiesDue.entries()) if (due.ctx.hub === ctx.hub) saveCopyNow(entry);
   for (const runtime of [...runtimesOf(ctx.hub)]) if (runtime.takeSaveSoon()) void saveTask(runtime, ctx);
-  await settleRuntimes(ctx.hub);
+  // Awaited by an app shutting down: the deadlines of the store calls it waits for are unref'd timers, and a hung
+  // store may hold nothing else, so the process would end with flush() pending and the lost save never reported.
+  // Held until it settles (within those deadlines).
+  const hold = setInterval(() => undefined, 60_000);
+  try {
+    await settleRuntimes(ctx.hub);
+  } finally {
+    clearInterval(hold);
+  }
 }
 
 /** The revalidation wheel of a server (none when `revalidateInterval` is 0). */
