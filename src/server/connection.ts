@@ -27,8 +27,8 @@ type Ack = (...args: unknown[]) => void;
 
 /** Marks our listener wrappers; holds the app's listener (Node's EventEmitter unwraps `.listener` too). */
 const WRAPPED = Symbol('socket.io-sessions unit');
-/** Ours, registered in place of an app's listener (`once`: its `once` one); LATE: see {@link SocketBinding.awaitListener}. */
-type Wrapper = Listener & { [WRAPPED]: true; listener: Listener; once?: boolean; [LATE]?: true };
+/** Ours, registered in place of an app's listener (`once`: its `once` one); LATE: see {@link SocketBinding.awaitListener} (the packets it waits for). */
+type Wrapper = Listener & { [WRAPPED]: true; listener: Listener; once?: boolean; [LATE]?: number };
 const LATE = Symbol('socket.io-sessions late packet');
 
 /** Events a client may not send: socket.io's own, and the seed's `smessage` (the server dispatches it). */
@@ -114,6 +114,8 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
   readMark: number | undefined = undefined;
   /** Other instances on the socket's namespace that told `sconnection` for it: they tell `sinvalid` too. */
   private alsoTold: Array<ServerContext['invalid']> | undefined;
+  /** Our stand-in listeners by event, while packets nobody listened to wait for socket.io's dispatch (see {@link awaitListener}). */
+  private late: Map<string, Wrapper> | undefined;
   /** The session's runtime in this process (from {@link start}). */
   private runtime!: SessionRuntime;
 
@@ -233,11 +235,18 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
     // The units of this packet are queued when socket.io dispatches it, on the next tick (none when nobody listens
     // and nothing of this socket waits, queued or let through: a listener can come only from an earlier event's
     // handler, see awaitListener).
-    if (this.wrapListeners(event) > 0 || ((this.units?.length || this.reserved) && this.awaitListener(event))) {
+    const count = this.wrapListeners(event);
+    // (Our stand-in of an earlier packet of this read counts as none: this one needs it too.)
+    const none = count === 0 || (count === 1 && this.late?.has(event));
+    const late = none && (this.units?.length || this.reserved) && typeof packet[packet.length - 1] === 'function' ? this.awaitListener(event) : undefined;
+    if (late || count > 0) {
       this.reserved += 1;
       this.reservedTurn = turnOf();
     }
     next();
+    // socket.io queued its dispatch of this packet (a tick) if the middlewares after ours passed it at once: ours
+    // leaves after it. (One a middleware after ours holds longer is dispatched to nobody, as without it.)
+    if (late) process.nextTick(late);
   }
 
   /** Not run: every such emit gets its notice; the socket's status push goes once until the queue drained. */
@@ -296,37 +305,43 @@ export class SocketBinding implements RuntimeSocket, EventSource, SmessageHost {
   }
 
   /**
-   * A packet that no listener waits for, while earlier events of this socket wait their turn: one of their handlers
-   * may add the listener (`socket.on('chat', ...)` in a 'join' handler), as it would have before this packet came in
-   * plain socket.io, where handlers run as packets come. A listener of ours takes the packet when socket.io
+   * A packet with an ack that no listener waits for, while earlier events of this socket wait their turn: one of their
+   * handlers may add the listener (`socket.on('chat', ...)` in a 'join' handler), as it would have before this packet
+   * came in plain socket.io, where handlers run as packets come. A listener of ours takes the packet when socket.io
    * dispatches it (so the middlewares after ours still decide), and its unit (NOT_YET) goes to the listeners
-   * registered at its turn (events.ts `EventUnit.run`). Taken off on the tick after it took the first packet, once
-   * the packets of that read were dispatched and before any handler runs (so no handler sees it); at the loop
-   * turn's end if socket.io never dispatched one (a middleware after ours stopped it).
+   * registered at its turn (events.ts `EventUnit.run`). It is there only from our middleware to socket.io's dispatch
+   * (ticks, before any handler runs: no app code sees it); one per event, however many packets of a read it takes.
+   * Returns what takes it off (once the last of those packets was dispatched). Without an ack, such a packet is
+   * dropped, as before: it took a place in the socket's queue (`maxPendingEvents`) for an event nobody may handle.
    */
-  private awaitListener(event: string): true {
+  private awaitListener(event: string): () => void {
     const { socket } = this;
-    const binding = this;
-    let leaving = false;
-    const leave = () => void socket.removeListener(event, late);
-    const late = function (this: unknown, ...args: unknown[]) {
-      binding.reserved = 0; // dispatched (see `reserved`)
-      if (!leaving) process.nextTick(leave);
-      leaving = true;
-      const ack = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as Ack) : undefined;
-      binding.queue(new EventUnit(binding, Date.now() + binding.ctx.options.storeTimeout, NOT_YET, args, ack, event, NOT_YET));
-    } as Wrapper;
-    late[WRAPPED] = true;
-    late[LATE] = true;
-    socket.on(event, late);
-    setImmediate(leave);
-    return true;
+    let late = this.late?.get(event);
+    if (!late) {
+      const binding = this;
+      late = function (this: unknown, ...args: unknown[]) {
+        binding.reserved = 0; // dispatched (see `reserved`)
+        const ack = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as Ack) : undefined;
+        if (ack) binding.queue(new EventUnit(binding, Date.now() + binding.ctx.options.storeTimeout, NOT_YET, args, ack, event, NOT_YET));
+      } as Wrapper;
+      late[WRAPPED] = true;
+      late[LATE] = 0;
+      socket.on(event, late);
+      (this.late ??= new Map()).set(event, late);
+    }
+    const held = late;
+    held[LATE]! += 1;
+    return () => {
+      if ((held[LATE]! -= 1) > 0) return;
+      socket.removeListener(event, held);
+      this.late!.delete(event);
+    };
   }
 
   listenersNow(event: string): EventListenerEntry[] {
     this.wrapListeners(event);
     const found: EventListenerEntry[] = [];
-    for (const wrapper of this.socket.rawListeners(event) as Wrapper[]) if (!wrapper[LATE]) found.push({ listener: wrapper.listener, wrapper, once: wrapper.once === true });
+    for (const wrapper of this.socket.rawListeners(event) as Wrapper[]) if (wrapper[LATE] === undefined) found.push({ listener: wrapper.listener, wrapper, once: wrapper.once === true });
     return found;
   }
 

@@ -133,8 +133,9 @@ export class HttpSurfaces {
    * let go after `ms`, as the turn of one node is (holdTurn). The release runs once, whichever comes first.
    */
   private capped(release: () => Promise<void>, ms: number): () => Promise<void> {
-    let released: Promise<void> | undefined;
-    const once = () => (released ??= (clearTimeout(cap), release()));
+    let released = false;
+    // (The first call releases, and is told its failure, reported once; a release that throws is a rejection too.)
+    const once = () => (released ? Promise.resolve() : ((released = true), clearTimeout(cap), new Promise<void>((resolve) => resolve(release()))));
     const cap = setTimeout(() => void once().catch((err: unknown) => this.ctx.report(asUnavailable(err))), ms);
     cap.unref();
     return once;

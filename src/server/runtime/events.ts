@@ -279,8 +279,9 @@ export class EventUnit {
   /** The store failed: the socket's status push, and the emit's notice. */
   fail(error: SessionUnavailableError): void {
     if (this.done) return; // answered already: no status push for it either
-    // Its socket left (its waiting events are dropped): nobody to tell, and no store failure to report for it.
-    if (this.gone) return this.settle();
+    // Its socket left before it ran (its waiting events are dropped): nobody to tell, nothing lost to report. (One
+    // that ran and whose save failed is reported: its handler's changes are lost.)
+    if (this.gone && !this.toSave) return this.settle();
     this.source.unavailable(error);
     this.notice(error.reason as NoticeReason, { retryAfter: error.data.retryAfter });
   }
