@@ -185,9 +185,9 @@ export class EventUnit {
     // socket's handlers as its packets come, so a listener an earlier event's handler added (`socket.on('chat', ...)`
     // in a 'join' handler) gets the packets after it, and one it took off gets none: as here, where the earlier
     // handler ran just now. So the unit goes to the listeners registered at its turn (none: dropped, as in plain
-    // socket.io). An emit with an ack has one unit; without one, every listener has its own, and only a NOT_YET
-    // unit looks again (two units of one packet would each call the new listener).
-    if (!main && !this.gone && (this.ack || this.listener === NOT_YET) && !this.also?.some((also) => this.listening(also.wrapper, false))) {
+    // socket.io). Only an emit with an ack (a NOT_YET unit always has one): it has one unit, whereas without an ack
+    // every listener has its own, and two units of one packet would each call the new listener.
+    if (!main && !this.gone && this.ack && !this.also?.some((also) => this.listening(also.wrapper, false))) {
       this.also = this.source.listenersNow(this.event);
     }
     if (!main && (this.gone || !this.also?.some((also) => this.listening(also.wrapper, false)))) {
