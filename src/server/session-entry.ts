@@ -14,7 +14,7 @@ import type { InvalidReason } from '../protocol.js';
 import { describeThrown, SessionInvalidError, SessionValueError } from '../errors.js';
 import { ChangeTracker, putValue, type Changes } from './tracker.js';
 import { log } from './log.js';
-import { isSessionRecord, NO_MARK, type Live, type Loaded, type SessionRecord, type StoreHub, type WriteMark } from './store.js';
+import { expiryOf, isSessionRecord, NO_MARK, type Live, type Loaded, type SessionRecord, type StoreHub, type WriteMark } from './store.js';
 import type { LiveRecord } from './live-sessions.js';
 import { sessionTag } from './invalidation.js';
 
@@ -27,18 +27,6 @@ export interface EntryHost extends LiveRecord {
   changedOutside(entry: SessionEntry): void;
   /** Every socket of the session runs its handlers as units (per-message mode). */
   readonly perMessageOnly: boolean;
-}
-
-/**
- * A store record's cookie expiry, epoch ms (read several times per event: a Date's value or a parsed
- * string, no Date made). One that is not a date (another program's write) is none, as express-session
- * takes it (its Invalid Date never expires).
- */
-function expiryOf(cookie: { expires?: Date | string | number | null } | undefined): number | undefined {
-  const expires = cookie?.expires;
-  if (!expires) return undefined;
-  const time = expires instanceof Date ? expires.getTime() : typeof expires === 'string' ? Date.parse(expires) : new Date(expires).getTime();
-  return Number.isNaN(time) ? undefined : time;
 }
 
 /** What express-session stores of a cookie (its Cookie's `data`): a stored cookie with these values is the Cookie's. */

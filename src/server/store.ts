@@ -46,6 +46,18 @@ export type Written = 'destroyed' | { current: WriteMark | undefined };
 
 type StoreMethod = (this: Store, sid: string, ...rest: any[]) => unknown;
 
+/**
+ * A store record's cookie expiry, epoch ms (read several times per event: a Date's value or a parsed
+ * string, no Date made). One that is not a date (another program's write) is none, as express-session
+ * takes it (its Invalid Date never expires).
+ */
+export function expiryOf(cookie: { expires?: Date | string | number | null } | undefined): number | undefined {
+  const expires = cookie?.expires;
+  if (!expires) return undefined;
+  const time = expires instanceof Date ? expires.getTime() : typeof expires === 'string' ? Date.parse(expires) : new Date(expires).getTime();
+  return Number.isNaN(time) ? undefined : time;
+}
+
 /** What a store must have returned for it to be a session (express-session's createSession reads `cookie.expires`). */
 export function isSessionRecord(value: unknown): value is SessionRecord {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
@@ -203,6 +215,12 @@ function call<T>(pending: StoreCall<T>, store: Store, method: StoreMethod, sid: 
 
 const hubs = new WeakMap<Store, StoreHub>();
 
+/** A session's writes counted for its watchers (see `StoreHub.watchWrites`). */
+interface WriteWatch {
+  watchers: number;
+  started: number;
+}
+
 export class StoreHub {
   /** How long a write waits for the outcome of its session's destroy under way (then it is dropped). Process-wide; tests shorten it. */
   static destroyWaitMs = 10_000;
@@ -229,6 +247,8 @@ export class StoreHub {
   private readonly destroyWaiters = new Map<string, Array<() => void>>();
   /** Who waits for the writes of a tag to end (see `whenQuiet`). */
   private readonly quietWaiters = new Map<string, Array<() => void>>();
+  /** The sessions a read-modify-write of ours watches (see `watchWrites`): the writes started through this process, counted. */
+  private readonly watched = new Map<string, WriteWatch>();
   private readonly own: { set: StoreMethod; destroy: StoreMethod; touch?: StoreMethod; clear?: StoreMethod };
   /** What writes through this store object showed, for set-up advice (advice.ts): any write at all, the last cookie options stored. */
   readonly seen: { written: boolean; cookie?: { secure?: unknown; sameSite?: unknown } } = { written: false };
@@ -310,6 +330,7 @@ export class StoreHub {
       return undefined;
     }
     this.uncarry(sid);
+    if (this.watched.size !== 0) this.countStart(sid);
     const order = method === this.own.set ? ++this.sets : 0;
     // Ours runs alone if no other write is under way now and none starts or ends until ours ends.
     const alone = this.writesInFlight.started(tag, sid, order) === 1 && own !== undefined;
@@ -496,6 +517,31 @@ export class StoreHub {
     });
   }
 
+  /**
+   * Count the writes of `sid` that start through this process (any: express-session's, ours, a touch) until
+   * `stop()`: a caller that writes a record it read can tell whether another write started meanwhile (its
+   * record may be missing from the one read, or may land after ours). Session ids, not tags: no hash per write.
+   */
+  watchWrites(sid: string): { started(): number; stop(): void } {
+    let watch = this.watched.get(sid);
+    if (!watch) this.watched.set(sid, (watch = { watchers: 0, started: 0 }));
+    watch.watchers += 1;
+    let stopped = false;
+    return {
+      started: () => watch.started,
+      stop: () => {
+        if (stopped) return;
+        stopped = true;
+        if (--watch.watchers === 0 && this.watched.get(sid) === watch) this.watched.delete(sid);
+      },
+    };
+  }
+
+  private countStart(sid: string): void {
+    const watch = this.watched.get(sid);
+    if (watch) watch.started += 1;
+  }
+
   private wakeQuiet(tag: string): void {
     const waiters = this.quietWaiters.get(tag);
     if (!waiters) return;
@@ -517,9 +563,9 @@ export class StoreHub {
   }
 
   /** What the hub holds right now, per session and process-wide (tests of the bounds: back to empty once idle). */
-  sizes(): Record<'users' | 'live' | 'carried' | 'quietWaiters' | 'destroyListeners' | 'destroyWaiters' | 'deadlines' | 'tombstones' | 'writes' | 'retired', number> {
-    const { users, live, carried, quietWaiters, destroyListeners, destroyWaiters } = this;
-    return { users, live: live.size, carried: carried.size, quietWaiters: quietWaiters.size, destroyListeners: destroyListeners.size, destroyWaiters: destroyWaiters.size, deadlines: deadlines.size, tombstones: this.destroyedSet.size, writes: this.writesInFlight.size, retired: this.retiredCopies.size };
+  sizes(): Record<'users' | 'live' | 'carried' | 'quietWaiters' | 'watched' | 'destroyListeners' | 'destroyWaiters' | 'deadlines' | 'tombstones' | 'writes' | 'retired', number> {
+    const { users, live, carried, quietWaiters, watched, destroyListeners, destroyWaiters } = this;
+    return { users, live: live.size, carried: carried.size, quietWaiters: quietWaiters.size, watched: watched.size, destroyListeners: destroyListeners.size, destroyWaiters: destroyWaiters.size, deadlines: deadlines.size, tombstones: this.destroyedSet.size, writes: this.writesInFlight.size, retired: this.retiredCopies.size };
   }
 
   /** Read a session. Rejects with SessionUnavailableError. */

@@ -215,6 +215,33 @@ test('a lock that cannot be had: each waiting emit gets a lock-timeout notice (S
   assert.deepEqual(onWire.duplicates(), []);
 });
 
+test("a lock of the app's whose release throws (instead of rejecting) or returns no promise: every emit is still acked, the next events run, and the process keeps running", async (t) => {
+  const crashes = watchProcess(t);
+  const releases: string[] = [];
+  // SessionLock's release returns a promise; an app's own lock may break that. Each release misbehaves in turn.
+  const misbehaving = [
+    () => {
+      releases.push('threw');
+      throw new Error('release blew up');
+    },
+    () => {
+      releases.push('no promise');
+      return undefined as unknown as Promise<void>;
+    },
+  ];
+  let acquired = 0;
+  const lock = { acquire: async () => misbehaving[acquired++ % misbehaving.length]! };
+  const { server, cookie, client, onWire } = await perMessage(t, { lock, storeTimeout: 1000 }, (socket) => counterHandlers(socket as never, new Promise(() => undefined)));
+  for (let i = 1; i <= 4; i++) assert.equal(await client.timeout(2000).emitWithAck('inc'), i, `event ${i} is acked`);
+  assert.deepEqual(releases, ['threw', 'no promise', 'threw', 'no promise'], 'each batch released its lock once');
+  await server.sio.flush();
+  assert.equal((await server.httpSession(cookie)).counter, 4);
+  // (A rejection nobody handles is reported a tick later: let it come, if one is on its way.)
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(crashes, [], 'no unhandled rejection (Node would end the process)');
+  assert.deepEqual(onWire.duplicates(), []);
+});
+
 test('the listeners are run without touching socket.io\'s private fields: an app middleware after ours still refuses an event, onAny sees it with its ack, and listeners() still lists the app\'s functions', async (t) => {
   const anySeen: unknown[][] = [];
   let serverSocket: Socket | undefined;

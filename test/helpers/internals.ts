@@ -30,7 +30,7 @@ export function serverSizes({ store, io, sio }: { store: Store; io: Server; sio:
 
 /** The per-session and per-connection parts of `sizes` that must be 0 once nothing is connected and the work settled. */
 export function leftovers(sizes: Sizes): Record<string, number> {
-  const { live = 0, carried = 0, quietWaiters = 0, deadlines = 0, writes = 0, runtimes, wheel, engineClients, sockets } = sizes;
-  const held = { live, carried, quietWaiters, deadlines, writes, runtimes, wheel, engineClients, sockets };
+  const { live = 0, carried = 0, quietWaiters = 0, watched = 0, deadlines = 0, writes = 0, runtimes, wheel, engineClients, sockets } = sizes;
+  const held = { live, carried, quietWaiters, watched, deadlines, writes, runtimes, wheel, engineClients, sockets };
   return Object.fromEntries(Object.entries(held).filter(([, n]) => n !== 0));
 }

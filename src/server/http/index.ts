@@ -7,8 +7,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ErrorCode, type Ticket } from '../../protocol.js';
 import { asUnavailable, SessionError, SessionInvalidError, SessionOptionsError, type SessionUnavailableError } from '../../errors.js';
 import type { ServerContext } from '../context.js';
-import { acquireWithin } from '../runtime/lock-wait.js';
+import { acquireWithin, releasing } from '../runtime/lock-wait.js';
 import { holdTurn, SessionRuntime } from '../runtime/index.js';
+import { expiryOf, type StoreHub } from '../store.js';
 import { saveBeforeRequest, saveCopiesBeforeRequest } from '../runtime/tasks.js';
 import { log } from '../log.js';
 import { audienceOf, isAllowedOrigin, originAllowed, requesterOrigin } from '../origin.js';
@@ -17,6 +18,38 @@ import { sessionCookie } from '../session-id.js';
 import { sessionTag } from '../invalidation.js';
 import { clientScriptHandler, serveClientScript, serveOnAttach, type AttachableServer, type Embedded } from './client-script.js';
 import { tokenEndpoint } from './token-endpoint.js';
+
+/** How many times a cookie renewal reads the record again when other writes of the session keep starting. */
+const RENEW_ATTEMPTS = 3;
+
+/**
+ * Put `expires` into the session's stored cookie: read the record, set it, write the record. Never over a write
+ * of the session that started in this process after the read did (an HTTP request's own save, without
+ * `httpLock()`): its record may be missing from ours, so the record is read again. A write that starts
+ * while ours runs is newer and lands last (the store hub sees to it): its record is checked for our expiry,
+ * which is written again where it is missing. A few attempts at most: then the cookie is still re-issued
+ * (the browser's expiry moves), the stored one not (logged).
+ */
+async function writeExpiry(hub: StoreHub, sid: string, expires: Date, timeoutMs: number): Promise<void> {
+  const watch = hub.watchWrites(sid);
+  try {
+    for (let attempt = 1; attempt <= RENEW_ATTEMPTS; attempt++) {
+      await hub.whenQuiet(sid, timeoutMs);
+      const before = watch.started();
+      const loaded = await hub.read(sid, timeoutMs);
+      if (!('record' in loaded)) throw new SessionInvalidError(loaded.invalid);
+      const { record } = loaded;
+      if ((expiryOf(record.cookie) ?? 0) >= expires.getTime()) return; // (an express-session save moves it too)
+      if (watch.started() !== before) continue; // a write started during the read: its record may not be in ours
+      record.cookie = { ...record.cookie, expires } as typeof record.cookie;
+      if ((await hub.write(sid, record, timeoutMs)) === 'destroyed') throw new SessionInvalidError('destroyed');
+      if (watch.started() === before + 1) return; // ours alone
+    }
+    log.tickets('session %s: its writes kept overlapping the cookie renewal; the stored expiry was not moved', sessionTag(sid));
+  } finally {
+    watch.stop();
+  }
+}
 
 /** Marks a request that holds its session's lock (httpLock), so our own handlers do not wait for it again. */
 const LOCK_HELD = Symbol('socket.io-sessions lock held');
@@ -56,13 +89,7 @@ export class HttpSurfaces {
     const maxAge = cookie?.originalMaxAge;
     if (!maxAge || options.secrets.length === 0) return undefined;
     const expires = new Date(Date.now() + maxAge);
-    const write = async () => {
-      const loaded = await hub.read(sid, options.storeTimeout);
-      if (!('record' in loaded)) throw new SessionInvalidError(loaded.invalid);
-      const current = loaded.record;
-      current.cookie = { ...current.cookie, expires } as typeof current.cookie;
-      if ((await hub.write(sid, current, options.storeTimeout)) === 'destroyed') throw new SessionInvalidError('destroyed');
-    };
+    const write = () => writeExpiry(hub, sid, expires, options.storeTimeout);
     // Behind httpLock() this request already holds the session's lock, which every unit of the runtime
     // also needs: running through the runtime would wait for ourselves.
     if ((req as LockedRequest)[LOCK_HELD] === sid) await write();
@@ -135,7 +162,7 @@ export class HttpSurfaces {
   private capped(release: () => Promise<void>, ms: number): () => Promise<void> {
     let released = false;
     // (The first call releases, and is told its failure, reported once; a release that throws is a rejection too.)
-    const once = () => (released ? Promise.resolve() : ((released = true), clearTimeout(cap), new Promise<void>((resolve) => resolve(release()))));
+    const once = () => (released ? Promise.resolve() : ((released = true), clearTimeout(cap), releasing(release)));
     const cap = setTimeout(() => void once().catch((err: unknown) => this.ctx.report(asUnavailable(err))), ms);
     cap.unref();
     return once;

@@ -25,12 +25,20 @@ export async function acquireWithin(lock: SessionLock, sid: string, deadline: nu
   try {
     return await Promise.race([pending, late]);
   } catch (err) {
-    pending.then((release) => release().catch(() => undefined), () => undefined);
+    pending.then((release) => releasing(release).catch(() => undefined), () => undefined);
     log.lock('lock not had in %d ms: %O', wait, err);
     throw err instanceof SessionUnavailableError ? err : unavailable('store-error', err);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The release's outcome as a promise, also when it throws instead of rejecting or returns no promise (an app's
+ * SessionLock): never a throw into the runtime's path (an unhandled rejection there ended the process).
+ */
+export function releasing(release: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve) => resolve(release()));
 }
 
 /** Release, waiting `timeoutMs` at most (a lock service that hangs does not hold the queue; the lease ends the lock). */
@@ -40,7 +48,7 @@ export async function releaseWithin(release: () => Promise<void>, timeoutMs: num
     timer = setTimeout(resolve, timeoutMs);
   });
   try {
-    await Promise.race([release().catch((err: unknown) => log.lock('release failed: %O', err)), late]);
+    await Promise.race([releasing(release).catch((err: unknown) => log.lock('release failed: %O', err)), late]);
   } finally {
     clearTimeout(timer);
   }
