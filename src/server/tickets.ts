@@ -37,6 +37,12 @@ export type OpenedTicket = { sid: string; expiresAt: number } | { invalid: Inval
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
+/**
+ * A part as we encode it: base64url, and the only spelling of its bytes (a decoder ignores the unused low bits of
+ * the last character, so four spellings of the tag would open alike: one ticket, one token string).
+ */
+const isCanonical = (part: string): boolean => B64URL.test(part) && Buffer.from(part, 'base64url').toString('base64url') === part;
+
 function parseJson(text: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(text);
@@ -78,7 +84,7 @@ export class TicketSealer {
     if (token === '') return { invalid: 'no-session-id' };
     if (typeof token !== 'string' || token.length > MAX_TICKET_LENGTH) return { invalid: 'ticket-malformed' };
     const parts = token.split('.');
-    if (parts.length !== 5 || parts[1] !== '' || !parts.every((part) => B64URL.test(part))) return { invalid: 'ticket-malformed' };
+    if (parts.length !== 5 || parts[1] !== '' || !parts.every(isCanonical)) return { invalid: 'ticket-malformed' };
     const [encodedHeader, , encodedIv, encodedCiphertext, encodedTag] = parts;
     const header = parseJson(Buffer.from(encodedHeader, 'base64url').toString('utf8'));
     // Only what we mint: no other algorithm, no compression, no critical extensions.

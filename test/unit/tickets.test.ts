@@ -45,6 +45,12 @@ test('expiry, audience, tampering, foreign keys and odd headers are refused with
   const flip = (s: string) => (s[5] === 'A' ? `${s.slice(0, 5)}B${s.slice(6)}` : `${s.slice(0, 5)}A${s.slice(6)}`);
   assert.deepEqual(sealer.open([parts[0], '', parts[2], flip(parts[3]), parts[4]].join('.'), AUD, now), { invalid: 'ticket-tampered' });
   assert.deepEqual(new TicketSealer(['another secret'], 10_000).open(token, AUD, now), { invalid: 'ticket-tampered' });
+  // The tag's last character carries 2 unused bits (16 bytes): another spelling of the same bytes is not our token.
+  const tag = parts[4]!;
+  const last = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const respelt = tag.slice(0, -1) + last[last.indexOf(tag.at(-1)!) ^ 1];
+  assert.deepEqual(Buffer.from(respelt, 'base64url'), Buffer.from(tag, 'base64url'), 'the same bytes');
+  assert.deepEqual(sealer.open([...parts.slice(0, 4), respelt].join('.'), AUD, now), { invalid: 'ticket-malformed' });
   const zipped = Buffer.from(JSON.stringify({ alg: 'dir', enc: 'A256GCM', kid, zip: 'DEF' })).toString('base64url');
   assert.deepEqual(sealer.open([zipped, ...parts.slice(1)].join('.'), AUD, now), { invalid: 'ticket-malformed' });
   // An empty ticket is what the SDK sends when its source says there is no session.
