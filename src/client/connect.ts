@@ -333,7 +333,8 @@ function handleRefusal(link: Link, { data }: Error & { data?: unknown }) {
   if (data.code === ErrorCode.SESSION_INVALID) handleInvalid(link, data, 'handshake');
   else if (data.code === ErrorCode.SESSION_UNAVAILABLE) handleUnavailable(link, data, 'handshake');
   else {
-    transition(link, 'disconnected');
+    // (A retry of the SDK's still pending cannot help either: cancelled, so the state says it.)
+    cancelRetry(link), transition(link, 'disconnected');
     link._events.emit('fatal', new OriginNotAllowedError());
   }
 }

@@ -296,6 +296,36 @@ test("reconnection: false, kicked by the server, the app's connect() fails on th
   }
 });
 
+test("the page's origin refused while the SDK's own retry is pending (the app's connect() in its backoff): 'disconnected' at once, 'fatal', and the retry is cancelled", async () => {
+  let allowed = true;
+  const server = await startServer({ origins: () => allowed });
+  server.sio.on('sconnection', (s) => s.on('kick', () => s.disconnect()));
+  const cookie = await server.login();
+  const seen: SessionState[] = [];
+  const fatal: unknown[] = [];
+  const socket = connectWithSession(server.url, { forceNew: true, transports: ['websocket'], retry: { min: 1000, max: 1000 }, extraHeaders: { cookie, origin: 'http://app.example' }, on: { state: ({ newState }) => seen.push(newState), fatal: (err) => fatal.push(err) } });
+  let refusals = 0;
+  socket.on('connect_error', () => refusals++);
+  try {
+    await once(socket, 'connect');
+    socket.emit('kick'); // a server-side disconnect: the SDK's own retry comes back after its backoff (1 s)
+    await once(socket, 'disconnect');
+    assert.equal(socket.sessions.state, 'connecting');
+    allowed = false; // the app's origins changed meanwhile
+    socket.connect(); // the app's own attempt during the backoff: refused, origin-not-allowed
+    await once(socket, 'connect_error');
+    assert.equal(socket.sessions.state, 'disconnected', 'no retry can help: said at once');
+    assert.equal(fatal.length, 1);
+    assert.equal((fatal[0] as Error).name, 'OriginNotAllowedError');
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // wall clock: past the retry's backoff, nothing tries again
+    assert.equal(refusals, 1, 'the pending retry was cancelled');
+    assert.deepEqual(seen, ['connecting', 'connected', 'connecting', 'disconnected']);
+  } finally {
+    socket.disconnect();
+    await server.close();
+  }
+});
+
 test("the app's socket on another namespace made the Manager (autoConnect on): the SDK's socket opens at once, says 'connecting' then 'connected', and sends one CONNECT", async () => {
   const server = await startServer();
   const cookie = await server.login();
