@@ -287,8 +287,11 @@ export class StoreHub {
         return hub.guardedWrite(this, hub.own.touch!, sid, data, cb);
       },
       // `clear()` destroys every session without a destroy each: the live ones here are told.
+      // A read-modify-write under way (watchWrites) takes it for a write: it reads again, and finds the session gone.
       clear: this.own.clear && (function (this: Store, cb?: Callback) {
+        hub.countClear();
         return hub.own.clear!.call(this, ((err?: unknown) => {
+          hub.countClear();
           if (!err) for (const { sid } of [...hub.live.all()]) hub.destroyedElsewhere(sid);
           cb?.(err);
         }) as never);
@@ -535,6 +538,11 @@ export class StoreHub {
         if (--watch.watchers === 0 && this.watched.get(sid) === watch) this.watched.delete(sid);
       },
     };
+  }
+
+  /** `clear()` writes every session: it counts for every one watched. */
+  private countClear(): void {
+    for (const watch of this.watched.values()) watch.started += 1;
   }
 
   private countStart(sid: string): void {

@@ -14,7 +14,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import session from 'express-session';
 import { StoreHub } from '../../src/server/store.js';
-import { sidOf, startServer } from '../helpers/servers.js';
+import type { Socket } from 'socket.io';
+import { SessionRuntime } from '../../src/server/runtime/index.js';
+import { connectClient, connected, eventually, sidOf, startServer } from '../helpers/servers.js';
+import { serverSizes } from '../helpers/internals.js';
 
 type Op = 'get' | 'set';
 
@@ -54,9 +57,9 @@ class HoldingStore extends session.MemoryStore {
   }
 }
 
-async function renewalServer(t: { after(fn: () => unknown): void }) {
+async function renewalServer(t: { after(fn: () => unknown): void }, options: Partial<Parameters<typeof startServer>[0]> = {}) {
   const store = new HoldingStore();
-  const server = await startServer({ store, sessionCookie: { maxAge: 60_000 } });
+  const server = await startServer({ store, sessionCookie: { maxAge: 60_000 }, ...options });
   t.after(() => server.close());
   const cookie = await server.login({ cart: ['first'] });
   const records = (store as unknown as { sessions: Record<string, string> }).sessions;
@@ -119,4 +122,49 @@ test('renewals running all the time beside a session\'s HTTP saves, without http
   assert.ok(renewed >= items.length, `renewals ran among the saves (${renewed})`);
   assert.deepEqual(stored().cart, ['first', ...items], 'no save undone by a renewal');
   assert.equal(StoreHub.of(server.store)!.sizes().watched, 0, 'the renewals stopped watching the session');
+});
+
+test('store.clear() between the renewal\'s read and its write: the session is not written back (SESSION_INVALID)', async (t) => {
+  const { server, store, cookie, renew } = await renewalServer(t);
+  // (clear() puts a new object in place of MemoryStore's `sessions`.)
+  const stored = () => (store as unknown as { sessions: Record<string, string> }).sessions[sidOf(cookie)];
+  const read = store.hold('get', 2);
+  const renewal = renew();
+  await read.reached;
+  await new Promise<void>((resolve, reject) => store.clear((err?: unknown) => (err ? reject(err) : resolve())));
+  read.release();
+  const res = await renewal;
+  assert.equal(res.status, 401);
+  assert.equal(((await res.json()) as { code: string }).code, 'SESSION_INVALID');
+  assert.equal(stored(), undefined, 'the cleared session stays gone');
+  assert.equal(StoreHub.of(server.store)!.sizes().watched, 0);
+});
+
+test("a renewal waiting behind a per-message handler that hangs: 503 queue-timeout within storeTimeout (not after the handler's handlerTimeout), then renewed once the queue moves", async (t) => {
+  const { server, cookie, renew, expiryOf, storedExpiry } = await renewalServer(t, { perMessage: true, storeTimeout: 400, handlerTimeout: 3000 });
+  let release!: () => void;
+  const hang = new Promise<void>((resolve) => (release = resolve));
+  t.after(() => release());
+  server.sio.on('sconnection', (socket: Socket) =>
+    socket.on('hang', async (ack: () => void) => {
+      await hang;
+      ack();
+    }),
+  );
+  const client = connectClient(server.url, cookie);
+  t.after(() => client.close());
+  await connected(client);
+  const hung = client.timeout(10_000).emitWithAck('hang');
+  await eventually(() => serverSizes({ ...server }).runtimes === 1 && SessionRuntime.of(StoreHub.of(server.store)!, sidOf(cookie)).busy);
+  const started = Date.now();
+  const refused = await renew();
+  const took = Date.now() - started;
+  assert.equal(refused.status, 503);
+  assert.deepEqual(await refused.json(), { code: 'SESSION_UNAVAILABLE', reason: 'queue-timeout', retryAfter: 1000 });
+  assert.ok(took >= 350 && took < 2000, `answered at the renewal's own deadline (${took} ms)`);
+  release();
+  assert.equal(await hung, undefined, 'the handler, released, is acked');
+  const renewed = await renew();
+  assert.equal(renewed.status, 200);
+  assert.equal(storedExpiry(), expiryOf(renewed));
 });

@@ -98,6 +98,8 @@ export class HttpSurfaces {
       await SessionRuntime.of(hub, sid).task({
         lock: options.lock,
         timeoutMs: options.storeTimeout,
+        // Behind a handler that runs long, not for all of its handlerTimeout: 503, which the SDK retries (as httpLock's wait).
+        deadline: Date.now() + options.storeTimeout,
         failed: (err) => (failure = err),
         run: () => write().catch((err: unknown) => void (failure = err)),
       });

@@ -40,13 +40,22 @@ export interface Task {
   lock?: SessionLock;
   /** ms the lock may be waited for. */
   timeoutMs?: number;
-  /** The lock could not be had (SessionUnavailableError); a task without a lock cannot fail. */
+  /** Not started by then (epoch ms; as an event's deadline): it is not run, and fails with 'queue-timeout'. */
+  deadline?: number;
+  /** The lock could not be had, or the deadline passed (SessionUnavailableError); a task without either cannot fail. */
   failed?(error: unknown): void;
 }
 
 /** A queued item: a per-message event (the unit itself: nothing made per event to queue it), or a task. */
 type Item = EventUnit | { task: Task };
 const isTask = (item: Item): item is { task: Task } => 'task' in item;
+/** When a waiting item fails unless it started (none: Infinity). */
+const deadlineOf = (item: Item): number => (isTask(item) ? (item.task.deadline ?? Infinity) : item.deadline);
+/** A waiting item whose deadline passed: failed, not run. */
+function expire(item: Item): void {
+  if (isTask(item)) item.task.failed?.(unavailable('queue-timeout'));
+  else item.fail(unavailable('queue-timeout'));
+}
 
 /** What the runtime needs from each socket of the session (its binding, connection.ts). */
 export interface RuntimeSocket {
@@ -182,6 +191,8 @@ export class SessionRuntime {
         },
       });
       this.kick(queue);
+      // Behind running work: failed at its deadline if it has one (see watchWaiting).
+      if (task.deadline !== undefined && queue.running && (queue.sweep === undefined || task.deadline < queue.sweepAt)) this.watchWaiting(queue);
     });
   }
 
@@ -249,27 +260,27 @@ export class SessionRuntime {
     else this.drain();
   }
 
-  /** While a unit runs (however long), events waiting behind it are failed when their deadline passes. */
+  /** While a unit runs (however long), events (and tasks with a deadline) waiting behind it are failed when their deadline passes. */
   private watchWaiting(queue: Queue): void {
     clearTimeout(queue.sweep);
-    let first: EventUnit | undefined;
+    let first = Infinity;
     const { items } = queue;
-    for (const item of items) if (!isTask(item) && (first === undefined || item.deadline < first.deadline)) first = item;
-    if (first === undefined) return void (queue.sweep = undefined);
-    queue.sweepAt = first.deadline;
+    for (const item of items) first = Math.min(first, deadlineOf(item));
+    if (first === Infinity) return void (queue.sweep = undefined);
+    queue.sweepAt = first;
     // Unref'd: events of sockets that left wait here too, and an app that closed its server is not held for them.
     queue.sweep = setTimeout(() => {
       queue.sweep = undefined;
       const now = Date.now();
       for (let i = items.length - 1; i >= 0; i--) {
         const item = items[i]!;
-        if (!isTask(item) && item.deadline <= now) {
+        if (deadlineOf(item) <= now) {
           items.splice(i, 1);
-          item.fail(unavailable('queue-timeout'));
+          expire(item);
         }
       }
       this.watchWaiting(queue);
-    }, Math.max(1, first.deadline - Date.now())).unref();
+    }, Math.max(1, first - Date.now())).unref();
   }
 
   /** Into `events`: the waiting events at the head of the queue that share the first one's options (one batch). */
@@ -286,6 +297,7 @@ export class SessionRuntime {
   }
 
   private async runTask(task: Task): Promise<void> {
+    if (task.deadline !== undefined && task.deadline <= Date.now()) return expire({ task });
     if (!task.lock) return task.run();
     const timeoutMs = task.timeoutMs ?? 0;
     let release: () => Promise<void>;

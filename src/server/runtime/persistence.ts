@@ -11,27 +11,38 @@ import type { Changes } from '../tracker.js';
 import { NO_MARK, promised, type Loaded, type SessionRecord, type WriteMark } from '../store.js';
 import type { SessionEntry } from '../session-entry.js';
 import { log } from '../log.js';
+import { unavailable } from './lock-wait.js';
 
 /** Who is told of a key left out of a save because its value cannot be stored (the binding, or the instance). */
 export interface Refusals {
   report(error: SessionValueError): void;
 }
 
-/** How many times a merge re-reads when writes keep landing during its read. */
+/** How many times a read re-reads at once when writes land during it (a load then takes what it read, as not current). */
 const MAX_REREADS = 3;
 
 /**
  * Read the record; with `hub.read`'s errors. Re-reads while writes land during the read (bounded).
  * `settled`: the hub's mark at which the record read is the store's (no write of ours during the read).
+ * `settleBy`: the record is to be written back (a merge), which must never be from an unsettled read (it may lack a
+ * write that landed during it: writing it back would undo that write). Re-read then, each time once the writes under
+ * way ended, until one is settled; none by `settleBy` (a deadline, epoch ms): SESSION_UNAVAILABLE 'store-timeout'.
  */
-async function read(entry: SessionEntry, timeoutMs: number, first = 1): Promise<{ loaded: Loaded; settled: WriteMark | undefined }> {
+async function read(entry: SessionEntry, timeoutMs: number, first = 1, settleBy?: number): Promise<{ loaded: Loaded; settled: WriteMark | undefined }> {
   const { hub, sid } = entry;
   for (let attempt = first; ; attempt++) {
     const before = hub.live.mark(sid);
     const loaded = await hub.read(sid, timeoutMs);
     const settled = hub.live.unchangedSince(sid, before) ? before : undefined;
     // (No copy loaded here, NO_MARK: the marks cannot tell, and reading again would not either.)
-    if (settled !== undefined || before === NO_MARK || attempt >= MAX_REREADS || !('record' in loaded)) return { loaded, settled };
+    if (settled !== undefined || before === NO_MARK || !('record' in loaded)) return { loaded, settled };
+    if (settleBy === undefined) {
+      if (attempt >= MAX_REREADS) return { loaded, settled };
+      continue;
+    }
+    const left = settleBy - Date.now();
+    if (left <= 0) throw unavailable('store-timeout');
+    await hub.whenQuiet(sid, left);
   }
 }
 
@@ -153,11 +164,17 @@ function logSaved(entry: SessionEntry, changes: Changes, fromCopy: boolean): voi
 /** Read the store's record, put `changes` (taken from the entry) into it and write it. If the store fails they are given back to the entry. */
 async function writeMerged(entry: SessionEntry, changes: Changes, timeoutMs: number): Promise<InvalidReason | undefined> {
   try {
-    const got = await read(entry, timeoutMs);
+    const settleBy = Date.now() + timeoutMs;
+    let got = await read(entry, timeoutMs, 1, settleBy);
+    // (A write that started on the way here, after the read ended: read again.)
+    while (got.settled !== undefined && !entry.hub.live.unchangedSince(entry.sid, got.settled)) {
+      if (Date.now() >= settleBy) throw unavailable('store-timeout');
+      got = await read(entry, timeoutMs, 1, settleBy);
+    }
     const gone = entry.goneReason(got.loaded);
     if (gone) return gone;
     const record = (got.loaded as { record: SessionRecord }).record;
-    /** A write of ours overtook the read the record came from. */
+    /** The marks could not tell whether a write overtook the read the record came from (no copy loaded here). */
     const overtaken = got.settled === undefined;
     merge(record, changes);
     entry.keepTouchedExpiry(record);
@@ -182,9 +199,10 @@ async function writeMerged(entry: SessionEntry, changes: Changes, timeoutMs: num
  */
 async function ensureWritten(entry: SessionEntry, changes: Changes, timeoutMs: number): Promise<InvalidReason | undefined> {
   const { hub, sid } = entry;
+  const settleBy = Date.now() + timeoutMs;
   for (let attempt = 0; attempt < MAX_REREADS; attempt++) {
     await hub.whenQuiet(sid, timeoutMs);
-    const { loaded } = await read(entry, timeoutMs);
+    const { loaded } = await read(entry, timeoutMs, 1, settleBy);
     const reason = entry.goneReason(loaded);
     if (reason) return reason;
     const record = (loaded as { record: SessionRecord }).record;
