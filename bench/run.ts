@@ -21,6 +21,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const QUICK = process.env.BENCH_QUICK === '1';
 const REPS = env('BENCH_REPS', QUICK ? 2 : 5);
+/** Workloads 1-3: passes, each with fresh server processes and REPS repetitions (see singleNodeIncrements). */
+const PASSES = env('BENCH_PASSES', 1);
 /** Length of one slice of increments, and slices per variant and repetition (as many of plain alternate with them). */
 const SECONDS = env('BENCH_SECONDS', 1);
 const SLICES = env('BENCH_SLICES', QUICK ? 2 : 3);
@@ -279,7 +281,38 @@ async function incWorkload(fleets: Fleet[], clients: Child[]): Promise<Map<strin
   }
 }
 
+/**
+ * Workloads 1-3 in BENCH_PASSES passes, each with its own server processes (started, measured for REPS repetitions,
+ * stopped), their repetitions pooled: a server process keeps a speed of its own for its life (two processes of the
+ * same code and variant measured 0.68x and 1.00x against one recipe process in one run, bench/paired.ts on
+ * 2026-12-08), so a comparison between variants needs several processes of each, not only several repetitions.
+ */
 async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise<Section[]> {
+  const passes: Array<Map<string, Row>> = [];
+  for (let pass = 0; pass < PASSES; pass++) {
+    if (PASSES > 1) log(`pass ${pass + 1}/${PASSES}: fresh server processes`);
+    passes.push(await singleNodePass(redisUrl, clients));
+  }
+  const rows = againstBase(againstRecipe(pooled(passes)));
+  return incrementSections(rows);
+}
+
+/** The rows of several passes as one: each row's per-repetition values, one pass after another. */
+function pooled(passes: Array<Map<string, Row>>): Map<string, Row> {
+  const [first, ...more] = passes as [Map<string, Row>, ...Array<Map<string, Row>>];
+  for (const next of more) {
+    for (const [key, row] of first) {
+      const other = next.get(key)!;
+      row.ours.push(...other.ours);
+      row.plain.push(...other.plain);
+      row.extra?.forEach((extra, i) => extra.values.push(...other.extra![i]!.values));
+    }
+  }
+  return first;
+}
+
+/** One pass of workloads 1-3: their servers started, every fleet measured (incWorkload), the servers stopped. */
+async function singleNodePass(redisUrl: string, clients: Child[]): Promise<Map<string, Row>> {
   const perMessage = (store: 'memory' | 'redis', prefix: string, lock = false, lib?: string) => startNode({ redisUrl, lib, sessions: { perMessage: true, store, prefix, lock } });
   const fleet = async (key: string, label: string, node: Promise<Node>, shape: Partial<Fleet> = {}): Promise<Fleet> => ({ key, label, nodes: [await node], plain: false, sessions: 50, perSession: 1, data: SMALL, ...shape });
   const recipe = (key: string, label: string, store: 'memory' | 'redis', prefix: string, shape: Partial<Fleet> = {}) =>
@@ -327,47 +360,52 @@ async function singleNodeIncrements(redisUrl: string, clients: Child[]): Promise
     fleets.push(await fleet(`${BASE}shared-redis-lock`, 'Redis + lock, 5 sessions x 10 sockets, before', perMessage('redis', 'w3bl:', true, BASE_LIB), { sessions: 5, perSession: 10 }));
   }
   try {
-    const rows = againstBase(againstRecipe(await incWorkload(fleets, clients)));
-    const pick = (...keys: string[]) => keys.flatMap((k) => [k, ...PEERS.slice(1).map((prefix) => prefix + k)]).flatMap((k) => (rows.has(k) ? [rows.get(k)!] : []));
-    const common =
-      `${CLIENT_PROCS} client processes; every socket has one acked \`inc\` in flight at a time; throughput = acked events / time. ` +
-      `All variants' sockets stay open; per repetition each variant runs ${SLICES} slices of ${SECONDS} s, each next to a slice of plain and, for per-message rows, ` +
-      "of the recipe's and the \"before\" variant's (in rounds whose order rotates, so each comparison spans seconds), and the repetition's value is the median of its slices. " +
-      '"CPU ratio" = plain\'s server CPU per event / ours (less sensitive to the machine\'s load than throughput).';
-    const sections: Section[] = [];
-    const RECIPE_HOW =
-      "\"socket.io's recipe\": socket.io's documented express-session set-up, `io.engine.use(session(...))`, in its per-event form: the handler calls " +
-      '`socket.request.session.reload()`, increments, `save()`, then acks (the same two store calls per event as per-message mode; its clients are plain socket.io-client with the cookie). ' +
-      '"vs recipe" (per-message rows) = per-message\'s ratio / the recipe\'s, per repetition (at or above 1: per-message is at least as fast). ' +
-      (FLOOR
-        ? '"The floor": plain socket.io whose handler writes the session the handshake loaded with one `store.set` per event, then acks (no reload, none of express-session\'s bookkeeping): the least any library that keeps every acked increment in the store can do; its "vs recipe" is what of the recipe\'s cost can be removed at all, and how far this machine\'s noise moves a ratio. '
-        : '') +
-      (PLAIN_CLIENTS ? 'Per-message runs twice: with the SDK\'s clients (`connectWithSession`) and, in the "plain socket.io-client" rows, with the recipe\'s clients, to tell the server\'s part from the client\'s (the clients share the machine\'s two cores with the server). ' : '');
-    if (ONLY.has('1'))
-      sections.push({
-        id: 'per-message-small',
-        title: '1. Per-message, 50 clients x acked increments, 2-key session',
-        how: `50 sockets, one session each ({ user, counter }), per-message mode; plain socket.io increments a process counter. ${RECIPE ? RECIPE_HOW : ''}${common} "lost" = acked increments - the sessions' stored counters, after all slices.`,
-        rows: pick('memory', 'recipe-memory', 'redis', 'recipe-redis', 'aa'),
-      });
-    if (ONLY.has('2'))
-      sections.push({
-        id: 'per-message-cart',
-        title: '2. Per-message, 50 clients, 7.7 KB session (a cart of 200 items)',
-        how: `As 1, but each session also holds \`cart\`: 200 items stored at login (the session is ${JSON.stringify(CART).length} bytes of JSON without its cookie); the handler only increments the counter. ${RECIPE ? 'Recipe rows as in 1. ' : ''}${common}`,
-        rows: pick('cart-memory', 'recipe-cart-memory', 'cart-redis', 'recipe-cart-redis'),
-      });
-    if (ONLY.has('3'))
-      sections.push({
-        id: 'per-message-shared',
-        title: '3. Per-message, 10 sockets per session',
-        how: `5 sessions x 10 sockets (50 sockets), 2-key session, per-message mode on Redis, without and with \`lock: redisLock(client)\`; against plain socket.io with 50 sockets as in 1. ${common}`,
-        rows: pick('shared-redis', 'shared-redis-lock'),
-      });
-    return sections;
+    return await incWorkload(fleets, clients);
   } finally {
     await Promise.all(fleets.flatMap((f) => f.nodes.map(stopNode)));
   }
+}
+
+/** The sections of workloads 1-3 from their pooled rows. */
+function incrementSections(rows: Map<string, Row>): Section[] {
+  const pick = (...keys: string[]) => keys.flatMap((k) => [k, ...PEERS.slice(1).map((prefix) => prefix + k)]).flatMap((k) => (rows.has(k) ? [rows.get(k)!] : []));
+  const common =
+    `${CLIENT_PROCS} client processes; every socket has one acked \`inc\` in flight at a time; throughput = acked events / time. ` +
+    `All variants' sockets stay open; per repetition each variant runs ${SLICES} slices of ${SECONDS} s, each next to a slice of plain and, for per-message rows, ` +
+    "of the recipe's and the \"before\" variant's (in rounds whose order rotates, so each comparison spans seconds), and the repetition's value is the median of its slices. " +
+    '"CPU ratio" = plain\'s server CPU per event / ours (less sensitive to the machine\'s load than throughput).' +
+    (PASSES > 1 ? ` Each variant ran in ${PASSES} server processes, one after another (a pass of ${REPS} repetitions each, pooled): a process keeps a speed of its own for its life.` : '');
+  const sections: Section[] = [];
+  const RECIPE_HOW =
+    "\"socket.io's recipe\": socket.io's documented express-session set-up, `io.engine.use(session(...))`, in its per-event form: the handler calls " +
+    '`socket.request.session.reload()`, increments, `save()`, then acks (the same two store calls per event as per-message mode; its clients are plain socket.io-client with the cookie). ' +
+    '"vs recipe" (per-message rows) = per-message\'s ratio / the recipe\'s, per repetition (at or above 1: per-message is at least as fast). ' +
+    (FLOOR
+      ? '"The floor": plain socket.io whose handler writes the session the handshake loaded with one `store.set` per event, then acks (no reload, none of express-session\'s bookkeeping): the least any library that keeps every acked increment in the store can do; its "vs recipe" is what of the recipe\'s cost can be removed at all, and how far this machine\'s noise moves a ratio. '
+      : '') +
+    (PLAIN_CLIENTS ? 'Per-message runs twice: with the SDK\'s clients (`connectWithSession`) and, in the "plain socket.io-client" rows, with the recipe\'s clients, to tell the server\'s part from the client\'s (the clients share the machine\'s two cores with the server). ' : '');
+  if (ONLY.has('1'))
+    sections.push({
+      id: 'per-message-small',
+      title: '1. Per-message, 50 clients x acked increments, 2-key session',
+      how: `50 sockets, one session each ({ user, counter }), per-message mode; plain socket.io increments a process counter. ${RECIPE ? RECIPE_HOW : ''}${common} "lost" = acked increments - the sessions' stored counters, after all slices.`,
+      rows: pick('memory', 'recipe-memory', 'redis', 'recipe-redis', 'aa'),
+    });
+  if (ONLY.has('2'))
+    sections.push({
+      id: 'per-message-cart',
+      title: '2. Per-message, 50 clients, 7.7 KB session (a cart of 200 items)',
+      how: `As 1, but each session also holds \`cart\`: 200 items stored at login (the session is ${JSON.stringify(CART).length} bytes of JSON without its cookie); the handler only increments the counter. ${RECIPE ? 'Recipe rows as in 1. ' : ''}${common}`,
+      rows: pick('cart-memory', 'recipe-cart-memory', 'cart-redis', 'recipe-cart-redis'),
+    });
+  if (ONLY.has('3'))
+    sections.push({
+      id: 'per-message-shared',
+      title: '3. Per-message, 10 sockets per session',
+      how: `5 sessions x 10 sockets (50 sockets), 2-key session, per-message mode on Redis, without and with \`lock: redisLock(client)\`; against plain socket.io with 50 sockets as in 1. ${common}`,
+      rows: pick('shared-redis', 'shared-redis-lock'),
+    });
+  return sections;
 }
 
 /** Each per-message row that has a recipe row gets "vs recipe": per repetition, its ratio over plain / the recipe's. */
@@ -661,7 +699,7 @@ async function referenceStorm(clients: Child[]): Promise<Section[]> {
 
 async function main() {
   const started = Date.now();
-  const settings = { ...(BASE_LIB && { before: `${BASE_LIB} (${libVersion(BASE_LIB).commit})` }), reps: REPS, heapReps: HEAP_REPS, seconds: SECONDS, slices: SLICES, connects: CONNECTS, heapSockets: HEAP_SOCKETS, stormClients: STORM_CLIENTS, clientProcs: CLIENT_PROCS, quick: QUICK };
+  const settings = { ...(BASE_LIB && { before: `${BASE_LIB} (${libVersion(BASE_LIB).commit})` }), reps: REPS, passes: PASSES, heapReps: HEAP_REPS, seconds: SECONDS, slices: SLICES, connects: CONNECTS, heapSockets: HEAP_SOCKETS, stormClients: STORM_CLIENTS, clientProcs: CLIENT_PROCS, quick: QUICK };
   const results: Results = { date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC', machine: machine(), lib: libVersion(), settings, note: process.env.BENCH_NOTE, sections: [] };
   log(`measuring ${results.lib.dir} (${results.lib.commit}${results.lib.dirty ? ', src/ modified' : ''}); ${JSON.stringify(settings)}`);
   // Sessions in Redis are the library's cost, not the disk's: no persistence.
