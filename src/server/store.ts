@@ -17,7 +17,7 @@ import type { Store, SessionData } from 'express-session';
 import { SessionUnavailableError } from '../errors.js';
 import { DestroyedSet } from './destroyed-set.js';
 import { RetiredCopies } from './retired-copies.js';
-import { WritesInFlight } from './writes-in-flight.js';
+import { jsonOf, WritesInFlight } from './writes-in-flight.js';
 import { Deadlines, type Expiring } from './deadlines.js';
 import { sessionTag } from './invalidation.js';
 import { log } from './log.js';
@@ -219,6 +219,17 @@ const hubs = new WeakMap<Store, StoreHub>();
 interface WriteWatch {
   watchers: number;
   started: number;
+  /** The newest whole-record write started while watched: its place in `started`, its record's JSON (undefined: not JSON). */
+  lastSet?: { at: number; json: string | undefined };
+}
+
+/** A watcher of a session's writes (see `StoreHub.watchWrites`). */
+export interface WriteWatcher {
+  /** Writes of the session started through this process (a running count: compare two readings). */
+  started(): number;
+  /** The record of the newest whole-record write (`set`) of the session started since the watch began, if any. */
+  newestSet(): SessionRecord | undefined;
+  stop(): void;
 }
 
 export class StoreHub {
@@ -333,8 +344,8 @@ export class StoreHub {
       return undefined;
     }
     this.uncarry(sid);
-    if (this.watched.size !== 0) this.countStart(sid);
     const order = method === this.own.set ? ++this.sets : 0;
+    if (this.watched.size !== 0) this.countStart(sid, order !== 0, data);
     // Ours runs alone if no other write is under way now and none starts or ends until ours ends.
     const alone = this.writesInFlight.started(tag, sid, order) === 1 && own !== undefined;
     const startedAt = this.live.bump(sid);
@@ -525,13 +536,20 @@ export class StoreHub {
    * `stop()`: a caller that writes a record it read can tell whether another write started meanwhile (its
    * record may be missing from the one read, or may land after ours). Session ids, not tags: no hash per write.
    */
-  watchWrites(sid: string): { started(): number; stop(): void } {
+  watchWrites(sid: string): WriteWatcher {
     let watch = this.watched.get(sid);
     if (!watch) this.watched.set(sid, (watch = { watchers: 0, started: 0 }));
     watch.watchers += 1;
+    const since = watch.started;
     let stopped = false;
     return {
       started: () => watch.started,
+      newestSet: () => {
+        const last = watch.lastSet;
+        if (!last || last.at <= since || last.json === undefined) return undefined;
+        const record: unknown = JSON.parse(last.json);
+        return isSessionRecord(record) ? record : undefined;
+      },
       stop: () => {
         if (stopped) return;
         stopped = true;
@@ -545,9 +563,12 @@ export class StoreHub {
     for (const watch of this.watched.values()) watch.started += 1;
   }
 
-  private countStart(sid: string): void {
+  /** A write of `sid` starts (`set`: a whole-record write of `data`): counted for its watchers, if any. */
+  private countStart(sid: string, set: boolean, data: unknown): void {
     const watch = this.watched.get(sid);
-    if (watch) watch.started += 1;
+    if (!watch) return;
+    watch.started += 1;
+    if (set) watch.lastSet = { at: watch.started, json: jsonOf(data) };
   }
 
   private wakeQuiet(tag: string): void {

@@ -8,7 +8,7 @@
 import type { InvalidReason } from '../../protocol.js';
 import type { SessionValueError } from '../../errors.js';
 import type { Changes } from '../tracker.js';
-import { NO_MARK, promised, type Loaded, type SessionRecord, type WriteMark } from '../store.js';
+import { NO_MARK, promised, type Loaded, type SessionRecord, type WriteMark, type WriteWatcher } from '../store.js';
 import type { SessionEntry } from '../session-entry.js';
 import { log } from '../log.js';
 import { unavailable } from './lock-wait.js';
@@ -18,32 +18,35 @@ export interface Refusals {
   report(error: SessionValueError): void;
 }
 
-/** How many times a read re-reads at once when writes land during it (a load then takes what it read, as not current). */
+/** How many times a read re-reads when writes keep landing during it, and a save writes its changes again when overlapping writes keep dropping them. */
 const MAX_REREADS = 3;
 
 /**
  * Read the record; with `hub.read`'s errors. Re-reads while writes land during the read (bounded).
  * `settled`: the hub's mark at which the record read is the store's (no write of ours during the read).
- * `settleBy`: the record is to be written back (a merge), which must never be from an unsettled read (it may lack a
- * write that landed during it: writing it back would undo that write). Re-read then, each time once the writes under
- * way ended, until one is settled; none by `settleBy` (a deadline, epoch ms): SESSION_UNAVAILABLE 'store-timeout'.
  */
-async function read(entry: SessionEntry, timeoutMs: number, first = 1, settleBy?: number): Promise<{ loaded: Loaded; settled: WriteMark | undefined }> {
+async function read(entry: SessionEntry, timeoutMs: number, first = 1): Promise<{ loaded: Loaded; settled: WriteMark | undefined }> {
   const { hub, sid } = entry;
   for (let attempt = first; ; attempt++) {
     const before = hub.live.mark(sid);
     const loaded = await hub.read(sid, timeoutMs);
     const settled = hub.live.unchangedSince(sid, before) ? before : undefined;
     // (No copy loaded here, NO_MARK: the marks cannot tell, and reading again would not either.)
-    if (settled !== undefined || before === NO_MARK || !('record' in loaded)) return { loaded, settled };
-    if (settleBy === undefined) {
-      if (attempt >= MAX_REREADS) return { loaded, settled };
-      continue;
-    }
-    const left = settleBy - Date.now();
-    if (left <= 0) throw unavailable('store-timeout');
-    await hub.whenQuiet(sid, left);
+    if (settled !== undefined || before === NO_MARK || attempt >= MAX_REREADS || !('record' in loaded)) return { loaded, settled };
   }
+}
+
+/**
+ * The record to put our changes into: the one read, unless a whole-record write of the session started through
+ * this process since the read began (an HTTP request's save, landing during the read or after it). The store holds
+ * that write's record once it lands, and ours, started after it, lands after it (the store hub sees to it): so its
+ * record is the base, and writing the one read back would undo it. (A `touch` changes no key: it is not one.)
+ */
+async function readBase(entry: SessionEntry, timeoutMs: number, watch: WriteWatcher): Promise<{ loaded: Loaded; settled: WriteMark | undefined; newer: boolean }> {
+  const got = await read(entry, timeoutMs);
+  if (!('record' in got.loaded)) return { ...got, newer: false };
+  const newer = watch.newestSet();
+  return newer ? { loaded: { record: newer }, settled: undefined, newer: true } : { ...got, newer: false };
 }
 
 /** Put `changes` (key → JSON, undefined: deleted) into `record`; true if any key differed. */
@@ -163,18 +166,13 @@ function logSaved(entry: SessionEntry, changes: Changes, fromCopy: boolean): voi
 
 /** Read the store's record, put `changes` (taken from the entry) into it and write it. If the store fails they are given back to the entry. */
 async function writeMerged(entry: SessionEntry, changes: Changes, timeoutMs: number): Promise<InvalidReason | undefined> {
+  const watch = entry.hub.watchWrites(entry.sid);
   try {
-    const settleBy = Date.now() + timeoutMs;
-    let got = await read(entry, timeoutMs, 1, settleBy);
-    // (A write that started on the way here, after the read ended: read again.)
-    while (got.settled !== undefined && !entry.hub.live.unchangedSince(entry.sid, got.settled)) {
-      if (Date.now() >= settleBy) throw unavailable('store-timeout');
-      got = await read(entry, timeoutMs, 1, settleBy);
-    }
+    const got = await readBase(entry, timeoutMs, watch);
     const gone = entry.goneReason(got.loaded);
     if (gone) return gone;
     const record = (got.loaded as { record: SessionRecord }).record;
-    /** The marks could not tell whether a write overtook the read the record came from (no copy loaded here). */
+    /** A write overtook the read the record came from (or the marks could not tell: no copy loaded here). */
     const overtaken = got.settled === undefined;
     merge(record, changes);
     entry.keepTouchedExpiry(record);
@@ -190,28 +188,36 @@ async function writeMerged(entry: SessionEntry, changes: Changes, timeoutMs: num
   } catch (err) {
     entry.restore(changes);
     throw err;
+  } finally {
+    watch.stop();
   }
 }
 
 /**
- * After a write that others overlapped: once they ended, read the record and write our changed
- * keys again where it lacks them (a few times at most). The invalid reason if the session is gone.
+ * After a write that others overlapped: once they ended, read the record and write our changed keys again where
+ * it lacks them (into the newest whole-record write's record, see readBase), a few times at most. Still lacking them
+ * then: a store failure (the changes are given back to the entry, to be saved next time), never a success.
+ * The invalid reason if the session is gone.
  */
 async function ensureWritten(entry: SessionEntry, changes: Changes, timeoutMs: number): Promise<InvalidReason | undefined> {
   const { hub, sid } = entry;
-  const settleBy = Date.now() + timeoutMs;
-  for (let attempt = 0; attempt < MAX_REREADS; attempt++) {
+  for (let attempt = 0; ; attempt++) {
     await hub.whenQuiet(sid, timeoutMs);
-    const { loaded } = await read(entry, timeoutMs, 1, settleBy);
-    const reason = entry.goneReason(loaded);
-    if (reason) return reason;
-    const record = (loaded as { record: SessionRecord }).record;
-    if (!merge(record, changes)) return undefined;
-    log.save('%s: an overlapping write dropped our changes; writing them again', entry.tag);
-    entry.keepTouchedExpiry(record);
-    if ((await hub.write(sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
+    const watch = hub.watchWrites(sid);
+    try {
+      const { loaded } = await readBase(entry, timeoutMs, watch);
+      const reason = entry.goneReason(loaded);
+      if (reason) return reason;
+      const record = (loaded as { record: SessionRecord }).record;
+      if (!merge(record, changes)) return undefined;
+      if (attempt >= MAX_REREADS) throw unavailable('store-error', new Error('overlapping writes of the session kept dropping the changes'));
+      log.save('%s: an overlapping write dropped our changes; writing them again', entry.tag);
+      entry.keepTouchedExpiry(record);
+      if ((await hub.write(sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
+    } finally {
+      watch.stop();
+    }
   }
-  return undefined;
 }
 
 /**

@@ -201,7 +201,8 @@ export async function saveCopiesBeforeRequest(ctx: TaskContext, sid: string): Pr
  */
 export async function flush(ctx: TaskContext): Promise<void> {
   for (const [entry, due] of copiesDue.entries()) if (due.ctx.hub === ctx.hub) saveCopyNow(entry);
-  for (const runtime of [...runtimesOf(ctx.hub)]) if (runtime.takeSaveSoon()) void saveTask(runtime, ctx);
+  // (Also a copy whose save failed and waits for its retry: its changes were given back to it, `touched`.)
+  for (const runtime of [...runtimesOf(ctx.hub)]) if (runtime.takeSaveSoon() || runtime.entry?.touched) void saveTask(runtime, ctx);
   // Awaited by an app shutting down: the deadlines of the store calls it waits for are unref'd timers, and a hung
   // store may hold nothing else, so the process would end with flush() pending and the lost save never reported.
   // Held until it settles (within those deadlines).
