@@ -17,7 +17,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'socket.io';
 import { FaultyStore } from '../helpers/stores.js';
 import { noticeOf } from '../../src/protocol.js';
-import { connectClient, connected, delay, sidOf, startServer } from '../helpers/servers.js';
+import { connectClient, connected, delay, eventually, sidOf, startServer } from '../helpers/servers.js';
 
 const ROUNDS = 100;
 
@@ -137,4 +137,31 @@ test('per-message under back-to-back HTTP saves of the session (no httpLock()): 
   assert.deepEqual(acked.filter((key) => stored[key] !== true), [], 'every acked event is stored');
   assert.deepEqual(failed.filter((key) => stored[key] === true), [], 'an event told its save failed has nothing stored (a retry applies it once)');
   assert.ok(acked.length >= 20, `most events are acked (${acked.length} of 40)`);
+});
+
+test('a merged save never writes the record of an HTTP save the store refused (or never finished) while the merge read', async (t) => {
+  for (const kind of ['error', 'hang'] as const) {
+    const store = new FaultyStore();
+    const { server, cookie, client } = await counterServer(t, store, { storeTimeout: 1000 });
+    // The socket's save reads slowly (the next read: 200 ms); an HTTP save of `poison` starts meanwhile and fails.
+    let slowNext = true;
+    const gets = store.calls.get;
+    store.latency = (op) => (op === 'get' && slowNext ? ((slowNext = false), 200) : 0);
+    assert.equal(await client.timeout(5000).emitWithAck('inc'), undefined);
+    await eventually(() => store.calls.get > gets, 2000, 2);
+    store.fault = { op: 'set', kind };
+    const sets = store.calls.set;
+    const refused = fetch(`${server.url}/session`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: JSON.stringify({ poison: 'never accepted' }), signal: AbortSignal.timeout(500) }).then(
+      (res) => res.status,
+      () => 'no answer',
+    );
+    await eventually(() => store.calls.set > sets, 2000, 2); // the request's save, refused
+    store.fault = undefined;
+    assert.equal(await refused, kind === 'error' ? 500 : 'no answer');
+    await server.sio.flush();
+    const stored = store.peek(sidOf(cookie)) as Record<string, unknown>;
+    assert.equal(stored.n, 1, `${kind}: the socket's change is stored`);
+    assert.equal(stored.poison, undefined, `${kind}: the refused request's key is not`);
+    server.httpServer.closeAllConnections(); // (the hung request's)
+  }
 });

@@ -8,7 +8,7 @@
 import type { InvalidReason } from '../../protocol.js';
 import type { SessionValueError } from '../../errors.js';
 import type { Changes } from '../tracker.js';
-import { NO_MARK, promised, type Loaded, type SessionRecord, type WriteMark, type WriteWatcher } from '../store.js';
+import { NO_MARK, promised, type Loaded, type SessionRecord, type WriteMark } from '../store.js';
 import type { SessionEntry } from '../session-entry.js';
 import { log } from '../log.js';
 import { unavailable } from './lock-wait.js';
@@ -37,16 +37,29 @@ async function read(entry: SessionEntry, timeoutMs: number, first = 1): Promise<
 }
 
 /**
- * The record to put our changes into: the one read, unless a whole-record write of the session started through
- * this process since the read began (an HTTP request's save, landing during the read or after it). The store holds
- * that write's record once it lands, and ours, started after it, lands after it (the store hub sees to it): so its
- * record is the base, and writing the one read back would undo it. (A `touch` changes no key: it is not one.)
+ * Read the record to put our changes into. A whole-record write of the session that started through this process
+ * since the read began (an HTTP request's save) may be missing from the record read, and ours, started after it,
+ * lands after it (the store hub sees to it): writing the record read back would undo it. So when one ended well,
+ * its record is the base (it is what the store holds); while one is under way, or failed (it may still have been
+ * carried out), the record is read again once the writes under way ended (a few times; then the last read).
+ * (A `touch` changes no key: it is not one.)
  */
-async function readBase(entry: SessionEntry, timeoutMs: number, watch: WriteWatcher): Promise<{ loaded: Loaded; settled: WriteMark | undefined; newer: boolean }> {
-  const got = await read(entry, timeoutMs);
-  if (!('record' in got.loaded)) return { ...got, newer: false };
-  const newer = watch.newestSet();
-  return newer ? { loaded: { record: newer }, settled: undefined, newer: true } : { ...got, newer: false };
+async function readBase(entry: SessionEntry, timeoutMs: number): Promise<{ loaded: Loaded; settled: WriteMark | undefined }> {
+  const { hub, sid } = entry;
+  for (let attempt = 1; ; attempt++) {
+    const watch = hub.watchWrites(sid);
+    try {
+      const got = await read(entry, timeoutMs);
+      const newest = 'record' in got.loaded ? watch.newestSet() : undefined;
+      if (!newest) return got;
+      if (newest.record && newest.outcome === 'ok') return { loaded: { record: newest.record }, settled: undefined };
+      // (Never a record the store did not take: one still under way may never land, as a failed one.)
+      if (attempt >= MAX_REREADS) return { loaded: got.loaded, settled: undefined };
+    } finally {
+      watch.stop();
+    }
+    await hub.whenQuiet(sid, timeoutMs);
+  }
 }
 
 /** Put `changes` (key → JSON, undefined: deleted) into `record`; true if any key differed. */
@@ -166,9 +179,8 @@ function logSaved(entry: SessionEntry, changes: Changes, fromCopy: boolean): voi
 
 /** Read the store's record, put `changes` (taken from the entry) into it and write it. If the store fails they are given back to the entry. */
 async function writeMerged(entry: SessionEntry, changes: Changes, timeoutMs: number): Promise<InvalidReason | undefined> {
-  const watch = entry.hub.watchWrites(entry.sid);
   try {
-    const got = await readBase(entry, timeoutMs, watch);
+    const got = await readBase(entry, timeoutMs);
     const gone = entry.goneReason(got.loaded);
     if (gone) return gone;
     const record = (got.loaded as { record: SessionRecord }).record;
@@ -188,8 +200,6 @@ async function writeMerged(entry: SessionEntry, changes: Changes, timeoutMs: num
   } catch (err) {
     entry.restore(changes);
     throw err;
-  } finally {
-    watch.stop();
   }
 }
 
@@ -203,20 +213,15 @@ async function ensureWritten(entry: SessionEntry, changes: Changes, timeoutMs: n
   const { hub, sid } = entry;
   for (let attempt = 0; ; attempt++) {
     await hub.whenQuiet(sid, timeoutMs);
-    const watch = hub.watchWrites(sid);
-    try {
-      const { loaded } = await readBase(entry, timeoutMs, watch);
-      const reason = entry.goneReason(loaded);
-      if (reason) return reason;
-      const record = (loaded as { record: SessionRecord }).record;
-      if (!merge(record, changes)) return undefined;
-      if (attempt >= MAX_REREADS) throw unavailable('store-error', new Error('overlapping writes of the session kept dropping the changes'));
-      log.save('%s: an overlapping write dropped our changes; writing them again', entry.tag);
-      entry.keepTouchedExpiry(record);
-      if ((await hub.write(sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
-    } finally {
-      watch.stop();
-    }
+    const { loaded } = await readBase(entry, timeoutMs);
+    const reason = entry.goneReason(loaded);
+    if (reason) return reason;
+    const record = (loaded as { record: SessionRecord }).record;
+    if (!merge(record, changes)) return undefined;
+    if (attempt >= MAX_REREADS) throw unavailable('store-error', new Error('overlapping writes of the session kept dropping the changes'));
+    log.save('%s: an overlapping write dropped our changes; writing them again', entry.tag);
+    entry.keepTouchedExpiry(record);
+    if ((await hub.write(sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
   }
 }
 
