@@ -17,7 +17,7 @@ import type { Store, SessionData } from 'express-session';
 import { SessionUnavailableError } from '../errors.js';
 import { DestroyedSet } from './destroyed-set.js';
 import { RetiredCopies } from './retired-copies.js';
-import { jsonOf, WritesInFlight } from './writes-in-flight.js';
+import { WritesInFlight } from './writes-in-flight.js';
 import { Deadlines, type Expiring } from './deadlines.js';
 import { sessionTag } from './invalidation.js';
 import { log } from './log.js';
@@ -219,23 +219,6 @@ const hubs = new WeakMap<Store, StoreHub>();
 interface WriteWatch {
   watchers: number;
   started: number;
-  /** The newest whole-record write started while watched: its place in `started`, its order, its record's JSON (undefined: not JSON), how it ended. */
-  lastSet?: { at: number; order: number; json: string | undefined; outcome: SetOutcome };
-}
-
-/** How a write went: under way, ended well, or failed (it may still have been carried out). */
-export type SetOutcome = 'running' | 'ok' | 'failed';
-
-/** A watcher of a session's writes (see `StoreHub.watchWrites`). */
-export interface WriteWatcher {
-  /** Writes of the session started through this process (a running count: compare two readings). */
-  started(): number;
-  /**
-   * The newest whole-record write (`set`) of the session started since the watch began, if any: its record
-   * (undefined when it is not a session record) and how it went so far.
-   */
-  newestSet(): { record: SessionRecord | undefined; outcome: SetOutcome } | undefined;
-  stop(): void;
 }
 
 export class StoreHub {
@@ -350,8 +333,8 @@ export class StoreHub {
       return undefined;
     }
     this.uncarry(sid);
+    if (this.watched.size !== 0) this.countStart(sid);
     const order = method === this.own.set ? ++this.sets : 0;
-    if (this.watched.size !== 0) this.countStart(sid, order, data);
     // Ours runs alone if no other write is under way now and none starts or ends until ours ends.
     const alone = this.writesInFlight.started(tag, sid, order) === 1 && own !== undefined;
     const startedAt = this.live.bump(sid);
@@ -361,7 +344,6 @@ export class StoreHub {
       ended = true;
       const endedAt = this.live.bumpFrom(sid, startedAt);
       if (alone && endedAt !== undefined) own.mark = endedAt;
-      if (order !== 0 && this.watched.size !== 0) this.countEnd(sid, order, err === undefined || err === null);
       const newer = order === 0 ? undefined : err ? this.writesInFlight.setFailed(tag, order) : this.writesInFlight.setEnded(tag, order, data);
       if (newer !== undefined) this.writeAgain(store, sid, tag, newer);
       const running = this.writesInFlight.ended(tag);
@@ -543,20 +525,13 @@ export class StoreHub {
    * `stop()`: a caller that writes a record it read can tell whether another write started meanwhile (its
    * record may be missing from the one read, or may land after ours). Session ids, not tags: no hash per write.
    */
-  watchWrites(sid: string): WriteWatcher {
+  watchWrites(sid: string): { started(): number; stop(): void } {
     let watch = this.watched.get(sid);
     if (!watch) this.watched.set(sid, (watch = { watchers: 0, started: 0 }));
     watch.watchers += 1;
-    const since = watch.started;
     let stopped = false;
     return {
       started: () => watch.started,
-      newestSet: () => {
-        const last = watch.lastSet;
-        if (!last || last.at <= since) return undefined;
-        const record: unknown = last.json === undefined ? undefined : JSON.parse(last.json);
-        return { record: isSessionRecord(record) ? record : undefined, outcome: last.outcome };
-      },
       stop: () => {
         if (stopped) return;
         stopped = true;
@@ -570,18 +545,9 @@ export class StoreHub {
     for (const watch of this.watched.values()) watch.started += 1;
   }
 
-  /** A write of `sid` starts (`order` > 0: a whole-record write of `data`, see WritesInFlight): counted for its watchers, if any. */
-  private countStart(sid: string, order: number, data: unknown): void {
+  private countStart(sid: string): void {
     const watch = this.watched.get(sid);
-    if (!watch) return;
-    watch.started += 1;
-    if (order !== 0) watch.lastSet = { at: watch.started, order, json: jsonOf(data), outcome: 'running' };
-  }
-
-  /** A whole-record write of `sid` ended: its outcome, for its watchers (if it is still the newest they saw). */
-  private countEnd(sid: string, order: number, ok: boolean): void {
-    const last = this.watched.get(sid)?.lastSet;
-    if (last?.order === order) last.outcome = ok ? 'ok' : 'failed';
+    if (watch) watch.started += 1;
   }
 
   private wakeQuiet(tag: string): void {

@@ -172,8 +172,8 @@ export class WritesInFlight {
   }
 }
 
-/** The JSON of a record kept to be written again (undefined if it has none, a cycle or a BigInt: then it is not). */
-export function jsonOf(record: unknown): string | undefined {
+/** The JSON of a record kept to be written again (undefined if it has none: then it is not). */
+function jsonOf(record: unknown): string | undefined {
   try {
     return JSON.stringify(record);
   } catch {

@@ -11,14 +11,13 @@ import type { Changes } from '../tracker.js';
 import { NO_MARK, promised, type Loaded, type SessionRecord, type WriteMark } from '../store.js';
 import type { SessionEntry } from '../session-entry.js';
 import { log } from '../log.js';
-import { unavailable } from './lock-wait.js';
 
 /** Who is told of a key left out of a save because its value cannot be stored (the binding, or the instance). */
 export interface Refusals {
   report(error: SessionValueError): void;
 }
 
-/** How many times a read re-reads when writes keep landing during it, and a save writes its changes again when overlapping writes keep dropping them. */
+/** How many times a merge re-reads when writes keep landing during its read. */
 const MAX_REREADS = 3;
 
 /**
@@ -33,32 +32,6 @@ async function read(entry: SessionEntry, timeoutMs: number, first = 1): Promise<
     const settled = hub.live.unchangedSince(sid, before) ? before : undefined;
     // (No copy loaded here, NO_MARK: the marks cannot tell, and reading again would not either.)
     if (settled !== undefined || before === NO_MARK || attempt >= MAX_REREADS || !('record' in loaded)) return { loaded, settled };
-  }
-}
-
-/**
- * Read the record to put our changes into. A whole-record write of the session that started through this process
- * since the read began (an HTTP request's save) may be missing from the record read, and ours, started after it,
- * lands after it (the store hub sees to it): writing the record read back would undo it. So when one ended well,
- * its record is the base (it is what the store holds); while one is under way, or failed (it may still have been
- * carried out), the record is read again once the writes under way ended (a few times; then the last read).
- * (A `touch` changes no key: it is not one.)
- */
-async function readBase(entry: SessionEntry, timeoutMs: number): Promise<{ loaded: Loaded; settled: WriteMark | undefined }> {
-  const { hub, sid } = entry;
-  for (let attempt = 1; ; attempt++) {
-    const watch = hub.watchWrites(sid);
-    try {
-      const got = await read(entry, timeoutMs);
-      const newest = 'record' in got.loaded ? watch.newestSet() : undefined;
-      if (!newest) return got;
-      if (newest.record && newest.outcome === 'ok') return { loaded: { record: newest.record }, settled: undefined };
-      // (Never a record the store did not take: one still under way may never land, as a failed one.)
-      if (attempt >= MAX_REREADS) return { loaded: got.loaded, settled: undefined };
-    } finally {
-      watch.stop();
-    }
-    await hub.whenQuiet(sid, timeoutMs);
   }
 }
 
@@ -180,11 +153,11 @@ function logSaved(entry: SessionEntry, changes: Changes, fromCopy: boolean): voi
 /** Read the store's record, put `changes` (taken from the entry) into it and write it. If the store fails they are given back to the entry. */
 async function writeMerged(entry: SessionEntry, changes: Changes, timeoutMs: number): Promise<InvalidReason | undefined> {
   try {
-    const got = await readBase(entry, timeoutMs);
+    const got = await read(entry, timeoutMs);
     const gone = entry.goneReason(got.loaded);
     if (gone) return gone;
     const record = (got.loaded as { record: SessionRecord }).record;
-    /** A write overtook the read the record came from (or the marks could not tell: no copy loaded here). */
+    /** A write of ours overtook the read the record came from. */
     const overtaken = got.settled === undefined;
     merge(record, changes);
     entry.keepTouchedExpiry(record);
@@ -204,25 +177,23 @@ async function writeMerged(entry: SessionEntry, changes: Changes, timeoutMs: num
 }
 
 /**
- * After a write that others overlapped: once they ended, read the record and write our changed keys again where
- * it lacks them (into the newest whole-record write's record, see readBase), a few times at most. Still lacking them
- * then: a store failure (the changes are given back to the entry, to be saved next time), never a success.
- * The invalid reason if the session is gone.
+ * After a write that others overlapped: once they ended, read the record and write our changed
+ * keys again where it lacks them (a few times at most). The invalid reason if the session is gone.
  */
 async function ensureWritten(entry: SessionEntry, changes: Changes, timeoutMs: number): Promise<InvalidReason | undefined> {
   const { hub, sid } = entry;
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 0; attempt < MAX_REREADS; attempt++) {
     await hub.whenQuiet(sid, timeoutMs);
-    const { loaded } = await readBase(entry, timeoutMs);
+    const { loaded } = await read(entry, timeoutMs);
     const reason = entry.goneReason(loaded);
     if (reason) return reason;
     const record = (loaded as { record: SessionRecord }).record;
     if (!merge(record, changes)) return undefined;
-    if (attempt >= MAX_REREADS) throw unavailable('store-error', new Error('overlapping writes of the session kept dropping the changes'));
     log.save('%s: an overlapping write dropped our changes; writing them again', entry.tag);
     entry.keepTouchedExpiry(record);
     if ((await hub.write(sid, record, timeoutMs)) === 'destroyed') return 'destroyed';
   }
+  return undefined;
 }
 
 /**
