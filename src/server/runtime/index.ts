@@ -190,9 +190,10 @@ export class SessionRuntime {
           },
         },
       });
+      // Behind running work: failed at its deadline if it has one (see watchWaiting). (An idle queue runs it at once.)
+      const behind = queue.running;
       this.kick(queue);
-      // Behind running work: failed at its deadline if it has one (see watchWaiting).
-      if (task.deadline !== undefined && queue.running && (queue.sweep === undefined || task.deadline < queue.sweepAt)) this.watchWaiting(queue);
+      if (task.deadline !== undefined && behind && (queue.sweep === undefined || task.deadline < queue.sweepAt)) this.watchWaiting(queue);
     });
   }
 
